@@ -1,0 +1,2 @@
+//! herald: skeleton entry point; the service foundation replaces this.
+fn main() {}
