@@ -1,2 +1,113 @@
-//! herald: skeleton entry point; the service foundation replaces this.
-fn main() {}
+//! The `herald` command line: `serve`, `migrate`, `tenant create NAME`, `openapi`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use herald::app::App;
+use herald::config::Config;
+use herald::http::{openapi, tenants};
+use herald::{store, telemetry};
+
+#[derive(Parser)]
+#[command(name = "herald", version, about = "REST and on-chain events in, XMTP announcements out")]
+struct Cli {
+    /// Configuration file (TOML); environment variables HERALD_* override it.
+    #[arg(long, global = true, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API (migrating the database first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Print the OpenAPI specification (YAML).
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its API key once, alone on stdout.
+    Create { name: String },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Openapi = cli.command {
+        print!("{}", openapi::yaml());
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    telemetry::init_logging(&config.log);
+    match cli.command {
+        Command::Serve => serve(&config).await,
+        Command::Migrate => {
+            store::connect(&config).await.context("migrating the database")?;
+            eprintln!("database is up to date");
+            Ok(())
+        }
+        Command::Tenant { command: TenantCommand::Create { name } } => {
+            let store = store::connect(&config).await.context("opening the database")?;
+            let name = tenants::validate_name(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (id, api_key, _) = tenants::create_tenant_with_key(store.as_ref(), name.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("creating tenant: {e}"))?;
+            eprintln!("created tenant {id} ({name}); its API key follows and is shown only once:");
+            println!("{api_key}");
+            Ok(())
+        }
+        Command::Openapi => unreachable!("handled above"),
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    app.run().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

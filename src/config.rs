@@ -1,0 +1,153 @@
+//! Configuration: loaded once at start from the embedded defaults, an optional file and
+//! `HERALD_*` environment variables, then passed explicitly to whoever needs it.
+//!
+//! `config.default.toml` (embedded below) is both the source of defaults and the reference
+//! documentation for every key. Secrets are `SecretString`, so `Debug` output never shows them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The documented defaults, also shipped as the reference for operators.
+pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
+
+/// Sections whose keys are reached from the environment as `HERALD_<SECTION>_<KEY>`.
+const SECTIONS: &[&str] = &["http", "log"];
+
+/// All settings herald reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: DatabaseUrl,
+    pub data_dir: PathBuf,
+    pub master_key: Option<SecretString>,
+    pub admin_token: Option<SecretString>,
+    pub db_max_connections: u32,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+    pub rate_limit_per_second: u32,
+}
+
+/// Log output settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A database URL; `Debug` hides it because Postgres URLs often carry a password.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(SecretString);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({}://***)", self.scheme())
+    }
+}
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(SecretString::from(url.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub fn scheme(&self) -> &str {
+        self.expose().split(':').next().unwrap_or("")
+    }
+
+    /// True when the URL selects the embedded SQLite backend.
+    pub fn is_sqlite(&self) -> bool {
+        self.scheme() == "sqlite"
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_owned()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("HERALD_").map(|key| env_key_to_path(key.as_str()).into()));
+        figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// Defaults only, with no file or environment: the basis for tests.
+    pub fn defaults() -> Self {
+        Figment::from(Toml::string(DEFAULT_TOML)).extract().expect("embedded defaults are valid")
+    }
+}
+
+/// Maps an env key (already without `HERALD_`) to a config path: `HTTP_BODY_LIMIT_BYTES` →
+/// `http.body_limit_bytes`, `DATABASE_URL` → `database_url`. Top-level keys contain underscores
+/// too, so only known section names are split off.
+fn env_key_to_path(key: &str) -> String {
+    let key = key.to_ascii_lowercase();
+    for section in SECTIONS {
+        if let Some(rest) = key.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
+            return format!("{section}.{rest}");
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_env_keys_map_to_sections() {
+        let config = Config::defaults();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert!(config.database_url.is_sqlite());
+        assert_eq!(env_key_to_path("HTTP_BODY_LIMIT_BYTES"), "http.body_limit_bytes");
+        assert_eq!(env_key_to_path("DATABASE_URL"), "database_url");
+        assert_eq!(env_key_to_path("LOG_FORMAT"), "log.format");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut config = Config::defaults();
+        config.database_url = DatabaseUrl::new("postgres://u:hunter2@db/herald");
+        config.admin_token = Some(SecretString::from("hadm_topsecret".to_owned()));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("topsecret"), "{shown}");
+    }
+}

@@ -1,0 +1,12 @@
+//! Domain types and rules: typed ids, Ethereum addresses, announcement payload limits.
+//!
+//! Nothing here knows about HTTP or SQL; both layers convert to and from these types, so a rule
+//! (say, what a valid address is) lives in exactly one place.
+
+pub mod address;
+pub mod announcement;
+pub mod ids;
+
+pub use address::{Address, AddressError};
+pub use announcement::{AnnouncementText, Priority, TextError};
+pub use ids::{AnnouncementId, ChannelId, TenantId};

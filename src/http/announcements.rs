@@ -1,0 +1,298 @@
+//! Announcements: one text fanned out to a channel's audience, one delivery row per recipient.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::channels::load_channel;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{paginate, AppJson, AppQuery, DEFAULT_PAGE, MAX_PAGE, Tenant};
+use super::subscribers::{partition_addresses, MAX_BATCH};
+use super::{idempotency, AppState};
+use crate::domain::{AnnouncementId, AnnouncementText, Priority};
+use crate::store::{Announcement, Audience, Counts, Delivery, IdempotencyCompletion, NewAnnouncement, Page, StoredResponse};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnnouncementIn {
+    /// Message text, at most 16 KiB of UTF-8.
+    #[schema(example = "Governance vote #42 closes in 24 hours.")]
+    pub text: String,
+    /// `"all"` (default) or `{"addresses": [...]}`.
+    pub audience: Option<AudienceIn>,
+    /// Delivery priority (default `normal`).
+    pub priority: Option<PriorityIn>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum AudienceIn {
+    /// Every active subscriber.
+    Keyword(AudienceKeyword),
+    /// Only these addresses (up to 10,000); non-subscribers are recorded as `skipped`.
+    Addresses(AddressList),
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AudienceKeyword {
+    All,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressList {
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PriorityIn {
+    Critical,
+    Normal,
+    Bulk,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CountsOut {
+    pub total: i64,
+    pub pending: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AnnouncementOut {
+    #[schema(example = "ann_01JD3S8Z6XKQ8W4N2M5V7B9C1D")]
+    pub id: String,
+    pub channel_id: String,
+    /// `queued`, `sending` or `completed`.
+    pub status: String,
+    pub priority: PriorityIn,
+    pub text: String,
+    pub counts: CountsOut,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryOut {
+    pub address: String,
+    /// `pending`, `delivered`, `failed` or `skipped`.
+    pub status: String,
+    pub attempts: i32,
+    /// Why a delivery failed or was skipped.
+    pub reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<DeliveryOut>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryParams {
+    /// Only deliveries in this status.
+    pub status: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+fn counts_out(c: Counts) -> CountsOut {
+    CountsOut { total: c.total, pending: c.pending, delivered: c.delivered, failed: c.failed, skipped: c.skipped }
+}
+
+fn priority_out(p: Priority) -> PriorityIn {
+    match p {
+        Priority::Critical => PriorityIn::Critical,
+        Priority::Normal => PriorityIn::Normal,
+        Priority::Bulk => PriorityIn::Bulk,
+    }
+}
+
+impl From<Announcement> for AnnouncementOut {
+    fn from(a: Announcement) -> Self {
+        AnnouncementOut {
+            id: a.id.to_string(),
+            channel_id: a.channel_id.to_string(),
+            status: a.status.as_str().into(),
+            priority: priority_out(a.priority),
+            text: a.text,
+            counts: counts_out(a.counts),
+            created_at: a.created_at,
+        }
+    }
+}
+
+impl From<Delivery> for DeliveryOut {
+    fn from(d: Delivery) -> Self {
+        DeliveryOut {
+            address: d.address.to_string(),
+            status: d.status.as_str().into(),
+            attempts: d.attempts,
+            reason: d.reason,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+/// Checks the body and turns it into what the store needs (everything but ids).
+fn validate(body: AnnouncementIn) -> Result<(String, Priority, Audience), ApiError> {
+    let text = AnnouncementText::parse(body.text).map_err(|e| ApiError::validation("invalid_text", e.to_string()))?;
+    let priority = match body.priority.unwrap_or(PriorityIn::Normal) {
+        PriorityIn::Critical => Priority::Critical,
+        PriorityIn::Normal => Priority::Normal,
+        PriorityIn::Bulk => Priority::Bulk,
+    };
+    let audience = match body.audience {
+        None | Some(AudienceIn::Keyword(AudienceKeyword::All)) => Audience::All,
+        Some(AudienceIn::Addresses(list)) => {
+            if list.addresses.is_empty() || list.addresses.len() > MAX_BATCH {
+                return Err(ApiError::validation("invalid_audience", format!("audience must list 1 to {MAX_BATCH} addresses")));
+            }
+            let (valid, invalid) = partition_addresses(list.addresses);
+            if let Some(bad) = invalid.first() {
+                let detail = format!("audience address {} is invalid ({})", bad.address, bad.reason);
+                return Err(ApiError::validation("invalid_address", detail));
+            }
+            Audience::Addresses(valid.unique.into_iter().collect())
+        }
+    };
+    Ok((text.into_inner(), priority, audience))
+}
+
+/// Create an announcement; all delivery rows are created in the same transaction.
+#[utoipa::path(
+    post, path = "/v1/channels/{id}/announcements", tag = "announcements", request_body = AnnouncementIn,
+    params(
+        ("id" = String, Path, description = "Channel id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 hours"),
+    ),
+    security(("api_key" = [])),
+    responses(
+        (status = 202, description = "Accepted; deliveries are queued", body = AnnouncementOut),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Same Idempotency-Key still in flight", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "Invalid body, or Idempotency-Key reused with another body", body = ErrorBody),
+    )
+)]
+async fn create_announcement(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    AppJson(raw): AppJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let channel = load_channel(&state, &tenant, &id).await?;
+    let key = idempotency::key_from_headers(&headers, &tenant)?;
+    let hash = idempotency::request_hash(channel.id.as_str(), &raw);
+    let body: AnnouncementIn =
+        serde_json::from_value(raw).map_err(|e| ApiError::validation("invalid_body", e.to_string()))?;
+    let (text, priority, audience) = validate(body)?;
+    if let Some(key) = &key {
+        if let Some(replayed) = idempotency::begin(state.store.as_ref(), key, &hash).await? {
+            return Ok(replayed);
+        }
+    }
+    let new = NewAnnouncement { id: AnnouncementId::generate(), tenant, channel: channel.id, text, priority, audience };
+    let completion = key.clone().map(|key| IdempotencyCompletion {
+        key,
+        render: Box::new(|a: &Announcement| StoredResponse {
+            status_code: StatusCode::ACCEPTED.as_u16(),
+            body: serde_json::to_string(&AnnouncementOut::from(a.clone())).expect("DTO serializes"),
+        }),
+    });
+    let created = match state.store.create_announcement(&new, completion).await {
+        Ok(created) => created,
+        Err(err) => {
+            if let Some(key) = &key {
+                // Release the key so the client's retry is not stuck behind a failed attempt.
+                if let Err(release) = state.store.abandon_idempotent(key).await {
+                    tracing::warn!(error = %release, "could not release idempotency key");
+                }
+            }
+            return Err(err.into());
+        }
+    };
+    record_created(&created.counts);
+    tracing::info!(announcement.id = %created.id, channel.id = %created.channel_id, recipients = created.counts.total, "announcement queued");
+    Ok((StatusCode::ACCEPTED, axum::Json(AnnouncementOut::from(created))).into_response())
+}
+
+fn record_created(counts: &Counts) {
+    metrics::counter!("herald_announcements_created_total").increment(1);
+    metrics::counter!("herald_deliveries_created_total", "status" => "pending").increment(counts.pending as u64);
+    metrics::counter!("herald_deliveries_created_total", "status" => "skipped").increment(counts.skipped as u64);
+}
+
+/// Get an announcement with its per-status delivery counts.
+#[utoipa::path(
+    get, path = "/v1/announcements/{id}", tag = "announcements",
+    params(("id" = String, Path, description = "Announcement id")),
+    security(("api_key" = [])),
+    responses((status = 200, body = AnnouncementOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn get_announcement(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> Result<axum::Json<AnnouncementOut>, ApiError> {
+    let id = AnnouncementId::parse(&id).ok_or(ApiError::NotFound("announcement"))?;
+    let announcement = state.store.get_announcement(&tenant, &id).await?.ok_or(ApiError::NotFound("announcement"))?;
+    Ok(axum::Json(announcement.into()))
+}
+
+/// List an announcement's deliveries (one per recipient), ordered by address.
+#[utoipa::path(
+    get, path = "/v1/announcements/{id}/deliveries", tag = "announcements",
+    params(("id" = String, Path, description = "Announcement id"), DeliveryParams),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = DeliveryList), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    )
+)]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<DeliveryParams>,
+) -> Result<axum::Json<DeliveryList>, ApiError> {
+    let id = AnnouncementId::parse(&id).ok_or(ApiError::NotFound("announcement"))?;
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| s.parse().map_err(|_| ApiError::validation("invalid_status", "status must be pending, delivered, failed or skipped")))
+        .transpose()?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::validation("invalid_limit", format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let page = Page { limit: limit + 1, cursor: params.cursor };
+    let deliveries = state
+        .store
+        .list_deliveries(&tenant, &id, status, &page)
+        .await?
+        .ok_or(ApiError::NotFound("announcement"))?;
+    let (items, next_cursor) = paginate(deliveries, limit, |d| d.address.to_string());
+    Ok(axum::Json(DeliveryList { items: items.into_iter().map(Into::into).collect(), next_cursor }))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_announcement))
+        .routes(routes!(get_announcement))
+        .routes(routes!(list_deliveries))
+}

@@ -1,0 +1,132 @@
+//! `ApiError`: the one error type handlers return, rendered as `{"code", "detail"}`.
+//!
+//! Codes are stable snake_case nouns clients can match on; `detail` is for humans. 5xx bodies
+//! never carry internal error text: the cause is logged once here, where the error is turned
+//! into a response, and the client sees a generic message.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+/// Error body returned by every endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `channel_not_found`.
+    #[schema(example = "channel_not_found")]
+    pub code: String,
+    /// Human-readable explanation.
+    pub detail: String,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request could not be parsed.
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    /// 401: missing or wrong credentials.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// 404: no such object, or it belongs to another tenant (never 403, so existence does not
+    /// leak across tenants).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409: the request conflicts with current state.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// 413: the body exceeds the configured limit.
+    #[error("request body is larger than this server accepts")]
+    PayloadTooLarge,
+    /// 415: the body is not declared as JSON.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 422: the request parsed but breaks a rule.
+    #[error("{detail}")]
+    Validation { code: &'static str, detail: String },
+    /// 429: the tenant exceeded its request rate.
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after_secs: u64 },
+    /// 408: the request took longer than the configured timeout.
+    #[error("request timed out")]
+    Timeout,
+    /// 503: a dependency (the database) is unavailable.
+    #[error("service unavailable")]
+    Unavailable,
+    /// 500: a bug or an unexpected failure; the cause is logged, not returned.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn validation(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Validation { code, detail: detail.into() }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest { code, detail: detail.into() }
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> String {
+        match self {
+            Self::BadRequest { code, .. } | Self::Conflict { code, .. } | Self::Validation { code, .. } => {
+                (*code).to_owned()
+            }
+            Self::Unauthorized => "unauthorized".into(),
+            Self::NotFound(what) => format!("{what}_not_found"),
+            Self::PayloadTooLarge => "payload_too_large".into(),
+            Self::UnsupportedMediaType => "unsupported_media_type".into(),
+            Self::RateLimited { .. } => "rate_limited".into(),
+            Self::Timeout => "request_timeout".into(),
+            Self::Unavailable => "service_unavailable".into(),
+            Self::Internal(_) => "internal_error".into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::Internal(Box::new(err))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            // Logged here, once, with the full source chain; the client gets no internals.
+            let mut chain = cause.to_string();
+            let mut source = cause.source();
+            while let Some(inner) = source {
+                chain.push_str(": ");
+                chain.push_str(&inner.to_string());
+                source = inner.source();
+            }
+            tracing::error!(error = %chain, "request failed");
+        }
+        let status = self.status_code();
+        let body = ErrorBody { code: self.code(), detail: self.to_string() };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::RateLimited { retry_after_secs } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}

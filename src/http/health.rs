@@ -1,0 +1,52 @@
+//! Probes and metrics: `/healthz` (process is up), `/readyz` (database reachable), `/metrics`.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ErrorBody};
+use super::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthOut {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Liveness: answers while the process serves HTTP; touches no dependency.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = HealthOut)))]
+async fn healthz() -> axum::Json<HealthOut> {
+    axum::Json(HealthOut { status: "ok" })
+}
+
+/// Readiness: the database answers a query.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = HealthOut), (status = 503, body = ErrorBody))
+)]
+async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthOut>, ApiError> {
+    match state.store.ping().await {
+        Ok(()) => Ok(axum::Json(HealthOut { status: "ready" })),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            Err(ApiError::Unavailable)
+        }
+    }
+}
+
+/// Prometheus metrics in text exposition format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
+}

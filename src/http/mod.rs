@@ -1,0 +1,109 @@
+//! The REST API: router, shared state, and the layers every route gets (request timeout, body
+//! limit checked before buffering, metrics, request tracing).
+//!
+//! Each resource module owns its handlers, DTOs and `router()`; they are merged here.
+
+pub mod announcements;
+pub mod channels;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod idempotency;
+pub mod openapi;
+pub mod rate_limit;
+pub mod subscribers;
+pub mod tenants;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::CONTENT_LENGTH;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{BoxError, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower::ServiceBuilder;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::config::HttpConfig;
+use crate::crypto::MasterKey;
+use crate::store::Store;
+use error::ApiError;
+use rate_limit::RateLimiter;
+
+/// What handlers share. Cheap to clone (everything behind `Arc`).
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub kek: Arc<MasterKey>,
+    /// SHA-256 (hex) of the admin token.
+    pub admin_token_hash: Arc<str>,
+    pub rate_limiter: Arc<RateLimiter>,
+    pub metrics: PrometheusHandle,
+}
+
+/// All documented routes, before state and layers are applied.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(health::router())
+        .merge(tenants::router())
+        .merge(channels::router())
+        .merge(subscribers::router())
+        .merge(announcements::router())
+}
+
+/// The complete service: routes plus layers, ready to serve.
+pub fn router(state: AppState, config: &HttpConfig) -> Router {
+    let (routes, _spec) = api().split_for_parts();
+    let body_limit = config.body_limit_bytes;
+    let timeout = Duration::from_secs(config.request_timeout_secs);
+    routes
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(move |req, next| reject_large_bodies(body_limit, req, next)))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: BoxError| async { ApiError::Timeout }))
+                .timeout(timeout),
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+            tracing::info_span!("http", http.method = %req.method(), http.route = route)
+        }))
+        .with_state(state)
+}
+
+/// Answers 413 from the declared `Content-Length` alone, before any of the body is read.
+/// Bodies without a length (chunked) are capped while streaming by `DefaultBodyLimit`.
+async fn reject_large_bodies(limit: usize, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > limit as u64 => ApiError::PayloadTooLarge.into_response(),
+        _ => next.run(req).await,
+    }
+}
+
+/// Records request count and latency by route template and status.
+async fn track_metrics(State(_state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("herald_http_requests_total", &labels).increment(1);
+    metrics::histogram!("herald_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,208 @@
+//! Subscribers of a channel: wallet addresses that receive its announcements.
+//!
+//! Unsubscribing is a soft delete (history stays, a later PUT re-activates). Addresses are
+//! validated (EIP-55 when mixed case) and stored lowercase.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::channels::load_channel;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{paginate, AppJson, AppQuery, ListParams, Tenant};
+use super::AppState;
+use crate::domain::{Address, AddressError};
+use crate::store::SubscribeOutcome;
+
+/// Most addresses accepted by one batch call (and one targeted announcement).
+pub const MAX_BATCH: usize = 10_000;
+
+#[derive(Serialize, ToSchema)]
+pub struct SubscriberOut {
+    /// Lowercase address.
+    #[schema(example = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed")]
+    pub address: String,
+    /// Always `active` for listed subscribers.
+    pub status: String,
+    /// When the subscription last became active.
+    pub subscribed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SubscriberList {
+    pub items: Vec<SubscriberOut>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchIn {
+    /// Up to 10,000 addresses.
+    pub addresses: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvalidAddress {
+    pub address: String,
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchOut {
+    /// Newly subscribed or re-activated.
+    pub added: u64,
+    /// Already active (including duplicates within the request).
+    pub already: u64,
+    /// Rejected entries with the reason.
+    pub invalid: Vec<InvalidAddress>,
+}
+
+/// Parses an address from a path segment; malformed input is 422 with the reason.
+pub fn parse_address(raw: &str) -> Result<Address, ApiError> {
+    Address::parse(raw).map_err(|e| ApiError::validation("invalid_address", format!("{raw}: {e}")))
+}
+
+/// Subscribe an address (idempotent).
+#[utoipa::path(
+    put, path = "/v1/channels/{id}/subscribers/{address}", tag = "subscribers",
+    params(("id" = String, Path, description = "Channel id"), ("address" = String, Path, description = "0x address")),
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Newly subscribed or re-activated", body = SubscriberOut),
+        (status = 200, description = "Already subscribed", body = SubscriberOut),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    )
+)]
+async fn put_subscriber(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path((id, address)): Path<(String, String)>,
+) -> Result<(StatusCode, axum::Json<SubscriberOut>), ApiError> {
+    let channel = load_channel(&state, &tenant, &id).await?;
+    let address = parse_address(&address)?;
+    let outcome = state.store.subscribe(&channel.id, &address).await?;
+    let status = match outcome {
+        SubscribeOutcome::AlreadyActive => StatusCode::OK,
+        SubscribeOutcome::Added | SubscribeOutcome::Reactivated => StatusCode::CREATED,
+    };
+    let out = SubscriberOut { address: address.to_string(), status: "active".into(), subscribed_at: None };
+    Ok((status, axum::Json(out)))
+}
+
+/// Unsubscribe an address (idempotent; history is kept).
+#[utoipa::path(
+    delete, path = "/v1/channels/{id}/subscribers/{address}", tag = "subscribers",
+    params(("id" = String, Path, description = "Channel id"), ("address" = String, Path, description = "0x address")),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Not subscribed any more"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    )
+)]
+async fn delete_subscriber(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path((id, address)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let channel = load_channel(&state, &tenant, &id).await?;
+    let address = parse_address(&address)?;
+    state.store.unsubscribe(&channel.id, &address).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List active subscribers, ordered by address.
+#[utoipa::path(
+    get, path = "/v1/channels/{id}/subscribers", tag = "subscribers",
+    params(("id" = String, Path, description = "Channel id"), ListParams),
+    security(("api_key" = [])),
+    responses((status = 200, body = SubscriberList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn list_subscribers(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<ListParams>,
+) -> Result<axum::Json<SubscriberList>, ApiError> {
+    let channel = load_channel(&state, &tenant, &id).await?;
+    let (page, limit) = params.probe_page()?;
+    let subscribers = state.store.list_subscribers(&channel.id, &page).await?;
+    let (items, next_cursor) = paginate(subscribers, limit, |s| s.address.to_string());
+    let items = items
+        .into_iter()
+        .map(|s| SubscriberOut {
+            address: s.address.to_string(),
+            status: "active".into(),
+            subscribed_at: Some(s.subscribed_at),
+        })
+        .collect();
+    Ok(axum::Json(SubscriberList { items, next_cursor }))
+}
+
+/// Subscribe up to 10,000 addresses at once; invalid entries are reported, not fatal.
+#[utoipa::path(
+    post, path = "/v1/channels/{id}/subscribers/batch", tag = "subscribers", request_body = BatchIn,
+    params(("id" = String, Path, description = "Channel id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = BatchOut), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+    )
+)]
+async fn batch_subscribe(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<BatchIn>,
+) -> Result<axum::Json<BatchOut>, ApiError> {
+    let channel = load_channel(&state, &tenant, &id).await?;
+    if body.addresses.len() > MAX_BATCH {
+        return Err(ApiError::validation("too_many_addresses", format!("at most {MAX_BATCH} addresses per batch")));
+    }
+    let (valid, invalid) = partition_addresses(body.addresses);
+    let duplicates = valid.duplicates;
+    let unique: Vec<Address> = valid.unique.into_iter().collect();
+    let outcome = state.store.subscribe_many(&channel.id, &unique).await?;
+    Ok(axum::Json(BatchOut { added: outcome.added, already: outcome.already + duplicates, invalid }))
+}
+
+/// Valid, de-duplicated addresses and how many duplicates were dropped.
+pub struct UniqueAddresses {
+    pub unique: BTreeSet<Address>,
+    pub duplicates: u64,
+}
+
+/// Splits raw strings into valid unique addresses and rejected entries with their reasons.
+pub fn partition_addresses(raw: Vec<String>) -> (UniqueAddresses, Vec<InvalidAddress>) {
+    let mut valid = UniqueAddresses { unique: BTreeSet::new(), duplicates: 0 };
+    let mut invalid = Vec::new();
+    for entry in raw {
+        match Address::parse(&entry) {
+            Ok(address) => {
+                if !valid.unique.insert(address) {
+                    valid.duplicates += 1;
+                }
+            }
+            Err(e) => {
+                let reason = match e {
+                    AddressError::Malformed => "malformed",
+                    AddressError::BadChecksum => "bad_checksum",
+                };
+                invalid.push(InvalidAddress { address: entry, reason: reason.into() });
+            }
+        }
+    }
+    (valid, invalid)
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_subscriber, delete_subscriber))
+        .routes(routes!(list_subscribers))
+        .routes(routes!(batch_subscribe))
+}

@@ -1,0 +1,82 @@
+//! `POST /v1/tenants`: the admin creates a tenant and receives its first API key, once.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Admin, AppJson};
+use super::AppState;
+use crate::crypto::{generate_token, hash_token, API_KEY_PREFIX};
+use crate::domain::TenantId;
+use crate::store::{NewTenant, Store};
+
+/// Longest tenant or channel name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantIn {
+    /// Display name, 1 to 200 characters.
+    #[schema(example = "Acme DAO")]
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantOut {
+    #[schema(example = "ten_01JD3S8Z6XKQ8W4N2M5V7B9C1D")]
+    pub id: String,
+    pub name: String,
+    /// The tenant's API key. Shown only in this response; herald stores only its hash.
+    #[schema(example = "hk_3fQ9xYk2LmN8pR5tV7wZ1aB4cD6eF8gH0jK2mN4p")]
+    pub api_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Validates a display name shared by tenants and channels.
+pub fn validate_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::validation("invalid_name", "name must be 1 to 200 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// Creates a tenant and its API key; used by the endpoint and by `herald tenant create`.
+pub async fn create_tenant_with_key(store: &dyn Store, name: String) -> Result<(TenantId, String, DateTime<Utc>), ApiError> {
+    let api_key = generate_token(API_KEY_PREFIX);
+    let tenant = store
+        .create_tenant(&NewTenant { id: TenantId::generate(), name, key_hash: hash_token(&api_key) })
+        .await?;
+    Ok((tenant.id, api_key, tenant.created_at))
+}
+
+/// Create a tenant (admin token required).
+#[utoipa::path(
+    post, path = "/v1/tenants", tag = "tenants",
+    request_body = TenantIn,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Tenant created; the API key is shown only here", body = TenantOut),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 422, description = "Invalid name", body = ErrorBody),
+    )
+)]
+async fn create_tenant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    AppJson(body): AppJson<TenantIn>,
+) -> Result<(StatusCode, axum::Json<TenantOut>), ApiError> {
+    let name = validate_name(&body.name)?;
+    let (id, api_key, created_at) = create_tenant_with_key(state.store.as_ref(), name.clone()).await?;
+    tracing::info!(tenant.id = %id, "tenant created");
+    Ok((StatusCode::CREATED, axum::Json(TenantOut { id: id.to_string(), name, api_key, created_at })))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_tenant))
+}

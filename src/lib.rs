@@ -1,0 +1,15 @@
+//! herald: a self-hosted service that turns REST calls (and, later, on-chain events) into
+//! end-to-end-encrypted XMTP v3 direct-message announcements.
+//!
+//! Modules in reading order: `config` loads settings once; `domain` holds the rules and typed
+//! values with no web or database knowledge; `crypto` holds key material handling; `store` persists
+//! everything behind the [`store::Store`] trait (Postgres or SQLite); `http` is the REST surface;
+//! `telemetry` sets up logs and metrics; `app` wires them together and runs them.
+
+pub mod app;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod store;
+pub mod telemetry;

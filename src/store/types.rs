@@ -1,0 +1,348 @@
+//! Values passed in and out of the [`Store`](super::Store), plus the row shapes both backends
+//! decode (the column types are chosen so one row struct decodes from Postgres and SQLite).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Address, AnnouncementId, ChannelId, Priority, TenantId};
+
+/// Idempotency records older than this are forgotten and the key may be reused.
+pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+/// An in-flight record older than this belongs to a request that died (the request timeout is
+/// far shorter), so a retry may take it over instead of waiting a day.
+pub const IDEMPOTENCY_STALE_IN_FLIGHT: chrono::Duration = chrono::Duration::minutes(2);
+
+pub struct NewTenant {
+    pub id: TenantId,
+    pub name: String,
+    pub key_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A channel about to be created; the wallet key arrives already sealed under the KEK.
+pub struct NewChannel {
+    pub id: ChannelId,
+    pub tenant: TenantId,
+    pub name: String,
+    pub description: Option<String>,
+    pub address: Address,
+    pub wallet_key_sealed: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: ChannelId,
+    pub name: String,
+    pub description: Option<String>,
+    pub address: Address,
+    pub xmtp_inbox_id: Option<String>,
+    pub xmtp_installation_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Changes to a channel; `None` leaves a field alone, `Some(None)` clears the description.
+#[derive(Debug, Default)]
+pub struct ChannelPatch {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+}
+
+/// Keyset pagination: at most `limit` items strictly after `cursor` in the list's order.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeOutcome {
+    Added,
+    Reactivated,
+    AlreadyActive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// New or re-activated subscriptions.
+    pub added: u64,
+    /// Addresses that were already active.
+    pub already: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub address: Address,
+    pub subscribed_at: DateTime<Utc>,
+}
+
+/// Who an announcement goes to.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    /// Every active subscriber at creation time.
+    All,
+    /// These addresses; ones that are not active subscribers get a `skipped` delivery
+    /// (reason `not_subscribed`) so the outcome is visible per recipient.
+    Addresses(Vec<Address>),
+}
+
+pub struct NewAnnouncement {
+    pub id: AnnouncementId,
+    pub tenant: TenantId,
+    pub channel: ChannelId,
+    pub text: String,
+    pub priority: Priority,
+    pub audience: Audience,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnouncementStatus {
+    Queued,
+    Sending,
+    Completed,
+}
+
+impl AnnouncementStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Completed => "completed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "sending" => Self::Sending,
+            "completed" => Self::Completed,
+            _ => Self::Queued,
+        }
+    }
+}
+
+/// Per-status delivery counts of one announcement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: i64,
+    pub pending: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
+impl Counts {
+    /// Builds counts from `(status, count)` pairs of a GROUP BY.
+    pub fn from_groups(groups: impl IntoIterator<Item = (String, i64)>) -> Self {
+        let mut counts = Counts::default();
+        for (status, n) in groups {
+            counts.total += n;
+            match status.as_str() {
+                "pending" => counts.pending += n,
+                "delivered" => counts.delivered += n,
+                "failed" => counts.failed += n,
+                _ => counts.skipped += n,
+            }
+        }
+        counts
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    pub id: AnnouncementId,
+    pub channel_id: ChannelId,
+    pub text: String,
+    pub priority: Priority,
+    pub status: AnnouncementStatus,
+    pub counts: Counts,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+    Skipped,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+impl FromStr for DeliveryStatus {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "failed" => Ok(Self::Failed),
+            "skipped" => Ok(Self::Skipped),
+            _ => Err(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub address: Address,
+    pub status: DeliveryStatus,
+    pub attempts: i32,
+    pub reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An idempotency key, scoped to the tenant that sent it.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub tenant: TenantId,
+    pub key: String,
+}
+
+/// A response recorded for replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status_code: u16,
+    pub body: String,
+}
+
+/// What `begin_idempotent` decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// This request owns the key now; do the work.
+    Started,
+    /// The same request finished before; answer with its response.
+    Replay(StoredResponse),
+    /// The key was used with a different request body.
+    Mismatch,
+    /// The first request with this key is still running.
+    InProgress,
+}
+
+/// Completes an idempotency record inside the announcement's transaction; `render` turns the
+/// created announcement into the exact response the client receives.
+pub struct IdempotencyCompletion {
+    pub key: IdempotencyKey,
+    pub render: Box<dyn FnOnce(&Announcement) -> StoredResponse + Send>,
+}
+
+// ---- Row shapes shared by both backends ----
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ChannelRow {
+    id: String,
+    name: String,
+    description: Option<String>,
+    address: String,
+    xmtp_inbox_id: Option<String>,
+    xmtp_installation_id: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<ChannelRow> for Channel {
+    fn from(r: ChannelRow) -> Self {
+        Channel {
+            id: ChannelId::from_trusted(r.id),
+            name: r.name,
+            description: r.description,
+            address: Address::from_trusted(r.address),
+            xmtp_inbox_id: r.xmtp_inbox_id,
+            xmtp_installation_id: r.xmtp_installation_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AnnouncementRow {
+    id: String,
+    channel_id: String,
+    text: String,
+    priority: String,
+    status: String,
+    created_at: DateTime<Utc>,
+}
+
+impl AnnouncementRow {
+    pub(super) fn into_announcement(self, counts: Counts) -> Announcement {
+        Announcement {
+            id: AnnouncementId::from_trusted(self.id),
+            channel_id: ChannelId::from_trusted(self.channel_id),
+            text: self.text,
+            priority: self.priority.parse().unwrap_or_default(),
+            status: AnnouncementStatus::parse(&self.status),
+            counts,
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DeliveryRow {
+    address: String,
+    status: String,
+    attempts: i32,
+    reason: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(r: DeliveryRow) -> Self {
+        Delivery {
+            address: Address::from_trusted(r.address),
+            status: r.status.parse().unwrap_or(DeliveryStatus::Pending),
+            attempts: r.attempts,
+            reason: r.reason,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct IdempotencyRow {
+    pub request_hash: String,
+    pub state: String,
+    pub status_code: Option<i32>,
+    pub response_body: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl IdempotencyRow {
+    /// Decides what an existing record means for a new request with `request_hash`. Returns
+    /// `None` when the record is expired or stale and may be taken over.
+    pub(super) fn judge(&self, request_hash: &str, now: DateTime<Utc>) -> Option<IdempotencyBegin> {
+        let age = now - self.created_at;
+        if age > IDEMPOTENCY_WINDOW {
+            return None;
+        }
+        if self.request_hash != request_hash {
+            return Some(IdempotencyBegin::Mismatch);
+        }
+        match (self.state.as_str(), self.status_code, &self.response_body) {
+            ("done", Some(code), Some(body)) => Some(IdempotencyBegin::Replay(StoredResponse {
+                status_code: u16::try_from(code).unwrap_or(500),
+                body: body.clone(),
+            })),
+            _ if age > IDEMPOTENCY_STALE_IN_FLIGHT => None,
+            _ => Some(IdempotencyBegin::InProgress),
+        }
+    }
+}
