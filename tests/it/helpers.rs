@@ -1,0 +1,173 @@
+//! `TestApp`: a real herald on `127.0.0.1:0` with its own fresh database.
+//!
+//! SQLite (a temp file) by default; when `TEST_DATABASE_URL` points at a Postgres server, each
+//! app gets its own freshly created database there, so tests run in parallel without sharing
+//! state.
+
+use std::sync::Arc;
+
+use herald::app::App;
+use herald::config::{Config, DatabaseUrl};
+use herald::crypto::MasterKey;
+use herald::store::Store;
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sqlx::Connection as _;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN_TOKEN: &str = "hadm_testadmintoken0000000000000000000000000";
+
+/// A checksummed address from EIP-55's own examples.
+pub const CHECKSUMMED: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub database_url: String,
+    pub kek: MasterKey,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A response's status and JSON body (`Value::Null` when the body is empty or not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns an app after letting the test adjust the configuration.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match std::env::var("TEST_DATABASE_URL") {
+            Ok(server) if !server.is_empty() => fresh_postgres_database(&server).await,
+            _ => format!("sqlite://{}", dir.path().join("herald.db").display()),
+        };
+        let kek = MasterKey::generate();
+        let mut config = Config::defaults();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.database_url = DatabaseUrl::new(database_url.clone());
+        config.data_dir = dir.path().to_owned();
+        config.master_key = Some(SecretString::from(kek.to_hex()));
+        config.admin_token = Some(SecretString::from(ADMIN_TOKEN.to_owned()));
+        config.db_max_connections = 5;
+        adjust(&mut config);
+        let app = App::build(&config).await.expect("app builds");
+        let base = format!("http://{}", app.local_addr());
+        let store = app.store();
+        let shutdown = app.shutdown_token();
+        tokio::spawn(async move { app.run().await.expect("app runs") });
+        Self { base, client: reqwest::Client::new(), store, database_url, kek, shutdown, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        send(request).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Creates a tenant through the admin API and returns its API key.
+    pub async fn tenant(&self, name: &str) -> String {
+        let reply = self.post("/v1/tenants", ADMIN_TOKEN, json!({ "name": name })).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a channel and returns its id.
+    pub async fn channel(&self, key: &str, name: &str) -> String {
+        let reply = self.post("/v1/channels", key, json!({ "name": name })).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Subscribes `addresses` to a channel through the batch endpoint.
+    pub async fn subscribe(&self, key: &str, channel: &str, addresses: &[String]) {
+        let reply = self
+            .post(&format!("/v1/channels/{channel}/subscribers/batch"), key, json!({ "addresses": addresses }))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+
+    /// Runs one SQL query returning a single BLOB/BYTEA column, on whichever backend is in use.
+    pub async fn raw_bytes(&self, sql: &str, bind: &str) -> Vec<u8> {
+        if self.database_url.starts_with("sqlite") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).bind(bind).fetch_one(&mut conn).await.unwrap()
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).bind(bind).fetch_one(&mut conn).await.unwrap()
+        }
+    }
+
+    /// Runs one SQL query returning text columns of all rows, on whichever backend is in use.
+    pub async fn raw_strings(&self, sql: &str) -> Vec<String> {
+        if self.database_url.starts_with("sqlite") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut conn).await.unwrap()
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut conn).await.unwrap()
+        }
+    }
+}
+
+pub async fn send(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.expect("request reaches the app");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply { status, headers, body }
+}
+
+/// Creates a uniquely named database on the server and returns its URL.
+async fn fresh_postgres_database(server: &str) -> String {
+    let name = format!("herald_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let mut admin = sqlx::PgConnection::connect(server).await.expect("TEST_DATABASE_URL reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    let (prefix, _) = server.split_once('?').map_or((server, ""), |(p, q)| (p, q));
+    let (root, _) = prefix.rsplit_once('/').expect("URL has a database path");
+    format!("{root}/{name}")
+}
+
+/// `n` distinct valid lowercase addresses, deterministic per `seed`.
+pub fn addresses(seed: u8, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("0x{seed:02x}{:038x}", i)).collect()
+}

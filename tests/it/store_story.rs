@@ -1,0 +1,73 @@
+//! The store contract exercised directly, on whichever backend the run uses.
+
+use herald::domain::{Address, AnnouncementId, ChannelId, TenantId};
+use herald::store::{
+    Audience, IdempotencyBegin, IdempotencyCompletion, IdempotencyKey, NewAnnouncement, NewChannel, NewTenant, Page,
+    StoredResponse, SubscribeOutcome,
+};
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn store_story() {
+    let app = TestApp::spawn().await;
+    let store = app.store.clone();
+    store.ping().await.unwrap();
+
+    let tenant = TenantId::generate();
+    store.create_tenant(&NewTenant { id: tenant.clone(), name: "t".into(), key_hash: "h1".into() }).await.unwrap();
+    assert_eq!(store.tenant_by_key_hash("h1").await.unwrap(), Some(tenant.clone()));
+    assert_eq!(store.tenant_by_key_hash("nope").await.unwrap(), None);
+
+    let channel = ChannelId::generate();
+    let address = Address::parse("0x00000000000000000000000000000000000000aa").unwrap();
+    store
+        .create_channel(&NewChannel {
+            id: channel.clone(),
+            tenant: tenant.clone(),
+            name: "c".into(),
+            description: None,
+            address: address.clone(),
+            wallet_key_sealed: vec![1, 2, 3],
+        })
+        .await
+        .unwrap();
+    let other = TenantId::generate();
+    assert!(store.get_channel(&other, &channel).await.unwrap().is_none(), "scoped by tenant");
+
+    let sub = Address::parse("0x00000000000000000000000000000000000000bb").unwrap();
+    assert_eq!(store.subscribe(&channel, &sub).await.unwrap(), SubscribeOutcome::Added);
+    assert_eq!(store.subscribe(&channel, &sub).await.unwrap(), SubscribeOutcome::AlreadyActive);
+    assert!(store.unsubscribe(&channel, &sub).await.unwrap());
+    assert!(!store.unsubscribe(&channel, &sub).await.unwrap());
+    assert_eq!(store.subscribe(&channel, &sub).await.unwrap(), SubscribeOutcome::Reactivated);
+    let page = Page { limit: 10, cursor: None };
+    assert_eq!(store.list_subscribers(&channel, &page).await.unwrap().len(), 1);
+
+    // Idempotency: claim, collide, release, claim again, complete, replay, mismatch.
+    let key = IdempotencyKey { tenant: tenant.clone(), key: "k".into() };
+    assert_eq!(store.begin_idempotent(&key, "hash").await.unwrap(), IdempotencyBegin::Started);
+    assert_eq!(store.begin_idempotent(&key, "hash").await.unwrap(), IdempotencyBegin::InProgress);
+    store.abandon_idempotent(&key).await.unwrap();
+    assert_eq!(store.begin_idempotent(&key, "hash").await.unwrap(), IdempotencyBegin::Started);
+    let new = NewAnnouncement {
+        id: AnnouncementId::generate(),
+        tenant: tenant.clone(),
+        channel: channel.clone(),
+        text: "hello".into(),
+        priority: Default::default(),
+        audience: Audience::All,
+    };
+    let completion = IdempotencyCompletion {
+        key: key.clone(),
+        render: Box::new(|a| StoredResponse { status_code: 202, body: a.id.to_string() }),
+    };
+    let created = store.create_announcement(&new, Some(completion)).await.unwrap();
+    assert_eq!(created.counts.total, 1);
+    let replay = StoredResponse { status_code: 202, body: created.id.to_string() };
+    assert_eq!(store.begin_idempotent(&key, "hash").await.unwrap(), IdempotencyBegin::Replay(replay));
+    assert_eq!(store.begin_idempotent(&key, "other").await.unwrap(), IdempotencyBegin::Mismatch);
+    assert!(store.get_announcement(&other, &created.id).await.unwrap().is_none());
+    let fetched = store.get_announcement(&tenant, &created.id).await.unwrap().unwrap();
+    assert_eq!(fetched.counts.pending, 1);
+}
