@@ -1,1 +1,194 @@
-fn main() {}
+//! `make bench`: POST-announcement throughput and latency, and 10,000-subscriber fan-out time,
+//! against a real herald on a throwaway Postgres (started by `scripts/with-postgres.sh`, which
+//! exports `TEST_DATABASE_URL`; fsync stays on).
+//!
+//! Knobs: `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (concurrent connections, default 32),
+//! `BENCH_SUBSCRIBERS` (recipients per benchmarked announcement, default 10).
+
+use std::time::{Duration, Instant};
+
+use herald::app::App;
+use herald::config::{Config, DatabaseUrl};
+use herald::crypto::MasterKey;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sqlx::Connection as _;
+
+const ADMIN: &str = "hadm_benchbenchbenchbenchbenchbenchbenchbench";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() -> anyhow::Result<()> {
+    // Leave a core for Postgres and the load generator: the server gets two worker threads,
+    // the same as a 2-core production box would.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let server = std::env::var("TEST_DATABASE_URL")
+        .map_err(|_| anyhow::anyhow!("run through `make bench` (needs TEST_DATABASE_URL to a Postgres server)"))?;
+    let seconds = env_or("BENCH_SECONDS", 10);
+    let clients = env_or("BENCH_CLIENTS", 32) as usize;
+    let recipients = env_or("BENCH_SUBSCRIBERS", 10) as usize;
+
+    let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse()?;
+    config.database_url = DatabaseUrl::new(fresh_database(&server).await?);
+    config.master_key = Some(SecretString::from(MasterKey::generate().to_hex()));
+    config.admin_token = Some(SecretString::from(ADMIN.to_owned()));
+    config.db_max_connections = 32;
+    let app = App::build(&config).await?;
+    let base = format!("http://{}", app.local_addr());
+    tokio::spawn(async move { app.run().await });
+
+    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let key = post(&client, &format!("{base}/v1/tenants"), ADMIN, json!({ "name": "bench" })).await?["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let channel = post(&client, &format!("{base}/v1/channels"), &key, json!({ "name": "bench" })).await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    post(&client, &format!("{base}/v1/channels/{channel}/subscribers/batch"), &key, json!({ "addresses": addresses(1, recipients) }))
+        .await?;
+
+    let url = format!("{base}/v1/channels/{channel}/announcements");
+    println!("herald bench: Postgres (fsync on), {clients} concurrent clients, {recipients} recipients per announcement");
+    let _warmup = hammer(&client, &url, &key, clients, Duration::from_secs(2), false).await;
+    let plain = hammer(&client, &url, &key, clients, Duration::from_secs(seconds), false).await;
+    plain.print("POST announcements");
+    let keyed = hammer(&client, &url, &key, clients, Duration::from_secs(seconds / 2 + 1), true).await;
+    keyed.print("POST announcements + Idempotency-Key");
+
+    fan_out(&client, &base, &key).await?;
+    let ok = plain.errors == 0 && plain.throughput() >= 2000.0 && plain.percentile(0.99) < Duration::from_millis(25);
+    println!("goal (>= 2,000 req/s, p99 < 25 ms, 0 errors): {}", if ok { "met" } else { "NOT met" });
+    Ok(())
+}
+
+/// Times one 10,000-subscriber announcement (all delivery rows created in its transaction).
+async fn fan_out(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
+    let channel = post(client, &format!("{base}/v1/channels"), key, json!({ "name": "fan-out" })).await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let started = Instant::now();
+    post(client, &format!("{base}/v1/channels/{channel}/subscribers/batch"), key, json!({ "addresses": addresses(2, 10_000) }))
+        .await?;
+    let import = started.elapsed();
+    let started = Instant::now();
+    let created = post(client, &format!("{base}/v1/channels/{channel}/announcements"), key, json!({ "text": "all hands" })).await?;
+    let fan_out = started.elapsed();
+    let id = created["id"].as_str().unwrap_or_default();
+    let started = Instant::now();
+    let fetched: Value = client.get(format!("{base}/v1/announcements/{id}")).bearer_auth(key).send().await?.json().await?;
+    let read = started.elapsed();
+    println!(
+        "fan-out: 10,000 subscribers imported in {:.0} ms; announcement with {} deliveries created in {:.0} ms; \
+         GET with counts in {:.1} ms",
+        import.as_secs_f64() * 1e3,
+        fetched["counts"]["total"],
+        fan_out.as_secs_f64() * 1e3,
+        read.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+struct Run {
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    errors: usize,
+}
+
+impl Run {
+    fn throughput(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len() - 1);
+        self.latencies[index]
+    }
+
+    fn print(&self, label: &str) {
+        println!(
+            "{label}: {} requests in {:.1} s = {:.0} req/s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; errors {}",
+            self.latencies.len(),
+            self.elapsed.as_secs_f64(),
+            self.throughput(),
+            self.percentile(0.50).as_secs_f64() * 1e3,
+            self.percentile(0.99).as_secs_f64() * 1e3,
+            self.latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+            self.errors
+        );
+    }
+}
+
+/// `clients` loops posting announcements until `duration` has passed.
+async fn hammer(client: &reqwest::Client, url: &str, key: &str, clients: usize, duration: Duration, keyed: bool) -> Run {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..clients {
+        let (client, url, key) = (client.clone(), url.to_owned(), key.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let mut request = client.post(&url).bearer_auth(&key).json(&json!({ "text": "bench" }));
+                if keyed {
+                    request = request.header("Idempotency-Key", format!("w{worker}-{n}-{}", ulid::Ulid::new()));
+                }
+                let sent = Instant::now();
+                match request.send().await {
+                    Ok(response) if response.status() == reqwest::StatusCode::ACCEPTED => {
+                        let _ = response.bytes().await;
+                        latencies.push(sent.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut run = Run { elapsed: Duration::ZERO, latencies: Vec::new(), errors: 0 };
+    for task in tasks {
+        if let Ok((latencies, errors)) = task.await {
+            run.latencies.extend(latencies);
+            run.errors += errors;
+        }
+    }
+    run.elapsed = started.elapsed();
+    run.latencies.sort();
+    run
+}
+
+async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> anyhow::Result<Value> {
+    let response = client.post(url).bearer_auth(token).json(&body).send().await?;
+    let status = response.status();
+    let value: Value = response.json().await?;
+    anyhow::ensure!(status.is_success(), "{url}: {status} {value}");
+    Ok(value)
+}
+
+fn addresses(seed: u8, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("0x{seed:02x}{:038x}", i)).collect()
+}
+
+async fn fresh_database(server: &str) -> anyhow::Result<String> {
+    let name = format!("herald_bench_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let mut admin = sqlx::PgConnection::connect(server).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+    let base = server.split('?').next().unwrap_or(server);
+    let (root, _) = base.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("URL lacks a database path"))?;
+    Ok(format!("{root}/{name}"))
+}

@@ -106,7 +106,21 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(Env::prefixed("HERALD_").map(|key| env_key_to_path(key.as_str()).into()));
-        figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        Ok(config.without_empty_secrets())
+    }
+
+    /// Treats empty secret values as unset, so `HERALD_ADMIN_TOKEN=` (as compose files and
+    /// templating often produce) means "generate one", not "the empty token".
+    fn without_empty_secrets(mut self) -> Self {
+        let empty = |s: &Option<SecretString>| s.as_ref().is_some_and(|v| v.expose_secret().trim().is_empty());
+        if empty(&self.admin_token) {
+            self.admin_token = None;
+        }
+        if empty(&self.master_key) {
+            self.master_key = None;
+        }
+        self
     }
 
     /// Defaults only, with no file or environment: the basis for tests.
