@@ -40,8 +40,9 @@ impl App {
     /// Connects to the database (migrating it), resolves the master key and admin token, and
     /// binds the listener (`127.0.0.1:0` picks a free port, as tests do).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let store = store::connect(config).await.context("opening the database")?;
+        // Configuration mistakes fail before touching the database.
         let kek = resolve_master_key(config)?;
+        let store = store::connect(config).await.context("opening the database")?;
         let admin_token_hash = resolve_admin_token(config, store.as_ref()).await?;
         let state = AppState {
             store,

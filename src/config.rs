@@ -157,6 +157,24 @@ mod tests {
     }
 
     #[test]
+    fn file_then_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("herald.toml", "listen = \"0.0.0.0:9000\"\n[http]\nbody_limit_bytes = 10\n")?;
+            jail.set_env("HERALD_HTTP_BODY_LIMIT_BYTES", "20");
+            jail.set_env("HERALD_DATABASE_URL", "postgres://localhost/herald");
+            jail.set_env("HERALD_ADMIN_TOKEN", "");
+            let config = Config::load(Some(Path::new("herald.toml"))).expect("loads");
+            assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+            assert_eq!(config.http.body_limit_bytes, 20);
+            assert!(!config.database_url.is_sqlite());
+            assert!(config.admin_token.is_none(), "empty secret means unset");
+            jail.set_env("HERALD_LISTN", "typo");
+            assert!(Config::load(None).is_err(), "unknown keys are rejected");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let mut config = Config::defaults();
         config.database_url = DatabaseUrl::new("postgres://u:hunter2@db/herald");

@@ -3,6 +3,7 @@
 
 mod announcements;
 mod channels;
+mod cli;
 mod helpers;
 mod idempotency;
 mod isolation;

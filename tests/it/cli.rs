@@ -1,0 +1,56 @@
+//! The `herald` binary: `tenant create`, `migrate`, `openapi`.
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+
+use crate::helpers::TestApp;
+
+fn herald(app: &TestApp) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        .env_clear()
+        .env("HERALD_DATABASE_URL", &app.database_url)
+        .env("HERALD_MASTER_KEY", app.kek.to_hex())
+        .env("HERALD_LOG_FILTER", "warn");
+    command
+}
+
+#[tokio::test]
+async fn tenant_create_prints_only_the_key_and_the_key_works() {
+    let app = TestApp::spawn().await;
+    let output = herald(&app).args(["tenant", "create", "Acme DAO"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout is exactly the key: {stdout:?}");
+    let key = lines[0];
+    assert!(key.starts_with("hk_") && key.len() >= 35 && key[3..].bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(key), "the key is printed once");
+    assert_eq!(app.get("/v1/channels", key).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn migrate_and_openapi_commands_succeed() {
+    let app = TestApp::spawn().await;
+    let migrate = herald(&app).arg("migrate").output().unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    let spec = herald(&app).arg("openapi").output().unwrap();
+    assert!(String::from_utf8(spec.stdout).unwrap().starts_with("openapi: 3.1"));
+    let bad = herald(&app).env("HERALD_DATABASE_URL", "mysql://x").arg("migrate").output().unwrap();
+    assert!(!bad.status.success());
+}
+
+#[tokio::test]
+async fn postgres_without_a_master_key_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .env_clear()
+        .env("HERALD_DATABASE_URL", "postgres://127.0.0.1:1/nothing")
+        .env("HERALD_DATA_DIR", dir.path())
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("HERALD_MASTER_KEY"));
+}
