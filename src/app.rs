@@ -54,7 +54,9 @@ impl App {
         let router = http::router(state.clone(), &config.http);
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-        Ok(Self { listener, state, router, shutdown: CancellationToken::new(), workers: TaskTracker::new() })
+        let app = Self { listener, state, router, shutdown: CancellationToken::new(), workers: TaskTracker::new() };
+        crate::workers::spawn_all(&app);
+        Ok(app)
     }
 
     pub fn local_addr(&self) -> SocketAddr {

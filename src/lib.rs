@@ -4,7 +4,8 @@
 //! Modules in reading order: `config` loads settings once; `domain` holds the rules and typed
 //! values with no web or database knowledge; `crypto` holds key material handling; `store` persists
 //! everything behind the [`store::Store`] trait (Postgres or SQLite); `http` is the REST surface;
-//! `telemetry` sets up logs and metrics; `app` wires them together and runs them.
+//! `telemetry` sets up logs and metrics; `workers` are the background loops; `app` wires them
+//! together and runs them.
 
 pub mod app;
 pub mod config;
@@ -13,3 +14,4 @@ pub mod domain;
 pub mod http;
 pub mod store;
 pub mod telemetry;
+pub mod workers;

@@ -1,4 +1,7 @@
 -- herald foundation schema (SQLite). Timestamps are RFC 3339 text (sqlx chrono encoding); ids are prefixed ULID text.
+-- sqlx writes chrono DateTime<Utc> as RFC 3339 with 0/3/6/9 fraction digits and "+00:00"; in that
+-- form text order equals time order, so compare timestamp columns only with bound DateTime<Utc>
+-- parameters (never with SQLite's datetime() strings, which use a different format).
 
 CREATE TABLE settings (
     name  TEXT PRIMARY KEY,

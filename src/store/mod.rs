@@ -108,6 +108,8 @@ pub trait Store: Send + Sync + 'static {
     async fn begin_idempotent(&self, key: &IdempotencyKey, request_hash: &str) -> StoreResult<IdempotencyBegin>;
     /// Forgets an in-flight key whose request failed, so the client may retry with it.
     async fn abandon_idempotent(&self, key: &IdempotencyKey) -> StoreResult<()>;
+    /// Deletes up to `limit` idempotency records created before `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: chrono::DateTime<chrono::Utc>, limit: u32) -> StoreResult<u64>;
 }
 
 /// Opens the backend the URL names, creating the SQLite file and folder if needed, and applies

@@ -459,4 +459,17 @@ impl Store for PgStore {
             .await?;
         Ok(())
     }
+
+    async fn purge_idempotency_keys(&self, before: chrono::DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        // Batched so a large backlog never holds locks for long.
+        let done = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN \
+             (SELECT tenant_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }

@@ -158,7 +158,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> Reply {
 }
 
 /// Creates a uniquely named database on the server and returns its URL.
-async fn fresh_postgres_database(server: &str) -> String {
+pub async fn fresh_postgres_database(server: &str) -> String {
     let name = format!("herald_test_{}", ulid::Ulid::new().to_string().to_lowercase());
     let mut admin = sqlx::PgConnection::connect(server).await.expect("TEST_DATABASE_URL reachable");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();

@@ -9,6 +9,7 @@ mod idempotency;
 mod isolation;
 mod limits;
 mod operations;
+mod secrets;
 mod store_story;
 mod subscribers;
 mod tenants;

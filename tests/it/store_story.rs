@@ -71,3 +71,19 @@ async fn store_story() {
     let fetched = store.get_announcement(&tenant, &created.id).await.unwrap().unwrap();
     assert_eq!(fetched.counts.pending, 1);
 }
+
+#[tokio::test]
+async fn sweeper_deletes_only_expired_idempotency_keys() {
+    let app = TestApp::spawn().await;
+    let store = app.store.clone();
+    let tenant = TenantId::generate();
+    store.create_tenant(&NewTenant { id: tenant.clone(), name: "t".into(), key_hash: "h".into() }).await.unwrap();
+    let key = IdempotencyKey { tenant, key: "fresh".into() };
+    store.begin_idempotent(&key, "hash").await.unwrap();
+    let outcome = herald::workers::idempotency_sweeper::run_once(store.as_ref()).await.unwrap();
+    assert_eq!(outcome, herald::workers::Outcome::Idle, "a fresh key is kept");
+    // Anything created before "tomorrow" counts as expired for this call.
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    assert_eq!(store.purge_idempotency_keys(tomorrow, 10).await.unwrap(), 1);
+    assert_eq!(store.begin_idempotent(&key, "other").await.unwrap(), IdempotencyBegin::Started);
+}

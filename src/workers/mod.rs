@@ -1,0 +1,23 @@
+//! Background workers. Each is a loop around a testable `run_once` step that reports whether
+//! it found work, sleeps according to that outcome, and exits when the shutdown token fires.
+//!
+//! The delivery pipeline and chain watchers join here later; `spawn_all` is the one place
+//! `app` calls to start them.
+
+pub mod idempotency_sweeper;
+
+use crate::app::App;
+
+/// What one step of a worker accomplished; decides how soon the loop runs again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Did this many units of work; run again promptly in case more is waiting.
+    Worked(u64),
+    /// Nothing to do; wait for the idle interval.
+    Idle,
+}
+
+/// Starts every background worker on `app`'s shared cancellation token.
+pub fn spawn_all(app: &App) {
+    app.spawn_worker(|state, shutdown| idempotency_sweeper::run(state.store, shutdown));
+}
