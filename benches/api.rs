@@ -17,19 +17,26 @@ use sqlx::Connection as _;
 const ADMIN: &str = "hadm_benchbenchbenchbenchbenchbenchbenchbench";
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() -> anyhow::Result<()> {
     // Leave a core for Postgres and the load generator: the server gets two worker threads,
     // the same as a 2-core production box would.
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(run())
 }
 
 async fn run() -> anyhow::Result<()> {
-    let server = std::env::var("TEST_DATABASE_URL")
-        .map_err(|_| anyhow::anyhow!("run through `make bench` (needs TEST_DATABASE_URL to a Postgres server)"))?;
+    let server = std::env::var("TEST_DATABASE_URL").map_err(|_| {
+        anyhow::anyhow!("run through `make bench` (needs TEST_DATABASE_URL to a Postgres server)")
+    })?;
     let seconds = env_or("BENCH_SECONDS", 10);
     let clients = env_or("BENCH_CLIENTS", 32) as usize;
     let recipients = env_or("BENCH_SUBSCRIBERS", 10) as usize;
@@ -44,48 +51,111 @@ async fn run() -> anyhow::Result<()> {
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(async move { app.run().await });
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
-    let key = post(&client, &format!("{base}/v1/tenants"), ADMIN, json!({ "name": "bench" })).await?["api_key"]
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let key = post(
+        &client,
+        &format!("{base}/v1/tenants"),
+        ADMIN,
+        json!({ "name": "bench" }),
+    )
+    .await?["api_key"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let channel = post(&client, &format!("{base}/v1/channels"), &key, json!({ "name": "bench" })).await?["id"]
+    let channel = post(
+        &client,
+        &format!("{base}/v1/channels"),
+        &key,
+        json!({ "name": "bench" }),
+    )
+    .await?["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    post(&client, &format!("{base}/v1/channels/{channel}/subscribers/batch"), &key, json!({ "addresses": addresses(1, recipients) }))
-        .await?;
+    post(
+        &client,
+        &format!("{base}/v1/channels/{channel}/subscribers/batch"),
+        &key,
+        json!({ "addresses": addresses(1, recipients) }),
+    )
+    .await?;
 
     let url = format!("{base}/v1/channels/{channel}/announcements");
     println!("herald bench: Postgres (fsync on), {clients} concurrent clients, {recipients} recipients per announcement");
     let _warmup = hammer(&client, &url, &key, clients, Duration::from_secs(2), false).await;
-    let plain = hammer(&client, &url, &key, clients, Duration::from_secs(seconds), false).await;
+    let plain = hammer(
+        &client,
+        &url,
+        &key,
+        clients,
+        Duration::from_secs(seconds),
+        false,
+    )
+    .await;
     plain.print("POST announcements");
-    let keyed = hammer(&client, &url, &key, clients, Duration::from_secs(seconds / 2 + 1), true).await;
+    let keyed = hammer(
+        &client,
+        &url,
+        &key,
+        clients,
+        Duration::from_secs(seconds / 2 + 1),
+        true,
+    )
+    .await;
     keyed.print("POST announcements + Idempotency-Key");
 
     fan_out(&client, &base, &key).await?;
-    let ok = plain.errors == 0 && plain.throughput() >= 2000.0 && plain.percentile(0.99) < Duration::from_millis(25);
-    println!("goal (>= 2,000 req/s, p99 < 25 ms, 0 errors): {}", if ok { "met" } else { "NOT met" });
+    let ok = plain.errors == 0
+        && plain.throughput() >= 2000.0
+        && plain.percentile(0.99) < Duration::from_millis(25);
+    println!(
+        "goal (>= 2,000 req/s, p99 < 25 ms, 0 errors): {}",
+        if ok { "met" } else { "NOT met" }
+    );
     Ok(())
 }
 
 /// Times one 10,000-subscriber announcement (all delivery rows created in its transaction).
 async fn fan_out(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
-    let channel = post(client, &format!("{base}/v1/channels"), key, json!({ "name": "fan-out" })).await?["id"]
+    let channel = post(
+        client,
+        &format!("{base}/v1/channels"),
+        key,
+        json!({ "name": "fan-out" }),
+    )
+    .await?["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     let started = Instant::now();
-    post(client, &format!("{base}/v1/channels/{channel}/subscribers/batch"), key, json!({ "addresses": addresses(2, 10_000) }))
-        .await?;
+    post(
+        client,
+        &format!("{base}/v1/channels/{channel}/subscribers/batch"),
+        key,
+        json!({ "addresses": addresses(2, 10_000) }),
+    )
+    .await?;
     let import = started.elapsed();
     let started = Instant::now();
-    let created = post(client, &format!("{base}/v1/channels/{channel}/announcements"), key, json!({ "text": "all hands" })).await?;
+    let created = post(
+        client,
+        &format!("{base}/v1/channels/{channel}/announcements"),
+        key,
+        json!({ "text": "all hands" }),
+    )
+    .await?;
     let fan_out = started.elapsed();
     let id = created["id"].as_str().unwrap_or_default();
     let started = Instant::now();
-    let fetched: Value = client.get(format!("{base}/v1/announcements/{id}")).bearer_auth(key).send().await?.json().await?;
+    let fetched: Value = client
+        .get(format!("{base}/v1/announcements/{id}"))
+        .bearer_auth(key)
+        .send()
+        .await?
+        .json()
+        .await?;
     let read = started.elapsed();
     println!(
         "fan-out: 10,000 subscribers imported in {:.0} ms; announcement with {} deliveries created in {:.0} ms; \
@@ -132,7 +202,14 @@ impl Run {
 }
 
 /// `clients` loops posting announcements until `duration` has passed.
-async fn hammer(client: &reqwest::Client, url: &str, key: &str, clients: usize, duration: Duration, keyed: bool) -> Run {
+async fn hammer(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    clients: usize,
+    duration: Duration,
+    keyed: bool,
+) -> Run {
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
@@ -144,9 +221,15 @@ async fn hammer(client: &reqwest::Client, url: &str, key: &str, clients: usize, 
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
-                let mut request = client.post(&url).bearer_auth(&key).json(&json!({ "text": "bench" }));
+                let mut request = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&json!({ "text": "bench" }));
                 if keyed {
-                    request = request.header("Idempotency-Key", format!("w{worker}-{n}-{}", ulid::Ulid::new()));
+                    request = request.header(
+                        "Idempotency-Key",
+                        format!("w{worker}-{n}-{}", ulid::Ulid::new()),
+                    );
                 }
                 let sent = Instant::now();
                 match request.send().await {
@@ -160,7 +243,11 @@ async fn hammer(client: &reqwest::Client, url: &str, key: &str, clients: usize, 
             (latencies, errors)
         }));
     }
-    let mut run = Run { elapsed: Duration::ZERO, latencies: Vec::new(), errors: 0 };
+    let mut run = Run {
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        errors: 0,
+    };
     for task in tasks {
         if let Ok((latencies, errors)) = task.await {
             run.latencies.extend(latencies);
@@ -172,8 +259,18 @@ async fn hammer(client: &reqwest::Client, url: &str, key: &str, clients: usize, 
     run
 }
 
-async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> anyhow::Result<Value> {
-    let response = client.post(url).bearer_auth(token).json(&body).send().await?;
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
     let status = response.status();
     let value: Value = response.json().await?;
     anyhow::ensure!(status.is_success(), "{url}: {status} {value}");
@@ -185,10 +282,17 @@ fn addresses(seed: u8, n: usize) -> Vec<String> {
 }
 
 async fn fresh_database(server: &str) -> anyhow::Result<String> {
-    let name = format!("herald_bench_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let name = format!(
+        "herald_bench_{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
     let mut admin = sqlx::PgConnection::connect(server).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await?;
     let base = server.split('?').next().unwrap_or(server);
-    let (root, _) = base.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("URL lacks a database path"))?;
+    let (root, _) = base
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("URL lacks a database path"))?;
     Ok(format!("{root}/{name}"))
 }

@@ -42,7 +42,9 @@ impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         // Configuration mistakes fail before touching the database.
         let kek = resolve_master_key(config)?;
-        let store = store::connect(config).await.context("opening the database")?;
+        let store = store::connect(config)
+            .await
+            .context("opening the database")?;
         let admin_token_hash = resolve_admin_token(config, store.as_ref()).await?;
         let state = AppState {
             store,
@@ -52,15 +54,24 @@ impl App {
             metrics: telemetry::metrics_handle(),
         };
         let router = http::router(state.clone(), &config.http);
-        let listener =
-            TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-        let app = Self { listener, state, router, shutdown: CancellationToken::new(), workers: TaskTracker::new() };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let app = Self {
+            listener,
+            state,
+            router,
+            shutdown: CancellationToken::new(),
+            workers: TaskTracker::new(),
+        };
         crate::workers::spawn_all(&app);
         Ok(app)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -78,7 +89,8 @@ impl App {
         F: FnOnce(AppState, CancellationToken) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.workers.spawn(worker(self.state.clone(), self.shutdown.clone()));
+        self.workers
+            .spawn(worker(self.state.clone(), self.shutdown.clone()));
     }
 
     /// Serves until the shutdown token is cancelled, then waits for workers to finish.
@@ -112,7 +124,8 @@ fn resolve_master_key(config: &Config) -> anyhow::Result<MasterKey> {
 
 fn load_or_create_key_file(path: &Path) -> anyhow::Result<MasterKey> {
     if path.exists() {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         return MasterKey::parse(&text).with_context(|| format!("parsing {}", path.display()));
     }
     if let Some(dir) = path.parent() {
@@ -131,7 +144,11 @@ fn load_or_create_key_file(path: &Path) -> anyhow::Result<MasterKey> {
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(contents.as_bytes())
 }
 
@@ -150,10 +167,16 @@ async fn resolve_admin_token(config: &Config, store: &dyn Store) -> anyhow::Resu
         return Ok(hash);
     }
     let token = generate_token(ADMIN_TOKEN_PREFIX);
-    if store.insert_setting_if_absent(ADMIN_TOKEN_SETTING, &hash_token(&token)).await? {
+    if store
+        .insert_setting_if_absent(ADMIN_TOKEN_SETTING, &hash_token(&token))
+        .await?
+    {
         println!("Generated admin token (shown once, store it safely):\n{token}");
         return Ok(hash_token(&token));
     }
     // Another replica generated one first; use that.
-    store.setting(ADMIN_TOKEN_SETTING).await?.context("admin token setting vanished")
+    store
+        .setting(ADMIN_TOKEN_SETTING)
+        .await?
+        .context("admin token setting vanished")
 }

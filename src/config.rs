@@ -105,15 +105,21 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("HERALD_").map(|key| env_key_to_path(key.as_str()).into()));
-        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        figment =
+            figment.merge(Env::prefixed("HERALD_").map(|key| env_key_to_path(key.as_str()).into()));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
         Ok(config.without_empty_secrets())
     }
 
     /// Treats empty secret values as unset, so `HERALD_ADMIN_TOKEN=` (as compose files and
     /// templating often produce) means "generate one", not "the empty token".
     fn without_empty_secrets(mut self) -> Self {
-        let empty = |s: &Option<SecretString>| s.as_ref().is_some_and(|v| v.expose_secret().trim().is_empty());
+        let empty = |s: &Option<SecretString>| {
+            s.as_ref()
+                .is_some_and(|v| v.expose_secret().trim().is_empty())
+        };
         if empty(&self.admin_token) {
             self.admin_token = None;
         }
@@ -125,7 +131,9 @@ impl Config {
 
     /// Defaults only, with no file or environment: the basis for tests.
     pub fn defaults() -> Self {
-        Figment::from(Toml::string(DEFAULT_TOML)).extract().expect("embedded defaults are valid")
+        Figment::from(Toml::string(DEFAULT_TOML))
+            .extract()
+            .expect("embedded defaults are valid")
     }
 }
 
@@ -151,15 +159,22 @@ mod tests {
         let config = Config::defaults();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert!(config.database_url.is_sqlite());
-        assert_eq!(env_key_to_path("HTTP_BODY_LIMIT_BYTES"), "http.body_limit_bytes");
+        assert_eq!(
+            env_key_to_path("HTTP_BODY_LIMIT_BYTES"),
+            "http.body_limit_bytes"
+        );
         assert_eq!(env_key_to_path("DATABASE_URL"), "database_url");
         assert_eq!(env_key_to_path("LOG_FORMAT"), "log.format");
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type.
     fn file_then_environment_override_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("herald.toml", "listen = \"0.0.0.0:9000\"\n[http]\nbody_limit_bytes = 10\n")?;
+            jail.create_file(
+                "herald.toml",
+                "listen = \"0.0.0.0:9000\"\n[http]\nbody_limit_bytes = 10\n",
+            )?;
             jail.set_env("HERALD_HTTP_BODY_LIMIT_BYTES", "20");
             jail.set_env("HERALD_DATABASE_URL", "postgres://localhost/herald");
             jail.set_env("HERALD_ADMIN_TOKEN", "");
@@ -180,6 +195,9 @@ mod tests {
         config.database_url = DatabaseUrl::new("postgres://u:hunter2@db/herald");
         config.admin_token = Some(SecretString::from("hadm_topsecret".to_owned()));
         let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("topsecret"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("topsecret"),
+            "{shown}"
+        );
     }
 }

@@ -85,7 +85,13 @@ impl MasterKey {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
@@ -101,7 +107,13 @@ impl MasterKey {
         let (nonce, body) = sealed.split_at(NONCE_LEN);
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         cipher
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: context.as_bytes() })
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::OpenFailed)
     }
 }
@@ -125,7 +137,10 @@ pub struct ChannelWallet {
 
 impl fmt::Debug for ChannelWallet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChannelWallet").field("address", &self.address).field("secret", &"***").finish()
+        f.debug_struct("ChannelWallet")
+            .field("address", &self.address)
+            .field("secret", &"***")
+            .finish()
     }
 }
 
@@ -134,7 +149,10 @@ impl ChannelWallet {
     pub fn generate() -> Self {
         let key = k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
         let address = Address::from_public_key(key.verifying_key());
-        Self { secret: key.to_bytes().into(), address }
+        Self {
+            secret: key.to_bytes().into(),
+            address,
+        }
     }
 
     /// Seals the secret key under the KEK, bound to the channel id.
@@ -143,7 +161,11 @@ impl ChannelWallet {
     }
 
     /// Opens a sealed wallet key (used by the delivery pipeline to act as the channel).
-    pub fn open(kek: &MasterKey, sealed: &[u8], channel_id: &str) -> Result<k256::ecdsa::SigningKey, CryptoError> {
+    pub fn open(
+        kek: &MasterKey,
+        sealed: &[u8],
+        channel_id: &str,
+    ) -> Result<k256::ecdsa::SigningKey, CryptoError> {
         let bytes = kek.open(sealed, channel_id)?;
         k256::ecdsa::SigningKey::from_slice(&bytes).map_err(|_| CryptoError::OpenFailed)
     }
@@ -169,7 +191,10 @@ mod tests {
         let wallet = ChannelWallet::generate();
         let sealed = wallet.seal(&kek, "ch_x");
         let key = ChannelWallet::open(&kek, &sealed, "ch_x").unwrap();
-        assert_eq!(Address::from_public_key(key.verifying_key()), wallet.address);
+        assert_eq!(
+            Address::from_public_key(key.verifying_key()),
+            wallet.address
+        );
     }
 
     #[test]

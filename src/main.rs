@@ -11,7 +11,11 @@ use herald::http::{openapi, tenants};
 use herald::{store, telemetry};
 
 #[derive(Parser)]
-#[command(name = "herald", version, about = "REST and on-chain events in, XMTP announcements out")]
+#[command(
+    name = "herald",
+    version,
+    about = "REST and on-chain events in, XMTP announcements out"
+)]
 struct Cli {
     /// Configuration file (TOML); environment variables HERALD_* override it.
     #[arg(long, global = true, env = "HERALD_CONFIG")]
@@ -62,12 +66,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(&config).await,
         Command::Migrate => {
-            store::connect(&config).await.context("migrating the database")?;
+            store::connect(&config)
+                .await
+                .context("migrating the database")?;
             eprintln!("database is up to date");
             Ok(())
         }
-        Command::Tenant { command: TenantCommand::Create { name } } => {
-            let store = store::connect(&config).await.context("opening the database")?;
+        Command::Tenant {
+            command: TenantCommand::Create { name },
+        } => {
+            let store = store::connect(&config)
+                .await
+                .context("opening the database")?;
             let name = tenants::validate_name(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
             let (id, api_key, _) = tenants::create_tenant_with_key(store.as_ref(), name.clone())
                 .await

@@ -10,8 +10,11 @@ use crate::config::{LogConfig, LogFormat};
 /// Installs the global log subscriber. `RUST_LOG` overrides the configured filter. Calling it
 /// twice is harmless (the second call does nothing), which lets tests share a process.
 pub fn init_logging(config: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -58,8 +58,10 @@ impl Address {
 
     /// The EIP-55 mixed-case form, for display to humans and wallets.
     pub fn to_checksum(&self) -> String {
-        let raw: alloy_primitives::Address =
-            self.0.parse().expect("canonical address is always valid hex");
+        let raw: alloy_primitives::Address = self
+            .0
+            .parse()
+            .expect("canonical address is always valid hex");
         raw.to_checksum(None)
     }
 }
@@ -90,15 +92,24 @@ mod tests {
         assert_eq!(Address::parse(canonical).unwrap().as_str(), canonical);
         let upper = format!("0x{}", &CHECKSUMMED[2..].to_ascii_uppercase());
         assert_eq!(Address::parse(&upper).unwrap().as_str(), canonical);
-        assert_eq!(Address::parse(canonical).unwrap().to_checksum(), CHECKSUMMED);
+        assert_eq!(
+            Address::parse(canonical).unwrap().to_checksum(),
+            CHECKSUMMED
+        );
     }
 
     #[test]
     fn rejects_bad_checksum_and_malformed_input() {
         let flipped = CHECKSUMMED.replace("aAeb", "AAeb");
         assert_eq!(Address::parse(&flipped), Err(AddressError::BadChecksum));
-        assert_eq!(Address::parse("5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"), Err(AddressError::Malformed));
+        assert_eq!(
+            Address::parse("5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"),
+            Err(AddressError::Malformed)
+        );
         assert_eq!(Address::parse("0x5aaeb6053f"), Err(AddressError::Malformed));
-        assert_eq!(Address::parse("0xzzaeb6053f3e94c9b9a09f33669435e7ef1beaed"), Err(AddressError::Malformed));
+        assert_eq!(
+            Address::parse("0xzzaeb6053f3e94c9b9a09f33669435e7ef1beaed"),
+            Err(AddressError::Malformed)
+        );
     }
 }

@@ -22,7 +22,10 @@ pub struct Id<K: IdKind> {
 impl<K: IdKind> Id<K> {
     /// Creates a fresh id; ids created later sort after earlier ones (millisecond precision).
     pub fn generate() -> Self {
-        Self { value: format!("{}{}", K::PREFIX, ulid::Ulid::new()), kind: PhantomData }
+        Self {
+            value: format!("{}{}", K::PREFIX, ulid::Ulid::new()),
+            kind: PhantomData,
+        }
     }
 
     /// Parses an id received from a client. Returns `None` for a wrong prefix or a malformed
@@ -31,12 +34,18 @@ impl<K: IdKind> Id<K> {
     pub fn parse(raw: &str) -> Option<Self> {
         let body = raw.strip_prefix(K::PREFIX)?;
         ulid::Ulid::from_string(body).ok()?;
-        Some(Self { value: raw.to_owned(), kind: PhantomData })
+        Some(Self {
+            value: raw.to_owned(),
+            kind: PhantomData,
+        })
     }
 
     /// Wraps a value read back from our own database (already validated when written).
     pub fn from_trusted(value: String) -> Self {
-        Self { value, kind: PhantomData }
+        Self {
+            value,
+            kind: PhantomData,
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -46,7 +55,10 @@ impl<K: IdKind> Id<K> {
 
 impl<K: IdKind> Clone for Id<K> {
     fn clone(&self) -> Self {
-        Self { value: self.value.clone(), kind: PhantomData }
+        Self {
+            value: self.value.clone(),
+            kind: PhantomData,
+        }
     }
 }
 

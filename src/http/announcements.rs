@@ -11,11 +11,14 @@ use utoipa_axum::routes;
 
 use super::channels::load_channel;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{paginate, AppJson, AppQuery, DEFAULT_PAGE, MAX_PAGE, Tenant};
+use super::extract::{paginate, AppJson, AppQuery, Tenant, DEFAULT_PAGE, MAX_PAGE};
 use super::subscribers::{partition_addresses, MAX_BATCH};
 use super::{idempotency, AppState};
 use crate::domain::{AnnouncementId, AnnouncementText, Priority};
-use crate::store::{Announcement, Audience, Counts, Delivery, IdempotencyCompletion, NewAnnouncement, Page, StoredResponse};
+use crate::store::{
+    Announcement, Audience, Counts, Delivery, IdempotencyCompletion, NewAnnouncement, Page,
+    StoredResponse,
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -110,7 +113,13 @@ pub struct DeliveryParams {
 }
 
 fn counts_out(c: Counts) -> CountsOut {
-    CountsOut { total: c.total, pending: c.pending, delivered: c.delivered, failed: c.failed, skipped: c.skipped }
+    CountsOut {
+        total: c.total,
+        pending: c.pending,
+        delivered: c.delivered,
+        failed: c.failed,
+        skipped: c.skipped,
+    }
 }
 
 fn priority_out(p: Priority) -> PriorityIn {
@@ -149,7 +158,8 @@ impl From<Delivery> for DeliveryOut {
 
 /// Checks the body and turns it into what the store needs (everything but ids).
 fn validate(body: AnnouncementIn) -> Result<(String, Priority, Audience), ApiError> {
-    let text = AnnouncementText::parse(body.text).map_err(|e| ApiError::validation("invalid_text", e.to_string()))?;
+    let text = AnnouncementText::parse(body.text)
+        .map_err(|e| ApiError::validation("invalid_text", e.to_string()))?;
     let priority = match body.priority.unwrap_or(PriorityIn::Normal) {
         PriorityIn::Critical => Priority::Critical,
         PriorityIn::Normal => Priority::Normal,
@@ -159,11 +169,17 @@ fn validate(body: AnnouncementIn) -> Result<(String, Priority, Audience), ApiErr
         None | Some(AudienceIn::Keyword(AudienceKeyword::All)) => Audience::All,
         Some(AudienceIn::Addresses(list)) => {
             if list.addresses.is_empty() || list.addresses.len() > MAX_BATCH {
-                return Err(ApiError::validation("invalid_audience", format!("audience must list 1 to {MAX_BATCH} addresses")));
+                return Err(ApiError::validation(
+                    "invalid_audience",
+                    format!("audience must list 1 to {MAX_BATCH} addresses"),
+                ));
             }
             let (valid, invalid) = partition_addresses(list.addresses);
             if let Some(bad) = invalid.first() {
-                let detail = format!("audience address {} is invalid ({})", bad.address, bad.reason);
+                let detail = format!(
+                    "audience address {} is invalid ({})",
+                    bad.address, bad.reason
+                );
                 return Err(ApiError::validation("invalid_address", detail));
             }
             Audience::Addresses(valid.unique.into_iter().collect())
@@ -198,15 +214,22 @@ async fn create_announcement(
     let channel = load_channel(&state, &tenant, &id).await?;
     let key = idempotency::key_from_headers(&headers, &tenant)?;
     let hash = idempotency::request_hash(channel.id.as_str(), &raw);
-    let body: AnnouncementIn =
-        serde_json::from_value(raw).map_err(|e| ApiError::validation("invalid_body", e.to_string()))?;
+    let body: AnnouncementIn = serde_json::from_value(raw)
+        .map_err(|e| ApiError::validation("invalid_body", e.to_string()))?;
     let (text, priority, audience) = validate(body)?;
     if let Some(key) = &key {
         if let Some(replayed) = idempotency::begin(state.store.as_ref(), key, &hash).await? {
             return Ok(replayed);
         }
     }
-    let new = NewAnnouncement { id: AnnouncementId::generate(), tenant, channel: channel.id, text, priority, audience };
+    let new = NewAnnouncement {
+        id: AnnouncementId::generate(),
+        tenant,
+        channel: channel.id,
+        text,
+        priority,
+        audience,
+    };
     let completion = key.clone().map(|key| IdempotencyCompletion {
         key,
         render: Box::new(|a: &Announcement| StoredResponse {
@@ -228,13 +251,19 @@ async fn create_announcement(
     };
     record_created(&created.counts);
     tracing::info!(announcement.id = %created.id, channel.id = %created.channel_id, recipients = created.counts.total, "announcement queued");
-    Ok((StatusCode::ACCEPTED, axum::Json(AnnouncementOut::from(created))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(AnnouncementOut::from(created)),
+    )
+        .into_response())
 }
 
 fn record_created(counts: &Counts) {
     metrics::counter!("herald_announcements_created_total").increment(1);
-    metrics::counter!("herald_deliveries_created_total", "status" => "pending").increment(counts.pending as u64);
-    metrics::counter!("herald_deliveries_created_total", "status" => "skipped").increment(counts.skipped as u64);
+    metrics::counter!("herald_deliveries_created_total", "status" => "pending")
+        .increment(counts.pending as u64);
+    metrics::counter!("herald_deliveries_created_total", "status" => "skipped")
+        .increment(counts.skipped as u64);
 }
 
 /// Get an announcement with its per-status delivery counts.
@@ -250,7 +279,11 @@ async fn get_announcement(
     Path(id): Path<String>,
 ) -> Result<axum::Json<AnnouncementOut>, ApiError> {
     let id = AnnouncementId::parse(&id).ok_or(ApiError::NotFound("announcement"))?;
-    let announcement = state.store.get_announcement(&tenant, &id).await?.ok_or(ApiError::NotFound("announcement"))?;
+    let announcement = state
+        .store
+        .get_announcement(&tenant, &id)
+        .await?
+        .ok_or(ApiError::NotFound("announcement"))?;
     Ok(axum::Json(announcement.into()))
 }
 
@@ -274,20 +307,36 @@ async fn list_deliveries(
     let status = params
         .status
         .as_deref()
-        .map(|s| s.parse().map_err(|_| ApiError::validation("invalid_status", "status must be pending, delivered, failed or skipped")))
+        .map(|s| {
+            s.parse().map_err(|_| {
+                ApiError::validation(
+                    "invalid_status",
+                    "status must be pending, delivered, failed or skipped",
+                )
+            })
+        })
         .transpose()?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::validation("invalid_limit", format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(ApiError::validation(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
     }
-    let page = Page { limit: limit + 1, cursor: params.cursor };
+    let page = Page {
+        limit: limit + 1,
+        cursor: params.cursor,
+    };
     let deliveries = state
         .store
         .list_deliveries(&tenant, &id, status, &page)
         .await?
         .ok_or(ApiError::NotFound("announcement"))?;
     let (items, next_cursor) = paginate(deliveries, limit, |d| d.address.to_string());
-    Ok(axum::Json(DeliveryList { items: items.into_iter().map(Into::into).collect(), next_cursor }))
+    Ok(axum::Json(DeliveryList {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -79,7 +79,10 @@ impl From<Channel> for ChannelOut {
             id: c.id.to_string(),
             name: c.name,
             description: c.description,
-            xmtp: XmtpIdentityOut { address: c.address.to_checksum(), inbox_id: c.xmtp_inbox_id },
+            xmtp: XmtpIdentityOut {
+                address: c.address.to_checksum(),
+                inbox_id: c.xmtp_inbox_id,
+            },
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -88,18 +91,27 @@ impl From<Channel> for ChannelOut {
 
 fn validate_description(description: Option<String>) -> Result<Option<String>, ApiError> {
     match description {
-        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => {
-            Err(ApiError::validation("invalid_description", "description must be at most 2000 characters"))
-        }
+        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(ApiError::validation(
+            "invalid_description",
+            "description must be at most 2000 characters",
+        )),
         other => Ok(other),
     }
 }
 
 /// Loads a channel of `tenant`, answering 404 for a malformed id, a missing channel, or another
 /// tenant's channel alike.
-pub async fn load_channel(state: &AppState, tenant: &TenantId, raw_id: &str) -> Result<Channel, ApiError> {
+pub async fn load_channel(
+    state: &AppState,
+    tenant: &TenantId,
+    raw_id: &str,
+) -> Result<Channel, ApiError> {
     let id = ChannelId::parse(raw_id).ok_or(ApiError::NotFound("channel"))?;
-    state.store.get_channel(tenant, &id).await?.ok_or(ApiError::NotFound("channel"))
+    state
+        .store
+        .get_channel(tenant, &id)
+        .await?
+        .ok_or(ApiError::NotFound("channel"))
 }
 
 /// Create a channel with a freshly generated wallet.
@@ -147,7 +159,10 @@ async fn list_channels(
     let (page, limit) = params.probe_page()?;
     let channels = state.store.list_channels(&tenant, &page).await?;
     let (items, next_cursor) = paginate(channels, limit, |c| c.id.to_string());
-    Ok(axum::Json(ChannelList { items: items.into_iter().map(Into::into).collect(), next_cursor }))
+    Ok(axum::Json(ChannelList {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
 }
 
 /// Get one channel.
@@ -186,7 +201,11 @@ async fn update_channel(
         name: body.name.as_deref().map(validate_name).transpose()?,
         description: body.description.map(validate_description).transpose()?,
     };
-    let channel = state.store.update_channel(&tenant, &id, &patch).await?.ok_or(ApiError::NotFound("channel"))?;
+    let channel = state
+        .store
+        .update_channel(&tenant, &id, &patch)
+        .await?
+        .ok_or(ApiError::NotFound("channel"))?;
     Ok(axum::Json(channel.into()))
 }
 

@@ -62,11 +62,17 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn validation(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Validation { code, detail: detail.into() }
+        Self::Validation {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::BadRequest { code, detail: detail.into() }
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn status_code(&self) -> StatusCode {
@@ -87,9 +93,9 @@ impl ApiError {
 
     pub fn code(&self) -> String {
         match self {
-            Self::BadRequest { code, .. } | Self::Conflict { code, .. } | Self::Validation { code, .. } => {
-                (*code).to_owned()
-            }
+            Self::BadRequest { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Validation { code, .. } => (*code).to_owned(),
             Self::Unauthorized => "unauthorized".into(),
             Self::NotFound(what) => format!("{what}_not_found"),
             Self::PayloadTooLarge => "payload_too_large".into(),
@@ -122,10 +128,15 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %chain, "request failed");
         }
         let status = self.status_code();
-        let body = ErrorBody { code: self.code(), detail: self.to_string() };
+        let body = ErrorBody {
+            code: self.code(),
+            detail: self.to_string(),
+        };
         let mut response = (status, axum::Json(body)).into_response();
         if let Self::RateLimited { retry_after_secs } = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }

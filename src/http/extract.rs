@@ -50,9 +50,16 @@ pub struct Tenant(pub TenantId);
 impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let tenant = state.store.tenant_by_key_hash(&hash_token(token)).await?.ok_or(ApiError::Unauthorized)?;
+        let tenant = state
+            .store
+            .tenant_by_key_hash(&hash_token(token))
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         state.rate_limiter.check(tenant.as_str())?;
         Ok(Self(tenant))
     }
@@ -64,10 +71,13 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
         // Comparing SHA-256 digests: timing reveals nothing useful about a 200-bit token.
-        if hash_token(token) == &*state.admin_token_hash {
+        if hash_token(token) == *state.admin_token_hash {
             Ok(Admin)
         } else {
             Err(ApiError::Unauthorized)
@@ -78,7 +88,10 @@ impl FromRequestParts<AppState> for Admin {
 fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Query parameters shared by list endpoints.
@@ -98,17 +111,34 @@ impl ListParams {
     pub fn probe_page(&self) -> Result<(Page, u32), ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ApiError::validation("invalid_limit", format!("limit must be between 1 and {MAX_PAGE}")));
+            return Err(ApiError::validation(
+                "invalid_limit",
+                format!("limit must be between 1 and {MAX_PAGE}"),
+            ));
         }
-        Ok((Page { limit: limit + 1, cursor: self.cursor.clone() }, limit))
+        Ok((
+            Page {
+                limit: limit + 1,
+                cursor: self.cursor.clone(),
+            },
+            limit,
+        ))
     }
 }
 
 /// Trims a probe result to `limit` items and derives the next cursor from the last kept item.
-pub fn paginate<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+pub fn paginate<T>(
+    mut items: Vec<T>,
+    limit: u32,
+    cursor_of: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
-    let next = if more { items.last().map(cursor_of) } else { None };
+    let next = if more {
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
     (items, next)
 }
 
@@ -121,7 +151,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::bad_request("invalid_query", rejection.body_text())),
+            Err(rejection) => Err(ApiError::bad_request(
+                "invalid_query",
+                rejection.body_text(),
+            )),
         }
     }
 }

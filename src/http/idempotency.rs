@@ -23,7 +23,10 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const MAX_KEY_LEN: usize = 255;
 
 /// Reads and validates the header; `None` when the client sent none.
-pub fn key_from_headers(headers: &HeaderMap, tenant: &TenantId) -> Result<Option<IdempotencyKey>, ApiError> {
+pub fn key_from_headers(
+    headers: &HeaderMap,
+    tenant: &TenantId,
+) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = headers.get(HEADER) else {
         return Ok(None);
     };
@@ -31,7 +34,10 @@ pub fn key_from_headers(headers: &HeaderMap, tenant: &TenantId) -> Result<Option
         !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic())
     });
     match key {
-        Some(key) => Ok(Some(IdempotencyKey { tenant: tenant.clone(), key: key.to_owned() })),
+        Some(key) => Ok(Some(IdempotencyKey {
+            tenant: tenant.clone(),
+            key: key.to_owned(),
+        })),
         None => Err(ApiError::bad_request(
             "invalid_idempotency_key",
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
@@ -51,7 +57,11 @@ pub fn request_hash(target: &str, body: &serde_json::Value) -> String {
 
 /// Claims the key. `Ok(None)` means "go ahead"; `Ok(Some(response))` is the answer to send
 /// instead (a replay); errors are the 409/422 cases.
-pub async fn begin(store: &dyn Store, key: &IdempotencyKey, hash: &str) -> Result<Option<Response>, ApiError> {
+pub async fn begin(
+    store: &dyn Store,
+    key: &IdempotencyKey,
+    hash: &str,
+) -> Result<Option<Response>, ApiError> {
     match store.begin_idempotent(key, hash).await? {
         IdempotencyBegin::Started => Ok(None),
         IdempotencyBegin::Replay(stored) => Ok(Some(replay(stored))),
@@ -61,7 +71,8 @@ pub async fn begin(store: &dyn Store, key: &IdempotencyKey, hash: &str) -> Resul
         )),
         IdempotencyBegin::InProgress => Err(ApiError::Conflict {
             code: "idempotency_in_progress",
-            detail: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+            detail: "a request with this Idempotency-Key is still being processed; retry shortly"
+                .into(),
         }),
     }
 }
@@ -70,7 +81,10 @@ fn replay(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status_code).unwrap_or(StatusCode::OK);
     let mut response = (status, stored.body).into_response();
     let headers = response.headers_mut();
-    headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
 }

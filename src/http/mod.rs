@@ -63,15 +63,23 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
     routes
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(move |req, next| reject_large_bodies(body_limit, req, next)))
+        .layer(middleware::from_fn(move |req, next| {
+            reject_large_bodies(body_limit, req, next)
+        }))
         .layer(
             ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: BoxError| async { ApiError::Timeout }))
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    ApiError::Timeout
+                }))
                 .timeout(timeout),
         )
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str)
+                .unwrap_or("unmatched");
             tracing::info_span!("http", http.method = %req.method(), http.route = route)
         }))
         .with_state(state)
@@ -104,6 +112,7 @@ async fn track_metrics(State(_state): State<AppState>, req: Request, next: Next)
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("herald_http_requests_total", &labels).increment(1);
-    metrics::histogram!("herald_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("herald_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
     response
 }

@@ -28,7 +28,10 @@ impl Modify for BearerSchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         for (name, format) in [("api_key", "hk_…"), ("admin_token", "admin token")] {
-            let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format(format).build();
+            let scheme = HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format(format)
+                .build();
             components.add_security_scheme(name, SecurityScheme::Http(scheme));
         }
     }
@@ -44,5 +47,6 @@ pub fn base() -> utoipa::openapi::OpenApi {
 /// The full specification as YAML.
 pub fn yaml() -> String {
     let (_, spec) = super::api().split_for_parts();
-    spec.to_yaml().expect("the OpenAPI document serializes to YAML")
+    spec.to_yaml()
+        .expect("the OpenAPI document serializes to YAML")
 }

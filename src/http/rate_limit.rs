@@ -25,7 +25,11 @@ impl RateLimiter {
     /// `per_second` sustained, bursts up to twice that.
     pub fn new(per_second: u32) -> Self {
         let rate = f64::from(per_second);
-        Self { rate, burst: rate * 2.0, buckets: Mutex::new(HashMap::new()) }
+        Self {
+            rate,
+            burst: rate * 2.0,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one token for `tenant`, or says how long to wait.
@@ -34,10 +38,14 @@ impl RateLimiter {
             return Ok(());
         }
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let bucket = buckets
-            .entry(tenant.to_owned())
-            .or_insert_with(|| Bucket { tokens: self.burst, refilled: now });
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let bucket = buckets.entry(tenant.to_owned()).or_insert_with(|| Bucket {
+            tokens: self.burst,
+            refilled: now,
+        });
         let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
         bucket.refilled = now;
@@ -46,7 +54,9 @@ impl RateLimiter {
             Ok(())
         } else {
             let wait = ((1.0 - bucket.tokens) / self.rate).ceil().max(1.0);
-            Err(ApiError::RateLimited { retry_after_secs: wait as u64 })
+            Err(ApiError::RateLimited {
+                retry_after_secs: wait as u64,
+            })
         }
     }
 }
@@ -61,7 +71,10 @@ mod tests {
         for _ in 0..4 {
             limiter.check("ten_a").unwrap();
         }
-        assert!(matches!(limiter.check("ten_a"), Err(ApiError::RateLimited { .. })));
+        assert!(matches!(
+            limiter.check("ten_a"),
+            Err(ApiError::RateLimited { .. })
+        ));
         assert!(limiter.check("ten_b").is_ok(), "buckets are per tenant");
         assert!(RateLimiter::new(0).check("ten_a").is_ok());
     }

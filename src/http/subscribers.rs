@@ -91,7 +91,11 @@ async fn put_subscriber(
         SubscribeOutcome::AlreadyActive => StatusCode::OK,
         SubscribeOutcome::Added | SubscribeOutcome::Reactivated => StatusCode::CREATED,
     };
-    let out = SubscriberOut { address: address.to_string(), status: "active".into(), subscribed_at: None };
+    let out = SubscriberOut {
+        address: address.to_string(),
+        status: "active".into(),
+        subscribed_at: None,
+    };
     Ok((status, axum::Json(out)))
 }
 
@@ -162,13 +166,20 @@ async fn batch_subscribe(
 ) -> Result<axum::Json<BatchOut>, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
     if body.addresses.len() > MAX_BATCH {
-        return Err(ApiError::validation("too_many_addresses", format!("at most {MAX_BATCH} addresses per batch")));
+        return Err(ApiError::validation(
+            "too_many_addresses",
+            format!("at most {MAX_BATCH} addresses per batch"),
+        ));
     }
     let (valid, invalid) = partition_addresses(body.addresses);
     let duplicates = valid.duplicates;
     let unique: Vec<Address> = valid.unique.into_iter().collect();
     let outcome = state.store.subscribe_many(&channel.id, &unique).await?;
-    Ok(axum::Json(BatchOut { added: outcome.added, already: outcome.already + duplicates, invalid }))
+    Ok(axum::Json(BatchOut {
+        added: outcome.added,
+        already: outcome.already + duplicates,
+        invalid,
+    }))
 }
 
 /// Valid, de-duplicated addresses and how many duplicates were dropped.
@@ -179,7 +190,10 @@ pub struct UniqueAddresses {
 
 /// Splits raw strings into valid unique addresses and rejected entries with their reasons.
 pub fn partition_addresses(raw: Vec<String>) -> (UniqueAddresses, Vec<InvalidAddress>) {
-    let mut valid = UniqueAddresses { unique: BTreeSet::new(), duplicates: 0 };
+    let mut valid = UniqueAddresses {
+        unique: BTreeSet::new(),
+        duplicates: 0,
+    };
     let mut invalid = Vec::new();
     for entry in raw {
         match Address::parse(&entry) {
@@ -193,7 +207,10 @@ pub fn partition_addresses(raw: Vec<String>) -> (UniqueAddresses, Vec<InvalidAdd
                     AddressError::Malformed => "malformed",
                     AddressError::BadChecksum => "bad_checksum",
                 };
-                invalid.push(InvalidAddress { address: entry, reason: reason.into() });
+                invalid.push(InvalidAddress {
+                    address: entry,
+                    reason: reason.into(),
+                });
             }
         }
     }

@@ -41,16 +41,26 @@ pub struct TenantOut {
 pub fn validate_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::validation("invalid_name", "name must be 1 to 200 characters"));
+        return Err(ApiError::validation(
+            "invalid_name",
+            "name must be 1 to 200 characters",
+        ));
     }
     Ok(name.to_owned())
 }
 
 /// Creates a tenant and its API key; used by the endpoint and by `herald tenant create`.
-pub async fn create_tenant_with_key(store: &dyn Store, name: String) -> Result<(TenantId, String, DateTime<Utc>), ApiError> {
+pub async fn create_tenant_with_key(
+    store: &dyn Store,
+    name: String,
+) -> Result<(TenantId, String, DateTime<Utc>), ApiError> {
     let api_key = generate_token(API_KEY_PREFIX);
     let tenant = store
-        .create_tenant(&NewTenant { id: TenantId::generate(), name, key_hash: hash_token(&api_key) })
+        .create_tenant(&NewTenant {
+            id: TenantId::generate(),
+            name,
+            key_hash: hash_token(&api_key),
+        })
         .await?;
     Ok((tenant.id, api_key, tenant.created_at))
 }
@@ -72,9 +82,18 @@ async fn create_tenant(
     AppJson(body): AppJson<TenantIn>,
 ) -> Result<(StatusCode, axum::Json<TenantOut>), ApiError> {
     let name = validate_name(&body.name)?;
-    let (id, api_key, created_at) = create_tenant_with_key(state.store.as_ref(), name.clone()).await?;
+    let (id, api_key, created_at) =
+        create_tenant_with_key(state.store.as_ref(), name.clone()).await?;
     tracing::info!(tenant.id = %id, "tenant created");
-    Ok((StatusCode::CREATED, axum::Json(TenantOut { id: id.to_string(), name, api_key, created_at })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(TenantOut {
+            id: id.to_string(),
+            name,
+            api_key,
+            created_at,
+        }),
+    ))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -77,13 +77,25 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<bool>;
 
     /// Subscribes (or re-subscribes) one address.
-    async fn subscribe(&self, channel: &ChannelId, address: &Address) -> StoreResult<SubscribeOutcome>;
+    async fn subscribe(
+        &self,
+        channel: &ChannelId,
+        address: &Address,
+    ) -> StoreResult<SubscribeOutcome>;
     /// Subscribes many addresses (deduplicated by the caller) in one statement.
-    async fn subscribe_many(&self, channel: &ChannelId, addresses: &[Address]) -> StoreResult<BatchOutcome>;
+    async fn subscribe_many(
+        &self,
+        channel: &ChannelId,
+        addresses: &[Address],
+    ) -> StoreResult<BatchOutcome>;
     /// Marks an active subscriber unsubscribed; returns false if there was none.
     async fn unsubscribe(&self, channel: &ChannelId, address: &Address) -> StoreResult<bool>;
     /// Active subscribers ordered by address, after `page.cursor`.
-    async fn list_subscribers(&self, channel: &ChannelId, page: &Page) -> StoreResult<Vec<Subscriber>>;
+    async fn list_subscribers(
+        &self,
+        channel: &ChannelId,
+        page: &Page,
+    ) -> StoreResult<Vec<Subscriber>>;
 
     /// Creates an announcement and all its delivery rows in one transaction (rows are produced by
     /// `INSERT … SELECT`, never loaded into memory). When `idempotency` is given, its record is
@@ -93,7 +105,11 @@ pub trait Store: Send + Sync + 'static {
         announcement: &NewAnnouncement,
         idempotency: Option<IdempotencyCompletion>,
     ) -> StoreResult<Announcement>;
-    async fn get_announcement(&self, tenant: &TenantId, id: &AnnouncementId) -> StoreResult<Option<Announcement>>;
+    async fn get_announcement(
+        &self,
+        tenant: &TenantId,
+        id: &AnnouncementId,
+    ) -> StoreResult<Option<Announcement>>;
     /// Deliveries of one announcement ordered by address; `None` if the announcement is not the
     /// tenant's.
     async fn list_deliveries(
@@ -105,11 +121,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Vec<Delivery>>>;
 
     /// Starts (or replays, or refuses) an idempotent request. See [`IdempotencyBegin`].
-    async fn begin_idempotent(&self, key: &IdempotencyKey, request_hash: &str) -> StoreResult<IdempotencyBegin>;
+    async fn begin_idempotent(
+        &self,
+        key: &IdempotencyKey,
+        request_hash: &str,
+    ) -> StoreResult<IdempotencyBegin>;
     /// Forgets an in-flight key whose request failed, so the client may retry with it.
     async fn abandon_idempotent(&self, key: &IdempotencyKey) -> StoreResult<()>;
     /// Deletes up to `limit` idempotency records created before `before`; returns how many.
-    async fn purge_idempotency_keys(&self, before: chrono::DateTime<chrono::Utc>, limit: u32) -> StoreResult<u64>;
+    async fn purge_idempotency_keys(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreResult<u64>;
 }
 
 /// Opens the backend the URL names, creating the SQLite file and folder if needed, and applies
@@ -117,8 +141,12 @@ pub trait Store: Send + Sync + 'static {
 pub async fn connect(config: &Config) -> StoreResult<Arc<dyn Store>> {
     let url = config.database_url.expose();
     match config.database_url.scheme() {
-        "sqlite" => Ok(Arc::new(SqliteStore::connect(url, config.db_max_connections).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(PgStore::connect(url, config.db_max_connections).await?)),
+        "sqlite" => Ok(Arc::new(
+            SqliteStore::connect(url, config.db_max_connections).await?,
+        )),
+        "postgres" | "postgresql" => Ok(Arc::new(
+            PgStore::connect(url, config.db_max_connections).await?,
+        )),
         other => Err(StoreError::UnsupportedScheme(other.to_owned())),
     }
 }

@@ -27,7 +27,10 @@ impl PgStore {
     /// Connects and applies pending migrations.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
@@ -38,11 +41,12 @@ impl PgStore {
     }
 
     async fn counts(&self, id: &str) -> StoreResult<Counts> {
-        let groups: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
+        let groups: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(Counts::from_groups(groups))
     }
 }
@@ -66,7 +70,11 @@ async fn insert_deliveries(
             .execute(&mut **tx)
             .await?
             .rows_affected() as i64;
-            Ok(Counts { total: inserted, pending: inserted, ..Counts::default() })
+            Ok(Counts {
+                total: inserted,
+                pending: inserted,
+                ..Counts::default()
+            })
         }
         Audience::Addresses(addresses) => {
             let list: Vec<&str> = addresses.iter().map(Address::as_str).collect();
@@ -113,11 +121,13 @@ impl Store for PgStore {
     }
 
     async fn insert_setting_if_absent(&self, name: &str, value: &str) -> StoreResult<bool> {
-        let done = sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -137,15 +147,20 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Tenant { id: tenant.id.clone(), name: tenant.name.clone(), created_at: now })
+        Ok(Tenant {
+            id: tenant.id.clone(),
+            name: tenant.name.clone(),
+            created_at: now,
+        })
     }
 
     async fn tenant_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<TenantId>> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-                .bind(key_hash)
-                .fetch_optional(&self.pool)
-                .await?;
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(id.map(TenantId::from_trusted))
     }
 
@@ -186,8 +201,11 @@ impl Store for PgStore {
         let sql = format!(
             "SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
         );
-        let row: Option<ChannelRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.as_str()).bind(tenant.as_str()).fetch_optional(&self.pool).await?;
+        let row: Option<ChannelRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .bind(tenant.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(Into::into))
     }
 
@@ -241,7 +259,11 @@ impl Store for PgStore {
         Ok(true)
     }
 
-    async fn subscribe(&self, channel: &ChannelId, address: &Address) -> StoreResult<SubscribeOutcome> {
+    async fn subscribe(
+        &self,
+        channel: &ChannelId,
+        address: &Address,
+    ) -> StoreResult<SubscribeOutcome> {
         // `xmax = 0` distinguishes a fresh insert from an update in Postgres's upsert.
         let row: Option<(bool,)> = sqlx::query_as(
             "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
@@ -261,7 +283,11 @@ impl Store for PgStore {
         })
     }
 
-    async fn subscribe_many(&self, channel: &ChannelId, addresses: &[Address]) -> StoreResult<BatchOutcome> {
+    async fn subscribe_many(
+        &self,
+        channel: &ChannelId,
+        addresses: &[Address],
+    ) -> StoreResult<BatchOutcome> {
         let list: Vec<&str> = addresses.iter().map(Address::as_str).collect();
         let added = sqlx::query(
             "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
@@ -275,7 +301,10 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok(BatchOutcome { added, already: addresses.len() as u64 - added })
+        Ok(BatchOutcome {
+            added,
+            already: addresses.len() as u64 - added,
+        })
     }
 
     async fn unsubscribe(&self, channel: &ChannelId, address: &Address) -> StoreResult<bool> {
@@ -291,7 +320,11 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn list_subscribers(&self, channel: &ChannelId, page: &Page) -> StoreResult<Vec<Subscriber>> {
+    async fn list_subscribers(
+        &self,
+        channel: &ChannelId,
+        page: &Page,
+    ) -> StoreResult<Vec<Subscriber>> {
         let rows: Vec<(String, chrono::DateTime<Utc>)> = sqlx::query_as(
             "SELECT address, updated_at FROM subscribers WHERE channel_id = $1 AND status = 'active' \
              AND ($2::text IS NULL OR address > $2) ORDER BY address LIMIT $3",
@@ -303,7 +336,10 @@ impl Store for PgStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(address, at)| Subscriber { address: Address::from_trusted(address), subscribed_at: at })
+            .map(|(address, at)| Subscriber {
+                address: Address::from_trusted(address),
+                subscribed_at: at,
+            })
             .collect())
     }
 
@@ -327,7 +363,11 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         let counts = insert_deliveries(&mut tx, new, now).await?;
-        let status = if counts.pending == 0 { AnnouncementStatus::Completed } else { AnnouncementStatus::Queued };
+        let status = if counts.pending == 0 {
+            AnnouncementStatus::Completed
+        } else {
+            AnnouncementStatus::Queued
+        };
         sqlx::query("UPDATE announcements SET total = $2, status = $3 WHERE id = $1")
             .bind(new.id.as_str())
             .bind(counts.total)
@@ -360,7 +400,11 @@ impl Store for PgStore {
         Ok(announcement)
     }
 
-    async fn get_announcement(&self, tenant: &TenantId, id: &AnnouncementId) -> StoreResult<Option<Announcement>> {
+    async fn get_announcement(
+        &self,
+        tenant: &TenantId,
+        id: &AnnouncementId,
+    ) -> StoreResult<Option<Announcement>> {
         let row: Option<AnnouncementRow> = sqlx::query_as(
             "SELECT id, channel_id, text, priority, status, created_at FROM announcements WHERE id = $1 AND tenant_id = $2",
         )
@@ -381,11 +425,12 @@ impl Store for PgStore {
         status: Option<DeliveryStatus>,
         page: &Page,
     ) -> StoreResult<Option<Vec<Delivery>>> {
-        let owned: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM announcements WHERE id = $1 AND tenant_id = $2")
-            .bind(id.as_str())
-            .bind(tenant.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let owned: Option<(i32,)> =
+            sqlx::query_as("SELECT 1 FROM announcements WHERE id = $1 AND tenant_id = $2")
+                .bind(id.as_str())
+                .bind(tenant.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         if owned.is_none() {
             return Ok(None);
         }
@@ -403,7 +448,11 @@ impl Store for PgStore {
         Ok(Some(rows.into_iter().map(Into::into).collect()))
     }
 
-    async fn begin_idempotent(&self, key: &IdempotencyKey, request_hash: &str) -> StoreResult<IdempotencyBegin> {
+    async fn begin_idempotent(
+        &self,
+        key: &IdempotencyKey,
+        request_hash: &str,
+    ) -> StoreResult<IdempotencyBegin> {
         let now = Utc::now();
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (tenant_id, key, request_hash, state, created_at) \
@@ -448,7 +497,11 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok(if taken == 1 { IdempotencyBegin::Started } else { IdempotencyBegin::InProgress })
+        Ok(if taken == 1 {
+            IdempotencyBegin::Started
+        } else {
+            IdempotencyBegin::InProgress
+        })
     }
 
     async fn abandon_idempotent(&self, key: &IdempotencyKey) -> StoreResult<()> {
@@ -460,7 +513,11 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn purge_idempotency_keys(&self, before: chrono::DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+    async fn purge_idempotency_keys(
+        &self,
+        before: chrono::DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<u64> {
         // Batched so a large backlog never holds locks for long.
         let done = sqlx::query(
             "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN \

@@ -9,7 +9,9 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Sqlite, Transaction};
 
 use super::*;
@@ -39,7 +41,10 @@ impl SqliteStore {
                 std::fs::create_dir_all(folder)?;
             }
         }
-        let pool = SqlitePoolOptions::new().max_connections(max_connections).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
@@ -50,11 +55,12 @@ impl SqliteStore {
     }
 
     async fn counts(&self, id: &str) -> StoreResult<Counts> {
-        let groups: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
+        let groups: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(Counts::from_groups(groups))
     }
 }
@@ -78,7 +84,11 @@ async fn insert_deliveries(
             .execute(&mut **tx)
             .await?
             .rows_affected() as i64;
-            Ok(Counts { total: inserted, pending: inserted, ..Counts::default() })
+            Ok(Counts {
+                total: inserted,
+                pending: inserted,
+                ..Counts::default()
+            })
         }
         Audience::Addresses(addresses) => {
             let list = json_list(addresses);
@@ -131,11 +141,13 @@ impl Store for SqliteStore {
     }
 
     async fn insert_setting_if_absent(&self, name: &str, value: &str) -> StoreResult<bool> {
-        let done = sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -155,15 +167,20 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Tenant { id: tenant.id.clone(), name: tenant.name.clone(), created_at: now })
+        Ok(Tenant {
+            id: tenant.id.clone(),
+            name: tenant.name.clone(),
+            created_at: now,
+        })
     }
 
     async fn tenant_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<TenantId>> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-                .bind(key_hash)
-                .fetch_optional(&self.pool)
-                .await?;
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(id.map(TenantId::from_trusted))
     }
 
@@ -204,8 +221,11 @@ impl Store for SqliteStore {
         let sql = format!(
             "SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
         );
-        let row: Option<ChannelRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.as_str()).bind(tenant.as_str()).fetch_optional(&self.pool).await?;
+        let row: Option<ChannelRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .bind(tenant.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(Into::into))
     }
 
@@ -259,7 +279,11 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
-    async fn subscribe(&self, channel: &ChannelId, address: &Address) -> StoreResult<SubscribeOutcome> {
+    async fn subscribe(
+        &self,
+        channel: &ChannelId,
+        address: &Address,
+    ) -> StoreResult<SubscribeOutcome> {
         // SQLite has no way to tell an upsert's insert from its update, so try both in turn.
         let now = Utc::now();
         let inserted = sqlx::query(
@@ -285,10 +309,18 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok(if reactivated == 1 { SubscribeOutcome::Reactivated } else { SubscribeOutcome::AlreadyActive })
+        Ok(if reactivated == 1 {
+            SubscribeOutcome::Reactivated
+        } else {
+            SubscribeOutcome::AlreadyActive
+        })
     }
 
-    async fn subscribe_many(&self, channel: &ChannelId, addresses: &[Address]) -> StoreResult<BatchOutcome> {
+    async fn subscribe_many(
+        &self,
+        channel: &ChannelId,
+        addresses: &[Address],
+    ) -> StoreResult<BatchOutcome> {
         let list = json_list(addresses);
         let added = sqlx::query(
             "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
@@ -302,7 +334,10 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok(BatchOutcome { added, already: addresses.len() as u64 - added })
+        Ok(BatchOutcome {
+            added,
+            already: addresses.len() as u64 - added,
+        })
     }
 
     async fn unsubscribe(&self, channel: &ChannelId, address: &Address) -> StoreResult<bool> {
@@ -318,7 +353,11 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn list_subscribers(&self, channel: &ChannelId, page: &Page) -> StoreResult<Vec<Subscriber>> {
+    async fn list_subscribers(
+        &self,
+        channel: &ChannelId,
+        page: &Page,
+    ) -> StoreResult<Vec<Subscriber>> {
         let rows: Vec<(String, chrono::DateTime<Utc>)> = sqlx::query_as(
             "SELECT address, updated_at FROM subscribers WHERE channel_id = $1 AND status = 'active' \
              AND ($2 IS NULL OR address > $2) ORDER BY address LIMIT $3",
@@ -330,7 +369,10 @@ impl Store for SqliteStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(address, at)| Subscriber { address: Address::from_trusted(address), subscribed_at: at })
+            .map(|(address, at)| Subscriber {
+                address: Address::from_trusted(address),
+                subscribed_at: at,
+            })
             .collect())
     }
 
@@ -354,7 +396,11 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let counts = insert_deliveries(&mut tx, new, now).await?;
-        let status = if counts.pending == 0 { AnnouncementStatus::Completed } else { AnnouncementStatus::Queued };
+        let status = if counts.pending == 0 {
+            AnnouncementStatus::Completed
+        } else {
+            AnnouncementStatus::Queued
+        };
         sqlx::query("UPDATE announcements SET total = $2, status = $3 WHERE id = $1")
             .bind(new.id.as_str())
             .bind(counts.total)
@@ -387,7 +433,11 @@ impl Store for SqliteStore {
         Ok(announcement)
     }
 
-    async fn get_announcement(&self, tenant: &TenantId, id: &AnnouncementId) -> StoreResult<Option<Announcement>> {
+    async fn get_announcement(
+        &self,
+        tenant: &TenantId,
+        id: &AnnouncementId,
+    ) -> StoreResult<Option<Announcement>> {
         let row: Option<AnnouncementRow> = sqlx::query_as(
             "SELECT id, channel_id, text, priority, status, created_at FROM announcements WHERE id = $1 AND tenant_id = $2",
         )
@@ -408,11 +458,12 @@ impl Store for SqliteStore {
         status: Option<DeliveryStatus>,
         page: &Page,
     ) -> StoreResult<Option<Vec<Delivery>>> {
-        let owned: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM announcements WHERE id = $1 AND tenant_id = $2")
-            .bind(id.as_str())
-            .bind(tenant.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let owned: Option<(i32,)> =
+            sqlx::query_as("SELECT 1 FROM announcements WHERE id = $1 AND tenant_id = $2")
+                .bind(id.as_str())
+                .bind(tenant.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         if owned.is_none() {
             return Ok(None);
         }
@@ -430,7 +481,11 @@ impl Store for SqliteStore {
         Ok(Some(rows.into_iter().map(Into::into).collect()))
     }
 
-    async fn begin_idempotent(&self, key: &IdempotencyKey, request_hash: &str) -> StoreResult<IdempotencyBegin> {
+    async fn begin_idempotent(
+        &self,
+        key: &IdempotencyKey,
+        request_hash: &str,
+    ) -> StoreResult<IdempotencyBegin> {
         let now = Utc::now();
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (tenant_id, key, request_hash, state, created_at) \
@@ -475,7 +530,11 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok(if taken == 1 { IdempotencyBegin::Started } else { IdempotencyBegin::InProgress })
+        Ok(if taken == 1 {
+            IdempotencyBegin::Started
+        } else {
+            IdempotencyBegin::InProgress
+        })
     }
 
     async fn abandon_idempotent(&self, key: &IdempotencyKey) -> StoreResult<()> {
@@ -487,7 +546,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn purge_idempotency_keys(&self, before: chrono::DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+    async fn purge_idempotency_keys(
+        &self,
+        before: chrono::DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<u64> {
         // Batched so a large backlog never holds locks for long.
         let done = sqlx::query(
             "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN \

@@ -23,8 +23,14 @@ const BUSY_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Deletes one batch of expired records.
 pub async fn run_once(store: &dyn Store) -> StoreResult<Outcome> {
-    let deleted = store.purge_idempotency_keys(Utc::now() - IDEMPOTENCY_WINDOW, BATCH).await?;
-    Ok(if deleted == 0 { Outcome::Idle } else { Outcome::Worked(deleted) })
+    let deleted = store
+        .purge_idempotency_keys(Utc::now() - IDEMPOTENCY_WINDOW, BATCH)
+        .await?;
+    Ok(if deleted == 0 {
+        Outcome::Idle
+    } else {
+        Outcome::Worked(deleted)
+    })
 }
 
 /// Sweeps until `shutdown` is cancelled.

@@ -19,14 +19,28 @@ fn herald(app: &TestApp) -> Command {
 #[tokio::test]
 async fn tenant_create_prints_only_the_key_and_the_key_works() {
     let app = TestApp::spawn().await;
-    let output = herald(&app).args(["tenant", "create", "Acme DAO"]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = herald(&app)
+        .args(["tenant", "create", "Acme DAO"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "stdout is exactly the key: {stdout:?}");
     let key = lines[0];
-    assert!(key.starts_with("hk_") && key.len() >= 35 && key[3..].bytes().all(|b| b.is_ascii_alphanumeric()));
-    assert!(!String::from_utf8_lossy(&output.stderr).contains(key), "the key is printed once");
+    assert!(
+        key.starts_with("hk_")
+            && key.len() >= 35
+            && key[3..].bytes().all(|b| b.is_ascii_alphanumeric())
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains(key),
+        "the key is printed once"
+    );
     assert_eq!(app.get("/v1/channels", key).await.status, StatusCode::OK);
 }
 
@@ -34,10 +48,20 @@ async fn tenant_create_prints_only_the_key_and_the_key_works() {
 async fn migrate_and_openapi_commands_succeed() {
     let app = TestApp::spawn().await;
     let migrate = herald(&app).arg("migrate").output().unwrap();
-    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
     let spec = herald(&app).arg("openapi").output().unwrap();
-    assert!(String::from_utf8(spec.stdout).unwrap().starts_with("openapi: 3.1"));
-    let bad = herald(&app).env("HERALD_DATABASE_URL", "mysql://x").arg("migrate").output().unwrap();
+    assert!(String::from_utf8(spec.stdout)
+        .unwrap()
+        .starts_with("openapi: 3.1"));
+    let bad = herald(&app)
+        .env("HERALD_DATABASE_URL", "mysql://x")
+        .arg("migrate")
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
 }
 

@@ -76,7 +76,15 @@ impl TestApp {
         let store = app.store();
         let shutdown = app.shutdown_token();
         tokio::spawn(async move { app.run().await.expect("app runs") });
-        Self { base, client: reqwest::Client::new(), store, database_url, kek, shutdown, _dir: dir }
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            database_url,
+            kek,
+            shutdown,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -84,7 +92,13 @@ impl TestApp {
     }
 
     /// Sends a request with an optional bearer token and JSON body.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = self.client.request(method, self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -105,14 +119,18 @@ impl TestApp {
 
     /// Creates a tenant through the admin API and returns its API key.
     pub async fn tenant(&self, name: &str) -> String {
-        let reply = self.post("/v1/tenants", ADMIN_TOKEN, json!({ "name": name })).await;
+        let reply = self
+            .post("/v1/tenants", ADMIN_TOKEN, json!({ "name": name }))
+            .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         reply.body["api_key"].as_str().unwrap().to_owned()
     }
 
     /// Creates a channel and returns its id.
     pub async fn channel(&self, key: &str, name: &str) -> String {
-        let reply = self.post("/v1/channels", key, json!({ "name": name })).await;
+        let reply = self
+            .post("/v1/channels", key, json!({ "name": name }))
+            .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         reply.body["id"].as_str().unwrap().to_owned()
     }
@@ -120,7 +138,11 @@ impl TestApp {
     /// Subscribes `addresses` to a channel through the batch endpoint.
     pub async fn subscribe(&self, key: &str, channel: &str, addresses: &[String]) {
         let reply = self
-            .post(&format!("/v1/channels/{channel}/subscribers/batch"), key, json!({ "addresses": addresses }))
+            .post(
+                &format!("/v1/channels/{channel}/subscribers/batch"),
+                key,
+                json!({ "addresses": addresses }),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     }
@@ -128,22 +150,44 @@ impl TestApp {
     /// Runs one SQL query returning a single BLOB/BYTEA column, on whichever backend is in use.
     pub async fn raw_bytes(&self, sql: &str, bind: &str) -> Vec<u8> {
         if self.database_url.starts_with("sqlite") {
-            let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).bind(bind).fetch_one(&mut conn).await.unwrap()
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                .bind(bind)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
         } else {
-            let mut conn = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).bind(bind).fetch_one(&mut conn).await.unwrap()
+            let mut conn = sqlx::PgConnection::connect(&self.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                .bind(bind)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
         }
     }
 
     /// Runs one SQL query returning text columns of all rows, on whichever backend is in use.
     pub async fn raw_strings(&self, sql: &str) -> Vec<String> {
         if self.database_url.starts_with("sqlite") {
-            let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut conn).await.unwrap()
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
         } else {
-            let mut conn = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut conn).await.unwrap()
+            let mut conn = sqlx::PgConnection::connect(&self.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
         }
     }
 }
@@ -154,14 +198,26 @@ pub async fn send(request: reqwest::RequestBuilder) -> Reply {
     let headers = response.headers().clone();
     let bytes = response.bytes().await.expect("body");
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Creates a uniquely named database on the server and returns its URL.
 pub async fn fresh_postgres_database(server: &str) -> String {
-    let name = format!("herald_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let mut admin = sqlx::PgConnection::connect(server).await.expect("TEST_DATABASE_URL reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    let name = format!(
+        "herald_test_{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    let mut admin = sqlx::PgConnection::connect(server)
+        .await
+        .expect("TEST_DATABASE_URL reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let (prefix, _) = server.split_once('?').map_or((server, ""), |(p, q)| (p, q));
     let (root, _) = prefix.rsplit_once('/').expect("URL has a database path");
     format!("{root}/{name}")

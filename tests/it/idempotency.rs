@@ -5,7 +5,13 @@ use serde_json::{json, Value};
 
 use crate::helpers::{addresses, send, Reply, TestApp};
 
-async fn post_with_key(app: &TestApp, api_key: &str, channel: &str, idem: &str, body: &str) -> Reply {
+async fn post_with_key(
+    app: &TestApp,
+    api_key: &str,
+    channel: &str,
+    idem: &str,
+    body: &str,
+) -> Reply {
     let request = app
         .client
         .post(app.url(&format!("/v1/channels/{channel}/announcements")))
@@ -23,19 +29,42 @@ async fn same_key_and_body_replays_the_original_response() {
     let ch = app.channel(&key, "alerts").await;
     app.subscribe(&key, &ch, &addresses(1, 3)).await;
 
-    let first = post_with_key(&app, &key, &ch, "order-1", r#"{"text":"hi","priority":"bulk"}"#).await;
+    let first = post_with_key(
+        &app,
+        &key,
+        &ch,
+        "order-1",
+        r#"{"text":"hi","priority":"bulk"}"#,
+    )
+    .await;
     assert_eq!(first.status, StatusCode::ACCEPTED);
     assert!(first.headers.get("idempotent-replayed").is_none());
     // More subscribers later must not change the replayed response.
     app.subscribe(&key, &ch, &addresses(2, 3)).await;
     // Same JSON with different whitespace and key order is the same request.
-    let again = post_with_key(&app, &key, &ch, "order-1", r#"{ "priority": "bulk",  "text": "hi" }"#).await;
+    let again = post_with_key(
+        &app,
+        &key,
+        &ch,
+        "order-1",
+        r#"{ "priority": "bulk",  "text": "hi" }"#,
+    )
+    .await;
     assert_eq!(again.status, StatusCode::ACCEPTED);
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(again.body, first.body);
 
-    let without_key = app.post(&format!("/v1/channels/{ch}/announcements"), &key, json!({ "text": "hi", "priority": "bulk" })).await;
-    assert_ne!(without_key.body["id"], first.body["id"], "no key, no deduplication");
+    let without_key = app
+        .post(
+            &format!("/v1/channels/{ch}/announcements"),
+            &key,
+            json!({ "text": "hi", "priority": "bulk" }),
+        )
+        .await;
+    assert_ne!(
+        without_key.body["id"], first.body["id"],
+        "no key, no deduplication"
+    );
     assert_eq!(without_key.body["counts"]["total"], 6);
 }
 
@@ -47,7 +76,10 @@ async fn same_key_with_a_different_body_is_422() {
     let first = post_with_key(&app, &key, &ch, "k", r#"{"text":"one"}"#).await;
     assert_eq!(first.status, StatusCode::ACCEPTED);
     let second = post_with_key(&app, &key, &ch, "k", r#"{"text":"two"}"#).await;
-    assert_eq!((second.status, second.code()), (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"));
+    assert_eq!(
+        (second.status, second.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
     // Same body to another channel is a different request too.
     let other = app.channel(&key, "other").await;
     let third = post_with_key(&app, &key, &other, "k", r#"{"text":"one"}"#).await;
@@ -63,7 +95,10 @@ async fn keys_are_scoped_per_tenant() {
     let ch_b = app.channel(&b, "b").await;
     let one = post_with_key(&app, &a, &ch_a, "shared", r#"{"text":"x"}"#).await;
     let two = post_with_key(&app, &b, &ch_b, "shared", r#"{"text":"y"}"#).await;
-    assert_eq!((one.status, two.status), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(
+        (one.status, two.status),
+        (StatusCode::ACCEPTED, StatusCode::ACCEPTED)
+    );
     assert_ne!(one.body["id"], two.body["id"]);
 }
 
@@ -77,7 +112,10 @@ async fn validation_failures_do_not_consume_the_key() {
     let good = post_with_key(&app, &key, &ch, "retry-me", r#"{"text":"fixed"}"#).await;
     assert_eq!(good.status, StatusCode::ACCEPTED);
     let invalid_key = post_with_key(&app, &key, &ch, &"k".repeat(256), r#"{"text":"x"}"#).await;
-    assert_eq!((invalid_key.status, invalid_key.code()), (StatusCode::BAD_REQUEST, "invalid_idempotency_key"));
+    assert_eq!(
+        (invalid_key.status, invalid_key.code()),
+        (StatusCode::BAD_REQUEST, "invalid_idempotency_key")
+    );
 }
 
 #[tokio::test]
@@ -99,7 +137,10 @@ async fn concurrent_requests_with_one_key_create_one_announcement() {
         }
     }
     assert!(!ids.is_empty());
-    assert!(ids.iter().all(|id| *id == ids[0]), "every success names the same announcement: {ids:?}");
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "every success names the same announcement: {ids:?}"
+    );
     let total: Vec<String> = app.raw_strings("SELECT id FROM announcements").await;
     assert_eq!(total.len(), 1, "exactly one announcement was created");
 

@@ -20,21 +20,50 @@ async fn every_tenant_route_requires_a_valid_api_key() {
         (Method::GET, format!("/v1/channels/{ANY_CHANNEL}")),
         (Method::PATCH, format!("/v1/channels/{ANY_CHANNEL}")),
         (Method::DELETE, format!("/v1/channels/{ANY_CHANNEL}")),
-        (Method::GET, format!("/v1/channels/{ANY_CHANNEL}/subscribers")),
-        (Method::PUT, format!("/v1/channels/{ANY_CHANNEL}/subscribers/{ANY_ADDRESS}")),
-        (Method::DELETE, format!("/v1/channels/{ANY_CHANNEL}/subscribers/{ANY_ADDRESS}")),
-        (Method::POST, format!("/v1/channels/{ANY_CHANNEL}/subscribers/batch")),
-        (Method::POST, format!("/v1/channels/{ANY_CHANNEL}/announcements")),
+        (
+            Method::GET,
+            format!("/v1/channels/{ANY_CHANNEL}/subscribers"),
+        ),
+        (
+            Method::PUT,
+            format!("/v1/channels/{ANY_CHANNEL}/subscribers/{ANY_ADDRESS}"),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/channels/{ANY_CHANNEL}/subscribers/{ANY_ADDRESS}"),
+        ),
+        (
+            Method::POST,
+            format!("/v1/channels/{ANY_CHANNEL}/subscribers/batch"),
+        ),
+        (
+            Method::POST,
+            format!("/v1/channels/{ANY_CHANNEL}/announcements"),
+        ),
         (Method::GET, format!("/v1/announcements/{ANY_ANNOUNCEMENT}")),
-        (Method::GET, format!("/v1/announcements/{ANY_ANNOUNCEMENT}/deliveries")),
+        (
+            Method::GET,
+            format!("/v1/announcements/{ANY_ANNOUNCEMENT}/deliveries"),
+        ),
     ];
     for (method, path) in routes {
-        for token in [None, Some("hk_wrongwrongwrongwrongwrongwrongwrongwrong"), Some("")] {
+        for token in [
+            None,
+            Some("hk_wrongwrongwrongwrongwrongwrongwrongwrong"),
+            Some(""),
+        ] {
             let reply = app.call(method.clone(), &path, token, None).await;
-            assert_eq!((reply.status, reply.code()), (StatusCode::UNAUTHORIZED, "unauthorized"), "{method} {path}");
+            assert_eq!(
+                (reply.status, reply.code()),
+                (StatusCode::UNAUTHORIZED, "unauthorized"),
+                "{method} {path}"
+            );
         }
     }
-    let basic = app.client.get(app.url("/v1/channels")).header("authorization", "Basic dTpw");
+    let basic = app
+        .client
+        .get(app.url("/v1/channels"))
+        .header("authorization", "Basic dTpw");
     assert_eq!(send(basic).await.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -44,8 +73,17 @@ async fn oversized_bodies_are_rejected_with_413() {
     let key = app.tenant("acme").await;
     let ch = app.channel(&key, "alerts").await;
     let big = json!({ "text": "x".repeat(2000) });
-    let declared = app.post(&format!("/v1/channels/{ch}/announcements"), &key, big.clone()).await;
-    assert_eq!((declared.status, declared.code()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    let declared = app
+        .post(
+            &format!("/v1/channels/{ch}/announcements"),
+            &key,
+            big.clone(),
+        )
+        .await;
+    assert_eq!(
+        (declared.status, declared.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
 
     // Without Content-Length (chunked), the limit applies while streaming.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(big.to_string().into_bytes())];
@@ -57,7 +95,10 @@ async fn oversized_bodies_are_rejected_with_413() {
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(stream));
     let reply = send(chunked).await;
-    assert_eq!((reply.status, reply.code()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
 }
 
 #[tokio::test]
@@ -71,12 +112,25 @@ async fn malformed_json_is_400_and_wrong_content_type_is_415() {
         .header("content-type", "application/json")
         .body("{\"name\": ");
     let reply = send(malformed).await;
-    assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "malformed_json"));
-    let text = app.client.post(app.url("/v1/channels")).bearer_auth(&key).body("{\"name\":\"a\"}");
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "malformed_json")
+    );
+    let text = app
+        .client
+        .post(app.url("/v1/channels"))
+        .bearer_auth(&key)
+        .body("{\"name\":\"a\"}");
     let reply = send(text).await;
-    assert_eq!((reply.status, reply.code()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"));
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
     let unknown = app.get("/v1/nothing-here", &key).await;
-    assert_eq!((unknown.status, unknown.code()), (StatusCode::NOT_FOUND, "route_not_found"));
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (StatusCode::NOT_FOUND, "route_not_found")
+    );
 }
 
 #[tokio::test]
@@ -95,7 +149,11 @@ async fn tenants_over_their_rate_are_told_to_back_off() {
     let limited = limited.expect("the burst of 2 is exhausted within 5 requests");
     assert_eq!(limited.code(), "rate_limited");
     assert!(limited.headers.contains_key("retry-after"));
-    assert_eq!(app.get("/v1/channels", &b).await.status, StatusCode::OK, "other tenants are unaffected");
+    assert_eq!(
+        app.get("/v1/channels", &b).await.status,
+        StatusCode::OK,
+        "other tenants are unaffected"
+    );
 }
 
 #[tokio::test]
@@ -120,5 +178,8 @@ async fn slow_requests_time_out_with_408() {
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(stream));
     let reply = send(request).await;
-    assert_eq!((reply.status, reply.code()), (StatusCode::REQUEST_TIMEOUT, "request_timeout"));
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::REQUEST_TIMEOUT, "request_timeout")
+    );
 }

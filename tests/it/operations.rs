@@ -9,9 +9,15 @@ use crate::helpers::TestApp;
 async fn health_and_readiness_probes() {
     let app = TestApp::spawn().await;
     let health = app.call(Method::GET, "/healthz", None, None).await;
-    assert_eq!((health.status, health.body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (health.status, health.body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     let ready = app.call(Method::GET, "/readyz", None, None).await;
-    assert_eq!((ready.status, ready.body["status"].as_str()), (StatusCode::OK, Some("ready")));
+    assert_eq!(
+        (ready.status, ready.body["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
 }
 
 #[tokio::test]
@@ -19,8 +25,21 @@ async fn metrics_expose_http_and_announcement_counters() {
     let app = TestApp::spawn().await;
     let key = app.tenant("acme").await;
     let ch = app.channel(&key, "alerts").await;
-    app.post(&format!("/v1/channels/{ch}/announcements"), &key, json!({ "text": "hi" })).await;
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    app.post(
+        &format!("/v1/channels/{ch}/announcements"),
+        &key,
+        json!({ "text": "hi" }),
+    )
+    .await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("herald_http_requests_total{method=\"POST\",route=\"/v1/channels/{id}/announcements\",status=\"202\"}"), "{text}");
     assert!(text.contains("herald_http_request_duration_seconds"));
     assert!(text.contains("herald_announcements_created_total"));

@@ -10,7 +10,11 @@ use serde_json::{json, Value};
 #[tokio::test]
 async fn secrets_do_not_appear_in_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let master = MasterKey::generate().to_hex();
     let admin = "hadm_logcheckadmintoken00000000000000000000";
     let database_url = match std::env::var("TEST_DATABASE_URL") {
@@ -53,14 +57,31 @@ async fn secrets_do_not_appear_in_logs() {
         .await
         .unwrap();
     let key = tenant["api_key"].as_str().unwrap().to_owned();
-    let channel = client.post(format!("{base}/v1/channels")).bearer_auth(&key).json(&json!({ "name": "c" })).send().await.unwrap();
+    let channel = client
+        .post(format!("{base}/v1/channels"))
+        .bearer_auth(&key)
+        .json(&json!({ "name": "c" }))
+        .send()
+        .await
+        .unwrap();
     assert!(channel.status().is_success());
-    let _ = client.get(format!("{base}/v1/channels")).bearer_auth("hk_notarealkeynotarealkeynotarealkey00000").send().await;
+    let _ = client
+        .get(format!("{base}/v1/channels"))
+        .bearer_auth("hk_notarealkeynotarealkeynotarealkey00000")
+        .send()
+        .await;
 
     child.kill().unwrap();
     let output = child.wait_with_output().unwrap();
-    let logs = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(logs.contains("herald listening"), "logs were captured: {logs}");
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        logs.contains("herald listening"),
+        "logs were captured: {logs}"
+    );
     for secret in [key.as_str(), admin, master.as_str(), "notarealkey"] {
         assert!(!logs.contains(secret), "secret {secret} leaked into logs");
     }

@@ -2,8 +2,8 @@
 
 use herald::domain::{Address, AnnouncementId, ChannelId, TenantId};
 use herald::store::{
-    Audience, IdempotencyBegin, IdempotencyCompletion, IdempotencyKey, NewAnnouncement, NewChannel, NewTenant, Page,
-    StoredResponse, SubscribeOutcome,
+    Audience, IdempotencyBegin, IdempotencyCompletion, IdempotencyKey, NewAnnouncement, NewChannel,
+    NewTenant, Page, StoredResponse, SubscribeOutcome,
 };
 
 use crate::helpers::TestApp;
@@ -15,8 +15,18 @@ async fn store_story() {
     store.ping().await.unwrap();
 
     let tenant = TenantId::generate();
-    store.create_tenant(&NewTenant { id: tenant.clone(), name: "t".into(), key_hash: "h1".into() }).await.unwrap();
-    assert_eq!(store.tenant_by_key_hash("h1").await.unwrap(), Some(tenant.clone()));
+    store
+        .create_tenant(&NewTenant {
+            id: tenant.clone(),
+            name: "t".into(),
+            key_hash: "h1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tenant_by_key_hash("h1").await.unwrap(),
+        Some(tenant.clone())
+    );
     assert_eq!(store.tenant_by_key_hash("nope").await.unwrap(), None);
 
     let channel = ChannelId::generate();
@@ -33,23 +43,53 @@ async fn store_story() {
         .await
         .unwrap();
     let other = TenantId::generate();
-    assert!(store.get_channel(&other, &channel).await.unwrap().is_none(), "scoped by tenant");
+    assert!(
+        store.get_channel(&other, &channel).await.unwrap().is_none(),
+        "scoped by tenant"
+    );
 
     let sub = Address::parse("0x00000000000000000000000000000000000000bb").unwrap();
-    assert_eq!(store.subscribe(&channel, &sub).await.unwrap(), SubscribeOutcome::Added);
-    assert_eq!(store.subscribe(&channel, &sub).await.unwrap(), SubscribeOutcome::AlreadyActive);
+    assert_eq!(
+        store.subscribe(&channel, &sub).await.unwrap(),
+        SubscribeOutcome::Added
+    );
+    assert_eq!(
+        store.subscribe(&channel, &sub).await.unwrap(),
+        SubscribeOutcome::AlreadyActive
+    );
     assert!(store.unsubscribe(&channel, &sub).await.unwrap());
     assert!(!store.unsubscribe(&channel, &sub).await.unwrap());
-    assert_eq!(store.subscribe(&channel, &sub).await.unwrap(), SubscribeOutcome::Reactivated);
-    let page = Page { limit: 10, cursor: None };
-    assert_eq!(store.list_subscribers(&channel, &page).await.unwrap().len(), 1);
+    assert_eq!(
+        store.subscribe(&channel, &sub).await.unwrap(),
+        SubscribeOutcome::Reactivated
+    );
+    let page = Page {
+        limit: 10,
+        cursor: None,
+    };
+    assert_eq!(
+        store.list_subscribers(&channel, &page).await.unwrap().len(),
+        1
+    );
 
     // Idempotency: claim, collide, release, claim again, complete, replay, mismatch.
-    let key = IdempotencyKey { tenant: tenant.clone(), key: "k".into() };
-    assert_eq!(store.begin_idempotent(&key, "hash").await.unwrap(), IdempotencyBegin::Started);
-    assert_eq!(store.begin_idempotent(&key, "hash").await.unwrap(), IdempotencyBegin::InProgress);
+    let key = IdempotencyKey {
+        tenant: tenant.clone(),
+        key: "k".into(),
+    };
+    assert_eq!(
+        store.begin_idempotent(&key, "hash").await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(
+        store.begin_idempotent(&key, "hash").await.unwrap(),
+        IdempotencyBegin::InProgress
+    );
     store.abandon_idempotent(&key).await.unwrap();
-    assert_eq!(store.begin_idempotent(&key, "hash").await.unwrap(), IdempotencyBegin::Started);
+    assert_eq!(
+        store.begin_idempotent(&key, "hash").await.unwrap(),
+        IdempotencyBegin::Started
+    );
     let new = NewAnnouncement {
         id: AnnouncementId::generate(),
         tenant: tenant.clone(),
@@ -60,15 +100,38 @@ async fn store_story() {
     };
     let completion = IdempotencyCompletion {
         key: key.clone(),
-        render: Box::new(|a| StoredResponse { status_code: 202, body: a.id.to_string() }),
+        render: Box::new(|a| StoredResponse {
+            status_code: 202,
+            body: a.id.to_string(),
+        }),
     };
-    let created = store.create_announcement(&new, Some(completion)).await.unwrap();
+    let created = store
+        .create_announcement(&new, Some(completion))
+        .await
+        .unwrap();
     assert_eq!(created.counts.total, 1);
-    let replay = StoredResponse { status_code: 202, body: created.id.to_string() };
-    assert_eq!(store.begin_idempotent(&key, "hash").await.unwrap(), IdempotencyBegin::Replay(replay));
-    assert_eq!(store.begin_idempotent(&key, "other").await.unwrap(), IdempotencyBegin::Mismatch);
-    assert!(store.get_announcement(&other, &created.id).await.unwrap().is_none());
-    let fetched = store.get_announcement(&tenant, &created.id).await.unwrap().unwrap();
+    let replay = StoredResponse {
+        status_code: 202,
+        body: created.id.to_string(),
+    };
+    assert_eq!(
+        store.begin_idempotent(&key, "hash").await.unwrap(),
+        IdempotencyBegin::Replay(replay)
+    );
+    assert_eq!(
+        store.begin_idempotent(&key, "other").await.unwrap(),
+        IdempotencyBegin::Mismatch
+    );
+    assert!(store
+        .get_announcement(&other, &created.id)
+        .await
+        .unwrap()
+        .is_none());
+    let fetched = store
+        .get_announcement(&tenant, &created.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(fetched.counts.pending, 1);
 }
 
@@ -77,13 +140,32 @@ async fn sweeper_deletes_only_expired_idempotency_keys() {
     let app = TestApp::spawn().await;
     let store = app.store.clone();
     let tenant = TenantId::generate();
-    store.create_tenant(&NewTenant { id: tenant.clone(), name: "t".into(), key_hash: "h".into() }).await.unwrap();
-    let key = IdempotencyKey { tenant, key: "fresh".into() };
+    store
+        .create_tenant(&NewTenant {
+            id: tenant.clone(),
+            name: "t".into(),
+            key_hash: "h".into(),
+        })
+        .await
+        .unwrap();
+    let key = IdempotencyKey {
+        tenant,
+        key: "fresh".into(),
+    };
     store.begin_idempotent(&key, "hash").await.unwrap();
-    let outcome = herald::workers::idempotency_sweeper::run_once(store.as_ref()).await.unwrap();
-    assert_eq!(outcome, herald::workers::Outcome::Idle, "a fresh key is kept");
+    let outcome = herald::workers::idempotency_sweeper::run_once(store.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        herald::workers::Outcome::Idle,
+        "a fresh key is kept"
+    );
     // Anything created before "tomorrow" counts as expired for this call.
     let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
     assert_eq!(store.purge_idempotency_keys(tomorrow, 10).await.unwrap(), 1);
-    assert_eq!(store.begin_idempotent(&key, "other").await.unwrap(), IdempotencyBegin::Started);
+    assert_eq!(
+        store.begin_idempotent(&key, "other").await.unwrap(),
+        IdempotencyBegin::Started
+    );
 }
