@@ -1,47 +1,33 @@
-//! SQLite backend: the embedded default, for a single node and for `make run`.
-//!
-//! The database file (and its folder) is created on first start and runs in WAL mode so readers
-//! never block the single writer. Fan-out uses `INSERT … SELECT` (from `subscribers`, or from
-//! `json_each($n)` for a targeted audience); SQLite has no arrays, so address lists travel as one
-//! JSON text parameter. SQLite's upsert needs `WHERE true` after an `INSERT … SELECT` to parse.
+//! Postgres backend: the production store. Announcement fan-out lives in `announcements.rs`,
+//! idempotency records in `idempotency.rs`; this file holds the connection and everything else.
 
 use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Sqlite, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::*;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+mod announcements;
+mod idempotency;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 const CHANNEL_COLUMNS: &str =
     "id, name, description, address, xmtp_inbox_id, xmtp_installation_id, created_at, updated_at";
 
-/// SQLite-backed [`Store`].
+/// Postgres-backed [`Store`].
 #[derive(Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct PgStore {
+    pool: PgPool,
 }
 
-impl SqliteStore {
-    /// Opens (creating if missing) the database file and applies pending migrations.
+impl PgStore {
+    /// Connects and applies pending migrations.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        if let Some(folder) = options.get_filename().parent() {
-            if !folder.as_os_str().is_empty() {
-                std::fs::create_dir_all(folder)?;
-            }
-        }
-        let pool = SqlitePoolOptions::new()
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)
             .await?;
@@ -50,7 +36,7 @@ impl SqliteStore {
     }
 
     /// The pool, for tests and tools that need raw SQL.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
@@ -65,68 +51,8 @@ impl SqliteStore {
     }
 }
 
-async fn insert_deliveries(
-    tx: &mut Transaction<'_, Sqlite>,
-    new: &NewAnnouncement,
-    now: chrono::DateTime<Utc>,
-) -> StoreResult<Counts> {
-    match &new.audience {
-        Audience::All => {
-            let inserted = sqlx::query(
-                "INSERT INTO deliveries (announcement_id, channel_id, address, priority, status, next_attempt_at, created_at, updated_at) \
-                 SELECT $1, $2, s.address, $3, 'pending', $4, $4, $4 FROM subscribers s \
-                 WHERE s.channel_id = $2 AND s.status = 'active'",
-            )
-            .bind(new.id.as_str())
-            .bind(new.channel.as_str())
-            .bind(new.priority.as_str())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected() as i64;
-            Ok(Counts {
-                total: inserted,
-                pending: inserted,
-                ..Counts::default()
-            })
-        }
-        Audience::Addresses(addresses) => {
-            let list = json_list(addresses);
-            sqlx::query(
-                "INSERT INTO deliveries (announcement_id, channel_id, address, priority, status, reason, next_attempt_at, created_at, updated_at) \
-                 SELECT $1, $2, a.address, $3, \
-                        CASE WHEN s.address IS NULL THEN 'skipped' ELSE 'pending' END, \
-                        CASE WHEN s.address IS NULL THEN 'not_subscribed' END, $4, $4, $4 \
-                 FROM (SELECT value AS address FROM json_each($5)) AS a \
-                 LEFT JOIN subscribers s ON s.channel_id = $2 AND s.address = a.address AND s.status = 'active' \
-                 WHERE true ON CONFLICT (announcement_id, address) DO NOTHING",
-            )
-            .bind(new.id.as_str())
-            .bind(new.channel.as_str())
-            .bind(new.priority.as_str())
-            .bind(now)
-            .bind(&list)
-            .execute(&mut **tx)
-            .await?;
-            let groups: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status",
-            )
-            .bind(new.id.as_str())
-            .fetch_all(&mut **tx)
-            .await?;
-            Ok(Counts::from_groups(groups))
-        }
-    }
-}
-
-/// Encodes addresses as a JSON array for `json_each`.
-fn json_list(addresses: &[Address]) -> String {
-    serde_json::to_string(&addresses.iter().map(Address::as_str).collect::<Vec<_>>())
-        .expect("a list of strings always serializes")
-}
-
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -206,7 +132,7 @@ impl Store for SqliteStore {
     async fn list_channels(&self, tenant: &TenantId, page: &Page) -> StoreResult<Vec<Channel>> {
         let sql = format!(
             "SELECT {CHANNEL_COLUMNS} FROM channels WHERE tenant_id = $1 AND deleted_at IS NULL \
-             AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+             AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3"
         );
         let rows: Vec<ChannelRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tenant.as_str())
@@ -284,35 +210,22 @@ impl Store for SqliteStore {
         channel: &ChannelId,
         address: &Address,
     ) -> StoreResult<SubscribeOutcome> {
-        // SQLite has no way to tell an upsert's insert from its update, so try both in turn.
-        let now = Utc::now();
-        let inserted = sqlx::query(
+        // `xmax = 0` distinguishes a fresh insert from an update in Postgres's upsert.
+        let row: Option<(bool,)> = sqlx::query_as(
             "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
-             VALUES ($1, $2, 'active', $3, $3) ON CONFLICT (channel_id, address) DO NOTHING",
+             VALUES ($1, $2, 'active', $3, $3) \
+             ON CONFLICT (channel_id, address) DO UPDATE SET status = 'active', updated_at = $3 \
+             WHERE subscribers.status <> 'active' RETURNING (xmax = 0)",
         )
         .bind(channel.as_str())
         .bind(address.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            return Ok(SubscribeOutcome::Added);
-        }
-        let reactivated = sqlx::query(
-            "UPDATE subscribers SET status = 'active', updated_at = $3 \
-             WHERE channel_id = $1 AND address = $2 AND status <> 'active'",
-        )
-        .bind(channel.as_str())
-        .bind(address.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(if reactivated == 1 {
-            SubscribeOutcome::Reactivated
-        } else {
-            SubscribeOutcome::AlreadyActive
+        .bind(Utc::now())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some((true,)) => SubscribeOutcome::Added,
+            Some((false,)) => SubscribeOutcome::Reactivated,
+            None => SubscribeOutcome::AlreadyActive,
         })
     }
 
@@ -321,10 +234,10 @@ impl Store for SqliteStore {
         channel: &ChannelId,
         addresses: &[Address],
     ) -> StoreResult<BatchOutcome> {
-        let list = json_list(addresses);
+        let list: Vec<&str> = addresses.iter().map(Address::as_str).collect();
         let added = sqlx::query(
             "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
-             SELECT $1, value, 'active', $3, $3 FROM json_each($2) WHERE true \
+             SELECT $1, a, 'active', $3, $3 FROM unnest($2::text[]) AS a \
              ON CONFLICT (channel_id, address) DO UPDATE SET status = 'active', updated_at = $3 \
              WHERE subscribers.status <> 'active'",
         )
@@ -360,7 +273,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<Subscriber>> {
         let rows: Vec<(String, chrono::DateTime<Utc>)> = sqlx::query_as(
             "SELECT address, updated_at FROM subscribers WHERE channel_id = $1 AND status = 'active' \
-             AND ($2 IS NULL OR address > $2) ORDER BY address LIMIT $3",
+             AND ($2::text IS NULL OR address > $2) ORDER BY address LIMIT $3",
         )
         .bind(channel.as_str())
         .bind(&page.cursor)
@@ -381,56 +294,7 @@ impl Store for SqliteStore {
         new: &NewAnnouncement,
         idempotency: Option<IdempotencyCompletion>,
     ) -> StoreResult<Announcement> {
-        let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
-        )
-        .bind(new.id.as_str())
-        .bind(new.tenant.as_str())
-        .bind(new.channel.as_str())
-        .bind(&new.text)
-        .bind(new.priority.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let counts = insert_deliveries(&mut tx, new, now).await?;
-        let status = if counts.pending == 0 {
-            AnnouncementStatus::Completed
-        } else {
-            AnnouncementStatus::Queued
-        };
-        sqlx::query("UPDATE announcements SET total = $2, status = $3 WHERE id = $1")
-            .bind(new.id.as_str())
-            .bind(counts.total)
-            .bind(status.as_str())
-            .execute(&mut *tx)
-            .await?;
-        let announcement = Announcement {
-            id: new.id.clone(),
-            channel_id: new.channel.clone(),
-            text: new.text.clone(),
-            priority: new.priority,
-            status,
-            counts,
-            created_at: now,
-        };
-        if let Some(completion) = idempotency {
-            let response = (completion.render)(&announcement);
-            sqlx::query(
-                "UPDATE idempotency_keys SET state = 'done', status_code = $3, response_body = $4 \
-                 WHERE tenant_id = $1 AND key = $2",
-            )
-            .bind(completion.key.tenant.as_str())
-            .bind(&completion.key.key)
-            .bind(i32::from(response.status_code))
-            .bind(&response.body)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(announcement)
+        announcements::create(&self.pool, new, idempotency).await
     }
 
     async fn get_announcement(
@@ -469,8 +333,8 @@ impl Store for SqliteStore {
         }
         let rows: Vec<DeliveryRow> = sqlx::query_as(
             "SELECT address, status, attempts, reason, updated_at FROM deliveries \
-             WHERE announcement_id = $1 AND ($2 IS NULL OR status = $2) \
-             AND ($3 IS NULL OR address > $3) ORDER BY address LIMIT $4",
+             WHERE announcement_id = $1 AND ($2::text IS NULL OR status = $2) \
+             AND ($3::text IS NULL OR address > $3) ORDER BY address LIMIT $4",
         )
         .bind(id.as_str())
         .bind(status.map(DeliveryStatus::as_str))
@@ -486,64 +350,11 @@ impl Store for SqliteStore {
         key: &IdempotencyKey,
         request_hash: &str,
     ) -> StoreResult<IdempotencyBegin> {
-        let now = Utc::now();
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (tenant_id, key, request_hash, state, created_at) \
-             VALUES ($1, $2, $3, 'in_flight', $4) ON CONFLICT (tenant_id, key) DO NOTHING",
-        )
-        .bind(key.tenant.as_str())
-        .bind(&key.key)
-        .bind(request_hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            return Ok(IdempotencyBegin::Started);
-        }
-        let row: Option<IdempotencyRow> = sqlx::query_as(
-            "SELECT request_hash, state, status_code, response_body, created_at FROM idempotency_keys \
-             WHERE tenant_id = $1 AND key = $2",
-        )
-        .bind(key.tenant.as_str())
-        .bind(&key.key)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            // Abandoned between our insert and read: the caller may simply retry.
-            return Ok(IdempotencyBegin::InProgress);
-        };
-        if let Some(verdict) = row.judge(request_hash, now) {
-            return Ok(verdict);
-        }
-        // Expired or stale: take it over, guarded by the old timestamp so that of two
-        // concurrent takeovers exactly one wins.
-        let taken = sqlx::query(
-            "UPDATE idempotency_keys SET request_hash = $3, state = 'in_flight', status_code = NULL, \
-             response_body = NULL, created_at = $4 WHERE tenant_id = $1 AND key = $2 AND created_at = $5",
-        )
-        .bind(key.tenant.as_str())
-        .bind(&key.key)
-        .bind(request_hash)
-        .bind(now)
-        .bind(row.created_at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(if taken == 1 {
-            IdempotencyBegin::Started
-        } else {
-            IdempotencyBegin::InProgress
-        })
+        idempotency::begin(&self.pool, key, request_hash).await
     }
 
     async fn abandon_idempotent(&self, key: &IdempotencyKey) -> StoreResult<()> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND state = 'in_flight'")
-            .bind(key.tenant.as_str())
-            .bind(&key.key)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        idempotency::abandon(&self.pool, key).await
     }
 
     async fn purge_idempotency_keys(
@@ -551,15 +362,6 @@ impl Store for SqliteStore {
         before: chrono::DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<u64> {
-        // Batched so a large backlog never holds locks for long.
-        let done = sqlx::query(
-            "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN \
-             (SELECT tenant_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
-        )
-        .bind(before)
-        .bind(i64::from(limit))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        idempotency::purge(&self.pool, before, limit).await
     }
 }
