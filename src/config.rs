@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -107,9 +107,7 @@ impl Config {
         }
         figment =
             figment.merge(Env::prefixed("HERALD_").map(|key| env_key_to_path(key.as_str()).into()));
-        let config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        let config: Config = with_default_database(figment)?.extract().map_err(invalid)?;
         Ok(config.without_empty_secrets())
     }
 
@@ -131,10 +129,30 @@ impl Config {
 
     /// Defaults only, with no file or environment: the basis for tests.
     pub fn defaults() -> Self {
-        Figment::from(Toml::string(DEFAULT_TOML))
-            .extract()
+        with_default_database(Figment::from(Toml::string(DEFAULT_TOML)))
+            .and_then(|f| f.extract().map_err(invalid))
             .expect("embedded defaults are valid")
     }
+}
+
+fn invalid(err: figment::Error) -> ConfigError {
+    ConfigError::Invalid(Box::new(err))
+}
+
+/// Without an explicit `database_url`, the embedded SQLite database lives in `data_dir`.
+fn with_default_database(figment: Figment) -> Result<Figment, ConfigError> {
+    // An empty value (e.g. `HERALD_DATABASE_URL=` from a template) counts as unset.
+    let explicit = figment.find_value("database_url").ok();
+    if explicit
+        .as_ref()
+        .and_then(|v| v.as_str())
+        .is_some_and(|url| !url.trim().is_empty())
+    {
+        return Ok(figment);
+    }
+    let data_dir: PathBuf = figment.extract_inner("data_dir").map_err(invalid)?;
+    let url = format!("sqlite://{}", data_dir.join("herald.db").display());
+    Ok(figment.merge(Serialized::default("database_url", url)))
 }
 
 /// Maps an env key (already without `HERALD_`) to a config path: `HTTP_BODY_LIMIT_BYTES` →
@@ -183,6 +201,13 @@ mod tests {
             assert_eq!(config.http.body_limit_bytes, 20);
             assert!(!config.database_url.is_sqlite());
             assert!(config.admin_token.is_none(), "empty secret means unset");
+            jail.set_env("HERALD_DATABASE_URL", "");
+            jail.set_env("HERALD_DATA_DIR", "/var/lib/herald");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(
+                config.database_url.expose(),
+                "sqlite:///var/lib/herald/herald.db"
+            );
             jail.set_env("HERALD_LISTN", "typo");
             assert!(Config::load(None).is_err(), "unknown keys are rejected");
             Ok(())
