@@ -51,6 +51,7 @@ impl App {
             kek: Arc::new(kek),
             admin_token_hash: admin_token_hash.into(),
             rate_limiter: Arc::new(RateLimiter::new(config.http.rate_limit_per_second)),
+            auth_cache: Arc::default(),
             metrics: telemetry::metrics_handle(),
         };
         let router = http::router(state.clone(), &config.http);

@@ -9,9 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::Tenant;
 use super::channels::load_channel;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{paginate, AppJson, AppQuery, Tenant, DEFAULT_PAGE, MAX_PAGE};
+use super::extract::{paginate, AppJson, AppQuery, DEFAULT_PAGE, MAX_PAGE};
 use super::subscribers::{partition_addresses, MAX_BATCH};
 use super::{idempotency, AppState};
 use crate::domain::{AnnouncementId, AnnouncementText, Priority};

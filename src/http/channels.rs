@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::Tenant;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{paginate, AppJson, AppQuery, ListParams, Tenant};
+use super::extract::{paginate, AppJson, AppQuery, ListParams};
 use super::tenants::validate_name;
 use super::AppState;
 use crate::crypto::ChannelWallet;

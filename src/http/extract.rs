@@ -1,17 +1,14 @@
-//! Request extractors: JSON bodies with our error format, bearer authentication, pagination.
+//! Request extractors: JSON bodies and query strings with our error format, and pagination.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::ApiError;
-use super::AppState;
-use crate::crypto::hash_token;
-use crate::domain::TenantId;
 use crate::store::Page;
 
 /// Largest page a list endpoint returns.
@@ -42,56 +39,6 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         other => ApiError::bad_request("unreadable_body", other.body_text()),
     }
-}
-
-/// The authenticated tenant, from `Authorization: Bearer hk_…`.
-pub struct Tenant(pub TenantId);
-
-impl FromRequestParts<AppState> for Tenant {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let tenant = state
-            .store
-            .tenant_by_key_hash(&hash_token(token))
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        state.rate_limiter.check(tenant.as_str())?;
-        Ok(Self(tenant))
-    }
-}
-
-/// Proof that the request carries the admin token.
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        // Comparing SHA-256 digests: timing reveals nothing useful about a 200-bit token.
-        if hash_token(token) == *state.admin_token_hash {
-            Ok(Admin)
-        } else {
-            Err(ApiError::Unauthorized)
-        }
-    }
-}
-
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 /// Query parameters shared by list endpoints.

@@ -4,6 +4,7 @@
 //! Each resource module owns its handlers, DTOs and `router()`; they are merged here.
 
 pub mod announcements;
+pub mod auth;
 pub mod channels;
 pub mod error;
 pub mod extract;
@@ -42,6 +43,7 @@ pub struct AppState {
     /// SHA-256 (hex) of the admin token.
     pub admin_token_hash: Arc<str>,
     pub rate_limiter: Arc<RateLimiter>,
+    pub auth_cache: Arc<auth::AuthCache>,
     pub metrics: PrometheusHandle,
 }
 

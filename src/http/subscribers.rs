@@ -13,9 +13,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::Tenant;
 use super::channels::load_channel;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{paginate, AppJson, AppQuery, ListParams, Tenant};
+use super::extract::{paginate, AppJson, AppQuery, ListParams};
 use super::AppState;
 use crate::domain::{Address, AddressError};
 use crate::store::SubscribeOutcome;

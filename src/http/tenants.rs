@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::Admin;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Admin, AppJson};
+use super::extract::AppJson;
 use super::AppState;
 use crate::crypto::{generate_token, hash_token, API_KEY_PREFIX};
 use crate::domain::TenantId;

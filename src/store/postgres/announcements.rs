@@ -1,7 +1,9 @@
-//! Postgres: creating an announcement and its deliveries in one transaction.
+//! Postgres: creating an announcement and its deliveries atomically.
 //!
 //! Fan-out is `INSERT … SELECT` from `subscribers`, or from `unnest($n::text[])` for a targeted
-//! audience, so 10,000 delivery rows cost one statement and no client memory.
+//! audience, so 10,000 delivery rows cost one statement and no client memory. The common case
+//! (audience "all", no idempotency key) is a single statement, so it needs no explicit
+//! transaction and costs one round trip.
 
 use chrono::Utc;
 use sqlx::postgres::PgPool;
@@ -15,40 +17,17 @@ pub(super) async fn create(
     idempotency: Option<IdempotencyCompletion>,
 ) -> StoreResult<Announcement> {
     let now = Utc::now();
+    if let (Audience::All, None) = (&new.audience, &idempotency) {
+        // The hot path is a single statement, atomic on its own: no BEGIN/COMMIT round trips.
+        let counts = insert_for_all(pool, new, now).await?;
+        return Ok(announcement(new, counts, now));
+    }
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
-    )
-    .bind(new.id.as_str())
-    .bind(new.tenant.as_str())
-    .bind(new.channel.as_str())
-    .bind(&new.text)
-    .bind(new.priority.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let counts = insert_deliveries(&mut tx, new, now).await?;
-    let status = if counts.pending == 0 {
-        AnnouncementStatus::Completed
-    } else {
-        AnnouncementStatus::Queued
+    let counts = match &new.audience {
+        Audience::All => insert_for_all(&mut *tx, new, now).await?,
+        Audience::Addresses(addresses) => insert_for_list(&mut tx, new, addresses, now).await?,
     };
-    sqlx::query("UPDATE announcements SET total = $2, status = $3 WHERE id = $1")
-        .bind(new.id.as_str())
-        .bind(counts.total)
-        .bind(status.as_str())
-        .execute(&mut *tx)
-        .await?;
-    let announcement = Announcement {
-        id: new.id.clone(),
-        channel_id: new.channel.clone(),
-        text: new.text.clone(),
-        priority: new.priority,
-        status,
-        counts,
-        created_at: now,
-    };
+    let announcement = announcement(new, counts, now);
     if let Some(completion) = idempotency {
         let response = (completion.render)(&announcement);
         sqlx::query(
@@ -66,56 +45,118 @@ pub(super) async fn create(
     Ok(announcement)
 }
 
-async fn insert_deliveries(
-    tx: &mut Transaction<'_, Postgres>,
+/// The announcement as just created: nothing delivered yet, completed at once if nobody is
+/// waiting for it.
+fn announcement(new: &NewAnnouncement, counts: Counts, now: chrono::DateTime<Utc>) -> Announcement {
+    Announcement {
+        id: new.id.clone(),
+        channel_id: new.channel.clone(),
+        text: new.text.clone(),
+        priority: new.priority,
+        status: initial_status(&counts),
+        counts,
+        created_at: now,
+    }
+}
+
+fn initial_status(counts: &Counts) -> AnnouncementStatus {
+    if counts.pending == 0 {
+        AnnouncementStatus::Completed
+    } else {
+        AnnouncementStatus::Queued
+    }
+}
+
+/// Audience "all": the announcement row (with its total) and one delivery per active
+/// subscriber in one statement. Both inserts read the same `recipients` snapshot, so the total
+/// always equals the rows created; the deliveries' foreign key is checked at the end of the
+/// statement, when the announcement row exists.
+async fn insert_for_all<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     new: &NewAnnouncement,
     now: chrono::DateTime<Utc>,
 ) -> StoreResult<Counts> {
-    match &new.audience {
-        Audience::All => {
-            let inserted = sqlx::query(
-                "INSERT INTO deliveries (announcement_id, channel_id, address, priority, status, next_attempt_at, created_at, updated_at) \
-                 SELECT $1, $2, s.address, $3, 'pending', $4, $4, $4 FROM subscribers s \
-                 WHERE s.channel_id = $2 AND s.status = 'active'",
-            )
-            .bind(new.id.as_str())
-            .bind(new.channel.as_str())
-            .bind(new.priority.as_str())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected() as i64;
-            Ok(Counts {
-                total: inserted,
-                pending: inserted,
-                ..Counts::default()
-            })
-        }
-        Audience::Addresses(addresses) => {
-            let list: Vec<&str> = addresses.iter().map(Address::as_str).collect();
-            sqlx::query(
-                "INSERT INTO deliveries (announcement_id, channel_id, address, priority, status, reason, next_attempt_at, created_at, updated_at) \
-                 SELECT $1, $2, a.address, $3, \
-                        CASE WHEN s.address IS NULL THEN 'skipped' ELSE 'pending' END, \
-                        CASE WHEN s.address IS NULL THEN 'not_subscribed' END, $4, $4, $4 \
-                 FROM unnest($5::text[]) AS a(address) \
-                 LEFT JOIN subscribers s ON s.channel_id = $2 AND s.address = a.address AND s.status = 'active' \
-                 ON CONFLICT (announcement_id, address) DO NOTHING",
-            )
-            .bind(new.id.as_str())
-            .bind(new.channel.as_str())
-            .bind(new.priority.as_str())
-            .bind(now)
-            .bind(&list)
-            .execute(&mut **tx)
-            .await?;
-            let groups: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status",
-            )
-            .bind(new.id.as_str())
-            .fetch_all(&mut **tx)
-            .await?;
-            Ok(Counts::from_groups(groups))
-        }
-    }
+    let total: i64 = sqlx::query_scalar(
+        "WITH recipients AS ( \
+             SELECT address FROM subscribers WHERE channel_id = $3 AND status = 'active' \
+         ), created AS ( \
+             INSERT INTO announcements \
+                 (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
+             SELECT $1, $2, $3, $4, $5, CASE WHEN n = 0 THEN 'completed' ELSE 'queued' END, n, $6, $6 \
+             FROM (SELECT COUNT(*) AS n FROM recipients) AS c \
+             RETURNING total \
+         ), fanned AS ( \
+             INSERT INTO deliveries \
+                 (announcement_id, channel_id, address, priority, status, next_attempt_at, created_at, updated_at) \
+             SELECT $1, $3, address, $5, 'pending', $6, $6, $6 FROM recipients \
+         ) \
+         SELECT total FROM created",
+    )
+    .bind(new.id.as_str())
+    .bind(new.tenant.as_str())
+    .bind(new.channel.as_str())
+    .bind(&new.text)
+    .bind(new.priority.as_str())
+    .bind(now)
+    .fetch_one(executor)
+    .await?;
+    Ok(Counts {
+        total,
+        pending: total,
+        ..Counts::default()
+    })
+}
+
+/// Targeted audience: listed addresses that are active subscribers get `pending` deliveries,
+/// the rest `skipped` (reason `not_subscribed`); then the announcement's total and status are
+/// set from the rows actually created.
+async fn insert_for_list(
+    tx: &mut Transaction<'_, Postgres>,
+    new: &NewAnnouncement,
+    addresses: &[Address],
+    now: chrono::DateTime<Utc>,
+) -> StoreResult<Counts> {
+    sqlx::query(
+        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
+    )
+    .bind(new.id.as_str())
+    .bind(new.tenant.as_str())
+    .bind(new.channel.as_str())
+    .bind(&new.text)
+    .bind(new.priority.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let list: Vec<&str> = addresses.iter().map(Address::as_str).collect();
+    sqlx::query(
+        "INSERT INTO deliveries (announcement_id, channel_id, address, priority, status, reason, next_attempt_at, created_at, updated_at) \
+         SELECT $1, $2, a.address, $3, \
+                CASE WHEN s.address IS NULL THEN 'skipped' ELSE 'pending' END, \
+                CASE WHEN s.address IS NULL THEN 'not_subscribed' END, $4, $4, $4 \
+         FROM unnest($5::text[]) AS a(address) \
+         LEFT JOIN subscribers s ON s.channel_id = $2 AND s.address = a.address AND s.status = 'active' \
+         ON CONFLICT (announcement_id, address) DO NOTHING",
+    )
+    .bind(new.id.as_str())
+    .bind(new.channel.as_str())
+    .bind(new.priority.as_str())
+    .bind(now)
+    .bind(&list)
+    .execute(&mut **tx)
+    .await?;
+    let groups: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status",
+    )
+    .bind(new.id.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    let counts = Counts::from_groups(groups);
+    sqlx::query("UPDATE announcements SET total = $2, status = $3 WHERE id = $1")
+        .bind(new.id.as_str())
+        .bind(counts.total)
+        .bind(initial_status(&counts).as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(counts)
 }
