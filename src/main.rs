@@ -10,6 +10,9 @@ use herald::config::Config;
 use herald::http::{openapi, tenants};
 use herald::{store, telemetry};
 
+/// Read from the working directory when `--config` is not given.
+const DEFAULT_CONFIG_FILE: &str = "herald.toml";
+
 #[derive(Parser)]
 #[command(
     name = "herald",
@@ -17,7 +20,8 @@ use herald::{store, telemetry};
     about = "REST and on-chain events in, XMTP announcements out"
 )]
 struct Cli {
-    /// Configuration file (TOML); environment variables HERALD_* override it.
+    /// Configuration file (TOML); environment variables HERALD_* override it. Without this
+    /// flag, `./herald.toml` is read when it exists.
     #[arg(long, global = true, env = "HERALD_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -61,7 +65,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", openapi::yaml());
         return Ok(());
     }
-    let config = Config::load(cli.config.as_deref())?;
+    let file = cli.config.or_else(|| {
+        let local = PathBuf::from(DEFAULT_CONFIG_FILE);
+        local.exists().then_some(local)
+    });
+    let config = Config::load(file.as_deref())?;
     telemetry::init_logging(&config.log);
     match cli.command {
         Command::Serve => serve(&config).await,
