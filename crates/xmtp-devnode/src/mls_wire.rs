@@ -96,6 +96,9 @@ pub fn parse_group_message(mut bytes: &[u8]) -> Result<GroupMessageHeader, MlsWi
         return Err(MlsWireError::Version(version));
     }
     let wire_format: u16 = read(b)?;
+    if !matches!(wire_format, WIRE_PRIVATE_MESSAGE | WIRE_PUBLIC_MESSAGE) {
+        return Err(MlsWireError::WireFormat(wire_format));
+    }
     let group_id = read_vl(b)?;
     let epoch: u64 = read(b)?;
     let content_type: u8 = match wire_format {
@@ -192,7 +195,8 @@ mod tests {
         kp.extend_from_slice(&[2; 32]);
         kp.push(32);
         kp.extend_from_slice(&[3; 32]);
-        kp.extend_from_slice(&[0, 1, cred.len() as u8]);
+        // 66 bytes need the two-byte MLS varint prefix (0b01 in the top bits).
+        kp.extend_from_slice(&[0, 1, 0x40, cred.len() as u8]);
         kp.extend_from_slice(&cred);
         let info = parse_key_package(&kp).unwrap();
         assert_eq!(
