@@ -1,0 +1,58 @@
+//! XMTP v3 wire definitions for herald.
+//!
+//! The .proto files under `proto/` are herald's own rendition of the subset of
+//! [xmtp/proto](https://github.com/xmtp/proto) (commit a7255163, the one libxmtp 1.10 pins)
+//! that the v3 node API and DM creation need; packages, message names and field numbers are
+//! identical, so the bytes interoperate with the official SDK. `build.rs` generates the prost
+//! types and tonic client and server stubs.
+//!
+//! [`associations`] holds the pure identity rules (inbox ids, signature text, signature
+//! verification, association-state replay) shared by the node and the client.
+
+pub mod associations;
+
+/// Generated code, one module per proto package (mirrors the package hierarchy).
+pub mod xmtp {
+    /// `xmtp.identity`
+    pub mod identity {
+        tonic::include_proto!("xmtp.identity");
+
+        /// `xmtp.identity.associations`
+        pub mod associations {
+            tonic::include_proto!("xmtp.identity.associations");
+        }
+
+        /// `xmtp.identity.api.v1`
+        pub mod api {
+            pub mod v1 {
+                tonic::include_proto!("xmtp.identity.api.v1");
+            }
+        }
+    }
+
+    /// `xmtp.message_contents` (XMTP v2 types referenced by legacy fields).
+    pub mod message_contents {
+        tonic::include_proto!("xmtp.message_contents");
+    }
+
+    /// `xmtp.mls`
+    pub mod mls {
+        /// `xmtp.mls.api.v1`
+        pub mod api {
+            pub mod v1 {
+                tonic::include_proto!("xmtp.mls.api.v1");
+            }
+        }
+
+        /// `xmtp.mls.message_contents`
+        pub mod message_contents {
+            tonic::include_proto!("xmtp.mls.message_contents");
+        }
+    }
+}
+
+/// Short aliases for the packages used most.
+pub use xmtp::identity::api::v1 as identity_api;
+pub use xmtp::identity::associations as associations_proto;
+pub use xmtp::mls::api::v1 as mls_api;
+pub use xmtp::mls::message_contents as mls_contents;
