@@ -124,10 +124,11 @@ pub fn add_installations(
     group: &mut MlsGroup,
     key_packages: Vec<KeyPackage>,
     membership: &HashMap<String, u64>,
+    failed: &[Vec<u8>],
 ) -> Result<CommitOutput, MlsError> {
     let mut extensions = group.extensions().clone();
     extensions
-        .add_or_replace(membership_extension(membership))
+        .add_or_replace(membership_extension(membership, failed))
         .map_err(mls_err)?;
     let bundle = group
         .commit_builder()
@@ -288,6 +289,7 @@ mod tests {
             creator_inbox_id: alice.inbox.clone(),
             peer_inbox_id: bob.inbox.clone(),
             membership: HashMap::from([(alice.inbox.clone(), 1), (bob.inbox.clone(), 2)]),
+            failed_installations: vec![],
         };
         let (mut group, out) =
             create_dm(&alice.provider, &alice.key, &spec, &[kp.clone()]).unwrap();
@@ -380,6 +382,7 @@ mod tests {
             &mut group,
             vec![kp2.clone()],
             &membership,
+            &[],
         )
         .unwrap();
         merge_pending(&alice.provider, &mut group).unwrap();

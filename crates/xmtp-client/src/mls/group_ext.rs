@@ -42,6 +42,8 @@ pub struct DmSpec {
     pub peer_inbox_id: String,
     /// Inbox id → sequence id of that inbox's latest identity update.
     pub membership: HashMap<String, u64>,
+    /// Installations of member inboxes left out because their key package was unusable.
+    pub failed_installations: Vec<Vec<u8>>,
 }
 
 /// The full group-context extension list for a new DM.
@@ -69,7 +71,7 @@ pub fn dm_extensions(spec: &DmSpec) -> Extensions<GroupContext> {
             MUTABLE_METADATA_EXTENSION_ID,
             dm_mutable_metadata().encode_to_vec(),
         ),
-        membership_extension(&spec.membership),
+        membership_extension(&spec.membership, &spec.failed_installations),
         unknown(
             GROUP_PERMISSIONS_EXTENSION_ID,
             dm_permissions().encode_to_vec(),
@@ -80,10 +82,10 @@ pub fn dm_extensions(spec: &DmSpec) -> Extensions<GroupContext> {
 }
 
 /// The 0xff01 extension for a membership map.
-pub fn membership_extension(members: &HashMap<String, u64>) -> Extension {
+pub fn membership_extension(members: &HashMap<String, u64>, failed: &[Vec<u8>]) -> Extension {
     let membership = GroupMembership {
         members: members.clone(),
-        failed_installations: Vec::new(),
+        failed_installations: failed.to_vec(),
     };
     unknown(GROUP_MEMBERSHIP_EXTENSION_ID, membership.encode_to_vec())
 }
@@ -227,6 +229,7 @@ mod tests {
             creator_inbox_id: "a".repeat(64),
             peer_inbox_id: "b".repeat(64),
             membership: HashMap::from([("a".repeat(64), 3), ("b".repeat(64), 9)]),
+            failed_installations: vec![],
         };
         let exts = dm_extensions(&spec);
         let meta = read_metadata(&exts).unwrap();
