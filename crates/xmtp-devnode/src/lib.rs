@@ -1,0 +1,233 @@
+//! herald's local XMTP v3 node.
+//!
+//! The public XMTP network cannot be reached from herald's machines, so herald ships its
+//! own node: a tonic gRPC server on plain HTTP/2 (h2c) that serves the two services the
+//! official SDK (libxmtp 1.10) uses, `xmtp.identity.api.v1.IdentityApi` and
+//! `xmtp.mls.api.v1.MlsApi`, with xmtp-node-go's semantics (ids, paging, dedup,
+//! subscription replay, identity-update validation). It never decrypts anything.
+//!
+//! Reading order: [`mls_wire`] (what is parsed from MLS bytes), `store` (state, paging,
+//! `--data` log), `service` (gRPC handlers, subscriptions), [`ratelimit`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), xmtp_devnode::DevNodeError> {
+//! let node = xmtp_devnode::DevNode::start(xmtp_devnode::DevNodeConfig::default()).await?;
+//! println!("XMTP v3 node at {}", node.url());
+//! node.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod mls_wire;
+pub mod ratelimit;
+mod service;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use xmtp_proto::identity_api::identity_api_server::IdentityApiServer;
+use xmtp_proto::mls_api::mls_api_server::MlsApiServer;
+
+pub use ratelimit::RateLimit;
+pub use store::StoreError;
+
+/// Largest request or response the node accepts (xmtp-node-go's limit).
+const MAX_MESSAGE_BYTES: usize = 50 * 1024 * 1024;
+
+/// Why the node could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DevNodeError {
+    /// The listen address could not be bound. Not retryable (pick another address).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The data directory could not be opened or replayed. Not retryable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The gRPC server failed while running.
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+impl DevNodeError {
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+/// `herald devnode` options (flatten into the service's clap command).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevNodeArgs {
+    /// Address for the gRPC (h2c) listener; the SDK's `env: "local"` uses 127.0.0.1:5556.
+    #[arg(long, default_value = "127.0.0.1:5556")]
+    pub listen: SocketAddr,
+    /// Persist state in this directory (default: memory only, lost on exit).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Limit writes per client like the public network (3,000 burst, then 600/min).
+    #[arg(long)]
+    pub rate_limit: bool,
+}
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct DevNodeConfig {
+    /// Port 0 picks a free port; read it back from [`DevNodeHandle::local_addr`].
+    pub listen: SocketAddr,
+    pub data_dir: Option<PathBuf>,
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for DevNodeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            rate_limit: None,
+        }
+    }
+}
+
+impl From<DevNodeArgs> for DevNodeConfig {
+    fn from(a: DevNodeArgs) -> Self {
+        Self {
+            listen: a.listen,
+            data_dir: a.data,
+            rate_limit: a.rate_limit.then(RateLimit::default),
+        }
+    }
+}
+
+/// Entry point of the node.
+pub struct DevNode;
+
+impl DevNode {
+    /// Binds, loads state and starts serving in the background.
+    pub async fn start(config: DevNodeConfig) -> Result<DevNodeHandle, DevNodeError> {
+        let store = match &config.data_dir {
+            Some(dir) => store::Store::open(dir)?,
+            None => store::Store::in_memory(),
+        };
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| DevNodeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| DevNodeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let node = service::Node::new(
+            store.clone(),
+            config.rate_limit.map(ratelimit::RateLimiter::new),
+        );
+        let identity = IdentityApiServer::new(node.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mls = MlsApiServer::new(node)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let incoming = TcpListenerStream::new(listener);
+        let server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(identity)
+            .add_service(mls)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop_rx.await;
+            });
+        let task = tokio::spawn(server);
+        tracing::info!(%addr, persistent = config.data_dir.is_some(), rate_limit = config.rate_limit.is_some(), "XMTP devnode listening");
+        Ok(DevNodeHandle {
+            addr,
+            stop: Some(stop_tx),
+            task,
+            store,
+        })
+    }
+}
+
+/// A running node; dropping it without [`DevNodeHandle::shutdown`] leaves it running until
+/// the runtime ends.
+pub struct DevNodeHandle {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+    store: Arc<store::Store>,
+}
+
+impl DevNodeHandle {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, the form the SDK's `apiUrl` and tonic channels take.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests, ends open streams, flushes `--data`, then returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "devnode server ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "devnode server task failed"),
+            Ok(Ok(())) => {}
+        }
+        self.store.close().await;
+    }
+
+    /// Waits for the server to end by itself (it only does on a transport error).
+    async fn wait(&mut self) -> Result<(), DevNodeError> {
+        match (&mut self.task).await {
+            Ok(r) => r.map_err(DevNodeError::from),
+            Err(e) => {
+                tracing::error!(error = %e, "devnode server task failed");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Runs a node until Ctrl-C / SIGTERM (what `herald devnode` calls).
+pub async fn run(args: DevNodeArgs) -> Result<(), DevNodeError> {
+    let mut handle = DevNode::start(args.into()).await?;
+    println!("herald devnode: XMTP v3 API at {}", handle.url());
+    tokio::select! {
+        r = handle.wait() => return r,
+        _ = shutdown_signal() => tracing::info!("shutting down devnode"),
+    }
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,109 @@
+//! Optional write rate limit, shaped like the public XMTP network's: per client a burst of
+//! 3,000 writes, refilled at 600 per minute. herald's pipeline uses it to test its pacing.
+//!
+//! A client is whatever it says in the `x-herald-client` metadata header, or else its peer
+//! socket address (one gRPC connection). Each write RPC costs one token, whatever its batch
+//! size, as on the public node.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tonic::{Request, Status};
+
+/// Metadata key a client may set to be identified across connections.
+pub const CLIENT_HEADER: &str = "x-herald-client";
+
+/// Token-bucket parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub burst: u32,
+    pub per_minute: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            burst: 3_000,
+            per_minute: 600,
+        }
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Per-client token buckets.
+pub struct RateLimiter {
+    limit: RateLimit,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl RateLimiter {
+    pub fn new(limit: RateLimit) -> Self {
+        Self {
+            limit,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for the caller of `request`, or answers RESOURCE_EXHAUSTED.
+    pub fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let key = request
+            .metadata()
+            .get(CLIENT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| request.remote_addr().map(|a| a.to_string()))
+            .unwrap_or_default();
+        self.take(&key, Instant::now())
+    }
+
+    fn take(&self, key: &str, now: Instant) -> Result<(), Status> {
+        let rate = f64::from(self.limit.per_minute) / 60.0;
+        let burst = f64::from(self.limit.burst);
+        let mut buckets = self.buckets.lock().expect("rate limiter lock poisoned");
+        let b = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = Duration::from_secs_f64((1.0 - b.tokens) / rate);
+        Err(Status::resource_exhausted(format!(
+            "rate limit exceeded ({} burst, {}/min); retry in {} ms",
+            self.limit.burst,
+            self.limit.per_minute,
+            wait.as_millis()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refill() {
+        let rl = RateLimiter::new(RateLimit {
+            burst: 3,
+            per_minute: 60,
+        });
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            rl.take("a", t0).unwrap();
+        }
+        let err = rl.take("a", t0).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        rl.take("b", t0).expect("clients have separate buckets");
+        rl.take("a", t0 + Duration::from_millis(1_100))
+            .expect("one token per second refills");
+        assert!(rl.take("a", t0 + Duration::from_millis(1_200)).is_err());
+    }
+}

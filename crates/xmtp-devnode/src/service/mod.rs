@@ -1,0 +1,44 @@
+//! gRPC handlers: `IdentityApi` and `MlsApi` over the shared [`Store`].
+
+mod identity;
+mod mls;
+mod subscribe;
+
+use std::sync::Arc;
+
+use tonic::{Request, Status};
+
+use crate::ratelimit::RateLimiter;
+use crate::store::{Store, StoreError, Ticket};
+
+/// State shared by both services.
+#[derive(Clone)]
+pub struct Node {
+    store: Arc<Store>,
+    limiter: Option<Arc<RateLimiter>>,
+}
+
+impl Node {
+    pub fn new(store: Arc<Store>, limiter: Option<RateLimiter>) -> Self {
+        Self {
+            store,
+            limiter: limiter.map(Arc::new),
+        }
+    }
+
+    /// Charges one write to the caller when the rate limit is on.
+    fn charge<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        match &self.limiter {
+            Some(l) => l.check(request),
+            None => Ok(()),
+        }
+    }
+
+    /// Acknowledges a write only once it is durable (`--data`).
+    async fn durable(&self, ticket: Ticket) -> Result<(), Status> {
+        self.store.durable(ticket).await.map_err(|e: StoreError| {
+            tracing::error!(error = %e, "write not persisted");
+            Status::unavailable("the node could not persist the write")
+        })
+    }
+}

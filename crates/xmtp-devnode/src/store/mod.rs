@@ -1,0 +1,370 @@
+//! The node's state: identity logs, key packages, group messages, welcomes, commit logs.
+//!
+//! Everything lives in memory behind one mutex (critical sections are short and never
+//! cross an `.await`). Each mutation is expressed as a journal [`Record`] and applied by
+//! [`Inner::apply`], the single code path for both live writes and replay at start, so a
+//! restarted `--data` node rebuilds exactly the state it acknowledged. New group messages
+//! and welcomes are also broadcast (while the lock is held, so in id order) to the
+//! subscription tasks.
+
+mod identity;
+pub mod journal;
+pub mod paging;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+use xmtp_proto::mls_api::{
+    group_message, welcome_message, GroupMessage, PagingInfo, WelcomeMessage,
+};
+use xmtp_proto::mls_contents::CommitLogEntry;
+
+pub use identity::IdentityError;
+use journal::{CommitLogRecord, Journal, KeyPackageRecord, Record, RecordKind};
+
+/// How many undelivered live messages a subscriber may fall behind before it re-reads
+/// from the store (see `service::subscribe`).
+const BROADCAST_CAPACITY: usize = 16_384;
+
+/// Storage failures (only possible with `--data`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Opening or reading the data directory failed. Not retryable.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// The log writer failed earlier; the node no longer accepts writes. Not retryable.
+    #[error("the devnode log could not be written")]
+    JournalFailed,
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+/// Shared node state.
+pub struct Store {
+    inner: Mutex<Inner>,
+    groups_tx: broadcast::Sender<Arc<GroupMessage>>,
+    welcomes_tx: broadcast::Sender<Arc<WelcomeMessage>>,
+    journal: Option<Journal>,
+}
+
+#[derive(Default)]
+struct Inner {
+    last_group_id: u64,
+    last_welcome_id: u64,
+    last_sequence_id: u64,
+    last_commit_log_id: u64,
+    groups: HashMap<Vec<u8>, Vec<GroupMessage>>,
+    group_seen: HashSet<[u8; 32]>,
+    welcomes: HashMap<Vec<u8>, Vec<WelcomeMessage>>,
+    welcome_seen: HashSet<[u8; 32]>,
+    identity: identity::Identities,
+    key_packages: HashMap<Vec<u8>, Vec<u8>>,
+    commit_logs: HashMap<Vec<u8>, Vec<CommitLogEntry>>,
+}
+
+/// A write that is applied in memory and may still be on its way to disk.
+#[must_use]
+pub struct Ticket(Option<u64>);
+
+impl Store {
+    /// An empty in-memory store.
+    pub fn in_memory() -> Arc<Self> {
+        Arc::new(Self::with(Inner::default(), None))
+    }
+
+    /// A store persisted in `dir`, replaying what is already there.
+    pub fn open(dir: &Path) -> Result<Arc<Self>, StoreError> {
+        let (journal, records) = Journal::open(dir)?;
+        let mut inner = Inner::default();
+        for record in &records {
+            inner.replay(record);
+        }
+        tracing::info!(records = records.len(), dir = %dir.display(), "devnode state loaded");
+        Ok(Arc::new(Self::with(inner, Some(journal))))
+    }
+
+    fn with(inner: Inner, journal: Option<Journal>) -> Self {
+        let (groups_tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let (welcomes_tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Self {
+            inner: Mutex::new(inner),
+            groups_tx,
+            welcomes_tx,
+            journal,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("store lock poisoned")
+    }
+
+    /// Applies `record` and queues it for disk; the caller holds the lock.
+    fn commit(&self, inner: &mut Inner, record: Record) -> Option<u64> {
+        let ticket = self.journal.as_ref().map(|j| j.append(&record));
+        inner.apply(record, &self.groups_tx, &self.welcomes_tx);
+        ticket
+    }
+
+    /// Waits until the writes of `ticket` are durable (immediately in memory mode).
+    pub async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+        match (ticket.0, &self.journal) {
+            (Some(t), Some(j)) => j.wait(t).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Flushes the log (if any); call after the server stopped.
+    pub async fn close(&self) {
+        if let Some(j) = &self.journal {
+            j.close().await;
+        }
+    }
+
+    /// Live feeds of new group messages and welcomes, in id order.
+    pub fn live_groups(&self) -> broadcast::Receiver<Arc<GroupMessage>> {
+        self.groups_tx.subscribe()
+    }
+
+    pub fn live_welcomes(&self) -> broadcast::Receiver<Arc<WelcomeMessage>> {
+        self.welcomes_tx.subscribe()
+    }
+
+    /// Stores group messages (already validated). Duplicates of stored messages are
+    /// accepted and dropped, like xmtp-node-go's unique index on sha256(group_id || data).
+    pub fn add_group_messages(&self, messages: Vec<group_message::V1>) -> Ticket {
+        let mut inner = self.lock();
+        let mut ticket = None;
+        for mut m in messages {
+            if inner.group_seen.contains(&digest(&m.group_id, &m.data)) {
+                continue;
+            }
+            m.id = inner.last_group_id + 1;
+            m.created_ns = now_ns();
+            let record = RecordKind::Group(GroupMessage {
+                version: Some(group_message::Version::V1(m)),
+            });
+            ticket = self
+                .commit(&mut inner, Record { kind: Some(record) })
+                .or(ticket);
+        }
+        Ticket(ticket)
+    }
+
+    /// Stores welcomes (already validated), deduplicated on sha256(installation_key || data).
+    pub fn add_welcomes(&self, messages: Vec<welcome_message::Version>) -> Ticket {
+        let mut inner = self.lock();
+        let mut ticket = None;
+        for mut version in messages {
+            let id = inner.last_welcome_id + 1;
+            let (key, data) = match &mut version {
+                welcome_message::Version::V1(v) => {
+                    (v.id, v.created_ns) = (id, now_ns());
+                    (v.installation_key.clone(), v.data.clone())
+                }
+                welcome_message::Version::WelcomePointer(p) => {
+                    (p.id, p.created_ns) = (id, now_ns());
+                    (p.installation_key.clone(), p.welcome_pointer.clone())
+                }
+            };
+            if inner.welcome_seen.contains(&digest(&key, &data)) {
+                continue;
+            }
+            let record = RecordKind::Welcome(WelcomeMessage {
+                version: Some(version),
+            });
+            ticket = self
+                .commit(&mut inner, Record { kind: Some(record) })
+                .or(ticket);
+        }
+        Ticket(ticket)
+    }
+
+    /// One page of a group's messages.
+    pub fn query_group(
+        &self,
+        group_id: &[u8],
+        paging: Option<&PagingInfo>,
+    ) -> (Vec<GroupMessage>, PagingInfo) {
+        let inner = self.lock();
+        let items = inner
+            .groups
+            .get(group_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        paging::page(items, group_id_of, paging)
+    }
+
+    /// One page of an installation's welcomes.
+    pub fn query_welcomes(
+        &self,
+        key: &[u8],
+        paging: Option<&PagingInfo>,
+    ) -> (Vec<WelcomeMessage>, PagingInfo) {
+        let inner = self.lock();
+        let items = inner
+            .welcomes
+            .get(key)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        paging::page(items, welcome_id_of, paging)
+    }
+
+    /// The newest message of a group, if any.
+    pub fn newest_group_message(&self, group_id: &[u8]) -> Option<GroupMessage> {
+        self.lock()
+            .groups
+            .get(group_id)
+            .and_then(|v| v.last().cloned())
+    }
+
+    /// Stores the latest key package of an installation (overwriting the previous one).
+    pub fn put_key_package(&self, installation_key: Vec<u8>, key_package: Vec<u8>) -> Ticket {
+        let mut inner = self.lock();
+        let record = RecordKind::KeyPackage(KeyPackageRecord {
+            installation_key,
+            key_package,
+        });
+        Ticket(self.commit(&mut inner, Record { kind: Some(record) }))
+    }
+
+    /// Key packages in request order; unknown installations give an empty entry.
+    pub fn key_packages(&self, keys: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let inner = self.lock();
+        keys.iter()
+            .map(|k| inner.key_packages.get(k).cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// Appends commit-log entries, assigning their sequence ids.
+    pub fn add_commit_log(&self, entries: Vec<(Vec<u8>, CommitLogEntry)>) -> Ticket {
+        let mut inner = self.lock();
+        let mut ticket = None;
+        for (group_id, mut entry) in entries {
+            entry.sequence_id = inner.last_commit_log_id + 1;
+            let record = RecordKind::CommitLog(CommitLogRecord {
+                group_id,
+                entry: Some(entry),
+            });
+            ticket = self
+                .commit(&mut inner, Record { kind: Some(record) })
+                .or(ticket);
+        }
+        Ticket(ticket)
+    }
+
+    /// One page of a group's commit log.
+    pub fn query_commit_log(
+        &self,
+        group_id: &[u8],
+        paging: Option<&PagingInfo>,
+    ) -> (Vec<CommitLogEntry>, PagingInfo) {
+        let inner = self.lock();
+        let items = inner
+            .commit_logs
+            .get(group_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        paging::page(items, |e| e.sequence_id, paging)
+    }
+}
+
+impl Inner {
+    /// Rebuilds state from a persisted record (identity updates are re-verified to rebuild
+    /// their association state).
+    fn replay(&mut self, record: &Record) {
+        let (gtx, _) = broadcast::channel(1);
+        let (wtx, _) = broadcast::channel(1);
+        self.apply(record.clone(), &gtx, &wtx);
+    }
+
+    fn apply(
+        &mut self,
+        record: Record,
+        groups_tx: &broadcast::Sender<Arc<GroupMessage>>,
+        welcomes_tx: &broadcast::Sender<Arc<WelcomeMessage>>,
+    ) {
+        match record.kind {
+            Some(RecordKind::Group(m)) => {
+                let Some(group_message::Version::V1(v)) = &m.version else {
+                    return;
+                };
+                self.last_group_id = self.last_group_id.max(v.id);
+                self.group_seen.insert(digest(&v.group_id, &v.data));
+                self.groups
+                    .entry(v.group_id.clone())
+                    .or_default()
+                    .push(m.clone());
+                let _ = groups_tx.send(Arc::new(m));
+            }
+            Some(RecordKind::Welcome(m)) => {
+                let (id, key, data) = match &m.version {
+                    Some(welcome_message::Version::V1(v)) => (v.id, &v.installation_key, &v.data),
+                    Some(welcome_message::Version::WelcomePointer(p)) => {
+                        (p.id, &p.installation_key, &p.welcome_pointer)
+                    }
+                    None => return,
+                };
+                self.last_welcome_id = self.last_welcome_id.max(id);
+                self.welcome_seen.insert(digest(key, data));
+                self.welcomes
+                    .entry(key.clone())
+                    .or_default()
+                    .push(m.clone());
+                let _ = welcomes_tx.send(Arc::new(m));
+            }
+            Some(RecordKind::Identity(log)) => {
+                self.last_sequence_id = self.last_sequence_id.max(log.sequence_id);
+                self.identity.apply(log);
+            }
+            Some(RecordKind::KeyPackage(kp)) => {
+                self.key_packages
+                    .insert(kp.installation_key, kp.key_package);
+            }
+            Some(RecordKind::CommitLog(c)) => {
+                let Some(entry) = c.entry else { return };
+                self.last_commit_log_id = self.last_commit_log_id.max(entry.sequence_id);
+                self.commit_logs.entry(c.group_id).or_default().push(entry);
+            }
+            None => {}
+        }
+    }
+}
+
+/// The id of a stored group message.
+pub fn group_id_of(m: &GroupMessage) -> u64 {
+    match &m.version {
+        Some(group_message::Version::V1(v)) => v.id,
+        None => 0,
+    }
+}
+
+/// The id of a stored welcome.
+pub fn welcome_id_of(m: &WelcomeMessage) -> u64 {
+    match &m.version {
+        Some(welcome_message::Version::V1(v)) => v.id,
+        Some(welcome_message::Version::WelcomePointer(p)) => p.id,
+        None => 0,
+    }
+}
+
+fn digest(topic: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(topic);
+    h.update(data);
+    h.finalize().into()
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
