@@ -82,11 +82,21 @@ async fn b_sdk_replies_and_herald_reads_the_reply() {
     let (_, bob_key) = random_key();
     let bob = sdk.create("bob", &bob_key, &node.url()).await;
     let (_, herald) = herald(&node, Arc::new(MemoryStore::new())).await;
-    herald.send_text(&bob.inbox_id, "ping", "k-ping").await.unwrap();
+    herald
+        .send_text(&bob.inbox_id, "ping", "k-ping")
+        .await
+        .unwrap();
 
-    let dm = sdk.find_dm(&bob, herald.inbox_id()).await.expect("DM listed");
+    let dm = sdk
+        .find_dm(&bob, herald.inbox_id())
+        .await
+        .expect("DM listed");
     // libxmtp sends a key-update commit before its first message in a joined group.
-    sdk.call("reply", json!({"name": "bob", "conversationId": dm, "text": "pong from the SDK"})).await;
+    sdk.call(
+        "reply",
+        json!({"name": "bob", "conversationId": dm, "text": "pong from the SDK"}),
+    )
+    .await;
 
     let replies = herald.sync_dm(&bob.inbox_id).await.expect("sync");
     let texts: Vec<_> = replies.iter().filter_map(|m| m.text.clone()).collect();
@@ -94,8 +104,14 @@ async fn b_sdk_replies_and_herald_reads_the_reply() {
     assert_eq!(replies[0].sender_inbox_id, bob.inbox_id);
 
     // Herald stays in the current epoch after the peer's commit: its next message is read.
-    herald.send_text(&bob.inbox_id, "after the key update", "k-2").await.unwrap();
-    assert_eq!(sdk.texts(&bob, &dm).await.last().unwrap(), "after the key update");
+    herald
+        .send_text(&bob.inbox_id, "after the key update", "k-2")
+        .await
+        .unwrap();
+    assert_eq!(
+        sdk.texts(&bob, &dm).await.last().unwrap(),
+        "after the key update"
+    );
     sdk.shutdown().await;
     node.shutdown().await;
 }
@@ -110,12 +126,26 @@ async fn c_recipient_with_three_installations_all_read() {
         sdk.create("bob2", &key, &node.url()).await,
         sdk.create("bob3", &key, &node.url()).await,
     ];
-    assert!(bobs.iter().all(|b| b.inbox_id == bobs[0].inbox_id), "one inbox, three installations");
+    assert!(
+        bobs.iter().all(|b| b.inbox_id == bobs[0].inbox_id),
+        "one inbox, three installations"
+    );
     let (_, herald) = herald(&node, Arc::new(MemoryStore::new())).await;
-    herald.send_text(&bobs[0].inbox_id, "to every device", "k-all").await.unwrap();
+    herald
+        .send_text(&bobs[0].inbox_id, "to every device", "k-all")
+        .await
+        .unwrap();
     for b in &bobs {
-        let dm = sdk.find_dm(b, herald.inbox_id()).await.unwrap_or_else(|| panic!("{} lists the DM", b.name));
-        assert_eq!(sdk.texts(b, &dm).await, vec!["to every device".to_owned()], "{}", b.name);
+        let dm = sdk
+            .find_dm(b, herald.inbox_id())
+            .await
+            .unwrap_or_else(|| panic!("{} lists the DM", b.name));
+        assert_eq!(
+            sdk.texts(b, &dm).await,
+            vec!["to every device".to_owned()],
+            "{}",
+            b.name
+        );
     }
     sdk.shutdown().await;
     node.shutdown().await;
@@ -132,16 +162,28 @@ async fn d_installation_added_after_the_dm_reads_the_next_message() {
         sdk.create("bob3", &key, &node.url()).await,
     ];
     let (_, herald) = herald(&node, Arc::new(MemoryStore::new())).await;
-    herald.send_text(&bobs[0].inbox_id, "first", "k-1").await.unwrap();
+    herald
+        .send_text(&bobs[0].inbox_id, "first", "k-1")
+        .await
+        .unwrap();
     let dm1 = sdk.find_dm(&bobs[0], herald.inbox_id()).await.unwrap();
     assert_eq!(sdk.texts(&bobs[0], &dm1).await, vec!["first".to_owned()]);
 
     let bob4 = sdk.create("bob4", &key, &node.url()).await;
-    herald.send_text(&bob4.inbox_id, "second", "k-2").await.unwrap();
-    let dm4 = sdk.find_dm(&bob4, herald.inbox_id()).await.expect("the 4th installation lists the DM");
+    herald
+        .send_text(&bob4.inbox_id, "second", "k-2")
+        .await
+        .unwrap();
+    let dm4 = sdk
+        .find_dm(&bob4, herald.inbox_id())
+        .await
+        .expect("the 4th installation lists the DM");
     assert!(sdk.texts(&bob4, &dm4).await.contains(&"second".to_owned()));
     // The earlier installations still read along after the membership commit.
-    assert_eq!(sdk.texts(&bobs[0], &dm1).await, vec!["first".to_owned(), "second".to_owned()]);
+    assert_eq!(
+        sdk.texts(&bobs[0], &dm1).await,
+        vec!["first".to_owned(), "second".to_owned()]
+    );
     sdk.shutdown().await;
     node.shutdown().await;
 }
@@ -157,23 +199,49 @@ async fn e_rebuilt_from_durable_state_sends_again() {
     let wallet = Wallet::generate();
     let (inbox, installation) = {
         let store: Arc<dyn Store> = Arc::new(xmtp_client::RedbStore::open(&path).unwrap());
-        let herald = Client::open(&wallet, transport(&node), store).await.unwrap();
-        herald.send_text(&bob.inbox_id, "before restart", "k-1").await.unwrap();
+        let herald = Client::open(&wallet, transport(&node), store)
+            .await
+            .unwrap();
+        herald
+            .send_text(&bob.inbox_id, "before restart", "k-1")
+            .await
+            .unwrap();
         (herald.inbox_id().to_owned(), herald.installation_id())
     };
     let dm = sdk.find_dm(&bob, &inbox).await.unwrap();
-    sdk.call("reply", json!({"name": "bob", "conversationId": dm, "text": "while you were away"})).await;
+    sdk.call(
+        "reply",
+        json!({"name": "bob", "conversationId": dm, "text": "while you were away"}),
+    )
+    .await;
 
     let store: Arc<dyn Store> = Arc::new(xmtp_client::RedbStore::open(&path).unwrap());
-    let herald = Client::open(&wallet, transport(&node), store).await.unwrap();
-    assert_eq!(herald.installation_id(), installation, "same installation, not a new one");
-    herald.send_text(&bob.inbox_id, "after restart", "k-2").await.unwrap();
+    let herald = Client::open(&wallet, transport(&node), store)
+        .await
+        .unwrap();
+    assert_eq!(
+        herald.installation_id(),
+        installation,
+        "same installation, not a new one"
+    );
+    herald
+        .send_text(&bob.inbox_id, "after restart", "k-2")
+        .await
+        .unwrap();
     assert_eq!(
         sdk.texts(&bob, &dm).await,
-        vec!["before restart".to_owned(), "while you were away".to_owned(), "after restart".to_owned()]
+        vec![
+            "before restart".to_owned(),
+            "while you were away".to_owned(),
+            "after restart".to_owned()
+        ]
     );
     let list = sdk.call("list", json!({"name": "bob"})).await;
-    assert_eq!(list.as_array().unwrap().len(), 1, "no second DM after the restart: {list}");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "no second DM after the restart: {list}"
+    );
     sdk.shutdown().await;
     node.shutdown().await;
 }
@@ -185,9 +253,18 @@ async fn f_same_idempotency_key_shows_once() {
     let (_, bob_key) = random_key();
     let bob = sdk.create("bob", &bob_key, &node.url()).await;
     let (_, herald) = herald(&node, Arc::new(MemoryStore::new())).await;
-    herald.send_text(&bob.inbox_id, "exactly once", "delivery-42").await.unwrap();
-    herald.send_text(&bob.inbox_id, "exactly once", "delivery-42").await.unwrap();
-    herald.send_text(&bob.inbox_id, "exactly once", "delivery-43").await.unwrap();
+    herald
+        .send_text(&bob.inbox_id, "exactly once", "delivery-42")
+        .await
+        .unwrap();
+    herald
+        .send_text(&bob.inbox_id, "exactly once", "delivery-42")
+        .await
+        .unwrap();
+    herald
+        .send_text(&bob.inbox_id, "exactly once", "delivery-43")
+        .await
+        .unwrap();
     let dm = sdk.find_dm(&bob, herald.inbox_id()).await.unwrap();
     assert_eq!(
         sdk.texts(&bob, &dm).await,
