@@ -181,6 +181,7 @@ impl DevNodeHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.store.end_subscriptions();
         match (&mut self.task).await {
             Ok(Err(e)) => tracing::warn!(error = %e, "devnode server ended with an error"),
             Err(e) => tracing::warn!(error = %e, "devnode server task failed"),

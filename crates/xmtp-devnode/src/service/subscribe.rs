@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use xmtp_proto::mls_api::{
@@ -67,16 +67,16 @@ fn ascending_after(cursor: u64) -> PagingInfo {
 
 /// Streams the group messages of `filters` (group id, cursor).
 pub fn groups(store: Arc<Store>, filters: Vec<(Vec<u8>, u64)>) -> MessageStream<GroupMessage> {
-    let live = store.live_groups();
-    feed(filters, live, move |topic, cursor| {
+    let (live, closing) = (store.live_groups(), store.closing());
+    feed(filters, live, closing, move |topic, cursor| {
         store.query_group(topic, Some(&ascending_after(cursor))).0
     })
 }
 
 /// Streams the welcomes of `filters` (installation key, cursor).
 pub fn welcomes(store: Arc<Store>, filters: Vec<(Vec<u8>, u64)>) -> MessageStream<WelcomeMessage> {
-    let live = store.live_welcomes();
-    feed(filters, live, move |topic, cursor| {
+    let (live, closing) = (store.live_welcomes(), store.closing());
+    feed(filters, live, closing, move |topic, cursor| {
         store
             .query_welcomes(topic, Some(&ascending_after(cursor)))
             .0
@@ -86,6 +86,7 @@ pub fn welcomes(store: Arc<Store>, filters: Vec<(Vec<u8>, u64)>) -> MessageStrea
 fn feed<T, Q>(
     filters: Vec<(Vec<u8>, u64)>,
     mut live: broadcast::Receiver<Arc<T>>,
+    mut closing: watch::Receiver<bool>,
     query: Q,
 ) -> MessageStream<T>
 where
@@ -108,6 +109,7 @@ where
         loop {
             let received = tokio::select! {
                 _ = tx.closed() => return,
+                _ = closing.wait_for(|c| *c) => return,
                 r = live.recv() => r,
             };
             let sent = match received {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use xmtp_proto::mls_api::{
     group_message, welcome_message, GroupMessage, PagingInfo, WelcomeMessage,
 };
@@ -52,6 +52,8 @@ pub struct Store {
     inner: Mutex<Inner>,
     groups_tx: broadcast::Sender<Arc<GroupMessage>>,
     welcomes_tx: broadcast::Sender<Arc<WelcomeMessage>>,
+    /// Flips to true at shutdown so open subscriptions end and the server can stop.
+    closing: watch::Sender<bool>,
     journal: Option<Journal>,
 }
 
@@ -94,10 +96,12 @@ impl Store {
     fn with(inner: Inner, journal: Option<Journal>) -> Self {
         let (groups_tx, _) = broadcast::channel(BROADCAST_CAPACITY);
         let (welcomes_tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let (closing, _) = watch::channel(false);
         Self {
             inner: Mutex::new(inner),
             groups_tx,
             welcomes_tx,
+            closing,
             journal,
         }
     }
@@ -119,6 +123,16 @@ impl Store {
             (Some(t), Some(j)) => j.wait(t).await,
             _ => Ok(()),
         }
+    }
+
+    /// Ends every open subscription (graceful server shutdown waits for open streams).
+    pub fn end_subscriptions(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Store::end_subscriptions`] was called.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Flushes the log (if any); call after the server stopped.

@@ -1,0 +1,73 @@
+//! The optional write rate limit answers RESOURCE_EXHAUSTED once a client's burst is spent;
+//! reads are never limited, and clients are told apart by `x-herald-client`.
+
+mod common;
+
+use common::*;
+use tonic::{Code, Request};
+use xmtp_devnode::{DevNodeConfig, RateLimit};
+use xmtp_proto::mls_api::{QueryGroupMessagesRequest, SendGroupMessagesRequest};
+
+fn batch(tag: &str) -> SendGroupMessagesRequest {
+    SendGroupMessagesRequest {
+        messages: vec![input(private_message(&[1; 16], APPLICATION, tag))],
+    }
+}
+
+fn as_client(name: &str, r: SendGroupMessagesRequest) -> Request<SendGroupMessagesRequest> {
+    let mut request = Request::new(r);
+    request
+        .metadata_mut()
+        .insert("x-herald-client", name.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn burst_then_resource_exhausted() {
+    let config = DevNodeConfig {
+        rate_limit: Some(RateLimit {
+            burst: 3,
+            per_minute: 1,
+        }),
+        ..DevNodeConfig::default()
+    };
+    let (node, mut c) = start(config).await;
+    for i in 0..3 {
+        c.mls
+            .send_group_messages(as_client("a", batch(&format!("m{i}"))))
+            .await
+            .unwrap();
+    }
+    let err = c
+        .mls
+        .send_group_messages(as_client("a", batch("over")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    c.mls
+        .send_group_messages(as_client("b", batch("other client")))
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        c.mls
+            .query_group_messages(QueryGroupMessagesRequest {
+                group_id: vec![1; 16],
+                paging_info: None,
+            })
+            .await
+            .unwrap();
+    }
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn off_by_default() {
+    let (node, mut c) = start_memory().await;
+    for i in 0..50 {
+        c.mls
+            .send_group_messages(batch(&format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    node.shutdown().await;
+}
