@@ -350,3 +350,72 @@ async fn g_batch_creates_dms_with_one_key_package_round_and_sends_in_one_call() 
     sdk.shutdown().await;
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_failed_publishes_and_restarts_neither_fork_nor_duplicate() {
+    let node = node().await;
+    let mut sdk = Sdk::start().await;
+    let (_, bob_key) = random_key();
+    let bob = sdk.create("bob", &bob_key, &node.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herald.redb");
+    let wallet = Wallet::generate();
+    let open = |t: counting::Counting| {
+        let store: Arc<dyn Store> = Arc::new(xmtp_client::RedbStore::open(&path).unwrap());
+        let wallet = wallet.clone();
+        async move { Client::open(&wallet, Arc::new(t), store).await.unwrap() }
+    };
+
+    // 1. The commit is published but the welcome call fails; the process "crashes".
+    let t = counting::Counting::new(transport(&node));
+    let herald = open(t.clone()).await;
+    t.fail_next("SendWelcomeMessages", 1);
+    let err = herald
+        .send_text(&bob.inbox_id, "one", "k-1")
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    drop(herald);
+
+    // 2. Restarted: the commit publish fails, then the DM is recreated cleanly, then the
+    //    message publish fails after its ratchet step was persisted.
+    let t = counting::Counting::new(transport(&node));
+    let herald = open(t.clone()).await;
+    t.fail_next("SendGroupMessages", 1);
+    assert!(
+        herald.send_text(&bob.inbox_id, "one", "k-1").await.is_err(),
+        "commit publish fails"
+    );
+    herald
+        .find_or_create_dm(&bob.inbox_id)
+        .await
+        .expect("DM created on retry");
+    t.fail_next("SendGroupMessages", 1);
+    assert!(
+        herald.send_text(&bob.inbox_id, "one", "k-1").await.is_err(),
+        "message publish fails"
+    );
+    drop(herald);
+
+    // 3. Restarted again: the retry goes through exactly once.
+    let herald = open(counting::Counting::new(transport(&node))).await;
+    herald.send_text(&bob.inbox_id, "one", "k-1").await.unwrap();
+    herald.send_text(&bob.inbox_id, "two", "k-2").await.unwrap();
+    let list = sdk.call("list", json!({"name": "bob"})).await;
+    let dm = sdk
+        .find_dm(&bob, herald.inbox_id())
+        .await
+        .expect("DM listed");
+    let list_after = sdk.call("list", json!({"name": "bob"})).await;
+    assert_eq!(
+        list_after.as_array().unwrap().len(),
+        1,
+        "one DM, no fork: {list} {list_after}"
+    );
+    assert_eq!(
+        sdk.texts(&bob, &dm).await,
+        vec!["one".to_owned(), "two".to_owned()]
+    );
+    sdk.shutdown().await;
+    node.shutdown().await;
+}
