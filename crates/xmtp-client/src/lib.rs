@@ -11,7 +11,7 @@ pub mod mls;
 pub mod storage;
 pub mod transport;
 
-pub use client::{Client, InboxState, OutgoingText, ReceivedMessage};
+pub use client::{Client, InboxState, OutgoingText, ReceivedMessage, SendOptions};
 pub use error::ClientError;
 pub use identity::Wallet;
 pub use storage::{MemoryStore, RedbStore, Store};

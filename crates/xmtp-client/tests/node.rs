@@ -102,14 +102,18 @@ async fn dm_to_an_unregistered_inbox_is_a_retryable_per_peer_error() {
     .await
     .unwrap();
     let ghost = Wallet::generate().inbox_id(0);
-    let results = herald
-        .send_batch(vec![xmtp_client::OutgoingText {
-            peer_inbox_id: ghost.clone(),
-            text: "hello?".into(),
-            idempotency_key: "k".into(),
-        }])
-        .await
-        .unwrap();
+    let herald = Arc::new(herald);
+    let item = xmtp_client::OutgoingText {
+        peer_inbox_id: ghost.clone(),
+        text: "hello?".into(),
+        idempotency_key: "k".into(),
+    };
+    // Client futures are Send: the service drives them from spawned worker tasks.
+    let task = tokio::spawn({
+        let herald = herald.clone();
+        async move { herald.send_batch(vec![item]).await }
+    });
+    let results = task.await.unwrap().unwrap();
     let err = results[0].as_ref().unwrap_err();
     assert!(
         matches!(err, ClientError::UnknownInbox(i) if *i == ghost),

@@ -27,6 +27,26 @@ pub struct OutgoingText {
     pub idempotency_key: String,
 }
 
+/// How much [`Client::send_batch_with`] checks before encrypting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Process each DM's new group messages first (the peer's key-update commits), so we
+    /// encrypt in the current epoch. Costs one QueryGroupMessages per DM.
+    pub sync_groups: bool,
+    /// Add installations recipients gained since the DM was created. Costs one
+    /// GetIdentityUpdates per 50 inboxes, plus a commit per DM that changed.
+    pub add_new_installations: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        Self {
+            sync_groups: true,
+            add_new_installations: true,
+        }
+    }
+}
+
 /// A message read from a DM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedMessage {
@@ -76,6 +96,16 @@ impl Client {
         &self,
         items: Vec<OutgoingText>,
     ) -> Result<Vec<Result<(), ClientError>>, ClientError> {
+        self.send_batch_with(items, SendOptions::default()).await
+    }
+
+    /// [`Client::send_batch`] with explicit checks. Skipping `sync_groups` is safe for a
+    /// burst right after a synced send (receivers keep 3 past epochs), not as a habit.
+    pub async fn send_batch_with(
+        &self,
+        items: Vec<OutgoingText>,
+        options: SendOptions,
+    ) -> Result<Vec<Result<(), ClientError>>, ClientError> {
         let peers: Vec<String> = items
             .iter()
             .map(|i| i.peer_inbox_id.clone())
@@ -89,10 +119,14 @@ impl Client {
             .filter(|p| matches!(dms.get(*p), Some(Ok(_))))
             .cloned()
             .collect();
-        for peer in &ready {
-            self.sync_locked(&mut book, peer).await?;
+        if options.sync_groups {
+            for peer in &ready {
+                self.sync_locked(&mut book, peer).await?;
+            }
         }
-        self.add_new_installations(&mut book, &ready).await?;
+        if options.add_new_installations {
+            self.add_new_installations(&mut book, &ready).await?;
+        }
         let mut results = Vec::with_capacity(items.len());
         let mut ciphertexts = Vec::new();
         for item in &items {

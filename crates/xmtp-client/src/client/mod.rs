@@ -22,7 +22,7 @@ use xmtp_proto::identity_api::PublishIdentityUpdateRequest;
 use xmtp_proto::mls_api::{KeyPackageUpload, UploadKeyPackageRequest};
 
 pub use inbox::InboxState;
-pub use messages::{OutgoingText, ReceivedMessage};
+pub use messages::{OutgoingText, ReceivedMessage, SendOptions};
 
 use crate::error::ClientError;
 use crate::identity::{
@@ -309,5 +309,16 @@ impl Client {
             rec.key(),
             Some(serde_json::to_vec(rec).expect("records always serialize")),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_shareable_across_tasks() {
+        fn is_send_sync<T: Send + Sync>() {}
+        is_send_sync::<Client>();
     }
 }
