@@ -63,10 +63,9 @@ pub struct ReceivedMessage {
 }
 
 pub(super) fn message_id(m: &GroupMessage) -> Option<u64> {
-    match &m.version {
-        Some(group_message::Version::V1(v1)) => Some(v1.id),
-        None => None,
-    }
+    m.version
+        .as_ref()
+        .map(|group_message::Version::V1(v1)| v1.id)
 }
 
 impl Client {

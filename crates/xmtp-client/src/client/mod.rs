@@ -235,7 +235,9 @@ impl Client {
         if stored.registered {
             return Ok(());
         }
-        let states = self.inbox_states(&[self.inbox_id.clone()]).await?;
+        let states = self
+            .inbox_states(std::slice::from_ref(&self.inbox_id))
+            .await?;
         let update = match states.get(&self.inbox_id) {
             Some(s)
                 if s.state

@@ -44,7 +44,13 @@ fn dm_round_trip_with_peer_commit_and_new_installation() {
         membership: HashMap::from([(alice.inbox.clone(), 1), (bob.inbox.clone(), 2)]),
         failed_installations: vec![],
     };
-    let (mut group, out) = create_dm(&alice.provider, &alice.key, &spec, &[kp.clone()]).unwrap();
+    let (mut group, out) = create_dm(
+        &alice.provider,
+        &alice.key,
+        &spec,
+        std::slice::from_ref(&kp),
+    )
+    .unwrap();
     merge_pending(&alice.provider, &mut group).unwrap();
 
     // Welcome travels HPKE-wrapped to Bob's init key.
