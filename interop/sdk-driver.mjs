@@ -16,6 +16,7 @@
 //   streamStart   {name}                         -> starts conversation + message streams
 //   streamed      {name}                         -> {conversations: [...], messages: [...]}
 //   reply         {name, conversationId, text}   -> message id
+//   newDm         {name, peerInboxId}            -> {id} (SDK creates the DM)
 //   exit          {}                             -> exits the process
 import { Client, ConsentState, IdentifierKind } from '@xmtp/node-sdk';
 import { privateKeyToAccount } from 'viem/accounts';
@@ -104,6 +105,10 @@ const handlers = {
   async reply({ name, conversationId, text }) {
     const conv = await findConversation(need(name), conversationId);
     return await conv.sendText(text);
+  },
+  async newDm({ name, peerInboxId }) {
+    const dm = await need(name).conversations.createDm(peerInboxId);
+    return { id: dm.id };
   },
   async exit() {
     setTimeout(() => process.exit(0), 10);

@@ -202,6 +202,7 @@ impl Client {
             status: DmStatus::Pending,
             cursor: 0,
             membership,
+            secondary: false,
         };
         Ok(PendingDm {
             record,

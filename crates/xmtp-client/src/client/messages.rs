@@ -7,7 +7,7 @@ use xmtp_proto::mls_api::{
     group_message, GroupMessage, PagingInfo, QueryGroupMessagesRequest, SortDirection,
 };
 
-use super::{Client, DmBook, DmStatus};
+use super::{Client, DmBook, DmRecord, DmStatus};
 use crate::error::ClientError;
 use crate::mls::content::{decode_envelope, encode_text, envelope};
 use crate::mls::dm::{self, Incoming};
@@ -163,19 +163,38 @@ impl Client {
             .map(|r| r.group_id_bytes())
     }
 
+    /// Syncs our primary DM with `peer` and any DM the peer created with us.
     pub(super) async fn sync_locked(
         &self,
         book: &mut DmBook,
         peer: &str,
     ) -> Result<Vec<ReceivedMessage>, ClientError> {
-        let Some(mut record) = book
+        let mut records: Vec<DmRecord> = book
             .records
             .get(peer)
             .filter(|r| r.status == DmStatus::Ready)
             .cloned()
-        else {
-            return Ok(Vec::new());
-        };
+            .into_iter()
+            .collect();
+        records.extend(
+            book.secondary
+                .values()
+                .filter(|r| r.peer_inbox_id == peer)
+                .cloned(),
+        );
+        let mut received = Vec::new();
+        for record in records {
+            received.extend(self.sync_group(book, record).await?);
+        }
+        received.sort_by_key(|m| m.node_id);
+        Ok(received)
+    }
+
+    async fn sync_group(
+        &self,
+        book: &mut DmBook,
+        mut record: DmRecord,
+    ) -> Result<Vec<ReceivedMessage>, ClientError> {
         let gid = record.group_id_bytes();
         let mut received = Vec::new();
         loop {
@@ -194,7 +213,9 @@ impl Client {
                     continue;
                 };
                 record.cursor = record.cursor.max(v1.id);
-                let group = group_for(book, peer)?;
+                let group = book.groups.get_mut(&gid).ok_or_else(|| {
+                    ClientError::CorruptState(format!("group {} not loaded", record.group_id))
+                })?;
                 if let Some(m) = self.process_one(group, &v1.data, v1.id, v1.created_ns) {
                     received.push(m);
                 }
@@ -212,7 +233,7 @@ impl Client {
             }
         }
         self.persist(vec![Self::record_write(&record)]).await?;
-        book.records.insert(peer.to_owned(), record);
+        book.put_record(record);
         Ok(received)
     }
 

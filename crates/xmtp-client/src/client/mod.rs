@@ -9,6 +9,7 @@ mod dms;
 mod inbox;
 mod installations;
 mod messages;
+mod welcomes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use openmls_traits::OpenMlsProvider as _;
 
 const IDENTITY_KEY: &[u8] = b"client/identity";
 const DM_PREFIX: &[u8] = b"dm/";
+const SECONDARY_DM_PREFIX: &[u8] = b"dmx/";
 
 /// Our identity as stored. The installation seed is secret; `Debug` is not derived.
 #[derive(Serialize, Deserialize)]
@@ -67,11 +69,18 @@ struct DmRecord {
     cursor: u64,
     /// Inbox → identity sequence id the group membership reflects.
     membership: HashMap<String, u64>,
+    /// A DM the peer created with us while we already had one: read, never sent to.
+    #[serde(default)]
+    secondary: bool,
 }
 
 impl DmRecord {
     fn key(&self) -> Vec<u8> {
-        [DM_PREFIX, self.peer_inbox_id.as_bytes()].concat()
+        if self.secondary {
+            [SECONDARY_DM_PREFIX, self.group_id.as_bytes()].concat()
+        } else {
+            [DM_PREFIX, self.peer_inbox_id.as_bytes()].concat()
+        }
     }
 
     fn group_id_bytes(&self) -> Vec<u8> {
@@ -82,8 +91,21 @@ impl DmRecord {
 /// Resident DM state guarded by one lock: records plus live openmls groups.
 #[derive(Default)]
 struct DmBook {
+    /// Peer inbox → the DM we send on.
     records: HashMap<String, DmRecord>,
+    /// Group id (hex) → further DMs with a peer that we only read.
+    secondary: HashMap<String, DmRecord>,
     groups: HashMap<Vec<u8>, MlsGroup>,
+}
+
+impl DmBook {
+    fn put_record(&mut self, record: DmRecord) {
+        if record.secondary {
+            self.secondary.insert(record.group_id.clone(), record);
+        } else {
+            self.records.insert(record.peer_inbox_id.clone(), record);
+        }
+    }
 }
 
 /// A registered XMTP installation.
@@ -161,7 +183,9 @@ impl Client {
             .storage()
             .load(store.scan_prefix(MLS_PREFIX).await?);
         let mut book = DmBook::default();
-        for (_, raw) in store.scan_prefix(DM_PREFIX).await? {
+        let mut stored = store.scan_prefix(DM_PREFIX).await?;
+        stored.extend(store.scan_prefix(SECONDARY_DM_PREFIX).await?);
+        for (_, raw) in stored {
             let rec: DmRecord = serde_json::from_slice(&raw)
                 .map_err(|e| ClientError::CorruptState(e.to_string()))?;
             if rec.status == DmStatus::Ready {
@@ -172,7 +196,7 @@ impl Client {
                     book.groups.insert(rec.group_id_bytes(), group);
                 }
             }
-            book.records.insert(rec.peer_inbox_id.clone(), rec);
+            book.put_record(rec);
         }
         Ok(Self {
             transport,
@@ -282,7 +306,18 @@ impl Client {
             .key_package()
             .tls_serialize_detached()
             .map_err(crate::mls::dm::MlsError::from)?;
-        self.persist(Vec::new()).await?;
+        // Welcomes name the key package by its init key; remember which bundle that is.
+        let hash_ref = bundle
+            .key_package()
+            .hash_ref(self.provider.crypto())
+            .map_err(|e| crate::mls::dm::MlsError::Openmls(e.to_string()))?;
+        let reference = serde_json::to_vec(&hash_ref).expect("hash refs serialize");
+        let init_key = bundle.key_package().hpke_init_key().as_slice();
+        self.persist(vec![(
+            welcomes::key_package_ref_key(init_key),
+            Some(reference),
+        )])
+        .await?;
         let req = UploadKeyPackageRequest {
             key_package: Some(KeyPackageUpload {
                 key_package_tls_serialized: bytes,
