@@ -57,6 +57,7 @@ impl Client {
             return Ok(());
         };
         let gid = record.group_id_bytes();
+        self.ensure_group(book, &gid).await?;
         let Some(group) = book.groups.get_mut(&gid) else {
             return Ok(());
         };

@@ -118,6 +118,11 @@ impl Client {
             .filter(|p| matches!(dms.get(*p), Some(Ok(_))))
             .cloned()
             .collect();
+        for peer in &ready {
+            if let Some(gid) = book.records.get(peer).map(|r| r.group_id_bytes()) {
+                self.ensure_group(&mut book, &gid).await?;
+            }
+        }
         if options.sync_groups {
             for peer in &ready {
                 self.sync_locked(&mut book, peer).await?;
@@ -196,6 +201,7 @@ impl Client {
         mut record: DmRecord,
     ) -> Result<Vec<ReceivedMessage>, ClientError> {
         let gid = record.group_id_bytes();
+        self.ensure_group(book, &gid).await?;
         let mut received = Vec::new();
         loop {
             let req = QueryGroupMessagesRequest {

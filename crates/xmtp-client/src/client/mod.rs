@@ -32,7 +32,7 @@ use crate::identity::{
 use crate::mls::keypackage::build_key_package;
 use crate::mls::provider::XmtpProvider;
 use crate::mls::signer::InstallationKey;
-use crate::storage::{Store, MLS_PREFIX};
+use crate::storage::{group_prefix, Store, MLS_GLOBAL_PREFIX};
 use crate::transport::Transport;
 use openmls_traits::OpenMlsProvider as _;
 
@@ -179,23 +179,17 @@ impl Client {
             .and_then(|s| s.try_into().ok())
             .ok_or_else(|| ClientError::CorruptState("installation seed".into()))?;
         let provider = XmtpProvider::new();
+        // Group state is loaded lazily (Client::ensure_group): start-up cost does not grow
+        // with the number of DMs.
         provider
             .storage()
-            .load(store.scan_prefix(MLS_PREFIX).await?);
+            .load(store.scan_prefix(MLS_GLOBAL_PREFIX).await?);
         let mut book = DmBook::default();
         let mut stored = store.scan_prefix(DM_PREFIX).await?;
         stored.extend(store.scan_prefix(SECONDARY_DM_PREFIX).await?);
         for (_, raw) in stored {
             let rec: DmRecord = serde_json::from_slice(&raw)
                 .map_err(|e| ClientError::CorruptState(e.to_string()))?;
-            if rec.status == DmStatus::Ready {
-                let gid = GroupId::from_slice(&rec.group_id_bytes());
-                if let Some(group) = MlsGroup::load(provider.storage(), &gid)
-                    .map_err(|e| ClientError::CorruptState(e.to_string()))?
-                {
-                    book.groups.insert(rec.group_id_bytes(), group);
-                }
-            }
             book.put_record(rec);
         }
         Ok(Self {
@@ -338,6 +332,24 @@ impl Client {
             self.provider.storage().restore_dirty(mls);
             return Err(e.into());
         }
+        Ok(())
+    }
+
+    /// Makes the group resident: loads its openmls state from the store on first use.
+    async fn ensure_group(&self, book: &mut DmBook, group_id: &[u8]) -> Result<(), ClientError> {
+        if book.groups.contains_key(group_id) {
+            return Ok(());
+        }
+        let gid = GroupId::from_slice(group_id);
+        self.provider
+            .storage()
+            .load(self.store.scan_prefix(&group_prefix(&gid)).await?);
+        let group = MlsGroup::load(self.provider.storage(), &gid)
+            .map_err(|e| ClientError::CorruptState(e.to_string()))?
+            .ok_or_else(|| {
+                ClientError::CorruptState(format!("no state for group {}", hex::encode(group_id)))
+            })?;
+        book.groups.insert(group_id.to_vec(), group);
         Ok(())
     }
 

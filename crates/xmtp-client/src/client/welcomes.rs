@@ -99,11 +99,8 @@ impl Client {
         let Some(bundle) = bundle else {
             return Ok(None);
         };
-        let (welcome, metadata) = unwrap_welcome(
-            &v1.data,
-            &v1.welcome_metadata,
-            bundle.init_private_key(),
-        )?;
+        let (welcome, metadata) =
+            unwrap_welcome(&v1.data, &v1.welcome_metadata, bundle.init_private_key())?;
         let group = dm::join(&self.provider, &welcome)?;
         let peer = self.validate_dm(&group).await?;
         let gid = group.group_id().as_slice().to_vec();

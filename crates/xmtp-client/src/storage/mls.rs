@@ -17,6 +17,49 @@ use super::kv::WriteBatch;
 
 /// Key prefix of every MLS entry in the [`Store`](super::Store).
 pub const MLS_PREFIX: &[u8] = b"mls/";
+/// Prefix of entries not tied to a group (key packages, key pairs, PSKs): loaded at start.
+pub const MLS_GLOBAL_PREFIX: &[u8] = b"mls/k/";
+
+/// Store key prefix of everything openmls keeps for one group, so a group's state can be
+/// loaded (or dropped) on its own: `mls/g/<hex(json(group id))>/`.
+pub fn group_prefix(group_id: &openmls::prelude::GroupId) -> Vec<u8> {
+    let json = serde_json::to_vec(group_id).expect("group ids serialize");
+    group_prefix_from_json(&json)
+}
+
+fn group_prefix_from_json(json: &[u8]) -> Vec<u8> {
+    [b"mls/g/".as_slice(), hex::encode(json).as_bytes(), b"/"].concat()
+}
+
+/// A key scoped to one group (`G(group_id, sub_key)`).
+struct G<'a, Id: ?Sized, S>(&'a Id, S);
+/// A key not tied to a group.
+struct Gl<'a, K: ?Sized>(&'a K);
+
+/// How an openmls key becomes a store key.
+trait StoreKey {
+    fn encode(&self, label: &str) -> Result<Vec<u8>, MlsStorageError>;
+}
+
+impl<Id: Serialize + ?Sized, S: Serialize> StoreKey for G<'_, Id, S> {
+    fn encode(&self, label: &str) -> Result<Vec<u8>, MlsStorageError> {
+        let mut out = group_prefix_from_json(&serde_json::to_vec(self.0)?);
+        out.extend_from_slice(label.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(&serde_json::to_vec(&self.1)?);
+        Ok(out)
+    }
+}
+
+impl<K: Serialize + ?Sized> StoreKey for Gl<'_, K> {
+    fn encode(&self, label: &str) -> Result<Vec<u8>, MlsStorageError> {
+        let mut out = MLS_GLOBAL_PREFIX.to_vec();
+        out.extend_from_slice(label.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(&serde_json::to_vec(self.0)?);
+        Ok(out)
+    }
+}
 
 mod provider_impl;
 
@@ -96,14 +139,6 @@ impl MlsStorage {
         self.len() == 0
     }
 
-    fn key<K: Serialize>(label: &str, key: &K) -> Result<Vec<u8>, MlsStorageError> {
-        let mut out = MLS_PREFIX.to_vec();
-        out.extend_from_slice(label.as_bytes());
-        out.push(b'/');
-        out.extend_from_slice(&serde_json::to_vec(key)?);
-        Ok(out)
-    }
-
     fn set_raw(&self, key: Vec<u8>, value: Option<Vec<u8>>) {
         let mut values = self.values.write().expect("poisoned");
         match &value {
@@ -113,22 +148,22 @@ impl MlsStorage {
         self.dirty.write().expect("poisoned").insert(key, value);
     }
 
-    fn put<K: Serialize, V: Serialize + ?Sized>(
+    fn put<K: StoreKey, V: Serialize + ?Sized>(
         &self,
         label: &str,
         key: &K,
         value: &V,
     ) -> Result<(), MlsStorageError> {
-        self.set_raw(Self::key(label, key)?, Some(serde_json::to_vec(value)?));
+        self.set_raw(key.encode(label)?, Some(serde_json::to_vec(value)?));
         Ok(())
     }
 
-    fn get<K: Serialize, V: DeserializeOwned>(
+    fn get<K: StoreKey, V: DeserializeOwned>(
         &self,
         label: &str,
         key: &K,
     ) -> Result<Option<V>, MlsStorageError> {
-        let key = Self::key(label, key)?;
+        let key = key.encode(label)?;
         let values = self.values.read().expect("poisoned");
         values
             .get(&key)
@@ -137,12 +172,12 @@ impl MlsStorage {
             .map_err(Into::into)
     }
 
-    fn delete<K: Serialize>(&self, label: &str, key: &K) -> Result<(), MlsStorageError> {
-        self.set_raw(Self::key(label, key)?, None);
+    fn delete<K: StoreKey>(&self, label: &str, key: &K) -> Result<(), MlsStorageError> {
+        self.set_raw(key.encode(label)?, None);
         Ok(())
     }
 
-    fn list_get<K: Serialize, V: DeserializeOwned>(
+    fn list_get<K: StoreKey, V: DeserializeOwned>(
         &self,
         label: &str,
         key: &K,
@@ -153,7 +188,7 @@ impl MlsStorage {
             .collect()
     }
 
-    fn list_push<K: Serialize, V: Serialize>(
+    fn list_push<K: StoreKey, V: Serialize>(
         &self,
         label: &str,
         key: &K,
@@ -164,7 +199,7 @@ impl MlsStorage {
         self.put(label, key, &raw)
     }
 
-    fn list_remove<K: Serialize, V: Serialize>(
+    fn list_remove<K: StoreKey, V: Serialize>(
         &self,
         label: &str,
         key: &K,
@@ -174,5 +209,64 @@ impl MlsStorage {
         let item = serde_json::to_value(item)?;
         raw.retain(|v| v != &item);
         self.put(label, key, &raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use openmls::prelude::tls_codec::Serialize as _;
+    use openmls::prelude::MlsGroup;
+    use openmls_traits::OpenMlsProvider as _;
+
+    use super::*;
+    use crate::mls::dm::{create_dm, merge_pending, validate_key_package};
+    use crate::mls::group_ext::DmSpec;
+    use crate::mls::keypackage::build_key_package;
+    use crate::mls::provider::XmtpProvider;
+    use crate::mls::signer::InstallationKey;
+
+    #[test]
+    fn a_group_reloads_from_its_prefix_plus_global_entries() {
+        let (sender, peer) = (XmtpProvider::new(), XmtpProvider::new());
+        let key = InstallationKey::generate();
+        let peer_key = InstallationKey::generate();
+        let (me, them) = ("a".repeat(64), "b".repeat(64));
+        let kp = build_key_package(&peer, &peer_key, &them).unwrap();
+        let kp_bytes = kp.key_package().tls_serialize_detached().unwrap();
+        let kp = validate_key_package(&sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
+        let spec = DmSpec {
+            creator_inbox_id: me.clone(),
+            peer_inbox_id: them.clone(),
+            membership: HashMap::from([(me, 1), (them, 1)]),
+            failed_installations: vec![],
+        };
+        let (mut group, _) = create_dm(&sender, &key, &spec, &[kp]).unwrap();
+        merge_pending(&sender, &mut group).unwrap();
+        let written: HashMap<Vec<u8>, Vec<u8>> = sender
+            .storage()
+            .take_dirty()
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        assert!(
+            sender.storage().take_dirty().is_empty(),
+            "dirty set drained"
+        );
+        let prefix = group_prefix(group.group_id());
+        let (own, other): (Vec<_>, Vec<_>) = written
+            .into_iter()
+            .partition(|(k, _)| k.starts_with(&prefix));
+        assert!(
+            other.iter().all(|(k, _)| k.starts_with(MLS_GLOBAL_PREFIX)),
+            "no stray keys"
+        );
+
+        let fresh = MlsStorage::new();
+        fresh.load(own.into_iter().chain(other));
+        let reloaded = MlsGroup::load(&fresh, group.group_id()).unwrap().unwrap();
+        assert_eq!(reloaded.epoch(), group.epoch());
+        assert_eq!(reloaded.members().count(), 2);
     }
 }

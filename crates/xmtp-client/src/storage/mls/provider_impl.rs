@@ -17,7 +17,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         config: &MlsGroupJoinConfig,
     ) -> Result<(), Self::Error> {
-        self.put(JOIN_CONFIG, group_id, config)
+        self.put(JOIN_CONFIG, &G(group_id, ()), config)
     }
 
     fn append_own_leaf_node<
@@ -28,7 +28,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         leaf_node: &LeafNode,
     ) -> Result<(), Self::Error> {
-        self.list_push(OWN_LEAF_NODES, group_id, leaf_node)
+        self.list_push(OWN_LEAF_NODES, &G(group_id, ()), leaf_node)
     }
 
     fn queue_proposal<
@@ -41,8 +41,8 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         proposal_ref: &ProposalRef,
         proposal: &QueuedProposal,
     ) -> Result<(), Self::Error> {
-        self.put(PROPOSAL, &(group_id, proposal_ref), proposal)?;
-        self.list_push(PROPOSAL_REFS, group_id, proposal_ref)
+        self.put(PROPOSAL, &G(group_id, proposal_ref), proposal)?;
+        self.list_push(PROPOSAL_REFS, &G(group_id, ()), proposal_ref)
     }
 
     fn write_tree<
@@ -53,7 +53,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         tree: &TreeSync,
     ) -> Result<(), Self::Error> {
-        self.put(TREE, group_id, tree)
+        self.put(TREE, &G(group_id, ()), tree)
     }
 
     fn write_interim_transcript_hash<
@@ -64,7 +64,11 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         interim_transcript_hash: &InterimTranscriptHash,
     ) -> Result<(), Self::Error> {
-        self.put(INTERIM_TRANSCRIPT_HASH, group_id, interim_transcript_hash)
+        self.put(
+            INTERIM_TRANSCRIPT_HASH,
+            &G(group_id, ()),
+            interim_transcript_hash,
+        )
     }
 
     fn write_context<
@@ -75,7 +79,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         group_context: &GroupContext,
     ) -> Result<(), Self::Error> {
-        self.put(CONTEXT, group_id, group_context)
+        self.put(CONTEXT, &G(group_id, ()), group_context)
     }
 
     fn write_confirmation_tag<
@@ -86,7 +90,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         confirmation_tag: &ConfirmationTag,
     ) -> Result<(), Self::Error> {
-        self.put(CONFIRMATION_TAG, group_id, confirmation_tag)
+        self.put(CONFIRMATION_TAG, &G(group_id, ()), confirmation_tag)
     }
 
     fn write_group_state<
@@ -97,7 +101,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         group_state: &GroupState,
     ) -> Result<(), Self::Error> {
-        self.put(GROUP_STATE, group_id, group_state)
+        self.put(GROUP_STATE, &G(group_id, ()), group_state)
     }
 
     fn write_message_secrets<
@@ -108,7 +112,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         message_secrets: &MessageSecrets,
     ) -> Result<(), Self::Error> {
-        self.put(MESSAGE_SECRETS, group_id, message_secrets)
+        self.put(MESSAGE_SECRETS, &G(group_id, ()), message_secrets)
     }
 
     fn write_resumption_psk_store<
@@ -119,7 +123,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         resumption_psk_store: &ResumptionPskStore,
     ) -> Result<(), Self::Error> {
-        self.put(RESUMPTION_PSK, group_id, resumption_psk_store)
+        self.put(RESUMPTION_PSK, &G(group_id, ()), resumption_psk_store)
     }
 
     fn write_own_leaf_index<
@@ -130,7 +134,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         own_leaf_index: &LeafNodeIndex,
     ) -> Result<(), Self::Error> {
-        self.put(OWN_LEAF_INDEX, group_id, own_leaf_index)
+        self.put(OWN_LEAF_INDEX, &G(group_id, ()), own_leaf_index)
     }
 
     fn write_group_epoch_secrets<
@@ -141,7 +145,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         group_epoch_secrets: &GroupEpochSecrets,
     ) -> Result<(), Self::Error> {
-        self.put(EPOCH_SECRETS, group_id, group_epoch_secrets)
+        self.put(EPOCH_SECRETS, &G(group_id, ()), group_epoch_secrets)
     }
 
     fn write_signature_key_pair<
@@ -152,7 +156,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         public_key: &SignaturePublicKey,
         signature_key_pair: &SignatureKeyPair,
     ) -> Result<(), Self::Error> {
-        self.put(SIGNATURE_KEY, public_key, signature_key_pair)
+        self.put(SIGNATURE_KEY, &Gl(public_key), signature_key_pair)
     }
 
     fn write_encryption_key_pair<
@@ -163,7 +167,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         public_key: &EncryptionKey,
         key_pair: &HpkeKeyPair,
     ) -> Result<(), Self::Error> {
-        self.put(ENCRYPTION_KEY, public_key, key_pair)
+        self.put(ENCRYPTION_KEY, &Gl(public_key), key_pair)
     }
 
     fn write_encryption_epoch_key_pairs<
@@ -177,7 +181,11 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         leaf_index: u32,
         key_pairs: &[HpkeKeyPair],
     ) -> Result<(), Self::Error> {
-        self.put(EPOCH_KEY_PAIRS, &(group_id, epoch, leaf_index), &key_pairs)
+        self.put(
+            EPOCH_KEY_PAIRS,
+            &G(group_id, (epoch, leaf_index)),
+            &key_pairs,
+        )
     }
 
     fn write_key_package<
@@ -188,7 +196,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         hash_ref: &HashReference,
         key_package: &KeyPackage,
     ) -> Result<(), Self::Error> {
-        self.put(KEY_PACKAGE, hash_ref, key_package)
+        self.put(KEY_PACKAGE, &Gl(hash_ref), key_package)
     }
 
     fn write_psk<
@@ -199,7 +207,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         psk_id: &PskId,
         psk: &PskBundle,
     ) -> Result<(), Self::Error> {
-        self.put(PSK, psk_id, psk)
+        self.put(PSK, &Gl(psk_id), psk)
     }
 
     fn mls_group_join_config<
@@ -209,7 +217,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<MlsGroupJoinConfig>, Self::Error> {
-        self.get(JOIN_CONFIG, group_id)
+        self.get(JOIN_CONFIG, &G(group_id, ()))
     }
 
     fn own_leaf_nodes<
@@ -219,7 +227,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Vec<LeafNode>, Self::Error> {
-        self.list_get(OWN_LEAF_NODES, group_id)
+        self.list_get(OWN_LEAF_NODES, &G(group_id, ()))
     }
 
     fn queued_proposal_refs<
@@ -229,7 +237,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Vec<ProposalRef>, Self::Error> {
-        self.list_get(PROPOSAL_REFS, group_id)
+        self.list_get(PROPOSAL_REFS, &G(group_id, ()))
     }
 
     fn queued_proposals<
@@ -240,10 +248,10 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Vec<(ProposalRef, QueuedProposal)>, Self::Error> {
-        let refs: Vec<ProposalRef> = self.list_get(PROPOSAL_REFS, group_id)?;
+        let refs: Vec<ProposalRef> = self.list_get(PROPOSAL_REFS, &G(group_id, ()))?;
         let mut out = Vec::with_capacity(refs.len());
         for r in refs {
-            if let Some(p) = self.get(PROPOSAL, &(group_id, &r))? {
+            if let Some(p) = self.get(PROPOSAL, &G(group_id, &r))? {
                 out.push((r, p));
             }
         }
@@ -257,7 +265,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<TreeSync>, Self::Error> {
-        self.get(TREE, group_id)
+        self.get(TREE, &G(group_id, ()))
     }
 
     fn group_context<
@@ -267,7 +275,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<GroupContext>, Self::Error> {
-        self.get(CONTEXT, group_id)
+        self.get(CONTEXT, &G(group_id, ()))
     }
 
     fn interim_transcript_hash<
@@ -277,7 +285,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<InterimTranscriptHash>, Self::Error> {
-        self.get(INTERIM_TRANSCRIPT_HASH, group_id)
+        self.get(INTERIM_TRANSCRIPT_HASH, &G(group_id, ()))
     }
 
     fn confirmation_tag<
@@ -287,7 +295,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<ConfirmationTag>, Self::Error> {
-        self.get(CONFIRMATION_TAG, group_id)
+        self.get(CONFIRMATION_TAG, &G(group_id, ()))
     }
 
     fn group_state<
@@ -297,7 +305,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<GroupState>, Self::Error> {
-        self.get(GROUP_STATE, group_id)
+        self.get(GROUP_STATE, &G(group_id, ()))
     }
 
     fn message_secrets<
@@ -307,7 +315,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<MessageSecrets>, Self::Error> {
-        self.get(MESSAGE_SECRETS, group_id)
+        self.get(MESSAGE_SECRETS, &G(group_id, ()))
     }
 
     fn resumption_psk_store<
@@ -317,7 +325,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<ResumptionPskStore>, Self::Error> {
-        self.get(RESUMPTION_PSK, group_id)
+        self.get(RESUMPTION_PSK, &G(group_id, ()))
     }
 
     fn own_leaf_index<
@@ -327,7 +335,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<LeafNodeIndex>, Self::Error> {
-        self.get(OWN_LEAF_INDEX, group_id)
+        self.get(OWN_LEAF_INDEX, &G(group_id, ()))
     }
 
     fn group_epoch_secrets<
@@ -337,7 +345,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<GroupEpochSecrets>, Self::Error> {
-        self.get(EPOCH_SECRETS, group_id)
+        self.get(EPOCH_SECRETS, &G(group_id, ()))
     }
 
     fn signature_key_pair<
@@ -347,7 +355,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         public_key: &SignaturePublicKey,
     ) -> Result<Option<SignatureKeyPair>, Self::Error> {
-        self.get(SIGNATURE_KEY, public_key)
+        self.get(SIGNATURE_KEY, &Gl(public_key))
     }
 
     fn encryption_key_pair<
@@ -357,7 +365,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         public_key: &EncryptionKey,
     ) -> Result<Option<HpkeKeyPair>, Self::Error> {
-        self.get(ENCRYPTION_KEY, public_key)
+        self.get(ENCRYPTION_KEY, &Gl(public_key))
     }
 
     fn encryption_epoch_key_pairs<
@@ -371,7 +379,7 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         leaf_index: u32,
     ) -> Result<Vec<HpkeKeyPair>, Self::Error> {
         Ok(self
-            .get(EPOCH_KEY_PAIRS, &(group_id, epoch, leaf_index))?
+            .get(EPOCH_KEY_PAIRS, &G(group_id, (epoch, leaf_index)))?
             .unwrap_or_default())
     }
 
@@ -382,14 +390,14 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         hash_ref: &KeyPackageRef,
     ) -> Result<Option<KeyPackage>, Self::Error> {
-        self.get(KEY_PACKAGE, hash_ref)
+        self.get(KEY_PACKAGE, &Gl(hash_ref))
     }
 
     fn psk<PskBundle: traits::PskBundle<CURRENT_VERSION>, PskId: traits::PskId<CURRENT_VERSION>>(
         &self,
         psk_id: &PskId,
     ) -> Result<Option<PskBundle>, Self::Error> {
-        self.get(PSK, psk_id)
+        self.get(PSK, &Gl(psk_id))
     }
 
     fn remove_proposal<
@@ -400,85 +408,85 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
         proposal_ref: &ProposalRef,
     ) -> Result<(), Self::Error> {
-        self.list_remove(PROPOSAL_REFS, group_id, proposal_ref)?;
-        self.delete(PROPOSAL, &(group_id, proposal_ref))
+        self.list_remove(PROPOSAL_REFS, &G(group_id, ()), proposal_ref)?;
+        self.delete(PROPOSAL, &G(group_id, proposal_ref))
     }
 
     fn delete_own_leaf_nodes<GroupId: traits::GroupId<CURRENT_VERSION>>(
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        self.delete(OWN_LEAF_NODES, group_id)
+        self.delete(OWN_LEAF_NODES, &G(group_id, ()))
     }
 
     fn delete_group_config<GroupId: traits::GroupId<CURRENT_VERSION>>(
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        self.delete(JOIN_CONFIG, group_id)
+        self.delete(JOIN_CONFIG, &G(group_id, ()))
     }
 
     fn delete_tree<GroupId: traits::GroupId<CURRENT_VERSION>>(
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        self.delete(TREE, group_id)
+        self.delete(TREE, &G(group_id, ()))
     }
 
     fn delete_confirmation_tag<GroupId: traits::GroupId<CURRENT_VERSION>>(
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        self.delete(CONFIRMATION_TAG, group_id)
+        self.delete(CONFIRMATION_TAG, &G(group_id, ()))
     }
 
     fn delete_group_state<GroupId: traits::GroupId<CURRENT_VERSION>>(
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        self.delete(GROUP_STATE, group_id)
+        self.delete(GROUP_STATE, &G(group_id, ()))
     }
 
     fn delete_context<GroupId: traits::GroupId<CURRENT_VERSION>>(
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        self.delete(CONTEXT, group_id)
+        self.delete(CONTEXT, &G(group_id, ()))
     }
 
     fn delete_interim_transcript_hash<GroupId: traits::GroupId<CURRENT_VERSION>>(
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        self.delete(INTERIM_TRANSCRIPT_HASH, group_id)
+        self.delete(INTERIM_TRANSCRIPT_HASH, &G(group_id, ()))
     }
 
     fn delete_message_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        self.delete(MESSAGE_SECRETS, group_id)
+        self.delete(MESSAGE_SECRETS, &G(group_id, ()))
     }
 
     fn delete_all_resumption_psk_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        self.delete(RESUMPTION_PSK, group_id)
+        self.delete(RESUMPTION_PSK, &G(group_id, ()))
     }
 
     fn delete_own_leaf_index<GroupId: traits::GroupId<CURRENT_VERSION>>(
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        self.delete(OWN_LEAF_INDEX, group_id)
+        self.delete(OWN_LEAF_INDEX, &G(group_id, ()))
     }
 
     fn delete_group_epoch_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        self.delete(EPOCH_SECRETS, group_id)
+        self.delete(EPOCH_SECRETS, &G(group_id, ()))
     }
 
     fn clear_proposal_queue<
@@ -488,11 +496,11 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        let refs: Vec<ProposalRef> = self.list_get(PROPOSAL_REFS, group_id)?;
+        let refs: Vec<ProposalRef> = self.list_get(PROPOSAL_REFS, &G(group_id, ()))?;
         for r in refs {
-            self.delete(PROPOSAL, &(group_id, &r))?;
+            self.delete(PROPOSAL, &G(group_id, &r))?;
         }
-        self.delete(PROPOSAL_REFS, group_id)
+        self.delete(PROPOSAL_REFS, &G(group_id, ()))
     }
 
     fn delete_signature_key_pair<
@@ -501,14 +509,14 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         &self,
         public_key: &SignaturePublicKey,
     ) -> Result<(), Self::Error> {
-        self.delete(SIGNATURE_KEY, public_key)
+        self.delete(SIGNATURE_KEY, &Gl(public_key))
     }
 
     fn delete_encryption_key_pair<EncryptionKey: traits::EncryptionKey<CURRENT_VERSION>>(
         &self,
         public_key: &EncryptionKey,
     ) -> Result<(), Self::Error> {
-        self.delete(ENCRYPTION_KEY, public_key)
+        self.delete(ENCRYPTION_KEY, &Gl(public_key))
     }
 
     fn delete_encryption_epoch_key_pairs<
@@ -520,20 +528,20 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         epoch: &EpochKey,
         leaf_index: u32,
     ) -> Result<(), Self::Error> {
-        self.delete(EPOCH_KEY_PAIRS, &(group_id, epoch, leaf_index))
+        self.delete(EPOCH_KEY_PAIRS, &G(group_id, (epoch, leaf_index)))
     }
 
     fn delete_key_package<KeyPackageRef: traits::HashReference<CURRENT_VERSION>>(
         &self,
         hash_ref: &KeyPackageRef,
     ) -> Result<(), Self::Error> {
-        self.delete(KEY_PACKAGE, hash_ref)
+        self.delete(KEY_PACKAGE, &Gl(hash_ref))
     }
 
     fn delete_psk<PskKey: traits::PskId<CURRENT_VERSION>>(
         &self,
         psk_id: &PskKey,
     ) -> Result<(), Self::Error> {
-        self.delete(PSK, psk_id)
+        self.delete(PSK, &Gl(psk_id))
     }
 }
