@@ -472,3 +472,48 @@ async fn i_herald_joins_a_dm_the_sdk_created_and_answers_in_it() {
     sdk.shutdown().await;
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn j_second_herald_installation_is_in_the_dm_and_can_send() {
+    let node = node().await;
+    let mut sdk = Sdk::start().await;
+    let (_, bob_key) = random_key();
+    let bob = sdk.create("bob", &bob_key, &node.url()).await;
+    let wallet = Wallet::generate();
+    let a = Client::open(&wallet, transport(&node), Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
+    let b = Client::open(&wallet, transport(&node), Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
+    assert_eq!(a.inbox_id(), b.inbox_id());
+    assert_ne!(a.installation_id(), b.installation_id());
+
+    // A's DM must contain B too (libxmtp rejects a welcome that omits an installation).
+    a.send_text(&bob.inbox_id, "from installation A", "k-a")
+        .await
+        .unwrap();
+    assert_eq!(b.sync_welcomes().await.unwrap(), vec![bob.inbox_id.clone()]);
+    b.send_text(&bob.inbox_id, "from installation B", "k-b")
+        .await
+        .unwrap();
+
+    let dm = sdk.find_dm(&bob, a.inbox_id()).await.expect("DM listed");
+    assert_eq!(
+        sdk.texts(&bob, &dm).await,
+        vec![
+            "from installation A".to_owned(),
+            "from installation B".to_owned()
+        ]
+    );
+    assert_eq!(
+        sdk.call("list", json!({"name": "bob"}))
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    sdk.shutdown().await;
+    node.shutdown().await;
+}
