@@ -335,6 +335,26 @@ impl Client {
         Ok(())
     }
 
+    /// Flushes state, then drops every resident DM group from memory (they reload on next
+    /// use). Lets a long-running sender bound its memory between batches; returns how many
+    /// groups were released.
+    pub async fn release_groups(&self) -> Result<usize, ClientError> {
+        let mut book = self.book.lock().await;
+        self.persist(Vec::new()).await?;
+        let released = book.groups.len();
+        for (gid, _) in book.groups.drain() {
+            self.provider
+                .storage()
+                .forget_prefix(&group_prefix(&GroupId::from_slice(&gid)));
+        }
+        Ok(released)
+    }
+
+    /// Number of DM groups currently resident in memory.
+    pub async fn resident_groups(&self) -> usize {
+        self.book.lock().await.groups.len()
+    }
+
     /// Makes the group resident: loads its openmls state from the store on first use.
     async fn ensure_group(&self, book: &mut DmBook, group_id: &[u8]) -> Result<(), ClientError> {
         if book.groups.contains_key(group_id) {

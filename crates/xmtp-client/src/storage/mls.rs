@@ -129,6 +129,16 @@ impl MlsStorage {
         }
     }
 
+    /// Drops cached entries under `prefix` that are already durable (not dirty). Used to
+    /// release an idle group's state from memory; it reloads from the store on next use.
+    pub fn forget_prefix(&self, prefix: &[u8]) {
+        let dirty = self.dirty.read().expect("poisoned");
+        self.values
+            .write()
+            .expect("poisoned")
+            .retain(|k, _| !k.starts_with(prefix) || dirty.contains_key(k));
+    }
+
     /// Number of entries held (for tests and sizing).
     pub fn len(&self) -> usize {
         self.values.read().expect("poisoned").len()
