@@ -1,6 +1,7 @@
 // Conformance check of an XMTP v3 node with the official SDK (@xmtp/node-sdk 6.0.0):
 // two fresh clients register, alice checks canMessage(bob), opens a DM and sends; bob must
-// get the message both by sync and on a live stream; bob replies and alice must read it.
+// get the message both by sync and on a live stream; bob replies and alice must read it;
+// alice's syncAll works, and a second installation of bob joins bob's inbox.
 // Usage: node dm-roundtrip.mjs --api http://127.0.0.1:PORT [--timeout-ms 60000]
 // Exit status 0 only if every step passed within the time budget.
 import { Client, IdentifierKind } from '@xmtp/node-sdk';
@@ -92,6 +93,20 @@ async function main() {
   await within(bobDm.sendText('hello alice'), 'bob reply');
   await within(dm.sync(), 'alice dm.sync');
   expect(texts(await dm.messages()).includes('hello alice'), 'alice reads the reply "hello alice"');
+
+  // syncAll goes through GetNewestGroupMessage; it must succeed.
+  await within(alice.client.conversations.syncAll(), 'alice syncAll');
+  say('ok   alice conversations.syncAll()');
+
+  // A second installation of bob (same wallet) is an AddAssociation-only identity update,
+  // which the node validates against bob's existing inbox.
+  const bob2 = await within(
+    Client.create(signerFor(bob.account), { apiUrl: api, env: 'local', dbPath: null, disableDeviceSync: true }),
+    'bob second installation',
+  );
+  expect(bob2.inboxId === bob.client.inboxId, 'bob\'s second installation joins the same inbox');
+  const state = await within(bob2.preferences.fetchInboxState(), 'fetchInboxState');
+  expect(state.installations.length === 2, `bob's inbox lists 2 installations (${state.installations.length})`);
 
   await stream.end?.();
 }

@@ -13,7 +13,7 @@ use xmtp_proto::identity_api::{
 use super::Node;
 use crate::store::IdentityError;
 
-/// Identity lookups per request, as the public node allows.
+/// Sanity bound on lookups per request (libxmtp sends at most 50).
 const MAX_IDENTITY_REQUESTS: usize = 50_000;
 
 #[tonic::async_trait]
@@ -31,15 +31,16 @@ impl IdentityApi for Node {
             .identity_update
             .ok_or_else(|| Status::invalid_argument("missing identity_update"))?;
         tracing::Span::current().record("inbox.id", update.inbox_id.as_str());
-        let ticket = self
-            .store
-            .publish_identity_update(update)
-            .map_err(|e| match e {
+        let ticket = self.store.publish_identity_update(update).map_err(|e| {
+            // A client bug, not a node failure: worth a line for whoever debugs the client.
+            tracing::info!(error = %e, "rejected identity update");
+            match e {
                 IdentityError::Invalid(e) => {
                     Status::invalid_argument(format!("invalid identity update: {e}"))
                 }
                 IdentityError::LogFull(_) => Status::invalid_argument(e.to_string()),
-            })?;
+            }
+        })?;
         self.durable(ticket).await?;
         Ok(Response::new(PublishIdentityUpdateResponse {}))
     }

@@ -40,8 +40,10 @@ impl MlsApi for Node {
             let Some(group_message_input::Version::V1(v1)) = input.version else {
                 return Err(Status::invalid_argument("group message without v1"));
             };
-            let header = parse_group_message(&v1.data)
-                .map_err(|e| Status::invalid_argument(format!("invalid group message: {e}")))?;
+            let header = parse_group_message(&v1.data).map_err(|e| {
+                tracing::info!(error = %e, "rejected group message");
+                Status::invalid_argument(format!("invalid group message: {e}"))
+            })?;
             batch.push(group_message::V1 {
                 id: 0,
                 created_ns: 0,
@@ -93,8 +95,10 @@ impl MlsApi for Node {
             .key_package
             .ok_or_else(|| Status::invalid_argument("missing key_package"))?
             .key_package_tls_serialized;
-        let info = parse_key_package(&kp)
-            .map_err(|e| Status::invalid_argument(format!("invalid key package: {e}")))?;
+        let info = parse_key_package(&kp).map_err(|e| {
+            tracing::info!(error = %e, "rejected key package");
+            Status::invalid_argument(format!("invalid key package: {e}"))
+        })?;
         let ticket = self.store.put_key_package(info.installation_key, kp);
         self.durable(ticket).await?;
         Ok(Response::new(()))
