@@ -1,0 +1,345 @@
+//! Creating DMs (one at a time or in batches) and adding installations a peer gained later.
+
+use std::collections::{HashMap, HashSet};
+
+use openmls::prelude::{KeyPackage, MlsGroup};
+use prost::Message as _;
+use xmtp_proto::mls_api::{
+    group_message_input, welcome_message_input, FetchKeyPackagesRequest, GroupMessageInput,
+    PagingInfo, QueryGroupMessagesRequest, SendGroupMessagesRequest, SendWelcomeMessagesRequest,
+    SortDirection, WelcomeMessageInput, WelcomeMetadata,
+};
+use xmtp_proto::mls_contents::WelcomeWrapperAlgorithm;
+
+use super::inbox::InboxState;
+use super::{Client, DmBook, DmRecord, DmStatus};
+use crate::error::ClientError;
+use crate::mls::dm::{self, CommitOutput};
+use crate::mls::group_ext::DmSpec;
+use crate::mls::welcome::wrap_welcome;
+
+/// libxmtp sends at most this many welcomes per SendWelcomeMessages call.
+pub const WELCOME_BATCH: usize = 50;
+/// Group messages (commits or application messages) per SendGroupMessages call.
+pub const GROUP_MESSAGE_BATCH: usize = 100;
+
+/// A validated key package and the installation it belongs to.
+pub(super) struct Recipient {
+    pub(super) installation: Vec<u8>,
+    pub(super) key_package: KeyPackage,
+}
+
+/// A DM whose commit is built but not yet published.
+struct PendingDm {
+    record: DmRecord,
+    group: MlsGroup,
+    output: CommitOutput,
+    recipients: Vec<Recipient>,
+}
+
+impl Client {
+    /// The DM with `peer_inbox_id`, created (commit, then welcomes) if it does not exist yet.
+    /// Returns the group id.
+    pub async fn find_or_create_dm(&self, peer_inbox_id: &str) -> Result<Vec<u8>, ClientError> {
+        let mut results = self.create_dms(&[peer_inbox_id.to_owned()]).await?;
+        results
+            .remove(peer_inbox_id)
+            .unwrap_or_else(|| Err(ClientError::UnknownInbox(peer_inbox_id.to_owned())))
+    }
+
+    /// Finds or creates DMs with many peers: one identity round, one FetchKeyPackages call,
+    /// commits in batched SendGroupMessages calls and welcomes in batches of 50. The outer
+    /// error means the whole batch failed (nothing usable was created); inner errors are per
+    /// peer (unknown inbox, no valid key package).
+    pub async fn create_dms(
+        &self,
+        peers: &[String],
+    ) -> Result<HashMap<String, Result<Vec<u8>, ClientError>>, ClientError> {
+        let mut book = self.book.lock().await;
+        let mut out = HashMap::new();
+        let mut todo = Vec::new();
+        for peer in peers.iter().collect::<HashSet<_>>() {
+            match book.records.get(peer) {
+                Some(r) if r.status == DmStatus::Ready => {
+                    out.insert(peer.clone(), Ok(r.group_id_bytes()));
+                }
+                _ if *peer == self.inbox_id => {
+                    out.insert(peer.clone(), Err(ClientError::UnknownInbox(peer.clone())));
+                }
+                _ => todo.push(peer.clone()),
+            }
+        }
+        if todo.is_empty() {
+            return Ok(out);
+        }
+        let mut ids = todo.clone();
+        ids.push(self.inbox_id.clone());
+        let states = self.inbox_states(&ids).await?;
+        let me = states
+            .get(&self.inbox_id)
+            .ok_or_else(|| ClientError::UnknownInbox(self.inbox_id.clone()))?;
+        let mut pending = Vec::new();
+        let key_packages = self.fetch_key_packages(&todo, &states).await?;
+        for peer in todo {
+            let Some(peer_state) = states.get(&peer) else {
+                out.insert(peer.clone(), Err(ClientError::UnknownInbox(peer)));
+                continue;
+            };
+            match self.build_dm(&peer, me, peer_state, &key_packages) {
+                Ok(p) => pending.push(p),
+                Err(e) => {
+                    out.insert(peer, Err(e));
+                }
+            }
+        }
+        for p in self.publish_new_dms(&mut book, pending).await? {
+            out.insert(p.0, Ok(p.1));
+        }
+        Ok(out)
+    }
+
+    /// One FetchKeyPackages call for every installation of the peers and our other
+    /// installations; installation → TLS key package (missing ones omitted).
+    async fn fetch_key_packages(
+        &self,
+        peers: &[String],
+        states: &HashMap<String, InboxState>,
+    ) -> Result<HashMap<Vec<u8>, Vec<u8>>, ClientError> {
+        let mut wanted: Vec<Vec<u8>> = Vec::new();
+        let mut seen = HashSet::new();
+        let inboxes = peers.iter().chain(std::iter::once(&self.inbox_id));
+        for inbox in inboxes {
+            for inst in states
+                .get(inbox)
+                .map(|s| s.state.installations())
+                .unwrap_or_default()
+            {
+                if inst[..] != self.key.public_key() && seen.insert(inst.clone()) {
+                    wanted.push(inst);
+                }
+            }
+        }
+        self.fetch_key_packages_for(wanted).await
+    }
+
+    pub(super) async fn fetch_key_packages_for(
+        &self,
+        installations: Vec<Vec<u8>>,
+    ) -> Result<HashMap<Vec<u8>, Vec<u8>>, ClientError> {
+        if installations.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let req = FetchKeyPackagesRequest {
+            installation_keys: installations.clone(),
+        };
+        let resp = self.transport.fetch_key_packages(req).await?;
+        Ok(installations
+            .into_iter()
+            .zip(resp.key_packages)
+            .filter(|(_, kp)| !kp.key_package_tls_serialized.is_empty())
+            .map(|(i, kp)| (i, kp.key_package_tls_serialized))
+            .collect())
+    }
+
+    /// Validates key packages for every installation of `inbox_id` in `state`; returns the
+    /// usable recipients and the installations that must be listed as failed.
+    pub(super) fn recipients_for(
+        &self,
+        inbox_id: &str,
+        installations: &[Vec<u8>],
+        key_packages: &HashMap<Vec<u8>, Vec<u8>>,
+    ) -> (Vec<Recipient>, Vec<Vec<u8>>) {
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for inst in installations {
+            if inst[..] == self.key.public_key() {
+                continue;
+            }
+            let kp = key_packages
+                .get(inst)
+                .and_then(|b| dm::validate_key_package(&self.provider, b, inst, inbox_id).ok());
+            match kp {
+                Some(key_package) => ok.push(Recipient {
+                    installation: inst.clone(),
+                    key_package,
+                }),
+                None => failed.push(inst.clone()),
+            }
+        }
+        (ok, failed)
+    }
+
+    fn build_dm(
+        &self,
+        peer: &str,
+        me: &InboxState,
+        peer_state: &InboxState,
+        key_packages: &HashMap<Vec<u8>, Vec<u8>>,
+    ) -> Result<PendingDm, ClientError> {
+        let (mut recipients, mut failed) =
+            self.recipients_for(peer, &peer_state.state.installations(), key_packages);
+        if recipients.is_empty() {
+            return Err(ClientError::NoKeyPackages(peer.to_owned()));
+        }
+        let (mine, my_failed) =
+            self.recipients_for(&self.inbox_id, &me.state.installations(), key_packages);
+        recipients.extend(mine);
+        failed.extend(my_failed);
+        let membership = HashMap::from([
+            (self.inbox_id.clone(), me.sequence_id),
+            (peer.to_owned(), peer_state.sequence_id),
+        ]);
+        let spec = DmSpec {
+            creator_inbox_id: self.inbox_id.clone(),
+            peer_inbox_id: peer.to_owned(),
+            membership: membership.clone(),
+            failed_installations: failed,
+        };
+        let kps: Vec<KeyPackage> = recipients.iter().map(|r| r.key_package.clone()).collect();
+        let (group, output) = dm::create_dm(&self.provider, &self.key, &spec, &kps)?;
+        let record = DmRecord {
+            peer_inbox_id: peer.to_owned(),
+            group_id: hex::encode(group.group_id().as_slice()),
+            status: DmStatus::Pending,
+            cursor: 0,
+            membership,
+            secondary: false,
+        };
+        Ok(PendingDm {
+            record,
+            group,
+            output,
+            recipients,
+        })
+    }
+
+    /// Persists, publishes commits, merges, sends welcomes, marks the DMs ready.
+    async fn publish_new_dms(
+        &self,
+        book: &mut DmBook,
+        mut pending: Vec<PendingDm>,
+    ) -> Result<Vec<(String, Vec<u8>)>, ClientError> {
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        // 1. State (with Pending records) is durable before any commit is visible.
+        self.persist(
+            pending
+                .iter()
+                .map(|p| Self::record_write(&p.record))
+                .collect(),
+        )
+        .await?;
+        // 2. Commits.
+        let commits: Vec<Vec<u8>> = pending.iter().map(|p| p.output.commit.clone()).collect();
+        self.send_group_messages(commits, false).await?;
+        let mut welcomes = Vec::new();
+        for p in &mut pending {
+            dm::merge_pending(&self.provider, &mut p.group)?;
+            // 3. The commit's node id seeds the joiners' read cursor.
+            let cursor = self
+                .latest_message_id(p.group.group_id().as_slice())
+                .await?;
+            p.record.cursor = cursor;
+            welcomes.extend(self.wrap_welcomes(&p.output.welcome, &p.recipients, cursor)?);
+        }
+        self.persist(Vec::new()).await?;
+        // 4. Welcomes, then the DMs become usable.
+        self.send_welcomes(welcomes).await?;
+        let mut created = Vec::new();
+        for mut p in pending {
+            p.record.status = DmStatus::Ready;
+            let gid = p.record.group_id_bytes();
+            created.push((p.record.peer_inbox_id.clone(), gid.clone()));
+            self.persist(vec![Self::record_write(&p.record)]).await?;
+            book.groups.insert(gid, p.group);
+            book.records
+                .insert(p.record.peer_inbox_id.clone(), p.record);
+        }
+        Ok(created)
+    }
+
+    pub(super) fn wrap_welcomes(
+        &self,
+        welcome: &[u8],
+        recipients: &[Recipient],
+        cursor: u64,
+    ) -> Result<Vec<WelcomeMessageInput>, ClientError> {
+        let metadata = WelcomeMetadata {
+            message_cursor: cursor,
+        }
+        .encode_to_vec();
+        recipients
+            .iter()
+            .map(|r| {
+                let init_key = r.key_package.hpke_init_key().as_slice().to_vec();
+                let wrapped = wrap_welcome(welcome, &metadata, &init_key)?;
+                Ok(WelcomeMessageInput {
+                    version: Some(welcome_message_input::Version::V1(
+                        welcome_message_input::V1 {
+                            installation_key: r.installation.clone(),
+                            data: wrapped.data,
+                            hpke_public_key: init_key,
+                            wrapper_algorithm: WelcomeWrapperAlgorithm::Curve25519 as i32,
+                            welcome_metadata: wrapped.welcome_metadata,
+                        },
+                    )),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn send_welcomes(
+        &self,
+        welcomes: Vec<WelcomeMessageInput>,
+    ) -> Result<(), ClientError> {
+        for chunk in welcomes.chunks(WELCOME_BATCH) {
+            let req = SendWelcomeMessagesRequest {
+                messages: chunk.to_vec(),
+            };
+            self.transport.send_welcome_messages(req).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn send_group_messages(
+        &self,
+        data: Vec<Vec<u8>>,
+        should_push: bool,
+    ) -> Result<(), ClientError> {
+        for chunk in data.chunks(GROUP_MESSAGE_BATCH) {
+            let messages = chunk
+                .iter()
+                .map(|d| GroupMessageInput {
+                    version: Some(group_message_input::Version::V1(group_message_input::V1 {
+                        data: d.clone(),
+                        // Only push servers read the HMAC; a random tag reveals nothing.
+                        sender_hmac: rand::random::<[u8; 32]>().to_vec(),
+                        should_push,
+                    })),
+                })
+                .collect();
+            self.transport
+                .send_group_messages(SendGroupMessagesRequest { messages })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Node id of the newest message of a group (0 if none).
+    pub(super) async fn latest_message_id(&self, group_id: &[u8]) -> Result<u64, ClientError> {
+        let req = QueryGroupMessagesRequest {
+            group_id: group_id.to_vec(),
+            paging_info: Some(PagingInfo {
+                direction: SortDirection::Descending as i32,
+                limit: 1,
+                id_cursor: 0,
+            }),
+        };
+        let resp = self.transport.query_group_messages(req).await?;
+        Ok(resp
+            .messages
+            .first()
+            .and_then(super::messages::message_id)
+            .unwrap_or(0))
+    }
+}

@@ -1,0 +1,116 @@
+//! Keeping DMs complete: when a member inbox gains installations (identity updates after the
+//! DM was created), add them with one commit that also moves the membership extension to the
+//! new sequence ids, then welcome them. libxmtp's commit validation requires exactly that:
+//! the installations added must equal the diff the identity logs imply.
+
+use std::collections::{HashMap, HashSet};
+
+use openmls::prelude::KeyPackage;
+
+use super::{Client, DmBook};
+use crate::error::ClientError;
+use crate::mls::dm;
+
+impl Client {
+    /// Brings the membership of the DMs with `peers` up to date with the identity logs.
+    pub(super) async fn add_new_installations(
+        &self,
+        book: &mut DmBook,
+        peers: &[String],
+    ) -> Result<(), ClientError> {
+        let mut known: HashMap<String, u64> = HashMap::new();
+        for peer in peers {
+            if let Some(rec) = book.records.get(peer) {
+                for (inbox, seq) in &rec.membership {
+                    let e = known.entry(inbox.clone()).or_insert(*seq);
+                    *e = (*e).min(*seq);
+                }
+            }
+        }
+        if known.is_empty() {
+            return Ok(());
+        }
+        let changed: HashSet<String> = self
+            .inboxes_with_updates(&known)
+            .await?
+            .into_iter()
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let states = self
+            .inbox_states(&changed.iter().cloned().collect::<Vec<_>>())
+            .await?;
+        for peer in peers {
+            self.refresh_dm(book, peer, &states).await?;
+        }
+        Ok(())
+    }
+
+    async fn refresh_dm(
+        &self,
+        book: &mut DmBook,
+        peer: &str,
+        states: &HashMap<String, super::InboxState>,
+    ) -> Result<(), ClientError> {
+        let Some(mut record) = book.records.get(peer).cloned() else {
+            return Ok(());
+        };
+        let gid = record.group_id_bytes();
+        self.ensure_group(book, &gid).await?;
+        let Some(group) = book.groups.get_mut(&gid) else {
+            return Ok(());
+        };
+        let present: HashSet<Vec<u8>> = dm::member_installations(group).into_iter().collect();
+        let mut membership = record.membership.clone();
+        let mut missing: Vec<(String, Vec<u8>)> = Vec::new();
+        for (inbox, seq) in &record.membership {
+            let Some(state) = states.get(inbox).filter(|s| s.sequence_id > *seq) else {
+                continue;
+            };
+            membership.insert(inbox.clone(), state.sequence_id);
+            for inst in state.state.installations() {
+                if !present.contains(&inst) && inst[..] != self.key.public_key() {
+                    missing.push((inbox.clone(), inst));
+                }
+            }
+        }
+        if missing.is_empty() {
+            // Nothing to add (e.g. a wallet was linked): the old sequence ids stay valid.
+            return Ok(());
+        }
+        let kps = self
+            .fetch_key_packages_for(missing.iter().map(|m| m.1.clone()).collect())
+            .await?;
+        let (mut recipients, mut failed) = (Vec::new(), Vec::new());
+        for (inbox, inst) in &missing {
+            let (ok, bad) = self.recipients_for(inbox, std::slice::from_ref(inst), &kps);
+            recipients.extend(ok);
+            failed.extend(bad);
+        }
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let key_packages: Vec<KeyPackage> =
+            recipients.iter().map(|r| r.key_package.clone()).collect();
+        let out = dm::add_installations(
+            &self.provider,
+            &self.key,
+            group,
+            key_packages,
+            &membership,
+            &failed,
+        )?;
+        // Pending commit durable first; a crash before merge is resolved by the next sync.
+        self.persist(Vec::new()).await?;
+        self.send_group_messages(vec![out.commit], false).await?;
+        dm::merge_pending(&self.provider, group)?;
+        let cursor = self.latest_message_id(&gid).await?;
+        record.membership = membership;
+        record.cursor = record.cursor.max(cursor);
+        self.persist(vec![Self::record_write(&record)]).await?;
+        book.records.insert(peer.to_owned(), record);
+        let welcomes = self.wrap_welcomes(&out.welcome, &recipients, cursor)?;
+        self.send_welcomes(welcomes).await
+    }
+}

@@ -1,0 +1,329 @@
+//! Sending text (one or many) and reading a DM's incoming messages.
+
+use std::collections::HashSet;
+
+use openmls::prelude::MlsGroup;
+use xmtp_proto::mls_api::{
+    group_message, GroupMessage, PagingInfo, QueryGroupMessagesRequest, SortDirection,
+};
+
+use super::{Client, DmBook, DmRecord, DmStatus};
+use crate::error::ClientError;
+use crate::mls::content::{decode_envelope, encode_text, envelope};
+use crate::mls::dm::{self, Incoming};
+use openmls_traits::OpenMlsProvider as _;
+
+/// Page size of QueryGroupMessages (the node's maximum).
+const QUERY_PAGE: u32 = 100;
+
+/// One text message to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingText {
+    /// Recipient inbox id.
+    pub peer_inbox_id: String,
+    /// UTF-8 text.
+    pub text: String,
+    /// Deterministic key: the same (key, text) sent twice shows once to receivers.
+    pub idempotency_key: String,
+}
+
+/// How much [`Client::send_batch_with`] checks before encrypting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Process each DM's new group messages first (the peer's key-update commits), so we
+    /// encrypt in the current epoch. Costs one QueryGroupMessages per DM.
+    pub sync_groups: bool,
+    /// Add installations recipients gained since the DM was created. Costs one
+    /// GetIdentityUpdates per 50 inboxes, plus a commit per DM that changed.
+    pub add_new_installations: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        Self {
+            sync_groups: true,
+            add_new_installations: true,
+        }
+    }
+}
+
+/// A message read from a DM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// Node id (ordering cursor).
+    pub node_id: u64,
+    /// Node timestamp.
+    pub created_ns: u64,
+    /// Sender inbox id.
+    pub sender_inbox_id: String,
+    /// Text, for `xmtp.org/text` content.
+    pub text: Option<String>,
+    /// The sender's idempotency key.
+    pub idempotency_key: String,
+}
+
+pub(super) fn message_id(m: &GroupMessage) -> Option<u64> {
+    m.version
+        .as_ref()
+        .map(|group_message::Version::V1(v1)| v1.id)
+}
+
+impl Client {
+    /// Sends one text message to `peer_inbox_id`, creating the DM first if needed.
+    pub async fn send_text(
+        &self,
+        peer_inbox_id: &str,
+        text: &str,
+        idempotency_key: &str,
+    ) -> Result<(), ClientError> {
+        let item = OutgoingText {
+            peer_inbox_id: peer_inbox_id.to_owned(),
+            text: text.to_owned(),
+            idempotency_key: idempotency_key.to_owned(),
+        };
+        self.send_batch(vec![item])
+            .await?
+            .pop()
+            .expect("one result per item")
+    }
+
+    /// Sends many messages: creates missing DMs in one batch, brings each DM up to date
+    /// (incoming commits, installations the peer gained), encrypts everything, persists the
+    /// advanced ratchets once, then publishes in batched SendGroupMessages calls. The outer
+    /// error fails the whole batch; inner results are per item, in order.
+    pub async fn send_batch(
+        &self,
+        items: Vec<OutgoingText>,
+    ) -> Result<Vec<Result<(), ClientError>>, ClientError> {
+        self.send_batch_with(items, SendOptions::default()).await
+    }
+
+    /// [`Client::send_batch`] with explicit checks. Skipping `sync_groups` is safe for a
+    /// burst right after a synced send (receivers keep 3 past epochs), not as a habit.
+    pub async fn send_batch_with(
+        &self,
+        items: Vec<OutgoingText>,
+        options: SendOptions,
+    ) -> Result<Vec<Result<(), ClientError>>, ClientError> {
+        let peers: Vec<String> = items
+            .iter()
+            .map(|i| i.peer_inbox_id.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let dms = self.create_dms(&peers).await?;
+        let mut book = self.book.lock().await;
+        let ready: Vec<String> = peers
+            .iter()
+            .filter(|p| matches!(dms.get(*p), Some(Ok(_))))
+            .cloned()
+            .collect();
+        for peer in &ready {
+            if let Some(gid) = book.records.get(peer).map(|r| r.group_id_bytes()) {
+                self.ensure_group(&mut book, &gid).await?;
+            }
+        }
+        if options.sync_groups {
+            for peer in &ready {
+                self.sync_locked(&mut book, peer).await?;
+            }
+        }
+        if options.add_new_installations {
+            self.add_new_installations(&mut book, &ready).await?;
+        }
+        let mut results = Vec::with_capacity(items.len());
+        let mut ciphertexts = Vec::new();
+        for item in &items {
+            let result = match dms.get(&item.peer_inbox_id) {
+                Some(Ok(_)) => {
+                    let payload = envelope(encode_text(&item.text), &item.idempotency_key);
+                    let group = group_for(&mut book, &item.peer_inbox_id)?;
+                    ciphertexts.push(dm::encrypt(&self.provider, &self.key, group, &payload)?);
+                    Ok(())
+                }
+                Some(Err(e)) => Err(clone_peer_error(e)),
+                None => Err(ClientError::UnknownInbox(item.peer_inbox_id.clone())),
+            };
+            results.push(result);
+        }
+        // Advanced ratchets are durable before any ciphertext leaves: no generation reuse.
+        self.persist(Vec::new()).await?;
+        self.send_group_messages(ciphertexts, true).await?;
+        Ok(results)
+    }
+
+    /// Reads new messages of the DM with `peer_inbox_id` (processing the peer's commits) and
+    /// returns the application messages others sent, oldest first.
+    pub async fn sync_dm(&self, peer_inbox_id: &str) -> Result<Vec<ReceivedMessage>, ClientError> {
+        let mut book = self.book.lock().await;
+        self.sync_locked(&mut book, peer_inbox_id).await
+    }
+
+    /// Group id of our DM with `peer_inbox_id`, if one is ready.
+    pub async fn dm_group_id(&self, peer_inbox_id: &str) -> Option<Vec<u8>> {
+        let book = self.book.lock().await;
+        book.records
+            .get(peer_inbox_id)
+            .filter(|r| r.status == DmStatus::Ready)
+            .map(|r| r.group_id_bytes())
+    }
+
+    /// Syncs our primary DM with `peer` and any DM the peer created with us.
+    pub(super) async fn sync_locked(
+        &self,
+        book: &mut DmBook,
+        peer: &str,
+    ) -> Result<Vec<ReceivedMessage>, ClientError> {
+        let mut records: Vec<DmRecord> = book
+            .records
+            .get(peer)
+            .filter(|r| r.status == DmStatus::Ready)
+            .cloned()
+            .into_iter()
+            .collect();
+        records.extend(
+            book.secondary
+                .values()
+                .filter(|r| r.peer_inbox_id == peer)
+                .cloned(),
+        );
+        let mut received = Vec::new();
+        for record in records {
+            received.extend(self.sync_group(book, record).await?);
+        }
+        received.sort_by_key(|m| m.node_id);
+        Ok(received)
+    }
+
+    async fn sync_group(
+        &self,
+        book: &mut DmBook,
+        mut record: DmRecord,
+    ) -> Result<Vec<ReceivedMessage>, ClientError> {
+        let gid = record.group_id_bytes();
+        self.ensure_group(book, &gid).await?;
+        let mut received = Vec::new();
+        loop {
+            let req = QueryGroupMessagesRequest {
+                group_id: gid.clone(),
+                paging_info: Some(PagingInfo {
+                    direction: SortDirection::Ascending as i32,
+                    limit: QUERY_PAGE,
+                    id_cursor: record.cursor,
+                }),
+            };
+            let page = self.transport.query_group_messages(req).await?.messages;
+            let full = page.len() as u32 >= QUERY_PAGE;
+            for msg in page {
+                let Some(group_message::Version::V1(v1)) = msg.version else {
+                    continue;
+                };
+                record.cursor = record.cursor.max(v1.id);
+                let group = book.groups.get_mut(&gid).ok_or_else(|| {
+                    ClientError::CorruptState(format!("group {} not loaded", record.group_id))
+                })?;
+                if let Some(m) = self.process_one(group, &v1.data, v1.id, v1.created_ns) {
+                    received.push(m);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        if let Some(group) = book.groups.get_mut(&gid) {
+            // A pending commit that no message confirmed was never published: drop it.
+            if group.pending_commit().is_some() {
+                group
+                    .clear_pending_commit(self.provider.storage())
+                    .map_err(|e| dm::MlsError::Openmls(format!("{e:?}")))?;
+            }
+        }
+        self.persist(vec![Self::record_write(&record)]).await?;
+        book.put_record(record);
+        Ok(received)
+    }
+
+    /// Processes one group message. Our own messages cannot be decrypted by us (MLS): they
+    /// are skipped, except that our own unmerged commit at the current epoch proves it was
+    /// published before a crash, so it is merged now.
+    fn process_one(
+        &self,
+        group: &mut MlsGroup,
+        data: &[u8],
+        node_id: u64,
+        created_ns: u64,
+    ) -> Option<ReceivedMessage> {
+        match dm::process(&self.provider, group, data) {
+            Ok(Incoming::Application {
+                payload,
+                sender_inbox_id,
+            }) => {
+                let sender = sender_inbox_id?;
+                if sender == self.inbox_id {
+                    return None;
+                }
+                let decoded = decode_envelope(&payload)?;
+                Some(ReceivedMessage {
+                    node_id,
+                    created_ns,
+                    sender_inbox_id: sender,
+                    text: decoded.text,
+                    idempotency_key: decoded.idempotency_key,
+                })
+            }
+            Ok(_) => None,
+            Err(e) => {
+                if group.pending_commit().is_some()
+                    && is_commit_at_epoch(data, group.epoch().as_u64())
+                {
+                    let _ = dm::merge_pending(&self.provider, group);
+                } else {
+                    tracing::debug!(node_id, error = %e, "skipping undecryptable group message");
+                }
+                None
+            }
+        }
+    }
+}
+
+fn group_for<'a>(book: &'a mut DmBook, peer: &str) -> Result<&'a mut MlsGroup, ClientError> {
+    let gid = book
+        .records
+        .get(peer)
+        .map(|r| r.group_id_bytes())
+        .unwrap_or_default();
+    book.groups
+        .get_mut(&gid)
+        .ok_or_else(|| ClientError::CorruptState(format!("DM group for {peer} not loaded")))
+}
+
+/// Per-peer DM errors fan out to every item for that peer; keep kind and retry class.
+fn clone_peer_error(e: &ClientError) -> ClientError {
+    match e {
+        ClientError::UnknownInbox(p) => ClientError::UnknownInbox(p.clone()),
+        ClientError::NoKeyPackages(p) => ClientError::NoKeyPackages(p.clone()),
+        other => ClientError::CorruptState(other.to_string()),
+    }
+}
+
+/// Whether cleartext PrivateMessage header says: commit (content type 3) at `epoch`.
+fn is_commit_at_epoch(data: &[u8], epoch: u64) -> bool {
+    // version u16, wire_format u16 (2 = private), group_id<V>, epoch u64, content_type u8.
+    if data.len() < 5 || data[2..4] != [0, 2] {
+        return false;
+    }
+    let (len, skip) = match data[4] >> 6 {
+        0 => (usize::from(data[4] & 0x3f), 1),
+        1 if data.len() > 5 => (
+            usize::from(u16::from_be_bytes([data[4] & 0x3f, data[5]])),
+            2,
+        ),
+        _ => return false,
+    };
+    let at = 4 + skip + len;
+    let Some(epoch_bytes) = data.get(at..at + 8) else {
+        return false;
+    };
+    let msg_epoch = u64::from_be_bytes(epoch_bytes.try_into().expect("8 bytes"));
+    msg_epoch == epoch && data.get(at + 8) == Some(&3)
+}

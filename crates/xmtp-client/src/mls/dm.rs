@@ -1,0 +1,250 @@
+//! DM group operations on openmls, without any network: create a DM for a set of key
+//! packages, add installations later, encrypt application messages, process incoming ones.
+//!
+//! The caller (the client) persists state and publishes; these functions only compute.
+
+use std::collections::HashMap;
+
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::{
+    BasicCredential, GroupId, KeyPackage, KeyPackageIn, MlsGroup, MlsGroupJoinConfig,
+    MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage, ProtocolVersion,
+    StagedWelcome, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+};
+use openmls_traits::OpenMlsProvider;
+
+use super::group_ext::{dm_extensions, membership_extension, DmSpec};
+use super::keypackage::{
+    credential_for, inbox_id_from_identity, leaf_capabilities, leaf_extensions, CIPHERSUITE,
+};
+use super::provider::XmtpProvider;
+use super::signer::InstallationKey;
+
+/// libxmtp keeps secrets of this many past epochs (and so do we).
+pub const MAX_PAST_EPOCHS: usize = 3;
+
+/// Errors from MLS group operations. None is retryable as such: they mean bad input from a
+/// peer or a state bug; the caller re-syncs or skips.
+#[derive(Debug, thiserror::Error)]
+pub enum MlsError {
+    /// A fetched key package failed to parse or validate.
+    #[error("invalid key package: {0}")]
+    InvalidKeyPackage(String),
+    /// openmls refused an operation.
+    #[error("MLS operation failed: {0}")]
+    Openmls(String),
+    /// Wire bytes failed to (de)serialize.
+    #[error("MLS wire codec failed: {0}")]
+    Codec(#[from] tls_codec::Error),
+}
+
+fn mls_err(e: impl std::fmt::Debug) -> MlsError {
+    MlsError::Openmls(format!("{e:?}"))
+}
+
+/// Parses and validates a fetched key package and checks that it belongs to `installation`
+/// (leaf signature key) and `inbox_id` (credential). Returns it with its init key bytes.
+pub fn validate_key_package(
+    provider: &XmtpProvider,
+    bytes: &[u8],
+    installation: &[u8],
+    inbox_id: &str,
+) -> Result<KeyPackage, MlsError> {
+    let kp = KeyPackageIn::tls_deserialize_exact(bytes)?
+        .validate(provider.crypto(), ProtocolVersion::Mls10)
+        .map_err(|e| MlsError::InvalidKeyPackage(format!("{e:?}")))?;
+    if kp.ciphersuite() != CIPHERSUITE {
+        return Err(MlsError::InvalidKeyPackage("wrong ciphersuite".into()));
+    }
+    if kp.leaf_node().signature_key().as_slice() != installation {
+        return Err(MlsError::InvalidKeyPackage(
+            "signature key is not the installation".into(),
+        ));
+    }
+    let cred = BasicCredential::try_from(kp.leaf_node().credential().clone())
+        .map_err(|_| MlsError::InvalidKeyPackage("not a basic credential".into()))?;
+    if inbox_id_from_identity(cred.identity()).as_deref() != Some(inbox_id) {
+        return Err(MlsError::InvalidKeyPackage(
+            "credential names another inbox".into(),
+        ));
+    }
+    Ok(kp)
+}
+
+/// The messages produced by a membership commit.
+#[derive(Debug)]
+pub struct CommitOutput {
+    /// TLS `MLSMessage(PrivateMessage)` of the commit, for SendGroupMessages.
+    pub commit: Vec<u8>,
+    /// TLS `MLSMessage(Welcome)` for the added installations (before HPKE wrapping).
+    pub welcome: Vec<u8>,
+}
+
+/// Creates a DM group whose context already carries the final membership, and the commit that
+/// adds every installation in `key_packages`. The commit is left pending: merge it with
+/// [`merge_pending`] once the node accepted it.
+pub fn create_dm(
+    provider: &XmtpProvider,
+    signer: &InstallationKey,
+    spec: &DmSpec,
+    key_packages: &[KeyPackage],
+) -> Result<(MlsGroup, CommitOutput), MlsError> {
+    let group_id = GroupId::from_slice(&rand::random::<[u8; 16]>());
+    let mut group = MlsGroup::builder()
+        .with_group_id(group_id)
+        .ciphersuite(CIPHERSUITE)
+        .with_wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .use_ratchet_tree_extension(true)
+        .with_capabilities(leaf_capabilities())
+        .with_leaf_node_extensions(leaf_extensions(&spec.creator_inbox_id))
+        .map_err(mls_err)?
+        .with_group_context_extensions(dm_extensions(spec))
+        .build(
+            provider,
+            signer,
+            credential_for(&spec.creator_inbox_id, signer),
+        )
+        .map_err(mls_err)?;
+    let (commit, welcome, _) = group
+        .add_members(provider, signer, key_packages)
+        .map_err(mls_err)?;
+    let output = CommitOutput {
+        commit: commit.tls_serialize_detached()?,
+        welcome: welcome.tls_serialize_detached()?,
+    };
+    Ok((group, output))
+}
+
+/// Adds installations to an existing DM and moves the membership extension to `membership`
+/// in the same commit, as libxmtp's validators require. Left pending like [`create_dm`].
+pub fn add_installations(
+    provider: &XmtpProvider,
+    signer: &InstallationKey,
+    group: &mut MlsGroup,
+    key_packages: Vec<KeyPackage>,
+    membership: &HashMap<String, u64>,
+    failed: &[Vec<u8>],
+) -> Result<CommitOutput, MlsError> {
+    let mut extensions = group.extensions().clone();
+    extensions
+        .add_or_replace(membership_extension(membership, failed))
+        .map_err(mls_err)?;
+    let bundle = group
+        .commit_builder()
+        .propose_adds(key_packages)
+        .propose_group_context_extensions(extensions)
+        .map_err(mls_err)?
+        .load_psks(provider.storage())
+        .map_err(mls_err)?
+        .build(provider.rand(), provider.crypto(), signer, |_| true)
+        .map_err(mls_err)?
+        .stage_commit(provider)
+        .map_err(mls_err)?;
+    let welcome = bundle
+        .to_welcome_msg()
+        .ok_or_else(|| mls_err("commit has no welcome"))?;
+    Ok(CommitOutput {
+        commit: bundle.commit().tls_serialize_detached()?,
+        welcome: welcome.tls_serialize_detached()?,
+    })
+}
+
+/// Merges our own pending commit after the node accepted it.
+pub fn merge_pending(provider: &XmtpProvider, group: &mut MlsGroup) -> Result<(), MlsError> {
+    group.merge_pending_commit(provider).map_err(mls_err)
+}
+
+/// Encrypts one application payload (a PlaintextEnvelope) as a TLS `MLSMessage`.
+pub fn encrypt(
+    provider: &XmtpProvider,
+    signer: &InstallationKey,
+    group: &mut MlsGroup,
+    payload: &[u8],
+) -> Result<Vec<u8>, MlsError> {
+    let msg = group
+        .create_message(provider, signer, payload)
+        .map_err(mls_err)?;
+    Ok(msg.tls_serialize_detached()?)
+}
+
+/// What processing one group message produced.
+#[derive(Debug)]
+pub enum Incoming {
+    /// An application message and the inbox id of its sender.
+    Application {
+        payload: Vec<u8>,
+        sender_inbox_id: Option<String>,
+    },
+    /// A commit from another member, merged: the group moved to a new epoch.
+    CommitMerged,
+    /// A standalone proposal, stored for the next commit.
+    Proposal,
+}
+
+/// Decrypts and applies one incoming `MLSMessage`.
+pub fn process(
+    provider: &XmtpProvider,
+    group: &mut MlsGroup,
+    data: &[u8],
+) -> Result<Incoming, MlsError> {
+    let msg = MlsMessageIn::tls_deserialize_exact(data)?;
+    let protocol: ProtocolMessage = match msg.extract() {
+        MlsMessageBodyIn::PrivateMessage(m) => m.into(),
+        MlsMessageBodyIn::PublicMessage(m) => m.into(),
+        _ => return Err(mls_err("not a group message")),
+    };
+    let processed = group.process_message(provider, protocol).map_err(mls_err)?;
+    let sender_inbox_id = BasicCredential::try_from(processed.credential().clone())
+        .ok()
+        .and_then(|c| inbox_id_from_identity(c.identity()));
+    match processed.into_content() {
+        ProcessedMessageContent::ApplicationMessage(app) => Ok(Incoming::Application {
+            payload: app.into_bytes(),
+            sender_inbox_id,
+        }),
+        ProcessedMessageContent::StagedCommitMessage(staged) => {
+            group
+                .merge_staged_commit(provider, *staged)
+                .map_err(mls_err)?;
+            Ok(Incoming::CommitMerged)
+        }
+        ProcessedMessageContent::ProposalMessage(p) => {
+            group
+                .store_pending_proposal(provider.storage(), *p)
+                .map_err(mls_err)?;
+            Ok(Incoming::Proposal)
+        }
+        _ => Ok(Incoming::Proposal),
+    }
+}
+
+/// Signature keys (installation ids) of the group's current members.
+pub fn member_installations(group: &MlsGroup) -> Vec<Vec<u8>> {
+    group.members().map(|m| m.signature_key).collect()
+}
+
+/// Joins a group from an (unwrapped) TLS `MLSMessage(Welcome)`, as libxmtp does: ratchet tree
+/// from the GroupInfo extension, leaf lifetimes not checked.
+pub fn join(provider: &XmtpProvider, welcome: &[u8]) -> Result<MlsGroup, MlsError> {
+    let msg = MlsMessageIn::tls_deserialize_exact(welcome)?;
+    let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else {
+        return Err(mls_err("not a welcome"));
+    };
+    let config = MlsGroupJoinConfig::builder()
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .use_ratchet_tree_extension(true)
+        .build();
+    StagedWelcome::build_from_welcome(provider, &config, welcome)
+        .map_err(mls_err)?
+        .skip_lifetime_validation()
+        .build()
+        .map_err(mls_err)?
+        .into_group(provider)
+        .map_err(mls_err)
+}
+
+#[cfg(test)]
+#[path = "dm_tests.rs"]
+mod tests;

@@ -1,0 +1,177 @@
+//! Offline DM round trip: create, welcome, messages both ways, peer commit, new installation.
+
+use super::*;
+use crate::mls::content::{decode_envelope, encode_text, envelope};
+use crate::mls::group_ext::{read_membership, read_metadata};
+use crate::mls::keypackage::build_key_package;
+use crate::mls::welcome::{unwrap_welcome, wrap_welcome};
+
+struct Party {
+    provider: XmtpProvider,
+    key: InstallationKey,
+    inbox: String,
+}
+
+fn party(c: char) -> Party {
+    Party {
+        provider: XmtpProvider::new(),
+        key: InstallationKey::generate(),
+        inbox: c.to_string().repeat(64),
+    }
+}
+
+fn published_kp(p: &Party) -> (Vec<u8>, Vec<u8>) {
+    let bundle = build_key_package(&p.provider, &p.key, &p.inbox).unwrap();
+    let bytes = bundle.key_package().tls_serialize_detached().unwrap();
+    (bytes, bundle.init_private_key().to_vec())
+}
+
+#[test]
+fn dm_round_trip_with_peer_commit_and_new_installation() {
+    let (alice, bob) = (party('a'), party('b'));
+    let (kp_bytes, init_sk) = published_kp(&bob);
+    let kp = validate_key_package(
+        &alice.provider,
+        &kp_bytes,
+        &bob.key.public_key(),
+        &bob.inbox,
+    )
+    .unwrap();
+    assert!(validate_key_package(&alice.provider, &kp_bytes, &[0u8; 32], &bob.inbox).is_err());
+    let spec = DmSpec {
+        creator_inbox_id: alice.inbox.clone(),
+        peer_inbox_id: bob.inbox.clone(),
+        membership: HashMap::from([(alice.inbox.clone(), 1), (bob.inbox.clone(), 2)]),
+        failed_installations: vec![],
+    };
+    let (mut group, out) = create_dm(
+        &alice.provider,
+        &alice.key,
+        &spec,
+        std::slice::from_ref(&kp),
+    )
+    .unwrap();
+    merge_pending(&alice.provider, &mut group).unwrap();
+
+    // Welcome travels HPKE-wrapped to Bob's init key.
+    let wrapped = wrap_welcome(&out.welcome, b"", kp.hpke_init_key().as_slice()).unwrap();
+    let (welcome, _) = unwrap_welcome(&wrapped.data, &wrapped.welcome_metadata, &init_sk).unwrap();
+    let mut bob_group = join(&bob.provider, &welcome).unwrap();
+    let meta = read_metadata(bob_group.extensions()).unwrap();
+    assert_eq!(
+        meta.dm_members.unwrap().dm_member_one.unwrap().inbox_id,
+        alice.inbox
+    );
+    assert_eq!(
+        read_membership(bob_group.extensions()).unwrap().members[&bob.inbox],
+        2
+    );
+
+    // Alice -> Bob.
+    let ct = encrypt(
+        &alice.provider,
+        &alice.key,
+        &mut group,
+        &envelope(encode_text("hi bob"), "k1"),
+    )
+    .unwrap();
+    let Incoming::Application {
+        payload,
+        sender_inbox_id,
+    } = process(&bob.provider, &mut bob_group, &ct).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        decode_envelope(&payload).unwrap().text.as_deref(),
+        Some("hi bob")
+    );
+    assert_eq!(sender_inbox_id.as_deref(), Some(alice.inbox.as_str()));
+
+    // Bob key-updates (as libxmtp does before its first send), then replies.
+    let bundle = bob_group
+        .self_update(&bob.provider, &bob.key, Default::default())
+        .unwrap();
+    let commit = bundle.commit().tls_serialize_detached().unwrap();
+    bob_group.merge_pending_commit(&bob.provider).unwrap();
+    assert!(matches!(
+        process(&alice.provider, &mut group, &commit).unwrap(),
+        Incoming::CommitMerged
+    ));
+    let reply = bob_group
+        .create_message(
+            &bob.provider,
+            &bob.key,
+            &envelope(encode_text("hi alice"), "k2"),
+        )
+        .unwrap();
+    let Incoming::Application { payload, .. } = process(
+        &alice.provider,
+        &mut group,
+        &reply.tls_serialize_detached().unwrap(),
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        decode_envelope(&payload).unwrap().text.as_deref(),
+        Some("hi alice")
+    );
+
+    // Bob gains a second installation: Alice adds it with a membership bump.
+    let bob2 = Party {
+        provider: XmtpProvider::new(),
+        key: InstallationKey::generate(),
+        inbox: bob.inbox.clone(),
+    };
+    let (kp2_bytes, init2) = published_kp(&bob2);
+    let kp2 = validate_key_package(
+        &alice.provider,
+        &kp2_bytes,
+        &bob2.key.public_key(),
+        &bob.inbox,
+    )
+    .unwrap();
+    let membership = HashMap::from([(alice.inbox.clone(), 1), (bob.inbox.clone(), 5)]);
+    let out = add_installations(
+        &alice.provider,
+        &alice.key,
+        &mut group,
+        vec![kp2.clone()],
+        &membership,
+        &[],
+    )
+    .unwrap();
+    merge_pending(&alice.provider, &mut group).unwrap();
+    assert_eq!(member_installations(&group).len(), 3);
+    assert!(matches!(
+        process(&bob.provider, &mut bob_group, &out.commit).unwrap(),
+        Incoming::CommitMerged
+    ));
+    let wrapped = wrap_welcome(&out.welcome, b"", kp2.hpke_init_key().as_slice()).unwrap();
+    let (welcome, _) = unwrap_welcome(&wrapped.data, &wrapped.welcome_metadata, &init2).unwrap();
+    let mut bob2_group = join(&bob2.provider, &welcome).unwrap();
+    assert_eq!(
+        read_membership(bob2_group.extensions()).unwrap().members[&bob.inbox],
+        5
+    );
+    let ct = encrypt(
+        &alice.provider,
+        &alice.key,
+        &mut group,
+        &envelope(encode_text("to all"), "k3"),
+    )
+    .unwrap();
+    for (prov, g) in [
+        (&bob.provider, &mut bob_group),
+        (&bob2.provider, &mut bob2_group),
+    ] {
+        let Incoming::Application { payload, .. } = process(prov, g, &ct).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            decode_envelope(&payload).unwrap().text.as_deref(),
+            Some("to all")
+        );
+    }
+}

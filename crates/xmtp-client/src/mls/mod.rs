@@ -1,0 +1,10 @@
+//! MLS building blocks on upstream openmls: the installation signer, key packages, the
+//! XMTP group extensions, welcome wrapping and message contents.
+
+pub mod content;
+pub mod dm;
+pub mod group_ext;
+pub mod keypackage;
+pub mod provider;
+pub mod signer;
+pub mod welcome;

@@ -1,0 +1,282 @@
+//! [`MlsStorage`]: openmls's `StorageProvider` as an in-memory write-through cache.
+//!
+//! openmls calls its storage synchronously in the middle of cryptographic operations, while our
+//! [`Store`](super::Store) is async and may sit on a network database. So every openmls entity
+//! lives in a `HashMap` here (serde_json values, as openmls's own memory storage does) and each
+//! change is also recorded in a dirty set. The client drains the dirty set with
+//! [`MlsStorage::take_dirty`] and writes it in one atomic batch before it publishes anything
+//! (see the crash-safe ordering in the parent module).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::kv::WriteBatch;
+
+/// Key prefix of every MLS entry in the [`Store`](super::Store).
+pub const MLS_PREFIX: &[u8] = b"mls/";
+/// Prefix of entries not tied to a group (key packages, key pairs, PSKs): loaded at start.
+pub const MLS_GLOBAL_PREFIX: &[u8] = b"mls/k/";
+
+/// Store key prefix of everything openmls keeps for one group, so a group's state can be
+/// loaded (or dropped) on its own: `mls/g/<hex(json(group id))>/`.
+pub fn group_prefix(group_id: &openmls::prelude::GroupId) -> Vec<u8> {
+    let json = serde_json::to_vec(group_id).expect("group ids serialize");
+    group_prefix_from_json(&json)
+}
+
+fn group_prefix_from_json(json: &[u8]) -> Vec<u8> {
+    [b"mls/g/".as_slice(), hex::encode(json).as_bytes(), b"/"].concat()
+}
+
+/// A key scoped to one group (`G(group_id, sub_key)`).
+struct G<'a, Id: ?Sized, S>(&'a Id, S);
+/// A key not tied to a group.
+struct Gl<'a, K: ?Sized>(&'a K);
+
+/// How an openmls key becomes a store key.
+trait StoreKey {
+    fn encode(&self, label: &str) -> Result<Vec<u8>, MlsStorageError>;
+}
+
+impl<Id: Serialize + ?Sized, S: Serialize> StoreKey for G<'_, Id, S> {
+    fn encode(&self, label: &str) -> Result<Vec<u8>, MlsStorageError> {
+        let mut out = group_prefix_from_json(&serde_json::to_vec(self.0)?);
+        out.extend_from_slice(label.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(&serde_json::to_vec(&self.1)?);
+        Ok(out)
+    }
+}
+
+impl<K: Serialize + ?Sized> StoreKey for Gl<'_, K> {
+    fn encode(&self, label: &str) -> Result<Vec<u8>, MlsStorageError> {
+        let mut out = MLS_GLOBAL_PREFIX.to_vec();
+        out.extend_from_slice(label.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(&serde_json::to_vec(self.0)?);
+        Ok(out)
+    }
+}
+
+mod provider_impl;
+
+const JOIN_CONFIG: &str = "join_config";
+const OWN_LEAF_NODES: &str = "own_leaf_nodes";
+const PROPOSAL: &str = "proposal";
+const PROPOSAL_REFS: &str = "proposal_refs";
+const TREE: &str = "tree";
+const INTERIM_TRANSCRIPT_HASH: &str = "interim_transcript_hash";
+const CONTEXT: &str = "context";
+const CONFIRMATION_TAG: &str = "confirmation_tag";
+const GROUP_STATE: &str = "group_state";
+const MESSAGE_SECRETS: &str = "message_secrets";
+const RESUMPTION_PSK: &str = "resumption_psk";
+const OWN_LEAF_INDEX: &str = "own_leaf_index";
+const EPOCH_SECRETS: &str = "epoch_secrets";
+const SIGNATURE_KEY: &str = "signature_key";
+const ENCRYPTION_KEY: &str = "encryption_key";
+const EPOCH_KEY_PAIRS: &str = "epoch_key_pairs";
+const KEY_PACKAGE: &str = "key_package";
+const PSK: &str = "psk";
+
+/// Errors openmls sees from [`MlsStorage`].
+#[derive(Debug, thiserror::Error)]
+pub enum MlsStorageError {
+    /// An entity failed to (de)serialize: a bug or corrupted state, not retryable.
+    #[error("MLS state (de)serialization failed: {0}")]
+    Serde(#[from] serde_json::Error),
+}
+
+/// openmls state held in memory, with a record of what changed since the last flush.
+#[derive(Debug, Default)]
+pub struct MlsStorage {
+    values: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
+    dirty: RwLock<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+impl MlsStorage {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Seeds the cache from entries previously written under [`MLS_PREFIX`]; not marked dirty.
+    pub fn load(&self, entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
+        let mut values = self.values.write().expect("poisoned");
+        for (k, v) in entries {
+            if k.starts_with(MLS_PREFIX) {
+                values.insert(k, v);
+            }
+        }
+    }
+
+    /// Removes and returns every change since the previous call, ready for
+    /// [`Store::write_batch`](super::Store::write_batch).
+    pub fn take_dirty(&self) -> WriteBatch {
+        std::mem::take(&mut *self.dirty.write().expect("poisoned"))
+            .into_iter()
+            .collect()
+    }
+
+    /// Puts changes back after a failed flush, unless newer ones superseded them.
+    pub fn restore_dirty(&self, batch: WriteBatch) {
+        let mut dirty = self.dirty.write().expect("poisoned");
+        for (k, v) in batch {
+            dirty.entry(k).or_insert(v);
+        }
+    }
+
+    /// Drops cached entries under `prefix` that are already durable (not dirty). Used to
+    /// release an idle group's state from memory; it reloads from the store on next use.
+    pub fn forget_prefix(&self, prefix: &[u8]) {
+        let dirty = self.dirty.read().expect("poisoned");
+        self.values
+            .write()
+            .expect("poisoned")
+            .retain(|k, _| !k.starts_with(prefix) || dirty.contains_key(k));
+    }
+
+    /// Number of entries held (for tests and sizing).
+    pub fn len(&self) -> usize {
+        self.values.read().expect("poisoned").len()
+    }
+
+    /// Whether no entries are held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn set_raw(&self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let mut values = self.values.write().expect("poisoned");
+        match &value {
+            Some(v) => values.insert(key.clone(), v.clone()),
+            None => values.remove(&key),
+        };
+        self.dirty.write().expect("poisoned").insert(key, value);
+    }
+
+    fn put<K: StoreKey, V: Serialize + ?Sized>(
+        &self,
+        label: &str,
+        key: &K,
+        value: &V,
+    ) -> Result<(), MlsStorageError> {
+        self.set_raw(key.encode(label)?, Some(serde_json::to_vec(value)?));
+        Ok(())
+    }
+
+    fn get<K: StoreKey, V: DeserializeOwned>(
+        &self,
+        label: &str,
+        key: &K,
+    ) -> Result<Option<V>, MlsStorageError> {
+        let key = key.encode(label)?;
+        let values = self.values.read().expect("poisoned");
+        values
+            .get(&key)
+            .map(|v| serde_json::from_slice(v))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    fn delete<K: StoreKey>(&self, label: &str, key: &K) -> Result<(), MlsStorageError> {
+        self.set_raw(key.encode(label)?, None);
+        Ok(())
+    }
+
+    fn list_get<K: StoreKey, V: DeserializeOwned>(
+        &self,
+        label: &str,
+        key: &K,
+    ) -> Result<Vec<V>, MlsStorageError> {
+        let raw: Vec<serde_json::Value> = self.get(label, key)?.unwrap_or_default();
+        raw.into_iter()
+            .map(|v| serde_json::from_value(v).map_err(Into::into))
+            .collect()
+    }
+
+    fn list_push<K: StoreKey, V: Serialize>(
+        &self,
+        label: &str,
+        key: &K,
+        item: &V,
+    ) -> Result<(), MlsStorageError> {
+        let mut raw: Vec<serde_json::Value> = self.get(label, key)?.unwrap_or_default();
+        raw.push(serde_json::to_value(item)?);
+        self.put(label, key, &raw)
+    }
+
+    fn list_remove<K: StoreKey, V: Serialize>(
+        &self,
+        label: &str,
+        key: &K,
+        item: &V,
+    ) -> Result<(), MlsStorageError> {
+        let mut raw: Vec<serde_json::Value> = self.get(label, key)?.unwrap_or_default();
+        let item = serde_json::to_value(item)?;
+        raw.retain(|v| v != &item);
+        self.put(label, key, &raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use openmls::prelude::tls_codec::Serialize as _;
+    use openmls::prelude::MlsGroup;
+    use openmls_traits::OpenMlsProvider as _;
+
+    use super::*;
+    use crate::mls::dm::{create_dm, merge_pending, validate_key_package};
+    use crate::mls::group_ext::DmSpec;
+    use crate::mls::keypackage::build_key_package;
+    use crate::mls::provider::XmtpProvider;
+    use crate::mls::signer::InstallationKey;
+
+    #[test]
+    fn a_group_reloads_from_its_prefix_plus_global_entries() {
+        let (sender, peer) = (XmtpProvider::new(), XmtpProvider::new());
+        let key = InstallationKey::generate();
+        let peer_key = InstallationKey::generate();
+        let (me, them) = ("a".repeat(64), "b".repeat(64));
+        let kp = build_key_package(&peer, &peer_key, &them).unwrap();
+        let kp_bytes = kp.key_package().tls_serialize_detached().unwrap();
+        let kp = validate_key_package(&sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
+        let spec = DmSpec {
+            creator_inbox_id: me.clone(),
+            peer_inbox_id: them.clone(),
+            membership: HashMap::from([(me, 1), (them, 1)]),
+            failed_installations: vec![],
+        };
+        let (mut group, _) = create_dm(&sender, &key, &spec, &[kp]).unwrap();
+        merge_pending(&sender, &mut group).unwrap();
+        let written: HashMap<Vec<u8>, Vec<u8>> = sender
+            .storage()
+            .take_dirty()
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        assert!(
+            sender.storage().take_dirty().is_empty(),
+            "dirty set drained"
+        );
+        let prefix = group_prefix(group.group_id());
+        let (own, other): (Vec<_>, Vec<_>) = written
+            .into_iter()
+            .partition(|(k, _)| k.starts_with(&prefix));
+        assert!(
+            other.iter().all(|(k, _)| k.starts_with(MLS_GLOBAL_PREFIX)),
+            "no stray keys"
+        );
+
+        let fresh = MlsStorage::new();
+        fresh.load(own.into_iter().chain(other));
+        let reloaded = MlsGroup::load(&fresh, group.group_id()).unwrap().unwrap();
+        assert_eq!(reloaded.epoch(), group.epoch());
+        assert_eq!(reloaded.members().count(), 2);
+    }
+}

@@ -1,0 +1,124 @@
+//! Client behaviour against herald's devnode alone (no SDK needed): registration rules,
+//! inbox reuse, the 10-installation limit, batched address resolution.
+
+use std::sync::Arc;
+
+use xmtp_client::{Client, ClientError, GrpcTransport, MemoryStore, Transport, Wallet};
+use xmtp_devnode::{DevNode, DevNodeConfig};
+
+fn transport(url: &str) -> Arc<dyn Transport> {
+    Arc::new(GrpcTransport::connect_lazy(url).unwrap())
+}
+
+#[tokio::test]
+async fn reuses_the_inbox_and_refuses_an_eleventh_installation() {
+    let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
+    let wallet = Wallet::generate();
+    let mut installations = Vec::new();
+    for _ in 0..10 {
+        let c = Client::open(
+            &wallet,
+            transport(&node.url()),
+            Arc::new(MemoryStore::new()),
+        )
+        .await
+        .expect("up to 10 installations register");
+        assert_eq!(
+            c.inbox_id(),
+            wallet.inbox_id(0),
+            "every installation joins the same inbox"
+        );
+        installations.push(c.installation_id());
+    }
+    let states = installations_of(&wallet, &node.url()).await;
+    assert_eq!(states, 10);
+    let err = Client::open(
+        &wallet,
+        transport(&node.url()),
+        Arc::new(MemoryStore::new()),
+    )
+    .await
+    .expect_err("the 11th installation is refused");
+    assert!(
+        matches!(err, ClientError::TooManyInstallations { count: 10, .. }),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+    node.shutdown().await;
+}
+
+async fn installations_of(wallet: &Wallet, url: &str) -> usize {
+    let probe = Client::open(
+        &Wallet::generate(),
+        transport(url),
+        Arc::new(MemoryStore::new()),
+    )
+    .await
+    .unwrap();
+    let states = probe.inbox_states(&[wallet.inbox_id(0)]).await.unwrap();
+    states[&wallet.inbox_id(0)].state.installations().len()
+}
+
+#[tokio::test]
+async fn resolves_addresses_in_batches() {
+    let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
+    let registered: Vec<Wallet> = (0..3).map(|_| Wallet::generate()).collect();
+    for w in &registered {
+        Client::open(w, transport(&node.url()), Arc::new(MemoryStore::new()))
+            .await
+            .unwrap();
+    }
+    let herald = Client::open(
+        &Wallet::generate(),
+        transport(&node.url()),
+        Arc::new(MemoryStore::new()),
+    )
+    .await
+    .unwrap();
+    // 120 addresses → three GetInboxIds calls of ≤50; upper-case input is normalised.
+    let mut addresses: Vec<String> = (0..117).map(|_| Wallet::generate().address()).collect();
+    addresses.extend(
+        registered
+            .iter()
+            .map(|w| w.address().to_uppercase().replacen("0X", "0x", 1)),
+    );
+    let resolved = herald.resolve_inbox_ids(&addresses).await.unwrap();
+    assert_eq!(resolved.len(), 120);
+    for w in &registered {
+        assert_eq!(resolved[&w.address()], Some(w.inbox_id(0)));
+    }
+    assert_eq!(resolved.values().filter(|v| v.is_none()).count(), 117);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn dm_to_an_unregistered_inbox_is_a_retryable_per_peer_error() {
+    let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
+    let herald = Client::open(
+        &Wallet::generate(),
+        transport(&node.url()),
+        Arc::new(MemoryStore::new()),
+    )
+    .await
+    .unwrap();
+    let ghost = Wallet::generate().inbox_id(0);
+    let herald = Arc::new(herald);
+    let item = xmtp_client::OutgoingText {
+        peer_inbox_id: ghost.clone(),
+        text: "hello?".into(),
+        idempotency_key: "k".into(),
+    };
+    // Client futures are Send: the service drives them from spawned worker tasks.
+    let task = tokio::spawn({
+        let herald = herald.clone();
+        async move { herald.send_batch(vec![item]).await }
+    });
+    let results = task.await.unwrap().unwrap();
+    let err = results[0].as_ref().unwrap_err();
+    assert!(
+        matches!(err, ClientError::UnknownInbox(i) if *i == ghost),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    node.shutdown().await;
+}

@@ -1,0 +1,149 @@
+// JSON-lines driver for the official @xmtp/node-sdk, used by herald's Rust interop tests.
+//
+// Reads one JSON request per stdin line: {"id": N, "cmd": "...", ...args}
+// Writes one JSON reply per request on stdout: {"id": N, "ok": true, "result": ...}
+// or {"id": N, "ok": false, "error": "..."}. Anything else goes to stderr.
+//
+// Clients are named ("bob1", "bob2", ...). Several names may share one wallet key: each
+// Client.create with an in-memory database is a new installation of the same inbox.
+//
+// Commands:
+//   create        {name, key, apiUrl}            -> {inboxId, installationId, address}
+//   sync          {name}                         -> conversations.sync()
+//   syncAll       {name}                         -> conversations.syncAll(all consent states)
+//   list          {name}                         -> [{id, kind, peerInboxId}]
+//   messages      {name, conversationId}         -> [{id, senderInboxId, text, contentType}]
+//   streamStart   {name}                         -> starts conversation + message streams
+//   streamed      {name}                         -> {conversations: [...], messages: [...]}
+//   reply         {name, conversationId, text}   -> message id
+//   newDm         {name, peerInboxId}            -> {id} (SDK creates the DM)
+//   exit          {}                             -> exits the process
+import { Client, ConsentState, IdentifierKind } from '@xmtp/node-sdk';
+import { privateKeyToAccount } from 'viem/accounts';
+import { hexToBytes } from 'viem';
+import readline from 'node:readline';
+
+const clients = new Map();
+const streams = new Map();
+const ALL_CONSENT = [ConsentState.Allowed, ConsentState.Unknown, ConsentState.Denied];
+
+const json = (v) => JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x));
+const reply = (obj) => process.stdout.write(json(obj) + '\n');
+const need = (name) => {
+  const c = clients.get(name);
+  if (!c) throw new Error(`no client named ${name}`);
+  return c;
+};
+
+function signerFor(key) {
+  const account = privateKeyToAccount(key);
+  return {
+    type: 'EOA',
+    getIdentifier: () => ({ identifier: account.address.toLowerCase(), identifierKind: IdentifierKind.Ethereum }),
+    signMessage: async (message) => hexToBytes(await account.signMessage({ message })),
+  };
+}
+
+function describeMessage(m) {
+  return {
+    id: m.id,
+    senderInboxId: m.senderInboxId,
+    text: typeof m.content === 'string' ? m.content : null,
+    contentType: m.contentType ? `${m.contentType.authorityId}/${m.contentType.typeId}` : null,
+    conversationId: m.conversationId,
+  };
+}
+
+async function findConversation(client, id) {
+  const conv = await client.conversations.getConversationById(id);
+  if (!conv) throw new Error(`conversation ${id} not found`);
+  return conv;
+}
+
+const handlers = {
+  async create({ name, key, apiUrl }) {
+    const client = await Client.create(signerFor(key), { apiUrl, dbPath: null, disableDeviceSync: true });
+    clients.set(name, client);
+    return { inboxId: client.inboxId, installationId: client.installationId, address: privateKeyToAccount(key).address.toLowerCase() };
+  },
+  async sync({ name }) {
+    await need(name).conversations.sync();
+    return null;
+  },
+  async syncAll({ name }) {
+    return await need(name).conversations.syncAll(ALL_CONSENT);
+  },
+  async list({ name }) {
+    const convs = await need(name).conversations.list({ consentStates: ALL_CONSENT });
+    return convs.map((c) => ({ id: c.id, kind: c.peerInboxId === undefined ? 'group' : 'dm', peerInboxId: c.peerInboxId ?? null }));
+  },
+  async messages({ name, conversationId }) {
+    const conv = await findConversation(need(name), conversationId);
+    await conv.sync();
+    return (await conv.messages()).map(describeMessage);
+  },
+  async streamStart({ name }) {
+    const client = need(name);
+    const state = { conversations: [], messages: [], errors: [] };
+    streams.set(name, state);
+    await client.conversations.stream({
+      onValue: (c) => c && state.conversations.push({ id: c.id, peerInboxId: c.peerInboxId ?? null }),
+      onError: (e) => state.errors.push(String(e?.message ?? e)),
+    });
+    await client.conversations.streamAllMessages({
+      consentStates: ALL_CONSENT,
+      onValue: (m) => state.messages.push(describeMessage(m)),
+      onError: (e) => state.errors.push(String(e?.message ?? e)),
+    });
+    return null;
+  },
+  async streamed({ name }) {
+    const state = streams.get(name);
+    if (!state) throw new Error(`no stream for ${name}`);
+    return state;
+  },
+  async reply({ name, conversationId, text }) {
+    const conv = await findConversation(need(name), conversationId);
+    return await conv.sendText(text);
+  },
+  async newDm({ name, peerInboxId }) {
+    const dm = await need(name).conversations.createDm(peerInboxId);
+    return { id: dm.id };
+  },
+  async exit() {
+    setTimeout(() => process.exit(0), 10);
+    return null;
+  },
+};
+
+async function handle(line) {
+  if (!line.trim()) return;
+  let req;
+  try {
+    req = JSON.parse(line);
+  } catch (e) {
+    reply({ id: null, ok: false, error: `bad json: ${e.message}` });
+    return;
+  }
+  const handler = handlers[req.cmd];
+  if (!handler) {
+    reply({ id: req.id, ok: false, error: `unknown cmd ${req.cmd}` });
+    return;
+  }
+  try {
+    reply({ id: req.id, ok: true, result: (await handler(req)) ?? null });
+  } catch (e) {
+    reply({ id: req.id, ok: false, error: String(e?.stack ?? e) });
+  }
+}
+
+// Requests run one at a time, in arrival order.
+let queue = Promise.resolve();
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  queue = queue.then(() => handle(line));
+});
+rl.on('close', () => {
+  queue.then(() => process.exit(0));
+});
+reply({ id: 0, ok: true, result: 'ready' });
