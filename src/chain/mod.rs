@@ -1,0 +1,1 @@
+//! On-chain event triggers.

@@ -1,0 +1,3 @@
+//! herald library: service modules.
+
+pub mod chain;
