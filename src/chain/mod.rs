@@ -1,1 +1,15 @@
-//! On-chain event triggers.
+//! On-chain event triggers: EVM events become announcement texts.
+//!
+//! Reading order: [`config`] (per-chain settings), [`event`] (ABI parsing and decoding),
+//! [`condition`] and [`template`] (what users write), [`trigger`] (validation and the compiled
+//! form), [`store`] (the persistence contract the service implements on SQL), [`rpc`] (JSON-RPC
+//! with failover and retries), [`watcher`] (the per-chain follower loop) and [`metrics`].
+
+pub mod condition;
+pub mod config;
+pub mod event;
+pub mod template;
+pub mod trigger;
+
+pub use config::ChainConfig;
+pub use trigger::{CompiledTrigger, FieldError, TriggerSpec, ValidationErrors};
