@@ -8,6 +8,9 @@
 pub mod condition;
 pub mod config;
 pub mod event;
+pub mod metrics;
+pub mod rpc;
+pub mod store;
 pub mod template;
 pub mod trigger;
 

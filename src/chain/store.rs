@@ -1,0 +1,276 @@
+//! The persistence contract of the chain watcher, and an in-memory implementation for tests.
+//!
+//! The service implements [`ChainStore`] on SQL. `commit_batch` must be ONE transaction that
+//! applies the rollback, inserts new events (skipping keys that already exist: that uniqueness
+//! is what makes a log announced at most once), creates the announcements for events that are
+//! ready, promotes pending events, updates the block window and moves the cursor. If it fails,
+//! nothing happened and the watcher reloads its state and redoes the range.
+
+use alloy::primitives::{Address, B256};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use super::trigger::TriggerSpec;
+
+/// A block header reduced to what reorg detection needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRef {
+    pub number: u64,
+    pub hash: B256,
+    pub parent_hash: B256,
+}
+
+/// A trigger as stored by the service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerRecord {
+    /// Service-side id (opaque here), copied into every matched event.
+    pub id: String,
+    /// Bumped on every edit so the watcher knows to recompile.
+    pub revision: u64,
+    pub spec: TriggerSpec,
+    /// Logs in blocks below this are ignored for this trigger: set it to the chain's safe head
+    /// at creation (or `from_block` for an opt-in backfill).
+    pub start_block: u64,
+}
+
+/// Identity of a matched event: one trigger, one log. The log is identified by its transaction
+/// and its position inside that transaction, not by the block-wide log index, so a transaction
+/// re-included at another height after a reorg keeps the same key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventKey {
+    pub trigger_id: String,
+    pub chain_id: u64,
+    pub tx_hash: B256,
+    pub log_position: u32,
+}
+
+/// Whether an event's announcement is created now or after more confirmations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventStatus {
+    /// Deep enough: create the announcement in this transaction.
+    Ready,
+    /// Matched but waiting until the head reaches `ready_at` (block + trigger confirmations).
+    Pending { ready_at: u64 },
+}
+
+/// A log that matched a trigger, with its announcement text already rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedEvent {
+    pub key: EventKey,
+    pub block_number: u64,
+    pub block_hash: B256,
+    /// Block-wide log index (informational; not part of the identity).
+    pub log_index: u64,
+    pub address: Address,
+    pub text: String,
+    pub status: EventStatus,
+}
+
+/// What the watcher persisted last time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChainState {
+    /// Last block fully processed, or `None` for a chain never watched.
+    pub cursor: Option<BlockRef>,
+    /// Recent processed blocks, ascending by number.
+    pub window: Vec<BlockRef>,
+    /// Matched events not yet announced.
+    pub pending: Vec<MatchedEvent>,
+}
+
+/// Everything one watcher step changes, applied atomically.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainBatch {
+    pub chain_id: u64,
+    /// Reorg: first delete window blocks and pending events above this height.
+    pub rollback_above: Option<u64>,
+    /// New events; `Ready` ones get their announcement now. Existing keys are skipped.
+    pub events: Vec<MatchedEvent>,
+    /// Pending events that became ready: create their announcements and mark them announced.
+    pub promote: Vec<EventKey>,
+    /// Blocks to add to the window.
+    pub window_add: Vec<BlockRef>,
+    /// Window blocks below this height can be forgotten.
+    pub window_prune_below: u64,
+    /// The new cursor.
+    pub cursor: BlockRef,
+}
+
+/// What a commit did (for metrics and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitSummary {
+    /// Announcements created (ready events + promotions).
+    pub announced: usize,
+    /// New pending events stored.
+    pub pending: usize,
+    /// Events skipped because their key already existed.
+    pub duplicates: usize,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainStoreError {
+    /// Connection/timeout/serialization failure: retry the step later.
+    #[error("chain store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Broken invariant (e.g. corrupt row): retrying will not help.
+    #[error("chain store corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl ChainStoreError {
+    /// Whether the watcher should simply try again later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ChainStoreError::Unavailable(_))
+    }
+}
+
+/// Persistence used by the chain watcher.
+#[async_trait]
+pub trait ChainStore: Send + Sync {
+    /// Cursor, window and pending events of one chain.
+    async fn load_state(&self, chain_id: u64) -> Result<ChainState, ChainStoreError>;
+    /// Triggers of the chain that are active (not paused, not deleted).
+    async fn active_triggers(&self, chain_id: u64) -> Result<Vec<TriggerRecord>, ChainStoreError>;
+    /// Applies a batch in one transaction (see the module docs).
+    async fn commit_batch(&self, batch: ChainBatch) -> Result<CommitSummary, ChainStoreError>;
+}
+
+/// One announcement created by [`MemoryChainStore`] (what the SQL store inserts as a row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Announced {
+    pub key: EventKey,
+    pub block_number: u64,
+    pub text: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    cursors: HashMap<u64, BlockRef>,
+    windows: HashMap<u64, BTreeMap<u64, BlockRef>>,
+    events: BTreeMap<EventKey, MatchedEvent>,
+    announced: Vec<Announced>,
+    triggers: HashMap<u64, Vec<TriggerRecord>>,
+}
+
+/// An in-memory [`ChainStore`] with the same semantics as the SQL one; for tests and benches.
+#[derive(Default)]
+pub struct MemoryChainStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryChainStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces (by id) an active trigger.
+    pub fn put_trigger(&self, chain_id: u64, record: TriggerRecord) {
+        let mut inner = self.lock();
+        let list = inner.triggers.entry(chain_id).or_default();
+        list.retain(|t| t.id != record.id);
+        list.push(record);
+    }
+
+    /// Removes a trigger (pause/delete).
+    pub fn remove_trigger(&self, chain_id: u64, id: &str) {
+        self.lock().triggers.entry(chain_id).or_default().retain(|t| t.id != id);
+    }
+
+    /// Announcements created so far, in creation order.
+    pub fn announced(&self) -> Vec<Announced> {
+        self.lock().announced.clone()
+    }
+
+    /// Events still waiting for confirmations.
+    pub fn pending(&self, chain_id: u64) -> Vec<MatchedEvent> {
+        let inner = self.lock();
+        inner
+            .events
+            .values()
+            .filter(|e| e.key.chain_id == chain_id && matches!(e.status, EventStatus::Pending { .. }))
+            .cloned()
+            .collect()
+    }
+
+    /// The stored cursor.
+    pub fn cursor(&self, chain_id: u64) -> Option<BlockRef> {
+        self.lock().cursors.get(&chain_id).copied()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock in a test must not hide the original failure.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl ChainStore for MemoryChainStore {
+    async fn load_state(&self, chain_id: u64) -> Result<ChainState, ChainStoreError> {
+        let inner = self.lock();
+        Ok(ChainState {
+            cursor: inner.cursors.get(&chain_id).copied(),
+            window: inner.windows.get(&chain_id).map(|w| w.values().copied().collect()).unwrap_or_default(),
+            pending: inner
+                .events
+                .values()
+                .filter(|e| e.key.chain_id == chain_id && matches!(e.status, EventStatus::Pending { .. }))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    async fn active_triggers(&self, chain_id: u64) -> Result<Vec<TriggerRecord>, ChainStoreError> {
+        Ok(self.lock().triggers.get(&chain_id).cloned().unwrap_or_default())
+    }
+
+    async fn commit_batch(&self, batch: ChainBatch) -> Result<CommitSummary, ChainStoreError> {
+        // The whole batch is applied under one lock: the in-memory analogue of a transaction.
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut summary = CommitSummary::default();
+        let chain = batch.chain_id;
+        if let Some(fork) = batch.rollback_above {
+            if let Some(w) = inner.windows.get_mut(&chain) {
+                w.retain(|n, _| *n <= fork);
+            }
+            inner.events.retain(|k, e| {
+                !(k.chain_id == chain && e.block_number > fork && matches!(e.status, EventStatus::Pending { .. }))
+            });
+        }
+        for event in batch.events {
+            if inner.events.contains_key(&event.key) {
+                summary.duplicates += 1;
+                continue;
+            }
+            match event.status {
+                EventStatus::Ready => {
+                    summary.announced += 1;
+                    inner.announced.push(Announced {
+                        key: event.key.clone(),
+                        block_number: event.block_number,
+                        text: event.text.clone(),
+                    });
+                }
+                EventStatus::Pending { .. } => summary.pending += 1,
+            }
+            inner.events.insert(event.key.clone(), event);
+        }
+        for key in batch.promote {
+            if let Some(event) = inner.events.get_mut(&key) {
+                if matches!(event.status, EventStatus::Pending { .. }) {
+                    event.status = EventStatus::Ready;
+                    summary.announced += 1;
+                    inner.announced.push(Announced { key, block_number: event.block_number, text: event.text.clone() });
+                }
+            }
+        }
+        let window = inner.windows.entry(chain).or_default();
+        for block in batch.window_add {
+            window.insert(block.number, block);
+        }
+        window.retain(|n, _| *n >= batch.window_prune_below);
+        inner.cursors.insert(chain, batch.cursor);
+        Ok(summary)
+    }
+}
