@@ -8,11 +8,15 @@
 pub mod condition;
 pub mod config;
 pub mod event;
+pub mod matcher;
 pub mod metrics;
 pub mod rpc;
 pub mod store;
 pub mod template;
 pub mod trigger;
+pub mod watcher;
 
 pub use config::ChainConfig;
 pub use trigger::{CompiledTrigger, FieldError, TriggerSpec, ValidationErrors};
+pub use store::{ChainStore, MemoryChainStore};
+pub use watcher::{Outcome, Watcher, WatcherError};
