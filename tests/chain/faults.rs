@@ -1,0 +1,58 @@
+//! Provider failures: dead endpoints, 503s, range limits.
+
+use crate::harness::*;
+use crate::proxy;
+use herald::chain::store::MemoryChainStore;
+use herald::chain::Outcome;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+async fn dead_url() -> String {
+    // Bind and drop: nothing listens there any more, so connections are refused.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+#[tokio::test]
+async fn failover_retries_and_range_shrinking_still_announce_everything_once() {
+    let chain = Chain::start().await;
+    let (proxy_url, counters) = proxy::start(&chain.anvil.url, 3, 2).await;
+    let mut config = chain_config(vec![dead_url().await, proxy_url]);
+    config.max_block_range = 64;
+    let store = Arc::new(MemoryChainStore::new());
+    add_trigger(&store, "swap", swap_trigger(chain.contract, None, 1), &config);
+    let mut w = watcher(config, store.clone());
+    // The first step fails over from the dead URL to the proxy, whose first answers are 503s.
+    let started = loop {
+        match w.run_once().await {
+            Ok(o) => break o,
+            Err(e) => assert!(e.is_retryable(), "{e}"),
+        }
+    };
+    assert!(matches!(started, Outcome::Started { .. }), "{started:?}");
+    assert_eq!(counters.unavailable.load(Ordering::SeqCst), 3);
+
+    let mut blocks = Vec::new();
+    for i in 1..=10 {
+        blocks.push(chain.swap(i, -i).await.1);
+    }
+    chain.mine(1).await;
+    let outcomes = run_until_idle(&mut w).await;
+
+    assert!(outcomes.iter().any(|o| matches!(o, Outcome::RangeShrunk { .. })), "{outcomes:?}");
+    assert!(counters.range_rejected.load(Ordering::SeqCst) >= 1);
+    assert!(counters.widest_ok_span.load(Ordering::SeqCst) <= 2);
+    let mut got: Vec<u64> = store.announced().iter().map(|a| a.block_number).collect();
+    got.sort();
+    assert_eq!(got, blocks, "every swap exactly once despite failures");
+}
+
+#[tokio::test]
+async fn all_endpoints_down_is_a_retryable_error() {
+    let config = chain_config(vec![dead_url().await, dead_url().await]);
+    let store = Arc::new(MemoryChainStore::new());
+    let mut w = watcher(config, store);
+    let err = w.run_once().await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("unavailable"), "{err}");
+}
