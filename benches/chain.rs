@@ -17,7 +17,9 @@ fn main() {
     let pool = Address::repeat_byte(0x77);
     let mut chain = ChainConfig::new(1, "mainnet", vec!["http://127.0.0.1:8545".into()]);
     chain.explorer_url = Some("https://etherscan.io".into());
-    let logs: Vec<(LogData, LogMeta)> = (0..LOGS).map(|i| synthetic(i, pool, swap_topic0())).collect();
+    let logs: Vec<(LogData, LogMeta)> = (0..LOGS)
+        .map(|i| synthetic(i, pool, swap_topic0()))
+        .collect();
     // Scenario 1: a condition that half of the logs pass; scenario 2: every log rendered.
     let condition = serde_json::json!({"any": [{"arg": "amount0", "op": ">=", "value": "1000000000000000000"}, {"arg": "amount1", "op": "<", "value": "-5000000000000000000"}]});
     run("condition passes 1/2", &chain, pool, Some(condition), &logs);
@@ -25,10 +27,18 @@ fn main() {
 }
 
 fn swap_topic0() -> B256 {
-    alloy::json_abi::Event::parse(SWAP).expect("swap signature").selector()
+    alloy::json_abi::Event::parse(SWAP)
+        .expect("swap signature")
+        .selector()
 }
 
-fn run(label: &str, chain: &ChainConfig, pool: Address, condition: Option<serde_json::Value>, logs: &[(LogData, LogMeta)]) {
+fn run(
+    label: &str,
+    chain: &ChainConfig,
+    pool: Address,
+    condition: Option<serde_json::Value>,
+    logs: &[(LogData, LogMeta)],
+) {
     let spec = TriggerSpec {
         chain_id: 1,
         address: Some(pool.to_string()),
@@ -39,8 +49,15 @@ fn run(label: &str, chain: &ChainConfig, pool: Address, condition: Option<serde_
         confirmations: Some(12),
         from_block: None,
     };
-    let compiled = spec.validate(std::slice::from_ref(chain)).expect("bench trigger validates");
-    let set = TriggerSet::new(vec![Arc::new(ActiveTrigger { id: "bench".into(), revision: 1, start_block: 0, compiled })]);
+    let compiled = spec
+        .validate(std::slice::from_ref(chain))
+        .expect("bench trigger validates");
+    let set = TriggerSet::new(vec![Arc::new(ActiveTrigger {
+        id: "bench".into(),
+        revision: 1,
+        start_block: 0,
+        compiled,
+    })]);
     let mut out = Vec::with_capacity(LOGS);
     // Warm-up pass so allocator and caches are in steady state.
     for (data, meta) in logs.iter().take(1_000) {
@@ -56,12 +73,20 @@ fn run(label: &str, chain: &ChainConfig, pool: Address, condition: Option<serde_
     let elapsed = start.elapsed();
     let rate = LOGS as f64 / elapsed.as_secs_f64();
     println!("chain engine [{label}]: {LOGS} Swap logs decoded+matched+rendered in {elapsed:.2?}");
-    println!("  matched: {matched} ({} rendered texts, e.g. {:?})", out.len(), out.first().map(|c| c.text.as_str()).unwrap_or(""));
+    println!(
+        "  matched: {matched} ({} rendered texts, e.g. {:?})",
+        out.len(),
+        out.first().map(|c| c.text.as_str()).unwrap_or("")
+    );
     println!("  throughput: {rate:.0} logs/s (goal >= 50000 logs/s)");
 }
 
 fn synthetic(i: usize, pool: Address, topic0: B256) -> (LogData, LogMeta) {
-    let amount0 = if i % 2 == 0 { I256::try_from(2_000_000_000_000_000_000i128 + i as i128).unwrap() } else { I256::try_from(i as i64).unwrap() };
+    let amount0 = if i.is_multiple_of(2) {
+        I256::try_from(2_000_000_000_000_000_000i128 + i as i128).unwrap()
+    } else {
+        I256::try_from(i as i64).unwrap()
+    };
     let body = DynSolValue::Tuple(vec![
         DynSolValue::Int(amount0, 256),
         DynSolValue::Int(-I256::try_from(i as i64 * 1_000_000).unwrap(), 256),
@@ -70,7 +95,11 @@ fn synthetic(i: usize, pool: Address, topic0: B256) -> (LogData, LogMeta) {
         DynSolValue::Int(I256::try_from(-(i as i64 % 887_272)).unwrap(), 24),
     ])
     .abi_encode_params();
-    let topics = vec![topic0, Address::repeat_byte(0x11).into_word(), Address::with_last_byte((i % 251) as u8).into_word()];
+    let topics = vec![
+        topic0,
+        Address::repeat_byte(0x11).into_word(),
+        Address::with_last_byte((i % 251) as u8).into_word(),
+    ];
     let meta = LogMeta {
         address: pool,
         tx_hash: B256::from(U256::from(i as u64)),

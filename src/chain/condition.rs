@@ -61,7 +61,11 @@ impl Condition {
         let mut nodes = 0;
         let cond = compile_node(json, event, "condition", 0, &mut nodes, &mut errors);
         if nodes > MAX_NODES {
-            errors.push(FieldError::new("condition", "condition_too_large", format!("more than {MAX_NODES} nodes")));
+            errors.push(FieldError::new(
+                "condition",
+                "condition_too_large",
+                format!("more than {MAX_NODES} nodes"),
+            ));
         }
         match cond {
             Some(c) if errors.is_empty() => Ok(c),
@@ -88,9 +92,9 @@ impl Condition {
                 // a mismatch means "not this event", so the comparison is simply false.
                 None => *op == Op::Ne,
             },
-            Condition::In { arg, values } => {
-                values.iter().any(|v| compare(&args[*arg], v) == Some(Ordering::Equal))
-            }
+            Condition::In { arg, values } => values
+                .iter()
+                .any(|v| compare(&args[*arg], v) == Some(Ordering::Equal)),
         }
     }
 }
@@ -105,11 +109,19 @@ fn compile_node(
 ) -> Option<Condition> {
     *nodes += 1;
     if depth > MAX_DEPTH {
-        errors.push(FieldError::new(path, "condition_too_deep", format!("nesting deeper than {MAX_DEPTH}")));
+        errors.push(FieldError::new(
+            path,
+            "condition_too_deep",
+            format!("nesting deeper than {MAX_DEPTH}"),
+        ));
         return None;
     }
     let Some(obj) = json.as_object() else {
-        errors.push(FieldError::new(path, "invalid_condition", "expected an object"));
+        errors.push(FieldError::new(
+            path,
+            "invalid_condition",
+            "expected an object",
+        ));
         return None;
     };
     if obj.len() == 1 {
@@ -117,18 +129,42 @@ fn compile_node(
         match key.as_str() {
             "all" | "any" => {
                 let Some(items) = inner.as_array().filter(|a| !a.is_empty()) else {
-                    errors.push(FieldError::new(format!("{path}.{key}"), "invalid_condition", "expected a non-empty array"));
+                    errors.push(FieldError::new(
+                        format!("{path}.{key}"),
+                        "invalid_condition",
+                        "expected a non-empty array",
+                    ));
                     return None;
                 };
                 let compiled: Vec<_> = items
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, c)| compile_node(c, event, &format!("{path}.{key}[{i}]"), depth + 1, nodes, errors))
+                    .filter_map(|(i, c)| {
+                        compile_node(
+                            c,
+                            event,
+                            &format!("{path}.{key}[{i}]"),
+                            depth + 1,
+                            nodes,
+                            errors,
+                        )
+                    })
                     .collect();
-                return Some(if key == "all" { Condition::All(compiled) } else { Condition::Any(compiled) });
+                return Some(if key == "all" {
+                    Condition::All(compiled)
+                } else {
+                    Condition::Any(compiled)
+                });
             }
             "not" => {
-                let inner = compile_node(inner, event, &format!("{path}.not"), depth + 1, nodes, errors)?;
+                let inner = compile_node(
+                    inner,
+                    event,
+                    &format!("{path}.not"),
+                    depth + 1,
+                    nodes,
+                    errors,
+                )?;
                 return Some(Condition::Not(Box::new(inner)));
             }
             _ => {}
@@ -143,7 +179,10 @@ fn compile_comparison(
     path: &str,
     errors: &mut Vec<FieldError>,
 ) -> Option<Condition> {
-    if let Some(extra) = obj.keys().find(|k| !matches!(k.as_str(), "arg" | "op" | "value")) {
+    if let Some(extra) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "arg" | "op" | "value"))
+    {
         errors.push(FieldError::new(
             path,
             "invalid_condition",
@@ -152,7 +191,11 @@ fn compile_comparison(
         return None;
     }
     let Some(name) = obj.get("arg").and_then(Value::as_str) else {
-        errors.push(FieldError::new(format!("{path}.arg"), "invalid_condition", "expected the argument name as a string"));
+        errors.push(FieldError::new(
+            format!("{path}.arg"),
+            "invalid_condition",
+            "expected the argument name as a string",
+        ));
         return None;
     };
     let Some((index, info)) = event.arg(name) else {
@@ -160,7 +203,11 @@ fn compile_comparison(
         errors.push(FieldError::new(
             format!("{path}.arg"),
             "unknown_argument",
-            format!("event {} has no argument {name:?} (arguments: {})", event.name(), known.join(", ")),
+            format!(
+                "event {} has no argument {name:?} (arguments: {})",
+                event.name(),
+                known.join(", ")
+            ),
         ));
         return None;
     };
@@ -177,14 +224,22 @@ fn compile_comparison(
     }
     if op == "in" {
         let Some(items) = value.as_array() else {
-            errors.push(FieldError::new(vpath, "invalid_literal", "`in` expects an array of values"));
+            errors.push(FieldError::new(
+                vpath,
+                "invalid_literal",
+                "`in` expects an array of values",
+            ));
             return None;
         };
         let mut values = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             match literal(item, info.kind) {
                 Ok(l) => values.push(l),
-                Err(detail) => errors.push(FieldError::new(format!("{vpath}[{i}]"), "invalid_literal", detail)),
+                Err(detail) => errors.push(FieldError::new(
+                    format!("{vpath}[{i}]"),
+                    "invalid_literal",
+                    detail,
+                )),
             }
         }
         return Some(Condition::In { arg: index, values });
@@ -209,12 +264,19 @@ fn compile_comparison(
         errors.push(FieldError::new(
             format!("{path}.op"),
             "operator_not_supported",
-            format!("{name:?} is {}; ordering operators need an integer argument", info.kind.as_str()),
+            format!(
+                "{name:?} is {}; ordering operators need an integer argument",
+                info.kind.as_str()
+            ),
         ));
         return None;
     }
     match literal(value, info.kind) {
-        Ok(value) => Some(Condition::Compare { arg: index, op, value }),
+        Ok(value) => Some(Condition::Compare {
+            arg: index,
+            op,
+            value,
+        }),
         Err(detail) => {
             errors.push(FieldError::new(vpath, "invalid_literal", detail));
             None
@@ -235,7 +297,9 @@ fn literal(value: &Value, kind: ArgKind) -> Result<Literal, String> {
         ArgKind::Uint => U256::from_str(&text)
             .map(Literal::Uint)
             .map_err(|_| format!("{text:?} is not an unsigned 256-bit integer")),
-        ArgKind::Int => parse_i256(&text).map(Literal::Int).ok_or_else(|| format!("{text:?} is not a signed 256-bit integer")),
+        ArgKind::Int => parse_i256(&text)
+            .map(Literal::Int)
+            .ok_or_else(|| format!("{text:?} is not a signed 256-bit integer")),
         ArgKind::Address => Address::from_str(&text)
             .map(Literal::Address)
             .map_err(|_| format!("{text:?} is not a 20-byte hex address")),
@@ -303,7 +367,8 @@ mod tests {
 
     #[test]
     fn negative_ints_compare_as_signed() {
-        let c = Condition::compile(&json!({"arg":"amount1","op":"<","value":"-1000"}), &swap()).unwrap();
+        let c = Condition::compile(&json!({"arg":"amount1","op":"<","value":"-1000"}), &swap())
+            .unwrap();
         assert!(c.eval(&args(-2500, Address::ZERO)));
         assert!(!c.eval(&args(-999, Address::ZERO)));
         assert!(!c.eval(&args(5, Address::ZERO)));
@@ -311,7 +376,9 @@ mod tests {
 
     #[test]
     fn addresses_are_case_insensitive_and_in_works() {
-        let a: Address = "0x1111111111111111111111111111111111111111".parse().unwrap();
+        let a: Address = "0x1111111111111111111111111111111111111111"
+            .parse()
+            .unwrap();
         let c = Condition::compile(
             &json!({"all":[{"arg":"sender","op":"in","value":["0xAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","0x1111111111111111111111111111111111111111"]},
                            {"not":{"arg":"liquidity","op":"==","value":0}}]}),

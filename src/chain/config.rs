@@ -76,7 +76,11 @@ pub enum ChainConfigError {
     BadRpcUrl { chain_id: u64, index: usize },
     /// A numeric field is out of range.
     #[error("chain {chain_id}: {field} {detail}")]
-    OutOfRange { chain_id: u64, field: &'static str, detail: &'static str },
+    OutOfRange {
+        chain_id: u64,
+        field: &'static str,
+        detail: &'static str,
+    },
     /// The same chain id is configured twice.
     #[error("chain {0} is configured more than once")]
     Duplicate(u64),
@@ -107,12 +111,22 @@ impl ChainConfig {
             return Err(ChainConfigError::NoRpcUrls(id));
         }
         for (index, url) in self.rpc_urls.iter().enumerate() {
-            let ok = url.parse::<Url>().map(|u| matches!(u.scheme(), "http" | "https")).unwrap_or(false);
+            let ok = url
+                .parse::<Url>()
+                .map(|u| matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(false);
             if !ok {
-                return Err(ChainConfigError::BadRpcUrl { chain_id: id, index });
+                return Err(ChainConfigError::BadRpcUrl {
+                    chain_id: id,
+                    index,
+                });
             }
         }
-        let range = |field, detail| ChainConfigError::OutOfRange { chain_id: id, field, detail };
+        let range = |field, detail| ChainConfigError::OutOfRange {
+            chain_id: id,
+            field,
+            detail,
+        };
         if self.max_block_range == 0 {
             return Err(range("max_block_range", "must be at least 1"));
         }
@@ -162,7 +176,11 @@ impl std::fmt::Debug for ChainConfig {
 /// Keeps scheme and host of a URL and hides the rest (path, query, credentials).
 pub fn redact_url(url: &str) -> String {
     match url.parse::<Url>() {
-        Ok(u) => format!("{}://{}/<redacted>", u.scheme(), u.host_str().unwrap_or("?")),
+        Ok(u) => format!(
+            "{}://{}/<redacted>",
+            u.scheme(),
+            u.host_str().unwrap_or("?")
+        ),
         Err(_) => "<redacted>".to_owned(),
     }
 }

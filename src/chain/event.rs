@@ -88,14 +88,18 @@ impl EventDef {
     /// human-readable signature such as `Transfer(address indexed from, address indexed to, uint256 value)`.
     pub fn parse(input: &serde_json::Value) -> Result<Self, EventParseError> {
         let abi = match input {
-            serde_json::Value::String(s) if s.trim_start().starts_with('{') => {
-                Self::from_fragment(&serde_json::from_str(s).map_err(|e| EventParseError::Syntax(e.to_string()))?)?
-            }
+            serde_json::Value::String(s) if s.trim_start().starts_with('{') => Self::from_fragment(
+                &serde_json::from_str(s).map_err(|e| EventParseError::Syntax(e.to_string()))?,
+            )?,
             serde_json::Value::String(s) => {
                 Event::parse(s.trim()).map_err(|e| EventParseError::Syntax(e.to_string()))?
             }
             serde_json::Value::Object(_) => Self::from_fragment(input)?,
-            other => return Err(EventParseError::Syntax(format!("expected a string or an object, got {other}"))),
+            other => {
+                return Err(EventParseError::Syntax(format!(
+                    "expected a string or an object, got {other}"
+                )))
+            }
         };
         Self::from_abi(abi)
     }
@@ -111,7 +115,8 @@ impl EventDef {
         let mut fragment = value.clone();
         if let Some(obj) = fragment.as_object_mut() {
             obj.remove("type");
-            obj.entry("anonymous").or_insert(serde_json::Value::Bool(false));
+            obj.entry("anonymous")
+                .or_insert(serde_json::Value::Bool(false));
         }
         serde_json::from_value(fragment).map_err(|e| EventParseError::Syntax(e.to_string()))
     }
@@ -129,13 +134,27 @@ impl EventDef {
             if args.iter().any(|a: &ArgInfo| a.name == input.name) {
                 return Err(EventParseError::DuplicateArg(input.name.clone()));
             }
-            let ty = input.resolve().map_err(|e| EventParseError::Types(e.to_string()))?;
+            let ty = input
+                .resolve()
+                .map_err(|e| EventParseError::Types(e.to_string()))?;
             let kind = kind_of(&ty, input.indexed);
-            args.push(ArgInfo { name: input.name.clone(), kind, ty, indexed: input.indexed });
+            args.push(ArgInfo {
+                name: input.name.clone(),
+                kind,
+                ty,
+                indexed: input.indexed,
+            });
         }
-        let decoder = abi.resolve().map_err(|e| EventParseError::Types(e.to_string()))?;
+        let decoder = abi
+            .resolve()
+            .map_err(|e| EventParseError::Types(e.to_string()))?;
         let topic0 = abi.selector();
-        Ok(Self { abi, decoder, args, topic0 })
+        Ok(Self {
+            abi,
+            decoder,
+            args,
+            topic0,
+        })
     }
 
     /// keccak256 of the canonical signature: the log's first topic.
@@ -175,7 +194,11 @@ impl EventDef {
         let mut body = decoded.body.into_iter();
         let mut out = Vec::with_capacity(self.args.len());
         for arg in &self.args {
-            let next = if arg.indexed { indexed.next() } else { body.next() };
+            let next = if arg.indexed {
+                indexed.next()
+            } else {
+                body.next()
+            };
             // The decoder checked the counts against the same parameter list, so both
             // iterators have exactly the values we ask for.
             out.push(next.unwrap_or(DynSolValue::Bool(false)));
@@ -185,7 +208,10 @@ impl EventDef {
 
     /// A plausible value for every argument, used to test-render templates at validation time.
     pub fn sample_values(&self) -> Vec<DynSolValue> {
-        self.args.iter().map(|a| sample_for(&a.ty, a.indexed)).collect()
+        self.args
+            .iter()
+            .map(|a| sample_for(&a.ty, a.indexed))
+            .collect()
     }
 }
 
@@ -210,15 +236,21 @@ fn sample_for(ty: &DynSolType, indexed: bool) -> DynSolValue {
     }
     match ty {
         DynSolType::Uint(bits) => DynSolValue::Uint(U256::from(1_234_567_890u64), *bits),
-        DynSolType::Int(bits) => DynSolValue::Int(I256::try_from(-1_234_567_890i64).unwrap_or_default(), *bits),
+        DynSolType::Int(bits) => {
+            DynSolValue::Int(I256::try_from(-1_234_567_890i64).unwrap_or_default(), *bits)
+        }
         DynSolType::Address => DynSolValue::Address(Address::repeat_byte(0x11)),
         DynSolType::Bool => DynSolValue::Bool(true),
         DynSolType::String => DynSolValue::String("sample".to_owned()),
         DynSolType::Bytes => DynSolValue::Bytes(vec![0xde, 0xad, 0xbe, 0xef]),
         DynSolType::FixedBytes(n) => DynSolValue::FixedBytes(B256::repeat_byte(0xcd), *n),
         DynSolType::Array(inner) => DynSolValue::Array(vec![sample_for(inner, false)]),
-        DynSolType::FixedArray(inner, n) => DynSolValue::FixedArray(vec![sample_for(inner, false); *n]),
-        DynSolType::Tuple(items) => DynSolValue::Tuple(items.iter().map(|t| sample_for(t, false)).collect()),
+        DynSolType::FixedArray(inner, n) => {
+            DynSolValue::FixedArray(vec![sample_for(inner, false); *n])
+        }
+        DynSolType::Tuple(items) => {
+            DynSolValue::Tuple(items.iter().map(|t| sample_for(t, false)).collect())
+        }
         DynSolType::Function => DynSolValue::FixedBytes(B256::ZERO, 24),
         #[allow(unreachable_patterns)]
         _ => DynSolValue::Bool(false),
@@ -258,9 +290,15 @@ mod tests {
     #[test]
     fn rejects_functions_and_unnamed_args() {
         let f = serde_json::json!({"type":"function","name":"x","inputs":[]});
-        assert!(matches!(EventDef::parse(&f), Err(EventParseError::NotAnEvent(_))));
+        assert!(matches!(
+            EventDef::parse(&f),
+            Err(EventParseError::NotAnEvent(_))
+        ));
         let u = serde_json::json!("Transfer(address indexed, address indexed to, uint256 value)");
-        assert!(matches!(EventDef::parse(&u), Err(EventParseError::UnnamedArg(0))));
+        assert!(matches!(
+            EventDef::parse(&u),
+            Err(EventParseError::UnnamedArg(0))
+        ));
         assert!(EventDef::parse(&serde_json::json!("not an event")).is_err());
     }
 }

@@ -39,7 +39,10 @@ impl TriggerSet {
         let mut index: HashMap<(Address, B256), Vec<usize>> = HashMap::new();
         for (i, t) in triggers.iter().enumerate() {
             for address in &t.compiled.addresses {
-                index.entry((*address, t.compiled.event.topic0())).or_default().push(i);
+                index
+                    .entry((*address, t.compiled.event.topic0()))
+                    .or_default()
+                    .push(i);
             }
         }
         Self { triggers, index }
@@ -67,15 +70,29 @@ impl TriggerSet {
         addresses.dedup();
         topics.sort_unstable();
         topics.dedup();
-        Filter::new().address(addresses).event_signature(topics).from_block(from).to_block(to)
+        Filter::new()
+            .address(addresses)
+            .event_signature(topics)
+            .from_block(from)
+            .to_block(to)
     }
 
     /// Evaluates one log against every trigger watching its (address, topic0), appending a
     /// candidate per match. Logs that fail to decode or render are skipped with a warning:
     /// one malformed log must not stall the chain.
-    pub fn match_log(&self, data: &LogData, meta: &LogMeta, chain: &ChainConfig, out: &mut Vec<Candidate>) -> usize {
-        let Some(topic0) = data.topics().first() else { return 0 };
-        let Some(list) = self.index.get(&(meta.address, *topic0)) else { return 0 };
+    pub fn match_log(
+        &self,
+        data: &LogData,
+        meta: &LogMeta,
+        chain: &ChainConfig,
+        out: &mut Vec<Candidate>,
+    ) -> usize {
+        let Some(topic0) = data.topics().first() else {
+            return 0;
+        };
+        let Some(list) = self.index.get(&(meta.address, *topic0)) else {
+            return 0;
+        };
         let mut matched = 0;
         for &i in list {
             let trigger = &self.triggers[i];
@@ -85,7 +102,11 @@ impl TriggerSet {
             match trigger.compiled.evaluate(data, meta, chain) {
                 Ok(Some(text)) => {
                     matched += 1;
-                    out.push(Candidate { trigger: i, meta: *meta, text });
+                    out.push(Candidate {
+                        trigger: i,
+                        meta: *meta,
+                        text,
+                    });
                 }
                 Ok(None) => {}
                 Err(err) => tracing::warn!(

@@ -17,6 +17,6 @@ pub mod trigger;
 pub mod watcher;
 
 pub use config::ChainConfig;
-pub use trigger::{CompiledTrigger, FieldError, TriggerSpec, ValidationErrors};
 pub use store::{ChainStore, MemoryChainStore};
+pub use trigger::{CompiledTrigger, FieldError, TriggerSpec, ValidationErrors};
 pub use watcher::{Outcome, Watcher, WatcherError};

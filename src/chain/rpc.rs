@@ -31,7 +31,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 6, base_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(5) }
+        Self {
+            max_attempts: 6,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
     }
 }
 
@@ -95,10 +99,16 @@ impl ChainRpc {
                 code: 0,
                 message: format!("invalid rpc url {}", redact_url(url)),
             })?;
-            endpoints.push(Endpoint { provider: RootProvider::new_http(parsed), label: redact_url(url) });
+            endpoints.push(Endpoint {
+                provider: RootProvider::new_http(parsed),
+                label: redact_url(url),
+            });
         }
         if endpoints.is_empty() {
-            return Err(RpcError::Rejected { code: 0, message: "no rpc_urls configured".into() });
+            return Err(RpcError::Rejected {
+                code: 0,
+                message: "no rpc_urls configured".into(),
+            });
         }
         let interval = (config.requests_per_second > 0)
             .then(|| Duration::from_secs_f64(1.0 / f64::from(config.requests_per_second)));
@@ -115,16 +125,24 @@ impl ChainRpc {
 
     /// `eth_blockNumber`.
     pub async fn block_number(&self) -> Result<u64, RpcError> {
-        self.call(|p| async move { p.get_block_number().await }).await
+        self.call(|p| async move { p.get_block_number().await })
+            .await
     }
 
     /// Header of block `number` (hash and parent hash).
     pub async fn block(&self, number: u64) -> Result<BlockRef, RpcError> {
         let block = self
-            .call(|p| async move { p.get_block_by_number(BlockNumberOrTag::Number(number)).await })
+            .call(|p| async move {
+                p.get_block_by_number(BlockNumberOrTag::Number(number))
+                    .await
+            })
             .await?
             .ok_or(RpcError::MissingBlock(number))?;
-        Ok(BlockRef { number, hash: block.header.hash, parent_hash: block.header.parent_hash })
+        Ok(BlockRef {
+            number,
+            hash: block.header.hash,
+            parent_hash: block.header.parent_hash,
+        })
     }
 
     /// `eth_getLogs` for one filter.
@@ -139,7 +157,9 @@ impl ChainRpc {
     /// The block hash a transaction is included in and the block-wide index of its first
     /// log; `None` when the node does not know the transaction (e.g. just reorged out).
     pub async fn tx_log_base(&self, tx_hash: B256) -> Result<Option<(B256, u64)>, RpcError> {
-        let receipt = self.call(|p| async move { p.get_transaction_receipt(tx_hash).await }).await?;
+        let receipt = self
+            .call(|p| async move { p.get_transaction_receipt(tx_hash).await })
+            .await?;
         Ok(receipt.and_then(|r| {
             let first = r.logs().first().and_then(|l| l.log_index)?;
             Some((r.block_hash?, first))
@@ -159,7 +179,8 @@ impl ChainRpc {
             self.throttle().await;
             let index = self.current.load(Ordering::Relaxed) % self.endpoints.len();
             let endpoint = &self.endpoints[index];
-            let class = match tokio::time::timeout(self.timeout, f(endpoint.provider.clone())).await {
+            let class = match tokio::time::timeout(self.timeout, f(endpoint.provider.clone())).await
+            {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(err)) => classify(&err),
                 Err(_) => Class::Retry("timeout", format!("timed out after {:?}", self.timeout)),
@@ -179,24 +200,40 @@ impl ChainRpc {
                     last = format!("{}: {detail}", endpoint.label);
                     // Fail over: the next attempt goes to the next URL (wrapping around).
                     if self.endpoints.len() > 1 {
-                        let _ = self.current.compare_exchange(index, (index + 1) % self.endpoints.len(), Ordering::Relaxed, Ordering::Relaxed);
+                        let _ = self.current.compare_exchange(
+                            index,
+                            (index + 1) % self.endpoints.len(),
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
                     }
                 }
             }
         }
-        Err(RpcError::Unavailable { attempts: self.policy.max_attempts, last })
+        Err(RpcError::Unavailable {
+            attempts: self.policy.max_attempts,
+            last,
+        })
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.policy.base_backoff.saturating_mul(1u32 << attempt.min(16));
+        let exp = self
+            .policy
+            .base_backoff
+            .saturating_mul(1u32 << attempt.min(16));
         let capped = exp.min(self.policy.max_backoff);
         // Up to 25% jitter so several watchers do not retry in lockstep.
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         capped + capped.mul_f64(f64::from(nanos % 1000) / 4000.0)
     }
 
     async fn throttle(&self) {
-        let Some(interval) = self.interval else { return };
+        let Some(interval) = self.interval else {
+            return;
+        };
         let slot = {
             let mut next = self.next_slot.lock().await;
             let slot = (*next).max(Instant::now());
@@ -239,9 +276,19 @@ fn classify(err: &AlloyRpcError<TransportErrorKind>) -> Class {
 
 fn looks_like_range_error(message: &str) -> bool {
     let m = message.to_lowercase();
-    ["block range", "range too large", "range is too large", "too many results", "more than", "response size", "exceed maximum", "too many logs", "limit exceeded"]
-        .iter()
-        .any(|p| m.contains(p))
+    [
+        "block range",
+        "range too large",
+        "range is too large",
+        "too many results",
+        "more than",
+        "response size",
+        "exceed maximum",
+        "too many logs",
+        "limit exceeded",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }
 
 #[cfg(test)]
@@ -250,8 +297,12 @@ mod tests {
 
     #[test]
     fn provider_range_messages_are_recognised() {
-        assert!(looks_like_range_error("query returned more than 10000 results"));
-        assert!(looks_like_range_error("eth_getLogs block range is too large"));
+        assert!(looks_like_range_error(
+            "query returned more than 10000 results"
+        ));
+        assert!(looks_like_range_error(
+            "eth_getLogs block range is too large"
+        ));
         assert!(looks_like_range_error("Log response size exceeded."));
         assert!(!looks_like_range_error("header not found"));
     }

@@ -174,7 +174,11 @@ impl MemoryChainStore {
 
     /// Removes a trigger (pause/delete).
     pub fn remove_trigger(&self, chain_id: u64, id: &str) {
-        self.lock().triggers.entry(chain_id).or_default().retain(|t| t.id != id);
+        self.lock()
+            .triggers
+            .entry(chain_id)
+            .or_default()
+            .retain(|t| t.id != id);
     }
 
     /// Announcements created so far, in creation order.
@@ -188,7 +192,9 @@ impl MemoryChainStore {
         inner
             .events
             .values()
-            .filter(|e| e.key.chain_id == chain_id && matches!(e.status, EventStatus::Pending { .. }))
+            .filter(|e| {
+                e.key.chain_id == chain_id && matches!(e.status, EventStatus::Pending { .. })
+            })
             .cloned()
             .collect()
     }
@@ -210,18 +216,29 @@ impl ChainStore for MemoryChainStore {
         let inner = self.lock();
         Ok(ChainState {
             cursor: inner.cursors.get(&chain_id).copied(),
-            window: inner.windows.get(&chain_id).map(|w| w.values().copied().collect()).unwrap_or_default(),
+            window: inner
+                .windows
+                .get(&chain_id)
+                .map(|w| w.values().copied().collect())
+                .unwrap_or_default(),
             pending: inner
                 .events
                 .values()
-                .filter(|e| e.key.chain_id == chain_id && matches!(e.status, EventStatus::Pending { .. }))
+                .filter(|e| {
+                    e.key.chain_id == chain_id && matches!(e.status, EventStatus::Pending { .. })
+                })
                 .cloned()
                 .collect(),
         })
     }
 
     async fn active_triggers(&self, chain_id: u64) -> Result<Vec<TriggerRecord>, ChainStoreError> {
-        Ok(self.lock().triggers.get(&chain_id).cloned().unwrap_or_default())
+        Ok(self
+            .lock()
+            .triggers
+            .get(&chain_id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn commit_batch(&self, batch: ChainBatch) -> Result<CommitSummary, ChainStoreError> {
@@ -235,7 +252,9 @@ impl ChainStore for MemoryChainStore {
                 w.retain(|n, _| *n <= fork);
             }
             inner.events.retain(|k, e| {
-                !(k.chain_id == chain && e.block_number > fork && matches!(e.status, EventStatus::Pending { .. }))
+                !(k.chain_id == chain
+                    && e.block_number > fork
+                    && matches!(e.status, EventStatus::Pending { .. }))
             });
         }
         for event in batch.events {
@@ -261,7 +280,11 @@ impl ChainStore for MemoryChainStore {
                 if matches!(event.status, EventStatus::Pending { .. }) {
                     event.status = EventStatus::Ready;
                     summary.announced += 1;
-                    inner.announced.push(Announced { key, block_number: event.block_number, text: event.text.clone() });
+                    inner.announced.push(Announced {
+                        key,
+                        block_number: event.block_number,
+                        text: event.text.clone(),
+                    });
                 }
             }
         }

@@ -83,14 +83,18 @@ impl Template {
         env.add_filter("short", short);
         env.add_filter("explorer_tx", explorer_tx);
         env.add_filter("explorer_address", explorer_address);
-        env.add_template_owned(NAME, source.to_owned()).map_err(TemplateError::Syntax)?;
+        env.add_template_owned(NAME, source.to_owned())
+            .map_err(TemplateError::Syntax)?;
         Ok(Self { env })
     }
 
     /// Renders the announcement text for one log.
     pub fn render(&self, input: &RenderInput<'_>) -> Result<String, TemplateError> {
         let tmpl = self.env.get_template(NAME).map_err(TemplateError::Syntax)?;
-        let mut out = BoundedWriter { buf: Vec::with_capacity(256), overflow: false };
+        let mut out = BoundedWriter {
+            buf: Vec::with_capacity(256),
+            overflow: false,
+        };
         let result = tmpl.render_captured_to(context(input), &mut out);
         if out.overflow {
             return Err(TemplateError::OutputTooLong);
@@ -114,25 +118,47 @@ fn context(input: &RenderInput<'_>) -> Value {
     let chain: Value = [
         ("id", Value::from(input.chain_id)),
         ("name", Value::from(input.chain_name)),
-        ("explorer_url", input.explorer_url.map(Value::from).unwrap_or(Value::from(()))),
+        (
+            "explorer_url",
+            input
+                .explorer_url
+                .map(Value::from)
+                .unwrap_or(Value::from(())),
+        ),
     ]
     .into_iter()
     .collect();
     [
         ("args", args),
-        ("event", [("name", Value::from(input.event_name))].into_iter().collect()),
-        ("tx", [("hash", Value::from(input.tx_hash.to_string()))].into_iter().collect()),
         (
-            "block",
-            [("number", Value::from(input.block_number)), ("hash", Value::from(input.block_hash.to_string()))]
+            "event",
+            [("name", Value::from(input.event_name))]
                 .into_iter()
                 .collect(),
         ),
         (
-            "log",
-            [("address", Value::from(input.log_address.to_checksum(None))), ("index", Value::from(input.log_index))]
+            "tx",
+            [("hash", Value::from(input.tx_hash.to_string()))]
                 .into_iter()
                 .collect(),
+        ),
+        (
+            "block",
+            [
+                ("number", Value::from(input.block_number)),
+                ("hash", Value::from(input.block_hash.to_string())),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+        (
+            "log",
+            [
+                ("address", Value::from(input.log_address.to_checksum(None))),
+                ("index", Value::from(input.log_index)),
+            ]
+            .into_iter()
+            .collect(),
         ),
         ("chain", chain),
     ]
@@ -169,10 +195,17 @@ fn units(value: Value, decimals: u32) -> Result<String, JinjaError> {
         None => (false, raw.as_str()),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || decimals > 255 {
-        return Err(JinjaError::new(ErrorKind::InvalidOperation, format!("units: {raw:?} is not an integer")));
+        return Err(JinjaError::new(
+            ErrorKind::InvalidOperation,
+            format!("units: {raw:?} is not an integer"),
+        ));
     }
     let d = decimals as usize;
-    let padded = if digits.len() <= d { format!("{}{digits}", "0".repeat(d + 1 - digits.len())) } else { digits.to_owned() };
+    let padded = if digits.len() <= d {
+        format!("{}{digits}", "0".repeat(d + 1 - digits.len()))
+    } else {
+        digits.to_owned()
+    };
     let (int_part, frac_part) = padded.split_at(padded.len() - d);
     let int_part = int_part.trim_start_matches('0');
     let frac_part = frac_part.trim_end_matches('0');
@@ -246,7 +279,11 @@ mod tests {
     use super::*;
     use alloy::primitives::{I256, U256};
 
-    fn input<'a>(names: &'a [&'a str], args: &'a [DynSolValue], explorer: Option<&'a str>) -> RenderInput<'a> {
+    fn input<'a>(
+        names: &'a [&'a str],
+        args: &'a [DynSolValue],
+        explorer: Option<&'a str>,
+    ) -> RenderInput<'a> {
         RenderInput {
             event_name: "Swap",
             arg_names: names,
@@ -264,7 +301,10 @@ mod tests {
 
     #[test]
     fn units_is_exact() {
-        assert_eq!(units(Value::from("1500000000000000000"), 18).unwrap(), "1.5");
+        assert_eq!(
+            units(Value::from("1500000000000000000"), 18).unwrap(),
+            "1.5"
+        );
         assert_eq!(units(Value::from("-2500000000"), 6).unwrap(), "-2500");
         assert_eq!(units(Value::from("5"), 3).unwrap(), "0.005");
         assert_eq!(units(Value::from("0"), 18).unwrap(), "0");
@@ -283,10 +323,15 @@ mod tests {
             DynSolValue::Int(I256::try_from(-1_500_000i64).unwrap(), 256),
             DynSolValue::Address(Address::repeat_byte(0xab)),
         ];
-        let text = t.render(&input(&names, &args, Some("https://etherscan.io/"))).unwrap();
+        let text = t
+            .render(&input(&names, &args, Some("https://etherscan.io/")))
+            .unwrap();
         assert_eq!(
             text,
-            format!("Swap -1.5 by 0xABaB…ABaB on mainnet #42 https://etherscan.io/tx/{}", B256::repeat_byte(0x12))
+            format!(
+                "Swap -1.5 by 0xABaB…ABaB on mainnet #42 https://etherscan.io/tx/{}",
+                B256::repeat_byte(0x12)
+            )
         );
     }
 
@@ -295,7 +340,10 @@ mod tests {
         let names = ["amount"];
         let args = [DynSolValue::Uint(U256::from(1u8), 256)];
         let typo = Template::compile("{{ args.amout }}").unwrap();
-        assert!(matches!(typo.render(&input(&names, &args, None)), Err(TemplateError::Render(_))));
+        assert!(matches!(
+            typo.render(&input(&names, &args, None)),
+            Err(TemplateError::Render(_))
+        ));
         let big = Template::compile("{% for i in range(10000) %}xxxxxxxxxx{% endfor %}").unwrap();
         assert!(big.render(&input(&names, &args, None)).is_err());
         assert!(Template::compile("{{ unclosed").is_err());

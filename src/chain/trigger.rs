@@ -55,7 +55,11 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { field: field.into(), code, detail: detail.into() }
+        Self {
+            field: field.into(),
+            code,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -104,34 +108,54 @@ impl TriggerSpec {
         let mut errors = Vec::new();
         let chain = chains.iter().find(|c| c.chain_id == self.chain_id);
         if chain.is_none() {
-            errors.push(FieldError::new("chain_id", "unknown_chain", format!("chain {} is not configured", self.chain_id)));
+            errors.push(FieldError::new(
+                "chain_id",
+                "unknown_chain",
+                format!("chain {} is not configured", self.chain_id),
+            ));
         }
         let addresses = self.parse_addresses(&mut errors);
         let event = match EventDef::parse(&self.event) {
             Ok(e) => Some(e),
             Err(e) => {
-                errors.push(FieldError::new("event", event_error_code(&e), e.to_string()));
+                errors.push(FieldError::new(
+                    "event",
+                    event_error_code(&e),
+                    e.to_string(),
+                ));
                 None
             }
         };
         let condition = match (&event, &self.condition) {
-            (Some(ev), Some(json)) => Condition::compile(json, ev).map_err(|e| errors.extend(e)).ok(),
+            (Some(ev), Some(json)) => Condition::compile(json, ev)
+                .map_err(|e| errors.extend(e))
+                .ok(),
             _ => None,
         };
-        let confirmations = self.confirmations.or(chain.map(|c| c.confirmations)).unwrap_or(0);
+        let confirmations = self
+            .confirmations
+            .or(chain.map(|c| c.confirmations))
+            .unwrap_or(0);
         if let (Some(chain), Some(c)) = (chain, self.confirmations) {
             if c == 0 || c > chain.reorg_window {
                 errors.push(FieldError::new(
                     "confirmations",
                     "invalid_confirmations",
-                    format!("must be between 1 and {} on chain {}", chain.reorg_window, chain.chain_id),
+                    format!(
+                        "must be between 1 and {} on chain {}",
+                        chain.reorg_window, chain.chain_id
+                    ),
                 ));
             }
         }
         let template = match Template::compile(&self.template) {
             Ok(t) => Some(t),
             Err(e) => {
-                errors.push(FieldError::new("template", template_error_code(&e), e.to_string()));
+                errors.push(FieldError::new(
+                    "template",
+                    template_error_code(&e),
+                    e.to_string(),
+                ));
                 None
             }
         };
@@ -139,7 +163,15 @@ impl TriggerSpec {
             return Err(ValidationErrors(errors));
         };
         let arg_names = event.args().iter().map(|a| a.name.clone()).collect();
-        let compiled = CompiledTrigger { chain_id: self.chain_id, event, addresses, condition, template, confirmations, arg_names };
+        let compiled = CompiledTrigger {
+            chain_id: self.chain_id,
+            event,
+            addresses,
+            condition,
+            template,
+            confirmations,
+            arg_names,
+        };
         // A template that only fails on real data would silently drop announcements later:
         // render it once on a synthetic log of the right shape.
         if let Some(chain) = chain {
@@ -152,7 +184,11 @@ impl TriggerSpec {
                 log_index: 0,
             };
             if let Err(e) = compiled.render(&sample, &meta, chain) {
-                return Err(ValidationErrors(vec![FieldError::new("template", template_error_code(&e), e.to_string())]));
+                return Err(ValidationErrors(vec![FieldError::new(
+                    "template",
+                    template_error_code(&e),
+                    e.to_string(),
+                )]));
             }
         }
         Ok(compiled)
@@ -163,7 +199,11 @@ impl TriggerSpec {
         let mut push = |field: String, text: &str| match Address::from_str(text.trim()) {
             Ok(a) if !out.contains(&a) => out.push(a),
             Ok(_) => {}
-            Err(_) => errors.push(FieldError::new(field, "invalid_address", format!("{text:?} is not a 20-byte hex address"))),
+            Err(_) => errors.push(FieldError::new(
+                field,
+                "invalid_address",
+                format!("{text:?} is not a 20-byte hex address"),
+            )),
         };
         if let Some(a) = &self.address {
             push("address".to_owned(), a);
@@ -172,9 +212,17 @@ impl TriggerSpec {
             push(format!("addresses[{i}]"), a);
         }
         if self.address.is_none() && self.addresses.is_empty() {
-            errors.push(FieldError::new("address", "address_required", "set address or addresses"));
+            errors.push(FieldError::new(
+                "address",
+                "address_required",
+                "set address or addresses",
+            ));
         } else if out.len() > MAX_ADDRESSES {
-            errors.push(FieldError::new("addresses", "too_many_addresses", format!("at most {MAX_ADDRESSES} addresses")));
+            errors.push(FieldError::new(
+                "addresses",
+                "too_many_addresses",
+                format!("at most {MAX_ADDRESSES} addresses"),
+            ));
         }
         out
     }
@@ -183,7 +231,12 @@ impl TriggerSpec {
 impl CompiledTrigger {
     /// Decodes `log`, applies the condition, and renders the text: `Ok(None)` when the
     /// condition rejects the log.
-    pub fn evaluate(&self, log: &LogData, meta: &LogMeta, chain: &ChainConfig) -> Result<Option<String>, MatchError> {
+    pub fn evaluate(
+        &self,
+        log: &LogData,
+        meta: &LogMeta,
+        chain: &ChainConfig,
+    ) -> Result<Option<String>, MatchError> {
         let args = self.event.decode(log)?;
         if let Some(cond) = &self.condition {
             if !cond.eval(&args) {
@@ -198,7 +251,12 @@ impl CompiledTrigger {
         self.event.topic0() == *topic0 && self.addresses.contains(address)
     }
 
-    fn render(&self, args: &[DynSolValue], meta: &LogMeta, chain: &ChainConfig) -> Result<String, TemplateError> {
+    fn render(
+        &self,
+        args: &[DynSolValue],
+        meta: &LogMeta,
+        chain: &ChainConfig,
+    ) -> Result<String, TemplateError> {
         let names: Vec<&str> = self.arg_names.iter().map(String::as_str).collect();
         self.template.render(&RenderInput {
             event_name: self.event.name(),
@@ -243,7 +301,11 @@ mod tests {
     use serde_json::json;
 
     fn chains() -> Vec<ChainConfig> {
-        vec![ChainConfig::new(31337, "anvil", vec!["http://127.0.0.1:8545".into()])]
+        vec![ChainConfig::new(
+            31337,
+            "anvil",
+            vec!["http://127.0.0.1:8545".into()],
+        )]
     }
 
     #[test]

@@ -16,7 +16,9 @@ use super::config::ChainConfig;
 use super::matcher::{ActiveTrigger, Candidate, TriggerSet};
 use super::metrics;
 use super::rpc::{ChainRpc, RetryPolicy, RpcError};
-use super::store::{BlockRef, ChainBatch, ChainStore, ChainStoreError, EventKey, EventStatus, MatchedEvent};
+use super::store::{
+    BlockRef, ChainBatch, ChainStore, ChainStoreError, EventKey, EventStatus, MatchedEvent,
+};
 use super::trigger::LogMeta;
 
 /// Longest pause between steps after repeated failures.
@@ -107,10 +109,22 @@ impl Watcher {
     }
 
     /// Same as [`Watcher::new`] with an explicit retry policy (tests use short backoffs).
-    pub fn with_retry_policy(chain: ChainConfig, store: Arc<dyn ChainStore>, policy: RetryPolicy) -> Result<Self, WatcherError> {
+    pub fn with_retry_policy(
+        chain: ChainConfig,
+        store: Arc<dyn ChainStore>,
+        policy: RetryPolicy,
+    ) -> Result<Self, WatcherError> {
         let rpc = ChainRpc::new(&chain, policy)?;
         let range = chain.max_block_range.max(1);
-        Ok(Self { chain, rpc, store, memory: None, compiled: HashMap::new(), triggers: TriggerSet::default(), range })
+        Ok(Self {
+            chain,
+            rpc,
+            store,
+            memory: None,
+            compiled: HashMap::new(),
+            triggers: TriggerSet::default(),
+            range,
+        })
     }
 
     /// Current adaptive `eth_getLogs` span.
@@ -128,17 +142,27 @@ impl Watcher {
                     failures = 0;
                     match outcome {
                         Outcome::Worked(report) if report.behind => Duration::ZERO,
-                        Outcome::Reorg { .. } | Outcome::RangeShrunk { .. } | Outcome::Started { .. } => Duration::ZERO,
+                        Outcome::Reorg { .. }
+                        | Outcome::RangeShrunk { .. }
+                        | Outcome::Started { .. } => Duration::ZERO,
                         _ => poll,
                     }
                 }
                 Err(err) if err.is_retryable() => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(chain.id = self.chain.chain_id, failures, "chain step failed, retrying: {err}");
-                    poll.saturating_mul(1 << failures.min(6)).min(MAX_ERROR_BACKOFF)
+                    tracing::warn!(
+                        chain.id = self.chain.chain_id,
+                        failures,
+                        "chain step failed, retrying: {err}"
+                    );
+                    poll.saturating_mul(1 << failures.min(6))
+                        .min(MAX_ERROR_BACKOFF)
                 }
                 Err(err) => {
-                    tracing::error!(chain.id = self.chain.chain_id, "chain watcher stopped: {err}");
+                    tracing::error!(
+                        chain.id = self.chain.chain_id,
+                        "chain watcher stopped: {err}"
+                    );
                     return Err(err);
                 }
             };
@@ -163,14 +187,20 @@ impl Watcher {
         }
         self.refresh_triggers().await?;
         let latest = self.rpc.block_number().await?;
-        let confirmations = self.triggers.min_confirmations().unwrap_or(self.chain.confirmations);
+        let confirmations = self
+            .triggers
+            .min_confirmations()
+            .unwrap_or(self.chain.confirmations);
         let safe = latest.saturating_sub(confirmations);
         metrics::set_heads(self.chain.chain_id, latest, safe);
 
         let Some(cursor) = self.memory().cursor else {
             let block = self.rpc.block(safe).await?;
-            self.commit(self.batch(None, Vec::new(), Vec::new(), vec![block], block)).await?;
-            return Ok(Outcome::Started { block: block.number });
+            self.commit(self.batch(None, Vec::new(), Vec::new(), vec![block], block))
+                .await?;
+            return Ok(Outcome::Started {
+                block: block.number,
+            });
         };
         if let Some(outcome) = self.check_reorg(cursor).await? {
             return Ok(outcome);
@@ -181,15 +211,27 @@ impl Watcher {
                 metrics::set_cursor(self.chain.chain_id, cursor.number, safe);
                 return Ok(Outcome::Idle);
             }
-            let summary = self.commit(self.batch(None, Vec::new(), promote, Vec::new(), cursor)).await?;
-            return Ok(Outcome::Promoted { announced: summary.announced });
+            let summary = self
+                .commit(self.batch(None, Vec::new(), promote, Vec::new(), cursor))
+                .await?;
+            return Ok(Outcome::Promoted {
+                announced: summary.announced,
+            });
         }
         let from = cursor.number + 1;
         let to = safe.min(from.saturating_add(self.range - 1));
         self.scan(cursor, from, to, latest, safe, promote).await
     }
 
-    async fn scan(&mut self, cursor: BlockRef, from: u64, to: u64, latest: u64, safe: u64, promote: Vec<EventKey>) -> Result<Outcome, WatcherError> {
+    async fn scan(
+        &mut self,
+        cursor: BlockRef,
+        from: u64,
+        to: u64,
+        latest: u64,
+        safe: u64,
+        promote: Vec<EventKey>,
+    ) -> Result<Outcome, WatcherError> {
         let logs = if self.triggers.is_empty() {
             Vec::new()
         } else {
@@ -201,7 +243,9 @@ impl Watcher {
                     let span = to - from + 1;
                     self.range = (span / 2).max(1);
                     return match err {
-                        RpcError::RangeTooLarge(_) if span > 1 => Ok(Outcome::RangeShrunk { range: self.range }),
+                        RpcError::RangeTooLarge(_) if span > 1 => {
+                            Ok(Outcome::RangeShrunk { range: self.range })
+                        }
                         other => Err(other.into()),
                     };
                 }
@@ -212,22 +256,41 @@ impl Watcher {
 
         let mut candidates = Vec::new();
         for log in &logs {
-            let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) =
-                (log.block_number, log.block_hash, log.transaction_hash, log.log_index)
-            else {
-                return Err(WatcherError::Inconsistent("log without block/tx/index (pending log?)".into()));
+            let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) = (
+                log.block_number,
+                log.block_hash,
+                log.transaction_hash,
+                log.log_index,
+            ) else {
+                return Err(WatcherError::Inconsistent(
+                    "log without block/tx/index (pending log?)".into(),
+                ));
             };
             if log.removed || hot.get(&block_number).is_some_and(|b| b.hash != block_hash) {
-                return Err(WatcherError::Inconsistent(format!("log of block {block_number} is not on the canonical chain")));
+                return Err(WatcherError::Inconsistent(format!(
+                    "log of block {block_number} is not on the canonical chain"
+                )));
             }
-            let meta = LogMeta { address: log.inner.address, tx_hash, block_number, block_hash, log_index };
-            self.triggers.match_log(&log.inner.data, &meta, &self.chain, &mut candidates);
+            let meta = LogMeta {
+                address: log.inner.address,
+                tx_hash,
+                block_number,
+                block_hash,
+                log_index,
+            };
+            self.triggers
+                .match_log(&log.inner.data, &meta, &self.chain, &mut candidates);
         }
         let events = self.to_events(candidates, latest).await?;
         let matched = events.len();
         let last = *headers.last().unwrap_or(&cursor);
-        let summary = self.commit(self.batch(None, events, promote, headers, last)).await?;
-        self.range = self.range.saturating_mul(2).min(self.chain.max_block_range.max(1));
+        let summary = self
+            .commit(self.batch(None, events, promote, headers, last))
+            .await?;
+        self.range = self
+            .range
+            .saturating_mul(2)
+            .min(self.chain.max_block_range.max(1));
         metrics::set_cursor(self.chain.chain_id, last.number, safe);
         metrics::logs(self.chain.chain_id, logs.len(), matched, summary.announced);
         Ok(Outcome::Worked(StepReport {
@@ -244,7 +307,13 @@ impl Watcher {
 
     /// Headers for the part of `[from, to]` inside the reorg window (and always `to`), checked
     /// to link to each other and to the cursor.
-    async fn headers(&self, cursor: BlockRef, from: u64, to: u64, latest: u64) -> Result<Vec<BlockRef>, WatcherError> {
+    async fn headers(
+        &self,
+        cursor: BlockRef,
+        from: u64,
+        to: u64,
+        latest: u64,
+    ) -> Result<Vec<BlockRef>, WatcherError> {
         let hot_from = from.max(latest.saturating_sub(self.chain.reorg_window) + 1);
         let mut headers = Vec::new();
         for number in hot_from.min(to)..=to {
@@ -254,7 +323,10 @@ impl Watcher {
         for block in &headers {
             if let Some(p) = prev.filter(|p| p.number + 1 == block.number) {
                 if block.parent_hash != p.hash {
-                    return Err(WatcherError::Inconsistent(format!("block {} does not link to block {}", block.number, p.number)));
+                    return Err(WatcherError::Inconsistent(format!(
+                        "block {} does not link to block {}",
+                        block.number, p.number
+                    )));
                 }
             }
             prev = Some(*block);
@@ -264,22 +336,33 @@ impl Watcher {
 
     /// Turns candidates into events keyed by (trigger, tx, position in tx), deciding whether
     /// each is announced now or waits for its trigger's confirmations.
-    async fn to_events(&self, candidates: Vec<Candidate>, latest: u64) -> Result<Vec<MatchedEvent>, WatcherError> {
-        let mut bases: HashMap<alloy::primitives::B256, (alloy::primitives::B256, u64)> = HashMap::new();
+    async fn to_events(
+        &self,
+        candidates: Vec<Candidate>,
+        latest: u64,
+    ) -> Result<Vec<MatchedEvent>, WatcherError> {
+        let mut bases: HashMap<alloy::primitives::B256, (alloy::primitives::B256, u64)> =
+            HashMap::new();
         let mut events = Vec::with_capacity(candidates.len());
         for c in candidates {
             let base = match bases.get(&c.meta.tx_hash) {
                 Some(b) => *b,
                 None => {
                     let b = self.rpc.tx_log_base(c.meta.tx_hash).await?.ok_or_else(|| {
-                        WatcherError::Inconsistent(format!("receipt of {} not found", c.meta.tx_hash))
+                        WatcherError::Inconsistent(format!(
+                            "receipt of {} not found",
+                            c.meta.tx_hash
+                        ))
                     })?;
                     bases.insert(c.meta.tx_hash, b);
                     b
                 }
             };
             if base.0 != c.meta.block_hash || c.meta.log_index < base.1 {
-                return Err(WatcherError::Inconsistent(format!("receipt of {} is from another block", c.meta.tx_hash)));
+                return Err(WatcherError::Inconsistent(format!(
+                    "receipt of {} is from another block",
+                    c.meta.tx_hash
+                )));
             }
             let trigger = &self.triggers.triggers()[c.trigger];
             let ready_at = c.meta.block_number + trigger.compiled.confirmations;
@@ -295,7 +378,11 @@ impl Watcher {
                 log_index: c.meta.log_index,
                 address: c.meta.address,
                 text: c.text,
-                status: if ready_at <= latest { EventStatus::Ready } else { EventStatus::Pending { ready_at } },
+                status: if ready_at <= latest {
+                    EventStatus::Ready
+                } else {
+                    EventStatus::Pending { ready_at }
+                },
             });
         }
         Ok(events)
@@ -306,21 +393,50 @@ impl Watcher {
         if self.rpc.block(cursor.number).await?.hash == cursor.hash {
             return Ok(None);
         }
-        let stored: Vec<BlockRef> = self.memory().window.range(..cursor.number).rev().map(|(_, b)| *b).collect();
+        let stored: Vec<BlockRef> = self
+            .memory()
+            .window
+            .range(..cursor.number)
+            .rev()
+            .map(|(_, b)| *b)
+            .collect();
         for block in stored {
             if self.rpc.block(block.number).await?.hash == block.hash {
                 let depth = cursor.number - block.number;
-                tracing::warn!(chain.id = self.chain.chain_id, chain.block = block.number, depth, "reorg detected; rolling back to the fork point");
+                tracing::warn!(
+                    chain.id = self.chain.chain_id,
+                    chain.block = block.number,
+                    depth,
+                    "reorg detected; rolling back to the fork point"
+                );
                 metrics::reorg(self.chain.chain_id);
-                self.commit(self.batch(Some(block.number), Vec::new(), Vec::new(), Vec::new(), block)).await?;
-                return Ok(Some(Outcome::Reorg { fork: block.number, depth }));
+                self.commit(self.batch(
+                    Some(block.number),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    block,
+                ))
+                .await?;
+                return Ok(Some(Outcome::Reorg {
+                    fork: block.number,
+                    depth,
+                }));
             }
         }
-        Err(WatcherError::ReorgTooDeep { cursor: cursor.number, window: self.chain.reorg_window })
+        Err(WatcherError::ReorgTooDeep {
+            cursor: cursor.number,
+            window: self.chain.reorg_window,
+        })
     }
 
     fn ready_pending(&self, latest: u64) -> Vec<EventKey> {
-        let active: std::collections::HashSet<&str> = self.triggers.triggers().iter().map(|t| t.id.as_str()).collect();
+        let active: std::collections::HashSet<&str> = self
+            .triggers
+            .triggers()
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect();
         self.memory()
             .pending
             .iter()
@@ -330,7 +446,14 @@ impl Watcher {
             .collect()
     }
 
-    fn batch(&self, rollback_above: Option<u64>, events: Vec<MatchedEvent>, promote: Vec<EventKey>, window_add: Vec<BlockRef>, cursor: BlockRef) -> ChainBatch {
+    fn batch(
+        &self,
+        rollback_above: Option<u64>,
+        events: Vec<MatchedEvent>,
+        promote: Vec<EventKey>,
+        window_add: Vec<BlockRef>,
+        cursor: BlockRef,
+    ) -> ChainBatch {
         ChainBatch {
             chain_id: self.chain.chain_id,
             rollback_above,
@@ -344,7 +467,10 @@ impl Watcher {
 
     /// Commits and mirrors the batch into memory; on failure forgets memory so the next step
     /// reloads exactly what the store holds.
-    async fn commit(&mut self, batch: ChainBatch) -> Result<super::store::CommitSummary, WatcherError> {
+    async fn commit(
+        &mut self,
+        batch: ChainBatch,
+    ) -> Result<super::store::CommitSummary, WatcherError> {
         let summary = match self.store.commit_batch(batch.clone()).await {
             Ok(s) => s,
             Err(err) => {
@@ -352,13 +478,21 @@ impl Watcher {
                 return Err(err.into());
             }
         };
-        let memory = self.memory.get_or_insert_with(|| Memory { cursor: None, window: BTreeMap::new(), pending: Vec::new() });
+        let memory = self.memory.get_or_insert_with(|| Memory {
+            cursor: None,
+            window: BTreeMap::new(),
+            pending: Vec::new(),
+        });
         if let Some(fork) = batch.rollback_above {
             memory.window.retain(|n, _| *n <= fork);
             memory.pending.retain(|e| e.block_number <= fork);
         }
         memory.pending.retain(|e| !batch.promote.contains(&e.key));
-        for event in batch.events.into_iter().filter(|e| matches!(e.status, EventStatus::Pending { .. })) {
+        for event in batch
+            .events
+            .into_iter()
+            .filter(|e| matches!(e.status, EventStatus::Pending { .. }))
+        {
             if !memory.pending.iter().any(|p| p.key == event.key) {
                 memory.pending.push(event);
             }
@@ -375,18 +509,29 @@ impl Watcher {
         let records = self.store.active_triggers(self.chain.chain_id).await?;
         let mut next = HashMap::with_capacity(records.len());
         for record in records {
-            if let Some(existing) = self.compiled.get(&record.id).filter(|t| t.revision == record.revision && t.start_block == record.start_block) {
+            if let Some(existing) = self
+                .compiled
+                .get(&record.id)
+                .filter(|t| t.revision == record.revision && t.start_block == record.start_block)
+            {
                 next.insert(record.id.clone(), existing.clone());
                 continue;
             }
             match record.spec.validate(std::slice::from_ref(&self.chain)) {
                 Ok(compiled) => {
-                    let active = ActiveTrigger { id: record.id.clone(), revision: record.revision, start_block: record.start_block, compiled };
+                    let active = ActiveTrigger {
+                        id: record.id.clone(),
+                        revision: record.revision,
+                        start_block: record.start_block,
+                        compiled,
+                    };
                     next.insert(record.id, Arc::new(active));
                 }
                 // Stored triggers were validated on creation; failing now means the chain
                 // config changed under them. Skip the trigger rather than stall the chain.
-                Err(err) => tracing::warn!(chain.id = self.chain.chain_id, trigger.id = %record.id, "trigger no longer valid, skipped: {err}"),
+                Err(err) => {
+                    tracing::warn!(chain.id = self.chain.chain_id, trigger.id = %record.id, "trigger no longer valid, skipped: {err}")
+                }
             }
         }
         let mut list: Vec<_> = next.values().cloned().collect();
@@ -398,6 +543,8 @@ impl Watcher {
 
     fn memory(&self) -> &Memory {
         // Every caller runs after run_once loaded the state.
-        self.memory.as_ref().expect("state loaded at the start of run_once")
+        self.memory
+            .as_ref()
+            .expect("state loaded at the start of run_once")
     }
 }

@@ -11,19 +11,34 @@ async fn swap_is_announced_once_after_confirmations() {
     let chain = Chain::start().await;
     let config = chain.config();
     let store = Arc::new(MemoryChainStore::new());
-    add_trigger(&store, "t-swap", swap_trigger(chain.contract, None, 3), &config);
+    add_trigger(
+        &store,
+        "t-swap",
+        swap_trigger(chain.contract, None, 3),
+        &config,
+    );
     let mut w = watcher(config, store.clone());
-    assert!(matches!(w.run_once().await.unwrap(), Outcome::Started { .. }));
+    assert!(matches!(
+        w.run_once().await.unwrap(),
+        Outcome::Started { .. }
+    ));
 
     let (_, block) = chain.swap(1_500_000_000_000_000_000, -2_500_000_000).await;
     // 0, 1 and 2 confirmations on top of the swap's block: nothing yet.
     for _ in 0..3 {
         run_until_idle(&mut w).await;
-        assert!(store.announced().is_empty(), "announced before 3 confirmations at head {}", chain.head().await);
+        assert!(
+            store.announced().is_empty(),
+            "announced before 3 confirmations at head {}",
+            chain.head().await
+        );
         chain.mine(1).await;
     }
     run_until_idle(&mut w).await;
-    assert_eq!(texts(&store.announced()), vec![format!("Swap 1.5 / -2500000000 at block {block} on anvil")]);
+    assert_eq!(
+        texts(&store.announced()),
+        vec![format!("Swap 1.5 / -2500000000 at block {block} on anvil")]
+    );
 
     // More blocks and more steps never repeat it.
     chain.mine(5).await;
@@ -38,8 +53,18 @@ async fn conditions_filter_small_swaps_and_compare_negative_ints() {
     let store = Arc::new(MemoryChainStore::new());
     let big = json!({"arg": "amount0", "op": ">=", "value": "1000000000000000000"});
     let very_negative = json!({"all": [{"arg": "amount1", "op": "<", "value": -1000}, {"arg": "sender", "op": "==", "value": "0x1111111111111111111111111111111111111111"}]});
-    add_trigger(&store, "big", swap_trigger(chain.contract, Some(big), 1), &config);
-    add_trigger(&store, "neg", swap_trigger(chain.contract, Some(very_negative), 1), &config);
+    add_trigger(
+        &store,
+        "big",
+        swap_trigger(chain.contract, Some(big), 1),
+        &config,
+    );
+    add_trigger(
+        &store,
+        "neg",
+        swap_trigger(chain.contract, Some(very_negative), 1),
+        &config,
+    );
     let mut w = watcher(config, store.clone());
     w.run_once().await.unwrap();
 
@@ -50,14 +75,26 @@ async fn conditions_filter_small_swaps_and_compare_negative_ints() {
     chain.mine(1).await;
     run_until_idle(&mut w).await;
 
-    let mut got: Vec<(String, String)> =
-        store.announced().into_iter().map(|a| (a.key.trigger_id, a.text)).collect();
+    let mut got: Vec<(String, String)> = store
+        .announced()
+        .into_iter()
+        .map(|a| (a.key.trigger_id, a.text))
+        .collect();
     got.sort();
     let mut want = vec![
-        ("big".to_owned(), format!("Swap 2 / -2500 at block {b1} on anvil")),
-        ("neg".to_owned(), format!("Swap 2 / -2500 at block {b1} on anvil")),
-        ("neg".to_owned(), format!("Swap 0.000000000000000005 / -5000 at block {b3} on anvil")),
-        ];
+        (
+            "big".to_owned(),
+            format!("Swap 2 / -2500 at block {b1} on anvil"),
+        ),
+        (
+            "neg".to_owned(),
+            format!("Swap 2 / -2500 at block {b1} on anvil"),
+        ),
+        (
+            "neg".to_owned(),
+            format!("Swap 0.000000000000000005 / -5000 at block {b3} on anvil"),
+        ),
+    ];
     want.sort();
     assert_eq!(got, want);
 }
@@ -71,7 +108,12 @@ async fn logs_before_a_triggers_start_block_are_ignored() {
     let spec = swap_trigger(chain.contract, None, 1);
     store.put_trigger(
         CHAIN_ID,
-        herald::chain::store::TriggerRecord { id: "late".into(), revision: 1, spec, start_block: old + 1 },
+        herald::chain::store::TriggerRecord {
+            id: "late".into(),
+            revision: 1,
+            spec,
+            start_block: old + 1,
+        },
     );
     let mut w = watcher(config, store.clone());
     // Start the cursor below the old swap so the range covers it.

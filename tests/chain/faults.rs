@@ -20,7 +20,12 @@ async fn failover_retries_and_range_shrinking_still_announce_everything_once() {
     let mut config = chain_config(vec![dead_url().await, proxy_url]);
     config.max_block_range = 64;
     let store = Arc::new(MemoryChainStore::new());
-    add_trigger(&store, "swap", swap_trigger(chain.contract, None, 1), &config);
+    add_trigger(
+        &store,
+        "swap",
+        swap_trigger(chain.contract, None, 1),
+        &config,
+    );
     let mut w = watcher(config, store.clone());
     // The first step fails over from the dead URL to the proxy, whose first answers are 503s.
     let started = loop {
@@ -39,7 +44,12 @@ async fn failover_retries_and_range_shrinking_still_announce_everything_once() {
     chain.mine(1).await;
     let outcomes = run_until_idle(&mut w).await;
 
-    assert!(outcomes.iter().any(|o| matches!(o, Outcome::RangeShrunk { .. })), "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::RangeShrunk { .. })),
+        "{outcomes:?}"
+    );
     assert!(counters.range_rejected.load(Ordering::SeqCst) >= 1);
     assert!(counters.widest_ok_span.load(Ordering::SeqCst) <= 2);
     let mut got: Vec<u64> = store.announced().iter().map(|a| a.block_number).collect();

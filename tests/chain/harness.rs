@@ -12,11 +12,16 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-alloy::sol!(
-    #[sol(rpc)]
-    EventEmitter,
-    "testdata/chain/EventEmitter.json"
-);
+mod bindings {
+    // Generated bindings mirror the contract's 7-argument functions.
+    #![allow(clippy::too_many_arguments)]
+    alloy::sol!(
+        #[sol(rpc)]
+        EventEmitter,
+        "testdata/chain/EventEmitter.json"
+    );
+}
+use bindings::EventEmitter;
 
 pub const CHAIN_ID: u64 = 31337;
 pub const SWAP: &str = "Swap(address indexed sender, address indexed recipient, int256 amount0, int256 amount1, uint160 sqrtPriceX96, uint128 liquidity, int24 tick)";
@@ -33,7 +38,8 @@ fn anvil_bin() -> PathBuf {
     if let Ok(bin) = std::env::var("ANVIL_BIN") {
         return PathBuf::from(bin);
     }
-    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/anvil/node_modules/.bin/anvil");
+    let local =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/anvil/node_modules/.bin/anvil");
     if local.exists() {
         return local;
     }
@@ -47,7 +53,14 @@ impl Anvil {
     /// Starts anvil on a free port and waits for its "Listening on" line.
     pub async fn start() -> Self {
         let mut child = Command::new(anvil_bin())
-            .args(["--port", "0", "--host", "127.0.0.1", "--chain-id", &CHAIN_ID.to_string()])
+            .args([
+                "--port",
+                "0",
+                "--host",
+                "127.0.0.1",
+                "--chain-id",
+                &CHAIN_ID.to_string(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -66,7 +79,10 @@ impl Anvil {
         .expect("anvil did not start within 20 s");
         // Keep draining stdout so anvil never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { _child: child, url: format!("http://{addr}") }
+        Self {
+            _child: child,
+            url: format!("http://{addr}"),
+        }
     }
 }
 
@@ -81,10 +97,21 @@ pub struct Chain {
 impl Chain {
     pub async fn start() -> Self {
         let anvil = Anvil::start().await;
-        let provider = ProviderBuilder::new().connect_http(anvil.url.parse().unwrap()).erased();
+        let provider = ProviderBuilder::new()
+            .connect_http(anvil.url.parse().unwrap())
+            .erased();
         let from = provider.get_accounts().await.unwrap()[0];
-        let contract = EventEmitter::deploy_builder(provider.clone()).from(from).deploy().await.expect("deploy EventEmitter");
-        Self { anvil, provider, from, contract }
+        let contract = EventEmitter::deploy_builder(provider.clone())
+            .from(from)
+            .deploy()
+            .await
+            .expect("deploy EventEmitter");
+        Self {
+            anvil,
+            provider,
+            from,
+            contract,
+        }
     }
 
     pub fn config(&self) -> ChainConfig {
@@ -134,8 +161,11 @@ impl Chain {
     }
 
     pub async fn mine(&self, blocks: u64) {
-        let _: serde_json::Value =
-            self.provider.raw_request("anvil_mine".into(), (format!("0x{blocks:x}"),)).await.unwrap();
+        let _: serde_json::Value = self
+            .provider
+            .raw_request("anvil_mine".into(), (format!("0x{blocks:x}"),))
+            .await
+            .unwrap();
     }
 
     pub async fn head(&self) -> u64 {
@@ -144,12 +174,22 @@ impl Chain {
 
     /// Replaces the last `depth` blocks; `reinclude` lists (raw signed tx, block offset).
     pub async fn reorg(&self, depth: u64, reinclude: Vec<(Bytes, u64)>) {
-        let txs: Vec<serde_json::Value> = reinclude.into_iter().map(|(raw, offset)| serde_json::json!([raw, offset])).collect();
-        let _: serde_json::Value = self.provider.raw_request("anvil_reorg".into(), (depth, txs)).await.unwrap();
+        let txs: Vec<serde_json::Value> = reinclude
+            .into_iter()
+            .map(|(raw, offset)| serde_json::json!([raw, offset]))
+            .collect();
+        let _: serde_json::Value = self
+            .provider
+            .raw_request("anvil_reorg".into(), (depth, txs))
+            .await
+            .unwrap();
     }
 
     pub async fn raw_tx(&self, hash: B256) -> Bytes {
-        self.provider.raw_request("eth_getRawTransactionByHash".into(), (hash,)).await.unwrap()
+        self.provider
+            .raw_request("eth_getRawTransactionByHash".into(), (hash,))
+            .await
+            .unwrap()
     }
 }
 
@@ -165,10 +205,18 @@ pub fn chain_config(rpc_urls: Vec<String>) -> ChainConfig {
 }
 
 pub fn fast_retries() -> RetryPolicy {
-    RetryPolicy { max_attempts: 6, base_backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(50) }
+    RetryPolicy {
+        max_attempts: 6,
+        base_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+    }
 }
 
-pub fn swap_trigger(contract: Address, condition: Option<serde_json::Value>, confirmations: u64) -> TriggerSpec {
+pub fn swap_trigger(
+    contract: Address,
+    condition: Option<serde_json::Value>,
+    confirmations: u64,
+) -> TriggerSpec {
     TriggerSpec {
         chain_id: CHAIN_ID,
         address: Some(contract.to_string()),
@@ -196,8 +244,17 @@ pub fn transfer_trigger(contract: Address, confirmations: u64) -> TriggerSpec {
 
 /// Registers a trigger the way the service will: validated first, starting at block 0 here.
 pub fn add_trigger(store: &MemoryChainStore, id: &str, spec: TriggerSpec, config: &ChainConfig) {
-    spec.validate(std::slice::from_ref(config)).expect("trigger validates");
-    store.put_trigger(CHAIN_ID, TriggerRecord { id: id.into(), revision: 1, spec, start_block: 0 });
+    spec.validate(std::slice::from_ref(config))
+        .expect("trigger validates");
+    store.put_trigger(
+        CHAIN_ID,
+        TriggerRecord {
+            id: id.into(),
+            revision: 1,
+            spec,
+            start_block: 0,
+        },
+    );
 }
 
 pub fn watcher(config: ChainConfig, store: Arc<dyn ChainStore>) -> Watcher {

@@ -50,25 +50,45 @@ fn hex_u64(v: &Value) -> Option<u64> {
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, body: String) -> Response {
-    if inner.fail_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+    if inner
+        .fail_first
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
         inner.counters.unavailable.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::SERVICE_UNAVAILABLE, "upstream overloaded").into_response();
     }
     let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     if request["method"] == "eth_getLogs" {
         let filter = &request["params"][0];
-        if let (Some(from), Some(to)) = (hex_u64(&filter["fromBlock"]), hex_u64(&filter["toBlock"])) {
+        if let (Some(from), Some(to)) = (hex_u64(&filter["fromBlock"]), hex_u64(&filter["toBlock"]))
+        {
             let span = to - from + 1;
             if span > inner.max_span {
                 inner.counters.range_rejected.fetch_add(1, Ordering::SeqCst);
                 let error = json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32005, "message": "query returned more than 10000 results"}});
-                return (StatusCode::OK, [("content-type", "application/json")], error.to_string()).into_response();
+                return (
+                    StatusCode::OK,
+                    [("content-type", "application/json")],
+                    error.to_string(),
+                )
+                    .into_response();
             }
             inner.counters.get_logs_ok.fetch_add(1, Ordering::SeqCst);
-            inner.counters.widest_ok_span.fetch_max(span, Ordering::SeqCst);
+            inner
+                .counters
+                .widest_ok_span
+                .fetch_max(span, Ordering::SeqCst);
         }
     }
-    match inner.client.post(&inner.upstream).header("content-type", "application/json").body(body).send().await {
+    match inner
+        .client
+        .post(&inner.upstream)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+    {
         Ok(resp) => {
             let text = resp.text().await.unwrap_or_default();
             (StatusCode::OK, [("content-type", "application/json")], text).into_response()

@@ -11,8 +11,18 @@ async fn setup() -> (Chain, Arc<MemoryChainStore>, herald::chain::Watcher) {
     let chain = Chain::start().await;
     let config = chain.config();
     let store = Arc::new(MemoryChainStore::new());
-    add_trigger(&store, "swap5", swap_trigger(chain.contract, None, 5), &config);
-    add_trigger(&store, "transfer1", transfer_trigger(chain.contract, 1), &config);
+    add_trigger(
+        &store,
+        "swap5",
+        swap_trigger(chain.contract, None, 5),
+        &config,
+    );
+    add_trigger(
+        &store,
+        "transfer1",
+        transfer_trigger(chain.contract, 1),
+        &config,
+    );
     let mut w = watcher(config, store.clone());
     w.run_once().await.unwrap();
     (chain, store, w)
@@ -26,17 +36,34 @@ async fn reorg_below_confirmation_depth_announces_nothing() {
     run_until_idle(&mut w).await;
     let pending = store.pending(CHAIN_ID);
     assert_eq!(pending.len(), 1, "swap should wait for confirmations");
-    assert_eq!(pending[0].status, EventStatus::Pending { ready_at: block + 5 });
+    assert_eq!(
+        pending[0].status,
+        EventStatus::Pending {
+            ready_at: block + 5
+        }
+    );
 
     // Replace the swap's block and the two after it with empty blocks.
     chain.reorg(3, Vec::new()).await;
     let outcomes = run_until_idle(&mut w).await;
-    assert!(outcomes.iter().any(|o| matches!(o, Outcome::Reorg { fork, .. } if *fork == block - 1)), "{outcomes:?}");
-    assert!(store.pending(CHAIN_ID).is_empty(), "orphaned swap must be dropped");
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Reorg { fork, .. } if *fork == block - 1)),
+        "{outcomes:?}"
+    );
+    assert!(
+        store.pending(CHAIN_ID).is_empty(),
+        "orphaned swap must be dropped"
+    );
 
     chain.mine(10).await;
     run_until_idle(&mut w).await;
-    assert!(store.announced().is_empty(), "orphaned swap was announced: {:?}", store.announced());
+    assert!(
+        store.announced().is_empty(),
+        "orphaned swap was announced: {:?}",
+        store.announced()
+    );
 }
 
 #[tokio::test]
@@ -61,7 +88,13 @@ async fn pending_tx_reincluded_at_another_height_is_announced_once_with_its_new_
     let announced = store.announced();
     assert_eq!(announced.len(), 1, "{announced:?}");
     assert_eq!(announced[0].block_number, block + 1);
-    assert_eq!(announced[0].text, format!("Swap 0.000000000000001 / -1000 at block {} on anvil", block + 1));
+    assert_eq!(
+        announced[0].text,
+        format!(
+            "Swap 0.000000000000001 / -1000 at block {} on anvil",
+            block + 1
+        )
+    );
 }
 
 #[tokio::test]
@@ -69,7 +102,12 @@ async fn announced_tx_reincluded_after_a_deeper_reorg_is_not_announced_again() {
     let chain = Chain::start().await;
     let config = chain.config();
     let store = Arc::new(MemoryChainStore::new());
-    add_trigger(&store, "swap1", swap_trigger(chain.contract, None, 1), &config);
+    add_trigger(
+        &store,
+        "swap1",
+        swap_trigger(chain.contract, None, 1),
+        &config,
+    );
     let mut w = watcher(config, store.clone());
     w.run_once().await.unwrap();
     let (tx, block) = chain.swap(42, -42).await;
@@ -82,8 +120,15 @@ async fn announced_tx_reincluded_after_a_deeper_reorg_is_not_announced_again() {
     chain.reorg(2, vec![(raw, 1)]).await;
     chain.mine(2).await;
     let outcomes = run_until_idle(&mut w).await;
-    assert!(outcomes.iter().any(|o| matches!(o, Outcome::Reorg { .. })), "{outcomes:?}");
+    assert!(
+        outcomes.iter().any(|o| matches!(o, Outcome::Reorg { .. })),
+        "{outcomes:?}"
+    );
     let announced = store.announced();
-    assert_eq!(announced.len(), 1, "same (trigger, tx, position) must not be announced twice: {announced:?}");
+    assert_eq!(
+        announced.len(),
+        1,
+        "same (trigger, tx, position) must not be announced twice: {announced:?}"
+    );
     assert_eq!(announced[0].block_number, block);
 }

@@ -2,7 +2,10 @@
 
 use crate::harness::*;
 use async_trait::async_trait;
-use herald::chain::store::{ChainBatch, ChainState, ChainStore, ChainStoreError, CommitSummary, MemoryChainStore, TriggerRecord};
+use herald::chain::store::{
+    ChainBatch, ChainState, ChainStore, ChainStoreError, CommitSummary, MemoryChainStore,
+    TriggerRecord,
+};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,7 +26,9 @@ impl ChainStore for FlakyStore {
     }
     async fn commit_batch(&self, batch: ChainBatch) -> Result<CommitSummary, ChainStoreError> {
         if self.fail_next_commit.swap(false, Ordering::SeqCst) {
-            return Err(ChainStoreError::Unavailable("simulated crash before commit".into()));
+            return Err(ChainStoreError::Unavailable(
+                "simulated crash before commit".into(),
+            ));
         }
         self.inner.commit_batch(batch).await
     }
@@ -35,8 +40,16 @@ async fn watcher_stopped_mid_range_resumes_without_gap_or_duplicate() {
     let mut config = chain.config();
     config.max_block_range = 3;
     let memory = Arc::new(MemoryChainStore::new());
-    add_trigger(&memory, "swap", swap_trigger(chain.contract, None, 1), &config);
-    let flaky = Arc::new(FlakyStore { inner: memory.clone(), fail_next_commit: AtomicBool::new(false) });
+    add_trigger(
+        &memory,
+        "swap",
+        swap_trigger(chain.contract, None, 1),
+        &config,
+    );
+    let flaky = Arc::new(FlakyStore {
+        inner: memory.clone(),
+        fail_next_commit: AtomicBool::new(false),
+    });
 
     let mut w = watcher(config.clone(), flaky.clone());
     w.run_once().await.unwrap();
@@ -61,12 +74,33 @@ async fn watcher_stopped_mid_range_resumes_without_gap_or_duplicate() {
     run_until_idle(&mut w).await;
 
     let announced = memory.announced();
-    assert_eq!(announced.len(), 17, "12 single swaps + 5 batched: {:#?}", texts(&announced));
+    assert_eq!(
+        announced.len(),
+        17,
+        "12 single swaps + 5 batched: {:#?}",
+        texts(&announced)
+    );
     let keys: HashSet<_> = announced.iter().map(|a| a.key.clone()).collect();
     assert_eq!(keys.len(), 17, "duplicate announcement");
-    let positions: HashSet<u32> = announced.iter().filter(|a| a.key.tx_hash == batch_tx).map(|a| a.key.log_position).collect();
+    let positions: HashSet<u32> = announced
+        .iter()
+        .filter(|a| a.key.tx_hash == batch_tx)
+        .map(|a| a.key.log_position)
+        .collect();
     assert_eq!(positions, (0..5).collect());
-    let amounts: HashSet<String> = announced.iter().map(|a| a.text.split(" / ").nth(1).unwrap().split(' ').next().unwrap().to_owned()).collect();
+    let amounts: HashSet<String> = announced
+        .iter()
+        .map(|a| {
+            a.text
+                .split(" / ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     for i in 1..=12 {
         assert!(amounts.contains(&format!("-{i}")), "swap {i} missing (gap)");
     }
@@ -77,7 +111,12 @@ async fn a_second_watcher_replaying_the_same_range_is_absorbed_by_the_keys() {
     let chain = Chain::start().await;
     let config = chain.config();
     let memory = Arc::new(MemoryChainStore::new());
-    add_trigger(&memory, "swap", swap_trigger(chain.contract, None, 1), &config);
+    add_trigger(
+        &memory,
+        "swap",
+        swap_trigger(chain.contract, None, 1),
+        &config,
+    );
     let mut first = watcher(config.clone(), memory.clone());
     first.run_once().await.unwrap();
     chain.swap(1, -1).await;
