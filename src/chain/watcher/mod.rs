@@ -7,19 +7,20 @@
 //! one [`ChainStore::commit_batch`]. Events whose trigger wants more confirmations than the
 //! cursor has are stored as pending and promoted by a later step, so a reorg drops them.
 
+mod scan;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::config::ChainConfig;
-use super::matcher::{ActiveTrigger, Candidate, TriggerSet};
+use super::matcher::{ActiveTrigger, TriggerSet};
 use super::metrics;
 use super::rpc::{ChainRpc, RetryPolicy, RpcError};
 use super::store::{
     BlockRef, ChainBatch, ChainStore, ChainStoreError, EventKey, EventStatus, MatchedEvent,
 };
-use super::trigger::LogMeta;
 
 /// Longest pause between steps after repeated failures.
 const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(60);
@@ -222,214 +223,6 @@ impl Watcher {
         let to = safe.min(from.saturating_add(self.range - 1));
         self.scan(cursor, from, to, latest, safe, promote).await
     }
-
-    async fn scan(
-        &mut self,
-        cursor: BlockRef,
-        from: u64,
-        to: u64,
-        latest: u64,
-        safe: u64,
-        promote: Vec<EventKey>,
-    ) -> Result<Outcome, WatcherError> {
-        let logs = if self.triggers.is_empty() {
-            Vec::new()
-        } else {
-            match self.rpc.logs(&self.triggers.filter(from, to)).await {
-                Ok(logs) => logs,
-                Err(err) => {
-                    // Halve on any getLogs failure: range errors say so explicitly, and
-                    // timeouts on wide ranges are the same problem phrased differently.
-                    let span = to - from + 1;
-                    self.range = (span / 2).max(1);
-                    return match err {
-                        RpcError::RangeTooLarge(_) if span > 1 => {
-                            Ok(Outcome::RangeShrunk { range: self.range })
-                        }
-                        other => Err(other.into()),
-                    };
-                }
-            }
-        };
-        let headers = self.headers(cursor, from, to, latest).await?;
-        let hot: HashMap<u64, BlockRef> = headers.iter().map(|b| (b.number, *b)).collect();
-
-        let mut candidates = Vec::new();
-        for log in &logs {
-            let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) = (
-                log.block_number,
-                log.block_hash,
-                log.transaction_hash,
-                log.log_index,
-            ) else {
-                return Err(WatcherError::Inconsistent(
-                    "log without block/tx/index (pending log?)".into(),
-                ));
-            };
-            if log.removed || hot.get(&block_number).is_some_and(|b| b.hash != block_hash) {
-                return Err(WatcherError::Inconsistent(format!(
-                    "log of block {block_number} is not on the canonical chain"
-                )));
-            }
-            let meta = LogMeta {
-                address: log.inner.address,
-                tx_hash,
-                block_number,
-                block_hash,
-                log_index,
-            };
-            self.triggers
-                .match_log(&log.inner.data, &meta, &self.chain, &mut candidates);
-        }
-        let events = self.to_events(candidates, latest).await?;
-        let matched = events.len();
-        let last = *headers.last().unwrap_or(&cursor);
-        let summary = self
-            .commit(self.batch(None, events, promote, headers, last))
-            .await?;
-        self.range = self
-            .range
-            .saturating_mul(2)
-            .min(self.chain.max_block_range.max(1));
-        metrics::set_cursor(self.chain.chain_id, last.number, safe);
-        metrics::logs(self.chain.chain_id, logs.len(), matched, summary.announced);
-        Ok(Outcome::Worked(StepReport {
-            from,
-            to,
-            logs: logs.len(),
-            matched,
-            announced: summary.announced,
-            pending: summary.pending,
-            duplicates: summary.duplicates,
-            behind: to < safe,
-        }))
-    }
-
-    /// Headers for the part of `[from, to]` inside the reorg window (and always `to`), checked
-    /// to link to each other and to the cursor.
-    async fn headers(
-        &self,
-        cursor: BlockRef,
-        from: u64,
-        to: u64,
-        latest: u64,
-    ) -> Result<Vec<BlockRef>, WatcherError> {
-        let hot_from = from.max(latest.saturating_sub(self.chain.reorg_window) + 1);
-        let mut headers = Vec::new();
-        for number in hot_from.min(to)..=to {
-            headers.push(self.rpc.block(number).await?);
-        }
-        let mut prev = (headers.first().map(|b| b.number) == Some(from)).then_some(cursor);
-        for block in &headers {
-            if let Some(p) = prev.filter(|p| p.number + 1 == block.number) {
-                if block.parent_hash != p.hash {
-                    return Err(WatcherError::Inconsistent(format!(
-                        "block {} does not link to block {}",
-                        block.number, p.number
-                    )));
-                }
-            }
-            prev = Some(*block);
-        }
-        Ok(headers)
-    }
-
-    /// Turns candidates into events keyed by (trigger, tx, position in tx), deciding whether
-    /// each is announced now or waits for its trigger's confirmations.
-    async fn to_events(
-        &self,
-        candidates: Vec<Candidate>,
-        latest: u64,
-    ) -> Result<Vec<MatchedEvent>, WatcherError> {
-        let mut bases: HashMap<alloy::primitives::B256, (alloy::primitives::B256, u64)> =
-            HashMap::new();
-        let mut events = Vec::with_capacity(candidates.len());
-        for c in candidates {
-            let base = match bases.get(&c.meta.tx_hash) {
-                Some(b) => *b,
-                None => {
-                    let b = self.rpc.tx_log_base(c.meta.tx_hash).await?.ok_or_else(|| {
-                        WatcherError::Inconsistent(format!(
-                            "receipt of {} not found",
-                            c.meta.tx_hash
-                        ))
-                    })?;
-                    bases.insert(c.meta.tx_hash, b);
-                    b
-                }
-            };
-            if base.0 != c.meta.block_hash || c.meta.log_index < base.1 {
-                return Err(WatcherError::Inconsistent(format!(
-                    "receipt of {} is from another block",
-                    c.meta.tx_hash
-                )));
-            }
-            let trigger = &self.triggers.triggers()[c.trigger];
-            let ready_at = c.meta.block_number + trigger.compiled.confirmations;
-            events.push(MatchedEvent {
-                key: EventKey {
-                    trigger_id: trigger.id.clone(),
-                    chain_id: self.chain.chain_id,
-                    tx_hash: c.meta.tx_hash,
-                    log_position: u32::try_from(c.meta.log_index - base.1).unwrap_or(u32::MAX),
-                },
-                block_number: c.meta.block_number,
-                block_hash: c.meta.block_hash,
-                log_index: c.meta.log_index,
-                address: c.meta.address,
-                text: c.text,
-                status: if ready_at <= latest {
-                    EventStatus::Ready
-                } else {
-                    EventStatus::Pending { ready_at }
-                },
-            });
-        }
-        Ok(events)
-    }
-
-    /// Detects a reorg at the cursor; on one, finds the fork point and commits the rollback.
-    async fn check_reorg(&mut self, cursor: BlockRef) -> Result<Option<Outcome>, WatcherError> {
-        if self.rpc.block(cursor.number).await?.hash == cursor.hash {
-            return Ok(None);
-        }
-        let stored: Vec<BlockRef> = self
-            .memory()
-            .window
-            .range(..cursor.number)
-            .rev()
-            .map(|(_, b)| *b)
-            .collect();
-        for block in stored {
-            if self.rpc.block(block.number).await?.hash == block.hash {
-                let depth = cursor.number - block.number;
-                tracing::warn!(
-                    chain.id = self.chain.chain_id,
-                    chain.block = block.number,
-                    depth,
-                    "reorg detected; rolling back to the fork point"
-                );
-                metrics::reorg(self.chain.chain_id);
-                self.commit(self.batch(
-                    Some(block.number),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    block,
-                ))
-                .await?;
-                return Ok(Some(Outcome::Reorg {
-                    fork: block.number,
-                    depth,
-                }));
-            }
-        }
-        Err(WatcherError::ReorgTooDeep {
-            cursor: cursor.number,
-            window: self.chain.reorg_window,
-        })
-    }
-
     fn ready_pending(&self, latest: u64) -> Vec<EventKey> {
         let active: std::collections::HashSet<&str> = self
             .triggers
