@@ -7,5 +7,6 @@ mod proxy;
 
 mod announce;
 mod faults;
+mod lifecycle;
 mod reorg;
 mod restart;
