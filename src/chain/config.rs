@@ -39,6 +39,10 @@ pub struct ChainConfig {
     /// confirmation count (a reorg deeper than this stops the chain's watcher).
     #[serde(default = "defaults::reorg_window")]
     pub reorg_window: u64,
+    /// Deepest history (in blocks below the cursor) scanned for a trigger created with an old
+    /// `from_block`; older blocks are skipped with a warning.
+    #[serde(default = "defaults::max_backfill_blocks")]
+    pub max_backfill_blocks: u64,
     /// Per-request timeout in milliseconds.
     #[serde(default = "defaults::request_timeout_ms")]
     pub request_timeout_ms: u64,
@@ -59,6 +63,9 @@ mod defaults {
     }
     pub fn reorg_window() -> u64 {
         128
+    }
+    pub fn max_backfill_blocks() -> u64 {
+        10_000
     }
     pub fn request_timeout_ms() -> u64 {
         15_000
@@ -100,6 +107,7 @@ impl ChainConfig {
             requests_per_second: defaults::requests_per_second(),
             explorer_url: None,
             reorg_window: defaults::reorg_window(),
+            max_backfill_blocks: defaults::max_backfill_blocks(),
             request_timeout_ms: defaults::request_timeout_ms(),
         }
     }
@@ -169,6 +177,7 @@ impl std::fmt::Debug for ChainConfig {
             .field("requests_per_second", &self.requests_per_second)
             .field("explorer_url", &self.explorer_url)
             .field("reorg_window", &self.reorg_window)
+            .field("max_backfill_blocks", &self.max_backfill_blocks)
             .finish()
     }
 }

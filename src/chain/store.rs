@@ -32,6 +32,11 @@ pub struct TriggerRecord {
     /// Logs in blocks below this are ignored for this trigger: set it to the chain's safe head
     /// at creation (or `from_block` for an opt-in backfill).
     pub start_block: u64,
+    /// Highest block already scanned for this trigger, maintained by the watcher through
+    /// [`ChainBatch::scanned_to`]; `None` for a new trigger (or after its start was moved).
+    /// A trigger whose scan lags the chain cursor (new, or created with an old `from_block`)
+    /// is caught up on its own, capped at `max_backfill_blocks`, before joining the shared scan.
+    pub scanned_to: Option<u64>,
 }
 
 /// Identity of a matched event: one trigger, one log. The log is identified by its transaction
@@ -94,6 +99,8 @@ pub struct ChainBatch {
     pub window_prune_below: u64,
     /// The new cursor.
     pub cursor: BlockRef,
+    /// New `scanned_to` values for triggers (by id).
+    pub scanned_to: Vec<(String, u64)>,
 }
 
 /// What a commit did (for metrics and tests).
@@ -294,6 +301,13 @@ impl ChainStore for MemoryChainStore {
         }
         window.retain(|n, _| *n >= batch.window_prune_below);
         inner.cursors.insert(chain, batch.cursor);
+        if let Some(triggers) = inner.triggers.get_mut(&chain) {
+            for (id, block) in &batch.scanned_to {
+                if let Some(t) = triggers.iter_mut().find(|t| &t.id == id) {
+                    t.scanned_to = Some(*block);
+                }
+            }
+        }
         Ok(summary)
     }
 }

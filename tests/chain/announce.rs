@@ -113,6 +113,7 @@ async fn logs_before_a_triggers_start_block_are_ignored() {
             revision: 1,
             spec,
             start_block: old + 1,
+            scanned_to: None,
         },
     );
     let mut w = watcher(config, store.clone());

@@ -253,6 +253,7 @@ pub fn add_trigger(store: &MemoryChainStore, id: &str, spec: TriggerSpec, config
             revision: 1,
             spec,
             start_block: 0,
+            scanned_to: None,
         },
     );
 }

@@ -117,6 +117,7 @@ async fn metrics_report_heads_lag_matches_and_rpc_errors() {
             revision: 1,
             spec,
             start_block: 0,
+            scanned_to: None,
         },
     );
     let mut w = Watcher::with_retry_policy(config, store.clone(), fast_retries()).unwrap();

@@ -6,6 +6,7 @@ mod harness;
 mod proxy;
 
 mod announce;
+mod backfill;
 mod faults;
 mod lifecycle;
 mod reorg;

@@ -40,6 +40,11 @@ pub enum Outcome {
     Reorg { fork: u64, depth: u64 },
     /// The provider refused the range; the next step uses `range` blocks.
     RangeShrunk { range: u64 },
+    /// A lagging trigger (new, or with an old `from_block`) was scanned on its own.
+    CaughtUp {
+        trigger_id: String,
+        report: StepReport,
+    },
 }
 
 /// Counts for one scanned range.
@@ -100,6 +105,8 @@ pub struct Watcher {
     memory: Option<Memory>,
     compiled: HashMap<String, Arc<ActiveTrigger>>,
     triggers: TriggerSet,
+    /// Effective `scanned_to` per trigger id (see [`TriggerRecord::scanned_to`]).
+    scanned: HashMap<String, u64>,
     range: u64,
 }
 
@@ -124,6 +131,7 @@ impl Watcher {
             memory: None,
             compiled: HashMap::new(),
             triggers: TriggerSet::default(),
+            scanned: HashMap::new(),
             range,
         })
     }
@@ -197,14 +205,20 @@ impl Watcher {
 
         let Some(cursor) = self.memory().cursor else {
             let block = self.rpc.block(safe).await?;
-            self.commit(self.batch(None, Vec::new(), Vec::new(), vec![block], block))
-                .await?;
+            let batch = ChainBatch {
+                window_add: vec![block],
+                ..self.batch(block)
+            };
+            self.commit(batch).await?;
             return Ok(Outcome::Started {
                 block: block.number,
             });
         };
         if let Some(outcome) = self.check_reorg(cursor).await? {
             return Ok(outcome);
+        }
+        if let Some(trigger) = self.lagging(cursor.number) {
+            return self.catch_up(trigger, cursor, latest).await;
         }
         let promote = self.ready_pending(latest);
         if cursor.number >= safe {
@@ -213,7 +227,10 @@ impl Watcher {
                 return Ok(Outcome::Idle);
             }
             let summary = self
-                .commit(self.batch(None, Vec::new(), promote, Vec::new(), cursor))
+                .commit(ChainBatch {
+                    promote,
+                    ..self.batch(cursor)
+                })
                 .await?;
             return Ok(Outcome::Promoted {
                 announced: summary.announced,
@@ -239,23 +256,27 @@ impl Watcher {
             .collect()
     }
 
-    fn batch(
-        &self,
-        rollback_above: Option<u64>,
-        events: Vec<MatchedEvent>,
-        promote: Vec<EventKey>,
-        window_add: Vec<BlockRef>,
-        cursor: BlockRef,
-    ) -> ChainBatch {
+    /// An empty batch that keeps `cursor`; callers fill in what they change.
+    fn batch(&self, cursor: BlockRef) -> ChainBatch {
         ChainBatch {
             chain_id: self.chain.chain_id,
-            rollback_above,
-            events,
-            promote,
-            window_add,
+            rollback_above: None,
+            events: Vec::new(),
+            promote: Vec::new(),
+            window_add: Vec::new(),
             window_prune_below: cursor.number.saturating_sub(self.chain.reorg_window),
             cursor,
+            scanned_to: Vec::new(),
         }
+    }
+
+    /// The first trigger whose own scan is behind the chain cursor.
+    fn lagging(&self, cursor: u64) -> Option<Arc<ActiveTrigger>> {
+        self.triggers
+            .triggers()
+            .iter()
+            .find(|t| self.scanned.get(&t.id).is_some_and(|s| *s < cursor))
+            .cloned()
     }
 
     /// Commits and mirrors the batch into memory; on failure forgets memory so the next step
@@ -295,13 +316,21 @@ impl Watcher {
         }
         memory.window.retain(|n, _| *n >= batch.window_prune_below);
         memory.cursor = Some(batch.cursor);
+        for (id, block) in batch.scanned_to {
+            self.scanned.insert(id, block);
+        }
         Ok(summary)
     }
 
     async fn refresh_triggers(&mut self) -> Result<(), WatcherError> {
         let records = self.store.active_triggers(self.chain.chain_id).await?;
         let mut next = HashMap::with_capacity(records.len());
+        self.scanned.clear();
         for record in records {
+            let scanned = record
+                .scanned_to
+                .unwrap_or(record.start_block.saturating_sub(1));
+            self.scanned.insert(record.id.clone(), scanned);
             if let Some(existing) = self
                 .compiled
                 .get(&record.id)

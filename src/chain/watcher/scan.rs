@@ -6,10 +6,13 @@ use std::collections::HashMap;
 use alloy::primitives::B256;
 
 use super::{Outcome, StepReport, Watcher, WatcherError};
-use crate::chain::matcher::Candidate;
+use alloy::rpc::types::Log;
+use std::sync::Arc;
+
+use crate::chain::matcher::{ActiveTrigger, Candidate, TriggerSet};
 use crate::chain::metrics;
 use crate::chain::rpc::RpcError;
-use crate::chain::store::{BlockRef, EventKey, EventStatus, MatchedEvent};
+use crate::chain::store::{BlockRef, ChainBatch, EventKey, EventStatus, MatchedEvent};
 use crate::chain::trigger::LogMeta;
 
 impl Watcher {
@@ -22,65 +25,34 @@ impl Watcher {
         safe: u64,
         promote: Vec<EventKey>,
     ) -> Result<Outcome, WatcherError> {
-        let logs = if self.triggers.is_empty() {
-            Vec::new()
-        } else {
-            match self.rpc.logs(&self.triggers.filter(from, to)).await {
-                Ok(logs) => logs,
-                Err(err) => {
-                    // Halve on any getLogs failure: range errors say so explicitly, and
-                    // timeouts on wide ranges are the same problem phrased differently.
-                    let span = to - from + 1;
-                    self.range = (span / 2).max(1);
-                    return match err {
-                        RpcError::RangeTooLarge(_) if span > 1 => {
-                            Ok(Outcome::RangeShrunk { range: self.range })
-                        }
-                        other => Err(other.into()),
-                    };
-                }
-            }
+        let set = std::mem::take(&mut self.triggers);
+        let fetched = self.fetch_logs(&set, from, to).await;
+        self.triggers = set;
+        let logs = match fetched? {
+            Some(logs) => logs,
+            None => return Ok(Outcome::RangeShrunk { range: self.range }),
         };
         let headers = self.headers(cursor, from, to, latest).await?;
-        let hot: HashMap<u64, BlockRef> = headers.iter().map(|b| (b.number, *b)).collect();
-
-        let mut candidates = Vec::new();
-        for log in &logs {
-            let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) = (
-                log.block_number,
-                log.block_hash,
-                log.transaction_hash,
-                log.log_index,
-            ) else {
-                return Err(WatcherError::Inconsistent(
-                    "log without block/tx/index (pending log?)".into(),
-                ));
-            };
-            if log.removed || hot.get(&block_number).is_some_and(|b| b.hash != block_hash) {
-                return Err(WatcherError::Inconsistent(format!(
-                    "log of block {block_number} is not on the canonical chain"
-                )));
-            }
-            let meta = LogMeta {
-                address: log.inner.address,
-                tx_hash,
-                block_number,
-                block_hash,
-                log_index,
-            };
-            self.triggers
-                .match_log(&log.inner.data, &meta, &self.chain, &mut candidates);
-        }
-        let events = self.to_events(candidates, latest).await?;
+        let hot: HashMap<u64, B256> = headers.iter().map(|b| (b.number, b.hash)).collect();
+        let candidates = self.match_logs(&self.triggers, &logs, &hot)?;
+        let events = self.to_events(&self.triggers, candidates, latest).await?;
         let matched = events.len();
         let last = *headers.last().unwrap_or(&cursor);
-        let summary = self
-            .commit(self.batch(None, events, promote, headers, last))
-            .await?;
-        self.range = self
-            .range
-            .saturating_mul(2)
-            .min(self.chain.max_block_range.max(1));
+        let scanned_to = self
+            .triggers
+            .triggers()
+            .iter()
+            .map(|t| (t.id.clone(), to))
+            .collect();
+        let batch = ChainBatch {
+            events,
+            promote,
+            window_add: headers,
+            scanned_to,
+            ..self.batch(last)
+        };
+        let summary = self.commit(batch).await?;
+        self.grow_range();
         metrics::set_cursor(self.chain.chain_id, last.number, safe);
         metrics::logs(self.chain.chain_id, logs.len(), matched, summary.announced);
         Ok(Outcome::Worked(StepReport {
@@ -93,6 +65,137 @@ impl Watcher {
             duplicates: summary.duplicates,
             behind: to < safe,
         }))
+    }
+
+    /// Scans `[from, to]` for one trigger that lags the cursor (all blocks already below the
+    /// safe head), without moving the chain cursor.
+    pub(super) async fn catch_up(
+        &mut self,
+        trigger: Arc<ActiveTrigger>,
+        cursor: BlockRef,
+        latest: u64,
+    ) -> Result<Outcome, WatcherError> {
+        let scanned = self
+            .scanned
+            .get(&trigger.id)
+            .copied()
+            .unwrap_or(cursor.number);
+        let floor = cursor.number.saturating_sub(self.chain.max_backfill_blocks) + 1;
+        let mut from = (scanned + 1).max(trigger.start_block);
+        if from < floor {
+            tracing::warn!(
+                chain.id = self.chain.chain_id,
+                trigger.id = %trigger.id,
+                skipped_from = from,
+                skipped_to = floor - 1,
+                "history older than max_backfill_blocks is skipped"
+            );
+            from = floor;
+        }
+        let to = cursor.number.min(from.saturating_add(self.range - 1));
+        let set = TriggerSet::new(vec![trigger.clone()]);
+        let Some(logs) = self.fetch_logs(&set, from, to).await? else {
+            return Ok(Outcome::RangeShrunk { range: self.range });
+        };
+        // Blocks still in the window must match the hashes we followed; older ones are
+        // deeper than any reorg we handle.
+        let known: HashMap<u64, B256> = self
+            .memory()
+            .window
+            .range(from..=to)
+            .map(|(n, b)| (*n, b.hash))
+            .collect();
+        let candidates = self.match_logs(&set, &logs, &known)?;
+        let events = self.to_events(&set, candidates, latest).await?;
+        let matched = events.len();
+        let batch = ChainBatch {
+            events,
+            scanned_to: vec![(trigger.id.clone(), to)],
+            ..self.batch(cursor)
+        };
+        let summary = self.commit(batch).await?;
+        self.grow_range();
+        metrics::logs(self.chain.chain_id, logs.len(), matched, summary.announced);
+        let report = StepReport {
+            from,
+            to,
+            logs: logs.len(),
+            matched,
+            announced: summary.announced,
+            pending: summary.pending,
+            duplicates: summary.duplicates,
+            behind: to < cursor.number,
+        };
+        Ok(Outcome::CaughtUp {
+            trigger_id: trigger.id.clone(),
+            report,
+        })
+    }
+
+    /// `eth_getLogs` for `set` over `[from, to]`. `Ok(None)` when the provider refused the
+    /// range and it was halved (the caller reports `RangeShrunk`).
+    async fn fetch_logs(
+        &mut self,
+        set: &TriggerSet,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<Vec<Log>>, WatcherError> {
+        if set.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        match self.rpc.logs(&set.filter(from, to)).await {
+            Ok(logs) => Ok(Some(logs)),
+            Err(err) => {
+                // Halve on any getLogs failure: range errors say so explicitly, and
+                // timeouts on wide ranges are the same problem phrased differently.
+                let span = to - from + 1;
+                self.range = (span / 2).max(1);
+                match err {
+                    RpcError::RangeTooLarge(_) if span > 1 => Ok(None),
+                    other => Err(other.into()),
+                }
+            }
+        }
+    }
+
+    /// Checks each log against the canonical hashes we know and runs the matcher.
+    fn match_logs(
+        &self,
+        set: &TriggerSet,
+        logs: &[Log],
+        canonical: &HashMap<u64, B256>,
+    ) -> Result<Vec<Candidate>, WatcherError> {
+        let mut candidates = Vec::new();
+        for log in logs {
+            let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) = (
+                log.block_number,
+                log.block_hash,
+                log.transaction_hash,
+                log.log_index,
+            ) else {
+                return Err(WatcherError::Inconsistent(
+                    "log without block/tx/index (pending log?)".into(),
+                ));
+            };
+            if log.removed
+                || canonical
+                    .get(&block_number)
+                    .is_some_and(|h| *h != block_hash)
+            {
+                return Err(WatcherError::Inconsistent(format!(
+                    "log of block {block_number} is not on the canonical chain"
+                )));
+            }
+            let meta = LogMeta {
+                address: log.inner.address,
+                tx_hash,
+                block_number,
+                block_hash,
+                log_index,
+            };
+            set.match_log(&log.inner.data, &meta, &self.chain, &mut candidates);
+        }
+        Ok(candidates)
     }
 
     /// Headers for the part of `[from, to]` inside the reorg window (and always `to`), checked
@@ -128,6 +231,7 @@ impl Watcher {
     /// each is announced now or waits for its trigger's confirmations.
     async fn to_events(
         &self,
+        set: &TriggerSet,
         candidates: Vec<Candidate>,
         latest: u64,
     ) -> Result<Vec<MatchedEvent>, WatcherError> {
@@ -153,7 +257,7 @@ impl Watcher {
                     c.meta.tx_hash
                 )));
             }
-            let trigger = &self.triggers.triggers()[c.trigger];
+            let trigger = &set.triggers()[c.trigger];
             let ready_at = c.meta.block_number + trigger.compiled.confirmations;
             events.push(MatchedEvent {
                 key: EventKey {
@@ -202,14 +306,11 @@ impl Watcher {
                     "reorg detected; rolling back to the fork point"
                 );
                 metrics::reorg(self.chain.chain_id);
-                self.commit(self.batch(
-                    Some(block.number),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    block,
-                ))
-                .await?;
+                let batch = ChainBatch {
+                    rollback_above: Some(block.number),
+                    ..self.batch(block)
+                };
+                self.commit(batch).await?;
                 return Ok(Some(Outcome::Reorg {
                     fork: block.number,
                     depth,
@@ -220,5 +321,12 @@ impl Watcher {
             cursor: cursor.number,
             window: self.chain.reorg_window,
         })
+    }
+
+    fn grow_range(&mut self) {
+        self.range = self
+            .range
+            .saturating_mul(2)
+            .min(self.chain.max_block_range.max(1));
     }
 }
