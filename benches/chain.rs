@@ -56,6 +56,7 @@ fn run(
         id: "bench".into(),
         revision: 1,
         start_block: 0,
+        from_block: None,
         compiled,
     })]);
     let mut out = Vec::with_capacity(LOGS);

@@ -15,6 +15,8 @@ pub struct ActiveTrigger {
     pub id: String,
     pub revision: u64,
     pub start_block: u64,
+    /// The spec's opt-in history start, if any.
+    pub from_block: Option<u64>,
     pub compiled: CompiledTrigger,
 }
 

@@ -39,6 +39,22 @@ pub struct TriggerRecord {
     pub scanned_to: Option<u64>,
 }
 
+impl TriggerRecord {
+    /// A new trigger as the API should store it: history from `spec.from_block` when given,
+    /// otherwise live from the block after the chain's cursor (`None` before the watcher's
+    /// first run: it then starts the trigger at its own starting block).
+    pub fn new(id: impl Into<String>, spec: TriggerSpec, chain_cursor: Option<u64>) -> Self {
+        let start_block = spec.from_block.unwrap_or(chain_cursor.map_or(0, |c| c + 1));
+        Self {
+            id: id.into(),
+            revision: 1,
+            spec,
+            start_block,
+            scanned_to: None,
+        }
+    }
+}
+
 /// Identity of a matched event: one trigger, one log. The log is identified by its transaction
 /// and its position inside that transaction, not by the block-wide log index, so a transaction
 /// re-included at another height after a reorg keeps the same key.

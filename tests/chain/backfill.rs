@@ -30,10 +30,14 @@ async fn trigger_with_old_from_block_catches_up_then_follows_live() {
     run_until_idle(&mut w).await;
     assert!(store.cursor(CHAIN_ID).unwrap().number > second);
 
-    // A trigger asking for history from the first swap's block.
-    let spec = swap_trigger(chain.contract, None, 1);
+    // A trigger asking for history from the first swap's block, and one that does not.
+    let cursor = store.cursor(CHAIN_ID).map(|c| c.number);
+    let mut spec = swap_trigger(chain.contract, None, 1);
+    spec.from_block = Some(first);
     spec.validate(std::slice::from_ref(&config)).unwrap();
-    store.put_trigger(CHAIN_ID, record("history", spec, first));
+    store.put_trigger(CHAIN_ID, TriggerRecord::new("history", spec, cursor));
+    let live_only = swap_trigger(chain.contract, None, 1);
+    store.put_trigger(CHAIN_ID, TriggerRecord::new("live", live_only, cursor));
     let outcomes = run_until_idle(&mut w).await;
     assert!(
         outcomes
@@ -48,14 +52,25 @@ async fn trigger_with_old_from_block_catches_up_then_follows_live() {
     let (_, third) = chain.swap(3, -3).await;
     chain.mine(1).await;
     run_until_idle(&mut w).await;
-    let blocks: Vec<u64> = store.announced().iter().map(|a| a.block_number).collect();
-    assert_eq!(blocks, vec![first, second, third]);
+    let mut got: Vec<(String, u64)> = store
+        .announced()
+        .into_iter()
+        .map(|a| (a.key.trigger_id, a.block_number))
+        .collect();
+    got.sort();
+    let want = vec![
+        ("history".to_owned(), first),
+        ("history".to_owned(), second),
+        ("history".to_owned(), third),
+        ("live".to_owned(), third),
+    ];
+    assert_eq!(got, want);
 
     // A restart does not replay the caught-up history.
     let mut restarted = watcher(config, store.clone());
     chain.mine(2).await;
     run_until_idle(&mut restarted).await;
-    assert_eq!(store.announced().len(), 3);
+    assert_eq!(store.announced().len(), 4);
 }
 
 #[tokio::test]

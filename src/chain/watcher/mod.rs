@@ -205,8 +205,18 @@ impl Watcher {
 
         let Some(cursor) = self.memory().cursor else {
             let block = self.rpc.block(safe).await?;
+            // Triggers that did not ask for history start live here instead of being
+            // caught up over `max_backfill_blocks` of the past.
+            let scanned_to = self
+                .triggers
+                .triggers()
+                .iter()
+                .filter(|t| t.from_block.is_none())
+                .map(|t| (t.id.clone(), block.number))
+                .collect();
             let batch = ChainBatch {
                 window_add: vec![block],
+                scanned_to,
                 ..self.batch(block)
             };
             self.commit(batch).await?;
@@ -342,6 +352,7 @@ impl Watcher {
             match record.spec.validate(std::slice::from_ref(&self.chain)) {
                 Ok(compiled) => {
                     let active = ActiveTrigger {
+                        from_block: record.spec.from_block,
                         id: record.id.clone(),
                         revision: record.revision,
                         start_block: record.start_block,
