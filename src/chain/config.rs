@@ -17,7 +17,8 @@ pub struct ChainConfig {
     /// HTTP JSON-RPC endpoints, tried in order; the watcher fails over to the next on errors.
     /// They may embed API keys, so `Debug` redacts them.
     pub rpc_urls: Vec<String>,
-    /// Optional WebSocket endpoint; polling over HTTP stays the source of truth.
+    /// Optional WebSocket endpoint: its new-heads subscription only wakes the watcher early;
+    /// polling over HTTP stays the source of truth.
     #[serde(default)]
     pub ws_url: Option<String>,
     /// Default confirmation depth for triggers that do not set their own.

@@ -14,6 +14,7 @@ pub mod rpc;
 pub mod store;
 pub mod template;
 pub mod trigger;
+mod wake;
 pub mod watcher;
 
 pub use config::ChainConfig;

@@ -148,3 +148,31 @@ async fn wait_for(mut done: impl FnMut() -> bool) {
     }
     panic!("condition not reached within 5 s");
 }
+
+#[tokio::test]
+async fn websocket_new_heads_wake_the_watcher_before_the_poll_interval() {
+    let chain = Chain::start().await;
+    let mut config = chain.config();
+    // Without the WebSocket the next poll would be 60 s away.
+    config.poll_interval_ms = 60_000;
+    config.ws_url = Some(chain.anvil.url.replace("http://", "ws://"));
+    let store = Arc::new(MemoryChainStore::new());
+    add_trigger(
+        &store,
+        "swap",
+        swap_trigger(chain.contract, None, 1),
+        &config,
+    );
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(watcher(config, store.clone()).run(cancel.clone()));
+    wait_for(|| store.cursor(CHAIN_ID).is_some()).await;
+    // Give the subscription a moment to be established; polling would not catch up anyway.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (_, block) = chain.swap(1, -1).await;
+    chain.mine(1).await;
+    wait_for(|| !store.announced().is_empty()).await;
+    assert_eq!(store.announced()[0].block_number, block);
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -145,6 +145,13 @@ impl Watcher {
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), WatcherError> {
         let poll = Duration::from_millis(self.chain.poll_interval_ms);
         let mut failures: u32 = 0;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let ws_cancel = cancel.child_token();
+        // Stops the WebSocket task however this function returns.
+        let _ws_guard = ws_cancel.clone().drop_guard();
+        if let Some(url) = &self.chain.ws_url {
+            super::wake::spawn(url.clone(), self.chain.chain_id, wake.clone(), ws_cancel);
+        }
         loop {
             let pause = match self.run_once().await {
                 Ok(outcome) => {
@@ -178,6 +185,8 @@ impl Watcher {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(pause) => {}
+                // A new head over WebSocket ends the sleep early (errors keep their backoff).
+                _ = wake.notified(), if failures == 0 => {}
             }
         }
     }
