@@ -66,3 +66,22 @@ async fn all_endpoints_down_is_a_retryable_error() {
     assert!(err.is_retryable(), "{err}");
     assert!(err.to_string().contains("unavailable"), "{err}");
 }
+
+#[tokio::test]
+async fn requests_per_second_spaces_out_rpc_calls() {
+    let chain = Chain::start().await;
+    let mut config = chain.config();
+    config.requests_per_second = 20;
+    let rpc = herald::chain::rpc::ChainRpc::new(&config, fast_retries()).unwrap();
+    let start = std::time::Instant::now();
+    for _ in 0..11 {
+        rpc.block_number().await.unwrap();
+    }
+    // 11 calls at 20/s need at least 10 intervals of 50 ms (a lower bound only: a slow
+    // machine makes this pass more easily, never fail).
+    assert!(
+        start.elapsed() >= std::time::Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -132,3 +132,29 @@ async fn announced_tx_reincluded_after_a_deeper_reorg_is_not_announced_again() {
     );
     assert_eq!(announced[0].block_number, block);
 }
+
+#[tokio::test]
+async fn chain_getting_shorter_rolls_back_and_drops_pending() {
+    let (chain, store, mut w) = setup().await;
+    chain.swap(7, -7).await;
+    chain.mine(2).await;
+    run_until_idle(&mut w).await;
+    assert_eq!(store.pending(CHAIN_ID).len(), 1);
+    let cursor = store.cursor(CHAIN_ID).unwrap().number;
+
+    // anvil_rollback removes blocks without replacing them: the cursor block disappears.
+    let _: serde_json::Value =
+        alloy::providers::Provider::raw_request(&chain.provider, "anvil_rollback".into(), (4u64,))
+            .await
+            .unwrap();
+    assert!(chain.head().await < cursor);
+    let outcomes = run_until_idle(&mut w).await;
+    assert!(
+        outcomes.iter().any(|o| matches!(o, Outcome::Reorg { .. })),
+        "{outcomes:?}"
+    );
+    assert!(store.pending(CHAIN_ID).is_empty());
+    chain.mine(10).await;
+    run_until_idle(&mut w).await;
+    assert!(store.announced().is_empty());
+}

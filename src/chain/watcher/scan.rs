@@ -286,7 +286,7 @@ impl Watcher {
         &mut self,
         cursor: BlockRef,
     ) -> Result<Option<Outcome>, WatcherError> {
-        if self.rpc.block(cursor.number).await?.hash == cursor.hash {
+        if self.canonical_hash(cursor.number).await? == Some(cursor.hash) {
             return Ok(None);
         }
         let stored: Vec<BlockRef> = self
@@ -297,7 +297,7 @@ impl Watcher {
             .map(|(_, b)| *b)
             .collect();
         for block in stored {
-            if self.rpc.block(block.number).await?.hash == block.hash {
+            if self.canonical_hash(block.number).await? == Some(block.hash) {
                 let depth = cursor.number - block.number;
                 tracing::warn!(
                     chain.id = self.chain.chain_id,
@@ -328,5 +328,15 @@ impl Watcher {
             .range
             .saturating_mul(2)
             .min(self.chain.max_block_range.max(1));
+    }
+
+    /// The node's hash for block `number`, or `None` when the chain no longer has it (it got
+    /// shorter, as after `anvil_rollback`): treated as a mismatch so we walk back.
+    async fn canonical_hash(&self, number: u64) -> Result<Option<B256>, WatcherError> {
+        match self.rpc.block(number).await {
+            Ok(block) => Ok(Some(block.hash)),
+            Err(RpcError::MissingBlock(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
     }
 }
