@@ -1,10 +1,33 @@
 //! The persistence contract of the chain watcher, and an in-memory implementation for tests.
 //!
-//! The service implements [`ChainStore`] on SQL. `commit_batch` must be ONE transaction that
-//! applies the rollback, inserts new events (skipping keys that already exist: that uniqueness
-//! is what makes a log announced at most once), creates the announcements for events that are
-//! ready, promotes pending events, updates the block window and moves the cursor. If it fails,
-//! nothing happened and the watcher reloads its state and redoes the range.
+//! The service implements [`ChainStore`] on SQL. `commit_batch` must be ONE transaction that,
+//! in this order:
+//! 1. if `rollback_above` is set, deletes window blocks and *pending* events above it
+//!    (announced events stay: a sent message cannot be unsent);
+//! 2. inserts `events`, skipping keys that already exist (`ON CONFLICT DO NOTHING` on the
+//!    unique key below): that uniqueness is what makes a log announced at most once;
+//! 3. creates an announcement (+ delivery rows) for every inserted `Ready` event and for every
+//!    `promote` key that is still pending, marking those events announced;
+//! 4. inserts `window_add`, deletes window blocks below `window_prune_below`;
+//! 5. upserts the chain cursor and sets `scanned_to` on the listed triggers.
+//!
+//! If it fails, nothing happened: the watcher reloads its state and redoes the range.
+//!
+//! A schema that fits (Postgres spelling; SQLite alike):
+//! ```sql
+//! chain_cursors (chain_id BIGINT PRIMARY KEY, block_number BIGINT, block_hash BYTEA, parent_hash BYTEA)
+//! chain_blocks  (chain_id BIGINT, block_number BIGINT, block_hash BYTEA, parent_hash BYTEA,
+//!                PRIMARY KEY (chain_id, block_number))
+//! chain_events  (trigger_id TEXT, chain_id BIGINT, tx_hash BYTEA, log_position INT,
+//!                block_number BIGINT, block_hash BYTEA, log_index BIGINT, address BYTEA,
+//!                text TEXT, ready_at BIGINT NULL /* NULL = announced */, announcement_id ...,
+//!                PRIMARY KEY (trigger_id, chain_id, tx_hash, log_position))
+//! triggers      (..., spec JSONB, revision BIGINT, start_block BIGINT, scanned_to BIGINT NULL,
+//!                paused BOOL)
+//! ```
+//! `active_triggers` returns the non-paused, non-deleted triggers of the chain. When a paused
+//! trigger is resumed and events of the pause must not be announced, reset its `start_block`
+//! to the cursor + 1 and `scanned_to` to NULL (otherwise the watcher catches it up).
 
 use alloy::primitives::{Address, B256};
 use async_trait::async_trait;
