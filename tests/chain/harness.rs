@@ -35,18 +35,21 @@ pub struct Anvil {
 }
 
 fn anvil_bin() -> PathBuf {
+    let hint = "run scripts/setup-anvil.sh (installs @foundry-rs/anvil-linux-amd64 1.7.1 into \
+                tools/anvil/) or set ANVIL_BIN=/path/to/anvil";
     if let Ok(bin) = std::env::var("ANVIL_BIN") {
-        return PathBuf::from(bin);
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.exists(),
+            "ANVIL_BIN={} does not exist: {hint}",
+            bin.display()
+        );
+        return bin;
     }
     let local =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/anvil/node_modules/.bin/anvil");
-    if local.exists() {
-        return local;
-    }
-    panic!(
-        "anvil is not installed: run scripts/setup-anvil.sh (installs @foundry-rs/anvil-linux-amd64 1.7.1 \
-         into tools/anvil/) or set ANVIL_BIN=/path/to/anvil"
-    );
+    assert!(local.exists(), "anvil is not installed: {hint}");
+    local
 }
 
 impl Anvil {
