@@ -121,7 +121,7 @@ impl Chain {
         chain_config(vec![self.anvil.url.clone()])
     }
 
-    fn emitter(&self) -> EventEmitter::EventEmitterInstance<DynProvider> {
+    pub fn emitter(&self) -> EventEmitter::EventEmitterInstance<DynProvider> {
         EventEmitter::new(self.contract, self.provider.clone())
     }
 

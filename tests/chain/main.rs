@@ -7,6 +7,7 @@ mod proxy;
 
 mod announce;
 mod backfill;
+mod events;
 mod faults;
 mod lifecycle;
 mod reorg;
