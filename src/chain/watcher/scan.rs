@@ -1,6 +1,7 @@
 //! One watcher step's heavy half: scanning a block range (merged `eth_getLogs`, header
 //! linkage checks, matching, positions inside transactions) and reorg detection/rollback.
 
+use futures_util::{stream, StreamExt, TryStreamExt};
 use std::collections::HashMap;
 
 use alloy::primitives::B256;
@@ -14,6 +15,9 @@ use crate::chain::metrics;
 use crate::chain::rpc::RpcError;
 use crate::chain::store::{BlockRef, ChainBatch, EventKey, EventStatus, MatchedEvent};
 use crate::chain::trigger::LogMeta;
+
+/// Concurrent header/receipt requests per step.
+const IN_FLIGHT: usize = 4;
 
 impl Watcher {
     pub(super) async fn scan(
@@ -208,10 +212,12 @@ impl Watcher {
         latest: u64,
     ) -> Result<Vec<BlockRef>, WatcherError> {
         let hot_from = from.max(latest.saturating_sub(self.chain.reorg_window) + 1);
-        let mut headers = Vec::new();
-        for number in hot_from.min(to)..=to {
-            headers.push(self.rpc.block(number).await?);
-        }
+        // A few requests in flight hide round-trip latency; the rate limit still applies.
+        let headers: Vec<BlockRef> = stream::iter(hot_from.min(to)..=to)
+            .map(|number| self.rpc.block(number))
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await?;
         let mut prev = (headers.first().map(|b| b.number) == Some(from)).then_some(cursor);
         for block in &headers {
             if let Some(p) = prev.filter(|p| p.number + 1 == block.number) {
@@ -235,21 +241,21 @@ impl Watcher {
         candidates: Vec<Candidate>,
         latest: u64,
     ) -> Result<Vec<MatchedEvent>, WatcherError> {
-        let mut bases: HashMap<B256, (B256, u64)> = HashMap::new();
+        let mut txs: Vec<B256> = candidates.iter().map(|c| c.meta.tx_hash).collect();
+        txs.sort_unstable();
+        txs.dedup();
+        let bases: HashMap<B256, Option<(B256, u64)>> = stream::iter(txs)
+            .map(|tx| async move { self.rpc.tx_log_base(tx).await.map(|base| (tx, base)) })
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect()
+            .await?;
         let mut events = Vec::with_capacity(candidates.len());
         for c in candidates {
-            let base = match bases.get(&c.meta.tx_hash) {
-                Some(b) => *b,
-                None => {
-                    let b = self.rpc.tx_log_base(c.meta.tx_hash).await?.ok_or_else(|| {
-                        WatcherError::Inconsistent(format!(
-                            "receipt of {} not found",
-                            c.meta.tx_hash
-                        ))
-                    })?;
-                    bases.insert(c.meta.tx_hash, b);
-                    b
-                }
+            let Some(base) = bases.get(&c.meta.tx_hash).copied().flatten() else {
+                return Err(WatcherError::Inconsistent(format!(
+                    "receipt of {} not found",
+                    c.meta.tx_hash
+                )));
             };
             if base.0 != c.meta.block_hash || c.meta.log_index < base.1 {
                 return Err(WatcherError::Inconsistent(format!(
