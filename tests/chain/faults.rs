@@ -8,9 +8,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 async fn dead_url() -> String {
-    // Bind and drop: nothing listens there any more, so connections are refused.
+    // Accepts connections and drops them at once: every request fails at the transport level.
+    // Keeping the listener (rather than binding and closing it) stops a parallel test's anvil
+    // from being handed the same port.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    format!("http://{}", listener.local_addr().unwrap())
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    url
 }
 
 #[tokio::test]
