@@ -154,6 +154,12 @@ impl Watcher {
                 // timeouts on wide ranges are the same problem phrased differently.
                 let span = to - from + 1;
                 self.range = (span / 2).max(1);
+                if let RpcError::RangeTooLarge(detail) = &err {
+                    // Some providers say which range would work; trust it when it is smaller.
+                    if let Some(hint) = suggested_span(detail).filter(|h| *h < span) {
+                        self.range = hint.max(1);
+                    }
+                }
                 match err {
                     RpcError::RangeTooLarge(_) if span > 1 => Ok(None),
                     other => Err(other.into()),
@@ -344,5 +350,32 @@ impl Watcher {
             Err(RpcError::MissingBlock(_)) => Ok(None),
             Err(err) => Err(err.into()),
         }
+    }
+}
+
+/// Parses a provider hint such as Alchemy's "this block range should work: [0x10, 0x2f]" into a
+/// span (here 32 blocks).
+fn suggested_span(message: &str) -> Option<u64> {
+    let inner = &message[message.find('[')? + 1..];
+    let inner = &inner[..inner.find(']')?];
+    let (a, b) = inner.split_once(',')?;
+    let parse = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok();
+    let (a, b) = (parse(a)?, parse(b)?);
+    (b >= a).then(|| b - a + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::suggested_span;
+
+    #[test]
+    fn provider_range_hints_are_parsed() {
+        let alchemy = "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range and no limit on the response size, or you can request any block range with a cap of 10K logs in the response. Based on your parameters, this block range should work: [0x1234, 0x1243]";
+        assert_eq!(suggested_span(alchemy), Some(16));
+        assert_eq!(
+            suggested_span("query returned more than 10000 results"),
+            None
+        );
+        assert_eq!(suggested_span("range [0x10, 0x5]"), None);
     }
 }
