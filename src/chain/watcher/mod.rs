@@ -105,7 +105,7 @@ pub struct Watcher {
     memory: Option<Memory>,
     compiled: HashMap<String, Arc<ActiveTrigger>>,
     triggers: TriggerSet,
-    /// Effective `scanned_to` per trigger id (see [`TriggerRecord::scanned_to`]).
+    /// Effective `scanned_to` per trigger id (see [`super::store::TriggerRecord::scanned_to`]).
     scanned: HashMap<String, u64>,
     range: u64,
 }
