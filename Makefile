@@ -3,7 +3,7 @@
 CARGO ?= cargo
 PG := scripts/with-postgres.sh
 
-.PHONY: run test test-sqlite test-pg bench openapi openapi-check fmt lint migrate build
+.PHONY: run test test-deps test-sqlite test-pg bench devnode openapi openapi-check fmt lint migrate build
 
 ## Run herald on the embedded SQLite default (data/ in this folder).
 run:
@@ -12,15 +12,28 @@ run:
 ## The whole suite: every workspace crate on SQLite, then the service tests on a throwaway Postgres.
 test: test-sqlite test-pg
 
-test-sqlite:
+## Test harnesses from npm (idempotent): the official XMTP SDK (interop/) and anvil (tools/anvil/).
+test-deps:
+	interop/setup.sh
+	scripts/setup-anvil.sh
+
+test-sqlite: test-deps
 	$(CARGO) test --workspace
 
 test-pg:
 	PG_FSYNC=off $(PG) $(CARGO) test -p herald --test it
 
-## Throughput/latency of POST announcements and 10k fan-out time, on a throwaway Postgres.
+## Benchmarks (figures printed, not asserted): the API on a throwaway Postgres, the XMTP node,
+## the XMTP client's MLS costs, and the chain matcher.
 bench:
 	$(PG) $(CARGO) bench -p herald --bench api
+	$(CARGO) bench -p xmtp-devnode
+	$(CARGO) bench -p xmtp-client
+	$(CARGO) bench -p herald --bench chain
+
+## Run herald's local XMTP node on 127.0.0.1:5556 (what the SDKs' env "local" expects).
+devnode:
+	$(CARGO) run -- devnode
 
 ## Regenerate the committed OpenAPI document from the code.
 openapi:

@@ -1,4 +1,4 @@
-//! herald: a self-hosted service that turns REST calls (and, later, on-chain events) into
+//! herald: a self-hosted service that turns REST calls and on-chain events into
 //! end-to-end-encrypted XMTP v3 direct-message announcements.
 //!
 //! Modules in reading order: `config` loads settings once; `domain` holds the rules and typed
@@ -8,6 +8,7 @@
 //! together and runs them.
 
 pub mod app;
+pub mod chain;
 pub mod config;
 pub mod crypto;
 pub mod domain;

@@ -1,4 +1,4 @@
-//! The `herald` command line: `serve`, `migrate`, `tenant create NAME`, `openapi`.
+//! The `herald` command line: `serve`, `migrate`, `tenant create NAME`, `openapi`, `devnode`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +41,8 @@ enum Command {
     },
     /// Print the OpenAPI specification (YAML).
     Openapi,
+    /// Run herald's local XMTP v3 node (the API the official SDKs speak), e.g. for offline development.
+    Devnode(xmtp_devnode::DevNodeArgs),
 }
 
 #[derive(Subcommand)]
@@ -61,9 +63,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Openapi = cli.command {
-        print!("{}", openapi::yaml());
-        return Ok(());
+    match cli.command {
+        Command::Openapi => {
+            print!("{}", openapi::yaml());
+            return Ok(());
+        }
+        Command::Devnode(args) => {
+            telemetry::init_logging(&herald::config::LogConfig {
+                format: herald::config::LogFormat::Text,
+                filter: "info".into(),
+            });
+            return xmtp_devnode::run(args).await.context("running the XMTP devnode");
+        }
+        _ => {}
     }
     let file = cli.config.or_else(|| {
         let local = PathBuf::from(DEFAULT_CONFIG_FILE);
@@ -94,7 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{api_key}");
             Ok(())
         }
-        Command::Openapi => unreachable!("handled above"),
+        Command::Openapi | Command::Devnode(_) => unreachable!("handled above"),
     }
 }
 

@@ -1,0 +1,39 @@
+//! On-chain event triggers: EVM events become announcement texts.
+//!
+//! Reading order: [`config`] (per-chain settings), [`event`] (ABI parsing and decoding),
+//! [`condition`] and [`template`] (what users write), [`trigger`] (validation and the compiled
+//! form), [`matcher`] (the merged filter and per-log matching), [`store`] (the persistence
+//! contract the service implements on SQL), [`rpc`] (JSON-RPC with failover, retries and rate
+//! limit), [`watcher`] (the per-chain follower loop) and [`metrics`].
+//!
+//! Wiring in the service:
+//! - config: `chains: Vec<ChainConfig>` under `[[chains]]`, checked with
+//!   [`ChainConfig::validate_all`];
+//! - API: `POST /v1/channels/{id}/triggers` deserializes a [`TriggerSpec`], calls
+//!   [`TriggerSpec::validate`] (each [`FieldError`] becomes a 422 entry), and stores a
+//!   [`store::TriggerRecord::new`] built with the chain's current cursor;
+//! - workers: one [`Watcher::new`]`(chain, store)` per configured chain, spawned with
+//!   [`Watcher::run`]`(cancel)`; `run` returns only on cancellation or a non-retryable error
+//!   (a reorg deeper than `reorg_window`), which should be logged and alerted on.
+//!
+//! Guarantees (tested against anvil in `tests/chain`): nothing is announced before its
+//! trigger's confirmations; a reorg drops unconfirmed matches; a log is announced at most once
+//! per trigger, keyed by (trigger, chain, tx hash, position in the tx); a restart resumes from
+//! the committed cursor with no gap and no duplicate.
+
+pub mod condition;
+pub mod config;
+pub mod event;
+pub mod matcher;
+pub mod metrics;
+pub mod rpc;
+pub mod store;
+pub mod template;
+pub mod trigger;
+mod wake;
+pub mod watcher;
+
+pub use config::ChainConfig;
+pub use store::{ChainStore, MemoryChainStore};
+pub use trigger::{CompiledTrigger, FieldError, TriggerSpec, ValidationErrors};
+pub use watcher::{Outcome, Watcher, WatcherError};
