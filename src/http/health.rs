@@ -44,6 +44,11 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthOut>, 
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Queue depth is read at scrape time so it is exact however many replicas write.
+    match state.store.pending_deliveries().await {
+        Ok(n) => metrics::gauge!("herald_deliveries_pending").set(n as f64),
+        Err(err) => tracing::warn!(error = %err, "could not count pending deliveries"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -53,6 +53,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Runs a trivial query; backs the readiness probe.
     async fn ping(&self) -> StoreResult<()>;
+    /// Deliveries still waiting to be sent, across all tenants: the pipeline's queue depth.
+    /// Served by the partial index on pending rows.
+    async fn pending_deliveries(&self) -> StoreResult<i64>;
 
     /// Reads a named setting (e.g. the admin token hash).
     async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
