@@ -84,6 +84,15 @@ async fn run() -> anyhow::Result<()> {
 
     let url = format!("{base}/v1/channels/{channel}/announcements");
     println!("herald bench: Postgres (fsync on), {clients} concurrent clients, {recipients} recipients per announcement");
+    // The server, Postgres and this load generator share the machine; anything else running
+    // (compilers, other services) takes cores from them, so report how busy the machine was.
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let one_minute = load.split_whitespace().next().unwrap_or("?");
+        println!(
+            "machine: {} cores, 1-minute load average {one_minute} before the run",
+            num_cores()
+        );
+    }
     let _warmup = hammer(&client, &url, &key, clients, Duration::from_secs(2), false).await;
     let plain = hammer(
         &client,
@@ -275,6 +284,12 @@ async fn post(
     let value: Value = response.json().await?;
     anyhow::ensure!(status.is_success(), "{url}: {status} {value}");
     Ok(value)
+}
+
+fn num_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
 }
 
 fn addresses(seed: u8, n: usize) -> Vec<String> {
