@@ -67,6 +67,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
     let timeout = Duration::from_secs(config.request_timeout_secs);
     routes
         .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(move |req, next| {
             reject_large_bodies(body_limit, req, next)

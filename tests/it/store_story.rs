@@ -175,11 +175,18 @@ async fn sqlite_creates_its_folder_and_runs_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/deeper/herald.db");
     let url = format!("sqlite://{}", path.display());
-    let store = herald::store::SqliteStore::connect(&url, 2).await.expect("creates the file");
+    let store = herald::store::SqliteStore::connect(&url, 2)
+        .await
+        .expect("creates the file");
     assert!(path.exists());
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
     // Opening again applies no migration twice.
     drop(store);
-    herald::store::SqliteStore::connect(&url, 2).await.expect("reopens");
+    herald::store::SqliteStore::connect(&url, 2)
+        .await
+        .expect("reopens");
 }
