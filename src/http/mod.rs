@@ -100,7 +100,7 @@ impl MakeRequestId for MakeRequestUlid {
 }
 
 /// The span every request runs in: method, route template (never the raw path, so ids do not
-/// explode cardinality) and request id.
+/// explode cardinality), request id, and the tenant once authentication has identified it.
 fn request_span(req: &Request) -> tracing::Span {
     let route = req
         .extensions()
@@ -112,7 +112,13 @@ fn request_span(req: &Request) -> tracing::Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!("http", http.method = %req.method(), http.route = route, http.request_id = request_id)
+    tracing::info_span!(
+        "http",
+        http.method = %req.method(),
+        http.route = route,
+        http.request_id = request_id,
+        tenant.id = tracing::field::Empty,
+    )
 }
 
 /// Answers 413 from the declared `Content-Length` alone, before any of the body is read.
