@@ -105,10 +105,27 @@ async fn store_story() {
             body: a.id.to_string(),
         }),
     };
+    let stranger = NewAnnouncement {
+        id: AnnouncementId::generate(),
+        tenant: other.clone(),
+        channel: channel.clone(),
+        text: "not yours".into(),
+        priority: Default::default(),
+        audience: Audience::All,
+    };
+    assert!(
+        store
+            .create_announcement(&stranger, None)
+            .await
+            .unwrap()
+            .is_none(),
+        "not the tenant's channel"
+    );
     let created = store
         .create_announcement(&new, Some(completion))
         .await
-        .unwrap();
+        .unwrap()
+        .expect("own channel");
     assert_eq!(created.counts.total, 1);
     let replay = StoredResponse {
         status_code: 202,

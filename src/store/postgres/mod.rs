@@ -300,7 +300,7 @@ impl Store for PgStore {
         &self,
         new: &NewAnnouncement,
         idempotency: Option<IdempotencyCompletion>,
-    ) -> StoreResult<Announcement> {
+    ) -> StoreResult<Option<Announcement>> {
         announcements::create(&self.pool, new, idempotency).await
     }
 

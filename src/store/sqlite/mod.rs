@@ -335,7 +335,7 @@ impl Store for SqliteStore {
         &self,
         new: &NewAnnouncement,
         idempotency: Option<IdempotencyCompletion>,
-    ) -> StoreResult<Announcement> {
+    ) -> StoreResult<Option<Announcement>> {
         announcements::create(&self.pool, new, idempotency).await
     }
 
