@@ -2,7 +2,7 @@
 //! against a real herald on a throwaway Postgres (started by `scripts/with-postgres.sh`, which
 //! exports `TEST_DATABASE_URL`; fsync stays on).
 //!
-//! Knobs: `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (concurrent connections, default 32),
+//! Knobs: `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (concurrent connections, default 16, as in the research baseline),
 //! `BENCH_SUBSCRIBERS` (recipients per benchmarked announcement, default 10).
 
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ async fn run() -> anyhow::Result<()> {
         anyhow::anyhow!("run through `make bench` (needs TEST_DATABASE_URL to a Postgres server)")
     })?;
     let seconds = env_or("BENCH_SECONDS", 10);
-    let clients = env_or("BENCH_CLIENTS", 32) as usize;
+    let clients = env_or("BENCH_CLIENTS", 16) as usize;
     let recipients = env_or("BENCH_SUBSCRIBERS", 10) as usize;
 
     let mut config = Config::defaults();
