@@ -2,8 +2,11 @@
 //! against a real herald on a throwaway Postgres (started by `scripts/with-postgres.sh`, which
 //! exports `TEST_DATABASE_URL`; fsync stays on).
 //!
-//! Knobs: `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (concurrent connections, default 16, as in the research baseline),
-//! `BENCH_SUBSCRIBERS` (recipients per benchmarked announcement, default 10).
+//! Knobs: `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (concurrent connections, default 16,
+//! as in the research baseline), `BENCH_SUBSCRIBERS` (recipients per announcement, default 10).
+//!
+//! Server, Postgres and load generator share the machine, so the figures are only comparable to
+//! the goal on an otherwise idle one; the printed load average says how busy it was.
 
 use std::time::{Duration, Instant};
 
