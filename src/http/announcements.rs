@@ -198,9 +198,9 @@ fn validate(body: AnnouncementIn) -> Result<(String, Priority, Audience), ApiErr
     security(("api_key" = [])),
     responses(
         (status = 202, description = "Accepted; deliveries are queued", body = AnnouncementOut),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody),
         (status = 409, description = "Same Idempotency-Key still in flight", body = ErrorBody),
-        (status = 413, body = ErrorBody),
+        (status = 413, description = "Request body too large", body = ErrorBody),
         (status = 422, description = "Invalid body, or Idempotency-Key reused with another body", body = ErrorBody),
     )
 )]
@@ -278,7 +278,7 @@ fn record_created(counts: &Counts) {
     get, path = "/v1/announcements/{id}", tag = "announcements",
     params(("id" = String, Path, description = "Announcement id")),
     security(("api_key" = [])),
-    responses((status = 200, body = AnnouncementOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, body = AnnouncementOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody))
 )]
 async fn get_announcement(
     State(state): State<AppState>,
@@ -300,8 +300,8 @@ async fn get_announcement(
     params(("id" = String, Path, description = "Announcement id"), DeliveryParams),
     security(("api_key" = [])),
     responses(
-        (status = 200, body = DeliveryList), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 200, body = DeliveryList), (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
     )
 )]
 async fn list_deliveries(

@@ -26,7 +26,7 @@ async fn healthz() -> axum::Json<HealthOut> {
 /// Readiness: the database answers a query.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = HealthOut), (status = 503, body = ErrorBody))
+    responses((status = 200, body = HealthOut), (status = 503, description = "Database unreachable", body = ErrorBody))
 )]
 async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthOut>, ApiError> {
     match state.store.ping().await {
