@@ -278,7 +278,7 @@ fn record_created(counts: &Counts) {
     get, path = "/v1/announcements/{id}", tag = "announcements",
     params(("id" = String, Path, description = "Announcement id")),
     security(("api_key" = [])),
-    responses((status = 200, body = AnnouncementOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody))
+    responses((status = 200, description = "OK", body = AnnouncementOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody))
 )]
 async fn get_announcement(
     State(state): State<AppState>,
@@ -300,7 +300,7 @@ async fn get_announcement(
     params(("id" = String, Path, description = "Announcement id"), DeliveryParams),
     security(("api_key" = [])),
     responses(
-        (status = 200, body = DeliveryList), (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 200, description = "OK", body = DeliveryList), (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
     )
 )]

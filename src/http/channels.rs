@@ -150,7 +150,7 @@ async fn create_channel(
 #[utoipa::path(
     get, path = "/v1/channels", tag = "channels", params(ListParams),
     security(("api_key" = [])),
-    responses((status = 200, body = ChannelList), (status = 401, description = "Missing or invalid API key", body = ErrorBody))
+    responses((status = 200, description = "OK", body = ChannelList), (status = 401, description = "Missing or invalid API key", body = ErrorBody))
 )]
 async fn list_channels(
     State(state): State<AppState>,
@@ -171,7 +171,7 @@ async fn list_channels(
     get, path = "/v1/channels/{id}", tag = "channels",
     params(("id" = String, Path, description = "Channel id")),
     security(("api_key" = [])),
-    responses((status = 200, body = ChannelOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody))
+    responses((status = 200, description = "OK", body = ChannelOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody))
 )]
 async fn get_channel(
     State(state): State<AppState>,
@@ -187,7 +187,7 @@ async fn get_channel(
     params(("id" = String, Path, description = "Channel id")),
     security(("api_key" = [])),
     responses(
-        (status = 200, body = ChannelOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 200, description = "OK", body = ChannelOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
     )
 )]

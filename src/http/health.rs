@@ -18,7 +18,7 @@ pub struct HealthOut {
 }
 
 /// Liveness: answers while the process serves HTTP; touches no dependency.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = HealthOut)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "OK", body = HealthOut)))]
 async fn healthz() -> axum::Json<HealthOut> {
     axum::Json(HealthOut { status: "ok" })
 }
@@ -26,7 +26,7 @@ async fn healthz() -> axum::Json<HealthOut> {
 /// Readiness: the database answers a query.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = HealthOut), (status = 503, description = "Database unreachable", body = ErrorBody))
+    responses((status = 200, description = "OK", body = HealthOut), (status = 503, description = "Database unreachable", body = ErrorBody))
 )]
 async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthOut>, ApiError> {
     match state.store.ping().await {

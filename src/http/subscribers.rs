@@ -126,7 +126,7 @@ async fn delete_subscriber(
     get, path = "/v1/channels/{id}/subscribers", tag = "subscribers",
     params(("id" = String, Path, description = "Channel id"), ListParams),
     security(("api_key" = [])),
-    responses((status = 200, body = SubscriberList), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody))
+    responses((status = 200, description = "OK", body = SubscriberList), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody))
 )]
 async fn list_subscribers(
     State(state): State<AppState>,
@@ -155,7 +155,7 @@ async fn list_subscribers(
     params(("id" = String, Path, description = "Channel id")),
     security(("api_key" = [])),
     responses(
-        (status = 200, body = BatchOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 200, description = "OK", body = BatchOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 413, description = "Request body too large", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
     )
 )]
