@@ -50,6 +50,8 @@ async fn run() -> anyhow::Result<()> {
     config.master_key = Some(SecretString::from(MasterKey::generate().to_hex()));
     config.admin_token = Some(SecretString::from(ADMIN.to_owned()));
     config.db_max_connections = 32;
+    // The benchmark measures the server's ceiling, not the per-tenant limit.
+    config.http.rate_limit_per_second = 0;
     let app = App::build(&config).await?;
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(async move { app.run().await });
