@@ -72,6 +72,7 @@ impl FromRequestParts<AppState> for Tenant {
                 tenant
             }
         };
+        tracing::Span::current().record("tenant.id", tenant.as_str());
         state.rate_limiter.check(tenant.as_str())?;
         Ok(Self(tenant))
     }

@@ -121,7 +121,7 @@ pub async fn load_channel(
     security(("api_key" = [])),
     responses(
         (status = 201, description = "Channel created", body = ChannelOut),
-        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
     )
 )]
 async fn create_channel(
@@ -150,7 +150,7 @@ async fn create_channel(
 #[utoipa::path(
     get, path = "/v1/channels", tag = "channels", params(ListParams),
     security(("api_key" = [])),
-    responses((status = 200, body = ChannelList), (status = 401, body = ErrorBody))
+    responses((status = 200, description = "OK", body = ChannelList), (status = 401, description = "Missing or invalid API key", body = ErrorBody))
 )]
 async fn list_channels(
     State(state): State<AppState>,
@@ -171,7 +171,7 @@ async fn list_channels(
     get, path = "/v1/channels/{id}", tag = "channels",
     params(("id" = String, Path, description = "Channel id")),
     security(("api_key" = [])),
-    responses((status = 200, body = ChannelOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, description = "OK", body = ChannelOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody))
 )]
 async fn get_channel(
     State(state): State<AppState>,
@@ -187,8 +187,8 @@ async fn get_channel(
     params(("id" = String, Path, description = "Channel id")),
     security(("api_key" = [])),
     responses(
-        (status = 200, body = ChannelOut), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 200, description = "OK", body = ChannelOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
     )
 )]
 async fn update_channel(
@@ -215,7 +215,7 @@ async fn update_channel(
     delete, path = "/v1/channels/{id}", tag = "channels",
     params(("id" = String, Path, description = "Channel id")),
     security(("api_key" = [])),
-    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody))
 )]
 async fn delete_channel(
     State(state): State<AppState>,

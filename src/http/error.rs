@@ -34,6 +34,9 @@ pub enum ApiError {
     /// leak across tenants).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// 405: the route exists but not with this method.
+    #[error("this route does not support the request method")]
+    MethodNotAllowed,
     /// 409: the request conflicts with current state.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
@@ -80,6 +83,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -98,6 +102,7 @@ impl ApiError {
             | Self::Validation { code, .. } => (*code).to_owned(),
             Self::Unauthorized => "unauthorized".into(),
             Self::NotFound(what) => format!("{what}_not_found"),
+            Self::MethodNotAllowed => "method_not_allowed".into(),
             Self::PayloadTooLarge => "payload_too_large".into(),
             Self::UnsupportedMediaType => "unsupported_media_type".into(),
             Self::RateLimited { .. } => "rate_limited".into(),

@@ -18,7 +18,7 @@ pub struct HealthOut {
 }
 
 /// Liveness: answers while the process serves HTTP; touches no dependency.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = HealthOut)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "OK", body = HealthOut)))]
 async fn healthz() -> axum::Json<HealthOut> {
     axum::Json(HealthOut { status: "ok" })
 }
@@ -26,7 +26,7 @@ async fn healthz() -> axum::Json<HealthOut> {
 /// Readiness: the database answers a query.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = HealthOut), (status = 503, body = ErrorBody))
+    responses((status = 200, description = "OK", body = HealthOut), (status = 503, description = "Database unreachable", body = ErrorBody))
 )]
 async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthOut>, ApiError> {
     match state.store.ping().await {
@@ -44,6 +44,11 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthOut>, 
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Queue depth is read at scrape time so it is exact however many replicas write.
+    match state.store.pending_deliveries().await {
+        Ok(n) => metrics::gauge!("herald_deliveries_pending").set(n as f64),
+        Err(err) => tracing::warn!(error = %err, "could not count pending deliveries"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

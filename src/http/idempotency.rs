@@ -45,14 +45,49 @@ pub fn key_from_headers(
     }
 }
 
-/// Fingerprint of a request: the route target plus the canonical JSON body (keys sorted), so
-/// whitespace or key-order differences do not count as a different request.
+/// Fingerprint of a request: the route target plus the canonical JSON body (object keys
+/// sorted, no whitespace), so formatting or key-order differences do not count as a different
+/// request.
 pub fn request_hash(target: &str, body: &serde_json::Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(body, &mut canonical);
     let mut hasher = Sha256::new();
     hasher.update(target.as_bytes());
     hasher.update(b"\n");
-    hasher.update(body.to_string().as_bytes());
+    hasher.update(canonical.as_bytes());
     hex::encode(hasher.finalize())
+}
+
+/// Sorts keys explicitly rather than relying on `serde_json::Map` being a `BTreeMap`, which
+/// changes if any crate in the build enables serde_json's `preserve_order` feature.
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::from(key.as_str()).to_string());
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 /// Claims the key. `Ok(None)` means "go ahead"; `Ok(Some(response))` is the answer to send
@@ -87,4 +122,26 @@ fn replay(stored: StoredResponse) -> Response {
     );
     headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_ignores_key_order_and_whitespace_but_not_values() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b": [1, {"y": 2, "x": 1}], "a": "t"}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":"t","b":[1,{"x":1,"y":2}]}"#).unwrap();
+        let c: serde_json::Value =
+            serde_json::from_str(r#"{"a":"t","b":[{"x":1,"y":2},1]}"#).unwrap();
+        assert_eq!(request_hash("ch_1", &a), request_hash("ch_1", &b));
+        assert_ne!(request_hash("ch_1", &a), request_hash("ch_2", &a));
+        assert_ne!(
+            request_hash("ch_1", &b),
+            request_hash("ch_1", &c),
+            "array order matters"
+        );
+    }
 }

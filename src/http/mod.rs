@@ -26,6 +26,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -64,6 +67,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
     let timeout = Duration::from_secs(config.request_timeout_secs);
     routes
         .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(move |req, next| {
             reject_large_bodies(body_limit, req, next)
@@ -76,15 +80,45 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
                 .timeout(timeout),
         )
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map(MatchedPath::as_str)
-                .unwrap_or("unmatched");
-            tracing::info_span!("http", http.method = %req.method(), http.route = route)
-        }))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUlid))
         .with_state(state)
+}
+
+/// Gives each request an `x-request-id` (kept if the client sent one), echoed on the response
+/// and recorded on the request's log span, so a client report can be matched to server logs.
+#[derive(Clone, Copy)]
+struct MakeRequestUlid;
+
+impl MakeRequestId for MakeRequestUlid {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        axum::http::HeaderValue::from_str(&ulid::Ulid::new().to_string())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// The span every request runs in: method, route template (never the raw path, so ids do not
+/// explode cardinality), request id, and the tenant once authentication has identified it.
+fn request_span(req: &Request) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("unmatched");
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "http",
+        http.method = %req.method(),
+        http.route = route,
+        http.request_id = request_id,
+        tenant.id = tracing::field::Empty,
+    )
 }
 
 /// Answers 413 from the declared `Content-Length` alone, before any of the body is read.

@@ -77,7 +77,7 @@ pub fn parse_address(raw: &str) -> Result<Address, ApiError> {
     responses(
         (status = 201, description = "Newly subscribed or re-activated", body = SubscriberOut),
         (status = 200, description = "Already subscribed", body = SubscriberOut),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
     )
 )]
 async fn put_subscriber(
@@ -107,7 +107,7 @@ async fn put_subscriber(
     security(("api_key" = [])),
     responses(
         (status = 204, description = "Not subscribed any more"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
     )
 )]
 async fn delete_subscriber(
@@ -126,7 +126,7 @@ async fn delete_subscriber(
     get, path = "/v1/channels/{id}/subscribers", tag = "subscribers",
     params(("id" = String, Path, description = "Channel id"), ListParams),
     security(("api_key" = [])),
-    responses((status = 200, body = SubscriberList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, description = "OK", body = SubscriberList), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody))
 )]
 async fn list_subscribers(
     State(state): State<AppState>,
@@ -155,8 +155,8 @@ async fn list_subscribers(
     params(("id" = String, Path, description = "Channel id")),
     security(("api_key" = [])),
     responses(
-        (status = 200, body = BatchOut), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 200, description = "OK", body = BatchOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 413, description = "Request body too large", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
     )
 )]
 async fn batch_subscribe(

@@ -53,6 +53,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Runs a trivial query; backs the readiness probe.
     async fn ping(&self) -> StoreResult<()>;
+    /// Deliveries still waiting to be sent, across all tenants: the pipeline's queue depth.
+    /// Served by the partial index on pending rows.
+    async fn pending_deliveries(&self) -> StoreResult<i64>;
 
     /// Reads a named setting (e.g. the admin token hash).
     async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
@@ -97,14 +100,17 @@ pub trait Store: Send + Sync + 'static {
         page: &Page,
     ) -> StoreResult<Vec<Subscriber>>;
 
-    /// Creates an announcement and all its delivery rows in one transaction (rows are produced by
-    /// `INSERT … SELECT`, never loaded into memory). When `idempotency` is given, its record is
-    /// completed in the same transaction, so a replay can never see a half-made announcement.
+    /// Creates an announcement and all its delivery rows atomically (rows are produced by
+    /// `INSERT … SELECT`, never loaded into memory). Returns `None`, creating nothing, when the
+    /// channel is missing, deleted or another tenant's: the ownership check is part of the same
+    /// statement or transaction, which saves the hot path a round trip. When `idempotency` is
+    /// given, its record is completed in the same transaction, so a replay can never see a
+    /// half-made announcement.
     async fn create_announcement(
         &self,
         announcement: &NewAnnouncement,
         idempotency: Option<IdempotencyCompletion>,
-    ) -> StoreResult<Announcement>;
+    ) -> StoreResult<Option<Announcement>>;
     async fn get_announcement(
         &self,
         tenant: &TenantId,

@@ -109,6 +109,15 @@ async fn validation_failures_do_not_consume_the_key() {
     let ch = app.channel(&key, "alerts").await;
     let bad = post_with_key(&app, &key, &ch, "retry-me", r#"{"text":""}"#).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let missing = post_with_key(
+        &app,
+        &key,
+        "ch_01JD3S8Z6XKQ8W4N2M5V7B9C1D",
+        "retry-me",
+        r#"{"text":"x"}"#,
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let good = post_with_key(&app, &key, &ch, "retry-me", r#"{"text":"fixed"}"#).await;
     assert_eq!(good.status, StatusCode::ACCEPTED);
     let invalid_key = post_with_key(&app, &key, &ch, &"k".repeat(256), r#"{"text":"x"}"#).await;

@@ -13,6 +13,11 @@ async fn health_and_readiness_probes() {
         (health.status, health.body["status"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
+    assert_eq!(
+        health.headers["x-request-id"].len(),
+        26,
+        "every response carries a request id"
+    );
     let ready = app.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(
         (ready.status, ready.body["status"].as_str()),
@@ -44,6 +49,10 @@ async fn metrics_expose_http_and_announcement_counters() {
     assert!(text.contains("herald_http_request_duration_seconds"));
     assert!(text.contains("herald_announcements_created_total"));
     assert!(text.contains("herald_deliveries_created_total{status=\"pending\"}"));
+    assert!(
+        text.contains("herald_deliveries_pending"),
+        "queue depth gauge: {text}"
+    );
 }
 
 #[test]

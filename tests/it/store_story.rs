@@ -105,10 +105,27 @@ async fn store_story() {
             body: a.id.to_string(),
         }),
     };
+    let stranger = NewAnnouncement {
+        id: AnnouncementId::generate(),
+        tenant: other.clone(),
+        channel: channel.clone(),
+        text: "not yours".into(),
+        priority: Default::default(),
+        audience: Audience::All,
+    };
+    assert!(
+        store
+            .create_announcement(&stranger, None)
+            .await
+            .unwrap()
+            .is_none(),
+        "not the tenant's channel"
+    );
     let created = store
         .create_announcement(&new, Some(completion))
         .await
-        .unwrap();
+        .unwrap()
+        .expect("own channel");
     assert_eq!(created.counts.total, 1);
     let replay = StoredResponse {
         status_code: 202,
@@ -168,4 +185,25 @@ async fn sweeper_deletes_only_expired_idempotency_keys() {
         store.begin_idempotent(&key, "other").await.unwrap(),
         IdempotencyBegin::Started
     );
+}
+
+#[tokio::test]
+async fn sqlite_creates_its_folder_and_runs_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/herald.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = herald::store::SqliteStore::connect(&url, 2)
+        .await
+        .expect("creates the file");
+    assert!(path.exists());
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // Opening again applies no migration twice.
+    drop(store);
+    herald::store::SqliteStore::connect(&url, 2)
+        .await
+        .expect("reopens");
 }

@@ -15,17 +15,20 @@ pub(super) async fn create(
     pool: &PgPool,
     new: &NewAnnouncement,
     idempotency: Option<IdempotencyCompletion>,
-) -> StoreResult<Announcement> {
+) -> StoreResult<Option<Announcement>> {
     let now = Utc::now();
     if let (Audience::All, None) = (&new.audience, &idempotency) {
         // The hot path is a single statement, atomic on its own: no BEGIN/COMMIT round trips.
         let counts = insert_for_all(pool, new, now).await?;
-        return Ok(announcement(new, counts, now));
+        return Ok(counts.map(|counts| announcement(new, counts, now)));
     }
     let mut tx = pool.begin().await?;
     let counts = match &new.audience {
         Audience::All => insert_for_all(&mut *tx, new, now).await?,
         Audience::Addresses(addresses) => insert_for_list(&mut tx, new, addresses, now).await?,
+    };
+    let Some(counts) = counts else {
+        return Ok(None);
     };
     let announcement = announcement(new, counts, now);
     if let Some(completion) = idempotency {
@@ -42,7 +45,7 @@ pub(super) async fn create(
         .await?;
     }
     tx.commit().await?;
-    Ok(announcement)
+    Ok(Some(announcement))
 }
 
 /// The announcement as just created: nothing delivered yet, completed at once if nobody is
@@ -67,23 +70,26 @@ fn initial_status(counts: &Counts) -> AnnouncementStatus {
     }
 }
 
-/// Audience "all": the announcement row (with its total) and one delivery per active
-/// subscriber in one statement. Both inserts read the same `recipients` snapshot, so the total
+/// Audience "all": the ownership check, the announcement row (with its total) and one delivery
+/// per active subscriber in one statement. Everything reads the same snapshot, so the total
 /// always equals the rows created; the deliveries' foreign key is checked at the end of the
-/// statement, when the announcement row exists.
+/// statement, when the announcement row exists. `None` when the channel is not the tenant's.
 async fn insert_for_all<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     new: &NewAnnouncement,
     now: chrono::DateTime<Utc>,
-) -> StoreResult<Counts> {
-    let total: i64 = sqlx::query_scalar(
-        "WITH recipients AS ( \
-             SELECT address FROM subscribers WHERE channel_id = $3 AND status = 'active' \
+) -> StoreResult<Option<Counts>> {
+    let total: Option<i64> = sqlx::query_scalar(
+        "WITH owned AS ( \
+             SELECT id FROM channels WHERE id = $3 AND tenant_id = $2 AND deleted_at IS NULL \
+         ), recipients AS ( \
+             SELECT s.address FROM subscribers s JOIN owned o ON s.channel_id = o.id \
+             WHERE s.status = 'active' \
          ), created AS ( \
              INSERT INTO announcements \
                  (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
              SELECT $1, $2, $3, $4, $5, CASE WHEN n = 0 THEN 'completed' ELSE 'queued' END, n, $6, $6 \
-             FROM (SELECT COUNT(*) AS n FROM recipients) AS c \
+             FROM (SELECT COUNT(*) AS n FROM recipients) AS c, owned \
              RETURNING total \
          ), fanned AS ( \
              INSERT INTO deliveries \
@@ -98,24 +104,27 @@ async fn insert_for_all<'e>(
     .bind(&new.text)
     .bind(new.priority.as_str())
     .bind(now)
-    .fetch_one(executor)
+    .fetch_optional(executor)
     .await?;
-    Ok(Counts {
+    Ok(total.map(|total| Counts {
         total,
         pending: total,
         ..Counts::default()
-    })
+    }))
 }
 
 /// Targeted audience: listed addresses that are active subscribers get `pending` deliveries,
 /// the rest `skipped` (reason `not_subscribed`); then the announcement's total and status are
-/// set from the rows actually created.
+/// set from the rows actually created. `None` when the channel is not the tenant's.
 async fn insert_for_list(
     tx: &mut Transaction<'_, Postgres>,
     new: &NewAnnouncement,
     addresses: &[Address],
     now: chrono::DateTime<Utc>,
-) -> StoreResult<Counts> {
+) -> StoreResult<Option<Counts>> {
+    if !owns_channel(tx, new).await? {
+        return Ok(None);
+    }
     sqlx::query(
         "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
@@ -158,5 +167,21 @@ async fn insert_for_list(
         .bind(initial_status(&counts).as_str())
         .execute(&mut **tx)
         .await?;
-    Ok(counts)
+    Ok(Some(counts))
+}
+
+/// Whether the announcement's channel exists, is live, and belongs to its tenant. `FOR SHARE`
+/// keeps a concurrent delete from slipping in before this transaction commits.
+async fn owns_channel(
+    tx: &mut Transaction<'_, Postgres>,
+    new: &NewAnnouncement,
+) -> StoreResult<bool> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM channels WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL FOR SHARE",
+    )
+    .bind(new.channel.as_str())
+    .bind(new.tenant.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
 }

@@ -58,6 +58,13 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn pending_deliveries(&self) -> StoreResult<i64> {
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
     async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
         let value = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
             .bind(name)
@@ -293,7 +300,7 @@ impl Store for PgStore {
         &self,
         new: &NewAnnouncement,
         idempotency: Option<IdempotencyCompletion>,
-    ) -> StoreResult<Announcement> {
+    ) -> StoreResult<Option<Announcement>> {
         announcements::create(&self.pool, new, idempotency).await
     }
 

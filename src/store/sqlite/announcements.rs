@@ -14,9 +14,20 @@ pub(super) async fn create(
     pool: &SqlitePool,
     new: &NewAnnouncement,
     idempotency: Option<IdempotencyCompletion>,
-) -> StoreResult<Announcement> {
+) -> StoreResult<Option<Announcement>> {
     let now = Utc::now();
     let mut tx = pool.begin().await?;
+    // Ownership check inside the transaction; SQLite's single writer keeps it valid to commit.
+    let owned: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM channels WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(new.channel.as_str())
+    .bind(new.tenant.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if owned.is_none() {
+        return Ok(None);
+    }
     sqlx::query(
         "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
@@ -64,7 +75,7 @@ pub(super) async fn create(
         .await?;
     }
     tx.commit().await?;
-    Ok(announcement)
+    Ok(Some(announcement))
 }
 
 async fn insert_deliveries(

@@ -80,6 +80,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn pending_deliveries(&self) -> StoreResult<i64> {
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
     async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
         let value = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
             .bind(name)
@@ -328,7 +335,7 @@ impl Store for SqliteStore {
         &self,
         new: &NewAnnouncement,
         idempotency: Option<IdempotencyCompletion>,
-    ) -> StoreResult<Announcement> {
+    ) -> StoreResult<Option<Announcement>> {
         announcements::create(&self.pool, new, idempotency).await
     }
 
