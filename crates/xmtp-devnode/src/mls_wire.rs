@@ -3,7 +3,10 @@
 //!
 //! Like xmtp-node-go's validation service, the node never decrypts anything. It reads the
 //! RFC 9420 TLS encoding directly (variable-length vectors use the MLS varint prefix,
-//! which `tls_codec::VLBytes` implements).
+//! which `tls_codec::VLBytes` implements). Uploaded key packages are also validated with
+//! openmls like the real node does (signatures, lifetime, capabilities, init key distinct
+//! from the encryption key), so a client's bad key package fails here and not later in a
+//! peer's welcome processing.
 
 use prost::Message as _;
 use tls_codec::{Deserialize, VLBytes};
@@ -30,6 +33,9 @@ pub enum MlsWireError {
     /// The leaf credential is not a BasicCredential carrying an XMTP `MlsCredential`.
     #[error("key package credential is not an XMTP inbox credential")]
     Credential,
+    /// openmls refused the key package (signature, lifetime, capabilities...).
+    #[error("key package failed validation: {0}")]
+    Invalid(String),
 }
 
 /// What the node reads from an uploaded KeyPackage.
@@ -86,6 +92,31 @@ pub fn parse_key_package(mut bytes: &[u8]) -> Result<KeyPackageInfo, MlsWireErro
         installation_key,
         inbox_id,
     })
+}
+
+/// Parses the key package (see [`parse_key_package`]) and verifies it with openmls: leaf and
+/// key-package signatures, MLS 1.0, lifetime, every extension listed in the capabilities,
+/// init key different from the encryption key.
+pub fn validate_key_package(bytes: &[u8]) -> Result<KeyPackageInfo, MlsWireError> {
+    use openmls::prelude::{KeyPackageIn, ProtocolVersion};
+    use openmls_rust_crypto::RustCrypto;
+    use std::sync::OnceLock;
+
+    static CRYPTO: OnceLock<RustCrypto> = OnceLock::new();
+    let info = parse_key_package(bytes)?;
+    let mut reader = bytes;
+    let key_package =
+        KeyPackageIn::tls_deserialize(&mut reader).map_err(|_| MlsWireError::Malformed)?;
+    if !reader.is_empty() {
+        return Err(MlsWireError::Malformed);
+    }
+    key_package
+        .validate(
+            CRYPTO.get_or_init(RustCrypto::default),
+            ProtocolVersion::Mls10,
+        )
+        .map_err(|e| MlsWireError::Invalid(e.to_string()))?;
+    Ok(info)
 }
 
 /// Reads the cleartext header of an MLSMessage holding a PrivateMessage or PublicMessage.
