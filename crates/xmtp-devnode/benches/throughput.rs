@@ -22,6 +22,11 @@ fn message(group: &[u8; 16], seq: u64) -> GroupMessageInput {
     data.extend_from_slice(group);
     data.extend_from_slice(&1u64.to_be_bytes());
     data.push(1);
+    // authenticated_data (empty), encrypted_sender_data, then the ciphertext as a 2-byte
+    // MLS varint-prefixed vector.
+    data.extend_from_slice(&[0, 2, 0xee, 0xee]);
+    let len = (8 + PAYLOAD) as u16 | 0x4000;
+    data.extend_from_slice(&len.to_be_bytes());
     data.extend_from_slice(&seq.to_be_bytes());
     data.resize(data.len() + PAYLOAD, 0xab);
     GroupMessageInput {

@@ -120,6 +120,8 @@ pub fn validate_key_package(bytes: &[u8]) -> Result<KeyPackageInfo, MlsWireError
 }
 
 /// Reads the cleartext header of an MLSMessage holding a PrivateMessage or PublicMessage.
+/// A PrivateMessage (all libxmtp sends) must also be complete, with nothing trailing; for a
+/// PublicMessage only the header is read.
 pub fn parse_group_message(mut bytes: &[u8]) -> Result<GroupMessageHeader, MlsWireError> {
     let b = &mut bytes;
     let version: u16 = read(b)?;
@@ -133,7 +135,18 @@ pub fn parse_group_message(mut bytes: &[u8]) -> Result<GroupMessageHeader, MlsWi
     let group_id = read_vl(b)?;
     let epoch: u64 = read(b)?;
     let content_type: u8 = match wire_format {
-        WIRE_PRIVATE_MESSAGE => read(b)?,
+        WIRE_PRIVATE_MESSAGE => {
+            // The rest of a PrivateMessage: authenticated_data, encrypted_sender_data and a
+            // non-empty ciphertext, and nothing after them.
+            let content_type = read(b)?;
+            let _aad = read_vl(b)?;
+            let sender_data = read_vl(b)?;
+            let ciphertext = read_vl(b)?;
+            if sender_data.is_empty() || ciphertext.is_empty() || !b.is_empty() {
+                return Err(MlsWireError::Malformed);
+            }
+            content_type
+        }
         WIRE_PUBLIC_MESSAGE => {
             // FramedContent: sender, authenticated_data, then content_type.
             let sender_type: u8 = read(b)?;
@@ -165,7 +178,7 @@ mod tests {
         out.extend_from_slice(group_id);
         out.extend_from_slice(&epoch.to_be_bytes());
         out.push(content_type);
-        out.extend_from_slice(&[0x04, 1, 2, 3, 4]);
+        out.extend_from_slice(&[0, 2, 9, 9, 0x04, 1, 2, 3, 4]);
         out
     }
 

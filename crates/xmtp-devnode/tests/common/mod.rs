@@ -48,6 +48,8 @@ pub fn private_message(group_id: &[u8], content_type: u8, tag: &str) -> Vec<u8> 
     out.extend_from_slice(group_id);
     out.extend_from_slice(&7u64.to_be_bytes());
     out.push(content_type);
+    // authenticated_data (empty), encrypted_sender_data, ciphertext (the tag).
+    out.extend_from_slice(&[0, 2, 0xee, 0xee]);
     out.push(tag.len() as u8);
     out.extend_from_slice(tag.as_bytes());
     out
