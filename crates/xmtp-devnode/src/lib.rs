@@ -232,3 +232,36 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: DevNodeArgs,
+    }
+
+    #[test]
+    fn args_default_to_the_sdk_local_port_in_memory() {
+        let config: DevNodeConfig = Cli::parse_from(["devnode"]).node.into();
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 5556)));
+        assert!(config.data_dir.is_none() && config.rate_limit.is_none());
+        let cli = Cli::parse_from([
+            "devnode",
+            "--listen",
+            "0.0.0.0:7000",
+            "--data",
+            "d",
+            "--rate-limit",
+        ]);
+        let config: DevNodeConfig = cli.node.into();
+        assert_eq!(config.data_dir, Some(PathBuf::from("d")));
+        assert_eq!(
+            config.rate_limit.map(|r| (r.burst, r.per_minute)),
+            Some((3_000, 600))
+        );
+    }
+}

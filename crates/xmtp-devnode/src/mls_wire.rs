@@ -3,7 +3,10 @@
 //!
 //! Like xmtp-node-go's validation service, the node never decrypts anything. It reads the
 //! RFC 9420 TLS encoding directly (variable-length vectors use the MLS varint prefix,
-//! which `tls_codec::VLBytes` implements).
+//! which `tls_codec::VLBytes` implements). Uploaded key packages are also validated with
+//! openmls like the real node does (signatures, lifetime, capabilities, init key distinct
+//! from the encryption key), so a client's bad key package fails here and not later in a
+//! peer's welcome processing.
 
 use prost::Message as _;
 use tls_codec::{Deserialize, VLBytes};
@@ -30,6 +33,9 @@ pub enum MlsWireError {
     /// The leaf credential is not a BasicCredential carrying an XMTP `MlsCredential`.
     #[error("key package credential is not an XMTP inbox credential")]
     Credential,
+    /// openmls refused the key package (signature, lifetime, capabilities...).
+    #[error("key package failed validation: {0}")]
+    Invalid(String),
 }
 
 /// What the node reads from an uploaded KeyPackage.
@@ -88,7 +94,34 @@ pub fn parse_key_package(mut bytes: &[u8]) -> Result<KeyPackageInfo, MlsWireErro
     })
 }
 
+/// Parses the key package (see [`parse_key_package`]) and verifies it with openmls: leaf and
+/// key-package signatures, MLS 1.0, lifetime, every extension listed in the capabilities,
+/// init key different from the encryption key.
+pub fn validate_key_package(bytes: &[u8]) -> Result<KeyPackageInfo, MlsWireError> {
+    use openmls::prelude::{KeyPackageIn, ProtocolVersion};
+    use openmls_rust_crypto::RustCrypto;
+    use std::sync::OnceLock;
+
+    static CRYPTO: OnceLock<RustCrypto> = OnceLock::new();
+    let info = parse_key_package(bytes)?;
+    let mut reader = bytes;
+    let key_package =
+        KeyPackageIn::tls_deserialize(&mut reader).map_err(|_| MlsWireError::Malformed)?;
+    if !reader.is_empty() {
+        return Err(MlsWireError::Malformed);
+    }
+    key_package
+        .validate(
+            CRYPTO.get_or_init(RustCrypto::default),
+            ProtocolVersion::Mls10,
+        )
+        .map_err(|e| MlsWireError::Invalid(e.to_string()))?;
+    Ok(info)
+}
+
 /// Reads the cleartext header of an MLSMessage holding a PrivateMessage or PublicMessage.
+/// A PrivateMessage (all libxmtp sends) must also be complete, with nothing trailing; for a
+/// PublicMessage only the header is read.
 pub fn parse_group_message(mut bytes: &[u8]) -> Result<GroupMessageHeader, MlsWireError> {
     let b = &mut bytes;
     let version: u16 = read(b)?;
@@ -102,7 +135,18 @@ pub fn parse_group_message(mut bytes: &[u8]) -> Result<GroupMessageHeader, MlsWi
     let group_id = read_vl(b)?;
     let epoch: u64 = read(b)?;
     let content_type: u8 = match wire_format {
-        WIRE_PRIVATE_MESSAGE => read(b)?,
+        WIRE_PRIVATE_MESSAGE => {
+            // The rest of a PrivateMessage: authenticated_data, encrypted_sender_data and a
+            // non-empty ciphertext, and nothing after them.
+            let content_type = read(b)?;
+            let _aad = read_vl(b)?;
+            let sender_data = read_vl(b)?;
+            let ciphertext = read_vl(b)?;
+            if sender_data.is_empty() || ciphertext.is_empty() || !b.is_empty() {
+                return Err(MlsWireError::Malformed);
+            }
+            content_type
+        }
         WIRE_PUBLIC_MESSAGE => {
             // FramedContent: sender, authenticated_data, then content_type.
             let sender_type: u8 = read(b)?;
@@ -134,7 +178,7 @@ mod tests {
         out.extend_from_slice(group_id);
         out.extend_from_slice(&epoch.to_be_bytes());
         out.push(content_type);
-        out.extend_from_slice(&[0x04, 1, 2, 3, 4]);
+        out.extend_from_slice(&[0, 2, 9, 9, 0x04, 1, 2, 3, 4]);
         out
     }
 

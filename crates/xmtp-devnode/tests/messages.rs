@@ -137,28 +137,25 @@ async fn paging_follows_node_go() {
 }
 
 #[tokio::test]
-async fn key_packages_latest_wins_and_fetch_keeps_order() {
+async fn key_packages_are_validated_latest_wins_and_fetch_keeps_order() {
     let (node, mut c) = start_memory().await;
     let inbox = "cd".repeat(32);
-    let (k1, k2) = ([1u8; 32], [2u8; 32]);
-    for kp in [
-        key_package(&k1, &inbox, 1),
-        key_package(&k2, &inbox, 2),
-        key_package(&k1, &inbox, 3),
-    ] {
-        let request = UploadKeyPackageRequest {
-            key_package: Some(KeyPackageUpload {
-                key_package_tls_serialized: kp,
-            }),
-            is_inbox_id_credential: true,
-        };
-        c.mls.upload_key_package(request).await.unwrap();
+    let (i1, i2) = (installation(1), installation(2));
+    let (k1, k2) = (i1.verifying_key().to_bytes(), i2.verifying_key().to_bytes());
+    let (old1, kp2, new1) = (
+        key_package(&i1, &inbox),
+        key_package(&i2, &inbox),
+        key_package(&i1, &inbox),
+    );
+    for kp in [old1, kp2.clone(), new1.clone()] {
+        c.mls.upload_key_package(upload(kp)).await.unwrap();
     }
+    let request = FetchKeyPackagesRequest {
+        installation_keys: vec![k2.to_vec(), vec![7; 32], k1.to_vec()],
+    };
     let r = c
         .mls
-        .fetch_key_packages(FetchKeyPackagesRequest {
-            installation_keys: vec![k2.to_vec(), vec![7; 32], k1.to_vec()],
-        })
+        .fetch_key_packages(request)
         .await
         .unwrap()
         .into_inner();
@@ -167,26 +164,37 @@ async fn key_packages_latest_wins_and_fetch_keeps_order() {
         .into_iter()
         .map(|k| k.key_package_tls_serialized)
         .collect();
-    assert_eq!(
-        kps,
-        vec![
-            key_package(&k2, &inbox, 2),
-            vec![],
-            key_package(&k1, &inbox, 3)
-        ]
-    );
+    assert_eq!(kps, vec![kp2, vec![], new1.clone()]);
 
-    let bad = UploadKeyPackageRequest {
-        key_package: Some(KeyPackageUpload {
-            key_package_tls_serialized: vec![0, 1, 0, 3],
-        }),
-        is_inbox_id_credential: true,
-    };
+    // Truncated bytes, and a flipped bit inside the signed content, are refused.
+    let code = |e: tonic::Status| e.code();
     assert_eq!(
-        c.mls.upload_key_package(bad).await.unwrap_err().code(),
+        code(
+            c.mls
+                .upload_key_package(upload(vec![0, 1, 0, 3]))
+                .await
+                .unwrap_err()
+        ),
         Code::InvalidArgument
     );
+    let mut tampered = new1;
+    tampered[10] ^= 1;
+    let err = c
+        .mls
+        .upload_key_package(upload(tampered))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     node.shutdown().await;
+}
+
+fn upload(kp: Vec<u8>) -> UploadKeyPackageRequest {
+    UploadKeyPackageRequest {
+        key_package: Some(KeyPackageUpload {
+            key_package_tls_serialized: kp,
+        }),
+        is_inbox_id_credential: true,
+    }
 }
 
 pub fn welcome(key: &[u8], data: &[u8]) -> WelcomeMessageInput {

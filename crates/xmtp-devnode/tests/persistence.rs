@@ -47,7 +47,7 @@ async fn restart_keeps_everything() {
     let inbox = update.inbox_id.clone();
     let g = [6u8; 16];
     let key = installation(2).verifying_key().to_bytes();
-    let kp = key_package(&key, &inbox, 1);
+    let kp = key_package(&installation(2), &inbox);
 
     let (node, mut c) = start(config(dir.path())).await;
     c.identity

@@ -20,7 +20,7 @@ use xmtp_proto::mls_contents::{
 
 use super::subscribe::{self, MessageStream};
 use super::Node;
-use crate::mls_wire::{parse_group_message, parse_key_package};
+use crate::mls_wire::{parse_group_message, validate_key_package};
 
 /// xmtp-node-go's batch limits for the commit-log endpoints.
 const MAX_COMMIT_LOG_PUBLISH: usize = 10;
@@ -84,7 +84,8 @@ impl MlsApi for Node {
         ))
     }
 
-    /// Stores the key package under its leaf signature key (the installation key).
+    /// Validates the key package and stores it under its leaf signature key (the
+    /// installation key); the latest upload wins.
     async fn upload_key_package(
         &self,
         request: Request<UploadKeyPackageRequest>,
@@ -95,7 +96,7 @@ impl MlsApi for Node {
             .key_package
             .ok_or_else(|| Status::invalid_argument("missing key_package"))?
             .key_package_tls_serialized;
-        let info = parse_key_package(&kp).map_err(|e| {
+        let info = validate_key_package(&kp).map_err(|e| {
             tracing::info!(error = %e, "rejected key package");
             Status::invalid_argument(format!("invalid key package: {e}"))
         })?;

@@ -48,6 +48,8 @@ pub fn private_message(group_id: &[u8], content_type: u8, tag: &str) -> Vec<u8> 
     out.extend_from_slice(group_id);
     out.extend_from_slice(&7u64.to_be_bytes());
     out.push(content_type);
+    // authenticated_data (empty), encrypted_sender_data, ciphertext (the tag).
+    out.extend_from_slice(&[0, 2, 0xee, 0xee]);
     out.push(tag.len() as u8);
     out.extend_from_slice(tag.as_bytes());
     out
@@ -82,22 +84,48 @@ pub fn v1(m: &GroupMessage) -> &group_message::V1 {
     }
 }
 
-/// A KeyPackage prefix the node parses: version, suite, init key, leaf keys, credential.
-pub fn key_package(installation_key: &[u8; 32], inbox_id: &str, salt: u8) -> Vec<u8> {
-    let cred = MlsCredential {
+/// A real, signed MLS KeyPackage (ciphersuite 3, BasicCredential = XMTP MlsCredential) for
+/// the installation key; every call has fresh init and encryption keys.
+pub fn key_package(installation: &ed25519_dalek::SigningKey, inbox_id: &str) -> Vec<u8> {
+    use openmls::prelude::*;
+    use tls_codec::Serialize as _;
+
+    let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
+    let identity = MlsCredential {
         inbox_id: inbox_id.to_owned(),
     }
     .encode_to_vec();
-    let mut kp = vec![0, 1, 0, 3, 32];
-    kp.extend_from_slice(&[salt; 32]);
-    kp.push(32);
-    kp.extend_from_slice(&[salt ^ 0xff; 32]);
-    kp.push(32);
-    kp.extend_from_slice(installation_key);
-    kp.extend_from_slice(&[0, 1, 0x40, cred.len() as u8]);
-    kp.extend_from_slice(&cred);
-    kp.extend_from_slice(&[salt; 8]);
-    kp
+    let credential = CredentialWithKey {
+        credential: BasicCredential::new(identity).into(),
+        signature_key: installation.verifying_key().to_bytes().to_vec().into(),
+    };
+    let suite = Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519;
+    let bundle = KeyPackage::builder()
+        .build(
+            suite,
+            &provider,
+            &EdSigner(installation.clone()),
+            credential,
+        )
+        .expect("key package builds");
+    bundle
+        .key_package()
+        .tls_serialize_detached()
+        .expect("serializes")
+}
+
+/// MLS signs with pure Ed25519 over the encoded SignContent.
+struct EdSigner(ed25519_dalek::SigningKey);
+
+impl openmls_traits::signatures::Signer for EdSigner {
+    fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, openmls_traits::signatures::SignerError> {
+        use ed25519_dalek::Signer as _;
+        Ok(self.0.sign(payload).to_bytes().to_vec())
+    }
+
+    fn signature_scheme(&self) -> openmls_traits::types::SignatureScheme {
+        openmls_traits::types::SignatureScheme::ED25519
+    }
 }
 
 pub const T: u64 = 1_717_194_525_000_000_000;
