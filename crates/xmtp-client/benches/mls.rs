@@ -134,6 +134,80 @@ fn bench_encrypt<S: Signer>(label: &str, signer: &S, key: &InstallationKey, roun
     }
 }
 
+/// Whole-client figures through an in-process devnode on loopback (gRPC, MemoryStore):
+/// batched DM creation and batched sends, including node round trips.
+fn bench_end_to_end(peers: usize, per_peer: usize) {
+    use std::sync::Arc;
+    use xmtp_client::{Client, GrpcTransport, MemoryStore, OutgoingText, SendOptions, Wallet};
+    use xmtp_devnode::{DevNode, DevNodeConfig};
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
+        let open = |w: Wallet| {
+            let url = node.url();
+            async move {
+                let t = Arc::new(GrpcTransport::connect_lazy(&url).unwrap());
+                Client::open(&w, t, Arc::new(MemoryStore::new()))
+                    .await
+                    .unwrap()
+            }
+        };
+        let mut inboxes = Vec::new();
+        for _ in 0..peers {
+            inboxes.push(open(Wallet::generate()).await.inbox_id().to_owned());
+        }
+        let herald = open(Wallet::generate()).await;
+        let t = Instant::now();
+        let created = herald.create_dms(&inboxes).await.unwrap();
+        assert!(created.values().all(|r| r.is_ok()));
+        let dt = t.elapsed();
+        println!(
+            "{:<58} {:>8.1} µs/DM ({} DMs in {:?})",
+            "end-to-end create_dms via devnode (batched)",
+            dt.as_secs_f64() * 1e6 / peers as f64,
+            peers,
+            dt
+        );
+        for (label, options) in [
+            (
+                "end-to-end send_batch, sync + installation check",
+                SendOptions::default(),
+            ),
+            (
+                "end-to-end send_batch, no per-DM checks",
+                SendOptions {
+                    sync_groups: false,
+                    add_new_installations: false,
+                },
+            ),
+        ] {
+            let items: Vec<OutgoingText> = (0..per_peer)
+                .flat_map(|n| {
+                    inboxes.iter().map(move |p| OutgoingText {
+                        peer_inbox_id: p.clone(),
+                        text: "x".repeat(200),
+                        idempotency_key: format!("{label}-{p}-{n}"),
+                    })
+                })
+                .collect();
+            let count = items.len();
+            let t = Instant::now();
+            herald.send_batch_with(items, options).await.unwrap();
+            let dt = t.elapsed();
+            println!(
+                "{label:<58} {:>8.1} µs/msg ({count} msgs in {dt:?})",
+                dt.as_secs_f64() * 1e6 / count as f64
+            );
+        }
+        node.shutdown().await;
+    });
+}
+
 fn main() {
     // `cargo test --benches` passes --bench-less args; keep quick runs quick.
     let quick = std::env::args().any(|a| a == "--quick");
@@ -156,4 +230,9 @@ fn main() {
     );
     bench_dm_creation(1, rounds / 4);
     bench_dm_creation(3, rounds / 8);
+    if quick {
+        bench_end_to_end(10, 10);
+    } else {
+        bench_end_to_end(100, 20);
+    }
 }

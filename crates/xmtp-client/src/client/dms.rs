@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use openmls::prelude::{KeyPackage, MlsGroup};
 use prost::Message as _;
 use xmtp_proto::mls_api::{
@@ -20,6 +21,8 @@ use crate::mls::welcome::wrap_welcome;
 
 /// libxmtp sends at most this many welcomes per SendWelcomeMessages call.
 pub const WELCOME_BATCH: usize = 50;
+/// Concurrent QueryGroupMessages calls when reading back commit cursors.
+const CURSOR_QUERY_CONCURRENCY: usize = 32;
 /// Group messages (commits or application messages) per SendGroupMessages call.
 pub const GROUP_MESSAGE_BATCH: usize = 100;
 
@@ -232,25 +235,41 @@ impl Client {
         // 2. Commits.
         let commits: Vec<Vec<u8>> = pending.iter().map(|p| p.output.commit.clone()).collect();
         self.send_group_messages(commits, false).await?;
-        let mut welcomes = Vec::new();
         for p in &mut pending {
             dm::merge_pending(&self.provider, &mut p.group)?;
-            // 3. The commit's node id seeds the joiners' read cursor.
-            let cursor = self
-                .latest_message_id(p.group.group_id().as_slice())
-                .await?;
+        }
+        // 3. The commit's node id seeds the joiners' read cursor: one query per DM, run
+        //    concurrently on the shared HTTP/2 connection.
+        let queries: Vec<_> = pending
+            .iter()
+            .map(|p| Box::pin(self.latest_message_id(p.group.group_id().as_slice())))
+            .collect();
+        let cursors: Vec<u64> = futures::stream::iter(queries)
+            .buffered(CURSOR_QUERY_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut welcomes = Vec::new();
+        for (p, cursor) in pending.iter_mut().zip(cursors) {
             p.record.cursor = cursor;
             welcomes.extend(self.wrap_welcomes(&p.output.welcome, &p.recipients, cursor)?);
         }
         self.persist(Vec::new()).await?;
         // 4. Welcomes, then the DMs become usable.
         self.send_welcomes(welcomes).await?;
-        let mut created = Vec::new();
-        for mut p in pending {
+        for p in &mut pending {
             p.record.status = DmStatus::Ready;
+        }
+        self.persist(
+            pending
+                .iter()
+                .map(|p| Self::record_write(&p.record))
+                .collect(),
+        )
+        .await?;
+        let mut created = Vec::new();
+        for p in pending {
             let gid = p.record.group_id_bytes();
             created.push((p.record.peer_inbox_id.clone(), gid.clone()));
-            self.persist(vec![Self::record_write(&p.record)]).await?;
             book.groups.insert(gid, p.group);
             book.records
                 .insert(p.record.peer_inbox_id.clone(), p.record);

@@ -2,6 +2,9 @@
 
 use std::collections::HashSet;
 
+use futures::{StreamExt as _, TryStreamExt as _};
+use serde::{Deserialize, Serialize};
+
 use openmls::prelude::MlsGroup;
 use xmtp_proto::mls_api::{
     group_message, GroupMessage, PagingInfo, QueryGroupMessagesRequest, SortDirection,
@@ -15,6 +18,26 @@ use openmls_traits::OpenMlsProvider as _;
 
 /// Page size of QueryGroupMessages (the node's maximum).
 const QUERY_PAGE: u32 = 100;
+/// Concurrent QueryGroupMessages calls when syncing many DMs.
+const SYNC_CONCURRENCY: usize = 32;
+/// Store prefix of received-but-not-yet-returned messages.
+const INBOX_PREFIX: &[u8] = b"rx/";
+
+fn inbox_prefix(peer: &str) -> Vec<u8> {
+    [INBOX_PREFIX, peer.as_bytes(), b"/"].concat()
+}
+
+fn inbox_write(peer: &str, m: &ReceivedMessage) -> (Vec<u8>, Option<Vec<u8>>) {
+    let key = [
+        inbox_prefix(peer),
+        format!("{:020}", m.node_id).into_bytes(),
+    ]
+    .concat();
+    (
+        key,
+        Some(serde_json::to_vec(m).expect("messages serialize")),
+    )
+}
 
 /// One text message to send.
 #[derive(Debug, Clone)]
@@ -48,7 +71,7 @@ impl Default for SendOptions {
 }
 
 /// A message read from a DM.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceivedMessage {
     /// Node id (ordering cursor).
     pub node_id: u64,
@@ -124,9 +147,11 @@ impl Client {
             }
         }
         if options.sync_groups {
-            for peer in &ready {
-                self.sync_locked(&mut book, peer).await?;
-            }
+            let records: Vec<DmRecord> = ready
+                .iter()
+                .filter_map(|p| book.records.get(p).cloned())
+                .collect();
+            self.sync_records(&mut book, records).await?;
         }
         if options.add_new_installations {
             self.add_new_installations(&mut book, &ready).await?;
@@ -156,7 +181,22 @@ impl Client {
     /// returns the application messages others sent, oldest first.
     pub async fn sync_dm(&self, peer_inbox_id: &str) -> Result<Vec<ReceivedMessage>, ClientError> {
         let mut book = self.book.lock().await;
-        self.sync_locked(&mut book, peer_inbox_id).await
+        self.sync_locked(&mut book, peer_inbox_id).await?;
+        // Hand out everything received so far (also during sends), then forget it.
+        let prefix = inbox_prefix(peer_inbox_id);
+        let stored = self.store.scan_prefix(&prefix).await?;
+        let mut out = Vec::with_capacity(stored.len());
+        let mut deletes = Vec::with_capacity(stored.len());
+        for (k, v) in stored {
+            out.push(
+                serde_json::from_slice::<ReceivedMessage>(&v)
+                    .map_err(|e| ClientError::CorruptState(e.to_string()))?,
+            );
+            deletes.push((k, None));
+        }
+        self.persist(deletes).await?;
+        out.sort_by_key(|m| m.node_id);
+        Ok(out)
     }
 
     /// Group id of our DM with `peer_inbox_id`, if one is ready.
@@ -173,7 +213,7 @@ impl Client {
         &self,
         book: &mut DmBook,
         peer: &str,
-    ) -> Result<Vec<ReceivedMessage>, ClientError> {
+    ) -> Result<(), ClientError> {
         let mut records: Vec<DmRecord> = book
             .records
             .get(peer)
@@ -187,60 +227,87 @@ impl Client {
                 .filter(|r| r.peer_inbox_id == peer)
                 .cloned(),
         );
-        let mut received = Vec::new();
-        for record in records {
-            received.extend(self.sync_group(book, record).await?);
-        }
-        received.sort_by_key(|m| m.node_id);
-        Ok(received)
+        self.sync_records(book, records).await
     }
 
-    async fn sync_group(
+    /// Fetches new messages of many DMs concurrently, then applies them in order per group.
+    /// Application messages from peers are stored durably (under `rx/<peer>/`) in the same
+    /// batch that advances the cursors, so a send-path sync never loses a reply.
+    pub(super) async fn sync_records(
         &self,
         book: &mut DmBook,
-        mut record: DmRecord,
-    ) -> Result<Vec<ReceivedMessage>, ClientError> {
-        let gid = record.group_id_bytes();
-        self.ensure_group(book, &gid).await?;
-        let mut received = Vec::new();
-        loop {
-            let req = QueryGroupMessagesRequest {
-                group_id: gid.clone(),
-                paging_info: Some(PagingInfo {
-                    direction: SortDirection::Ascending as i32,
-                    limit: QUERY_PAGE,
-                    id_cursor: record.cursor,
-                }),
-            };
-            let page = self.transport.query_group_messages(req).await?.messages;
-            let full = page.len() as u32 >= QUERY_PAGE;
-            for msg in page {
-                let Some(group_message::Version::V1(v1)) = msg.version else {
-                    continue;
-                };
+        records: Vec<DmRecord>,
+    ) -> Result<(), ClientError> {
+        for r in &records {
+            self.ensure_group(book, &r.group_id_bytes()).await?;
+        }
+        // Futures are collected first: a lazy `map` inside `stream::iter` makes the
+        // caller's future non-Send (higher-ranked closure lifetimes).
+        let fetches: Vec<_> = records
+            .iter()
+            .map(|r| Box::pin(self.fetch_after(r.group_id_bytes(), r.cursor)))
+            .collect();
+        let fetched: Vec<Vec<group_message::V1>> = futures::stream::iter(fetches)
+            .buffered(SYNC_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut writes = Vec::new();
+        let mut updated = Vec::with_capacity(records.len());
+        for (mut record, msgs) in records.into_iter().zip(fetched) {
+            let gid = record.group_id_bytes();
+            let group = book.groups.get_mut(&gid).ok_or_else(|| {
+                ClientError::CorruptState(format!("group {} not loaded", record.group_id))
+            })?;
+            for v1 in msgs {
                 record.cursor = record.cursor.max(v1.id);
-                let group = book.groups.get_mut(&gid).ok_or_else(|| {
-                    ClientError::CorruptState(format!("group {} not loaded", record.group_id))
-                })?;
                 if let Some(m) = self.process_one(group, &v1.data, v1.id, v1.created_ns) {
-                    received.push(m);
+                    writes.push(inbox_write(&record.peer_inbox_id, &m));
                 }
             }
-            if !full {
-                break;
-            }
-        }
-        if let Some(group) = book.groups.get_mut(&gid) {
             // A pending commit that no message confirmed was never published: drop it.
             if group.pending_commit().is_some() {
                 group
                     .clear_pending_commit(self.provider.storage())
                     .map_err(|e| dm::MlsError::Openmls(format!("{e:?}")))?;
             }
+            writes.push(Self::record_write(&record));
+            updated.push(record);
         }
-        self.persist(vec![Self::record_write(&record)]).await?;
-        book.put_record(record);
-        Ok(received)
+        self.persist(writes).await?;
+        for record in updated {
+            book.put_record(record);
+        }
+        Ok(())
+    }
+
+    /// All group messages after `cursor`, oldest first (pages of 100).
+    async fn fetch_after(
+        &self,
+        group_id: Vec<u8>,
+        mut cursor: u64,
+    ) -> Result<Vec<group_message::V1>, ClientError> {
+        let mut out = Vec::new();
+        loop {
+            let req = QueryGroupMessagesRequest {
+                group_id: group_id.clone(),
+                paging_info: Some(PagingInfo {
+                    direction: SortDirection::Ascending as i32,
+                    limit: QUERY_PAGE,
+                    id_cursor: cursor,
+                }),
+            };
+            let page = self.transport.query_group_messages(req).await?.messages;
+            let full = page.len() as u32 >= QUERY_PAGE;
+            for msg in page {
+                if let Some(group_message::Version::V1(v1)) = msg.version {
+                    cursor = cursor.max(v1.id);
+                    out.push(v1);
+                }
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
     }
 
     /// Processes one group message. Our own messages cannot be decrypted by us (MLS): they

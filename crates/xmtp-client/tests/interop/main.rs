@@ -113,6 +113,29 @@ async fn b_sdk_replies_and_herald_reads_the_reply() {
         sdk.texts(&bob, &dm).await.last().unwrap(),
         "after the key update"
     );
+
+    // A reply that arrives while herald is sending is kept for the next sync_dm.
+    sdk.call(
+        "reply",
+        json!({"name": "bob", "conversationId": dm, "text": "second reply"}),
+    )
+    .await;
+    herald
+        .send_text(&bob.inbox_id, "third", "k-3")
+        .await
+        .unwrap();
+    let later: Vec<_> = herald
+        .sync_dm(&bob.inbox_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert_eq!(later, vec!["second reply".to_owned()]);
+    assert!(
+        herald.sync_dm(&bob.inbox_id).await.unwrap().is_empty(),
+        "handed out once"
+    );
     sdk.shutdown().await;
     node.shutdown().await;
 }
