@@ -13,6 +13,7 @@ use alloy::dyn_abi::DynSolValue;
 use alloy::primitives::{hex, Address, B256};
 use minijinja::value::Value;
 use minijinja::{Environment, Error as JinjaError, ErrorKind, State, UndefinedBehavior};
+use std::collections::HashSet;
 use std::io;
 
 /// Longest announcement text a template may produce, in bytes.
@@ -26,6 +27,43 @@ const NAME: &str = "announcement";
 /// A compiled template.
 pub struct Template {
     env: Environment<'static>,
+    used: Used,
+}
+
+/// Which parts of the context a template reads, worked out once at compile time so rendering
+/// skips building values nobody looks at (hex-encoding hashes would otherwise dominate).
+struct Used {
+    /// Argument names read as `args.<name>`; `None` when `args` is used as a whole.
+    args: Option<HashSet<String>>,
+    event: bool,
+    tx: bool,
+    block: bool,
+    log: bool,
+}
+
+impl Used {
+    fn of(vars: &HashSet<String>) -> Self {
+        let section = |name: &str| {
+            vars.iter().any(|v| {
+                v == name
+                    || v.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+        };
+        let args = (!vars.contains("args")).then(|| {
+            vars.iter()
+                .filter_map(|v| v.strip_prefix("args."))
+                .map(|rest| rest.split('.').next().unwrap_or(rest).to_owned())
+                .collect()
+        });
+        Self {
+            args,
+            event: section("event"),
+            tx: section("tx"),
+            block: section("block"),
+            log: section("log"),
+        }
+    }
 }
 
 impl std::fmt::Debug for Template {
@@ -85,7 +123,12 @@ impl Template {
         env.add_filter("explorer_address", explorer_address);
         env.add_template_owned(NAME, source.to_owned())
             .map_err(TemplateError::Syntax)?;
-        Ok(Self { env })
+        let vars = env
+            .get_template(NAME)
+            .map_err(TemplateError::Syntax)?
+            .undeclared_variables(true);
+        let used = Used::of(&vars);
+        Ok(Self { env, used })
     }
 
     /// Renders the announcement text for one log.
@@ -95,7 +138,7 @@ impl Template {
             buf: Vec::with_capacity(256),
             overflow: false,
         };
-        let result = tmpl.render_captured_to(context(input), &mut out);
+        let result = tmpl.render_captured_to(self.context(input), &mut out);
         if out.overflow {
             return Err(TemplateError::OutputTooLong);
         }
@@ -108,62 +151,55 @@ impl Template {
     }
 }
 
-fn context(input: &RenderInput<'_>) -> Value {
-    let args: Value = input
-        .arg_names
-        .iter()
-        .zip(input.args)
-        .map(|(name, value)| (*name, to_value(value)))
+impl Template {
+    fn context(&self, input: &RenderInput<'_>) -> Value {
+        let used = &self.used;
+        let args: Value = input
+            .arg_names
+            .iter()
+            .zip(input.args)
+            .filter(|(name, _)| used.args.as_ref().is_none_or(|set| set.contains(**name)))
+            .map(|(name, value)| (*name, to_value(value)))
+            .collect();
+        // `chain` is always present: the explorer filters read it even when the template
+        // itself does not mention it.
+        let explorer = input
+            .explorer_url
+            .map(Value::from)
+            .unwrap_or(Value::from(()));
+        let chain: Value = [
+            ("id", Value::from(input.chain_id)),
+            ("name", Value::from(input.chain_name)),
+            ("explorer_url", explorer),
+        ]
+        .into_iter()
         .collect();
-    let chain: Value = [
-        ("id", Value::from(input.chain_id)),
-        ("name", Value::from(input.chain_name)),
-        (
-            "explorer_url",
-            input
-                .explorer_url
-                .map(Value::from)
-                .unwrap_or(Value::from(())),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    [
-        ("args", args),
-        (
-            "event",
-            [("name", Value::from(input.event_name))]
-                .into_iter()
-                .collect(),
-        ),
-        (
-            "tx",
-            [("hash", Value::from(input.tx_hash.to_string()))]
-                .into_iter()
-                .collect(),
-        ),
-        (
-            "block",
-            [
-                ("number", Value::from(input.block_number)),
-                ("hash", Value::from(input.block_hash.to_string())),
-            ]
-            .into_iter()
-            .collect(),
-        ),
-        (
-            "log",
-            [
-                ("address", Value::from(input.log_address.to_checksum(None))),
-                ("index", Value::from(input.log_index)),
-            ]
-            .into_iter()
-            .collect(),
-        ),
-        ("chain", chain),
-    ]
-    .into_iter()
-    .collect()
+        let mut sections: Vec<(&str, Value)> = vec![("args", args), ("chain", chain)];
+        if used.event {
+            sections.push(("event", map([("name", Value::from(input.event_name))])));
+        }
+        if used.tx {
+            sections.push((
+                "tx",
+                map([("hash", Value::from(input.tx_hash.to_string()))]),
+            ));
+        }
+        if used.block {
+            let number = Value::from(input.block_number);
+            let hash = Value::from(input.block_hash.to_string());
+            sections.push(("block", map([("number", number), ("hash", hash)])));
+        }
+        if used.log {
+            let address = Value::from(input.log_address.to_checksum(None));
+            let index = Value::from(input.log_index);
+            sections.push(("log", map([("address", address), ("index", index)])));
+        }
+        sections.into_iter().collect()
+    }
+}
+
+fn map<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    entries.into_iter().collect()
 }
 
 /// Converts a decoded ABI value to a template value. Integers become decimal strings because
@@ -347,5 +383,27 @@ mod tests {
         let big = Template::compile("{% for i in range(10000) %}xxxxxxxxxx{% endfor %}").unwrap();
         assert!(big.render(&input(&names, &args, None)).is_err());
         assert!(Template::compile("{{ unclosed").is_err());
+    }
+
+    #[test]
+    fn only_used_parts_are_built_but_whole_objects_still_work() {
+        let names = ["a", "b"];
+        let args = [DynSolValue::Bool(true), DynSolValue::String("x".into())];
+        let t = Template::compile("{% for k, v in args | items %}{{ k }}={{ v }};{% endfor %}{{ args.a }}")
+            .unwrap();
+        assert_eq!(t.used.args, None);
+        assert_eq!(
+            t.render(&input(&names, &args, None)).unwrap(),
+            "a=True;b=x;True"
+        );
+        let t = Template::compile("{{ args.b }} {{ log.index }}").unwrap();
+        assert!(!t.used.tx && t.used.log);
+        assert_eq!(t.render(&input(&names, &args, None)).unwrap(), "x 3");
+        let t =
+            Template::compile("{% if tx is defined %}{{ tx.hash | short }}{% endif %}").unwrap();
+        assert_eq!(
+            t.render(&input(&names, &args, None)).unwrap(),
+            "0x1212…1212"
+        );
     }
 }
