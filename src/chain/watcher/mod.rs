@@ -233,6 +233,18 @@ impl Watcher {
                 block: block.number,
             });
         };
+        if latest < cursor.number {
+            // The node is behind us (a lagging load-balanced replica, or a chain that got
+            // shorter). Wait until it passes the cursor again: then the hash check below
+            // tells a real reorg from a slow node without rolling back for nothing.
+            tracing::debug!(
+                chain.id = self.chain.chain_id,
+                latest,
+                cursor = cursor.number,
+                "node is behind the cursor"
+            );
+            return Ok(Outcome::Idle);
+        }
         if let Some(outcome) = self.check_reorg(cursor).await? {
             return Ok(outcome);
         }
