@@ -288,6 +288,7 @@ fn event_error_code(e: &EventParseError) -> &'static str {
 fn template_error_code(e: &TemplateError) -> &'static str {
     match e {
         TemplateError::TooLong => "template_too_long",
+        TemplateError::Forbidden(_) => "template_forbidden_construct",
         TemplateError::Syntax(_) => "invalid_template",
         TemplateError::Render(_) => "template_render_failed",
         TemplateError::OutputTooLong => "template_output_too_long",
