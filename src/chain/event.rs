@@ -229,6 +229,9 @@ fn kind_of(ty: &DynSolType, indexed: bool) -> ArgKind {
     }
 }
 
+/// Longest fixed array built for a sample log.
+const SAMPLE_ARRAY_LEN: usize = 3;
+
 fn sample_for(ty: &DynSolType, indexed: bool) -> DynSolValue {
     use alloy::primitives::{Address, I256, U256};
     if indexed && ty.is_dynamic() {
@@ -246,7 +249,8 @@ fn sample_for(ty: &DynSolType, indexed: bool) -> DynSolValue {
         DynSolType::FixedBytes(n) => DynSolValue::FixedBytes(B256::repeat_byte(0xcd), *n),
         DynSolType::Array(inner) => DynSolValue::Array(vec![sample_for(inner, false)]),
         DynSolType::FixedArray(inner, n) => {
-            DynSolValue::FixedArray(vec![sample_for(inner, false); *n])
+            // A sample only needs the shape: cap the length so `uint256[1000000]` stays cheap.
+            DynSolValue::FixedArray(vec![sample_for(inner, false); (*n).min(SAMPLE_ARRAY_LEN)])
         }
         DynSolType::Tuple(items) => {
             DynSolValue::Tuple(items.iter().map(|t| sample_for(t, false)).collect())

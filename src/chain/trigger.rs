@@ -363,4 +363,16 @@ mod tests {
         let errs = spec.validate(&chains()).unwrap_err().0;
         assert_eq!(errs[0].code, "template_render_failed");
     }
+
+    #[test]
+    fn huge_fixed_arrays_do_not_make_validation_expensive() {
+        let spec: TriggerSpec = serde_json::from_value(json!({
+            "chain_id": 31337,
+            "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            "event": "Big(uint256[1000000][1000000] values)",
+            "template": "{{ args.values | length }} rows"
+        }))
+        .unwrap();
+        assert!(spec.validate(&chains()).is_ok());
+    }
 }
