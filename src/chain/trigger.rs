@@ -365,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn huge_fixed_arrays_do_not_make_validation_expensive() {
+    fn huge_fixed_arrays_are_rejected() {
         let spec: TriggerSpec = serde_json::from_value(json!({
             "chain_id": 31337,
             "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
@@ -373,6 +373,10 @@ mod tests {
             "template": "{{ args.values | length }} rows"
         }))
         .unwrap();
-        assert!(spec.validate(&chains()).is_ok());
+        let errs = spec.validate(&chains()).unwrap_err().0;
+        assert_eq!(errs[0].code, "invalid_event_types");
+        let mut ok = spec.clone();
+        ok.event = json!("Small(uint256[3][4] values)");
+        assert!(ok.validate(&chains()).is_ok());
     }
 }
