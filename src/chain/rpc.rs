@@ -307,6 +307,9 @@ fn looks_like_range_error(message: &str) -> bool {
         "exceed maximum",
         "too many logs",
         "limit exceeded",
+        // QuickNode/others: "eth_getLogs is limited to a 10,000 range".
+        "limited to a",
+        "range limit",
     ]
     .iter()
     .any(|p| m.contains(p))
@@ -325,6 +328,9 @@ mod tests {
             "eth_getLogs block range is too large"
         ));
         assert!(looks_like_range_error("Log response size exceeded."));
+        assert!(looks_like_range_error(
+            "eth_getLogs is limited to a 10,000 range"
+        ));
         assert!(!looks_like_range_error("header not found"));
     }
 }
