@@ -183,14 +183,17 @@ impl std::fmt::Debug for ChainConfig {
     }
 }
 
-/// Keeps scheme and host of a URL and hides the rest (path, query, credentials).
+/// Keeps scheme, host and port of a URL and hides the rest (path, query, credentials).
 pub fn redact_url(url: &str) -> String {
     match url.parse::<Url>() {
-        Ok(u) => format!(
-            "{}://{}/<redacted>",
-            u.scheme(),
-            u.host_str().unwrap_or("?")
-        ),
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}/<redacted>",
+                u.scheme(),
+                u.host_str().unwrap_or("?")
+            )
+        }
         Err(_) => "<redacted>".to_owned(),
     }
 }

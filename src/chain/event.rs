@@ -137,6 +137,12 @@ impl EventDef {
             let ty = input
                 .resolve()
                 .map_err(|e| EventParseError::Types(e.to_string()))?;
+            if !input.indexed && fixed_elements(&ty).is_none_or(|n| n > MAX_FIXED_ELEMENTS) {
+                return Err(EventParseError::Types(format!(
+                    "argument {:?} has more than {MAX_FIXED_ELEMENTS} fixed-size elements",
+                    input.name
+                )));
+            }
             let kind = kind_of(&ty, input.indexed);
             args.push(ArgInfo {
                 name: input.name.clone(),
@@ -229,6 +235,25 @@ fn kind_of(ty: &DynSolType, indexed: bool) -> ArgKind {
     }
 }
 
+/// Largest number of elements a fixed-size array argument may have. The decoder sizes its
+/// buffers from the type, so `uint256[1000000][1000000]` would let one log exhaust memory.
+const MAX_FIXED_ELEMENTS: usize = 4096;
+
+/// Elements of a type counted through fixed-size arrays and tuples (`None` on overflow).
+fn fixed_elements(ty: &DynSolType) -> Option<usize> {
+    match ty {
+        DynSolType::FixedArray(inner, n) => fixed_elements(inner)?.checked_mul(*n),
+        DynSolType::Array(inner) => fixed_elements(inner),
+        DynSolType::Tuple(items) => items
+            .iter()
+            .try_fold(0usize, |acc, t| acc.checked_add(fixed_elements(t)?)),
+        _ => Some(1),
+    }
+}
+
+/// Longest fixed array built for a sample log.
+const SAMPLE_ARRAY_LEN: usize = 3;
+
 fn sample_for(ty: &DynSolType, indexed: bool) -> DynSolValue {
     use alloy::primitives::{Address, I256, U256};
     if indexed && ty.is_dynamic() {
@@ -246,7 +271,8 @@ fn sample_for(ty: &DynSolType, indexed: bool) -> DynSolValue {
         DynSolType::FixedBytes(n) => DynSolValue::FixedBytes(B256::repeat_byte(0xcd), *n),
         DynSolType::Array(inner) => DynSolValue::Array(vec![sample_for(inner, false)]),
         DynSolType::FixedArray(inner, n) => {
-            DynSolValue::FixedArray(vec![sample_for(inner, false); *n])
+            // A sample only needs the shape: cap the length so `uint256[1000000]` stays cheap.
+            DynSolValue::FixedArray(vec![sample_for(inner, false); (*n).min(SAMPLE_ARRAY_LEN)])
         }
         DynSolType::Tuple(items) => {
             DynSolValue::Tuple(items.iter().map(|t| sample_for(t, false)).collect())

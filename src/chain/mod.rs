@@ -13,8 +13,8 @@
 //!   [`TriggerSpec::validate`] (each [`FieldError`] becomes a 422 entry), and stores a
 //!   [`store::TriggerRecord::new`] built with the chain's current cursor;
 //! - workers: one [`Watcher::new`]`(chain, store)` per configured chain, spawned with
-//!   [`Watcher::run`]`(cancel)`; `run` returns only on cancellation or a non-retryable error
-//!   (a reorg deeper than `reorg_window`), which should be logged and alerted on.
+//!   [`Watcher::run`]`(cancel)`; `run` returns only on cancellation or a fatal error
+//!   ([`WatcherError::is_fatal`]: a reorg deeper than `reorg_window`), which must be alerted on.
 //!
 //! Guarantees (tested against anvil in `tests/chain`): nothing is announced before its
 //! trigger's confirmations; a reorg drops unconfirmed matches; a log is announced at most once

@@ -8,6 +8,7 @@
 use alloy::primitives::B256;
 use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::types::{BlockNumberOrTag, Filter, Log};
+use alloy::transports::http::reqwest::Url;
 use alloy::transports::{RpcError as AlloyRpcError, TransportErrorKind};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,7 +76,19 @@ enum Class {
 
 struct Endpoint {
     provider: RootProvider,
+    /// Scheme and host only: safe to log.
     label: String,
+    /// Spellings of the full URL (as configured and as normalised by the URL parser) to
+    /// scrub from error texts, which often quote the URL and with it any API key.
+    secrets: Vec<String>,
+}
+
+impl Endpoint {
+    fn scrub(&self, text: &str) -> String {
+        self.secrets.iter().fold(text.to_owned(), |acc, secret| {
+            acc.replace(secret.as_str(), &self.label)
+        })
+    }
 }
 
 /// RPC client for one chain.
@@ -95,13 +108,18 @@ impl ChainRpc {
     pub fn new(config: &ChainConfig, policy: RetryPolicy) -> Result<Self, RpcError> {
         let mut endpoints = Vec::with_capacity(config.rpc_urls.len());
         for url in &config.rpc_urls {
-            let parsed = url.parse().map_err(|_| RpcError::Rejected {
+            let parsed: Url = url.parse().map_err(|_| RpcError::Rejected {
                 code: 0,
                 message: format!("invalid rpc url {}", redact_url(url)),
             })?;
+            let mut secrets = vec![url.clone(), parsed.as_str().to_owned()];
+            // Longest first, so a shorter spelling never leaves part of a longer one behind.
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            secrets.dedup();
             endpoints.push(Endpoint {
                 provider: RootProvider::new_http(parsed),
                 label: redact_url(url),
+                secrets,
             });
         }
         if endpoints.is_empty() {
@@ -187,14 +205,17 @@ impl ChainRpc {
             };
             match class {
                 Class::Range(detail) => {
+                    let detail = endpoint.scrub(&detail);
                     metrics::rpc_error(self.chain_id, "range_too_large");
                     return Err(RpcError::RangeTooLarge(detail));
                 }
                 Class::Fatal(code, message) => {
+                    let message = endpoint.scrub(&message);
                     metrics::rpc_error(self.chain_id, "rpc_error");
                     return Err(RpcError::Rejected { code, message });
                 }
                 Class::Retry(kind, detail) => {
+                    let detail = endpoint.scrub(&detail);
                     metrics::rpc_error(self.chain_id, kind);
                     tracing::debug!(chain.id = self.chain_id, rpc.endpoint = %endpoint.label, attempt, kind, "rpc attempt failed: {detail}");
                     last = format!("{}: {detail}", endpoint.label);
@@ -286,6 +307,9 @@ fn looks_like_range_error(message: &str) -> bool {
         "exceed maximum",
         "too many logs",
         "limit exceeded",
+        // QuickNode/others: "eth_getLogs is limited to a 10,000 range".
+        "limited to a",
+        "range limit",
     ]
     .iter()
     .any(|p| m.contains(p))
@@ -304,6 +328,9 @@ mod tests {
             "eth_getLogs block range is too large"
         ));
         assert!(looks_like_range_error("Log response size exceeded."));
+        assert!(looks_like_range_error(
+            "eth_getLogs is limited to a 10,000 range"
+        ));
         assert!(!looks_like_range_error("header not found"));
     }
 }

@@ -1,9 +1,14 @@
 //! Announcement templates: minijinja, sandboxed and bounded.
 //!
-//! The environment has no loader (templates cannot include files), a fuel limit (loops cannot
-//! run away), strict undefined handling (a typo like `args.amout0` fails validation instead of
-//! rendering empty), and a byte cap on output enforced by the writer, so a template like
-//! `{% for i in range(100000) %}...` can neither hang a watcher nor produce a huge message.
+//! Templates come from API users, so rendering must be bounded in time, output and memory:
+//! - no loader (nothing can be included), no globals (`range`, `namespace`), and only filters
+//!   whose output is about as large as their input (no `replace`, `indent`, `format`...);
+//! - statements limited to `if`/`for` and no `*` operator: without `set`, macros or string
+//!   repetition, no intermediate value can grow beyond the template's size times its inputs,
+//!   so a template like `{% set s = s ~ s %}` (repeated) cannot exhaust memory;
+//! - a fuel limit (loops cannot run away) and a byte cap on output enforced by the writer;
+//! - strict undefined handling: a typo like `args.amout0` fails validation instead of
+//!   rendering empty.
 //!
 //! Context: `args.<name>` (integers as exact decimal strings, addresses EIP-55), `event.name`,
 //! `tx.hash`, `block.number`, `block.hash`, `chain.id`, `chain.name`, `log.address`, `log.index`.
@@ -13,6 +18,7 @@ use alloy::dyn_abi::DynSolValue;
 use alloy::primitives::{hex, Address, B256};
 use minijinja::value::Value;
 use minijinja::{Environment, Error as JinjaError, ErrorKind, State, UndefinedBehavior};
+use std::collections::HashSet;
 use std::io;
 
 /// Longest announcement text a template may produce, in bytes.
@@ -26,6 +32,43 @@ const NAME: &str = "announcement";
 /// A compiled template.
 pub struct Template {
     env: Environment<'static>,
+    used: Used,
+}
+
+/// Which parts of the context a template reads, worked out once at compile time so rendering
+/// skips building values nobody looks at (hex-encoding hashes would otherwise dominate).
+struct Used {
+    /// Argument names read as `args.<name>`; `None` when `args` is used as a whole.
+    args: Option<HashSet<String>>,
+    event: bool,
+    tx: bool,
+    block: bool,
+    log: bool,
+}
+
+impl Used {
+    fn of(vars: &HashSet<String>) -> Self {
+        let section = |name: &str| {
+            vars.iter().any(|v| {
+                v == name
+                    || v.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+        };
+        let args = (!vars.contains("args")).then(|| {
+            vars.iter()
+                .filter_map(|v| v.strip_prefix("args."))
+                .map(|rest| rest.split('.').next().unwrap_or(rest).to_owned())
+                .collect()
+        });
+        Self {
+            args,
+            event: section("event"),
+            tx: section("tx"),
+            block: section("block"),
+            log: section("log"),
+        }
+    }
 }
 
 impl std::fmt::Debug for Template {
@@ -40,6 +83,9 @@ pub enum TemplateError {
     /// Source longer than [`MAX_SOURCE_BYTES`].
     #[error("template is longer than {MAX_SOURCE_BYTES} bytes")]
     TooLong,
+    /// A construct outside the sandbox (`{% set %}`, macros, `*`, ...).
+    #[error("template uses {0}, which is not allowed (allowed statements: if, for; no `*`)")]
+    Forbidden(String),
     /// Syntax error at compile time.
     #[error("template syntax: {0}")]
     Syntax(#[source] JinjaError),
@@ -75,7 +121,8 @@ impl Template {
         if source.len() > MAX_SOURCE_BYTES {
             return Err(TemplateError::TooLong);
         }
-        let mut env = Environment::new();
+        check_source(source)?;
+        let mut env = sandbox();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
         env.set_recursion_limit(32);
@@ -85,7 +132,12 @@ impl Template {
         env.add_filter("explorer_address", explorer_address);
         env.add_template_owned(NAME, source.to_owned())
             .map_err(TemplateError::Syntax)?;
-        Ok(Self { env })
+        let vars = env
+            .get_template(NAME)
+            .map_err(TemplateError::Syntax)?
+            .undeclared_variables(true);
+        let used = Used::of(&vars);
+        Ok(Self { env, used })
     }
 
     /// Renders the announcement text for one log.
@@ -95,7 +147,7 @@ impl Template {
             buf: Vec::with_capacity(256),
             overflow: false,
         };
-        let result = tmpl.render_captured_to(context(input), &mut out);
+        let result = tmpl.render_captured_to(self.context(input), &mut out);
         if out.overflow {
             return Err(TemplateError::OutputTooLong);
         }
@@ -108,62 +160,187 @@ impl Template {
     }
 }
 
-fn context(input: &RenderInput<'_>) -> Value {
-    let args: Value = input
-        .arg_names
-        .iter()
-        .zip(input.args)
-        .map(|(name, value)| (*name, to_value(value)))
+impl Template {
+    fn context(&self, input: &RenderInput<'_>) -> Value {
+        let used = &self.used;
+        let args: Value = input
+            .arg_names
+            .iter()
+            .zip(input.args)
+            .filter(|(name, _)| used.args.as_ref().is_none_or(|set| set.contains(**name)))
+            .map(|(name, value)| (*name, to_value(value)))
+            .collect();
+        // `chain` is always present: the explorer filters read it even when the template
+        // itself does not mention it.
+        let explorer = input
+            .explorer_url
+            .map(Value::from)
+            .unwrap_or(Value::from(()));
+        let chain: Value = [
+            ("id", Value::from(input.chain_id)),
+            ("name", Value::from(input.chain_name)),
+            ("explorer_url", explorer),
+        ]
+        .into_iter()
         .collect();
-    let chain: Value = [
-        ("id", Value::from(input.chain_id)),
-        ("name", Value::from(input.chain_name)),
-        (
-            "explorer_url",
-            input
-                .explorer_url
-                .map(Value::from)
-                .unwrap_or(Value::from(())),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    [
-        ("args", args),
-        (
-            "event",
-            [("name", Value::from(input.event_name))]
-                .into_iter()
-                .collect(),
-        ),
-        (
-            "tx",
-            [("hash", Value::from(input.tx_hash.to_string()))]
-                .into_iter()
-                .collect(),
-        ),
-        (
-            "block",
-            [
-                ("number", Value::from(input.block_number)),
-                ("hash", Value::from(input.block_hash.to_string())),
-            ]
-            .into_iter()
-            .collect(),
-        ),
-        (
-            "log",
-            [
-                ("address", Value::from(input.log_address.to_checksum(None))),
-                ("index", Value::from(input.log_index)),
-            ]
-            .into_iter()
-            .collect(),
-        ),
-        ("chain", chain),
-    ]
-    .into_iter()
-    .collect()
+        let mut sections: Vec<(&str, Value)> = vec![("args", args), ("chain", chain)];
+        if used.event {
+            sections.push(("event", map([("name", Value::from(input.event_name))])));
+        }
+        if used.tx {
+            sections.push((
+                "tx",
+                map([("hash", Value::from(input.tx_hash.to_string()))]),
+            ));
+        }
+        if used.block {
+            let number = Value::from(input.block_number);
+            let hash = Value::from(input.block_hash.to_string());
+            sections.push(("block", map([("number", number), ("hash", hash)])));
+        }
+        if used.log {
+            let address = Value::from(input.log_address.to_checksum(None));
+            let index = Value::from(input.log_index);
+            sections.push(("log", map([("address", address), ("index", index)])));
+        }
+        sections.into_iter().collect()
+    }
+}
+
+fn map<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    entries.into_iter().collect()
+}
+
+/// An environment with only bounded-size filters and tests, and no globals.
+fn sandbox() -> Environment<'static> {
+    use minijinja::{filters as f, tests as t};
+    let mut env = Environment::empty();
+    env.add_filter("upper", f::upper);
+    env.add_filter("lower", f::lower);
+    env.add_filter("title", f::title);
+    env.add_filter("capitalize", f::capitalize);
+    env.add_filter("trim", f::trim);
+    env.add_filter("length", f::length);
+    env.add_filter("default", f::default);
+    env.add_filter("abs", f::abs);
+    env.add_filter("round", f::round);
+    env.add_filter("int", f::int);
+    env.add_filter("float", f::float);
+    env.add_filter("first", f::first);
+    env.add_filter("last", f::last);
+    env.add_filter("join", f::join);
+    env.add_filter("list", f::list);
+    env.add_filter("reverse", f::reverse);
+    env.add_filter("sort", f::sort);
+    env.add_filter("unique", f::unique);
+    env.add_filter("min", f::min);
+    env.add_filter("max", f::max);
+    env.add_filter("sum", f::sum);
+    env.add_filter("items", f::items);
+    env.add_filter("string", f::string);
+    env.add_test("defined", t::is_defined);
+    env.add_test("undefined", t::is_undefined);
+    env.add_test("none", t::is_none);
+    env.add_test("number", t::is_number);
+    env.add_test("string", t::is_string);
+    env.add_test("sequence", t::is_sequence);
+    env.add_test("mapping", t::is_mapping);
+    env.add_test("true", t::is_true);
+    env.add_test("false", t::is_false);
+    env.add_test("odd", t::is_odd);
+    env.add_test("even", t::is_even);
+    env.add_test("in", t::is_in);
+    env
+}
+
+/// Statements a template may use; everything else could bind or repeat values.
+const ALLOWED_STATEMENTS: &[&str] = &["if", "elif", "else", "endif", "for", "endfor"];
+
+/// Rejects statements outside [`ALLOWED_STATEMENTS`] and the `*` operator inside `{{ }}` and
+/// `{% %}` blocks (string literals and plain text are not checked).
+fn check_source(source: &str) -> Result<(), TemplateError> {
+    let mut rest = source;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let (close, is_statement) = match after.as_bytes().first() {
+            Some(b'{') => ("}}", false),
+            Some(b'%') => ("%}", true),
+            Some(b'#') => {
+                // Comments render nothing; skip to their end.
+                rest = after.find("#}").map_or("", |end| &after[end + 2..]);
+                continue;
+            }
+            _ => {
+                rest = after;
+                continue;
+            }
+        };
+        let code = &after[1..];
+        let end = code_end(code, close).unwrap_or(code.len());
+        let block = &code[..end];
+        if is_statement {
+            let keyword: String = block
+                .trim_start_matches(['-', '+', '~'])
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !ALLOWED_STATEMENTS.contains(&keyword.as_str()) {
+                return Err(TemplateError::Forbidden(format!("{{% {keyword} %}}")));
+            }
+        }
+        if outside_strings(block).any(|c| c == '*') {
+            return Err(TemplateError::Forbidden("the `*` operator".to_owned()));
+        }
+        rest = code.get(end + close.len()..).unwrap_or("");
+    }
+    Ok(())
+}
+
+/// Index of `close` in `code`, ignoring occurrences inside string literals.
+fn code_end(code: &str, close: &str) -> Option<usize> {
+    let mut quote = None;
+    let mut escaped = false;
+    for (i, c) in code.char_indices() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if code[i..].starts_with(close) => return Some(i),
+            None => {}
+        }
+    }
+    None
+}
+
+/// The characters of `code` that are not inside string literals.
+fn outside_strings(code: &str) -> impl Iterator<Item = char> + '_ {
+    let mut quote = None;
+    let mut escaped = false;
+    code.chars().filter(move |&c| match quote {
+        Some(q) => {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            false
+        }
+        None if c == '\'' || c == '"' => {
+            quote = Some(c);
+            false
+        }
+        None => true,
+    })
 }
 
 /// Converts a decoded ABI value to a template value. Integers become decimal strings because
@@ -344,8 +521,77 @@ mod tests {
             typo.render(&input(&names, &args, None)),
             Err(TemplateError::Render(_))
         ));
-        let big = Template::compile("{% for i in range(10000) %}xxxxxxxxxx{% endfor %}").unwrap();
-        assert!(big.render(&input(&names, &args, None)).is_err());
+        // `range` is not available; a loop over an argument still hits the output cap.
+        assert!(
+            Template::compile("{% for i in range(10000) %}x{% endfor %}")
+                .unwrap()
+                .render(&input(&names, &args, None))
+                .is_err()
+        );
         assert!(Template::compile("{{ unclosed").is_err());
+    }
+
+    #[test]
+    fn only_used_parts_are_built_but_whole_objects_still_work() {
+        let names = ["a", "b"];
+        let args = [DynSolValue::Bool(true), DynSolValue::String("x".into())];
+        let t = Template::compile(
+            "{% for k, v in args | items %}{{ k }}={{ v }};{% endfor %}{{ args.a }}",
+        )
+        .unwrap();
+        assert_eq!(t.used.args, None);
+        assert_eq!(
+            t.render(&input(&names, &args, None)).unwrap(),
+            "a=True;b=x;True"
+        );
+        let t = Template::compile("{{ args.b }} {{ log.index }}").unwrap();
+        assert!(!t.used.tx && t.used.log);
+        assert_eq!(t.render(&input(&names, &args, None)).unwrap(), "x 3");
+        let t =
+            Template::compile("{% if tx is defined %}{{ tx.hash | short }}{% endif %}").unwrap();
+        assert_eq!(
+            t.render(&input(&names, &args, None)).unwrap(),
+            "0x1212…1212"
+        );
+    }
+
+    #[test]
+    fn constructs_that_could_exhaust_memory_are_rejected() {
+        for source in [
+            "{% set s = 'x' %}{{ s }}",
+            "{%- set s = 'x' -%}",
+            "{% macro m() %}x{% endmacro %}",
+            "{% with a = 1 %}{% endwith %}",
+            "{% filter upper %}x{% endfilter %}",
+            "{% include 'x' %}",
+            "{{ 'x' * 1000 }}",
+            "{% if args.a * 2 %}{% endif %}",
+        ] {
+            assert!(
+                matches!(Template::compile(source), Err(TemplateError::Forbidden(_))),
+                "{source}"
+            );
+        }
+        // Stars and statement-like text in literals, comments and plain text are fine.
+        let t = Template::compile(
+            "*bold* {# {% set %} #}{{ '* {% set %}' }}{% if true %}ok{% endif %}",
+        )
+        .unwrap();
+        let names = ["a"];
+        let args = [DynSolValue::Bool(true)];
+        assert_eq!(
+            t.render(&input(&names, &args, None)).unwrap(),
+            "*bold* * {% set %}ok"
+        );
+        // Growing filters and globals simply do not exist.
+        for source in [
+            "{{ 'a' | replace('a', 'bb') }}",
+            "{{ namespace() }}",
+            "{{ 'a' | indent(9) }}",
+        ] {
+            let result =
+                Template::compile(source).and_then(|t| t.render(&input(&names, &args, None)));
+            assert!(result.is_err(), "{source}");
+        }
     }
 }

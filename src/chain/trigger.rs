@@ -288,6 +288,7 @@ fn event_error_code(e: &EventParseError) -> &'static str {
 fn template_error_code(e: &TemplateError) -> &'static str {
     match e {
         TemplateError::TooLong => "template_too_long",
+        TemplateError::Forbidden(_) => "template_forbidden_construct",
         TemplateError::Syntax(_) => "invalid_template",
         TemplateError::Render(_) => "template_render_failed",
         TemplateError::OutputTooLong => "template_output_too_long",
@@ -361,5 +362,21 @@ mod tests {
         .unwrap();
         let errs = spec.validate(&chains()).unwrap_err().0;
         assert_eq!(errs[0].code, "template_render_failed");
+    }
+
+    #[test]
+    fn huge_fixed_arrays_are_rejected() {
+        let spec: TriggerSpec = serde_json::from_value(json!({
+            "chain_id": 31337,
+            "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            "event": "Big(uint256[1000000][1000000] values)",
+            "template": "{{ args.values | length }} rows"
+        }))
+        .unwrap();
+        let errs = spec.validate(&chains()).unwrap_err().0;
+        assert_eq!(errs[0].code, "invalid_event_types");
+        let mut ok = spec.clone();
+        ok.event = json!("Small(uint256[3][4] values)");
+        assert!(ok.validate(&chains()).is_ok());
     }
 }

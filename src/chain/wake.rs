@@ -21,8 +21,11 @@ pub(crate) fn spawn(url: String, chain_id: u64, wake: Arc<Notify>, cancel: Cance
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 result = follow(&url, &wake) => {
-                    // Reconnects are routine for WebSockets; polling covers the gap.
-                    tracing::debug!(chain.id = chain_id, ws = %redact_url(&url), "new-heads subscription ended: {result:?}");
+                    // Reconnects are routine for WebSockets; polling covers the gap. Error texts
+                    // may quote the URL (and its API key): replace it by the redacted form.
+                    let label = redact_url(&url);
+                    let reason = result.err().unwrap_or_default().replace(url.as_str(), &label);
+                    tracing::debug!(chain.id = chain_id, ws = %label, "new-heads subscription ended: {reason}");
                 }
             }
             tokio::select! {

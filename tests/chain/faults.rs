@@ -93,3 +93,17 @@ async fn requests_per_second_spaces_out_rpc_calls() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn rpc_errors_never_carry_the_api_key_of_the_url() {
+    let dead = dead_url().await;
+    let config = chain_config(vec![format!("{dead}/v3/SECRETKEY123?apikey=SECRETKEY123")]);
+    let mut w = watcher(config, Arc::new(MemoryChainStore::new()));
+    let err = w.run_once().await.unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("SECRETKEY123"), "{text}");
+    assert!(
+        text.contains("127.0.0.1"),
+        "the host is still shown: {text}"
+    );
+}

@@ -60,7 +60,7 @@ async fn reorg_deeper_than_the_window_stops_the_chain() {
     chain.reorg(8, Vec::new()).await;
     let err = w.run_once().await.unwrap_err();
     assert!(matches!(err, WatcherError::ReorgTooDeep { .. }), "{err}");
-    assert!(!err.is_retryable());
+    assert!(!err.is_retryable() && err.is_fatal());
 }
 
 fn snapshotter() -> &'static Snapshotter {

@@ -142,12 +142,19 @@ async fn chain_getting_shorter_rolls_back_and_drops_pending() {
     assert_eq!(store.pending(CHAIN_ID).len(), 1);
     let cursor = store.cursor(CHAIN_ID).unwrap().number;
 
-    // anvil_rollback removes blocks without replacing them: the cursor block disappears.
+    // anvil_rollback removes blocks without replacing them: the cursor block disappears. The
+    // watcher waits while the node is behind its cursor, then sees the new blocks' hashes.
     let _: serde_json::Value =
         alloy::providers::Provider::raw_request(&chain.provider, "anvil_rollback".into(), (4u64,))
             .await
             .unwrap();
     assert!(chain.head().await < cursor);
+    assert!(
+        run_until_idle(&mut w).await.is_empty(),
+        "nothing happens while the node is behind"
+    );
+    assert_eq!(store.pending(CHAIN_ID).len(), 1);
+    chain.mine(6).await;
     let outcomes = run_until_idle(&mut w).await;
     assert!(
         outcomes.iter().any(|o| matches!(o, Outcome::Reorg { .. })),

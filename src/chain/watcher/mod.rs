@@ -80,6 +80,13 @@ pub enum WatcherError {
 }
 
 impl WatcherError {
+    /// Whether the chain must stop until an operator looks: only a reorg deeper than the
+    /// window (continuing could announce from the wrong fork or miss events).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, WatcherError::ReorgTooDeep { .. })
+    }
+
+    /// Whether the same step is expected to succeed when simply tried again.
     pub fn is_retryable(&self) -> bool {
         match self {
             WatcherError::Rpc(e) => e.is_retryable(),
@@ -141,7 +148,8 @@ impl Watcher {
         self.range
     }
 
-    /// Runs steps until `cancel` fires. Returns only on cancellation or a non-retryable error.
+    /// Runs steps until `cancel` fires. Returns only on cancellation or a fatal error
+    /// ([`WatcherError::is_fatal`]); other errors are logged and retried with backoff.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), WatcherError> {
         let poll = Duration::from_millis(self.chain.poll_interval_ms);
         let mut failures: u32 = 0;
@@ -174,12 +182,23 @@ impl Watcher {
                     poll.saturating_mul(1 << failures.min(6))
                         .min(MAX_ERROR_BACKOFF)
                 }
-                Err(err) => {
+                Err(err) if err.is_fatal() => {
                     tracing::error!(
                         chain.id = self.chain.chain_id,
                         "chain watcher stopped: {err}"
                     );
                     return Err(err);
+                }
+                Err(err) => {
+                    // Retrying the same request will not help by itself, but providers and
+                    // their answers change (or an operator fixes the config): keep the chain
+                    // alive at the slowest pace rather than silently dead.
+                    failures = failures.saturating_add(1);
+                    tracing::error!(
+                        chain.id = self.chain.chain_id,
+                        "chain step rejected, retrying in {MAX_ERROR_BACKOFF:?}: {err}"
+                    );
+                    MAX_ERROR_BACKOFF
                 }
             };
             tokio::select! {
@@ -233,6 +252,18 @@ impl Watcher {
                 block: block.number,
             });
         };
+        if latest < cursor.number {
+            // The node is behind us (a lagging load-balanced replica, or a chain that got
+            // shorter). Wait until it passes the cursor again: then the hash check below
+            // tells a real reorg from a slow node without rolling back for nothing.
+            tracing::debug!(
+                chain.id = self.chain.chain_id,
+                latest,
+                cursor = cursor.number,
+                "node is behind the cursor"
+            );
+            return Ok(Outcome::Idle);
+        }
         if let Some(outcome) = self.check_reorg(cursor).await? {
             return Ok(outcome);
         }
