@@ -124,3 +124,42 @@ async fn j_second_herald_installation_is_in_the_dm_and_can_send() {
     sdk.shutdown().await;
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k_revoked_installation_leaves_and_a_new_one_joins_in_one_commit() {
+    let node = node().await;
+    let mut sdk = Sdk::start().await;
+    let (_, key) = random_key();
+    let bob1 = sdk.create("bob1", &key, &node.url()).await;
+    let bob2 = sdk.create("bob2", &key, &node.url()).await;
+    let (_, herald) = herald(&node, Arc::new(MemoryStore::new())).await;
+    herald
+        .send_text(&bob1.inbox_id, "before", "k-1")
+        .await
+        .unwrap();
+    let dm1 = sdk.find_dm(&bob1, herald.inbox_id()).await.unwrap();
+
+    // The wallet revokes bob2 and adds bob3: herald's next send removes and adds together.
+    sdk.call(
+        "revoke",
+        json!({"name": "bob1", "installationIds": [bob2.installation_id]}),
+    )
+    .await;
+    let bob3 = sdk.create("bob3", &key, &node.url()).await;
+    herald
+        .send_text(&bob1.inbox_id, "after", "k-2")
+        .await
+        .unwrap();
+
+    assert_eq!(
+        sdk.texts(&bob1, &dm1).await,
+        vec!["before".to_owned(), "after".to_owned()]
+    );
+    let dm3 = sdk
+        .find_dm(&bob3, herald.inbox_id())
+        .await
+        .expect("bob3 joins");
+    assert!(sdk.texts(&bob3, &dm3).await.contains(&"after".to_owned()));
+    sdk.shutdown().await;
+    node.shutdown().await;
+}
