@@ -17,6 +17,7 @@
 //   streamed      {name}                         -> {conversations: [...], messages: [...]}
 //   reply         {name, conversationId, text}   -> message id
 //   newDm         {name, peerInboxId}            -> {id} (SDK creates the DM)
+//   revoke        {name, installationIds: [hex]} -> revokes those installations of the inbox
 //   exit          {}                             -> exits the process
 import { Client, ConsentState, IdentifierKind } from '@xmtp/node-sdk';
 import { privateKeyToAccount } from 'viem/accounts';
@@ -109,6 +110,11 @@ const handlers = {
   async newDm({ name, peerInboxId }) {
     const dm = await need(name).conversations.createDm(peerInboxId);
     return { id: dm.id };
+  },
+  async revoke({ name, installationIds }) {
+    const ids = installationIds.map((h) => hexToBytes(h.startsWith('0x') ? h : `0x${h}`));
+    await need(name).revokeInstallations(ids);
+    return null;
   },
   async exit() {
     setTimeout(() => process.exit(0), 10);

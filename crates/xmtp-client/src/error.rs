@@ -38,6 +38,9 @@ pub enum ClientError {
     /// Our inbox already has the maximum number of installations. Not retryable.
     #[error("inbox {inbox_id} already has {count} installations (max 10)")]
     TooManyInstallations { inbox_id: String, count: usize },
+    /// The store holds another wallet's installation. Not retryable (configuration error).
+    #[error("state store belongs to wallet {stored}, not {given}")]
+    WalletMismatch { stored: String, given: String },
     /// Stored client state could not be decoded. Not retryable.
     #[error("stored client state is corrupt: {0}")]
     CorruptState(String),
@@ -54,6 +57,7 @@ impl ClientError {
             | ClientError::Welcome(_)
             | ClientError::Identity { .. }
             | ClientError::TooManyInstallations { .. }
+            | ClientError::WalletMismatch { .. }
             | ClientError::CorruptState(_) => false,
         }
     }

@@ -122,3 +122,17 @@ async fn dm_to_an_unregistered_inbox_is_a_retryable_per_peer_error() {
     assert!(err.is_retryable());
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_store_opened_with_another_wallet_is_refused() {
+    let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
+    let store = Arc::new(MemoryStore::new());
+    Client::open(&Wallet::generate(), transport(&node.url()), store.clone())
+        .await
+        .unwrap();
+    let err = Client::open(&Wallet::generate(), transport(&node.url()), store)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::WalletMismatch { .. }), "{err}");
+    node.shutdown().await;
+}

@@ -1,15 +1,16 @@
-//! Keeping DMs complete: when a member inbox gains installations (identity updates after the
+//! Keeping DMs complete: when a member inbox gains (or revokes) installations (identity updates after the
 //! DM was created), add them with one commit that also moves the membership extension to the
 //! new sequence ids, then welcome them. libxmtp's commit validation requires exactly that:
 //! the installations added must equal the diff the identity logs imply.
 
 use std::collections::{HashMap, HashSet};
 
-use openmls::prelude::KeyPackage;
+use openmls::prelude::{KeyPackage, LeafNodeIndex};
 
 use super::{Client, DmBook};
 use crate::error::ClientError;
 use crate::mls::dm;
+use crate::mls::group_ext::read_membership;
 
 impl Client {
     /// Brings the membership of the DMs with `peers` up to date with the identity logs.
@@ -62,42 +63,62 @@ impl Client {
             return Ok(());
         };
         let present: HashSet<Vec<u8>> = dm::member_installations(group).into_iter().collect();
+        let previously_failed: Vec<Vec<u8>> = read_membership(group.extensions())
+            .map(|m| m.failed_installations)
+            .unwrap_or_default();
         let mut membership = record.membership.clone();
         let mut missing: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut current: HashMap<String, HashSet<Vec<u8>>> = HashMap::new();
         for (inbox, seq) in &record.membership {
             let Some(state) = states.get(inbox).filter(|s| s.sequence_id > *seq) else {
                 continue;
             };
             membership.insert(inbox.clone(), state.sequence_id);
-            for inst in state.state.installations() {
-                if !present.contains(&inst) && inst[..] != self.key.public_key() {
-                    missing.push((inbox.clone(), inst));
+            let installs: HashSet<Vec<u8>> = state.state.installations().into_iter().collect();
+            for inst in &installs {
+                let known = present.contains(inst) || previously_failed.contains(inst);
+                if !known && inst[..] != self.key.public_key() {
+                    missing.push((inbox.clone(), inst.clone()));
                 }
             }
+            current.insert(inbox.clone(), installs);
         }
-        if missing.is_empty() {
-            // Nothing to add (e.g. a wallet was linked): the old sequence ids stay valid.
+        // Leaves of changed inboxes whose installation was revoked leave in the same commit.
+        let removals: Vec<LeafNodeIndex> = group
+            .members()
+            .filter(|m| {
+                dm::member_inbox_id(m)
+                    .and_then(|inbox| current.get(&inbox))
+                    .is_some_and(|installs| !installs.contains(&m.signature_key))
+            })
+            .map(|m| m.index)
+            .collect();
+        if missing.is_empty() && removals.is_empty() {
+            // Nothing to change (e.g. a wallet was linked): the old sequence ids stay valid.
             return Ok(());
         }
         let kps = self
             .fetch_key_packages_for(missing.iter().map(|m| m.1.clone()).collect())
             .await?;
         let (mut recipients, mut failed) = (Vec::new(), Vec::new());
+        // Earlier failures stay listed: an extra entry is harmless, a missing one invalid.
+        failed.extend(previously_failed.iter().cloned());
         for (inbox, inst) in &missing {
             let (ok, bad) = self.recipients_for(inbox, std::slice::from_ref(inst), &kps);
             recipients.extend(ok);
             failed.extend(bad);
         }
-        if recipients.is_empty() {
+        if recipients.is_empty() && removals.is_empty() {
             return Ok(());
         }
         let key_packages: Vec<KeyPackage> =
             recipients.iter().map(|r| r.key_package.clone()).collect();
-        let out = dm::add_installations(
+        let out = dm::update_installations(
             &self.provider,
             &self.key,
             group,
             key_packages,
+            removals,
             &membership,
             &failed,
         )?;
@@ -110,6 +131,9 @@ impl Client {
         record.cursor = record.cursor.max(cursor);
         self.persist(vec![Self::record_write(&record)]).await?;
         book.records.insert(peer.to_owned(), record);
+        if recipients.is_empty() {
+            return Ok(());
+        }
         let welcomes = self.wrap_welcomes(&out.welcome, &recipients, cursor)?;
         self.send_welcomes(welcomes).await
     }

@@ -145,7 +145,16 @@ impl Client {
         store: Arc<dyn Store>,
     ) -> Result<Self, ClientError> {
         let client = match store.get(IDENTITY_KEY).await? {
-            Some(raw) => Self::load(raw, transport, store).await?,
+            Some(raw) => {
+                let client = Self::load(raw, transport, store).await?;
+                if client.address != wallet.address() {
+                    return Err(ClientError::WalletMismatch {
+                        stored: client.address,
+                        given: wallet.address(),
+                    });
+                }
+                client
+            }
             None => Self::create_identity(wallet, transport, store).await?,
         };
         client.ensure_registered(wallet).await?;

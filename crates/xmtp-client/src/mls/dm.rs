@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{
-    BasicCredential, GroupId, KeyPackage, KeyPackageIn, MlsGroup, MlsGroupJoinConfig,
-    MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage, ProtocolVersion,
-    StagedWelcome, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    BasicCredential, GroupId, KeyPackage, KeyPackageIn, LeafNodeIndex, MlsGroup,
+    MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage,
+    ProtocolVersion, StagedWelcome, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
 };
 use openmls_traits::OpenMlsProvider;
 
@@ -116,13 +116,16 @@ pub fn create_dm(
     Ok((group, output))
 }
 
-/// Adds installations to an existing DM and moves the membership extension to `membership`
-/// in the same commit, as libxmtp's validators require. Left pending like [`create_dm`].
-pub fn add_installations(
+/// Adds and removes installations of an existing DM and moves the membership extension to
+/// `membership` in the same commit, as libxmtp's validators require (the installation diff
+/// must equal what the identity logs imply between the old and new sequence ids). Left
+/// pending like [`create_dm`]. `welcome` is empty when nothing was added.
+pub fn update_installations(
     provider: &XmtpProvider,
     signer: &InstallationKey,
     group: &mut MlsGroup,
     key_packages: Vec<KeyPackage>,
+    removals: Vec<LeafNodeIndex>,
     membership: &HashMap<String, u64>,
     failed: &[Vec<u8>],
 ) -> Result<CommitOutput, MlsError> {
@@ -133,6 +136,7 @@ pub fn add_installations(
     let bundle = group
         .commit_builder()
         .propose_adds(key_packages)
+        .propose_removals(removals)
         .propose_group_context_extensions(extensions)
         .map_err(mls_err)?
         .load_psks(provider.storage())
@@ -141,12 +145,13 @@ pub fn add_installations(
         .map_err(mls_err)?
         .stage_commit(provider)
         .map_err(mls_err)?;
-    let welcome = bundle
-        .to_welcome_msg()
-        .ok_or_else(|| mls_err("commit has no welcome"))?;
+    let welcome = match bundle.to_welcome_msg() {
+        Some(w) => w.tls_serialize_detached()?,
+        None => Vec::new(),
+    };
     Ok(CommitOutput {
         commit: bundle.commit().tls_serialize_detached()?,
-        welcome: welcome.tls_serialize_detached()?,
+        welcome,
     })
 }
 
@@ -217,6 +222,13 @@ pub fn process(
         }
         _ => Ok(Incoming::Proposal),
     }
+}
+
+/// Inbox id of a member leaf's credential.
+pub fn member_inbox_id(member: &openmls::prelude::Member) -> Option<String> {
+    BasicCredential::try_from(member.credential.clone())
+        .ok()
+        .and_then(|c| inbox_id_from_identity(c.identity()))
 }
 
 /// Signature keys (installation ids) of the group's current members.

@@ -133,11 +133,12 @@ fn dm_round_trip_with_peer_commit_and_new_installation() {
     )
     .unwrap();
     let membership = HashMap::from([(alice.inbox.clone(), 1), (bob.inbox.clone(), 5)]);
-    let out = add_installations(
+    let out = update_installations(
         &alice.provider,
         &alice.key,
         &mut group,
         vec![kp2.clone()],
+        vec![],
         &membership,
         &[],
     )

@@ -1,0 +1,136 @@
+//! (e) restart from durable state, (h) publish failures and restarts neither fork nor duplicate.
+
+use std::sync::Arc;
+
+use super::counting;
+use super::sdk::{random_key, Sdk};
+use super::{node, transport};
+use serde_json::json;
+use xmtp_client::{Client, Store, Wallet};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e_rebuilt_from_durable_state_sends_again() {
+    let node = node().await;
+    let mut sdk = Sdk::start().await;
+    let (_, bob_key) = random_key();
+    let bob = sdk.create("bob", &bob_key, &node.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herald.redb");
+    let wallet = Wallet::generate();
+    let (inbox, installation) = {
+        let store: Arc<dyn Store> = Arc::new(xmtp_client::RedbStore::open(&path).unwrap());
+        let herald = Client::open(&wallet, transport(&node), store)
+            .await
+            .unwrap();
+        herald
+            .send_text(&bob.inbox_id, "before restart", "k-1")
+            .await
+            .unwrap();
+        (herald.inbox_id().to_owned(), herald.installation_id())
+    };
+    let dm = sdk.find_dm(&bob, &inbox).await.unwrap();
+    sdk.call(
+        "reply",
+        json!({"name": "bob", "conversationId": dm, "text": "while you were away"}),
+    )
+    .await;
+
+    let store: Arc<dyn Store> = Arc::new(xmtp_client::RedbStore::open(&path).unwrap());
+    let herald = Client::open(&wallet, transport(&node), store)
+        .await
+        .unwrap();
+    assert_eq!(
+        herald.installation_id(),
+        installation,
+        "same installation, not a new one"
+    );
+    herald
+        .send_text(&bob.inbox_id, "after restart", "k-2")
+        .await
+        .unwrap();
+    assert_eq!(
+        sdk.texts(&bob, &dm).await,
+        vec![
+            "before restart".to_owned(),
+            "while you were away".to_owned(),
+            "after restart".to_owned()
+        ]
+    );
+    let list = sdk.call("list", json!({"name": "bob"})).await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "no second DM after the restart: {list}"
+    );
+    sdk.shutdown().await;
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_failed_publishes_and_restarts_neither_fork_nor_duplicate() {
+    let node = node().await;
+    let mut sdk = Sdk::start().await;
+    let (_, bob_key) = random_key();
+    let bob = sdk.create("bob", &bob_key, &node.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herald.redb");
+    let wallet = Wallet::generate();
+    let open = |t: counting::Counting| {
+        let store: Arc<dyn Store> = Arc::new(xmtp_client::RedbStore::open(&path).unwrap());
+        let wallet = wallet.clone();
+        async move { Client::open(&wallet, Arc::new(t), store).await.unwrap() }
+    };
+
+    // 1. The commit is published but the welcome call fails; the process "crashes".
+    let t = counting::Counting::new(transport(&node));
+    let herald = open(t.clone()).await;
+    t.fail_next("SendWelcomeMessages", 1);
+    let err = herald
+        .send_text(&bob.inbox_id, "one", "k-1")
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    drop(herald);
+
+    // 2. Restarted: the commit publish fails, then the DM is recreated cleanly, then the
+    //    message publish fails after its ratchet step was persisted.
+    let t = counting::Counting::new(transport(&node));
+    let herald = open(t.clone()).await;
+    t.fail_next("SendGroupMessages", 1);
+    assert!(
+        herald.send_text(&bob.inbox_id, "one", "k-1").await.is_err(),
+        "commit publish fails"
+    );
+    herald
+        .find_or_create_dm(&bob.inbox_id)
+        .await
+        .expect("DM created on retry");
+    t.fail_next("SendGroupMessages", 1);
+    assert!(
+        herald.send_text(&bob.inbox_id, "one", "k-1").await.is_err(),
+        "message publish fails"
+    );
+    drop(herald);
+
+    // 3. Restarted again: the retry goes through exactly once.
+    let herald = open(counting::Counting::new(transport(&node))).await;
+    herald.send_text(&bob.inbox_id, "one", "k-1").await.unwrap();
+    herald.send_text(&bob.inbox_id, "two", "k-2").await.unwrap();
+    let list = sdk.call("list", json!({"name": "bob"})).await;
+    let dm = sdk
+        .find_dm(&bob, herald.inbox_id())
+        .await
+        .expect("DM listed");
+    let list_after = sdk.call("list", json!({"name": "bob"})).await;
+    assert_eq!(
+        list_after.as_array().unwrap().len(),
+        1,
+        "one DM, no fork: {list} {list_after}"
+    );
+    assert_eq!(
+        sdk.texts(&bob, &dm).await,
+        vec!["one".to_owned(), "two".to_owned()]
+    );
+    sdk.shutdown().await;
+    node.shutdown().await;
+}
