@@ -29,7 +29,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use xmtp_proto::identity_api::identity_api_server::IdentityApiServer;
 use xmtp_proto::mls_api::mls_api_server::MlsApiServer;
 
@@ -137,9 +136,10 @@ impl DevNode {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let incoming = TcpListenerStream::new(listener);
+        // `Server::tcp_nodelay` is ignored for a caller-supplied incoming stream, so Nagle would
+        // hold every small response back ~40 ms; set it on the accepted sockets instead.
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .add_service(identity)
             .add_service(mls)
             .serve_with_incoming_shutdown(incoming, async {
