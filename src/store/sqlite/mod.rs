@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 use super::*;
 
 mod announcements;
+mod channel_state;
 mod idempotency;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -232,6 +233,40 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn channel_wallet_sealed(&self, id: &ChannelId) -> StoreResult<Option<Vec<u8>>> {
+        channel_state::wallet_sealed(&self.pool, id).await
+    }
+
+    async fn set_channel_xmtp_identity(
+        &self,
+        id: &ChannelId,
+        inbox_id: &str,
+        installation_id: &str,
+    ) -> StoreResult<()> {
+        channel_state::set_identity(&self.pool, id, inbox_id, installation_id).await
+    }
+
+    async fn channel_state_get(
+        &self,
+        channel: &ChannelId,
+        key: &[u8],
+    ) -> StoreResult<Option<Vec<u8>>> {
+        channel_state::get(&self.pool, channel, key).await
+    }
+
+    async fn channel_state_put(
+        &self,
+        channel: &ChannelId,
+        key: &[u8],
+        value: &[u8],
+    ) -> StoreResult<()> {
+        channel_state::put(&self.pool, channel, key, value).await
+    }
+
+    async fn channel_state_delete(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<()> {
+        channel_state::delete(&self.pool, channel, key).await
     }
 
     async fn subscribe(
