@@ -99,6 +99,7 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     let _warmup = hammer(&client, &url, &key, clients, Duration::from_secs(2), false).await;
+    let cpu_before = CpuTicks::sample();
     let plain = hammer(
         &client,
         &url,
@@ -109,6 +110,9 @@ async fn run() -> anyhow::Result<()> {
     )
     .await;
     plain.print("POST announcements");
+    CpuTicks::sample()
+        .since(&cpu_before)
+        .print(plain.latencies.len());
     let keyed = hammer(
         &client,
         &url,
@@ -289,6 +293,63 @@ async fn post(
     let value: Value = response.json().await?;
     anyhow::ensure!(status.is_success(), "{url}: {status} {value}");
     Ok(value)
+}
+
+/// CPU time (clock ticks from /proc) used by this process (server and load generator) and by
+/// all `postgres` processes. Dividing by the requests served gives the cost of one request,
+/// which, unlike throughput, does not depend on what else the machine is running.
+struct CpuTicks {
+    own: u64,
+    postgres: u64,
+}
+
+impl CpuTicks {
+    fn sample() -> Self {
+        let own = proc_ticks("/proc/self/stat").unwrap_or(0);
+        let mut postgres = 0;
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let dir = entry.path();
+                let is_postgres =
+                    std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim() == "postgres");
+                if is_postgres {
+                    postgres += proc_ticks(&dir.join("stat").to_string_lossy()).unwrap_or(0);
+                }
+            }
+        }
+        Self { own, postgres }
+    }
+
+    fn since(&self, before: &CpuTicks) -> CpuTicks {
+        CpuTicks {
+            own: self.own.saturating_sub(before.own),
+            postgres: self.postgres.saturating_sub(before.postgres),
+        }
+    }
+
+    fn print(&self, requests: usize) {
+        if requests == 0 || self.own + self.postgres == 0 {
+            return;
+        }
+        // Linux reports these in USER_HZ, 100 per second on every mainstream configuration.
+        let ms = |ticks: u64| ticks as f64 * 10.0 / requests as f64;
+        let per_request = ms(self.own + self.postgres);
+        println!(
+            "CPU per request: {:.3} ms herald + load generator, {:.3} ms postgres; \
+             ceiling on {} idle cores about {:.0} req/s",
+            ms(self.own),
+            ms(self.postgres),
+            num_cores(),
+            num_cores() as f64 * 1000.0 / per_request
+        );
+    }
+}
+
+/// utime + stime of one process, from its `/proc/<pid>/stat`.
+fn proc_ticks(path: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 fn num_cores() -> usize {

@@ -93,6 +93,8 @@ pub enum ConfigError {
     Invalid(#[from] Box<figment::Error>),
     #[error("configuration file {0} does not exist")]
     MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Value(&'static str),
 }
 
 impl Config {
@@ -108,7 +110,29 @@ impl Config {
         figment =
             figment.merge(Env::prefixed("HERALD_").map(|key| env_key_to_path(key.as_str()).into()));
         let config: Config = with_default_database(figment)?.extract().map_err(invalid)?;
-        Ok(config.without_empty_secrets())
+        let config = config.without_empty_secrets();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but cannot work.
+    fn validate(&self) -> Result<(), ConfigError> {
+        // An idempotency claim older than two minutes is presumed dead and may be taken over,
+        // so no request may legitimately run that long.
+        if !(1..=60).contains(&self.http.request_timeout_secs) {
+            return Err(ConfigError::Value(
+                "http.request_timeout_secs must be between 1 and 60",
+            ));
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(ConfigError::Value(
+                "http.body_limit_bytes must be at least 1024",
+            ));
+        }
+        if self.db_max_connections == 0 {
+            return Err(ConfigError::Value("db_max_connections must be at least 1"));
+        }
+        Ok(())
     }
 
     /// Treats empty secret values as unset, so `HERALD_ADMIN_TOKEN=` (as compose files and
@@ -191,14 +215,14 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "herald.toml",
-                "listen = \"0.0.0.0:9000\"\n[http]\nbody_limit_bytes = 10\n",
+                "listen = \"0.0.0.0:9000\"\n[http]\nbody_limit_bytes = 2000\n",
             )?;
-            jail.set_env("HERALD_HTTP_BODY_LIMIT_BYTES", "20");
+            jail.set_env("HERALD_HTTP_BODY_LIMIT_BYTES", "4000");
             jail.set_env("HERALD_DATABASE_URL", "postgres://localhost/herald");
             jail.set_env("HERALD_ADMIN_TOKEN", "");
             let config = Config::load(Some(Path::new("herald.toml"))).expect("loads");
             assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
-            assert_eq!(config.http.body_limit_bytes, 20);
+            assert_eq!(config.http.body_limit_bytes, 4000);
             assert!(!config.database_url.is_sqlite());
             assert!(config.admin_token.is_none(), "empty secret means unset");
             jail.set_env("HERALD_DATABASE_URL", "");
@@ -208,6 +232,12 @@ mod tests {
                 config.database_url.expose(),
                 "sqlite:///var/lib/herald/herald.db"
             );
+            jail.set_env("HERALD_HTTP_REQUEST_TIMEOUT_SECS", "600");
+            assert!(
+                Config::load(None).is_err(),
+                "timeouts beyond the idempotency lease are refused"
+            );
+            jail.set_env("HERALD_HTTP_REQUEST_TIMEOUT_SECS", "30");
             jail.set_env("HERALD_LISTN", "typo");
             assert!(Config::load(None).is_err(), "unknown keys are rejected");
             Ok(())

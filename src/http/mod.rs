@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::header::CONTENT_LENGTH;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -79,7 +79,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
                 }))
                 .timeout(timeout),
         )
-        .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        .layer(middleware::from_fn(track_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUlid))
@@ -136,7 +136,7 @@ async fn reject_large_bodies(limit: usize, req: Request, next: Next) -> Response
 }
 
 /// Records request count and latency by route template and status.
-async fn track_metrics(State(_state): State<AppState>, req: Request, next: Next) -> Response {
+async fn track_metrics(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()

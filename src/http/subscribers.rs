@@ -31,7 +31,8 @@ pub struct SubscriberOut {
     pub address: String,
     /// Always `active` for listed subscribers.
     pub status: String,
-    /// When the subscription last became active.
+    /// When the subscription last became active (in listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subscribed_at: Option<DateTime<Utc>>,
 }
 

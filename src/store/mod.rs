@@ -79,6 +79,32 @@ pub trait Store: Send + Sync + 'static {
     /// Soft-deletes a channel and skips its still-pending deliveries; returns false if absent.
     async fn delete_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<bool>;
 
+    /// The sealed wallet key of a live channel, for workers acting as that channel (not tenant
+    /// scoped: never reachable from a request).
+    async fn channel_wallet_sealed(&self, id: &ChannelId) -> StoreResult<Option<Vec<u8>>>;
+    /// Records the XMTP identity the channel registered on the network.
+    async fn set_channel_xmtp_identity(
+        &self,
+        id: &ChannelId,
+        inbox_id: &str,
+        installation_id: &str,
+    ) -> StoreResult<()>;
+    /// Reads one opaque XMTP client state value of a channel.
+    async fn channel_state_get(
+        &self,
+        channel: &ChannelId,
+        key: &[u8],
+    ) -> StoreResult<Option<Vec<u8>>>;
+    /// Writes (inserts or replaces) one opaque XMTP client state value of a channel.
+    async fn channel_state_put(
+        &self,
+        channel: &ChannelId,
+        key: &[u8],
+        value: &[u8],
+    ) -> StoreResult<()>;
+    /// Deletes one XMTP client state value; deleting a missing key is not an error.
+    async fn channel_state_delete(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<()>;
+
     /// Subscribes (or re-subscribes) one address.
     async fn subscribe(
         &self,

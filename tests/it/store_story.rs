@@ -207,3 +207,59 @@ async fn sqlite_creates_its_folder_and_runs_in_wal_mode() {
         .await
         .expect("reopens");
 }
+
+#[tokio::test]
+async fn channel_identity_and_client_state_round_trip() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let raw_id = app.channel(&key, "alerts").await;
+    let channel = ChannelId::parse(&raw_id).unwrap();
+    let store = app.store.clone();
+
+    let sealed = store
+        .channel_wallet_sealed(&channel)
+        .await
+        .unwrap()
+        .expect("live channel");
+    herald::crypto::ChannelWallet::open(&app.kek, &sealed, channel.as_str()).expect("opens");
+
+    store
+        .set_channel_xmtp_identity(&channel, "inbox-1", "inst-1")
+        .await
+        .unwrap();
+    let shown = app.get(&format!("/v1/channels/{raw_id}"), &key).await;
+    assert_eq!(shown.body["xmtp"]["inbox_id"], "inbox-1");
+
+    assert_eq!(store.channel_state_get(&channel, b"k").await.unwrap(), None);
+    store
+        .channel_state_put(&channel, b"k", b"v1")
+        .await
+        .unwrap();
+    store
+        .channel_state_put(&channel, b"k", b"v2")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.channel_state_get(&channel, b"k").await.unwrap(),
+        Some(b"v2".to_vec())
+    );
+    store.channel_state_delete(&channel, b"k").await.unwrap();
+    store.channel_state_delete(&channel, b"k").await.unwrap();
+    assert_eq!(store.channel_state_get(&channel, b"k").await.unwrap(), None);
+
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/v1/channels/{raw_id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert!(
+        store
+            .channel_wallet_sealed(&channel)
+            .await
+            .unwrap()
+            .is_none(),
+        "deleted channels stop sending"
+    );
+}

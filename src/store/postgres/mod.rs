@@ -1,5 +1,6 @@
-//! Postgres backend: the production store. Announcement fan-out lives in `announcements.rs`,
-//! idempotency records in `idempotency.rs`; this file holds the connection and everything else.
+//! Postgres backend: the production store. This file holds the connection, tenants and
+//! channels; `subscribers.rs`, `announcements.rs` (fan-out), `idempotency.rs` and
+//! `channel_state.rs` (worker-side identity material) hold the rest.
 
 use std::str::FromStr;
 
@@ -10,7 +11,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::*;
 
 mod announcements;
+mod channel_state;
 mod idempotency;
+mod subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -212,28 +215,46 @@ impl Store for PgStore {
         Ok(true)
     }
 
+    async fn channel_wallet_sealed(&self, id: &ChannelId) -> StoreResult<Option<Vec<u8>>> {
+        channel_state::wallet_sealed(&self.pool, id).await
+    }
+
+    async fn set_channel_xmtp_identity(
+        &self,
+        id: &ChannelId,
+        inbox_id: &str,
+        installation_id: &str,
+    ) -> StoreResult<()> {
+        channel_state::set_identity(&self.pool, id, inbox_id, installation_id).await
+    }
+
+    async fn channel_state_get(
+        &self,
+        channel: &ChannelId,
+        key: &[u8],
+    ) -> StoreResult<Option<Vec<u8>>> {
+        channel_state::get(&self.pool, channel, key).await
+    }
+
+    async fn channel_state_put(
+        &self,
+        channel: &ChannelId,
+        key: &[u8],
+        value: &[u8],
+    ) -> StoreResult<()> {
+        channel_state::put(&self.pool, channel, key, value).await
+    }
+
+    async fn channel_state_delete(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<()> {
+        channel_state::delete(&self.pool, channel, key).await
+    }
+
     async fn subscribe(
         &self,
         channel: &ChannelId,
         address: &Address,
     ) -> StoreResult<SubscribeOutcome> {
-        // `xmax = 0` distinguishes a fresh insert from an update in Postgres's upsert.
-        let row: Option<(bool,)> = sqlx::query_as(
-            "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
-             VALUES ($1, $2, 'active', $3, $3) \
-             ON CONFLICT (channel_id, address) DO UPDATE SET status = 'active', updated_at = $3 \
-             WHERE subscribers.status <> 'active' RETURNING (xmax = 0)",
-        )
-        .bind(channel.as_str())
-        .bind(address.as_str())
-        .bind(Utc::now())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some((true,)) => SubscribeOutcome::Added,
-            Some((false,)) => SubscribeOutcome::Reactivated,
-            None => SubscribeOutcome::AlreadyActive,
-        })
+        subscribers::subscribe(&self.pool, channel, address).await
     }
 
     async fn subscribe_many(
@@ -241,36 +262,11 @@ impl Store for PgStore {
         channel: &ChannelId,
         addresses: &[Address],
     ) -> StoreResult<BatchOutcome> {
-        let list: Vec<&str> = addresses.iter().map(Address::as_str).collect();
-        let added = sqlx::query(
-            "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
-             SELECT $1, a, 'active', $3, $3 FROM unnest($2::text[]) AS a \
-             ON CONFLICT (channel_id, address) DO UPDATE SET status = 'active', updated_at = $3 \
-             WHERE subscribers.status <> 'active'",
-        )
-        .bind(channel.as_str())
-        .bind(&list)
-        .bind(Utc::now())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(BatchOutcome {
-            added,
-            already: addresses.len() as u64 - added,
-        })
+        subscribers::subscribe_many(&self.pool, channel, addresses).await
     }
 
     async fn unsubscribe(&self, channel: &ChannelId, address: &Address) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE subscribers SET status = 'unsubscribed', updated_at = $3 \
-             WHERE channel_id = $1 AND address = $2 AND status = 'active'",
-        )
-        .bind(channel.as_str())
-        .bind(address.as_str())
-        .bind(Utc::now())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        subscribers::unsubscribe(&self.pool, channel, address).await
     }
 
     async fn list_subscribers(
@@ -278,22 +274,7 @@ impl Store for PgStore {
         channel: &ChannelId,
         page: &Page,
     ) -> StoreResult<Vec<Subscriber>> {
-        let rows: Vec<(String, chrono::DateTime<Utc>)> = sqlx::query_as(
-            "SELECT address, updated_at FROM subscribers WHERE channel_id = $1 AND status = 'active' \
-             AND ($2::text IS NULL OR address > $2) ORDER BY address LIMIT $3",
-        )
-        .bind(channel.as_str())
-        .bind(&page.cursor)
-        .bind(i64::from(page.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(address, at)| Subscriber {
-                address: Address::from_trusted(address),
-                subscribed_at: at,
-            })
-            .collect())
+        subscribers::list(&self.pool, channel, page).await
     }
 
     async fn create_announcement(
