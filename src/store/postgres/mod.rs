@@ -10,6 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::*;
 
 mod announcements;
+mod chain;
 mod idempotency;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -53,6 +54,10 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    fn triggers(&self) -> &dyn TriggerStore {
+        self
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

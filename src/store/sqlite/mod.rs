@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 use super::*;
 
 mod announcements;
+mod chain;
 mod idempotency;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -75,6 +76,10 @@ fn json_list(addresses: &[Address]) -> String {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn triggers(&self) -> &dyn TriggerStore {
+        self
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
