@@ -42,6 +42,7 @@ impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         // Configuration mistakes fail before touching the database.
         let kek = resolve_master_key(config)?;
+        crate::chain::ChainConfig::validate_all(&config.chains).context("[[chains]]")?;
         let store = store::connect(config)
             .await
             .context("opening the database")?;
@@ -53,6 +54,7 @@ impl App {
             rate_limiter: Arc::new(RateLimiter::new(config.http.rate_limit_per_second)),
             auth_cache: Arc::default(),
             metrics: telemetry::metrics_handle(),
+            chains: config.chains.clone().into(),
         };
         let router = http::router(state.clone(), &config.http);
         let listener = TcpListener::bind(config.listen)
