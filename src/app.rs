@@ -81,6 +81,11 @@ impl App {
         self.state.store.clone()
     }
 
+    /// The configured chains (`[[chains]]`), one watcher each.
+    pub fn chains(&self) -> Vec<crate::chain::ChainConfig> {
+        self.state.chains.to_vec()
+    }
+
     /// Cancelling this token stops the HTTP server and every worker.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
