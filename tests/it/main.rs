@@ -13,3 +13,10 @@ mod secrets;
 mod store_story;
 mod subscribers;
 mod tenants;
+mod triggers;
+mod triggers_chain;
+
+/// The chain engine's anvil harness (deploy, emit, mine), shared with `tests/chain`.
+#[path = "../chain/harness.rs"]
+#[allow(dead_code)]
+mod chain_harness;

@@ -1,0 +1,224 @@
+//! End to end against anvil: a trigger created over REST, a Swap emitted on chain, and the
+//! watcher inside `herald serve` turning it into exactly one announcement with delivery rows,
+//! only after the trigger's confirmations; and two replicas sharing one database, of which
+//! only the lease holder commits.
+//!
+//! Waits poll the observable state with generous deadlines; no sleep stands in for an assertion.
+
+use std::future::Future;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::chain_harness::{Chain, SWAP};
+use crate::helpers::{addresses, TestApp};
+
+/// Deadline for anything the watcher must do (a loaded 2-core machine is slow).
+const DEADLINE: Duration = Duration::from_secs(90);
+
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn app_on(chain: &Chain) -> TestApp {
+    let config = chain.config();
+    TestApp::spawn_with(move |c| c.chains = vec![config]).await
+}
+
+fn trigger(chain: &Chain, confirmations: u64) -> Value {
+    json!({
+        "chain_id": crate::chain_harness::CHAIN_ID,
+        "address": chain.contract.to_string(),
+        "event": SWAP,
+        "condition": {"arg": "amount0", "op": ">=", "value": "1000000000000000000"},
+        "template": "Swap {{ args.amount0 | units(18) }} / {{ args.amount1 }} at block {{ block.number }} on {{ chain.name }}",
+        "confirmations": confirmations
+    })
+}
+
+/// Texts of the channel's announcements, oldest first.
+async fn announcements(app: &TestApp, channel: &str) -> Vec<String> {
+    app.raw_strings(&format!(
+        "SELECT text FROM announcements WHERE channel_id = '{channel}' ORDER BY id"
+    ))
+    .await
+}
+
+/// Waits until the watcher has scanned the trigger up to `block`.
+async fn scanned(app: &TestApp, key: &str, trigger_path: &str, block: u64) {
+    eventually(&format!("scan to block {block}"), || async {
+        let t = app.get(trigger_path, key).await;
+        t.body["scanned_to"]
+            .as_u64()
+            .filter(|s| *s >= block)
+            .map(|_| ())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_swap_becomes_one_announcement_with_deliveries_after_confirmations() {
+    let chain = Chain::start().await;
+    let app = app_on(&chain).await;
+    let key = app.tenant("dex").await;
+    let ch = app.channel(&key, "whale swaps").await;
+    let subscribers = addresses(7, 3);
+    app.subscribe(&key, &ch, &subscribers).await;
+
+    let created = app
+        .post(
+            &format!("/v1/channels/{ch}/triggers"),
+            &key,
+            trigger(&chain, 3),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let path = format!(
+        "/v1/channels/{ch}/triggers/{}",
+        created.body["id"].as_str().unwrap()
+    );
+    // The watcher has picked the trigger up once it reports a scan position.
+    eventually("the watcher to pick up the trigger", || async {
+        app.get(&path, &key).await.body["scanned_to"].as_u64()
+    })
+    .await;
+
+    let (_, small_block) = chain.swap(5, -5).await; // filtered out by the condition
+    let (_, block) = chain.swap(1_500_000_000_000_000_000, -2_500_000_000).await;
+    assert!(small_block < block);
+    // Two confirmations on top of the swap's block: scanned up to head - 3, nothing announced.
+    chain.mine(2).await;
+    scanned(&app, &key, &path, block - 1).await;
+    assert!(
+        announcements(&app, &ch).await.is_empty(),
+        "announced before 3 confirmations"
+    );
+
+    chain.mine(1).await;
+    let texts = eventually("the announcement", || async {
+        let texts = announcements(&app, &ch).await;
+        (!texts.is_empty()).then_some(texts)
+    })
+    .await;
+    assert_eq!(
+        texts,
+        vec![format!("Swap 1.5 / -2500000000 at block {block} on anvil")]
+    );
+    let ann = app
+        .raw_strings(&format!(
+            "SELECT id FROM announcements WHERE channel_id = '{ch}'"
+        ))
+        .await
+        .remove(0);
+    let mut delivered = app
+        .raw_strings(&format!(
+            "SELECT address FROM deliveries WHERE announcement_id = '{ann}' AND status = 'pending'"
+        ))
+        .await;
+    delivered.sort();
+    assert_eq!(
+        delivered, subscribers,
+        "one pending delivery per subscriber"
+    );
+    let fetched = app.get(&format!("/v1/announcements/{ann}"), &key).await;
+    assert_eq!(fetched.status, StatusCode::OK, "{}", fetched.body);
+    assert_eq!(fetched.body["counts"]["total"], 3);
+
+    // Later blocks never announce it again.
+    chain.mine(5).await;
+    scanned(&app, &key, &path, block + 2).await;
+    assert_eq!(announcements(&app, &ch).await.len(), 1);
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "herald_chain_cursor_block",
+        "herald_chain_head_block",
+        "herald_chain_lease_held",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_database_announce_once_and_hand_over() {
+    let chain = Chain::start().await;
+    let first = app_on(&chain).await;
+    let config = chain.config();
+    let database_url = first.database_url.clone();
+    let kek = first.kek.to_hex();
+    let second = TestApp::spawn_with(move |c| {
+        c.chains = vec![config];
+        c.database_url = herald::config::DatabaseUrl::new(database_url);
+        c.master_key = Some(secrecy::SecretString::from(kek));
+    })
+    .await;
+    let key = first.tenant("dex").await;
+    let ch = first.channel(&key, "swaps").await;
+    first.subscribe(&key, &ch, &addresses(8, 2)).await;
+    let created = first
+        .post(
+            &format!("/v1/channels/{ch}/triggers"),
+            &key,
+            trigger(&chain, 1),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let path = format!(
+        "/v1/channels/{ch}/triggers/{}",
+        created.body["id"].as_str().unwrap()
+    );
+    eventually("a watcher to pick up the trigger", || async {
+        second.get(&path, &key).await.body["scanned_to"].as_u64()
+    })
+    .await;
+    let holders = first.raw_strings("SELECT holder FROM chain_leases").await;
+    assert_eq!(holders.len(), 1, "one lease row per chain");
+
+    let (_, b1) = chain.swap(2_000_000_000_000_000_000, -1).await;
+    chain.mine(1).await;
+    eventually("the first announcement", || async {
+        (!announcements(&first, &ch).await.is_empty()).then_some(())
+    })
+    .await;
+
+    // Stop the first replica (shutdown releases its lease if it held it); whichever replica
+    // watches now, the next swap is announced once and the first one never again.
+    drop(first);
+    let (_, b2) = chain.swap(3_000_000_000_000_000_000, -1).await;
+    chain.mine(1).await;
+    let texts = eventually("the second announcement", || async {
+        let texts = announcements(&second, &ch).await;
+        (texts.len() >= 2).then_some(texts)
+    })
+    .await;
+    chain.mine(3).await;
+    scanned(&second, &key, &path, b2 + 2).await;
+    assert_eq!(
+        announcements(&second, &ch).await,
+        vec![
+            format!("Swap 2 / -1 at block {b1} on anvil"),
+            format!("Swap 3 / -1 at block {b2} on anvil"),
+        ],
+        "each swap exactly once: {texts:?}"
+    );
+}
