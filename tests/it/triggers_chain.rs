@@ -12,7 +12,11 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::chain_harness::{Chain, SWAP};
-use crate::helpers::{addresses, TestApp};
+use crate::helpers::{addresses, TestApp, ADMIN_TOKEN};
+use herald::app::App;
+use herald::config::{Config, DatabaseUrl};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
 /// Deadline for anything the watcher must do (a loaded 2-core machine is slow).
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -56,6 +60,18 @@ async fn announcements(app: &TestApp, channel: &str) -> Vec<String> {
     .await
 }
 
+/// Waits until the chain's watcher has committed its starting cursor: a trigger created after
+/// that starts at the block after the cursor, so every later swap is in its range.
+async fn watcher_started(app: &TestApp) {
+    eventually("the watcher's first cursor", || async {
+        let rows = app
+            .raw_strings("SELECT CAST(block_number AS TEXT) FROM chain_cursors")
+            .await;
+        (!rows.is_empty()).then_some(())
+    })
+    .await
+}
+
 /// Waits until the watcher has scanned the trigger up to `block`.
 async fn scanned(app: &TestApp, key: &str, trigger_path: &str, block: u64) {
     eventually(&format!("scan to block {block}"), || async {
@@ -76,6 +92,7 @@ async fn a_swap_becomes_one_announcement_with_deliveries_after_confirmations() {
     let ch = app.channel(&key, "whale swaps").await;
     let subscribers = addresses(7, 3);
     app.subscribe(&key, &ch, &subscribers).await;
+    watcher_started(&app).await;
 
     let created = app
         .post(
@@ -89,11 +106,6 @@ async fn a_swap_becomes_one_announcement_with_deliveries_after_confirmations() {
         "/v1/channels/{ch}/triggers/{}",
         created.body["id"].as_str().unwrap()
     );
-    // The watcher has picked the trigger up once it reports a scan position.
-    eventually("the watcher to pick up the trigger", || async {
-        app.get(&path, &key).await.body["scanned_to"].as_u64()
-    })
-    .await;
 
     let (_, small_block) = chain.swap(5, -5).await; // filtered out by the condition
     let (_, block) = chain.swap(1_500_000_000_000_000_000, -2_500_000_000).await;
@@ -159,66 +171,97 @@ async fn a_swap_becomes_one_announcement_with_deliveries_after_confirmations() {
     }
 }
 
+/// Another herald process on `app`'s database, watching `chain`.
+struct Replica {
+    stop: CancellationToken,
+    running: tokio::task::JoinHandle<()>,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Replica {
+    /// Shuts the replica down and waits until its workers (and lease release) are done.
+    async fn stop(self) {
+        self.stop.cancel();
+        self.running.await.unwrap();
+    }
+}
+
+async fn replica_of(app: &TestApp, chain: &Chain) -> Replica {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.database_url = DatabaseUrl::new(app.database_url.clone());
+    config.data_dir = dir.path().to_owned();
+    config.master_key = Some(SecretString::from(app.kek.to_hex()));
+    config.admin_token = Some(SecretString::from(ADMIN_TOKEN.to_owned()));
+    config.db_max_connections = 5;
+    config.chains = vec![chain.config()];
+    let replica = App::build(&config).await.expect("replica builds");
+    let stop = replica.shutdown_token();
+    let base = format!("http://{}", replica.local_addr());
+    let running = tokio::spawn(async move { replica.run().await.expect("replica runs") });
+    Replica {
+        stop,
+        running,
+        base,
+        _dir: dir,
+    }
+}
+
 #[tokio::test]
 async fn two_replicas_on_one_database_announce_once_and_hand_over() {
     let chain = Chain::start().await;
-    let first = app_on(&chain).await;
-    let config = chain.config();
-    let database_url = first.database_url.clone();
-    let kek = first.kek.to_hex();
-    let second = TestApp::spawn_with(move |c| {
-        c.chains = vec![config];
-        c.database_url = herald::config::DatabaseUrl::new(database_url);
-        c.master_key = Some(secrecy::SecretString::from(kek));
-    })
+    // The test's own app watches nothing; two replicas on its database watch the chain.
+    let app = TestApp::spawn().await;
+    let first = replica_of(&app, &chain).await;
+    // Alone, the first replica takes the lease and commits its starting cursor.
+    watcher_started(&app).await;
+    let second = replica_of(&app, &chain).await;
+    let key = app.tenant("dex").await;
+    let ch = app.channel(&key, "swaps").await;
+    app.subscribe(&key, &ch, &addresses(8, 2)).await;
+    // Only the replicas have the chain configured, so the trigger is created through one.
+    let created = crate::helpers::send(
+        app.client
+            .post(format!("{}/v1/channels/{ch}/triggers", second.base))
+            .bearer_auth(&key)
+            .json(&trigger(&chain, 1)),
+    )
     .await;
-    let key = first.tenant("dex").await;
-    let ch = first.channel(&key, "swaps").await;
-    first.subscribe(&key, &ch, &addresses(8, 2)).await;
-    let created = first
-        .post(
-            &format!("/v1/channels/{ch}/triggers"),
-            &key,
-            trigger(&chain, 1),
-        )
-        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let path = format!(
         "/v1/channels/{ch}/triggers/{}",
         created.body["id"].as_str().unwrap()
     );
-    eventually("a watcher to pick up the trigger", || async {
-        second.get(&path, &key).await.body["scanned_to"].as_u64()
-    })
-    .await;
-    let holders = first.raw_strings("SELECT holder FROM chain_leases").await;
+    let holders = app.raw_strings("SELECT holder FROM chain_leases").await;
     assert_eq!(holders.len(), 1, "one lease row per chain");
 
     let (_, b1) = chain.swap(2_000_000_000_000_000_000, -1).await;
     chain.mine(1).await;
     eventually("the first announcement", || async {
-        (!announcements(&first, &ch).await.is_empty()).then_some(())
+        (!announcements(&app, &ch).await.is_empty()).then_some(())
     })
     .await;
 
-    // Stop the first replica (shutdown releases its lease if it held it); whichever replica
-    // watches now, the next swap is announced once and the first one never again.
-    drop(first);
+    // Stop the lease holder: its shutdown releases the lease and the second replica takes
+    // over; the next swap is announced once and the first one never again.
+    first.stop().await;
     let (_, b2) = chain.swap(3_000_000_000_000_000_000, -1).await;
     chain.mine(1).await;
-    let texts = eventually("the second announcement", || async {
-        let texts = announcements(&second, &ch).await;
-        (texts.len() >= 2).then_some(texts)
+    eventually("the second announcement", || async {
+        (announcements(&app, &ch).await.len() >= 2).then_some(())
     })
     .await;
     chain.mine(3).await;
-    scanned(&second, &key, &path, b2 + 2).await;
+    scanned(&app, &key, &path, b2 + 2).await;
     assert_eq!(
-        announcements(&second, &ch).await,
+        announcements(&app, &ch).await,
         vec![
             format!("Swap 2 / -1 at block {b1} on anvil"),
             format!("Swap 3 / -1 at block {b2} on anvil"),
         ],
-        "each swap exactly once: {texts:?}"
+        "each swap exactly once"
     );
+    second.stop().await;
 }
