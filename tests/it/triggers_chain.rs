@@ -265,3 +265,57 @@ async fn two_replicas_on_one_database_announce_once_and_hand_over() {
     );
     second.stop().await;
 }
+
+/// The chain's committed cursor, once there is one.
+async fn cursor(app: &TestApp) -> Option<u64> {
+    app.raw_strings("SELECT CAST(block_number AS TEXT) FROM chain_cursors")
+        .await
+        .first()
+        .map(|b| b.parse().unwrap())
+}
+
+#[tokio::test]
+async fn paused_triggers_skip_events_and_edits_apply_to_later_ones() {
+    let chain = Chain::start().await;
+    let app = app_on(&chain).await;
+    let key = app.tenant("dex").await;
+    let ch = app.channel(&key, "swaps").await;
+    app.subscribe(&key, &ch, &addresses(9, 1)).await;
+    watcher_started(&app).await;
+    let created = app
+        .post(
+            &format!("/v1/channels/{ch}/triggers"),
+            &key,
+            trigger(&chain, 1),
+        )
+        .await;
+    let path = format!(
+        "/v1/channels/{ch}/triggers/{}",
+        created.body["id"].as_str().unwrap()
+    );
+    let patch = |body: Value| app.call(reqwest::Method::PATCH, &path, Some(&key), Some(body));
+    assert_eq!(patch(json!({"paused": true})).await.status, StatusCode::OK);
+
+    // While paused: the chain moves past the swap, nothing is announced.
+    let (_, skipped) = chain.swap(4_000_000_000_000_000_000, -1).await;
+    chain.mine(1).await;
+    eventually("the cursor to pass the paused swap", || async {
+        cursor(&app).await.filter(|c| *c >= skipped)
+    })
+    .await;
+
+    // Resumed with a new template: live from here, rendered with the edit.
+    let edited =
+        patch(json!({"paused": false, "template": "Edited {{ args.amount0 | units(18) }}"})).await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    assert_eq!(edited.body["revision"], 2);
+    let (_, live) = chain.swap(5_000_000_000_000_000_000, -1).await;
+    chain.mine(1).await;
+    eventually("the live announcement", || async {
+        (!announcements(&app, &ch).await.is_empty()).then_some(())
+    })
+    .await;
+    chain.mine(2).await;
+    scanned(&app, &key, &path, live + 1).await;
+    assert_eq!(announcements(&app, &ch).await, vec!["Edited 5".to_owned()]);
+}
