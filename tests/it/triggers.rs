@@ -359,3 +359,44 @@ async fn the_chain_lease_is_exclusive_and_fences_a_stale_holder() {
     assert!(c.epoch > b.epoch);
     assert!(current.commit_batch(cursor_batch(chain, 7)).await.is_err());
 }
+
+#[tokio::test]
+async fn chains_are_read_from_the_config_file_and_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("herald.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[chains]]
+chain_id = 1
+name = "ethereum"
+rpc_urls = ["https://eth.example/v2/SECRET", "https://backup.example"]
+confirmations = 20
+
+[[chains]]
+chain_id = 8453
+name = "base"
+rpc_urls = ["https://base.example"]
+"#,
+    )
+    .unwrap();
+    let config = herald::config::Config::load(Some(&file)).expect("config loads");
+    assert_eq!(config.chains.len(), 2);
+    assert_eq!(config.chains[0].confirmations, 20);
+    assert_eq!(config.chains[1].confirmations, 12, "defaults fill the rest");
+    assert!(
+        !format!("{config:?}").contains("SECRET"),
+        "RPC keys are redacted"
+    );
+
+    // A broken chain list stops startup before anything runs.
+    let mut broken = herald::config::Config::defaults();
+    broken.data_dir = dir.path().to_owned();
+    broken.listen = "127.0.0.1:0".parse().unwrap();
+    broken.chains = vec![config.chains[0].clone(), config.chains[0].clone()];
+    let err = herald::app::App::build(&broken)
+        .await
+        .err()
+        .expect("duplicate chains are refused");
+    assert!(format!("{err:#}").contains("more than once"), "{err:#}");
+}
