@@ -319,3 +319,29 @@ async fn paused_triggers_skip_events_and_edits_apply_to_later_ones() {
     scanned(&app, &key, &path, live + 1).await;
     assert_eq!(announcements(&app, &ch).await, vec!["Edited 5".to_owned()]);
 }
+
+#[tokio::test]
+async fn a_crashed_holders_lease_is_taken_over_only_after_it_expires() {
+    let chain = Chain::start().await;
+    let app = TestApp::spawn().await;
+    // A holder that "crashed": it took the lease and will never renew or release it.
+    let ttl = Duration::from_secs(3);
+    let taken = tokio::time::Instant::now();
+    app.store
+        .triggers()
+        .acquire_chain_lease(crate::chain_harness::CHAIN_ID, "crashed", ttl)
+        .await
+        .unwrap()
+        .expect("a free lease");
+    let replica = replica_of(&app, &chain).await;
+    // The replica commits its first cursor only once it holds the lease, i.e. after expiry.
+    watcher_started(&app).await;
+    assert!(
+        taken.elapsed() >= ttl,
+        "the replica committed after {:?}, before the crashed holder's lease expired",
+        taken.elapsed()
+    );
+    let holders = app.raw_strings("SELECT holder FROM chain_leases").await;
+    assert_ne!(holders, vec!["crashed".to_owned()]);
+    replica.stop().await;
+}
