@@ -400,3 +400,61 @@ rpc_urls = ["https://base.example"]
         .expect("duplicate chains are refused");
     assert!(format!("{err:#}").contains("more than once"), "{err:#}");
 }
+
+#[tokio::test]
+async fn events_of_a_deleted_trigger_are_settled_without_an_announcement() {
+    use herald::chain::store::{EventKey, EventStatus, MatchedEvent};
+    let app = app().await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "swaps").await;
+    app.subscribe(&key, &ch, &crate::helpers::addresses(3, 2))
+        .await;
+    let path = format!("/v1/channels/{ch}/triggers");
+    let live = app.post(&path, &key, swap_trigger()).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gone = app.post(&path, &key, swap_trigger()).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deleted = app
+        .call(Method::DELETE, &format!("{path}/{gone}"), Some(&key), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+
+    let event = |trigger: &str, tx: u8| MatchedEvent {
+        key: EventKey {
+            trigger_id: trigger.to_owned(),
+            chain_id: CHAIN,
+            tx_hash: alloy::primitives::B256::repeat_byte(tx),
+            log_position: 0,
+        },
+        block_number: 5,
+        block_hash: block(5).hash,
+        log_index: 0,
+        address: alloy::primitives::Address::repeat_byte(0xaa),
+        text: format!("from {trigger}"),
+        status: EventStatus::Ready,
+    };
+    let mut batch = cursor_batch(CHAIN, 5);
+    batch.events = vec![event(&live, 1), event(&gone, 2)];
+    let store = app.store.triggers().chain_store(None);
+    store.commit_batch(batch).await.expect("the batch commits");
+    let texts = app
+        .raw_strings(&format!(
+            "SELECT text FROM announcements WHERE channel_id = '{ch}'"
+        ))
+        .await;
+    assert_eq!(texts, vec![format!("from {live}")]);
+    let deliveries = app
+        .raw_strings(&format!(
+            "SELECT address FROM deliveries WHERE channel_id = '{ch}'"
+        ))
+        .await;
+    assert_eq!(
+        deliveries.len(),
+        2,
+        "the live trigger's announcement fans out"
+    );
+}

@@ -431,8 +431,8 @@ async fn apply(
 struct Owners(HashMap<String, Option<(String, String)>>);
 
 /// Creates the announcement (and its deliveries) for one event through the REST path's
-/// statement, and links it to the event. A trigger whose channel was deleted meanwhile gets
-/// no announcement; its event still counts as announced so it is never retried.
+/// statement, and links it to the event. A trigger deleted (or whose channel was deleted)
+/// meanwhile gets no announcement; its event still counts as settled so it is never retried.
 async fn announce(
     tx: &mut Transaction<'_, Postgres>,
     owners: &mut Owners,
@@ -441,19 +441,18 @@ async fn announce(
     now: chrono::DateTime<Utc>,
 ) -> Result<(), ChainStoreError> {
     if !owners.0.contains_key(&key.trigger_id) {
-        let owner: Option<(String, String)> =
-            sqlx::query_as("SELECT tenant_id, channel_id FROM triggers WHERE id = $1")
-                .bind(&key.trigger_id)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(chain_err)?;
+        let owner: Option<(String, String)> = sqlx::query_as(
+            "SELECT tenant_id, channel_id FROM triggers WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(&key.trigger_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(chain_err)?;
         owners.0.insert(key.trigger_id.clone(), owner);
     }
+    // Deleted while this batch was being prepared: its events are settled without a message.
     let Some((tenant, channel)) = owners.0[&key.trigger_id].clone() else {
-        return Err(ChainStoreError::Corrupt(format!(
-            "event of unknown trigger {}",
-            key.trigger_id
-        )));
+        return Ok(());
     };
     let new = NewAnnouncement {
         id: AnnouncementId::generate(),
