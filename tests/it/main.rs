@@ -15,6 +15,7 @@ mod subscribers;
 mod tenants;
 mod triggers;
 mod triggers_chain;
+mod triggers_reorg;
 
 /// The chain engine's anvil harness (deploy, emit, mine), shared with `tests/chain`.
 #[path = "../chain/harness.rs"]
