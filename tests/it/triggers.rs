@@ -458,3 +458,17 @@ async fn events_of_a_deleted_trigger_are_settled_without_an_announcement() {
         "the live trigger's announcement fans out"
     );
 }
+
+#[test]
+fn the_readme_trigger_example_is_valid() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("/triggers\" \\")
+        .expect("README has the trigger curl example");
+    let body = &readme[start..];
+    let body = &body[body.find("-d '").unwrap() + 4..];
+    let body = &body[..body.find("}'").unwrap() + 1];
+    let spec: herald::chain::TriggerSpec = serde_json::from_str(body).expect("example parses");
+    let chain = ChainConfig::new(1, "ethereum", vec!["https://eth.example".into()]);
+    spec.validate(&[chain]).expect("example validates");
+}
