@@ -171,6 +171,11 @@ async fn a_swap_becomes_one_announcement_with_deliveries_after_confirmations() {
     }
 }
 
+async fn epochs(app: &TestApp) -> Vec<String> {
+    app.raw_strings("SELECT CAST(epoch AS TEXT) FROM chain_leases")
+        .await
+}
+
 /// Another herald process on `app`'s database, watching `chain`.
 struct Replica {
     stop: CancellationToken,
@@ -243,6 +248,9 @@ async fn two_replicas_on_one_database_announce_once_and_hand_over() {
         (!announcements(&app, &ch).await.is_empty()).then_some(())
     })
     .await;
+    // The second replica never got the lease (epoch 1 is the first replica's), so fencing kept
+    // it from committing anything.
+    assert_eq!(epochs(&app).await, vec!["1".to_owned()]);
 
     // Stop the lease holder: its shutdown releases the lease and the second replica takes
     // over; the next swap is announced once and the first one never again.
@@ -263,6 +271,7 @@ async fn two_replicas_on_one_database_announce_once_and_hand_over() {
         ],
         "each swap exactly once"
     );
+    assert_eq!(epochs(&app).await, vec!["2".to_owned()], "one handover");
     second.stop().await;
 }
 
