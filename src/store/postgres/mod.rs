@@ -11,6 +11,7 @@ use super::*;
 
 mod announcements;
 mod chain;
+mod chain_batch;
 mod idempotency;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
