@@ -2,7 +2,7 @@
 //! sharing Postgres exactly one watches each chain.
 //!
 //! The loop: try to take the chain's lease; while held, run the engine's
-//! [`Watcher`](crate::chain::Watcher) with a [`ChainStore`](crate::chain::ChainStore) fenced by
+//! [`Watcher`] with a [`ChainStore`](crate::chain::ChainStore) fenced by
 //! that lease, and renew the lease every `renew_every`. When renewal reports the lease gone
 //! (another replica took it over after it expired) the watcher is stopped; until then the
 //! fencing inside every commit already refuses its batches, so a paused or partitioned process
