@@ -21,6 +21,7 @@ test-sqlite: test-deps
 	$(CARGO) test --workspace
 
 test-pg:
+	scripts/setup-anvil.sh
 	PG_FSYNC=off $(PG) $(CARGO) test -p herald --test it
 
 ## Benchmarks (figures printed, not asserted): the API on a throwaway Postgres, the XMTP node,

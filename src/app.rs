@@ -42,6 +42,7 @@ impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         // Configuration mistakes fail before touching the database.
         let kek = resolve_master_key(config)?;
+        crate::chain::ChainConfig::validate_all(&config.chains).context("[[chains]]")?;
         let store = store::connect(config)
             .await
             .context("opening the database")?;
@@ -53,6 +54,7 @@ impl App {
             rate_limiter: Arc::new(RateLimiter::new(config.http.rate_limit_per_second)),
             auth_cache: Arc::default(),
             metrics: telemetry::metrics_handle(),
+            chains: config.chains.clone().into(),
         };
         let router = http::router(state.clone(), &config.http);
         let listener = TcpListener::bind(config.listen)
@@ -77,6 +79,11 @@ impl App {
 
     pub fn store(&self) -> Arc<dyn Store> {
         self.state.store.clone()
+    }
+
+    /// The configured chains (`[[chains]]`), one watcher each.
+    pub fn chains(&self) -> Vec<crate::chain::ChainConfig> {
+        self.state.chains.to_vec()
     }
 
     /// Cancelling this token stops the HTTP server and every worker.

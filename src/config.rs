@@ -30,6 +30,9 @@ pub struct Config {
     pub db_max_connections: u32,
     pub http: HttpConfig,
     pub log: LogConfig,
+    /// EVM chains whose events triggers can watch (`[[chains]]`); none by default.
+    #[serde(default)]
+    pub chains: Vec<crate::chain::ChainConfig>,
 }
 
 /// HTTP limits.

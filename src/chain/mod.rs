@@ -7,14 +7,17 @@
 //! limit), [`watcher`] (the per-chain follower loop) and [`metrics`].
 //!
 //! Wiring in the service:
-//! - config: `chains: Vec<ChainConfig>` under `[[chains]]`, checked with
-//!   [`ChainConfig::validate_all`];
-//! - API: `POST /v1/channels/{id}/triggers` deserializes a [`TriggerSpec`], calls
-//!   [`TriggerSpec::validate`] (each [`FieldError`] becomes a 422 entry), and stores a
-//!   [`store::TriggerRecord::new`] built with the chain's current cursor;
-//! - workers: one [`Watcher::new`]`(chain, store)` per configured chain, spawned with
-//!   [`Watcher::run`]`(cancel)`; `run` returns only on cancellation or a fatal error
-//!   ([`WatcherError::is_fatal`]: a reorg deeper than `reorg_window`), which must be alerted on.
+//! - config: `chains: Vec<ChainConfig>` under `[[chains]]` (`crate::config::Config::chains`),
+//!   checked with [`ChainConfig::validate_all`] when the app starts;
+//! - API: `crate::http::triggers` deserializes a [`TriggerSpec`], calls
+//!   [`TriggerSpec::validate`] (each [`FieldError`] becomes an entry of the 422's `errors`), and
+//!   stores it through `crate::store::TriggerStore`, starting after the chain's cursor;
+//! - store: `crate::store::{postgres,sqlite}::chain_batch` implement [`ChainStore`] on SQL,
+//!   fenced by the chain's watcher lease;
+//! - workers: `crate::workers::chain_watcher` runs one [`Watcher`] per configured chain while
+//!   holding its lease; [`Watcher::run`] returns only on cancellation or a fatal error
+//!   ([`WatcherError::is_fatal`]: a reorg deeper than `reorg_window`), which is logged and
+//!   exported as `herald_chain_watcher_failed`.
 //!
 //! Guarantees (tested against anvil in `tests/chain`): nothing is announced before its
 //! trigger's confirmations; a reorg drops unconfirmed matches; a log is announced at most once

@@ -106,6 +106,10 @@ id_kind!(
     /// An announcement: one message fanned out to a channel's audience.
     Announcement, AnnouncementId, "ann_"
 );
+id_kind!(
+    /// A trigger: an on-chain event filter that creates a channel's announcements.
+    Trigger, TriggerId, "trg_"
+);
 
 #[cfg(test)]
 mod tests {

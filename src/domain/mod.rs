@@ -9,4 +9,4 @@ pub mod ids;
 
 pub use address::{Address, AddressError};
 pub use announcement::{AnnouncementText, Priority, TextError};
-pub use ids::{AnnouncementId, ChannelId, TenantId};
+pub use ids::{AnnouncementId, ChannelId, TenantId, TriggerId};

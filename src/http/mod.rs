@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod subscribers;
 pub mod tenants;
+pub mod triggers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +49,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     pub auth_cache: Arc<auth::AuthCache>,
     pub metrics: PrometheusHandle,
+    /// Configured chains (`[[chains]]`), against which triggers are validated.
+    pub chains: Arc<[crate::chain::ChainConfig]>,
 }
 
 /// All documented routes, before state and layers are applied.
@@ -58,6 +61,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(channels::router())
         .merge(subscribers::router())
         .merge(announcements::router())
+        .merge(triggers::router())
 }
 
 /// The complete service: routes plus layers, ready to serve.

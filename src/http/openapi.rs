@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         (name = "channels", description = "Sender identities"),
         (name = "subscribers", description = "Who receives a channel's announcements"),
         (name = "announcements", description = "Messages and their per-recipient deliveries"),
+        (name = "triggers", description = "On-chain events that become announcements"),
         (name = "operations", description = "Probes and metrics"),
     )
 )]

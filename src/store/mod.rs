@@ -6,6 +6,7 @@
 //! takes the tenant id and returns `None` for another tenant's object, so the HTTP layer cannot
 //! forget the check.
 
+mod chain;
 mod postgres;
 mod sqlite;
 mod types;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use crate::config::Config;
 use crate::domain::{Address, AnnouncementId, ChannelId, TenantId};
 
+pub use chain::{ChainLease, LeaseLost, NewTrigger, Trigger, TriggerPatch, TriggerStore};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -51,6 +53,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything herald persists. Methods taking a `tenant` only ever see that tenant's rows.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Triggers, chain watcher leases and the chain engine's store (see [`TriggerStore`]).
+    fn triggers(&self) -> &dyn TriggerStore;
     /// Runs a trivial query; backs the readiness probe.
     async fn ping(&self) -> StoreResult<()>;
     /// Deliveries still waiting to be sent, across all tenants: the pipeline's queue depth.

@@ -4,6 +4,7 @@
 //! The delivery pipeline and chain watchers join here later; `spawn_all` is the one place
 //! `app` calls to start them.
 
+pub mod chain_watcher;
 pub mod idempotency_sweeper;
 
 use crate::app::App;
@@ -20,4 +21,14 @@ pub enum Outcome {
 /// Starts every background worker on `app`'s shared cancellation token.
 pub fn spawn_all(app: &App) {
     app.spawn_worker(|state, shutdown| idempotency_sweeper::run(state.store, shutdown));
+    for chain in app.chains() {
+        app.spawn_worker(move |state, shutdown| {
+            chain_watcher::run(
+                state.store,
+                chain,
+                chain_watcher::LeaseSettings::default(),
+                shutdown,
+            )
+        });
+    }
 }

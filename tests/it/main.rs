@@ -1,5 +1,7 @@
 //! herald's integration tests: one binary, each test against a real app on a loopback port.
 //! SQLite by default; set `TEST_DATABASE_URL` (or use `make test`) to run them on Postgres.
+//! The trigger tests (`triggers_chain`, `triggers_reorg`) spawn anvil: `scripts/setup-anvil.sh`
+//! installs it (the Makefile test targets run it), or set `ANVIL_BIN`.
 
 mod announcements;
 mod channels;
@@ -13,3 +15,11 @@ mod secrets;
 mod store_story;
 mod subscribers;
 mod tenants;
+mod triggers;
+mod triggers_chain;
+mod triggers_reorg;
+
+/// The chain engine's anvil harness (deploy, emit, mine), shared with `tests/chain`.
+#[path = "../chain/harness.rs"]
+#[allow(dead_code)]
+mod chain_harness;

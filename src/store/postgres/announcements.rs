@@ -74,7 +74,7 @@ fn initial_status(counts: &Counts) -> AnnouncementStatus {
 /// per active subscriber in one statement. Everything reads the same snapshot, so the total
 /// always equals the rows created; the deliveries' foreign key is checked at the end of the
 /// statement, when the announcement row exists. `None` when the channel is not the tenant's.
-async fn insert_for_all<'e>(
+pub(super) async fn insert_for_all<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     new: &NewAnnouncement,
     now: chrono::DateTime<Utc>,

@@ -11,6 +11,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::*;
 
 mod announcements;
+mod chain;
+mod chain_batch;
 mod channel_state;
 mod idempotency;
 mod subscribers;
@@ -56,6 +58,10 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    fn triggers(&self) -> &dyn TriggerStore {
+        self
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

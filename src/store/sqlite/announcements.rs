@@ -17,41 +17,9 @@ pub(super) async fn create(
 ) -> StoreResult<Option<Announcement>> {
     let now = Utc::now();
     let mut tx = pool.begin().await?;
-    // Ownership check inside the transaction; SQLite's single writer keeps it valid to commit.
-    let owned: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM channels WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(new.channel.as_str())
-    .bind(new.tenant.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    if owned.is_none() {
+    let Some((status, counts)) = insert_in_tx(&mut tx, new, now).await? else {
         return Ok(None);
-    }
-    sqlx::query(
-        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
-    )
-    .bind(new.id.as_str())
-    .bind(new.tenant.as_str())
-    .bind(new.channel.as_str())
-    .bind(&new.text)
-    .bind(new.priority.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let counts = insert_deliveries(&mut tx, new, now).await?;
-    let status = if counts.pending == 0 {
-        AnnouncementStatus::Completed
-    } else {
-        AnnouncementStatus::Queued
     };
-    sqlx::query("UPDATE announcements SET total = $2, status = $3 WHERE id = $1")
-        .bind(new.id.as_str())
-        .bind(counts.total)
-        .bind(status.as_str())
-        .execute(&mut *tx)
-        .await?;
     let announcement = Announcement {
         id: new.id.clone(),
         channel_id: new.channel.clone(),
@@ -76,6 +44,51 @@ pub(super) async fn create(
     }
     tx.commit().await?;
     Ok(Some(announcement))
+}
+
+/// The announcement row and its deliveries inside the caller's transaction (REST announcements
+/// and chain events share it). `None`, creating nothing, when the channel is not the tenant's.
+pub(super) async fn insert_in_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    new: &NewAnnouncement,
+    now: chrono::DateTime<Utc>,
+) -> StoreResult<Option<(AnnouncementStatus, Counts)>> {
+    // Ownership check inside the transaction; SQLite's single writer keeps it valid to commit.
+    let owned: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM channels WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(new.channel.as_str())
+    .bind(new.tenant.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    if owned.is_none() {
+        return Ok(None);
+    }
+    sqlx::query(
+        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
+    )
+    .bind(new.id.as_str())
+    .bind(new.tenant.as_str())
+    .bind(new.channel.as_str())
+    .bind(&new.text)
+    .bind(new.priority.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let counts = insert_deliveries(tx, new, now).await?;
+    let status = if counts.pending == 0 {
+        AnnouncementStatus::Completed
+    } else {
+        AnnouncementStatus::Queued
+    };
+    sqlx::query("UPDATE announcements SET total = $2, status = $3 WHERE id = $1")
+        .bind(new.id.as_str())
+        .bind(counts.total)
+        .bind(status.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(Some((status, counts)))
 }
 
 async fn insert_deliveries(

@@ -17,6 +17,8 @@ use sqlx::sqlite::{
 use super::*;
 
 mod announcements;
+mod chain;
+mod chain_batch;
 mod channel_state;
 mod idempotency;
 mod subscribers;
@@ -78,6 +80,10 @@ fn json_list(addresses: &[Address]) -> String {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn triggers(&self) -> &dyn TriggerStore {
+        self
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
