@@ -7,6 +7,8 @@
 //! forget the check.
 
 mod postgres;
+mod selfservice;
+mod selfservice_sql;
 mod sqlite;
 mod types;
 
@@ -18,6 +20,7 @@ use crate::config::Config;
 use crate::domain::{Address, AnnouncementId, ChannelId, TenantId};
 
 pub use postgres::PgStore;
+pub use selfservice::*;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -50,7 +53,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything herald persists. Methods taking a `tenant` only ever see that tenant's rows.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SelfServiceStore + Send + Sync + 'static {
     /// Runs a trivial query; backs the readiness probe.
     async fn ping(&self) -> StoreResult<()>;
     /// Deliveries still waiting to be sent, across all tenants: the pipeline's queue depth.

@@ -13,6 +13,7 @@ use super::*;
 mod announcements;
 mod channel_state;
 mod idempotency;
+mod selfservice;
 mod subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

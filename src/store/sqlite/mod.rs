@@ -19,6 +19,7 @@ use super::*;
 mod announcements;
 mod channel_state;
 mod idempotency;
+mod selfservice;
 mod subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

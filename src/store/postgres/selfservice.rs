@@ -1,0 +1,14 @@
+//! Postgres: the self-service store (SQL shared with SQLite, see `store/selfservice_sql.rs`).
+
+use chrono::{DateTime, Utc};
+
+use super::PgStore;
+use crate::store::selfservice::{ConsentRow, TopicRow};
+use crate::store::selfservice_sql::impl_selfservice;
+use crate::store::*;
+
+impl_selfservice!(
+    PgStore,
+    sqlx::Postgres,
+    "json_array_elements_text(CAST($2 AS json)) AS value"
+);

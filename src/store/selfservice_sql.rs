@@ -1,0 +1,475 @@
+//! The SQL behind [`SelfServiceStore`](super::SelfServiceStore), written once for both backends.
+//!
+//! Every statement is portable (`CAST($n AS TEXT)` instead of `$n::text`, booleans bound as
+//! `bool`, timestamps bound as `DateTime<Utc>`), so one macro expands into each backend's impl.
+//! The only dialect difference, reading a JSON array of addresses as rows, is passed in.
+
+/// Expands to `impl SelfServiceStore for $store` using `self.pool`. `$json_rows` is a table
+/// expression over bind parameter `$2` yielding a `value` column (one address per row).
+macro_rules! impl_selfservice {
+    ($store:ty, $db:ty, $json_rows:literal) => {
+        /// Appends one consent log entry inside the caller's transaction.
+        async fn log_entry<'e>(
+            executor: impl sqlx::Executor<'e, Database = $db>,
+            channel: &ChannelId,
+            address: &Address,
+            action: ConsentAction,
+            topic: Option<&str>,
+            context: &ConsentContext,
+            now: DateTime<Utc>,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO consent_log (id, channel_id, address, action, topic, source, evidence, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(ulid::Ulid::new().to_string())
+            .bind(channel.as_str())
+            .bind(address.as_str())
+            .bind(action.as_str())
+            .bind(topic)
+            .bind(context.source.as_str())
+            .bind(&context.evidence)
+            .bind(now)
+            .execute(executor)
+            .await?;
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::SelfServiceStore for $store {
+            async fn create_nonce(&self, n: &NewNonce) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO siwe_nonces (nonce, channel_id, address, issued_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&n.nonce)
+                .bind(n.channel.as_str())
+                .bind(n.address.as_str())
+                .bind(n.issued_at)
+                .bind(n.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn use_nonce(&self, nonce: &str, now: DateTime<Utc>) -> StoreResult<NonceUse> {
+                let row: Option<(String, String, DateTime<Utc>)> = sqlx::query_as(
+                    "UPDATE siwe_nonces SET used_at = $2 WHERE nonce = $1 AND used_at IS NULL \
+                     RETURNING channel_id, address, expires_at",
+                )
+                .bind(nonce)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some((channel, address, expires_at)) = row {
+                    return Ok(NonceUse::Consumed {
+                        channel: ChannelId::from_trusted(channel),
+                        address: Address::from_trusted(address),
+                        expires_at,
+                    });
+                }
+                let known: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM siwe_nonces WHERE nonce = $1")
+                        .bind(nonce)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(if known.is_some() { NonceUse::Replayed } else { NonceUse::Unknown })
+            }
+
+            async fn subscribe_with_consent(
+                &self,
+                channel: &ChannelId,
+                address: &Address,
+                context: &ConsentContext,
+            ) -> StoreResult<SubscribeOutcome> {
+                let now = Utc::now();
+                let mut tx = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
+                     VALUES ($1, $2, 'active', $3, $3) ON CONFLICT (channel_id, address) DO NOTHING",
+                )
+                .bind(channel.as_str())
+                .bind(address.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let outcome = if inserted == 1 {
+                    SubscribeOutcome::Added
+                } else {
+                    let reactivated = sqlx::query(
+                        "UPDATE subscribers SET status = 'active', updated_at = $3 \
+                         WHERE channel_id = $1 AND address = $2 AND status <> 'active'",
+                    )
+                    .bind(channel.as_str())
+                    .bind(address.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if reactivated == 1 {
+                        SubscribeOutcome::Reactivated
+                    } else {
+                        SubscribeOutcome::AlreadyActive
+                    }
+                };
+                if outcome != SubscribeOutcome::AlreadyActive {
+                    log_entry(&mut *tx, channel, address, ConsentAction::Subscribe, None, context, now)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn unsubscribe_with_consent(
+                &self,
+                channel: &ChannelId,
+                address: &Address,
+                context: &ConsentContext,
+            ) -> StoreResult<bool> {
+                let now = Utc::now();
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE subscribers SET status = 'unsubscribed', updated_at = $3 \
+                     WHERE channel_id = $1 AND address = $2 AND status = 'active'",
+                )
+                .bind(channel.as_str())
+                .bind(address.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if done {
+                    log_entry(&mut *tx, channel, address, ConsentAction::Unsubscribe, None, context, now)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(done)
+            }
+
+            async fn log_consent_many(
+                &self,
+                channel: &ChannelId,
+                addresses: &[Address],
+                action: ConsentAction,
+                context: &ConsentContext,
+            ) -> StoreResult<()> {
+                if addresses.is_empty() {
+                    return Ok(());
+                }
+                let list = serde_json::to_string(
+                    &addresses.iter().map(Address::as_str).collect::<Vec<_>>(),
+                )
+                .expect("a list of strings always serializes");
+                // One ULID for the batch plus the (unique) address keeps ids unique and in
+                // time order relative to other entries.
+                let sql = concat!(
+                    "INSERT INTO consent_log (id, channel_id, address, action, topic, source, evidence, created_at) \
+                     SELECT $3 || ':' || value, $1, value, $4, NULL, $5, $6, $7 FROM ",
+                    $json_rows
+                );
+                sqlx::query(sql)
+                    .bind(channel.as_str())
+                    .bind(&list)
+                    .bind(ulid::Ulid::new().to_string())
+                    .bind(action.as_str())
+                    .bind(context.source.as_str())
+                    .bind(&context.evidence)
+                    .bind(Utc::now())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn consent_history(
+                &self,
+                channel: &ChannelId,
+                address: &Address,
+            ) -> StoreResult<Vec<ConsentRecord>> {
+                let rows: Vec<ConsentRow> = sqlx::query_as(
+                    "SELECT id, address, action, topic, source, evidence, created_at FROM consent_log \
+                     WHERE channel_id = $1 AND address = $2 ORDER BY id",
+                )
+                .bind(channel.as_str())
+                .bind(address.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(ConsentRow::into_record).collect())
+            }
+
+            async fn consent_export(
+                &self,
+                channel: &ChannelId,
+                cursor: Option<&str>,
+                limit: u32,
+            ) -> StoreResult<Vec<ConsentRecord>> {
+                let rows: Vec<ConsentRow> = sqlx::query_as(
+                    "SELECT id, address, action, topic, source, evidence, created_at FROM consent_log \
+                     WHERE channel_id = $1 AND (CAST($2 AS TEXT) IS NULL OR id > $2) ORDER BY id LIMIT $3",
+                )
+                .bind(channel.as_str())
+                .bind(cursor)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(ConsentRow::into_record).collect())
+            }
+
+            async fn subscriber_status(
+                &self,
+                channel: &ChannelId,
+                address: &Address,
+            ) -> StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT status FROM subscribers WHERE channel_id = $1 AND address = $2",
+                )
+                .bind(channel.as_str())
+                .bind(address.as_str())
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn create_topic(&self, channel: &ChannelId, topic: &Topic) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO topics (channel_id, name, description, default_mode, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id, name) DO NOTHING",
+                )
+                .bind(channel.as_str())
+                .bind(&topic.name)
+                .bind(&topic.description)
+                .bind(topic.default_mode.as_str())
+                .bind(topic.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_topics(&self, channel: &ChannelId) -> StoreResult<Vec<Topic>> {
+                let rows: Vec<TopicRow> = sqlx::query_as(
+                    "SELECT name, description, default_mode, created_at FROM topics \
+                     WHERE channel_id = $1 ORDER BY name",
+                )
+                .bind(channel.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(TopicRow::into_topic).collect())
+            }
+
+            async fn get_topic(&self, channel: &ChannelId, name: &str) -> StoreResult<Option<Topic>> {
+                let row: Option<TopicRow> = sqlx::query_as(
+                    "SELECT name, description, default_mode, created_at FROM topics \
+                     WHERE channel_id = $1 AND name = $2",
+                )
+                .bind(channel.as_str())
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(TopicRow::into_topic))
+            }
+
+            async fn update_topic(
+                &self,
+                channel: &ChannelId,
+                name: &str,
+                description: Option<&str>,
+                mode: TopicMode,
+            ) -> StoreResult<Option<Topic>> {
+                let row: Option<TopicRow> = sqlx::query_as(
+                    "UPDATE topics SET description = $3, default_mode = $4 \
+                     WHERE channel_id = $1 AND name = $2 \
+                     RETURNING name, description, default_mode, created_at",
+                )
+                .bind(channel.as_str())
+                .bind(name)
+                .bind(description)
+                .bind(mode.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(TopicRow::into_topic))
+            }
+
+            async fn delete_topic(&self, channel: &ChannelId, name: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM topic_preferences WHERE channel_id = $1 AND topic = $2")
+                    .bind(channel.as_str())
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query("DELETE FROM topics WHERE channel_id = $1 AND name = $2")
+                    .bind(channel.as_str())
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                tx.commit().await?;
+                Ok(done)
+            }
+
+            async fn set_topic_preference(
+                &self,
+                channel: &ChannelId,
+                address: &Address,
+                topic: &str,
+                enabled: bool,
+                context: &ConsentContext,
+            ) -> StoreResult<PreferenceOutcome> {
+                let now = Utc::now();
+                let mut tx = self.pool.begin().await?;
+                let mode: Option<String> = sqlx::query_scalar(
+                    "SELECT default_mode FROM topics WHERE channel_id = $1 AND name = $2",
+                )
+                .bind(channel.as_str())
+                .bind(topic)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match mode.as_deref() {
+                    None => return Ok(PreferenceOutcome::UnknownTopic),
+                    Some("required") if !enabled => return Ok(PreferenceOutcome::Required),
+                    Some(_) => {}
+                }
+                sqlx::query(
+                    "INSERT INTO topic_preferences (channel_id, address, topic, enabled, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id, address, topic) \
+                     DO UPDATE SET enabled = $4, updated_at = $5",
+                )
+                .bind(channel.as_str())
+                .bind(address.as_str())
+                .bind(topic)
+                .bind(enabled)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let action = if enabled { ConsentAction::TopicOn } else { ConsentAction::TopicOff };
+                log_entry(&mut *tx, channel, address, action, Some(topic), context, now).await?;
+                tx.commit().await?;
+                Ok(PreferenceOutcome::Set)
+            }
+
+            async fn topic_preferences(
+                &self,
+                channel: &ChannelId,
+                address: &Address,
+            ) -> StoreResult<Vec<TopicPreference>> {
+                let rows: Vec<(String, Option<String>, String, DateTime<Utc>, Option<bool>)> =
+                    sqlx::query_as(
+                        "SELECT t.name, t.description, t.default_mode, t.created_at, p.enabled \
+                         FROM topics t LEFT JOIN topic_preferences p ON p.channel_id = t.channel_id \
+                         AND p.topic = t.name AND p.address = $2 WHERE t.channel_id = $1 ORDER BY t.name",
+                    )
+                    .bind(channel.as_str())
+                    .bind(address.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(name, description, mode, created_at, choice)| {
+                        let topic = TopicRow { name, description, default_mode: mode, created_at }
+                            .into_topic();
+                        let enabled = match topic.default_mode {
+                            TopicMode::Required => true,
+                            TopicMode::On => choice.unwrap_or(true),
+                            TopicMode::Off => choice.unwrap_or(false),
+                        };
+                        TopicPreference { topic, enabled, explicit: choice.is_some() }
+                    })
+                    .collect())
+            }
+
+            async fn is_deliverable(
+                &self,
+                channel: &ChannelId,
+                address: &Address,
+                topic: Option<&str>,
+            ) -> StoreResult<bool> {
+                let hit: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM subscribers s WHERE s.channel_id = $1 AND s.address = $2 \
+                     AND s.status = 'active' AND (CAST($3 AS TEXT) IS NULL \
+                     OR NOT EXISTS (SELECT 1 FROM topics t WHERE t.channel_id = $1 AND t.name = $3) \
+                     OR EXISTS (SELECT 1 FROM topics t WHERE t.channel_id = $1 AND t.name = $3 \
+                         AND (t.default_mode = 'required' OR COALESCE((SELECT p.enabled FROM topic_preferences p \
+                             WHERE p.channel_id = $1 AND p.address = $2 AND p.topic = $3), t.default_mode = 'on'))))",
+                )
+                .bind(channel.as_str())
+                .bind(address.as_str())
+                .bind(topic)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(hit.is_some())
+            }
+
+            async fn welcome_text(&self, channel: &ChannelId) -> StoreResult<Option<String>> {
+                let text: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT welcome_text FROM channels WHERE id = $1")
+                        .bind(channel.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(text.flatten())
+            }
+
+            async fn set_welcome_text(
+                &self,
+                channel: &ChannelId,
+                text: Option<&str>,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE channels SET welcome_text = $2 WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(channel.as_str())
+                .bind(text)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn inbound_peers(&self, channel: &ChannelId) -> StoreResult<Vec<(String, Address)>> {
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT inbox_id, address FROM inbound_peers WHERE channel_id = $1 ORDER BY inbox_id",
+                )
+                .bind(channel.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(i, a)| (i, Address::from_trusted(a))).collect())
+            }
+
+            async fn add_inbound_peer(
+                &self,
+                channel: &ChannelId,
+                inbox_id: &str,
+                address: &Address,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO inbound_peers (channel_id, inbox_id, address, first_seen_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id, inbox_id) DO NOTHING",
+                )
+                .bind(channel.as_str())
+                .bind(inbox_id)
+                .bind(address.as_str())
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn claim_inbound_message(
+                &self,
+                channel: &ChannelId,
+                message_id: &str,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO inbound_messages (channel_id, message_id, processed_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (channel_id, message_id) DO NOTHING",
+                )
+                .bind(channel.as_str())
+                .bind(message_id)
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+    };
+}
+
+pub(super) use impl_selfservice;
