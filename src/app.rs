@@ -53,6 +53,7 @@ impl App {
             rate_limiter: Arc::new(RateLimiter::new(config.http.rate_limit_per_second)),
             auth_cache: Arc::default(),
             metrics: telemetry::metrics_handle(),
+            selfservice: Arc::new(config.selfservice.clone()),
         };
         let router = http::router(state.clone(), &config.http);
         let listener = TcpListener::bind(config.listen)

@@ -19,7 +19,15 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{paginate, AppJson, AppQuery, ListParams};
 use super::AppState;
 use crate::domain::{Address, AddressError};
-use crate::store::SubscribeOutcome;
+use crate::store::{ConsentAction, ConsentContext, ConsentSource, SubscribeOutcome};
+
+/// Consent context of a tenant's single-address API call.
+fn api_consent() -> ConsentContext {
+    ConsentContext {
+        source: ConsentSource::Api,
+        evidence: None,
+    }
+}
 
 /// Most addresses accepted by one batch call (and one targeted announcement).
 pub const MAX_BATCH: usize = 10_000;
@@ -88,7 +96,10 @@ async fn put_subscriber(
 ) -> Result<(StatusCode, axum::Json<SubscriberOut>), ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
     let address = parse_address(&address)?;
-    let outcome = state.store.subscribe(&channel.id, &address).await?;
+    let outcome = state
+        .store
+        .subscribe_with_consent(&channel.id, &address, &api_consent())
+        .await?;
     let status = match outcome {
         SubscribeOutcome::AlreadyActive => StatusCode::OK,
         SubscribeOutcome::Added | SubscribeOutcome::Reactivated => StatusCode::CREATED,
@@ -118,7 +129,10 @@ async fn delete_subscriber(
 ) -> Result<StatusCode, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
     let address = parse_address(&address)?;
-    state.store.unsubscribe(&channel.id, &address).await?;
+    state
+        .store
+        .unsubscribe_with_consent(&channel.id, &address, &api_consent())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -177,6 +191,16 @@ async fn batch_subscribe(
     let duplicates = valid.duplicates;
     let unique: Vec<Address> = valid.unique.into_iter().collect();
     let outcome = state.store.subscribe_many(&channel.id, &unique).await?;
+    // The batch path logs every address it was given (already active ones included): the
+    // import itself is the evidence.
+    let context = ConsentContext {
+        source: ConsentSource::Import,
+        evidence: None,
+    };
+    state
+        .store
+        .log_consent_many(&channel.id, &unique, ConsentAction::Subscribe, &context)
+        .await?;
     Ok(axum::Json(BatchOut {
         added: outcome.added,
         already: outcome.already + duplicates,

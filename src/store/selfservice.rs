@@ -159,6 +159,8 @@ pub enum PreferenceOutcome {
 
 #[async_trait]
 pub trait SelfServiceStore: Send + Sync {
+    /// Whether the channel exists and is not deleted (public endpoints: no tenant scope).
+    async fn channel_is_live(&self, channel: &ChannelId) -> StoreResult<bool>;
     /// Stores a fresh SIWE nonce.
     async fn create_nonce(&self, nonce: &NewNonce) -> StoreResult<()>;
     /// Marks a nonce used in one atomic statement, so two concurrent uses cannot both win.

@@ -37,6 +37,16 @@ macro_rules! impl_selfservice {
 
         #[async_trait::async_trait]
         impl $crate::store::SelfServiceStore for $store {
+            async fn channel_is_live(&self, channel: &ChannelId) -> StoreResult<bool> {
+                let hit: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM channels WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(channel.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(hit.is_some())
+            }
+
             async fn create_nonce(&self, n: &NewNonce) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO siwe_nonces (nonce, channel_id, address, issued_at, expires_at) \
