@@ -10,6 +10,8 @@ mod isolation;
 mod limits;
 mod operations;
 mod secrets;
+mod selfservice;
+mod siwe;
 mod store_story;
 mod subscribers;
 mod tenants;
