@@ -11,6 +11,8 @@ mod limits;
 mod operations;
 mod secrets;
 mod selfservice;
+mod selfservice_chat;
+mod selfservice_sdk;
 mod siwe;
 mod store_story;
 mod subscribers;
