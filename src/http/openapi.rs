@@ -17,6 +17,8 @@ use utoipa::{Modify, OpenApi};
         (name = "channels", description = "Sender identities"),
         (name = "subscribers", description = "Who receives a channel's announcements"),
         (name = "announcements", description = "Messages and their per-recipient deliveries"),
+        (name = "self-service", description = "Subscribers opting in and out themselves; the consent log"),
+        (name = "topics", description = "Channel topics and subscribers' topic choices"),
         (name = "operations", description = "Probes and metrics"),
     )
 )]
