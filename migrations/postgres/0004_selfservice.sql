@@ -14,6 +14,7 @@ CREATE TABLE siwe_nonces (
     expires_at TIMESTAMPTZ NOT NULL,
     used_at    TIMESTAMPTZ
 );
+CREATE INDEX siwe_nonces_expiry ON siwe_nonces (expires_at);
 
 -- Append-only record of every subscription change: who, what, when, through which path, and
 -- the evidence (a signature, a message id, a request id). Ids are ULIDs, so id order is time order.

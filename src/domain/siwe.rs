@@ -144,8 +144,8 @@ pub fn verify_personal_sign(
     signature_hex: &str,
     expected: &Address,
 ) -> Result<(), SiweError> {
-    let raw = hex::decode(signature_hex.trim_start_matches("0x"))
-        .map_err(|_| SiweError::BadSignature)?;
+    let raw =
+        hex::decode(signature_hex.trim_start_matches("0x")).map_err(|_| SiweError::BadSignature)?;
     if raw.len() != 65 {
         return Err(SiweError::BadSignature);
     }

@@ -237,7 +237,10 @@ async fn create_announcement(
     if let Some(topic) = audience.topic() {
         // Checked here (not in `validate`) because it needs the store.
         if state.store.get_topic(&channel, topic).await?.is_none() {
-            return Err(ApiError::validation("unknown_topic", format!("no topic {topic}")));
+            return Err(ApiError::validation(
+                "unknown_topic",
+                format!("no topic {topic}"),
+            ));
         }
     }
     if let Some(key) = &key {

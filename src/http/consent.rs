@@ -123,13 +123,19 @@ async fn export_consent(
     let channel = load_channel(&state, &tenant, &id).await?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::validation("invalid_limit", format!("limit must be 1 to {MAX_PAGE}")));
+        return Err(ApiError::validation(
+            "invalid_limit",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
     }
     let ndjson = match params.format.as_deref() {
         None | Some("json") => false,
         Some("ndjson") => true,
         Some(other) => {
-            return Err(ApiError::validation("invalid_format", format!("unknown format {other}")))
+            return Err(ApiError::validation(
+                "invalid_format",
+                format!("unknown format {other}"),
+            ))
         }
     };
     // One extra row tells whether another page exists.
@@ -189,10 +195,16 @@ async fn put_welcome(
     let channel = load_channel(&state, &tenant, &id).await?;
     if let Some(text) = &body.text {
         if text.trim().is_empty() || text.len() > 2000 {
-            return Err(ApiError::validation("invalid_welcome_text", "1 to 2000 bytes"));
+            return Err(ApiError::validation(
+                "invalid_welcome_text",
+                "1 to 2000 bytes",
+            ));
         }
     }
-    state.store.set_welcome_text(&channel.id, body.text.as_deref()).await?;
+    state
+        .store
+        .set_welcome_text(&channel.id, body.text.as_deref())
+        .await?;
     Ok(axum::Json(body))
 }
 

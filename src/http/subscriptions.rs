@@ -86,6 +86,12 @@ async fn challenge(
     // Whole seconds: the text carries second precision and must match what is stored.
     let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_else(Utc::now);
     let expires_at = now + Duration::seconds(config.challenge_ttl_secs as i64);
+    // The endpoint is public: drop long-expired challenges as new ones are made, so the table
+    // stays bounded without a separate sweeper (indexed on `expires_at`).
+    state
+        .store
+        .purge_expired_nonces(now - Duration::hours(1))
+        .await?;
     let nonce = generate_nonce();
     let message = SiweMessage::new(
         &config.siwe_domain,
@@ -150,13 +156,18 @@ async fn subscribe_signed(
             "the challenge was issued for another channel",
         ));
     }
-    verify_personal_sign(&body.message, &body.signature, &message.address).map_err(|e| match e {
-        SiweError::WrongSigner { .. } => ApiError::validation("signer_mismatch", e.to_string()),
-        other => ApiError::validation("invalid_signature", other.to_string()),
-    })?;
+    verify_personal_sign(&body.message, &body.signature, &message.address).map_err(
+        |e| match e {
+            SiweError::WrongSigner { .. } => ApiError::validation("signer_mismatch", e.to_string()),
+            other => ApiError::validation("invalid_signature", other.to_string()),
+        },
+    )?;
     let now = Utc::now();
     if message.expires_at <= now {
-        return Err(ApiError::validation("challenge_expired", "the challenge has expired"));
+        return Err(ApiError::validation(
+            "challenge_expired",
+            "the challenge has expired",
+        ));
     }
     match state.store.use_nonce(&message.nonce, now).await? {
         NonceUse::Replayed => {
@@ -166,7 +177,10 @@ async fn subscribe_signed(
             })
         }
         NonceUse::Unknown => {
-            return Err(ApiError::validation("unknown_nonce", "herald did not issue this challenge"))
+            return Err(ApiError::validation(
+                "unknown_nonce",
+                "herald did not issue this challenge",
+            ))
         }
         NonceUse::Consumed {
             channel: issued_channel,
@@ -180,7 +194,10 @@ async fn subscribe_signed(
                 ));
             }
             if expires_at <= now {
-                return Err(ApiError::validation("challenge_expired", "the challenge has expired"));
+                return Err(ApiError::validation(
+                    "challenge_expired",
+                    "the challenge has expired",
+                ));
             }
         }
     }

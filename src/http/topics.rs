@@ -113,7 +113,10 @@ async fn create_topic(
 ) -> Result<(StatusCode, axum::Json<TopicOut>), ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
     if !valid_topic_name(&body.name) {
-        return Err(ApiError::validation("invalid_topic_name", "1 to 32 of a-z 0-9 _ -"));
+        return Err(ApiError::validation(
+            "invalid_topic_name",
+            "1 to 32 of a-z 0-9 _ -",
+        ));
     }
     let topic = Topic {
         name: body.name,

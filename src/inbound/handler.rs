@@ -44,7 +44,10 @@ pub async fn handle_incoming(
     };
     let (channel, sender) = (incoming.channel, incoming.sender);
     let reply = match Command::parse(incoming.text) {
-        Command::Subscribe => match store.subscribe_with_consent(channel, sender, &context).await? {
+        Command::Subscribe => match store
+            .subscribe_with_consent(channel, sender, &context)
+            .await?
+        {
             SubscribeOutcome::AlreadyActive => {
                 "You're already subscribed. Reply STOP to unsubscribe.".to_owned()
             }
@@ -53,7 +56,10 @@ pub async fn handle_incoming(
             }
         },
         Command::Unsubscribe => {
-            if store.unsubscribe_with_consent(channel, sender, &context).await? {
+            if store
+                .unsubscribe_with_consent(channel, sender, &context)
+                .await?
+            {
                 "You're unsubscribed and will get no further messages. Reply START to subscribe again."
                     .to_owned()
             } else {

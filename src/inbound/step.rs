@@ -121,9 +121,41 @@ fn wallet_of(inbox: &InboxState) -> Option<Address> {
     let chosen = if addresses.len() == 1 {
         addresses.into_iter().next()
     } else {
-        addresses
-            .into_iter()
-            .find(|a| *a == state.recovery_address)
+        addresses.into_iter().find(|a| *a == state.recovery_address)
     }?;
     Address::parse(&chosen).ok()
+}
+
+/// Pause between passes when the last one found nothing to do.
+pub const IDLE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Pause after a failed pass before trying again.
+pub const ERROR_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Follows one channel's inbox until `cancel` fires: passes back to back while there is work,
+/// [`IDLE_POLL`] apart when idle. Failures are logged once here and retried after
+/// [`ERROR_BACKOFF`]; nothing is lost, since unhandled messages stay unclaimed.
+pub async fn run(
+    store: &dyn Store,
+    channel: &ChannelId,
+    client: &Client,
+    welcome_default: &str,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let pause = match run_once(store, channel, client, welcome_default).await {
+            Ok(done) if done.handled > 0 || done.joined > 0 => {
+                metrics::counter!("herald_inbound_messages_total").increment(done.handled as u64);
+                std::time::Duration::ZERO
+            }
+            Ok(_) => IDLE_POLL,
+            Err(error) => {
+                tracing::warn!(channel.id = %channel.as_str(), %error, retryable = error.is_retryable(), "inbound pass failed");
+                ERROR_BACKOFF
+            }
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
 }

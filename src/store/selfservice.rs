@@ -166,6 +166,10 @@ pub trait SelfServiceStore: Send + Sync {
     /// Marks a nonce used in one atomic statement, so two concurrent uses cannot both win.
     async fn use_nonce(&self, nonce: &str, now: DateTime<Utc>) -> StoreResult<NonceUse>;
 
+    /// Deletes SIWE nonces that expired before `before` (used or not); returns how many. The
+    /// challenge endpoint is public, so this keeps the table bounded.
+    async fn purge_expired_nonces(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
     /// Subscribes (or re-activates) an address and logs the change in the same transaction;
     /// an already active address is left alone and not logged.
     async fn subscribe_with_consent(
@@ -265,8 +269,11 @@ pub trait SelfServiceStore: Send + Sync {
         address: &Address,
     ) -> StoreResult<bool>;
     /// Claims an inbound message for handling; false if it was handled before.
-    async fn claim_inbound_message(&self, channel: &ChannelId, message_id: &str)
-        -> StoreResult<bool>;
+    async fn claim_inbound_message(
+        &self,
+        channel: &ChannelId,
+        message_id: &str,
+    ) -> StoreResult<bool>;
 }
 
 /// Consent log row shape shared by both backends.

@@ -86,6 +86,14 @@ macro_rules! impl_selfservice {
                 Ok(if known.is_some() { NonceUse::Replayed } else { NonceUse::Unknown })
             }
 
+            async fn purge_expired_nonces(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM siwe_nonces WHERE expires_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn subscribe_with_consent(
                 &self,
                 channel: &ChannelId,

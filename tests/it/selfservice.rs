@@ -26,32 +26,67 @@ async fn topic_announcements_reach_only_opted_in_subscribers_and_send_time_check
     let (a, b, c) = (&people[0], &people[1], &people[2]);
 
     let topics = format!("/v1/channels/{ch}/topics");
-    for (name, default) in [("security", "on"), ("marketing", "off"), ("legal", "required")] {
-        let made = app.post(&topics, &key, json!({"name": name, "default": default})).await;
+    for (name, default) in [
+        ("security", "on"),
+        ("marketing", "off"),
+        ("legal", "required"),
+    ] {
+        let made = app
+            .post(&topics, &key, json!({"name": name, "default": default}))
+            .await;
         assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
     }
     let dup = app.post(&topics, &key, json!({"name": "security"})).await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
     let bad = app.post(&topics, &key, json!({"name": "Has Space"})).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(list(&app.get(&topics, &key).await.body, "name"), ["legal", "marketing", "security"]);
+    assert_eq!(
+        list(&app.get(&topics, &key).await.body, "name"),
+        ["legal", "marketing", "security"]
+    );
 
     // a leaves security, b joins marketing, nobody may leave legal.
-    let pref = |who: &str, topic: &str| format!("/v1/channels/{ch}/subscribers/{who}/topics/{topic}");
+    let pref =
+        |who: &str, topic: &str| format!("/v1/channels/{ch}/subscribers/{who}/topics/{topic}");
     let put = |path: String, enabled: bool| {
         let app = &app;
         let key = key.clone();
-        async move { app.call(Method::PUT, &path, Some(&key), Some(json!({"enabled": enabled}))).await }
+        async move {
+            app.call(
+                Method::PUT,
+                &path,
+                Some(&key),
+                Some(json!({"enabled": enabled})),
+            )
+            .await
+        }
     };
-    assert_eq!(put(pref(a, "security"), false).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(put(pref(b, "marketing"), true).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        put(pref(a, "security"), false).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        put(pref(b, "marketing"), true).await.status,
+        StatusCode::NO_CONTENT
+    );
     let required = put(pref(c, "legal"), false).await;
     assert_eq!(required.status, StatusCode::CONFLICT);
     assert_eq!(required.code(), "topic_required");
-    assert_eq!(put(pref(c, "nope"), true).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        put(pref(c, "nope"), true).await.status,
+        StatusCode::NOT_FOUND
+    );
 
-    let prefs = app.get(&format!("/v1/channels/{ch}/subscribers/{a}/topics"), &key).await;
-    let security = prefs.body["items"].as_array().unwrap().iter().find(|p| p["topic"] == "security").unwrap().clone();
+    let prefs = app
+        .get(&format!("/v1/channels/{ch}/subscribers/{a}/topics"), &key)
+        .await;
+    let security = prefs.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["topic"] == "security")
+        .unwrap()
+        .clone();
     assert_eq!(security["enabled"], false);
     assert_eq!(security["explicit"], true);
 
@@ -66,7 +101,12 @@ async fn topic_announcements_reach_only_opted_in_subscribers_and_send_time_check
         let app = &app;
         let key = key.clone();
         async move {
-            let mut got = list(&app.get(&format!("/v1/announcements/{id}/deliveries"), &key).await.body, "address");
+            let mut got = list(
+                &app.get(&format!("/v1/announcements/{id}/deliveries"), &key)
+                    .await
+                    .body,
+                "address",
+            );
             got.sort();
             got
         }
@@ -75,11 +115,22 @@ async fn topic_announcements_reach_only_opted_in_subscribers_and_send_time_check
     assert_eq!(sec.status, StatusCode::ACCEPTED, "{}", sec.body);
     let mut want = vec![b.clone(), c.clone()];
     want.sort();
-    assert_eq!(recipients(sec.body["id"].as_str().unwrap().into()).await, want);
+    assert_eq!(
+        recipients(sec.body["id"].as_str().unwrap().into()).await,
+        want
+    );
     let mkt = send("marketing").await;
-    assert_eq!(recipients(mkt.body["id"].as_str().unwrap().into()).await, vec![b.clone()]);
+    assert_eq!(
+        recipients(mkt.body["id"].as_str().unwrap().into()).await,
+        vec![b.clone()]
+    );
     let legal = send("legal").await;
-    assert_eq!(recipients(legal.body["id"].as_str().unwrap().into()).await.len(), 3);
+    assert_eq!(
+        recipients(legal.body["id"].as_str().unwrap().into())
+            .await
+            .len(),
+        3
+    );
     let unknown = send("nothing").await;
     assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(unknown.code(), "unknown_topic");
@@ -88,20 +139,58 @@ async fn topic_announcements_reach_only_opted_in_subscribers_and_send_time_check
     let channel = ChannelId::from_trusted(ch.clone());
     let addr = |s: &str| Address::parse(s).unwrap();
     let store = &app.store;
-    assert!(!store.is_deliverable(&channel, &addr(a), Some("security")).await.unwrap());
-    assert!(store.is_deliverable(&channel, &addr(a), None).await.unwrap());
-    assert!(store.is_deliverable(&channel, &addr(b), Some("marketing")).await.unwrap());
-    assert!(!store.is_deliverable(&channel, &addr(c), Some("marketing")).await.unwrap());
-    assert!(store.is_deliverable(&channel, &addr(c), Some("legal")).await.unwrap());
-    let gone = app.call(Method::DELETE, &format!("/v1/channels/{ch}/subscribers/{b}"), Some(&key), None).await;
+    assert!(!store
+        .is_deliverable(&channel, &addr(a), Some("security"))
+        .await
+        .unwrap());
+    assert!(store
+        .is_deliverable(&channel, &addr(a), None)
+        .await
+        .unwrap());
+    assert!(store
+        .is_deliverable(&channel, &addr(b), Some("marketing"))
+        .await
+        .unwrap());
+    assert!(!store
+        .is_deliverable(&channel, &addr(c), Some("marketing"))
+        .await
+        .unwrap());
+    assert!(store
+        .is_deliverable(&channel, &addr(c), Some("legal"))
+        .await
+        .unwrap());
+    let gone = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/channels/{ch}/subscribers/{b}"),
+            Some(&key),
+            None,
+        )
+        .await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
-    assert!(!store.is_deliverable(&channel, &addr(b), Some("marketing")).await.unwrap());
-    assert!(!store.is_deliverable(&channel, &addr(b), None).await.unwrap());
+    assert!(!store
+        .is_deliverable(&channel, &addr(b), Some("marketing"))
+        .await
+        .unwrap());
+    assert!(!store
+        .is_deliverable(&channel, &addr(b), None)
+        .await
+        .unwrap());
 
     // Deleting a topic removes the choices made for it.
-    let del = app.call(Method::DELETE, &format!("{topics}/security"), Some(&key), None).await;
+    let del = app
+        .call(
+            Method::DELETE,
+            &format!("{topics}/security"),
+            Some(&key),
+            None,
+        )
+        .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT);
-    assert!(store.is_deliverable(&channel, &addr(a), Some("security")).await.unwrap());
+    assert!(store
+        .is_deliverable(&channel, &addr(a), Some("security"))
+        .await
+        .unwrap());
 }
 
 #[tokio::test]
@@ -121,7 +210,12 @@ async fn api_and_import_changes_are_in_the_consent_log_and_its_export() {
     let entries = history.body["entries"].as_array().unwrap();
     let seen: Vec<(String, String)> = entries
         .iter()
-        .map(|e| (e["action"].as_str().unwrap().into(), e["source"].as_str().unwrap().into()))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().into(),
+                e["source"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -132,7 +226,12 @@ async fn api_and_import_changes_are_in_the_consent_log_and_its_export() {
         ]
     );
     let never = app
-        .get(&format!("/v1/channels/{ch}/subscribers/0x0000000000000000000000000000000000000001/consent"), &key)
+        .get(
+            &format!(
+                "/v1/channels/{ch}/subscribers/0x0000000000000000000000000000000000000001/consent"
+            ),
+            &key,
+        )
         .await;
     assert_eq!(never.body["status"], "never");
 
@@ -181,7 +280,9 @@ async fn the_welcome_text_is_per_channel() {
     let ch = app.channel(&key, "alerts").await;
     let path = format!("/v1/channels/{ch}/welcome");
     assert_eq!(app.get(&path, &key).await.body["text"], Value::Null);
-    let set = app.call(Method::PUT, &path, Some(&key), Some(json!({"text": "gm"}))).await;
+    let set = app
+        .call(Method::PUT, &path, Some(&key), Some(json!({"text": "gm"})))
+        .await;
     assert_eq!(set.status, StatusCode::OK);
     assert_eq!(app.get(&path, &key).await.body["text"], "gm");
 }

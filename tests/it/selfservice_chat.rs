@@ -27,7 +27,9 @@ async fn channel_client(app: &TestApp, ch: &str, url: &str, state: Arc<MemorySto
     let key = ChannelWallet::open(&app.kek, &sealed, ch).unwrap();
     let wallet = Wallet::from_bytes(&key.to_bytes().into()).unwrap();
     let transport = Arc::new(GrpcTransport::connect_lazy(url).unwrap());
-    Client::open(&wallet, transport, state).await.expect("channel registers on the node")
+    Client::open(&wallet, transport, state)
+        .await
+        .expect("channel registers on the node")
 }
 
 async fn status(store: &dyn Store, ch: &ChannelId, who: &Address) -> Option<String> {
@@ -50,7 +52,9 @@ impl Talk<'_> {
     /// Sends `text`, runs one inbound pass, and returns herald's reply as the SDK reads it.
     async fn turn(&mut self, text: &str) -> String {
         self.sdk.say(self.who, self.dm, text).await;
-        let done = run_once(self.store, self.channel, self.herald, DEFAULT_WELCOME).await.unwrap();
+        let done = run_once(self.store, self.channel, self.herald, DEFAULT_WELCOME)
+            .await
+            .unwrap();
         assert_eq!(done.handled, 1, "{text}: one message handled");
         self.texts += 2;
         let texts = self.sdk.texts(self.who, self.dm).await;
@@ -61,12 +65,18 @@ impl Talk<'_> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
-    let node = DevNode::start(DevNodeConfig::default()).await.expect("devnode starts");
+    let node = DevNode::start(DevNodeConfig::default())
+        .await
+        .expect("devnode starts");
     let app = TestApp::spawn().await;
     let key = app.tenant("acme").await;
     let ch = app.channel(&key, "alerts").await;
     let made = app
-        .post(&format!("/v1/channels/{ch}/topics"), &key, json!({"name": "security"}))
+        .post(
+            &format!("/v1/channels/{ch}/topics"),
+            &key,
+            json!({"name": "security"}),
+        )
         .await;
     assert_eq!(made.status, StatusCode::CREATED);
     let channel = ChannelId::from_trusted(ch.clone());
@@ -80,20 +90,43 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
     let dm = sdk.open_dm(&alice, herald.inbox_id()).await;
 
     // Each turn: the SDK user writes, herald runs one inbound pass, the SDK reads the answer.
-    let mut talk = Talk { sdk: &mut sdk, dm: &dm, who: &alice, store, channel: &channel, herald: &herald, texts: 0 };
+    let mut talk = Talk {
+        sdk: &mut sdk,
+        dm: &dm,
+        who: &alice,
+        store,
+        channel: &channel,
+        herald: &herald,
+        texts: 0,
+    };
     let reply = talk.turn("  Subscribe ").await;
     assert!(reply.starts_with("You're subscribed."), "{reply}");
-    assert_eq!(status(store, &channel, &alice_addr).await.as_deref(), Some("active"));
-    assert!(store.is_deliverable(&channel, &alice_addr, None).await.unwrap());
+    assert_eq!(
+        status(store, &channel, &alice_addr).await.as_deref(),
+        Some("active")
+    );
+    assert!(store
+        .is_deliverable(&channel, &alice_addr, None)
+        .await
+        .unwrap());
 
     let reply = talk.turn("STOP").await;
     assert!(reply.starts_with("You're unsubscribed"), "{reply}");
-    assert_eq!(status(store, &channel, &alice_addr).await.as_deref(), Some("unsubscribed"));
-    assert!(!store.is_deliverable(&channel, &alice_addr, None).await.unwrap());
+    assert_eq!(
+        status(store, &channel, &alice_addr).await.as_deref(),
+        Some("unsubscribed")
+    );
+    assert!(!store
+        .is_deliverable(&channel, &alice_addr, None)
+        .await
+        .unwrap());
 
     let reply = talk.turn("start").await;
     assert!(reply.starts_with("You're subscribed."), "{reply}");
-    assert!(store.is_deliverable(&channel, &alice_addr, Some("security")).await.unwrap());
+    assert!(store
+        .is_deliverable(&channel, &alice_addr, Some("security"))
+        .await
+        .unwrap());
 
     let reply = talk.turn("help").await;
     assert!(reply.contains("STOP <topic>"), "{reply}");
@@ -101,12 +134,21 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
     assert!(reply.contains("security - on"), "{reply}");
     let reply = talk.turn("stop security").await;
     assert!(reply.contains("won't get security"), "{reply}");
-    assert!(!store.is_deliverable(&channel, &alice_addr, Some("security")).await.unwrap());
-    assert!(store.is_deliverable(&channel, &alice_addr, None).await.unwrap());
+    assert!(!store
+        .is_deliverable(&channel, &alice_addr, Some("security"))
+        .await
+        .unwrap());
+    assert!(store
+        .is_deliverable(&channel, &alice_addr, None)
+        .await
+        .unwrap());
     let reply = talk.turn("start security").await;
     assert!(reply.contains("You'll get security"), "{reply}");
     let reply = talk.turn("what is this").await;
-    assert!(reply.contains("Reply HELP"), "a known wallet gets no welcome: {reply}");
+    assert!(
+        reply.contains("Reply HELP"),
+        "a known wallet gets no welcome: {reply}"
+    );
 
     // The sender's wallet came from its inbox's verified identity log.
     let peers = store.inbound_peers(&channel).await.unwrap();
@@ -114,36 +156,64 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
 
     // The consent log names the chat as the source, with the message as evidence.
     let history = store.consent_history(&channel, &alice_addr).await.unwrap();
-    let actions: Vec<(&str, &str)> = history.iter().map(|e| (e.action.as_str(), e.source.as_str())).collect();
+    let actions: Vec<(&str, &str)> = history
+        .iter()
+        .map(|e| (e.action.as_str(), e.source.as_str()))
+        .collect();
     assert_eq!(
         actions,
-        [("subscribe", "dm"), ("unsubscribe", "dm"), ("subscribe", "dm"), ("topic_off", "dm"), ("topic_on", "dm")]
+        [
+            ("subscribe", "dm"),
+            ("unsubscribe", "dm"),
+            ("subscribe", "dm"),
+            ("topic_off", "dm"),
+            ("topic_on", "dm")
+        ]
     );
-    assert!(history[0].evidence.as_deref().unwrap().starts_with("xmtp-message:"));
+    assert!(history[0]
+        .evidence
+        .as_deref()
+        .unwrap()
+        .starts_with("xmtp-message:"));
 
     let expected_texts = talk.texts;
-    drop(talk);
 
     // A restarted client (same persisted state) handles nothing again and answers nothing twice.
     drop(herald);
     let again = channel_client(&app, &ch, &node.url(), state.clone()).await;
-    let idle = run_once(store, &channel, &again, DEFAULT_WELCOME).await.unwrap();
+    let idle = run_once(store, &channel, &again, DEFAULT_WELCOME)
+        .await
+        .unwrap();
     assert_eq!(idle.handled, 0);
     assert_eq!(sdk.texts(&alice, &dm).await.len(), expected_texts);
 
     // A first message from an unknown wallet gets the channel's welcome text, once.
     let set = app
-        .call(Method::PUT, &format!("/v1/channels/{ch}/welcome"), Some(&key), Some(json!({"text": "Hi! Reply SUBSCRIBE."})))
+        .call(
+            Method::PUT,
+            &format!("/v1/channels/{ch}/welcome"),
+            Some(&key),
+            Some(json!({"text": "Hi! Reply SUBSCRIBE."})),
+        )
         .await;
     assert_eq!(set.status, StatusCode::OK);
     let bob = sdk.user("bob", &node.url()).await;
     let bob_dm = sdk.open_dm(&bob, again.inbox_id()).await;
     sdk.say(&bob, &bob_dm, "gm").await;
-    let done = run_once(store, &channel, &again, DEFAULT_WELCOME).await.unwrap();
+    let done = run_once(store, &channel, &again, DEFAULT_WELCOME)
+        .await
+        .unwrap();
     assert_eq!((done.joined, done.handled), (1, 1));
-    assert_eq!(sdk.texts(&bob, &bob_dm).await, ["gm", "Hi! Reply SUBSCRIBE."]);
+    assert_eq!(
+        sdk.texts(&bob, &bob_dm).await,
+        ["gm", "Hi! Reply SUBSCRIBE."]
+    );
     let bob_addr = Address::parse(&bob.address).unwrap();
-    assert_eq!(status(store, &channel, &bob_addr).await, None, "chatting is not subscribing");
+    assert_eq!(
+        status(store, &channel, &bob_addr).await,
+        None,
+        "chatting is not subscribing"
+    );
 
     sdk.stop().await;
     node.shutdown().await;

@@ -44,7 +44,12 @@ impl SdkDriver {
             .expect("node runs the SDK driver");
         let input = child.stdin.take().unwrap();
         let output = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut driver = Self { child, input, output, seq: 0 };
+        let mut driver = Self {
+            child,
+            input,
+            output,
+            seq: 0,
+        };
         let hello = driver.next_line().await;
         assert_eq!(hello["result"], "ready", "{hello}");
         driver
@@ -64,7 +69,10 @@ impl SdkDriver {
         self.seq += 1;
         args["id"] = json!(self.seq);
         args["cmd"] = json!(cmd);
-        self.input.write_all(format!("{args}\n").as_bytes()).await.unwrap();
+        self.input
+            .write_all(format!("{args}\n").as_bytes())
+            .await
+            .unwrap();
         self.input.flush().await.unwrap();
         let answer = self.next_line().await;
         assert_eq!(answer["id"], json!(self.seq));
@@ -76,7 +84,10 @@ impl SdkDriver {
     pub async fn user(&mut self, name: &str, api_url: &str) -> SdkUser {
         let key = format!("0x{}", hex::encode(rand::random::<[u8; 32]>()));
         let made = self
-            .request("create", json!({"name": name, "key": key, "apiUrl": api_url}))
+            .request(
+                "create",
+                json!({"name": name, "key": key, "apiUrl": api_url}),
+            )
             .await;
         SdkUser {
             name: name.to_owned(),
@@ -88,14 +99,20 @@ impl SdkDriver {
     /// Opens a DM from `user` to `peer_inbox`; returns the conversation id.
     pub async fn open_dm(&mut self, user: &SdkUser, peer_inbox: &str) -> String {
         let dm = self
-            .request("newDm", json!({"name": user.name, "peerInboxId": peer_inbox}))
+            .request(
+                "newDm",
+                json!({"name": user.name, "peerInboxId": peer_inbox}),
+            )
             .await;
         dm["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn say(&mut self, user: &SdkUser, dm: &str, text: &str) {
-        self.request("reply", json!({"name": user.name, "conversationId": dm, "text": text}))
-            .await;
+        self.request(
+            "reply",
+            json!({"name": user.name, "conversationId": dm, "text": text}),
+        )
+        .await;
     }
 
     /// Every text in the DM as the SDK reads it after a sync, oldest first.

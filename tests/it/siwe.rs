@@ -43,14 +43,19 @@ async fn a_signed_challenge_subscribes_once_and_is_logged_as_evidence() {
     let address = wallet.address();
 
     let message = challenge(&app, &ch, &address).await;
-    assert!(message.contains(&format!("herald:channel:{ch}")), "{message}");
+    assert!(
+        message.contains(&format!("herald:channel:{ch}")),
+        "{message}"
+    );
     assert!(message.starts_with("localhost:8080 wants you to sign in"));
     let signature = wallet.sign_personal(&message);
     let ok = submit(&app, &ch, &message, &signature).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
     assert_eq!(ok.body["address"], address.to_lowercase());
 
-    let listed = app.get(&format!("/v1/channels/{ch}/subscribers"), &key).await;
+    let listed = app
+        .get(&format!("/v1/channels/{ch}/subscribers"), &key)
+        .await;
     assert_eq!(items(&listed).len(), 1);
 
     // Replaying the same signed challenge is refused.
@@ -59,7 +64,10 @@ async fn a_signed_challenge_subscribes_once_and_is_logged_as_evidence() {
     assert_eq!(replay.code(), "nonce_already_used");
 
     let consent = app
-        .get(&format!("/v1/channels/{ch}/subscribers/{address}/consent"), &key)
+        .get(
+            &format!("/v1/channels/{ch}/subscribers/{address}/consent"),
+            &key,
+        )
         .await;
     assert_eq!(consent.status, StatusCode::OK);
     assert_eq!(consent.body["status"], "active");
@@ -119,7 +127,9 @@ async fn expired_foreign_forged_and_unknown_challenges_are_refused() {
     assert_eq!(bad_sig.code(), "invalid_signature");
 
     // None of that subscribed anyone, and the genuine challenge still works once.
-    let listed = app.get(&format!("/v1/channels/{ch}/subscribers"), &key).await;
+    let listed = app
+        .get(&format!("/v1/channels/{ch}/subscribers"), &key)
+        .await;
     assert!(items(&listed).is_empty());
     let ok = submit(&app, &ch, &message, &signature).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
@@ -131,7 +141,12 @@ async fn challenges_need_a_live_channel_and_a_valid_address() {
     let key = app.tenant("acme").await;
     let ch = app.channel(&key, "alerts").await;
     let bad = app
-        .call(Method::GET, &format!("/v1/channels/{ch}/subscribe-challenge?address=0x12"), None, None)
+        .call(
+            Method::GET,
+            &format!("/v1/channels/{ch}/subscribe-challenge?address=0x12"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     let missing = app

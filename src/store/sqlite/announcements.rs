@@ -93,14 +93,14 @@ async fn insert_deliveries(
                 topic = topic_filter("$5")
             );
             let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(new.id.as_str())
-            .bind(new.channel.as_str())
-            .bind(new.priority.as_str())
-            .bind(now)
-            .bind(new.audience.topic())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected() as i64;
+                .bind(new.id.as_str())
+                .bind(new.channel.as_str())
+                .bind(new.priority.as_str())
+                .bind(now)
+                .bind(new.audience.topic())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected() as i64;
             Ok(Counts {
                 total: inserted,
                 pending: inserted,
