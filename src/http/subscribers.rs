@@ -19,7 +19,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{paginate, AppJson, AppQuery, ListParams};
 use super::AppState;
 use crate::domain::{Address, AddressError};
-use crate::store::{ConsentAction, ConsentContext, ConsentSource, SubscribeOutcome};
+use crate::store::{ConsentContext, ConsentSource, SubscribeOutcome};
 
 /// Consent context of a tenant's single-address API call.
 fn api_consent() -> ConsentContext {
@@ -190,16 +190,13 @@ async fn batch_subscribe(
     let (valid, invalid) = partition_addresses(body.addresses);
     let duplicates = valid.duplicates;
     let unique: Vec<Address> = valid.unique.into_iter().collect();
-    let outcome = state.store.subscribe_many(&channel.id, &unique).await?;
-    // The batch path logs every address it was given (already active ones included): the
-    // import itself is the evidence.
     let context = ConsentContext {
         source: ConsentSource::Import,
         evidence: None,
     };
-    state
+    let outcome = state
         .store
-        .log_consent_many(&channel.id, &unique, ConsentAction::Subscribe, &context)
+        .subscribe_many_with_consent(&channel.id, &unique, &context)
         .await?;
     Ok(axum::Json(BatchOut {
         added: outcome.added,

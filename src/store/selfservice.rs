@@ -186,7 +186,15 @@ pub trait SelfServiceStore: Send + Sync {
         address: &Address,
         context: &ConsentContext,
     ) -> StoreResult<bool>;
-    /// Logs a subscribe entry for each address (the batch import path).
+    /// Subscribes many addresses (the batch import) and logs a `subscribe` entry, source
+    /// `import`, for exactly those that were new or re-activated, in one transaction.
+    async fn subscribe_many_with_consent(
+        &self,
+        channel: &ChannelId,
+        addresses: &[Address],
+        context: &ConsentContext,
+    ) -> StoreResult<super::BatchOutcome>;
+    /// Logs an entry for each address.
     async fn log_consent_many(
         &self,
         channel: &ChannelId,

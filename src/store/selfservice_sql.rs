@@ -166,6 +166,55 @@ macro_rules! impl_selfservice {
                 Ok(done)
             }
 
+            async fn subscribe_many_with_consent(
+                &self,
+                channel: &ChannelId,
+                addresses: &[Address],
+                context: &ConsentContext,
+            ) -> StoreResult<BatchOutcome> {
+                let now = Utc::now();
+                let list = serde_json::to_string(
+                    &addresses.iter().map(Address::as_str).collect::<Vec<_>>(),
+                )
+                .expect("a list of strings always serializes");
+                let mut tx = self.pool.begin().await?;
+                // The upsert's RETURNING lists only rows it inserted or re-activated (a
+                // conflict its WHERE skips returns nothing): exactly the changes to log.
+                let changed: Vec<String> = sqlx::query_scalar(concat!(
+                    "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
+                     SELECT $1, value, 'active', $3, $3 FROM ",
+                    $json_rows,
+                    " WHERE true ON CONFLICT (channel_id, address) DO UPDATE SET status = 'active', \
+                     updated_at = $3 WHERE subscribers.status <> 'active' RETURNING address"
+                ))
+                .bind(channel.as_str())
+                .bind(&list)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+                let changed_list =
+                    serde_json::to_string(&changed).expect("a list of strings always serializes");
+                sqlx::query(concat!(
+                    "INSERT INTO consent_log (id, channel_id, address, action, topic, source, evidence, created_at) \
+                     SELECT $3 || ':' || value, $1, value, 'subscribe', NULL, $4, $5, $6 FROM ",
+                    $json_rows
+                ))
+                .bind(channel.as_str())
+                .bind(&changed_list)
+                .bind(ulid::Ulid::new().to_string())
+                .bind(context.source.as_str())
+                .bind(&context.evidence)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let added = changed.len() as u64;
+                Ok(BatchOutcome {
+                    added,
+                    already: addresses.len() as u64 - added,
+                })
+            }
+
             async fn log_consent_many(
                 &self,
                 channel: &ChannelId,
