@@ -12,4 +12,4 @@ pub mod step;
 
 pub use commands::Command;
 pub use handler::{handle_incoming, Incoming};
-pub use step::{run, run_once, InboundError, InboundOutcome};
+pub use step::{run, run_once, watch_recipients, InboundError, InboundOutcome};

@@ -114,6 +114,29 @@ pub async fn run_once(
     Ok(outcome)
 }
 
+/// Makes the step read DMs that herald opened (announcements to subscribers who never wrote
+/// first): resolves `addresses` to inbox ids on the network and records them as known peers, so
+/// a STOP sent in reply to an announcement is seen. The delivery pipeline calls this for the
+/// recipients it resolved; known peers never get the welcome text. Returns how many were new.
+pub async fn watch_recipients(
+    store: &dyn Store,
+    channel: &ChannelId,
+    client: &Client,
+    addresses: &[Address],
+) -> Result<usize, InboundError> {
+    let wanted: Vec<String> = addresses.iter().map(|a| a.as_str().to_owned()).collect();
+    let mut added = 0;
+    for (address, inbox) in client.resolve_inbox_ids(&wanted).await? {
+        let (Some(inbox), Ok(address)) = (inbox, Address::parse(&address)) else {
+            continue;
+        };
+        if store.add_inbound_peer(channel, &inbox, &address).await? {
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
 /// The wallet an inbox acts as: its only address, else its recovery address if associated.
 fn wallet_of(inbox: &InboxState) -> Option<Address> {
     let state = &inbox.state;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use herald::crypto::ChannelWallet;
 use herald::domain::{Address, ChannelId};
-use herald::inbound::run_once;
+use herald::inbound::{run_once, watch_recipients};
 use herald::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -213,6 +213,75 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
         status(store, &channel, &bob_addr).await,
         None,
         "chatting is not subscribing"
+    );
+
+    sdk.stop().await;
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_sent_in_reply_to_an_announcement_is_honoured() {
+    let node = DevNode::start(DevNodeConfig::default())
+        .await
+        .expect("devnode starts");
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "alerts").await;
+    let channel = ChannelId::from_trusted(ch.clone());
+    let store = app.store.as_ref();
+    let herald = channel_client(&app, &ch, &node.url(), Arc::new(MemoryStore::new())).await;
+    let mut sdk = SdkDriver::start().await;
+    let carol = sdk.user("carol", &node.url()).await;
+    let carol_addr = Address::parse(&carol.address).unwrap();
+    let put = app
+        .call(
+            Method::PUT,
+            &format!("/v1/channels/{ch}/subscribers/{}", carol.address),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED);
+
+    // What the pipeline does per recipient: watch it, check at send time, send.
+    assert_eq!(
+        watch_recipients(store, &channel, &herald, &[carol_addr.clone()])
+            .await
+            .unwrap(),
+        1
+    );
+    let announce = |text: &'static str| {
+        let (herald, channel, carol_addr, inbox) =
+            (&herald, &channel, &carol_addr, carol.inbox_id.clone());
+        async move {
+            if store
+                .is_deliverable(channel, carol_addr, None)
+                .await
+                .unwrap()
+            {
+                herald.send_text(&inbox, text, text).await.unwrap();
+            }
+        }
+    };
+    announce("Announcement 1").await;
+    let dm = sdk
+        .find_dm(&carol, herald.inbox_id())
+        .await
+        .expect("carol sees herald's DM");
+    assert_eq!(sdk.texts(&carol, &dm).await, ["Announcement 1"]);
+
+    sdk.say(&carol, &dm, "stop").await;
+    let done = run_once(store, &channel, &herald, DEFAULT_WELCOME)
+        .await
+        .unwrap();
+    assert_eq!(done.handled, 1);
+    announce("Announcement 2").await;
+    let texts = sdk.texts(&carol, &dm).await;
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(texts[2].starts_with("You're unsubscribed"), "{texts:?}");
+    assert_eq!(
+        status(store, &channel, &carol_addr).await.as_deref(),
+        Some("unsubscribed")
     );
 
     sdk.stop().await;

@@ -107,6 +107,17 @@ impl SdkDriver {
         dm["id"].as_str().unwrap().to_owned()
     }
 
+    /// The DM `user` has with `peer_inbox` after a sync, if any.
+    pub async fn find_dm(&mut self, user: &SdkUser, peer_inbox: &str) -> Option<String> {
+        self.request("sync", json!({"name": user.name})).await;
+        let all = self.request("list", json!({"name": user.name})).await;
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["peerInboxId"] == json!(peer_inbox))
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+    }
+
     pub async fn say(&mut self, user: &SdkUser, dm: &str, text: &str) {
         self.request(
             "reply",
