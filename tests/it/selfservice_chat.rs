@@ -245,7 +245,7 @@ async fn a_stop_sent_in_reply_to_an_announcement_is_honoured() {
 
     // What the pipeline does per recipient: watch it, check at send time, send.
     assert_eq!(
-        watch_recipients(store, &channel, &herald, &[carol_addr.clone()])
+        watch_recipients(store, &channel, &herald, std::slice::from_ref(&carol_addr))
             .await
             .unwrap(),
         1
