@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,11 +21,13 @@ use super::AppState;
 use crate::domain::{Address, AddressError};
 use crate::store::{ConsentContext, ConsentSource, SubscribeOutcome};
 
-/// Consent context of a tenant's single-address API call.
-fn api_consent() -> ConsentContext {
+/// Consent context of a tenant's call: the request id is the evidence, so a log entry can be
+/// matched to the request (and the tenant's own records of it).
+fn consent(source: ConsentSource, headers: &HeaderMap) -> ConsentContext {
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
     ConsentContext {
-        source: ConsentSource::Api,
-        evidence: None,
+        source,
+        evidence: request_id.map(|id| format!("request:{id}")),
     }
 }
 
@@ -93,12 +95,17 @@ async fn put_subscriber(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path((id, address)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<(StatusCode, axum::Json<SubscriberOut>), ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
     let address = parse_address(&address)?;
     let outcome = state
         .store
-        .subscribe_with_consent(&channel.id, &address, &api_consent())
+        .subscribe_with_consent(
+            &channel.id,
+            &address,
+            &consent(ConsentSource::Api, &headers),
+        )
         .await?;
     let status = match outcome {
         SubscribeOutcome::AlreadyActive => StatusCode::OK,
@@ -126,12 +133,17 @@ async fn delete_subscriber(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path((id, address)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
     let address = parse_address(&address)?;
     state
         .store
-        .unsubscribe_with_consent(&channel.id, &address, &api_consent())
+        .unsubscribe_with_consent(
+            &channel.id,
+            &address,
+            &consent(ConsentSource::Api, &headers),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -178,6 +190,7 @@ async fn batch_subscribe(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
+    headers: HeaderMap,
     AppJson(body): AppJson<BatchIn>,
 ) -> Result<axum::Json<BatchOut>, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
@@ -190,10 +203,7 @@ async fn batch_subscribe(
     let (valid, invalid) = partition_addresses(body.addresses);
     let duplicates = valid.duplicates;
     let unique: Vec<Address> = valid.unique.into_iter().collect();
-    let context = ConsentContext {
-        source: ConsentSource::Import,
-        evidence: None,
-    };
+    let context = consent(ConsentSource::Import, &headers);
     let outcome = state
         .store
         .subscribe_many_with_consent(&channel.id, &unique, &context)

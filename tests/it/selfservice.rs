@@ -227,6 +227,10 @@ async fn api_and_import_changes_are_in_the_consent_log_and_its_export() {
             ("subscribe".into(), "api".into())
         ]
     );
+    assert!(entries[1]["evidence"]
+        .as_str()
+        .unwrap()
+        .starts_with("request:"));
     let never = app
         .get(
             &format!(
