@@ -56,12 +56,18 @@ pub struct SignedSubscribeOut {
     pub status: String,
 }
 
-/// Resolves a public channel id; deleted or unknown channels are 404.
+/// Resolves a public channel id (deleted or unknown channels are 404) and applies the
+/// per-channel public rate limit (429).
 async fn live_channel(state: &AppState, raw: &str) -> Result<ChannelId, ApiError> {
     let id = ChannelId::parse(raw).ok_or(ApiError::NotFound("channel"))?;
     if !state.store.channel_is_live(&id).await? {
         return Err(ApiError::NotFound("channel"));
     }
+    // No API key here, so the limit applies per channel (after the existence check, so random
+    // ids cannot grow the limiter's table).
+    state
+        .rate_limiter
+        .check(&format!("public:{}", id.as_str()))?;
     Ok(id)
 }
 
@@ -73,6 +79,7 @@ async fn live_channel(state: &AppState, raw: &str) -> Result<ChannelId, ApiError
         (status = 200, description = "Challenge to sign", body = ChallengeOut),
         (status = 404, description = "No such channel", body = ErrorBody),
         (status = 422, description = "Invalid address", body = ErrorBody),
+        (status = 429, description = "Too many public requests for this channel", body = ErrorBody),
     )
 )]
 async fn challenge(
@@ -134,6 +141,7 @@ async fn challenge(
         (status = 404, description = "No such channel", body = ErrorBody),
         (status = 409, description = "The challenge was already used", body = ErrorBody),
         (status = 422, description = "Bad or foreign signature, expired or unknown challenge", body = ErrorBody),
+        (status = 429, description = "Too many public requests for this channel", body = ErrorBody),
     )
 )]
 async fn subscribe_signed(

@@ -159,3 +159,18 @@ async fn challenges_need_a_live_channel_and_a_valid_address() {
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn public_endpoints_are_rate_limited_per_channel() {
+    let app = TestApp::spawn_with(|c| c.http.rate_limit_per_second = 1).await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "alerts").await;
+    let address = Wallet::generate().address();
+    let path = format!("/v1/channels/{ch}/subscribe-challenge?address={address}");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(app.call(Method::GET, &path, None, None).await.status);
+    }
+    assert_eq!(statuses[0], StatusCode::OK);
+    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+}
