@@ -7,8 +7,10 @@
 //! forget the check.
 
 mod postgres;
+mod inbound_sql;
 mod selfservice;
 mod selfservice_sql;
+mod topics_sql;
 mod sqlite;
 mod types;
 

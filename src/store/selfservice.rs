@@ -1,9 +1,10 @@
 //! Subscriber self-service persistence: SIWE nonces, the consent log, topics and topic
 //! preferences, the send-time deliverability check, and inbound chat bookkeeping.
 //!
-//! A separate trait (a supertrait of [`Store`](super::Store)) keeps this surface apart from the
-//! foundation's; both backends implement it from one SQL text (`selfservice_sql.rs`), because
-//! every statement here is portable between Postgres and SQLite.
+//! Separate traits (`SelfServiceStore`, with `TopicStore` and `InboundStore` under it, all
+//! supertraits of [`Store`](super::Store)) keep this surface apart from the foundation's. Both
+//! backends implement them from one SQL text each (`selfservice_sql.rs`, `topics_sql.rs`,
+//! `inbound_sql.rs`), because every statement here is portable between Postgres and SQLite.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -158,18 +159,16 @@ pub enum PreferenceOutcome {
 }
 
 #[async_trait]
-pub trait SelfServiceStore: Send + Sync {
+pub trait SelfServiceStore: TopicStore + InboundStore + Send + Sync {
     /// Whether the channel exists and is not deleted (public endpoints: no tenant scope).
     async fn channel_is_live(&self, channel: &ChannelId) -> StoreResult<bool>;
     /// Stores a fresh SIWE nonce.
     async fn create_nonce(&self, nonce: &NewNonce) -> StoreResult<()>;
     /// Marks a nonce used in one atomic statement, so two concurrent uses cannot both win.
     async fn use_nonce(&self, nonce: &str, now: DateTime<Utc>) -> StoreResult<NonceUse>;
-
     /// Deletes SIWE nonces that expired before `before` (used or not); returns how many. The
     /// challenge endpoint is public, so this keeps the table bounded.
     async fn purge_expired_nonces(&self, before: DateTime<Utc>) -> StoreResult<u64>;
-
     /// Subscribes (or re-activates) an address and logs the change in the same transaction;
     /// an already active address is left alone and not logged.
     async fn subscribe_with_consent(
@@ -221,7 +220,11 @@ pub trait SelfServiceStore: Send + Sync {
         channel: &ChannelId,
         address: &Address,
     ) -> StoreResult<Option<String>>;
+}
 
+/// Channel topics, subscribers' choices, and the send-time check.
+#[async_trait]
+pub trait TopicStore: Send + Sync {
     /// Creates a topic; false if the name is taken.
     async fn create_topic(&self, channel: &ChannelId, topic: &Topic) -> StoreResult<bool>;
     async fn list_topics(&self, channel: &ChannelId) -> StoreResult<Vec<Topic>>;
@@ -251,7 +254,6 @@ pub trait SelfServiceStore: Send + Sync {
         channel: &ChannelId,
         address: &Address,
     ) -> StoreResult<Vec<TopicPreference>>;
-
     /// The send-time check: may a message (for `topic`, if any) go to `address` now? True only
     /// for an active subscriber who, for a topic, has it enabled (explicitly or by default, or
     /// it is `required`). A topic deleted since the announcement was made no longer filters.
@@ -261,12 +263,15 @@ pub trait SelfServiceStore: Send + Sync {
         address: &Address,
         topic: Option<&str>,
     ) -> StoreResult<bool>;
+}
 
+/// Chat bookkeeping: welcome text, known peers, handled messages.
+#[async_trait]
+pub trait InboundStore: Send + Sync {
     /// The channel's welcome text for first chat contacts, if the tenant set one.
     async fn welcome_text(&self, channel: &ChannelId) -> StoreResult<Option<String>>;
     /// Sets (or clears) the welcome text; false if the channel does not exist.
     async fn set_welcome_text(&self, channel: &ChannelId, text: Option<&str>) -> StoreResult<bool>;
-
     /// Chat peers the channel knows: (inbox id, verified address).
     async fn inbound_peers(&self, channel: &ChannelId) -> StoreResult<Vec<(String, Address)>>;
     /// Remembers a peer; true if it is new (a first contact).

@@ -3,8 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use super::PgStore;
+use crate::store::inbound_sql::impl_inbound;
 use crate::store::selfservice::{ConsentRow, TopicRow};
 use crate::store::selfservice_sql::impl_selfservice;
+use crate::store::topics_sql::impl_topics;
 use crate::store::*;
 
 impl_selfservice!(
@@ -12,3 +14,5 @@ impl_selfservice!(
     sqlx::Postgres,
     "json_array_elements_text(CAST($2 AS json)) AS value"
 );
+impl_topics!(PgStore);
+impl_inbound!(PgStore);

@@ -3,8 +3,12 @@
 use chrono::{DateTime, Utc};
 
 use super::SqliteStore;
+use crate::store::inbound_sql::impl_inbound;
 use crate::store::selfservice::{ConsentRow, TopicRow};
 use crate::store::selfservice_sql::impl_selfservice;
+use crate::store::topics_sql::impl_topics;
 use crate::store::*;
 
 impl_selfservice!(SqliteStore, sqlx::Sqlite, "json_each($2)");
+impl_topics!(SqliteStore);
+impl_inbound!(SqliteStore);
