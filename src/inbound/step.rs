@@ -84,7 +84,16 @@ pub async fn run_once(
         None => welcome_default.to_owned(),
     };
     for (inbox, (address, mut first_contact)) in peers {
-        let messages = client.sync_dm(&inbox).await?;
+        let messages = match client.sync_dm(&inbox).await {
+            Ok(messages) => messages,
+            // One broken DM must not stall the channel's whole inbox; transient failures
+            // (node unreachable) end the pass and are retried.
+            Err(error) if !error.is_retryable() => {
+                tracing::warn!(xmtp.inbox = %inbox, %error, "skipping a DM that cannot be read");
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         for message in messages {
             // Only the peer's own text messages; our replies and other content are not commands.
             let (Some(text), true) = (message.text.as_deref(), message.sender_inbox_id == inbox)
