@@ -55,6 +55,7 @@ impl App {
             auth_cache: Arc::default(),
             metrics: telemetry::metrics_handle(),
             chains: config.chains.clone().into(),
+            selfservice: Arc::new(config.selfservice.clone()),
         };
         let router = http::router(state.clone(), &config.http);
         let listener = TcpListener::bind(config.listen)

@@ -16,7 +16,7 @@ use serde::Deserialize;
 pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
 
 /// Sections whose keys are reached from the environment as `HERALD_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["http", "log"];
+const SECTIONS: &[&str] = &["http", "log", "selfservice"];
 
 /// All settings herald reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +33,21 @@ pub struct Config {
     /// EVM chains whose events triggers can watch (`[[chains]]`); none by default.
     #[serde(default)]
     pub chains: Vec<crate::chain::ChainConfig>,
+    pub selfservice: SelfServiceConfig,
+}
+
+/// Subscriber self-service: wallet-signature challenges and chat replies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfServiceConfig {
+    /// Domain (host[:port]) written into SIWE challenges; wallets show it to the signer.
+    pub siwe_domain: String,
+    /// URI written into SIWE challenges.
+    pub siwe_uri: String,
+    /// How long a challenge may be signed and submitted.
+    pub challenge_ttl_secs: u64,
+    /// Reply to a wallet's first chat message when its channel has no welcome text of its own.
+    pub welcome_text: String,
 }
 
 /// HTTP limits.
@@ -130,6 +145,11 @@ impl Config {
         if self.http.body_limit_bytes < 1024 {
             return Err(ConfigError::Value(
                 "http.body_limit_bytes must be at least 1024",
+            ));
+        }
+        if !(10..=86_400).contains(&self.selfservice.challenge_ttl_secs) {
+            return Err(ConfigError::Value(
+                "selfservice.challenge_ttl_secs must be between 10 and 86400",
             ));
         }
         if self.db_max_connections == 0 {

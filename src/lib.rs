@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod inbound;
 pub mod store;
 pub mod telemetry;
 pub mod workers;

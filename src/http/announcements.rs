@@ -30,6 +30,9 @@ pub struct AnnouncementIn {
     pub audience: Option<AudienceIn>,
     /// Delivery priority (default `normal`).
     pub priority: Option<PriorityIn>,
+    /// Send only to subscribers who receive this channel topic (audience must be `all`).
+    /// Opt-outs are honoured again at send time.
+    pub topic: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -165,9 +168,21 @@ fn validate(body: AnnouncementIn) -> Result<(String, Priority, Audience), ApiErr
         PriorityIn::Normal => Priority::Normal,
         PriorityIn::Bulk => Priority::Bulk,
     };
-    let audience = match body.audience {
-        None | Some(AudienceIn::Keyword(AudienceKeyword::All)) => Audience::All,
-        Some(AudienceIn::Addresses(list)) => {
+    let audience = match (body.audience, body.topic) {
+        (None | Some(AudienceIn::Keyword(AudienceKeyword::All)), Some(topic)) => {
+            if !super::topics::valid_topic_name(&topic) {
+                return Err(ApiError::validation("unknown_topic", "no such topic"));
+            }
+            Audience::Topic(topic)
+        }
+        (Some(AudienceIn::Addresses(_)), Some(_)) => {
+            return Err(ApiError::validation(
+                "invalid_audience",
+                "a topic announcement goes to audience \"all\"",
+            ))
+        }
+        (None | Some(AudienceIn::Keyword(AudienceKeyword::All)), None) => Audience::All,
+        (Some(AudienceIn::Addresses(list)), None) => {
             if list.addresses.is_empty() || list.addresses.len() > MAX_BATCH {
                 return Err(ApiError::validation(
                     "invalid_audience",
@@ -219,6 +234,15 @@ async fn create_announcement(
     let body: AnnouncementIn = serde_json::from_value(raw)
         .map_err(|e| ApiError::validation("invalid_body", e.to_string()))?;
     let (text, priority, audience) = validate(body)?;
+    if let Some(topic) = audience.topic() {
+        // Checked here (not in `validate`) because it needs the store.
+        if state.store.get_topic(&channel, topic).await?.is_none() {
+            return Err(ApiError::validation(
+                "unknown_topic",
+                format!("no topic {topic}"),
+            ));
+        }
+    }
     if let Some(key) = &key {
         if let Some(replayed) = idempotency::begin(state.store.as_ref(), key, &hash).await? {
             return Ok(replayed);

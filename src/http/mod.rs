@@ -6,6 +6,7 @@
 pub mod announcements;
 pub mod auth;
 pub mod channels;
+pub mod consent;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -13,8 +14,10 @@ pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
 pub mod subscribers;
+pub mod subscriptions;
 pub mod tenants;
 pub mod triggers;
+pub mod topics;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +36,7 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::config::HttpConfig;
+use crate::config::{HttpConfig, SelfServiceConfig};
 use crate::crypto::MasterKey;
 use crate::store::Store;
 use error::ApiError;
@@ -51,6 +54,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Configured chains (`[[chains]]`), against which triggers are validated.
     pub chains: Arc<[crate::chain::ChainConfig]>,
+    /// Self-service settings (SIWE domain, challenge lifetime, default welcome text).
+    pub selfservice: Arc<SelfServiceConfig>,
 }
 
 /// All documented routes, before state and layers are applied.
@@ -62,6 +67,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(subscribers::router())
         .merge(announcements::router())
         .merge(triggers::router())
+        .merge(subscriptions::router())
+        .merge(consent::router())
+        .merge(topics::router())
 }
 
 /// The complete service: routes plus layers, ready to serve.

@@ -18,6 +18,8 @@ use utoipa::{Modify, OpenApi};
         (name = "subscribers", description = "Who receives a channel's announcements"),
         (name = "announcements", description = "Messages and their per-recipient deliveries"),
         (name = "triggers", description = "On-chain events that become announcements"),
+        (name = "self-service", description = "Subscribers opting in and out themselves; the consent log"),
+        (name = "topics", description = "Channel topics and subscribers' topic choices"),
         (name = "operations", description = "Probes and metrics"),
     )
 )]

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -19,7 +19,17 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{paginate, AppJson, AppQuery, ListParams};
 use super::AppState;
 use crate::domain::{Address, AddressError};
-use crate::store::SubscribeOutcome;
+use crate::store::{ConsentContext, ConsentSource, SubscribeOutcome};
+
+/// Consent context of a tenant's call: the request id is the evidence, so a log entry can be
+/// matched to the request (and the tenant's own records of it).
+fn consent(source: ConsentSource, headers: &HeaderMap) -> ConsentContext {
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
+    ConsentContext {
+        source,
+        evidence: request_id.map(|id| format!("request:{id}")),
+    }
+}
 
 /// Most addresses accepted by one batch call (and one targeted announcement).
 pub const MAX_BATCH: usize = 10_000;
@@ -85,10 +95,18 @@ async fn put_subscriber(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path((id, address)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<(StatusCode, axum::Json<SubscriberOut>), ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
     let address = parse_address(&address)?;
-    let outcome = state.store.subscribe(&channel.id, &address).await?;
+    let outcome = state
+        .store
+        .subscribe_with_consent(
+            &channel.id,
+            &address,
+            &consent(ConsentSource::Api, &headers),
+        )
+        .await?;
     let status = match outcome {
         SubscribeOutcome::AlreadyActive => StatusCode::OK,
         SubscribeOutcome::Added | SubscribeOutcome::Reactivated => StatusCode::CREATED,
@@ -115,10 +133,18 @@ async fn delete_subscriber(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path((id, address)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
     let address = parse_address(&address)?;
-    state.store.unsubscribe(&channel.id, &address).await?;
+    state
+        .store
+        .unsubscribe_with_consent(
+            &channel.id,
+            &address,
+            &consent(ConsentSource::Api, &headers),
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -164,6 +190,7 @@ async fn batch_subscribe(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
+    headers: HeaderMap,
     AppJson(body): AppJson<BatchIn>,
 ) -> Result<axum::Json<BatchOut>, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
@@ -176,7 +203,11 @@ async fn batch_subscribe(
     let (valid, invalid) = partition_addresses(body.addresses);
     let duplicates = valid.duplicates;
     let unique: Vec<Address> = valid.unique.into_iter().collect();
-    let outcome = state.store.subscribe_many(&channel.id, &unique).await?;
+    let context = consent(ConsentSource::Import, &headers);
+    let outcome = state
+        .store
+        .subscribe_many_with_consent(&channel.id, &unique, &context)
+        .await?;
     Ok(axum::Json(BatchOut {
         added: outcome.added,
         already: outcome.already + duplicates,

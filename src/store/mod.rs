@@ -8,6 +8,10 @@
 
 mod chain;
 mod postgres;
+mod inbound_sql;
+mod selfservice;
+mod selfservice_sql;
+mod topics_sql;
 mod sqlite;
 mod types;
 
@@ -20,6 +24,7 @@ use crate::domain::{Address, AnnouncementId, ChannelId, TenantId};
 
 pub use chain::{ChainLease, LeaseLost, NewTrigger, Trigger, TriggerPatch, TriggerStore};
 pub use postgres::PgStore;
+pub use selfservice::*;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -52,7 +57,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything herald persists. Methods taking a `tenant` only ever see that tenant's rows.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SelfServiceStore + Send + Sync + 'static {
     /// Triggers, chain watcher leases and the chain engine's store (see [`TriggerStore`]).
     fn triggers(&self) -> &dyn TriggerStore;
     /// Runs a trivial query; backs the readiness probe.

@@ -92,6 +92,18 @@ pub enum Audience {
     /// These addresses; ones that are not active subscribers get a `skipped` delivery
     /// (reason `not_subscribed`) so the outcome is visible per recipient.
     Addresses(Vec<Address>),
+    /// Every active subscriber who receives this topic (by choice or by the topic's default).
+    Topic(String),
+}
+
+impl Audience {
+    /// The topic targeted, if any (stored on the announcement for the send-time check).
+    pub fn topic(&self) -> Option<&str> {
+        match self {
+            Self::Topic(name) => Some(name),
+            _ => None,
+        }
+    }
 }
 
 pub struct NewAnnouncement {

@@ -17,14 +17,14 @@ pub(super) async fn create(
     idempotency: Option<IdempotencyCompletion>,
 ) -> StoreResult<Option<Announcement>> {
     let now = Utc::now();
-    if let (Audience::All, None) = (&new.audience, &idempotency) {
+    if let (Audience::All | Audience::Topic(_), None) = (&new.audience, &idempotency) {
         // The hot path is a single statement, atomic on its own: no BEGIN/COMMIT round trips.
         let counts = insert_for_all(pool, new, now).await?;
         return Ok(counts.map(|counts| announcement(new, counts, now)));
     }
     let mut tx = pool.begin().await?;
     let counts = match &new.audience {
-        Audience::All => insert_for_all(&mut *tx, new, now).await?,
+        Audience::All | Audience::Topic(_) => insert_for_all(&mut *tx, new, now).await?,
         Audience::Addresses(addresses) => insert_for_list(&mut tx, new, addresses, now).await?,
     };
     let Some(counts) = counts else {
@@ -79,16 +79,16 @@ pub(super) async fn insert_for_all<'e>(
     new: &NewAnnouncement,
     now: chrono::DateTime<Utc>,
 ) -> StoreResult<Option<Counts>> {
-    let total: Option<i64> = sqlx::query_scalar(
+    let total: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "WITH owned AS ( \
              SELECT id FROM channels WHERE id = $3 AND tenant_id = $2 AND deleted_at IS NULL \
          ), recipients AS ( \
              SELECT s.address FROM subscribers s JOIN owned o ON s.channel_id = o.id \
-             WHERE s.status = 'active' \
+             WHERE s.status = 'active' AND ($7::text IS NULL OR {topic}) \
          ), created AS ( \
              INSERT INTO announcements \
-                 (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
-             SELECT $1, $2, $3, $4, $5, CASE WHEN n = 0 THEN 'completed' ELSE 'queued' END, n, $6, $6 \
+                 (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic) \
+             SELECT $1, $2, $3, $4, $5, CASE WHEN n = 0 THEN 'completed' ELSE 'queued' END, n, $6, $6, $7 \
              FROM (SELECT COUNT(*) AS n FROM recipients) AS c, owned \
              RETURNING total \
          ), fanned AS ( \
@@ -97,13 +97,15 @@ pub(super) async fn insert_for_all<'e>(
              SELECT $1, $3, address, $5, 'pending', $6, $6, $6 FROM recipients \
          ) \
          SELECT total FROM created",
-    )
+        topic = topic_filter("$7")
+    )))
     .bind(new.id.as_str())
     .bind(new.tenant.as_str())
     .bind(new.channel.as_str())
     .bind(&new.text)
     .bind(new.priority.as_str())
     .bind(now)
+    .bind(new.audience.topic())
     .fetch_optional(executor)
     .await?;
     Ok(total.map(|total| Counts {

@@ -15,6 +15,7 @@ mod chain;
 mod chain_batch;
 mod channel_state;
 mod idempotency;
+mod selfservice;
 mod subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

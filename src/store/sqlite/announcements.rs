@@ -65,8 +65,8 @@ pub(super) async fn insert_in_tx(
         return Ok(None);
     }
     sqlx::query(
-        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
+        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $7)",
     )
     .bind(new.id.as_str())
     .bind(new.tenant.as_str())
@@ -74,6 +74,7 @@ pub(super) async fn insert_in_tx(
     .bind(&new.text)
     .bind(new.priority.as_str())
     .bind(now)
+    .bind(new.audience.topic())
     .execute(&mut **tx)
     .await?;
     let counts = insert_deliveries(tx, new, now).await?;
@@ -97,19 +98,22 @@ async fn insert_deliveries(
     now: chrono::DateTime<Utc>,
 ) -> StoreResult<Counts> {
     match &new.audience {
-        Audience::All => {
-            let inserted = sqlx::query(
+        Audience::All | Audience::Topic(_) => {
+            let sql = format!(
                 "INSERT INTO deliveries (announcement_id, channel_id, address, priority, status, next_attempt_at, created_at, updated_at) \
                  SELECT $1, $2, s.address, $3, 'pending', $4, $4, $4 FROM subscribers s \
-                 WHERE s.channel_id = $2 AND s.status = 'active'",
-            )
-            .bind(new.id.as_str())
-            .bind(new.channel.as_str())
-            .bind(new.priority.as_str())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected() as i64;
+                 WHERE s.channel_id = $2 AND s.status = 'active' AND ($5 IS NULL OR {topic})",
+                topic = topic_filter("$5")
+            );
+            let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(new.id.as_str())
+                .bind(new.channel.as_str())
+                .bind(new.priority.as_str())
+                .bind(now)
+                .bind(new.audience.topic())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected() as i64;
             Ok(Counts {
                 total: inserted,
                 pending: inserted,

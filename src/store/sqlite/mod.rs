@@ -21,6 +21,7 @@ mod chain;
 mod chain_batch;
 mod channel_state;
 mod idempotency;
+mod selfservice;
 mod subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

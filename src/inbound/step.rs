@@ -1,0 +1,193 @@
+//! The inbound worker step for one channel: join new DMs, read new messages, answer commands.
+//!
+//! Restart safety has two layers. The XMTP client keeps its welcome and group cursors in its
+//! own store (the channel's state in herald's database once the pipeline wires it), so a
+//! restarted client does not fetch old messages again; and every handled message is claimed in
+//! `inbound_messages` first, so even a replayed message is never applied or answered twice.
+//! The claim comes before the reply: a crash between the two loses one reply (at most once),
+//! which beats answering twice.
+//!
+//! The sender's wallet is read from its inbox's verified identity log (`inbox_states`), never
+//! from the message: an inbox with several wallets acts as its recovery (creating) address.
+
+use std::collections::BTreeMap;
+
+use xmtp_client::{Client, ClientError, InboxState};
+
+use super::handler::{handle_incoming, Incoming};
+use crate::domain::{Address, ChannelId};
+use crate::store::{Store, StoreError};
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    /// The XMTP client failed; retryable when its cause is (e.g. the node is unreachable).
+    #[error("xmtp client: {0}")]
+    Client(#[from] ClientError),
+    /// The database failed; retryable when transient.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl InboundError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Client(e) => e.is_retryable(),
+            Self::Store(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InboundOutcome {
+    /// DMs newly joined from welcomes.
+    pub joined: usize,
+    /// Messages handled (each answered).
+    pub handled: usize,
+}
+
+/// Runs one pass for `channel` with its XMTP `client`. `welcome_default` is used when the
+/// channel has no welcome text of its own.
+pub async fn run_once(
+    store: &dyn Store,
+    channel: &ChannelId,
+    client: &Client,
+    welcome_default: &str,
+) -> Result<InboundOutcome, InboundError> {
+    let mut outcome = InboundOutcome::default();
+    let mut peers: BTreeMap<String, (Address, bool)> = store
+        .inbound_peers(channel)
+        .await?
+        .into_iter()
+        .map(|(inbox, address)| (inbox, (address, false)))
+        .collect();
+    let joined = client.sync_welcomes().await?;
+    outcome.joined = joined.len();
+    let unknown: Vec<String> = joined
+        .into_iter()
+        .filter(|inbox| !peers.contains_key(inbox) && inbox != client.inbox_id())
+        .collect();
+    if !unknown.is_empty() {
+        let states = client.inbox_states(&unknown).await?;
+        for inbox in unknown {
+            let Some(address) = states.get(&inbox).and_then(wallet_of) else {
+                tracing::warn!(xmtp.inbox = %inbox, "peer inbox has no verified wallet; ignored");
+                continue;
+            };
+            let first = store.add_inbound_peer(channel, &inbox, &address).await?;
+            peers.insert(inbox, (address, first));
+        }
+    }
+    let welcome = match store.welcome_text(channel).await? {
+        Some(text) => text,
+        None => welcome_default.to_owned(),
+    };
+    for (inbox, (address, mut first_contact)) in peers {
+        let messages = match client.sync_dm(&inbox).await {
+            Ok(messages) => messages,
+            // One broken DM must not stall the channel's whole inbox; transient failures
+            // (node unreachable) end the pass and are retried.
+            Err(error) if !error.is_retryable() => {
+                tracing::warn!(xmtp.inbox = %inbox, %error, "skipping a DM that cannot be read");
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        for message in messages {
+            // Only the peer's own text messages; our replies and other content are not commands.
+            let (Some(text), true) = (message.text.as_deref(), message.sender_inbox_id == inbox)
+            else {
+                continue;
+            };
+            let message_id = format!("{inbox}:{}", message.node_id);
+            if !store.claim_inbound_message(channel, &message_id).await? {
+                continue;
+            }
+            let incoming = Incoming {
+                channel,
+                sender: &address,
+                message_id: &message_id,
+                text,
+                first_contact,
+            };
+            first_contact = false;
+            if let Some(reply) = handle_incoming(store, &incoming, &welcome).await? {
+                client
+                    .send_text(&inbox, &reply, &format!("reply:{message_id}"))
+                    .await?;
+            }
+            outcome.handled += 1;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Makes the step read DMs that herald opened (announcements to subscribers who never wrote
+/// first): resolves `addresses` to inbox ids on the network and records them as known peers, so
+/// a STOP sent in reply to an announcement is seen. The delivery pipeline calls this for the
+/// recipients it resolved; known peers never get the welcome text. Returns how many were new.
+pub async fn watch_recipients(
+    store: &dyn Store,
+    channel: &ChannelId,
+    client: &Client,
+    addresses: &[Address],
+) -> Result<usize, InboundError> {
+    let wanted: Vec<String> = addresses.iter().map(|a| a.as_str().to_owned()).collect();
+    let mut added = 0;
+    for (address, inbox) in client.resolve_inbox_ids(&wanted).await? {
+        let (Some(inbox), Ok(address)) = (inbox, Address::parse(&address)) else {
+            continue;
+        };
+        if store.add_inbound_peer(channel, &inbox, &address).await? {
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
+/// The wallet an inbox acts as: its only address, else its recovery address if associated.
+fn wallet_of(inbox: &InboxState) -> Option<Address> {
+    let state = &inbox.state;
+    let addresses = state.addresses();
+    let chosen = if addresses.len() == 1 {
+        addresses.into_iter().next()
+    } else {
+        addresses.into_iter().find(|a| *a == state.recovery_address)
+    }?;
+    Address::parse(&chosen).ok()
+}
+
+/// Pause between passes when the last one found nothing to do.
+pub const IDLE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Pause after a failed pass before trying again.
+pub const ERROR_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Follows one channel's inbox until `cancel` fires: passes back to back while there is work,
+/// [`IDLE_POLL`] apart when idle. Failures are logged once here and retried after
+/// [`ERROR_BACKOFF`]; nothing is lost, since unhandled messages stay unclaimed.
+pub async fn run(
+    store: &dyn Store,
+    channel: &ChannelId,
+    client: &Client,
+    welcome_default: &str,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let pause = match run_once(store, channel, client, welcome_default).await {
+            Ok(done) if done.handled > 0 || done.joined > 0 => {
+                metrics::counter!("herald_inbound_messages_total").increment(done.handled as u64);
+                std::time::Duration::ZERO
+            }
+            Ok(_) => IDLE_POLL,
+            Err(error) => {
+                tracing::warn!(channel.id = %channel.as_str(), %error, retryable = error.is_retryable(), "inbound pass failed");
+                ERROR_BACKOFF
+            }
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Postgres: the self-service store (SQL shared with SQLite, see `store/selfservice_sql.rs`).
+
+use chrono::{DateTime, Utc};
+
+use super::PgStore;
+use crate::store::inbound_sql::impl_inbound;
+use crate::store::selfservice::{ConsentRow, TopicRow};
+use crate::store::selfservice_sql::impl_selfservice;
+use crate::store::topics_sql::impl_topics;
+use crate::store::*;
+
+impl_selfservice!(
+    PgStore,
+    sqlx::Postgres,
+    "json_array_elements_text(CAST($2 AS json)) AS value"
+);
+impl_topics!(PgStore);
+impl_inbound!(PgStore);

@@ -1,0 +1,14 @@
+//! SQLite: the self-service store (SQL shared with Postgres, see `store/selfservice_sql.rs`).
+
+use chrono::{DateTime, Utc};
+
+use super::SqliteStore;
+use crate::store::inbound_sql::impl_inbound;
+use crate::store::selfservice::{ConsentRow, TopicRow};
+use crate::store::selfservice_sql::impl_selfservice;
+use crate::store::topics_sql::impl_topics;
+use crate::store::*;
+
+impl_selfservice!(SqliteStore, sqlx::Sqlite, "json_each($2)");
+impl_topics!(SqliteStore);
+impl_inbound!(SqliteStore);
