@@ -6,6 +6,7 @@
 //! takes the tenant id and returns `None` for another tenant's object, so the HTTP layer cannot
 //! forget the check.
 
+pub mod pipeline;
 mod postgres;
 mod sqlite;
 mod types;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use crate::config::Config;
 use crate::domain::{Address, AnnouncementId, ChannelId, TenantId};
 
+pub use pipeline::PipelineStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -51,6 +53,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything herald persists. Methods taking a `tenant` only ever see that tenant's rows.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// The delivery pipeline's side of the same database.
+    fn pipeline(&self) -> &dyn PipelineStore;
     /// Runs a trivial query; backs the readiness probe.
     async fn ping(&self) -> StoreResult<()>;
     /// Deliveries still waiting to be sent, across all tenants: the pipeline's queue depth.

@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::*;
 
+mod pipeline;
 mod announcements;
 mod idempotency;
 
@@ -53,6 +54,10 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    fn pipeline(&self) -> &dyn crate::store::PipelineStore {
+        self
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 
 use super::*;
 
+mod pipeline;
 mod announcements;
 mod idempotency;
 
@@ -75,6 +76,10 @@ fn json_list(addresses: &[Address]) -> String {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn pipeline(&self) -> &dyn crate::store::PipelineStore {
+        self
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
