@@ -34,6 +34,7 @@ pub struct App {
     router: axum::Router,
     shutdown: CancellationToken,
     workers: TaskTracker,
+    xmtp: Arc<crate::xmtp::Xmtp>,
 }
 
 impl App {
@@ -46,6 +47,9 @@ impl App {
             .await
             .context("opening the database")?;
         let admin_token_hash = resolve_admin_token(config, store.as_ref()).await?;
+        let xmtp = crate::xmtp::Xmtp::start(&config.xmtp, &config.data_dir)
+            .await
+            .context("starting XMTP")?;
         let state = AppState {
             store,
             kek: Arc::new(kek),
@@ -53,6 +57,7 @@ impl App {
             rate_limiter: Arc::new(RateLimiter::new(config.http.rate_limit_per_second)),
             auth_cache: Arc::default(),
             metrics: telemetry::metrics_handle(),
+            xmtp: xmtp.clone(),
         };
         let router = http::router(state.clone(), &config.http);
         let listener = TcpListener::bind(config.listen)
@@ -64,8 +69,11 @@ impl App {
             router,
             shutdown: CancellationToken::new(),
             workers: TaskTracker::new(),
+            xmtp: xmtp.clone(),
         };
         crate::workers::spawn_all(&app);
+        let pg_url = (!config.database_url.is_sqlite()).then(|| config.database_url.expose().to_owned());
+        crate::workers::delivery::spawn(&app, xmtp, pg_url);
         Ok(app)
     }
 
@@ -77,6 +85,16 @@ impl App {
 
     pub fn store(&self) -> Arc<dyn Store> {
         self.state.store.clone()
+    }
+
+    /// The master key (KEK).
+    pub fn kek(&self) -> Arc<MasterKey> {
+        self.state.kek.clone()
+    }
+
+    /// URL of the XMTP node herald sends through (the embedded node's when embedded).
+    pub fn xmtp_url(&self) -> String {
+        self.xmtp.url.clone()
     }
 
     /// Cancelling this token stops the HTTP server and every worker.
@@ -105,6 +123,7 @@ impl App {
         self.shutdown.cancel();
         self.workers.close();
         self.workers.wait().await;
+        self.xmtp.shutdown().await;
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
 
 /// Sections whose keys are reached from the environment as `HERALD_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["http", "log"];
+const SECTIONS: &[&str] = &["http", "log", "xmtp"];
 
 /// All settings herald reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +30,7 @@ pub struct Config {
     pub db_max_connections: u32,
     pub http: HttpConfig,
     pub log: LogConfig,
+    pub xmtp: crate::xmtp::XmtpConfig,
 }
 
 /// HTTP limits.

@@ -48,6 +48,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     pub auth_cache: Arc<auth::AuthCache>,
     pub metrics: PrometheusHandle,
+    /// The XMTP network channels register and send on.
+    pub xmtp: Arc<crate::xmtp::Xmtp>,
 }
 
 /// All documented routes, before state and layers are applied.

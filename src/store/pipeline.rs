@@ -91,8 +91,14 @@ pub trait PipelineStore: Send + Sync {
     ) -> StoreResult<Option<SenderLease>>;
     /// Extends a held lease; false when it was lost.
     async fn renew_sender(&self, lease: &SenderLease, until: DateTime<Utc>) -> StoreResult<bool>;
-    /// Gives the lease up, recording the last error (or clearing it).
-    async fn release_sender(&self, lease: &SenderLease, error: Option<&str>) -> StoreResult<()>;
+    /// Gives the lease up, recording the last error (or clearing it). With `hold_until`,
+    /// nobody takes the channel before then (a back-off after an error).
+    async fn release_sender(
+        &self,
+        lease: &SenderLease,
+        error: Option<&str>,
+        hold_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
     /// The channel's sealed wallet key and registration state (deleted channels included).
     async fn channel_secret(&self, channel: &ChannelId) -> StoreResult<Option<ChannelSecret>>;
     /// Records the registered XMTP identity on the channel.

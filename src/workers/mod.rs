@@ -4,6 +4,7 @@
 //! The delivery pipeline and chain watchers join here later; `spawn_all` is the one place
 //! `app` calls to start them.
 
+pub mod delivery;
 pub mod idempotency_sweeper;
 
 use crate::app::App;

@@ -9,6 +9,8 @@ mod idempotency;
 mod isolation;
 mod limits;
 mod operations;
+mod pipeline;
+mod sdk;
 mod secrets;
 mod store_story;
 mod subscribers;

@@ -79,15 +79,21 @@ impl PipelineStore for SqliteStore {
         Ok(n == 1)
     }
 
-    async fn release_sender(&self, lease: &SenderLease, error: Option<&str>) -> StoreResult<()> {
+    async fn release_sender(
+        &self,
+        lease: &SenderLease,
+        error: Option<&str>,
+        hold_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE channel_senders SET lease_owner = NULL, lease_until = NULL, last_error = $3, updated_at = $4 \
+            "UPDATE channel_senders SET lease_owner = NULL, lease_until = $5, last_error = $3, updated_at = $4 \
              WHERE channel_id = $1 AND lease_token = $2",
         )
         .bind(lease.channel.as_str())
         .bind(lease.token)
         .bind(error)
         .bind(Utc::now())
+        .bind(hold_until)
         .execute(&self.pool)
         .await?;
         Ok(())
