@@ -4,6 +4,7 @@
 mod announcements;
 mod channels;
 mod cli;
+mod crash;
 mod helpers;
 mod idempotency;
 mod isolation;

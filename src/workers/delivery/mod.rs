@@ -177,12 +177,30 @@ impl Worker {
                 lease,
                 governor: self.governor.as_deref(),
             };
-            match round.send(batch, &mut texts).await? {
+            // A round can outlast the lease (first contact creates DMs): renew it meanwhile,
+            // and give the round up if the lease is lost anyway.
+            let outcome = tokio::select! {
+                r = round.send(batch, &mut texts) => r?,
+                lost = self.heartbeat(lease) => return lost.map(|()| settled),
+            };
+            match outcome {
                 send::RoundEnd::Continue(n) => settled += n,
                 send::RoundEnd::Paused(n) => return Ok(settled + n),
             }
         }
         Ok(settled)
+    }
+
+    /// Renews the lease every third of its length; returns only when it was lost.
+    async fn heartbeat(&self, lease: &SenderLease) -> Result<(), ChannelXmtpError> {
+        let every = Duration::from_millis(self.xmtp.config.lease_secs.max(2) * 1000 / 3);
+        loop {
+            tokio::time::sleep(every).await;
+            if !self.renew(lease).await? {
+                tracing::warn!(channel.id = %lease.channel, "sender lease lost mid-round");
+                return Ok(());
+            }
+        }
     }
 
     async fn renew(&self, lease: &SenderLease) -> Result<bool, ChannelXmtpError> {
