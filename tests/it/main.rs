@@ -10,6 +10,7 @@ mod idempotency;
 mod isolation;
 mod limits;
 mod operations;
+mod pacing;
 mod pipeline;
 mod sdk;
 mod secrets;
