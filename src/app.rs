@@ -72,7 +72,8 @@ impl App {
             xmtp: xmtp.clone(),
         };
         crate::workers::spawn_all(&app);
-        let pg_url = (!config.database_url.is_sqlite()).then(|| config.database_url.expose().to_owned());
+        let pg_url =
+            (!config.database_url.is_sqlite()).then(|| config.database_url.expose().to_owned());
         crate::workers::delivery::spawn(&app, xmtp, pg_url);
         Ok(app)
     }

@@ -84,7 +84,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 format: herald::config::LogFormat::Text,
                 filter: "info".into(),
             });
-            return xmtp_devnode::run(args).await.context("running the XMTP devnode");
+            return xmtp_devnode::run(args)
+                .await
+                .context("running the XMTP devnode");
         }
         _ => {}
     }

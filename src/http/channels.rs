@@ -160,7 +160,11 @@ async fn create_channel(
     let register = register_now(&state.store, &state.kek, &state.xmtp, &channel.id);
     match tokio::time::timeout(REGISTER_TIMEOUT, register).await {
         Ok(Ok(())) => {
-            if let Some(fresh) = state.store.get_channel(&tenant_of(&new), &channel.id).await? {
+            if let Some(fresh) = state
+                .store
+                .get_channel(&tenant_of(&new), &channel.id)
+                .await?
+            {
                 channel = fresh;
             }
         }

@@ -60,7 +60,10 @@ pub enum SettleOutcome {
 
 impl SettleOutcome {
     /// Column values: (status, reason, next_attempt_at, attempts increment).
-    pub fn columns(&self, now: DateTime<Utc>) -> (&'static str, Option<String>, DateTime<Utc>, i32) {
+    pub fn columns(
+        &self,
+        now: DateTime<Utc>,
+    ) -> (&'static str, Option<String>, DateTime<Utc>, i32) {
         match self {
             SettleOutcome::Delivered => ("delivered", None, now, 0),
             SettleOutcome::Skipped(r) => ("skipped", Some((*r).to_owned()), now, 0),
@@ -68,7 +71,12 @@ impl SettleOutcome {
                 at,
                 reason,
                 failed_attempt,
-            } => ("pending", Some(reason.clone()), *at, i32::from(*failed_attempt)),
+            } => (
+                "pending",
+                Some(reason.clone()),
+                *at,
+                i32::from(*failed_attempt),
+            ),
             SettleOutcome::Failed(r) => ("failed", Some(r.clone()), now, 1),
         }
     }
@@ -80,7 +88,11 @@ pub trait PipelineStore: Send + Sync {
     /// Channels that have work: due pending deliveries (most urgent priority first), then
     /// channels whose XMTP identity is not registered yet. Leased channels may be included;
     /// [`PipelineStore::acquire_sender`] filters them.
-    async fn sender_candidates(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<ChannelId>>;
+    async fn sender_candidates(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<ChannelId>>;
     /// Takes the channel's sender lease if free or expired; returns the new token.
     async fn acquire_sender(
         &self,
@@ -178,7 +190,9 @@ pub fn group_outcomes(results: &[(i64, SettleOutcome)]) -> Vec<(SettleOutcome, V
 }
 
 /// Collapses a state batch to the last write per key, split into upserts and deletes.
-pub fn split_batch(batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) {
+pub fn split_batch(
+    batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) {
     let last: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = batch.into_iter().collect();
     let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
     for (k, v) in last {

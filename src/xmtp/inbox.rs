@@ -61,7 +61,12 @@ pub async fn print_inbox(key_hex: &str, url: &str, state_dir: &Path) -> anyhow::
         for m in client.sync_dm(peer).await? {
             let at = chrono::DateTime::from_timestamp_nanos(m.created_ns as i64);
             let text = m.text.unwrap_or_else(|| "(non-text content)".into());
-            println!("[{}] from {}: {}", at.format("%Y-%m-%d %H:%M:%S UTC"), m.sender_inbox_id, text);
+            println!(
+                "[{}] from {}: {}",
+                at.format("%Y-%m-%d %H:%M:%S UTC"),
+                m.sender_inbox_id,
+                text
+            );
             shown += 1;
         }
     }

@@ -69,7 +69,9 @@ pub struct Xmtp {
 
 impl std::fmt::Debug for Xmtp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Xmtp").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("Xmtp")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 

@@ -26,7 +26,11 @@ struct Serve {
 
 impl Serve {
     fn spawn(&self, log: &std::path::Path) -> Child {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
         Command::new(env!("CARGO_BIN_EXE_herald"))
             .env_clear()
             .envs(self.env.iter().cloned())
@@ -40,7 +44,12 @@ impl Serve {
     async fn wait_ready(&self) {
         let client = reqwest::Client::new();
         let start = Instant::now();
-        while client.get(format!("{}/readyz", self.base)).send().await.is_err() {
+        while client
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .is_err()
+        {
             assert!(start.elapsed() < TIMEOUT, "herald did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -48,7 +57,12 @@ impl Serve {
 }
 
 async fn counts(client: &reqwest::Client, base: &str, key: &str, id: &str) -> serde_json::Value {
-    let r = send(client.get(format!("{base}/v1/announcements/{id}")).bearer_auth(key)).await;
+    let r = send(
+        client
+            .get(format!("{base}/v1/announcements/{id}"))
+            .bearer_auth(key),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.body
 }
@@ -61,7 +75,11 @@ async fn sigkill_mid_broadcast_then_restart_delivers_everything_once() {
         Ok(server) if !server.is_empty() => fresh_postgres_database(&server).await,
         _ => format!("sqlite://{}", dir.path().join("h.db").display()),
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let serve = Serve {
         base: format!("http://127.0.0.1:{port}"),
         env: [
@@ -92,23 +110,48 @@ async fn sigkill_mid_broadcast_then_restart_delivers_everything_once() {
     serve.wait_ready().await;
     let http = reqwest::Client::new();
     let b = &serve.base;
-    let tenant = send(http.post(format!("{b}/v1/tenants")).bearer_auth(ADMIN_TOKEN).json(&json!({"name": "crash"}))).await;
+    let tenant = send(
+        http.post(format!("{b}/v1/tenants"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"name": "crash"})),
+    )
+    .await;
     let key = tenant.body["api_key"].as_str().unwrap().to_owned();
-    let ch = send(http.post(format!("{b}/v1/channels")).bearer_auth(&key).json(&json!({"name": "c"}))).await;
+    let ch = send(
+        http.post(format!("{b}/v1/channels"))
+            .bearer_auth(&key)
+            .json(&json!({"name": "c"})),
+    )
+    .await;
     let channel = ch.body["id"].as_str().unwrap().to_owned();
     let sender = ch.body["xmtp"]["inbox_id"].as_str().unwrap().to_owned();
     let addrs: Vec<String> = inboxes.iter().map(|c| c.address().to_owned()).collect();
-    let r = send(http.post(format!("{b}/v1/channels/{channel}/subscribers/batch")).bearer_auth(&key).json(&json!({"addresses": addrs}))).await;
+    let r = send(
+        http.post(format!("{b}/v1/channels/{channel}/subscribers/batch"))
+            .bearer_auth(&key)
+            .json(&json!({"addresses": addrs})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let text = "crash-safe announcement";
-    let r = send(http.post(format!("{b}/v1/channels/{channel}/announcements")).bearer_auth(&key).json(&json!({"text": text}))).await;
+    let r = send(
+        http.post(format!("{b}/v1/channels/{channel}/announcements"))
+            .bearer_auth(&key)
+            .json(&json!({"text": text})),
+    )
+    .await;
     let id = r.body["id"].as_str().unwrap().to_owned();
 
     // Kill once part of the broadcast is out but not all of it.
     let start = Instant::now();
     loop {
-        let delivered = counts(&http, b, &key, &id).await["counts"]["delivered"].as_i64().unwrap();
-        assert!((delivered as usize) < SUBSCRIBERS, "finished before the kill; raise SUBSCRIBERS");
+        let delivered = counts(&http, b, &key, &id).await["counts"]["delivered"]
+            .as_i64()
+            .unwrap();
+        assert!(
+            (delivered as usize) < SUBSCRIBERS,
+            "finished before the kill; raise SUBSCRIBERS"
+        );
         if delivered >= 2 * BATCH as i64 {
             break;
         }
@@ -126,7 +169,10 @@ async fn sigkill_mid_broadcast_then_restart_delivers_everything_once() {
         if body["status"] == "completed" {
             break body;
         }
-        assert!(start.elapsed() < TIMEOUT, "never completed after restart: {body}");
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "never completed after restart: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     child.kill().unwrap();
@@ -151,7 +197,13 @@ async fn sigkill_mid_broadcast_then_restart_delivers_everything_once() {
         .collect()
         .await;
     let raw: usize = per_inbox.iter().map(|(n, _)| n).sum();
-    assert!(per_inbox.iter().all(|(_, d)| *d == 1), "an inbox shows 0 or 2+ distinct messages");
-    assert!(raw <= SUBSCRIBERS + BATCH, "{raw} publishes for {SUBSCRIBERS} deliveries");
+    assert!(
+        per_inbox.iter().all(|(_, d)| *d == 1),
+        "an inbox shows 0 or 2+ distinct messages"
+    );
+    assert!(
+        raw <= SUBSCRIBERS + BATCH,
+        "{raw} publishes for {SUBSCRIBERS} deliveries"
+    );
     node.shutdown().await;
 }

@@ -62,15 +62,27 @@ async fn fifty_subscribers_sdk_and_herald_inboxes_read_the_announcement_once() {
     let key = app.tenant("acme").await;
     let channel = app.channel(&key, "alerts").await;
     let ch = app.get(&format!("/v1/channels/{channel}"), &key).await.body;
-    let sender = ch["xmtp"]["inbox_id"].as_str().expect("registered at creation").to_owned();
-    assert!(ch["xmtp"]["installation_id"].as_str().is_some_and(|i| i.len() == 64), "{ch}");
+    let sender = ch["xmtp"]["inbox_id"]
+        .as_str()
+        .expect("registered at creation")
+        .to_owned();
+    assert!(
+        ch["xmtp"]["installation_id"]
+            .as_str()
+            .is_some_and(|i| i.len() == 64),
+        "{ch}"
+    );
 
     let mut sdk = Sdk::start().await;
     let mut sdk_addresses = Vec::new();
     for i in 0..3 {
         let k: [u8; 32] = rand::random();
         let created = sdk
-            .create(&format!("sdk{i}"), &format!("0x{}", hex::encode(k)), &app.xmtp_url)
+            .create(
+                &format!("sdk{i}"),
+                &format!("0x{}", hex::encode(k)),
+                &app.xmtp_url,
+            )
             .await;
         sdk_addresses.push(created["address"].as_str().unwrap().to_lowercase());
     }
@@ -89,7 +101,10 @@ async fn fifty_subscribers_sdk_and_herald_inboxes_read_the_announcement_once() {
     let gone = app
         .call(
             reqwest::Method::DELETE,
-            &format!("/v1/channels/{channel}/subscribers/{}", unsubscribed.address()),
+            &format!(
+                "/v1/channels/{channel}/subscribers/{}",
+                unsubscribed.address()
+            ),
             Some(&key),
             None,
         )
@@ -98,7 +113,11 @@ async fn fifty_subscribers_sdk_and_herald_inboxes_read_the_announcement_once() {
 
     let text = format!("Block 19000001: 5 ETH received ({})", ulid::Ulid::new());
     let r = app
-        .post(&format!("/v1/channels/{channel}/announcements"), &key, json!({ "text": text }))
+        .post(
+            &format!("/v1/channels/{channel}/announcements"),
+            &key,
+            json!({ "text": text }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let id = r.body["id"].as_str().unwrap().to_owned();
@@ -109,7 +128,10 @@ async fn fifty_subscribers_sdk_and_herald_inboxes_read_the_announcement_once() {
         "{done}"
     );
     let skipped = app
-        .get(&format!("/v1/announcements/{id}/deliveries?status=skipped"), &key)
+        .get(
+            &format!("/v1/announcements/{id}/deliveries?status=skipped"),
+            &key,
+        )
         .await
         .body;
     let items = skipped["items"].as_array().unwrap();
@@ -120,7 +142,10 @@ async fn fifty_subscribers_sdk_and_herald_inboxes_read_the_announcement_once() {
     }
 
     for (i, _) in sdk_addresses.iter().enumerate() {
-        let texts = sdk.dm_texts(&format!("sdk{i}"), &sender).await.expect("SDK sees the DM");
+        let texts = sdk
+            .dm_texts(&format!("sdk{i}"), &sender)
+            .await
+            .expect("SDK sees the DM");
         assert_eq!(texts, vec![text.clone()], "SDK client {i}");
     }
     for inbox in &inboxes {
@@ -128,5 +153,8 @@ async fn fifty_subscribers_sdk_and_herald_inboxes_read_the_announcement_once() {
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].0, text);
     }
-    assert!(received(&unsubscribed, &sender).await.is_empty(), "unsubscribed wallet got a message");
+    assert!(
+        received(&unsubscribed, &sender).await.is_empty(),
+        "unsubscribed wallet got a message"
+    );
 }

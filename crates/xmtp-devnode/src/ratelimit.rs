@@ -102,10 +102,13 @@ mod tests {
         }
         let err = rl.take("a", 1.0, t0).unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
-        rl.take("b", 1.0, t0).expect("clients have separate buckets");
+        rl.take("b", 1.0, t0)
+            .expect("clients have separate buckets");
         rl.take("a", 1.0, t0 + Duration::from_millis(1_100))
             .expect("one token per second refills");
-        assert!(rl.take("a", 1.0, t0 + Duration::from_millis(1_200)).is_err());
+        assert!(rl
+            .take("a", 1.0, t0 + Duration::from_millis(1_200))
+            .is_err());
     }
 
     #[test]
@@ -118,6 +121,7 @@ mod tests {
         rl.take("a", 6.0, t0).unwrap();
         let err = rl.take("a", 6.0, t0).unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
-        rl.take("a", 4.0, t0).expect("the refused batch took nothing");
+        rl.take("a", 4.0, t0)
+            .expect("the refused batch took nothing");
     }
 }

@@ -15,9 +15,9 @@ use sqlx::sqlite::{
 
 use super::*;
 
-mod pipeline;
 mod announcements;
 mod idempotency;
+mod pipeline;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 

@@ -17,7 +17,11 @@ const RANK: &str = "CASE priority WHEN 'critical' THEN 0 WHEN 'normal' THEN 1 EL
 
 #[async_trait]
 impl PipelineStore for SqliteStore {
-    async fn sender_candidates(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<ChannelId>> {
+    async fn sender_candidates(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<ChannelId>> {
         let sql = format!(
             "SELECT channel_id FROM (SELECT channel_id, MIN({RANK}) AS r FROM deliveries \
              WHERE status = 'pending' AND next_attempt_at <= $1 GROUP BY channel_id) ORDER BY r LIMIT $2"
@@ -120,12 +124,14 @@ impl PipelineStore for SqliteStore {
         inbox_id: &str,
         installation_id: &str,
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE channels SET xmtp_inbox_id = $2, xmtp_installation_id = $3 WHERE id = $1")
-            .bind(channel.as_str())
-            .bind(inbox_id)
-            .bind(installation_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE channels SET xmtp_inbox_id = $2, xmtp_installation_id = $3 WHERE id = $1",
+        )
+        .bind(channel.as_str())
+        .bind(inbox_id)
+        .bind(installation_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -173,10 +179,12 @@ impl PipelineStore for SqliteStore {
     }
 
     async fn announcement_text(&self, id: &str) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT text FROM announcements WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT text FROM announcements WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn settle(
@@ -226,11 +234,13 @@ impl PipelineStore for SqliteStore {
 
     async fn state_get(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
         Ok(
-            sqlx::query_scalar("SELECT value FROM channel_state WHERE channel_id = $1 AND key = $2")
-                .bind(channel.as_str())
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
+            sqlx::query_scalar(
+                "SELECT value FROM channel_state WHERE channel_id = $1 AND key = $2",
+            )
+            .bind(channel.as_str())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?,
         )
     }
 

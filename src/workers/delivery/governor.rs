@@ -42,8 +42,8 @@ impl Governor {
             at: now,
             paused_until: None,
         });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * self.per_second)
-            .min(self.burst);
+        b.tokens =
+            (b.tokens + now.duration_since(b.at).as_secs_f64() * self.per_second).min(self.burst);
         b.at = now;
         f(b, now)
     }

@@ -150,7 +150,8 @@ impl Worker {
                     Ok(n) => limit = limit.min(n),
                     Err(wait) => {
                         // Keep the lease while waiting for the budget to refill.
-                        let wait = wait.min(Duration::from_secs(self.xmtp.config.lease_secs / 3 + 1));
+                        let wait =
+                            wait.min(Duration::from_secs(self.xmtp.config.lease_secs / 3 + 1));
                         tokio::time::sleep(wait).await;
                         if !self.renew(lease).await? {
                             return Ok(settled);

@@ -64,7 +64,10 @@ fn rate_limited(e: &ClientError) -> Option<Duration> {
         .and_then(|r| r.split_whitespace().next())
         .and_then(|ms| ms.parse::<u64>().ok())
         .map(Duration::from_millis);
-    Some(hint.unwrap_or(RATE_LIMIT_PAUSE).max(Duration::from_millis(100)))
+    Some(
+        hint.unwrap_or(RATE_LIMIT_PAUSE)
+            .max(Duration::from_millis(100)),
+    )
 }
 
 fn lease_lost(e: &ClientError) -> bool {
