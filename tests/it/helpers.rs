@@ -74,6 +74,8 @@ impl TestApp {
         config.db_max_connections = 5;
         // Every app runs its own embedded XMTP node on a free port.
         config.xmtp.embedded_listen = "127.0.0.1:0".parse().unwrap();
+        // API tests look at deliveries as enqueued; pipeline tests turn the workers on.
+        config.xmtp.workers = 0;
         adjust(&mut config);
         let app = App::build(&config).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());

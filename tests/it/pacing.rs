@@ -32,6 +32,7 @@ async fn broadcast_under_the_node_rate_limit_uses_the_budget_and_fails_nothing()
     let url = node.url();
     let app = TestApp::spawn_with(|c| {
         c.xmtp.network = url.clone();
+        c.xmtp.workers = 2;
         c.xmtp.governor = herald::xmtp::GovernorMode::On;
         c.xmtp.rate_burst = BURST;
         c.xmtp.rate_per_minute = PER_MINUTE;

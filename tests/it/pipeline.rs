@@ -58,7 +58,7 @@ pub async fn wait_completed(app: &TestApp, key: &str, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_subscribers_sdk_and_herald_inboxes_read_the_announcement_once() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|c| c.xmtp.workers = 2).await;
     let key = app.tenant("acme").await;
     let channel = app.channel(&key, "alerts").await;
     let ch = app.get(&format!("/v1/channels/{channel}"), &key).await.body;
