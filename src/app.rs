@@ -34,6 +34,7 @@ pub struct App {
     router: axum::Router,
     shutdown: CancellationToken,
     workers: TaskTracker,
+    xmtp: Arc<crate::xmtp::Xmtp>,
 }
 
 impl App {
@@ -47,6 +48,9 @@ impl App {
             .await
             .context("opening the database")?;
         let admin_token_hash = resolve_admin_token(config, store.as_ref()).await?;
+        let xmtp = crate::xmtp::Xmtp::start(&config.xmtp, &config.data_dir)
+            .await
+            .context("starting XMTP")?;
         let state = AppState {
             store,
             kek: Arc::new(kek),
@@ -56,6 +60,7 @@ impl App {
             metrics: telemetry::metrics_handle(),
             chains: config.chains.clone().into(),
             selfservice: Arc::new(config.selfservice.clone()),
+            xmtp: xmtp.clone(),
         };
         let router = http::router(state.clone(), &config.http);
         let listener = TcpListener::bind(config.listen)
@@ -67,8 +72,12 @@ impl App {
             router,
             shutdown: CancellationToken::new(),
             workers: TaskTracker::new(),
+            xmtp: xmtp.clone(),
         };
         crate::workers::spawn_all(&app);
+        let pg_url =
+            (!config.database_url.is_sqlite()).then(|| config.database_url.expose().to_owned());
+        crate::workers::delivery::spawn(&app, xmtp, pg_url);
         Ok(app)
     }
 
@@ -85,6 +94,16 @@ impl App {
     /// The configured chains (`[[chains]]`), one watcher each.
     pub fn chains(&self) -> Vec<crate::chain::ChainConfig> {
         self.state.chains.to_vec()
+    }
+
+    /// The master key (KEK).
+    pub fn kek(&self) -> Arc<MasterKey> {
+        self.state.kek.clone()
+    }
+
+    /// URL of the XMTP node herald sends through (the embedded node's when embedded).
+    pub fn xmtp_url(&self) -> String {
+        self.xmtp.url.clone()
     }
 
     /// Cancelling this token stops the HTTP server and every worker.
@@ -113,6 +132,7 @@ impl App {
         self.shutdown.cancel();
         self.workers.close();
         self.workers.wait().await;
+        self.xmtp.shutdown().await;
         Ok(())
     }
 }

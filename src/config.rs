@@ -16,7 +16,7 @@ use serde::Deserialize;
 pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
 
 /// Sections whose keys are reached from the environment as `HERALD_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["http", "log", "selfservice"];
+const SECTIONS: &[&str] = &["http", "log", "selfservice", "xmtp"];
 
 /// All settings herald reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +34,7 @@ pub struct Config {
     #[serde(default)]
     pub chains: Vec<crate::chain::ChainConfig>,
     pub selfservice: SelfServiceConfig,
+    pub xmtp: crate::xmtp::XmtpConfig,
 }
 
 /// Subscriber self-service: wallet-signature challenges and chat replies.

@@ -17,3 +17,4 @@ pub mod inbound;
 pub mod store;
 pub mod telemetry;
 pub mod workers;
+pub mod xmtp;

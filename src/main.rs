@@ -1,4 +1,5 @@
-//! The `herald` command line: `serve`, `migrate`, `tenant create NAME`, `openapi`, `devnode`.
+//! The `herald` command line: `serve`, `migrate`, `tenant create NAME`, `inbox`, `openapi`,
+//! `devnode`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,16 @@ enum Command {
     },
     /// Print the OpenAPI specification (YAML).
     Openapi,
+    /// Print the XMTP messages a wallet received (as that wallet's own installation).
+    Inbox {
+        /// The wallet's private key, 64 hex characters (0x optional).
+        #[arg(long, env = "HERALD_INBOX_KEY")]
+        key: String,
+        /// embedded (the node `herald serve` runs), local, dev, production or a node URL.
+        /// Default: the configured `xmtp.network`.
+        #[arg(long)]
+        network: Option<String>,
+    },
     /// Run herald's local XMTP v3 node (the API the official SDKs speak), e.g. for offline development.
     Devnode(xmtp_devnode::DevNodeArgs),
 }
@@ -73,7 +84,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 format: herald::config::LogFormat::Text,
                 filter: "info".into(),
             });
-            return xmtp_devnode::run(args).await.context("running the XMTP devnode");
+            return xmtp_devnode::run(args)
+                .await
+                .context("running the XMTP devnode");
         }
         _ => {}
     }
@@ -105,6 +118,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("created tenant {id} ({name}); its API key follows and is shown only once:");
             println!("{api_key}");
             Ok(())
+        }
+        Command::Inbox { key, network } => {
+            let network = network.unwrap_or_else(|| config.xmtp.network.clone());
+            let url = herald::xmtp::inbox::node_url(&network, &config.xmtp);
+            herald::xmtp::inbox::print_inbox(&key, &url, &config.data_dir.join("inboxes")).await
         }
         Command::Openapi | Command::Devnode(_) => unreachable!("handled above"),
     }

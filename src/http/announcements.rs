@@ -281,6 +281,13 @@ async fn create_announcement(
         }
     };
     record_created(&created.counts);
+    if created.counts.pending > 0 {
+        crate::workers::delivery::wake();
+        if let Err(e) = state.store.pipeline().wake_others().await {
+            // Other replicas still find the work on their next poll.
+            tracing::debug!(error = %e, "could not notify other replicas");
+        }
+    }
     tracing::info!(announcement.id = %created.id, channel.id = %created.channel_id, recipients = created.counts.total, "announcement queued");
     Ok((
         StatusCode::ACCEPTED,

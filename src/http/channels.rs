@@ -17,6 +17,14 @@ use super::AppState;
 use crate::crypto::ChannelWallet;
 use crate::domain::{ChannelId, TenantId};
 use crate::store::{Channel, ChannelPatch, NewChannel};
+use crate::xmtp::channel::register_now;
+
+/// How long channel creation waits for XMTP registration before answering without it.
+const REGISTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn tenant_of(new: &NewChannel) -> TenantId {
+    new.tenant.clone()
+}
 
 /// Longest channel description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
@@ -52,8 +60,11 @@ pub struct XmtpIdentityOut {
     /// EIP-55 address of the channel's own wallet; subscribers see messages from it.
     #[schema(example = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")]
     pub address: String,
-    /// XMTP inbox id, once the channel has registered on the network.
+    /// XMTP inbox id, once the channel has registered on the network (normally at creation;
+    /// if the network was unreachable then, a delivery worker registers it later).
     pub inbox_id: Option<String>,
+    /// The channel's XMTP installation id (hex), once registered.
+    pub installation_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -83,6 +94,7 @@ impl From<Channel> for ChannelOut {
             xmtp: XmtpIdentityOut {
                 address: c.address.to_checksum(),
                 inbox_id: c.xmtp_inbox_id,
+                installation_id: c.xmtp_installation_id,
             },
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -141,8 +153,30 @@ async fn create_channel(
         name,
         description,
     };
-    let channel = state.store.create_channel(&new).await?;
+    let mut channel = state.store.create_channel(&new).await?;
     tracing::info!(channel.id = %channel.id, channel.address = %channel.address, "channel created");
+    // Register the XMTP identity now, bounded so an unreachable network cannot hold the
+    // request; on failure the channel is kept and a delivery worker registers it later.
+    let register = register_now(&state.store, &state.kek, &state.xmtp, &channel.id);
+    match tokio::time::timeout(REGISTER_TIMEOUT, register).await {
+        Ok(Ok(())) => {
+            if let Some(fresh) = state
+                .store
+                .get_channel(&tenant_of(&new), &channel.id)
+                .await?
+            {
+                channel = fresh;
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(channel.id = %channel.id, error = %e, "XMTP registration deferred");
+            crate::workers::delivery::wake();
+        }
+        Err(_) => {
+            tracing::warn!(channel.id = %channel.id, "XMTP registration timed out; deferred");
+            crate::workers::delivery::wake();
+        }
+    }
     Ok((StatusCode::CREATED, axum::Json(channel.into())))
 }
 

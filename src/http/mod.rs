@@ -56,6 +56,8 @@ pub struct AppState {
     pub chains: Arc<[crate::chain::ChainConfig]>,
     /// Self-service settings (SIWE domain, challenge lifetime, default welcome text).
     pub selfservice: Arc<SelfServiceConfig>,
+    /// The XMTP network channels register and send on.
+    pub xmtp: Arc<crate::xmtp::Xmtp>,
 }
 
 /// All documented routes, before state and layers are applied.

@@ -7,6 +7,7 @@
 //! forget the check.
 
 mod chain;
+pub mod pipeline;
 mod postgres;
 mod inbound_sql;
 mod selfservice;
@@ -23,6 +24,7 @@ use crate::config::Config;
 use crate::domain::{Address, AnnouncementId, ChannelId, TenantId};
 
 pub use chain::{ChainLease, LeaseLost, NewTrigger, Trigger, TriggerPatch, TriggerStore};
+pub use pipeline::PipelineStore;
 pub use postgres::PgStore;
 pub use selfservice::*;
 pub use sqlite::SqliteStore;
@@ -60,6 +62,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: SelfServiceStore + Send + Sync + 'static {
     /// Triggers, chain watcher leases and the chain engine's store (see [`TriggerStore`]).
     fn triggers(&self) -> &dyn TriggerStore;
+    /// The delivery pipeline's side of the same database.
+    fn pipeline(&self) -> &dyn PipelineStore;
     /// Runs a trivial query; backs the readiness probe.
     async fn ping(&self) -> StoreResult<()>;
     /// Deliveries still waiting to be sent, across all tenants: the pipeline's queue depth.

@@ -5,6 +5,7 @@
 //! `app` calls to start them.
 
 pub mod chain_watcher;
+pub mod delivery;
 pub mod idempotency_sweeper;
 
 use crate::app::App;

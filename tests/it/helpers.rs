@@ -27,6 +27,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub database_url: String,
     pub kek: MasterKey,
+    /// The XMTP node this app sends through.
+    pub xmtp_url: String,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -70,10 +72,15 @@ impl TestApp {
         config.master_key = Some(SecretString::from(kek.to_hex()));
         config.admin_token = Some(SecretString::from(ADMIN_TOKEN.to_owned()));
         config.db_max_connections = 5;
+        // Every app runs its own embedded XMTP node on a free port.
+        config.xmtp.embedded_listen = "127.0.0.1:0".parse().unwrap();
+        // API tests look at deliveries as enqueued; pipeline tests turn the workers on.
+        config.xmtp.workers = 0;
         adjust(&mut config);
         let app = App::build(&config).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
         let store = app.store();
+        let xmtp_url = app.xmtp_url();
         let shutdown = app.shutdown_token();
         tokio::spawn(async move { app.run().await.expect("app runs") });
         Self {
@@ -82,6 +89,7 @@ impl TestApp {
             store,
             database_url,
             kek,
+            xmtp_url,
             shutdown,
             _dir: dir,
         }

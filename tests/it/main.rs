@@ -6,11 +6,15 @@
 mod announcements;
 mod channels;
 mod cli;
+mod crash;
 mod helpers;
 mod idempotency;
 mod isolation;
 mod limits;
 mod operations;
+mod pacing;
+mod pipeline;
+mod sdk;
 mod secrets;
 mod selfservice;
 mod selfservice_chat;

@@ -2,8 +2,9 @@
 //! 3,000 writes, refilled at 600 per minute. herald's pipeline uses it to test its pacing.
 //!
 //! A client is whatever it says in the `x-herald-client` metadata header, or else its peer
-//! socket address (one gRPC connection). Each write RPC costs one token, whatever its batch
-//! size, as on the public node.
+//! socket address (one gRPC connection). Every message in a write costs one token (a batch of
+//! 100 group messages costs 100), because the public network budgets messages, not calls; a
+//! batch larger than the tokens available is refused whole with RESOURCE_EXHAUSTED.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -49,8 +50,8 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token for the caller of `request`, or answers RESOURCE_EXHAUSTED.
-    pub fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    /// Takes `cost` tokens for the caller of `request`, or answers RESOURCE_EXHAUSTED.
+    pub fn check<T>(&self, request: &Request<T>, cost: u32) -> Result<(), Status> {
         let key = request
             .metadata()
             .get(CLIENT_HEADER)
@@ -58,10 +59,10 @@ impl RateLimiter {
             .map(str::to_owned)
             .or_else(|| request.remote_addr().map(|a| a.to_string()))
             .unwrap_or_default();
-        self.take(&key, Instant::now())
+        self.take(&key, f64::from(cost.max(1)), Instant::now())
     }
 
-    fn take(&self, key: &str, now: Instant) -> Result<(), Status> {
+    fn take(&self, key: &str, cost: f64, now: Instant) -> Result<(), Status> {
         let rate = f64::from(self.limit.per_minute) / 60.0;
         let burst = f64::from(self.limit.burst);
         let mut buckets = self.buckets.lock().expect("rate limiter lock poisoned");
@@ -71,11 +72,11 @@ impl RateLimiter {
         });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
         b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+        if b.tokens >= cost {
+            b.tokens -= cost;
             return Ok(());
         }
-        let wait = Duration::from_secs_f64((1.0 - b.tokens) / rate);
+        let wait = Duration::from_secs_f64((cost.min(burst) - b.tokens).max(0.0) / rate);
         Err(Status::resource_exhausted(format!(
             "rate limit exceeded ({} burst, {}/min); retry in {} ms",
             self.limit.burst,
@@ -97,13 +98,30 @@ mod tests {
         });
         let t0 = Instant::now();
         for _ in 0..3 {
-            rl.take("a", t0).unwrap();
+            rl.take("a", 1.0, t0).unwrap();
         }
-        let err = rl.take("a", t0).unwrap_err();
+        let err = rl.take("a", 1.0, t0).unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
-        rl.take("b", t0).expect("clients have separate buckets");
-        rl.take("a", t0 + Duration::from_millis(1_100))
+        rl.take("b", 1.0, t0)
+            .expect("clients have separate buckets");
+        rl.take("a", 1.0, t0 + Duration::from_millis(1_100))
             .expect("one token per second refills");
-        assert!(rl.take("a", t0 + Duration::from_millis(1_200)).is_err());
+        assert!(rl
+            .take("a", 1.0, t0 + Duration::from_millis(1_200))
+            .is_err());
+    }
+
+    #[test]
+    fn a_batch_costs_one_token_per_message() {
+        let rl = RateLimiter::new(RateLimit {
+            burst: 10,
+            per_minute: 60,
+        });
+        let t0 = Instant::now();
+        rl.take("a", 6.0, t0).unwrap();
+        let err = rl.take("a", 6.0, t0).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        rl.take("a", 4.0, t0)
+            .expect("the refused batch took nothing");
     }
 }

@@ -1,5 +1,6 @@
 //! The optional write rate limit answers RESOURCE_EXHAUSTED once a client's burst is spent;
-//! reads are never limited, and clients are told apart by `x-herald-client`.
+//! reads are never limited, clients are told apart by `x-herald-client`, and a batch costs one
+//! token per message.
 
 mod common;
 
@@ -69,5 +70,37 @@ async fn off_by_default() {
             .await
             .unwrap();
     }
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_the_budget_is_refused_whole() {
+    let config = DevNodeConfig {
+        rate_limit: Some(RateLimit {
+            burst: 5,
+            per_minute: 1,
+        }),
+        ..DevNodeConfig::default()
+    };
+    let (node, mut c) = start(config).await;
+    let many = |n: usize, tag: &str| SendGroupMessagesRequest {
+        messages: (0..n)
+            .map(|i| input(private_message(&[2; 16], APPLICATION, &format!("{tag}{i}"))))
+            .collect(),
+    };
+    c.mls
+        .send_group_messages(as_client("a", many(3, "x")))
+        .await
+        .unwrap();
+    let err = c
+        .mls
+        .send_group_messages(as_client("a", many(3, "y")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    c.mls
+        .send_group_messages(as_client("a", many(2, "z")))
+        .await
+        .expect("two tokens were left");
     node.shutdown().await;
 }

@@ -17,6 +17,7 @@ mod channel_state;
 mod idempotency;
 mod selfservice;
 mod subscribers;
+mod pipeline;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -60,6 +61,10 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     fn triggers(&self) -> &dyn TriggerStore {
+        self
+    }
+
+    fn pipeline(&self) -> &dyn crate::store::PipelineStore {
         self
     }
 

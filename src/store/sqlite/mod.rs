@@ -23,6 +23,7 @@ mod channel_state;
 mod idempotency;
 mod selfservice;
 mod subscribers;
+mod pipeline;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -82,6 +83,10 @@ fn json_list(addresses: &[Address]) -> String {
 #[async_trait]
 impl Store for SqliteStore {
     fn triggers(&self) -> &dyn TriggerStore {
+        self
+    }
+
+    fn pipeline(&self) -> &dyn crate::store::PipelineStore {
         self
     }
 

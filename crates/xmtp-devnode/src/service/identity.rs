@@ -25,7 +25,7 @@ impl IdentityApi for Node {
         &self,
         request: Request<PublishIdentityUpdateRequest>,
     ) -> Result<Response<PublishIdentityUpdateResponse>, Status> {
-        self.charge(&request)?;
+        self.charge(&request, 1)?;
         let update = request
             .into_inner()
             .identity_update

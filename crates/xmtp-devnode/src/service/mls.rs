@@ -34,7 +34,7 @@ impl MlsApi for Node {
         &self,
         request: Request<SendGroupMessagesRequest>,
     ) -> Result<Response<()>, Status> {
-        self.charge(&request)?;
+        self.charge(&request, request.get_ref().messages.len())?;
         let mut batch = Vec::new();
         for input in request.into_inner().messages {
             let Some(group_message_input::Version::V1(v1)) = input.version else {
@@ -63,7 +63,7 @@ impl MlsApi for Node {
         &self,
         request: Request<SendWelcomeMessagesRequest>,
     ) -> Result<Response<()>, Status> {
-        self.charge(&request)?;
+        self.charge(&request, request.get_ref().messages.len())?;
         let batch = request
             .into_inner()
             .messages
@@ -90,7 +90,7 @@ impl MlsApi for Node {
         &self,
         request: Request<UploadKeyPackageRequest>,
     ) -> Result<Response<()>, Status> {
-        self.charge(&request)?;
+        self.charge(&request, 1)?;
         let kp = request
             .into_inner()
             .key_package
@@ -209,7 +209,7 @@ impl MlsApi for Node {
         &self,
         request: Request<BatchPublishCommitLogRequest>,
     ) -> Result<Response<()>, Status> {
-        self.charge(&request)?;
+        self.charge(&request, 1)?;
         let requests = request.into_inner().requests;
         if requests.len() > MAX_COMMIT_LOG_PUBLISH {
             return Err(Status::invalid_argument(format!(

@@ -26,10 +26,10 @@ impl Node {
         }
     }
 
-    /// Charges one write to the caller when the rate limit is on.
-    fn charge<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    /// Charges `cost` writes (messages) to the caller when the rate limit is on.
+    fn charge<T>(&self, request: &Request<T>, cost: usize) -> Result<(), Status> {
         match &self.limiter {
-            Some(l) => l.check(request),
+            Some(l) => l.check(request, u32::try_from(cost).unwrap_or(u32::MAX)),
             None => Ok(()),
         }
     }

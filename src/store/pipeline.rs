@@ -1,0 +1,217 @@
+//! What the delivery pipeline persists, behind [`PipelineStore`] (kept apart from the API's
+//! [`Store`](super::Store) so the two grow independently).
+//!
+//! Concurrency model: a worker first takes the **sender lease** of one channel identity
+//! (`channel_senders`, a row lease with an ever-growing token), then claims that channel's due
+//! deliveries in batches. The token fences everything done under the lease: MLS state writes
+//! ([`PipelineStore::state_write`]) and settlements ([`PipelineStore::settle`]) are refused once
+//! another worker took the lease over, so two processes can never fork a channel's MLS state.
+//! Nothing lives only in memory: an expired lease (crashed worker) simply becomes claimable.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreResult;
+use crate::domain::ChannelId;
+
+/// A held sender lease. `token` fences writes made under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderLease {
+    pub channel: ChannelId,
+    pub owner: String,
+    pub token: i64,
+}
+
+/// What the pipeline needs to act as a channel.
+pub struct ChannelSecret {
+    pub address: String,
+    pub wallet_key_sealed: Vec<u8>,
+    pub inbox_id: Option<String>,
+    pub deleted: bool,
+}
+
+/// One delivery claimed under a lease.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub announcement_id: String,
+    pub address: String,
+    /// Failed attempts so far (rate-limit pauses do not count).
+    pub attempts: i32,
+}
+
+/// How a claimed delivery ends this round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettleOutcome {
+    Delivered,
+    /// Final, not an error: e.g. `not_on_xmtp`, `unsubscribed`.
+    Skipped(&'static str),
+    /// Back to pending at `at`. `failed_attempt` is false for rate-limit pauses.
+    Retry {
+        at: DateTime<Utc>,
+        reason: String,
+        failed_attempt: bool,
+    },
+    /// Dead letter: retries exhausted or a permanent error.
+    Failed(String),
+}
+
+impl SettleOutcome {
+    /// Column values: (status, reason, next_attempt_at, attempts increment).
+    pub fn columns(
+        &self,
+        now: DateTime<Utc>,
+    ) -> (&'static str, Option<String>, DateTime<Utc>, i32) {
+        match self {
+            SettleOutcome::Delivered => ("delivered", None, now, 0),
+            SettleOutcome::Skipped(r) => ("skipped", Some((*r).to_owned()), now, 0),
+            SettleOutcome::Retry {
+                at,
+                reason,
+                failed_attempt,
+            } => (
+                "pending",
+                Some(reason.clone()),
+                *at,
+                i32::from(*failed_attempt),
+            ),
+            SettleOutcome::Failed(r) => ("failed", Some(r.clone()), now, 1),
+        }
+    }
+}
+
+/// Persistence of the delivery pipeline. Implemented by both backends.
+#[async_trait]
+pub trait PipelineStore: Send + Sync {
+    /// Channels that have work: due pending deliveries (most urgent priority first), then
+    /// channels whose XMTP identity is not registered yet. Leased channels may be included;
+    /// [`PipelineStore::acquire_sender`] filters them.
+    async fn sender_candidates(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<ChannelId>>;
+    /// Takes the channel's sender lease if free or expired; returns the new token.
+    async fn acquire_sender(
+        &self,
+        channel: &ChannelId,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SenderLease>>;
+    /// Extends a held lease; false when it was lost.
+    async fn renew_sender(&self, lease: &SenderLease, until: DateTime<Utc>) -> StoreResult<bool>;
+    /// Gives the lease up, recording the last error (or clearing it). With `hold_until`,
+    /// nobody takes the channel before then (a back-off after an error).
+    async fn release_sender(
+        &self,
+        lease: &SenderLease,
+        error: Option<&str>,
+        hold_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    /// The channel's sealed wallet key and registration state (deleted channels included).
+    async fn channel_secret(&self, channel: &ChannelId) -> StoreResult<Option<ChannelSecret>>;
+    /// Records the registered XMTP identity on the channel.
+    async fn set_channel_identity(
+        &self,
+        channel: &ChannelId,
+        inbox_id: &str,
+        installation_id: &str,
+    ) -> StoreResult<()>;
+    /// Claims up to `limit` due pending deliveries of the leased channel, critical first.
+    async fn claim_deliveries(
+        &self,
+        lease: &SenderLease,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Which of `addresses` are still active subscribers of the channel.
+    async fn active_subscribers(
+        &self,
+        channel: &ChannelId,
+        addresses: &[String],
+    ) -> StoreResult<HashSet<String>>;
+    /// The text of an announcement.
+    async fn announcement_text(&self, id: &str) -> StoreResult<Option<String>>;
+    /// Settles claimed rows in one transaction (only rows still under `lease`), then moves
+    /// their announcements to `sending` or `completed`. Returns rows settled.
+    async fn settle(
+        &self,
+        lease: &SenderLease,
+        results: &[(i64, SettleOutcome)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+    /// Tells workers in other processes that work arrived (Postgres `NOTIFY`; SQLite has a
+    /// single process, where the in-process wake suffices).
+    async fn wake_others(&self) -> StoreResult<()>;
+
+    /// Channel client state: one value.
+    async fn state_get(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<Option<Vec<u8>>>;
+    /// Channel client state: every entry whose key starts with `prefix`, in key order.
+    async fn state_scan(
+        &self,
+        channel: &ChannelId,
+        prefix: &[u8],
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Applies upserts (`Some`) and deletes (`None`) atomically, only while `lease` is still
+    /// the channel's current lease. Returns false (writing nothing) when it was lost.
+    async fn state_write(
+        &self,
+        lease: &SenderLease,
+        batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> StoreResult<bool>;
+}
+
+/// The smallest key greater than every key starting with `prefix` (None: no upper bound).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Groups settlements with identical column values so each group is one statement.
+pub fn group_outcomes(results: &[(i64, SettleOutcome)]) -> Vec<(SettleOutcome, Vec<i64>)> {
+    let mut groups: Vec<(SettleOutcome, Vec<i64>)> = Vec::new();
+    for (id, outcome) in results {
+        match groups.iter_mut().find(|(o, _)| o == outcome) {
+            Some((_, ids)) => ids.push(*id),
+            None => groups.push((outcome.clone(), vec![*id])),
+        }
+    }
+    groups
+}
+
+/// Collapses a state batch to the last write per key, split into upserts and deletes.
+pub fn split_batch(
+    batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) {
+    let last: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = batch.into_iter().collect();
+    let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
+    for (k, v) in last {
+        match v {
+            Some(v) => upserts.push((k, v)),
+            None => deletes.push(k),
+        }
+    }
+    (upserts, deletes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_bounds_the_range() {
+        assert_eq!(prefix_end(b"dm/"), Some(b"dm0".to_vec()));
+        assert_eq!(prefix_end(&[0x61, 0xff]), Some(vec![0x62]));
+        assert_eq!(prefix_end(&[0xff]), None);
+    }
+}

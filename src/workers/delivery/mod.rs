@@ -1,0 +1,250 @@
+//! The delivery pipeline: workers that turn pending `deliveries` rows into XMTP DM messages.
+//!
+//! One step ([`Worker::run_once`]): take the sender lease of a channel with due work, open its
+//! XMTP client (state in the database), then drain it batch by batch: claim due rows (critical
+//! first), skip unsubscribed and not-on-XMTP recipients, resolve inbox ids (≤50 per call),
+//! create missing DMs, encrypt and publish everything in batched SendGroupMessages calls (MLS
+//! state is persisted before anything is published), and settle the batch in one transaction
+//! fenced by the lease token. A crash anywhere leaves leased rows that become claimable again
+//! when the lease expires; the resend carries the same idempotency key, which receivers dedupe.
+//!
+//! Workers wake on [`wake`] (announcements created in this process), on Postgres
+//! `NOTIFY herald_deliveries` (other replicas), and otherwise poll every [`IDLE_POLL`].
+
+mod governor;
+mod send;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::crypto::MasterKey;
+use crate::store::pipeline::SenderLease;
+use crate::store::Store;
+use crate::workers::Outcome;
+use crate::xmtp::channel::{open_client, ChannelXmtpError};
+use crate::xmtp::Xmtp;
+use governor::Governor;
+
+/// Poll interval when idle (wake-ups usually come sooner).
+pub const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Pause after an unexpected error in a step.
+const ERROR_PAUSE: Duration = Duration::from_secs(2);
+/// How long a channel whose client cannot be opened is left alone.
+const CHANNEL_HOLD_OFF: chrono::Duration = chrono::Duration::seconds(10);
+/// Channels looked at per step.
+const CANDIDATES: i64 = 16;
+
+static WAKE: Notify = Notify::const_new();
+
+/// Wakes idle delivery workers of this process (call after enqueueing deliveries).
+pub fn wake() {
+    WAKE.notify_waiters();
+}
+
+/// Everything a worker needs; cheap to clone.
+#[derive(Clone)]
+pub struct Worker {
+    pub store: Arc<dyn Store>,
+    pub kek: Arc<MasterKey>,
+    pub xmtp: Arc<Xmtp>,
+    governor: Option<Arc<Governor>>,
+    id: String,
+}
+
+/// Builds `n` workers sharing one rate governor.
+pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> Vec<Worker> {
+    let c = &xmtp.config;
+    let governor = xmtp
+        .governor_on()
+        .then(|| Arc::new(Governor::new(c.rate_burst, c.rate_per_minute)));
+    let process = ulid::Ulid::new().to_string();
+    (0..c.workers)
+        .map(|i| Worker {
+            store: store.clone(),
+            kek: kek.clone(),
+            xmtp: xmtp.clone(),
+            governor: governor.clone(),
+            id: format!("w{i}-{process}"),
+        })
+        .collect()
+}
+
+impl Worker {
+    fn lease_len(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.xmtp.config.lease_secs.max(2) as i64)
+    }
+
+    /// Runs until `shutdown` fires.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(worker = %self.id, "delivery worker started");
+        loop {
+            let notified = WAKE.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let pause = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = self.run_once(&shutdown) => match r {
+                    Ok(Outcome::Worked(_)) => continue,
+                    Ok(Outcome::Idle) => IDLE_POLL,
+                    Err(e) => {
+                        tracing::warn!(worker = %self.id, error = %e, "delivery step failed");
+                        ERROR_PAUSE
+                    }
+                },
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Takes one channel with work and drains it.
+    pub async fn run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<Outcome> {
+        let now = Utc::now();
+        let pipeline = self.store.pipeline();
+        for channel in pipeline.sender_candidates(now, CANDIDATES).await? {
+            let Some(lease) = pipeline
+                .acquire_sender(&channel, &self.id, now + self.lease_len(), now)
+                .await?
+            else {
+                continue;
+            };
+            let sent = self.drain(&lease, shutdown).await;
+            return match sent {
+                Ok(n) => {
+                    pipeline.release_sender(&lease, None, None).await?;
+                    Ok(Outcome::Worked(n.max(1)))
+                }
+                Err(e) => {
+                    let hold = Utc::now() + CHANNEL_HOLD_OFF;
+                    tracing::warn!(channel.id = %lease.channel, error = %e, "channel send paused");
+                    pipeline
+                        .release_sender(&lease, Some(&e.to_string()), Some(hold))
+                        .await?;
+                    Ok(Outcome::Worked(1))
+                }
+            };
+        }
+        Ok(Outcome::Idle)
+    }
+
+    /// Sends the channel's due deliveries while the lease holds; returns rows settled.
+    async fn drain(
+        &self,
+        lease: &SenderLease,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, ChannelXmtpError> {
+        let client = open_client(&self.store, &self.kek, &self.xmtp, lease).await?;
+        let mut texts = send::TextCache::default();
+        let mut settled = 0;
+        while !shutdown.is_cancelled() {
+            let mut limit = self.xmtp.config.batch_size.max(1);
+            if let Some(g) = &self.governor {
+                match g.available(&lease.channel) {
+                    Ok(n) => limit = limit.min(n),
+                    Err(wait) => {
+                        // Keep the lease while waiting for the budget to refill.
+                        let wait =
+                            wait.min(Duration::from_secs(self.xmtp.config.lease_secs / 3 + 1));
+                        tokio::time::sleep(wait).await;
+                        if !self.renew(lease).await? {
+                            return Ok(settled);
+                        }
+                        continue;
+                    }
+                }
+            }
+            let now = Utc::now();
+            let batch = self
+                .store
+                .pipeline()
+                .claim_deliveries(lease, now, now + self.lease_len(), limit as i64)
+                .await?;
+            if batch.is_empty() {
+                return Ok(settled);
+            }
+            if !self.renew(lease).await? {
+                return Ok(settled);
+            }
+            let round = send::Round {
+                worker: self,
+                client: &client,
+                lease,
+                governor: self.governor.as_deref(),
+            };
+            // A round can outlast the lease (first contact creates DMs): renew it meanwhile,
+            // and give the round up if the lease is lost anyway.
+            let outcome = tokio::select! {
+                r = round.send(batch, &mut texts) => r?,
+                lost = self.heartbeat(lease) => return lost.map(|()| settled),
+            };
+            match outcome {
+                send::RoundEnd::Continue(n) => settled += n,
+                send::RoundEnd::Paused(n) => return Ok(settled + n),
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Renews the lease every third of its length; returns only when it was lost.
+    async fn heartbeat(&self, lease: &SenderLease) -> Result<(), ChannelXmtpError> {
+        let every = Duration::from_millis(self.xmtp.config.lease_secs.max(2) * 1000 / 3);
+        loop {
+            tokio::time::sleep(every).await;
+            if !self.renew(lease).await? {
+                tracing::warn!(channel.id = %lease.channel, "sender lease lost mid-round");
+                return Ok(());
+            }
+        }
+    }
+
+    async fn renew(&self, lease: &SenderLease) -> Result<bool, ChannelXmtpError> {
+        Ok(self
+            .store
+            .pipeline()
+            .renew_sender(lease, Utc::now() + self.lease_len())
+            .await?)
+    }
+}
+
+/// Spawns the configured workers and, on Postgres, the `LISTEN` bridge that wakes them.
+pub fn spawn(app: &crate::app::App, xmtp: Arc<Xmtp>, database_url: Option<String>) {
+    for w in workers(app.store(), app.kek(), xmtp.clone()) {
+        app.spawn_worker(move |_, shutdown| w.run(shutdown));
+    }
+    if let Some(url) = database_url.filter(|_| xmtp.config.workers > 0) {
+        app.spawn_worker(move |_, shutdown| listen(url, shutdown));
+    }
+}
+
+/// Forwards Postgres notifications to [`wake`]; reconnects after errors.
+async fn listen(url: String, shutdown: CancellationToken) {
+    loop {
+        let run = async {
+            let mut l = sqlx::postgres::PgListener::connect(&url).await?;
+            l.listen("herald_deliveries").await?;
+            loop {
+                l.recv().await?;
+                wake();
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = run => if let Err(e) = r {
+                tracing::debug!(error = %e, "delivery LISTEN connection lost");
+            },
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(ERROR_PAUSE) => {}
+        }
+    }
+}

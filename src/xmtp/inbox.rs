@@ -1,0 +1,77 @@
+//! `herald inbox`: read a wallet's XMTP DMs as that wallet's own installation, so a newcomer
+//! can see an announcement arrive without installing an XMTP app.
+//!
+//! The installation state is kept in a small redb file (default
+//! `<data_dir>/inboxes/<address>.redb`) so repeated runs reuse one installation (an inbox may
+//! have at most 10) and show only what arrived since the last run.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use xmtp_client::{Client, GrpcTransport, RedbStore, Store as _, Wallet};
+
+use super::{Network, XmtpConfig};
+
+/// Store key under which the peers we have DMs with are remembered between runs.
+const PEERS_KEY: &[u8] = b"herald-inbox/peers";
+
+/// The node URL for `network` (`embedded` means the node a local `herald serve` runs).
+pub fn node_url(network: &str, config: &XmtpConfig) -> String {
+    match Network::parse(network) {
+        Network::Embedded => format!("http://{}", config.embedded_listen),
+        Network::Url(url) => url,
+    }
+}
+
+/// Syncs the wallet's inbox and prints every message received since the last run.
+pub async fn print_inbox(key_hex: &str, url: &str, state_dir: &Path) -> anyhow::Result<()> {
+    let bytes: [u8; 32] = hex::decode(key_hex.trim().trim_start_matches("0x"))
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .context("--key must be a 32-byte private key in hex")?;
+    let wallet = Wallet::from_bytes(&bytes).context("not a valid secp256k1 private key")?;
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
+    let store = Arc::new(RedbStore::open(
+        state_dir.join(format!("{}.redb", wallet.address())),
+    )?);
+    let transport = Arc::new(GrpcTransport::connect_lazy(url)?);
+    let client = Client::open(&wallet, transport, store.clone())
+        .await
+        .with_context(|| format!("opening the inbox on {url}"))?;
+    let mut peers: Vec<String> = match store.get(PEERS_KEY).await? {
+        Some(raw) => serde_json::from_slice(&raw).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    for peer in client.sync_welcomes().await? {
+        if !peers.contains(&peer) {
+            peers.push(peer);
+        }
+    }
+    store
+        .write_batch(vec![(
+            PEERS_KEY.to_vec(),
+            Some(serde_json::to_vec(&peers).expect("strings serialize")),
+        )])
+        .await?;
+    println!("inbox {} ({})", client.inbox_id(), client.address());
+    let mut shown = 0;
+    for peer in &peers {
+        for m in client.sync_dm(peer).await? {
+            let at = chrono::DateTime::from_timestamp_nanos(m.created_ns as i64);
+            let text = m.text.unwrap_or_else(|| "(non-text content)".into());
+            println!(
+                "[{}] from {}: {}",
+                at.format("%Y-%m-%d %H:%M:%S UTC"),
+                m.sender_inbox_id,
+                text
+            );
+            shown += 1;
+        }
+    }
+    if shown == 0 {
+        println!("no new messages");
+    }
+    Ok(())
+}

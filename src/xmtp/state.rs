@@ -1,0 +1,107 @@
+//! [`ChannelState`]: the XMTP client's key/value [`Store`] on herald's database
+//! (`channel_state`), one namespace per channel.
+//!
+//! Every value is sealed under the master key (XChaCha20-Poly1305) with the channel id and the
+//! key as associated data, so the installation key and MLS secrets are never stored in clear
+//! and a value cannot be moved to another key or channel. Writes are fenced by the sender
+//! lease: once another worker holds the channel, this handle's writes fail and nothing forks.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use xmtp_client::storage::StoreError;
+use xmtp_client::Store;
+
+use crate::crypto::MasterKey;
+use crate::store::pipeline::SenderLease;
+use crate::store::Store as HeraldStore;
+
+/// Why a state write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Another worker took the channel's sender lease. Not retryable under this lease.
+    #[error("the channel's sender lease was lost")]
+    LeaseLost,
+    /// A stored value did not open with the master key.
+    #[error("channel state does not open with the master key")]
+    Sealed,
+}
+
+/// One channel's client state, written under a held lease.
+pub struct ChannelState {
+    store: Arc<dyn HeraldStore>,
+    kek: Arc<MasterKey>,
+    lease: SenderLease,
+}
+
+impl ChannelState {
+    pub fn new(store: Arc<dyn HeraldStore>, kek: Arc<MasterKey>, lease: SenderLease) -> Self {
+        Self { store, kek, lease }
+    }
+
+    fn context(&self, key: &[u8]) -> String {
+        format!("{}/{}", self.lease.channel, hex::encode(key))
+    }
+
+    fn open(&self, key: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.kek
+            .open(sealed, &self.context(key))
+            .map_err(|_| StoreError::Backend(Box::new(StateError::Sealed)))
+    }
+}
+
+fn backend(e: crate::store::StoreError) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+#[async_trait]
+impl Store for ChannelState {
+    async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let sealed = self
+            .store
+            .pipeline()
+            .state_get(&self.lease.channel, key)
+            .await
+            .map_err(backend)?;
+        sealed.map(|s| self.open(key, &s)).transpose()
+    }
+
+    async fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let rows = self
+            .store
+            .pipeline()
+            .state_scan(&self.lease.channel, prefix)
+            .await
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                let v = self.open(&k, &v)?;
+                Ok((k, v))
+            })
+            .collect()
+    }
+
+    async fn write_batch(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sealed = batch
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v.map(|v| self.kek.seal(&v, &self.context(&k)));
+                (k, v)
+            })
+            .collect();
+        let written = self
+            .store
+            .pipeline()
+            .state_write(&self.lease, sealed)
+            .await
+            .map_err(backend)?;
+        if written {
+            Ok(())
+        } else {
+            Err(StoreError::Backend(Box::new(StateError::LeaseLost)))
+        }
+    }
+}
