@@ -189,10 +189,11 @@ pub fn group_outcomes(results: &[(i64, SettleOutcome)]) -> Vec<(SettleOutcome, V
     groups
 }
 
+/// State entries as (key, value) pairs.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Collapses a state batch to the last write per key, split into upserts and deletes.
-pub fn split_batch(
-    batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) {
+pub fn split_batch(batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> (Entries, Vec<Vec<u8>>) {
     let last: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = batch.into_iter().collect();
     let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
     for (k, v) in last {
