@@ -202,6 +202,10 @@ async fn replica_of(app: &TestApp, chain: &Chain) -> Replica {
     config.admin_token = Some(SecretString::from(ADMIN_TOKEN.to_owned()));
     config.db_max_connections = 5;
     config.chains = vec![chain.config()];
+    // Each replica runs its own embedded XMTP node; port 0 keeps them from colliding on 5556,
+    // and no delivery workers are needed to watch a chain.
+    config.xmtp.embedded_listen = "127.0.0.1:0".parse().unwrap();
+    config.xmtp.workers = 0;
     let replica = App::build(&config).await.expect("replica builds");
     let stop = replica.shutdown_token();
     let base = format!("http://{}", replica.local_addr());
