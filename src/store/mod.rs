@@ -14,6 +14,7 @@ mod selfservice;
 mod selfservice_sql;
 mod topics_sql;
 mod sqlite;
+mod store_sql;
 mod types;
 
 use std::sync::Arc;

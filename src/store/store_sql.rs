@@ -1,0 +1,339 @@
+//! The SQL behind [`Store`](super::Store) itself (settings, tenants, channels, announcement
+//! reads), written once for both backends.
+//!
+//! Portable SQL, like `selfservice_sql.rs`: `CAST($n AS TEXT) IS NULL` instead of `$n::text`,
+//! booleans and timestamps bound as Rust values. What really differs per backend (the
+//! connection, the announcement fan-out, subscribing, idempotency claims) lives in each
+//! backend's modules, which this impl calls by name at the expansion site: `announcements`,
+//! `channel_state`, `idempotency` and `subscribers`.
+
+/// Expands to the channel column list, `impl $store { fn counts }` and `impl Store for $store`,
+/// using `self.pool`. The caller must `use crate::store::*` and have the modules named above.
+macro_rules! impl_store {
+    ($store:ty) => {
+        const CHANNEL_COLUMNS: &str =
+            "id, name, description, address, xmtp_inbox_id, xmtp_installation_id, created_at, updated_at";
+
+        impl $store {
+            async fn counts(&self, id: &str) -> StoreResult<Counts> {
+                let groups: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(Counts::from_groups(groups))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn triggers(&self) -> &dyn TriggerStore {
+                self
+            }
+
+            fn pipeline(&self) -> &dyn crate::store::PipelineStore {
+                self
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn pending_deliveries(&self) -> StoreResult<i64> {
+                let n = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n)
+            }
+
+            async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+                let value = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(value)
+            }
+
+            async fn insert_setting_if_absent(&self, name: &str, value: &str) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(value)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn create_tenant(&self, tenant: &NewTenant) -> StoreResult<Tenant> {
+                let now = Utc::now();
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(tenant.id.as_str())
+                    .bind(&tenant.name)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO api_keys (key_hash, tenant_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(&tenant.key_hash)
+                    .bind(tenant.id.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Tenant {
+                    id: tenant.id.clone(),
+                    name: tenant.name.clone(),
+                    created_at: now,
+                })
+            }
+
+            async fn tenant_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<TenantId>> {
+                let id: Option<String> = sqlx::query_scalar(
+                    "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(id.map(TenantId::from_trusted))
+            }
+
+            async fn create_channel(&self, channel: &NewChannel) -> StoreResult<Channel> {
+                let now = Utc::now();
+                let sql = format!(
+                    "INSERT INTO channels (id, tenant_id, name, description, address, wallet_key_sealed, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {CHANNEL_COLUMNS}"
+                );
+                let row: ChannelRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(channel.id.as_str())
+                    .bind(channel.tenant.as_str())
+                    .bind(&channel.name)
+                    .bind(&channel.description)
+                    .bind(channel.address.as_str())
+                    .bind(&channel.wallet_key_sealed)
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.into())
+            }
+
+            async fn list_channels(&self, tenant: &TenantId, page: &Page) -> StoreResult<Vec<Channel>> {
+                let sql = format!(
+                    "SELECT {CHANNEL_COLUMNS} FROM channels WHERE tenant_id = $1 AND deleted_at IS NULL \
+                     AND (CAST($2 AS TEXT) IS NULL OR id > $2) ORDER BY id LIMIT $3"
+                );
+                let rows: Vec<ChannelRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(tenant.as_str())
+                    .bind(&page.cursor)
+                    .bind(i64::from(page.limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn get_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<Option<Channel>> {
+                let sql = format!(
+                    "SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
+                );
+                let row: Option<ChannelRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id.as_str())
+                    .bind(tenant.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn update_channel(
+                &self,
+                tenant: &TenantId,
+                id: &ChannelId,
+                patch: &ChannelPatch,
+            ) -> StoreResult<Option<Channel>> {
+                let sql = format!(
+                    "UPDATE channels SET name = COALESCE($3, name), \
+                     description = CASE WHEN $4 THEN $5 ELSE description END, updated_at = $6 \
+                     WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING {CHANNEL_COLUMNS}"
+                );
+                let row: Option<ChannelRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id.as_str())
+                    .bind(tenant.as_str())
+                    .bind(&patch.name)
+                    .bind(patch.description.is_some())
+                    .bind(patch.description.clone().flatten())
+                    .bind(Utc::now())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn delete_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<bool> {
+                let now = Utc::now();
+                let mut tx = self.pool.begin().await?;
+                let deleted = sqlx::query(
+                    "UPDATE channels SET deleted_at = $3, updated_at = $3 WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+                )
+                .bind(id.as_str())
+                .bind(tenant.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if deleted == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'skipped', reason = 'channel_deleted', updated_at = $2 \
+                     WHERE channel_id = $1 AND status = 'pending'",
+                )
+                .bind(id.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn channel_wallet_sealed(&self, id: &ChannelId) -> StoreResult<Option<Vec<u8>>> {
+                channel_state::wallet_sealed(&self.pool, id).await
+            }
+
+            async fn set_channel_xmtp_identity(
+                &self,
+                id: &ChannelId,
+                inbox_id: &str,
+                installation_id: &str,
+            ) -> StoreResult<()> {
+                channel_state::set_identity(&self.pool, id, inbox_id, installation_id).await
+            }
+
+            async fn channel_state_get(
+                &self,
+                channel: &ChannelId,
+                key: &[u8],
+            ) -> StoreResult<Option<Vec<u8>>> {
+                channel_state::get(&self.pool, channel, key).await
+            }
+
+            async fn channel_state_put(
+                &self,
+                channel: &ChannelId,
+                key: &[u8],
+                value: &[u8],
+            ) -> StoreResult<()> {
+                channel_state::put(&self.pool, channel, key, value).await
+            }
+
+            async fn channel_state_delete(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<()> {
+                channel_state::delete(&self.pool, channel, key).await
+            }
+
+            async fn subscribe(
+                &self,
+                channel: &ChannelId,
+                address: &Address,
+            ) -> StoreResult<SubscribeOutcome> {
+                subscribers::subscribe(&self.pool, channel, address).await
+            }
+
+            async fn subscribe_many(
+                &self,
+                channel: &ChannelId,
+                addresses: &[Address],
+            ) -> StoreResult<BatchOutcome> {
+                subscribers::subscribe_many(&self.pool, channel, addresses).await
+            }
+
+            async fn unsubscribe(&self, channel: &ChannelId, address: &Address) -> StoreResult<bool> {
+                subscribers::unsubscribe(&self.pool, channel, address).await
+            }
+
+            async fn list_subscribers(
+                &self,
+                channel: &ChannelId,
+                page: &Page,
+            ) -> StoreResult<Vec<Subscriber>> {
+                subscribers::list(&self.pool, channel, page).await
+            }
+
+            async fn create_announcement(
+                &self,
+                new: &NewAnnouncement,
+                idempotency: Option<IdempotencyCompletion>,
+            ) -> StoreResult<Option<Announcement>> {
+                announcements::create(&self.pool, new, idempotency).await
+            }
+
+            async fn get_announcement(
+                &self,
+                tenant: &TenantId,
+                id: &AnnouncementId,
+            ) -> StoreResult<Option<Announcement>> {
+                let row: Option<AnnouncementRow> = sqlx::query_as(
+                    "SELECT id, channel_id, text, priority, status, created_at FROM announcements WHERE id = $1 AND tenant_id = $2",
+                )
+                .bind(id.as_str())
+                .bind(tenant.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                match row {
+                    Some(row) => Ok(Some(row.into_announcement(self.counts(id.as_str()).await?))),
+                    None => Ok(None),
+                }
+            }
+
+            async fn list_deliveries(
+                &self,
+                tenant: &TenantId,
+                id: &AnnouncementId,
+                status: Option<DeliveryStatus>,
+                page: &Page,
+            ) -> StoreResult<Option<Vec<Delivery>>> {
+                let owned: Option<(i32,)> =
+                    sqlx::query_as("SELECT 1 FROM announcements WHERE id = $1 AND tenant_id = $2")
+                        .bind(id.as_str())
+                        .bind(tenant.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                if owned.is_none() {
+                    return Ok(None);
+                }
+                let rows: Vec<DeliveryRow> = sqlx::query_as(
+                    "SELECT address, status, attempts, reason, updated_at FROM deliveries \
+                     WHERE announcement_id = $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
+                     AND (CAST($3 AS TEXT) IS NULL OR address > $3) ORDER BY address LIMIT $4",
+                )
+                .bind(id.as_str())
+                .bind(status.map(DeliveryStatus::as_str))
+                .bind(&page.cursor)
+                .bind(i64::from(page.limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(Some(rows.into_iter().map(Into::into).collect()))
+            }
+
+            async fn begin_idempotent(
+                &self,
+                key: &IdempotencyKey,
+                request_hash: &str,
+            ) -> StoreResult<IdempotencyBegin> {
+                idempotency::begin(&self.pool, key, request_hash).await
+            }
+
+            async fn abandon_idempotent(&self, key: &IdempotencyKey) -> StoreResult<()> {
+                idempotency::abandon(&self.pool, key).await
+            }
+
+            async fn purge_idempotency_keys(
+                &self,
+                before: chrono::DateTime<Utc>,
+                limit: u32,
+            ) -> StoreResult<u64> {
+                idempotency::purge(&self.pool, before, limit).await
+            }
+        }
+    };
+}
+
+pub(super) use impl_store;
