@@ -9,6 +9,7 @@
 mod chain;
 pub mod pipeline;
 mod postgres;
+mod idempotency_sql;
 mod inbound_sql;
 mod selfservice;
 mod selfservice_sql;
