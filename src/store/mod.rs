@@ -7,6 +7,7 @@
 //! forget the check.
 
 mod chain;
+mod channel_state_sql;
 pub mod pipeline;
 mod postgres;
 mod idempotency_sql;

@@ -1,76 +1,9 @@
-//! Channel identity material for workers: the sealed wallet key, the registered XMTP
-//! identity, and the opaque key/value state the XMTP client keeps per channel.
+//! Postgres: channel identity material for workers (SQL shared with the other backend, see
+//! `store/channel_state_sql.rs`).
 
 use chrono::Utc;
-use sqlx::postgres::PgPool;
 
+use crate::store::channel_state_sql::impl_channel_state;
 use crate::store::*;
 
-pub(super) async fn wallet_sealed(pool: &PgPool, id: &ChannelId) -> StoreResult<Option<Vec<u8>>> {
-    let sealed = sqlx::query_scalar(
-        "SELECT wallet_key_sealed FROM channels WHERE id = $1 AND deleted_at IS NULL",
-    )
-    .bind(id.as_str())
-    .fetch_optional(pool)
-    .await?;
-    Ok(sealed)
-}
-
-pub(super) async fn set_identity(
-    pool: &PgPool,
-    id: &ChannelId,
-    inbox_id: &str,
-    installation_id: &str,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE channels SET xmtp_inbox_id = $2, xmtp_installation_id = $3, updated_at = $4 WHERE id = $1",
-    )
-    .bind(id.as_str())
-    .bind(inbox_id)
-    .bind(installation_id)
-    .bind(Utc::now())
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn get(
-    pool: &PgPool,
-    channel: &ChannelId,
-    key: &[u8],
-) -> StoreResult<Option<Vec<u8>>> {
-    let value =
-        sqlx::query_scalar("SELECT value FROM channel_state WHERE channel_id = $1 AND key = $2")
-            .bind(channel.as_str())
-            .bind(key)
-            .fetch_optional(pool)
-            .await?;
-    Ok(value)
-}
-
-pub(super) async fn put(
-    pool: &PgPool,
-    channel: &ChannelId,
-    key: &[u8],
-    value: &[u8],
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO channel_state (channel_id, key, value) VALUES ($1, $2, $3) \
-         ON CONFLICT (channel_id, key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(channel.as_str())
-    .bind(key)
-    .bind(value)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn delete(pool: &PgPool, channel: &ChannelId, key: &[u8]) -> StoreResult<()> {
-    sqlx::query("DELETE FROM channel_state WHERE channel_id = $1 AND key = $2")
-        .bind(channel.as_str())
-        .bind(key)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
+impl_channel_state!(sqlx::postgres::PgPool);
