@@ -17,6 +17,7 @@ mod selfservice_sql;
 mod topics_sql;
 mod sqlite;
 mod store_sql;
+mod subscribers_sql;
 mod types;
 
 use std::sync::Arc;

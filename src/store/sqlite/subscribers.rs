@@ -1,9 +1,11 @@
-//! Subscribers: subscribe, batch subscribe, unsubscribe (soft) and keyset listing.
+//! Subscribers: subscribe, batch subscribe, unsubscribe (soft) and keyset listing. Only the
+//! subscribing upserts are written here; the rest is shared (`store/subscribers_sql.rs`).
 
 use chrono::Utc;
 use sqlx::sqlite::SqlitePool;
 
 use super::json_list;
+use crate::store::subscribers_sql::impl_subscribers;
 use crate::store::*;
 
 pub(super) async fn subscribe(
@@ -67,42 +69,4 @@ pub(super) async fn subscribe_many(
     })
 }
 
-pub(super) async fn unsubscribe(
-    pool: &SqlitePool,
-    channel: &ChannelId,
-    address: &Address,
-) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE subscribers SET status = 'unsubscribed', updated_at = $3 \
-         WHERE channel_id = $1 AND address = $2 AND status = 'active'",
-    )
-    .bind(channel.as_str())
-    .bind(address.as_str())
-    .bind(Utc::now())
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-pub(super) async fn list(
-    pool: &SqlitePool,
-    channel: &ChannelId,
-    page: &Page,
-) -> StoreResult<Vec<Subscriber>> {
-    let rows: Vec<(String, chrono::DateTime<Utc>)> = sqlx::query_as(
-        "SELECT address, updated_at FROM subscribers WHERE channel_id = $1 AND status = 'active' \
-         AND ($2 IS NULL OR address > $2) ORDER BY address LIMIT $3",
-    )
-    .bind(channel.as_str())
-    .bind(&page.cursor)
-    .bind(i64::from(page.limit))
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(address, at)| Subscriber {
-            address: Address::from_trusted(address),
-            subscribed_at: at,
-        })
-        .collect())
-}
+impl_subscribers!(SqlitePool);
