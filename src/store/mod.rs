@@ -7,6 +7,7 @@
 //! forget the check.
 
 mod chain;
+mod chain_batch_sql;
 mod chain_sql;
 mod channel_state_sql;
 pub mod pipeline;
