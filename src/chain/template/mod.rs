@@ -1,0 +1,247 @@
+//! Announcement templates: minijinja, sandboxed and bounded.
+//!
+//! Templates come from API users, so rendering must be bounded in time, output and memory:
+//! - no loader (nothing can be included), no globals (`range`, `namespace`), and only filters
+//!   whose output is about as large as their input (no `replace`, `indent`, `format`...);
+//! - statements limited to `if`/`for` and no `*` operator: without `set`, macros or string
+//!   repetition, no intermediate value can grow beyond the template's size times its inputs,
+//!   so a template like `{% set s = s ~ s %}` (repeated) cannot exhaust memory;
+//! - a fuel limit (loops cannot run away) and a byte cap on output enforced by the writer;
+//! - strict undefined handling: a typo like `args.amout0` fails validation instead of
+//!   rendering empty.
+//!
+//! Context: `args.<name>` (integers as exact decimal strings, addresses EIP-55), `event.name`,
+//! `tx.hash`, `block.number`, `block.hash`, `chain.id`, `chain.name`, `log.address`, `log.index`.
+//! Filters: `units(decimals)`, `short`, `explorer_tx`, `explorer_address`.
+
+//!
+//! This file compiles and renders; `sandbox.rs` builds the restricted environment and vets the
+//! source, `filters.rs` holds herald's own filters and the ABI-to-template value conversion.
+
+mod filters;
+mod sandbox;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::io;
+
+use alloy::dyn_abi::DynSolValue;
+use alloy::primitives::{Address, B256};
+use minijinja::value::Value;
+use minijinja::{Environment, Error as JinjaError, UndefinedBehavior};
+
+pub use filters::to_value;
+use filters::{explorer_address, explorer_tx, short, units};
+use sandbox::{check_source, sandbox};
+
+/// Longest announcement text a template may produce, in bytes.
+pub const MAX_OUTPUT_BYTES: usize = 4096;
+/// Longest template source accepted.
+pub const MAX_SOURCE_BYTES: usize = 8192;
+/// Instruction budget per render; generous for real messages, fatal for runaway loops.
+const FUEL: u64 = 50_000;
+const NAME: &str = "announcement";
+
+/// A compiled template.
+pub struct Template {
+    env: Environment<'static>,
+    used: Used,
+}
+
+/// Which parts of the context a template reads, worked out once at compile time so rendering
+/// skips building values nobody looks at (hex-encoding hashes would otherwise dominate).
+struct Used {
+    /// Argument names read as `args.<name>`; `None` when `args` is used as a whole.
+    args: Option<HashSet<String>>,
+    event: bool,
+    tx: bool,
+    block: bool,
+    log: bool,
+}
+
+impl Used {
+    fn of(vars: &HashSet<String>) -> Self {
+        let section = |name: &str| {
+            vars.iter().any(|v| {
+                v == name
+                    || v.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+        };
+        let args = (!vars.contains("args")).then(|| {
+            vars.iter()
+                .filter_map(|v| v.strip_prefix("args."))
+                .map(|rest| rest.split('.').next().unwrap_or(rest).to_owned())
+                .collect()
+        });
+        Self {
+            args,
+            event: section("event"),
+            tx: section("tx"),
+            block: section("block"),
+            log: section("log"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Template").finish_non_exhaustive()
+    }
+}
+
+/// Why a template failed to compile or render.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// Source longer than [`MAX_SOURCE_BYTES`].
+    #[error("template is longer than {MAX_SOURCE_BYTES} bytes")]
+    TooLong,
+    /// A construct outside the sandbox (`{% set %}`, macros, `*`, ...).
+    #[error("template uses {0}, which is not allowed (allowed statements: if, for; no `*`)")]
+    Forbidden(String),
+    /// Syntax error at compile time.
+    #[error("template syntax: {0}")]
+    Syntax(#[source] JinjaError),
+    /// Runtime error (unknown variable, bad filter argument, fuel exhausted).
+    #[error("template rendering: {0}")]
+    Render(#[source] JinjaError),
+    /// Output exceeded [`MAX_OUTPUT_BYTES`].
+    #[error("rendered text is longer than {MAX_OUTPUT_BYTES} bytes")]
+    OutputTooLong,
+    /// The result is empty or whitespace: an announcement must say something.
+    #[error("template renders to an empty text")]
+    Empty,
+}
+
+/// Everything a template can see about one log.
+pub struct RenderInput<'a> {
+    pub event_name: &'a str,
+    pub arg_names: &'a [&'a str],
+    pub args: &'a [DynSolValue],
+    pub tx_hash: B256,
+    pub block_number: u64,
+    pub block_hash: B256,
+    pub log_address: Address,
+    pub log_index: u64,
+    pub chain_id: u64,
+    pub chain_name: &'a str,
+    pub explorer_url: Option<&'a str>,
+}
+
+impl Template {
+    /// Compiles `source` in a fresh sandboxed environment.
+    pub fn compile(source: &str) -> Result<Self, TemplateError> {
+        if source.len() > MAX_SOURCE_BYTES {
+            return Err(TemplateError::TooLong);
+        }
+        check_source(source)?;
+        let mut env = sandbox();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
+        env.set_recursion_limit(32);
+        env.add_filter("units", units);
+        env.add_filter("short", short);
+        env.add_filter("explorer_tx", explorer_tx);
+        env.add_filter("explorer_address", explorer_address);
+        env.add_template_owned(NAME, source.to_owned())
+            .map_err(TemplateError::Syntax)?;
+        let vars = env
+            .get_template(NAME)
+            .map_err(TemplateError::Syntax)?
+            .undeclared_variables(true);
+        let used = Used::of(&vars);
+        Ok(Self { env, used })
+    }
+
+    /// Renders the announcement text for one log.
+    pub fn render(&self, input: &RenderInput<'_>) -> Result<String, TemplateError> {
+        let tmpl = self.env.get_template(NAME).map_err(TemplateError::Syntax)?;
+        let mut out = BoundedWriter {
+            buf: Vec::with_capacity(256),
+            overflow: false,
+        };
+        let result = tmpl.render_captured_to(self.context(input), &mut out);
+        if out.overflow {
+            return Err(TemplateError::OutputTooLong);
+        }
+        result.map_err(TemplateError::Render)?;
+        let text = String::from_utf8(out.buf).map_err(|_| TemplateError::Empty)?;
+        if text.trim().is_empty() {
+            return Err(TemplateError::Empty);
+        }
+        Ok(text)
+    }
+}
+
+impl Template {
+    fn context(&self, input: &RenderInput<'_>) -> Value {
+        let used = &self.used;
+        let args: Value = input
+            .arg_names
+            .iter()
+            .zip(input.args)
+            .filter(|(name, _)| used.args.as_ref().is_none_or(|set| set.contains(**name)))
+            .map(|(name, value)| (*name, to_value(value)))
+            .collect();
+        // `chain` is always present: the explorer filters read it even when the template
+        // itself does not mention it.
+        let explorer = input
+            .explorer_url
+            .map(Value::from)
+            .unwrap_or(Value::from(()));
+        let chain: Value = [
+            ("id", Value::from(input.chain_id)),
+            ("name", Value::from(input.chain_name)),
+            ("explorer_url", explorer),
+        ]
+        .into_iter()
+        .collect();
+        let mut sections: Vec<(&str, Value)> = vec![("args", args), ("chain", chain)];
+        if used.event {
+            sections.push(("event", map([("name", Value::from(input.event_name))])));
+        }
+        if used.tx {
+            sections.push((
+                "tx",
+                map([("hash", Value::from(input.tx_hash.to_string()))]),
+            ));
+        }
+        if used.block {
+            let number = Value::from(input.block_number);
+            let hash = Value::from(input.block_hash.to_string());
+            sections.push(("block", map([("number", number), ("hash", hash)])));
+        }
+        if used.log {
+            let address = Value::from(input.log_address.to_checksum(None));
+            let index = Value::from(input.log_index);
+            sections.push(("log", map([("address", address), ("index", index)])));
+        }
+        sections.into_iter().collect()
+    }
+}
+
+fn map<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    entries.into_iter().collect()
+}
+
+/// Collects output and refuses to grow past [`MAX_OUTPUT_BYTES`], aborting the render early.
+struct BoundedWriter {
+    buf: Vec<u8>,
+    overflow: bool,
+}
+
+impl io::Write for BoundedWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > MAX_OUTPUT_BYTES {
+            self.overflow = true;
+            return Err(io::Error::other("announcement text too long"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
