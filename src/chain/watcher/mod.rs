@@ -6,8 +6,12 @@
 //! of blocks with one merged `eth_getLogs`, match and render, and commit the whole result in
 //! one [`ChainStore::commit_batch`]. Events whose trigger wants more confirmations than the
 //! cursor has are stored as pending and promoted by a later step, so a reorg drops them.
+//!
+//! This file holds the step and the loop; `scan.rs` scans ranges and handles reorgs, `sync.rs`
+//! keeps the in-memory state and the compiled triggers in step with the store.
 
 mod scan;
+mod sync;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -290,6 +294,8 @@ impl Watcher {
         let to = safe.min(from.saturating_add(self.range - 1));
         self.scan(cursor, from, to, latest, safe, promote).await
     }
+
+    /// Pending events of still-active triggers that `latest` has confirmed enough.
     fn ready_pending(&self, latest: u64) -> Vec<EventKey> {
         let active: std::collections::HashSet<&str> = self
             .triggers
@@ -327,91 +333,6 @@ impl Watcher {
             .iter()
             .find(|t| self.scanned.get(&t.id).is_some_and(|s| *s < cursor))
             .cloned()
-    }
-
-    /// Commits and mirrors the batch into memory; on failure forgets memory so the next step
-    /// reloads exactly what the store holds.
-    async fn commit(
-        &mut self,
-        batch: ChainBatch,
-    ) -> Result<super::store::CommitSummary, WatcherError> {
-        let summary = match self.store.commit_batch(batch.clone()).await {
-            Ok(s) => s,
-            Err(err) => {
-                self.memory = None;
-                return Err(err.into());
-            }
-        };
-        let memory = self.memory.get_or_insert_with(|| Memory {
-            cursor: None,
-            window: BTreeMap::new(),
-            pending: Vec::new(),
-        });
-        if let Some(fork) = batch.rollback_above {
-            memory.window.retain(|n, _| *n <= fork);
-            memory.pending.retain(|e| e.block_number <= fork);
-        }
-        memory.pending.retain(|e| !batch.promote.contains(&e.key));
-        for event in batch
-            .events
-            .into_iter()
-            .filter(|e| matches!(e.status, EventStatus::Pending { .. }))
-        {
-            if !memory.pending.iter().any(|p| p.key == event.key) {
-                memory.pending.push(event);
-            }
-        }
-        for block in batch.window_add {
-            memory.window.insert(block.number, block);
-        }
-        memory.window.retain(|n, _| *n >= batch.window_prune_below);
-        memory.cursor = Some(batch.cursor);
-        for (id, block) in batch.scanned_to {
-            self.scanned.insert(id, block);
-        }
-        Ok(summary)
-    }
-
-    async fn refresh_triggers(&mut self) -> Result<(), WatcherError> {
-        let records = self.store.active_triggers(self.chain.chain_id).await?;
-        let mut next = HashMap::with_capacity(records.len());
-        self.scanned.clear();
-        for record in records {
-            let scanned = record
-                .scanned_to
-                .unwrap_or(record.start_block.saturating_sub(1));
-            self.scanned.insert(record.id.clone(), scanned);
-            if let Some(existing) = self
-                .compiled
-                .get(&record.id)
-                .filter(|t| t.revision == record.revision && t.start_block == record.start_block)
-            {
-                next.insert(record.id.clone(), existing.clone());
-                continue;
-            }
-            match record.spec.validate(std::slice::from_ref(&self.chain)) {
-                Ok(compiled) => {
-                    let active = ActiveTrigger {
-                        from_block: record.spec.from_block,
-                        id: record.id.clone(),
-                        revision: record.revision,
-                        start_block: record.start_block,
-                        compiled,
-                    };
-                    next.insert(record.id, Arc::new(active));
-                }
-                // Stored triggers were validated on creation; failing now means the chain
-                // config changed under them. Skip the trigger rather than stall the chain.
-                Err(err) => {
-                    tracing::warn!(chain.id = self.chain.chain_id, trigger.id = %record.id, "trigger no longer valid, skipped: {err}")
-                }
-            }
-        }
-        let mut list: Vec<_> = next.values().cloned().collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        self.compiled = next;
-        self.triggers = TriggerSet::new(list);
-        Ok(())
     }
 
     fn memory(&self) -> &Memory {
