@@ -18,11 +18,7 @@ async fn announcement_to_all_creates_one_pending_delivery_per_active_subscriber(
         .await;
 
     let created = app
-        .post(
-            &format!("/v1/channels/{ch}/announcements"),
-            &key,
-            json!({ "text": "hello" }),
-        )
+        .post_announcement(&key, &ch, json!({ "text": "hello" }))
         .await;
     assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
     let id = created.body["id"].as_str().unwrap();
@@ -66,9 +62,9 @@ async fn targeted_audience_skips_non_subscribers_and_filters_by_status() {
     let stranger = addresses(9, 1).remove(0);
     let audience = json!({ "addresses": [subs[0], subs[1], subs[1], stranger] });
     let created = app
-        .post(
-            &format!("/v1/channels/{ch}/announcements"),
+        .post_announcement(
             &key,
+            &ch,
             json!({ "text": "hi", "audience": audience, "priority": "critical" }),
         )
         .await;
@@ -102,11 +98,7 @@ async fn targeted_audience_skips_non_subscribers_and_filters_by_status() {
     );
 
     let explicit_all = app
-        .post(
-            &format!("/v1/channels/{ch}/announcements"),
-            &key,
-            json!({ "text": "hi", "audience": "all" }),
-        )
+        .post_announcement(&key, &ch, json!({ "text": "hi", "audience": "all" }))
         .await;
     assert_eq!(explicit_all.body["counts"]["total"], 3);
 }
@@ -117,11 +109,7 @@ async fn announcement_without_recipients_is_completed_at_once() {
     let key = app.tenant("acme").await;
     let ch = app.channel(&key, "empty").await;
     let created = app
-        .post(
-            &format!("/v1/channels/{ch}/announcements"),
-            &key,
-            json!({ "text": "anyone?" }),
-        )
+        .post_announcement(&key, &ch, json!({ "text": "anyone?" }))
         .await;
     assert_eq!(created.status, StatusCode::ACCEPTED);
     assert_eq!(created.body["status"], "completed");
@@ -181,11 +169,7 @@ async fn deliveries_paginate_and_unknown_announcements_are_404() {
     let subs = addresses(4, 7);
     app.subscribe(&key, &ch, &subs).await;
     let created = app
-        .post(
-            &format!("/v1/channels/{ch}/announcements"),
-            &key,
-            json!({ "text": "hi" }),
-        )
+        .post_announcement(&key, &ch, json!({ "text": "hi" }))
         .await;
     let id = created.body["id"].as_str().unwrap();
     let mut seen = Vec::new();
@@ -223,11 +207,7 @@ async fn deleting_a_channel_skips_its_pending_deliveries() {
     let ch = app.channel(&key, "alerts").await;
     app.subscribe(&key, &ch, &addresses(5, 2)).await;
     let created = app
-        .post(
-            &format!("/v1/channels/{ch}/announcements"),
-            &key,
-            json!({ "text": "hi" }),
-        )
+        .post_announcement(&key, &ch, json!({ "text": "hi" }))
         .await;
     let id = created.body["id"].as_str().unwrap();
     app.call(
@@ -241,11 +221,7 @@ async fn deleting_a_channel_skips_its_pending_deliveries() {
     assert_eq!(after.status, StatusCode::OK, "history stays readable");
     assert_eq!(after.body["counts"]["skipped"], 2);
     let post = app
-        .post(
-            &format!("/v1/channels/{ch}/announcements"),
-            &key,
-            json!({ "text": "hi" }),
-        )
+        .post_announcement(&key, &ch, json!({ "text": "hi" }))
         .await;
     assert_eq!(post.status, StatusCode::NOT_FOUND);
 }
@@ -257,11 +233,7 @@ async fn ten_thousand_subscriber_fan_out() {
     let ch = app.channel(&key, "big").await;
     app.subscribe(&key, &ch, &addresses(6, 10_000)).await;
     let created = app
-        .post(
-            &format!("/v1/channels/{ch}/announcements"),
-            &key,
-            json!({ "text": "all hands" }),
-        )
+        .post_announcement(&key, &ch, json!({ "text": "all hands" }))
         .await;
     assert_eq!(created.body["counts"]["total"], 10_000);
     let id = created.body["id"].as_str().unwrap();

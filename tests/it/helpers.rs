@@ -155,47 +155,49 @@ impl TestApp {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     }
 
+    /// Posts an announcement to `channel` (the reply is returned unchecked: tests assert on it).
+    pub async fn post_announcement(&self, key: &str, channel: &str, body: Value) -> Reply {
+        let path = format!("/v1/channels/{channel}/announcements");
+        self.post(&path, key, body).await
+    }
+
     /// Runs one SQL query returning a single BLOB/BYTEA column, on whichever backend is in use.
     pub async fn raw_bytes(&self, sql: &str, bind: &str) -> Vec<u8> {
-        if self.database_url.starts_with("sqlite") {
-            let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-                .bind(bind)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
-        } else {
-            let mut conn = sqlx::PgConnection::connect(&self.database_url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-                .bind(bind)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
-        }
+        let rows = self.raw_column(sql, Some(bind)).await;
+        rows.into_iter().next().expect("the query returns a row")
     }
 
     /// Runs one SQL query returning text columns of all rows, on whichever backend is in use.
     pub async fn raw_strings(&self, sql: &str) -> Vec<String> {
-        if self.database_url.starts_with("sqlite") {
-            let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
+        self.raw_column(sql, None).await
+    }
+
+    /// The single column of every row of `sql` (with `bind` as `$1`), read on a fresh
+    /// connection to whichever backend the app runs on.
+    async fn raw_column<T>(&self, sql: &str, bind: Option<&str>) -> Vec<T>
+    where
+        T: Send + Unpin,
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let url = &self.database_url;
+        if url.starts_with("sqlite") {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+            let query = sqlx::query_scalar(sql);
+            let query = match bind {
+                Some(value) => query.bind(value),
+                None => query,
+            };
+            query.fetch_all(&mut conn).await.unwrap()
         } else {
-            let mut conn = sqlx::PgConnection::connect(&self.database_url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            let query = sqlx::query_scalar(sql);
+            let query = match bind {
+                Some(value) => query.bind(value),
+                None => query,
+            };
+            query.fetch_all(&mut conn).await.unwrap()
         }
     }
 }
