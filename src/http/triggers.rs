@@ -181,12 +181,15 @@ fn invalid(errors: ValidationErrors) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
 }
 
-fn ids(channel: &str, trigger: Option<&str>) -> Result<(ChannelId, Option<TriggerId>), ApiError> {
-    let channel = ChannelId::parse(channel).ok_or(ApiError::NotFound("channel"))?;
-    let trigger = match trigger {
-        Some(raw) => Some(TriggerId::parse(raw).ok_or(ApiError::NotFound("trigger"))?),
-        None => None,
-    };
+/// Parses a channel id from the path; a malformed one is as unknown as a missing one.
+fn channel_id(raw: &str) -> Result<ChannelId, ApiError> {
+    ChannelId::parse(raw).ok_or(ApiError::NotFound("channel"))
+}
+
+/// Parses a channel and trigger id pair from the path (each malformed id is not found).
+fn trigger_ids(channel: &str, trigger: &str) -> Result<(ChannelId, TriggerId), ApiError> {
+    let channel = channel_id(channel)?;
+    let trigger = TriggerId::parse(trigger).ok_or(ApiError::NotFound("trigger"))?;
     Ok((channel, trigger))
 }
 
@@ -208,7 +211,7 @@ async fn create_trigger(
     Path(id): Path<String>,
     AppJson(raw): AppJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    let (channel, _) = ids(&id, None)?;
+    let channel = channel_id(&id)?;
     let body: TriggerIn = serde_json::from_value(raw)
         .map_err(|e| ApiError::validation("invalid_body", e.to_string()))?;
     let spec = TriggerSpec::from(body);
@@ -248,7 +251,7 @@ async fn list_triggers(
     Path(id): Path<String>,
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<axum::Json<TriggerList>, ApiError> {
-    let (channel, _) = ids(&id, None)?;
+    let channel = channel_id(&id)?;
     let (page, limit) = params.probe_page()?;
     let triggers = state
         .store
@@ -289,9 +292,7 @@ async fn find(
     channel: &str,
     trigger: &str,
 ) -> Result<Trigger, ApiError> {
-    let (channel, Some(trigger)) = ids(channel, Some(trigger))? else {
-        return Err(ApiError::NotFound("trigger"));
-    };
+    let (channel, trigger) = trigger_ids(channel, trigger)?;
     state
         .store
         .triggers()
@@ -362,9 +363,7 @@ async fn delete_trigger(
     Tenant(tenant): Tenant,
     Path((id, trigger_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (channel, Some(trigger)) = ids(&id, Some(&trigger_id))? else {
-        return Err(ApiError::NotFound("trigger"));
-    };
+    let (channel, trigger) = trigger_ids(&id, &trigger_id)?;
     if state
         .store
         .triggers()
