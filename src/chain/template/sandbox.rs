@@ -93,10 +93,25 @@ pub(super) fn check_source(source: &str) -> Result<(), TemplateError> {
 
 /// Index of `close` in `code`, ignoring occurrences inside string literals.
 fn code_end(code: &str, close: &str) -> Option<usize> {
+    classify(code)
+        .find(|&(i, _, literal)| !literal && code[i..].starts_with(close))
+        .map(|(i, _, _)| i)
+}
+
+/// The characters of `code` that are not inside string literals.
+fn outside_strings(code: &str) -> impl Iterator<Item = char> + '_ {
+    classify(code)
+        .filter(|&(_, _, literal)| !literal)
+        .map(|(_, c, _)| c)
+}
+
+/// Each character of `code` with its byte index and whether it belongs to a string literal
+/// (its quotes included), honouring backslash escapes inside literals.
+fn classify(code: &str) -> impl Iterator<Item = (usize, char, bool)> + '_ {
     let mut quote = None;
     let mut escaped = false;
-    for (i, c) in code.char_indices() {
-        match quote {
+    code.char_indices().map(move |(i, c)| {
+        let literal = match quote {
             Some(q) => {
                 if escaped {
                     escaped = false;
@@ -105,34 +120,14 @@ fn code_end(code: &str, close: &str) -> Option<usize> {
                 } else if c == q {
                     quote = None;
                 }
+                true
             }
-            None if c == '\'' || c == '"' => quote = Some(c),
-            None if code[i..].starts_with(close) => return Some(i),
-            None => {}
-        }
-    }
-    None
-}
-
-/// The characters of `code` that are not inside string literals.
-fn outside_strings(code: &str) -> impl Iterator<Item = char> + '_ {
-    let mut quote = None;
-    let mut escaped = false;
-    code.chars().filter(move |&c| match quote {
-        Some(q) => {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                true
             }
-            false
-        }
-        None if c == '\'' || c == '"' => {
-            quote = Some(c);
-            false
-        }
-        None => true,
+            None => false,
+        };
+        (i, c, literal)
     })
 }
