@@ -12,6 +12,7 @@ mod idempotency;
 mod isolation;
 mod limits;
 mod operations;
+mod outage;
 mod pacing;
 mod pipeline;
 mod sdk;

@@ -21,6 +21,10 @@ mod pipeline;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// How long a query waits for a connection. sqlx keeps retrying a refused connect until this
+/// runs out (default 30 s), so while Postgres is down it bounds how fast the API answers 503.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 const CHANNEL_COLUMNS: &str =
     "id, name, description, address, xmtp_inbox_id, xmtp_installation_id, created_at, updated_at";
 
@@ -36,6 +40,7 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
