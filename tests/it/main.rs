@@ -15,6 +15,7 @@ mod operations;
 mod outage;
 mod pacing;
 mod pipeline;
+mod progress;
 mod sdk;
 mod secrets;
 mod selfservice;

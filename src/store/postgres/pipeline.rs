@@ -229,6 +229,31 @@ impl PipelineStore for PgStore {
         Ok(settled)
     }
 
+    async fn announcement_pace(&self, id: &str, since: DateTime<Utc>) -> StoreResult<Option<Pace>> {
+        let row: Option<(Option<String>, i64)> = sqlx::query_as(
+            "SELECT a.topic, (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
+               AND d.status <> 'pending' AND d.updated_at > a.created_at AND d.updated_at >= $2) AS settled \
+             FROM announcements a WHERE a.id = $1",
+        )
+        .bind(id)
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(topic, settled_since)| Pace {
+            topic,
+            settled_since,
+        }))
+    }
+
+    async fn oldest_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn wake_others(&self) -> StoreResult<()> {
         sqlx::query("SELECT pg_notify('herald_deliveries', '')")
             .execute(&self.pool)
