@@ -240,8 +240,11 @@ async fn sigkill_mid_broadcast_then_restart_delivers_everything_once() {
         ("HERALD_XMTP_LEASE_SECS", "5"),
     ]);
     let log = dir.path().join("herald.log");
+    let t = Instant::now();
     let inboxes = inboxes(&node.url(), SUBSCRIBERS).await;
+    eprintln!("crash: {SUBSCRIBERS} inboxes registered in {:?}", t.elapsed());
 
+    let t = Instant::now();
     let mut child = serve.spawn(&log);
     serve.wait_ready().await;
     let http = reqwest::Client::new();
@@ -258,12 +261,15 @@ async fn sigkill_mid_broadcast_then_restart_delivers_everything_once() {
     let mut child = serve.spawn(&log);
     serve.wait_ready().await;
     let done = cast.wait_completed(&http, b, TIMEOUT).await;
+    eprintln!("crash: broadcast, kill and restart done in {:?}", t.elapsed());
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(done["counts"]["delivered"], json!(SUBSCRIBERS), "{done}");
     assert_eq!(done["counts"]["failed"], json!(0), "{done}");
 
+    let t = Instant::now();
     let raw = assert_each_inbox_once(&inboxes, &cast.sender).await;
+    eprintln!("crash: {SUBSCRIBERS} inboxes read in {:?}", t.elapsed());
     assert!(
         raw <= SUBSCRIBERS + BATCH,
         "{raw} publishes for {SUBSCRIBERS} deliveries"
