@@ -61,7 +61,7 @@ impl Serve {
         self
     }
 
-    pub fn spawn(&self, log: &std::path::Path) -> Child {
+    pub fn spawn(&self, log: &std::path::Path) -> Running {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -74,6 +74,7 @@ impl Serve {
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
+            .map(Running)
             .expect("herald starts")
     }
 
@@ -106,6 +107,28 @@ pub async fn counts(
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.body
+}
+
+/// A running `herald serve`; killed when dropped, so a failing test leaves no orphan behind.
+pub struct Running(Child);
+
+impl Running {
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    /// Whether the process is still running (it has not exited or been restarted).
+    pub fn alive(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// A broadcast started through a subprocess's API.
@@ -242,7 +265,10 @@ async fn sigkill_mid_broadcast_then_restart_delivers_everything_once() {
     let log = dir.path().join("herald.log");
     let t = Instant::now();
     let inboxes = inboxes(&node.url(), SUBSCRIBERS).await;
-    eprintln!("crash: {SUBSCRIBERS} inboxes registered in {:?}", t.elapsed());
+    eprintln!(
+        "crash: {SUBSCRIBERS} inboxes registered in {:?}",
+        t.elapsed()
+    );
 
     let t = Instant::now();
     let mut child = serve.spawn(&log);
@@ -255,15 +281,16 @@ async fn sigkill_mid_broadcast_then_restart_delivers_everything_once() {
     // Kill once part of the broadcast is out but not all of it.
     cast.wait_part_delivered(&http, b, 2 * BATCH as i64, SUBSCRIBERS)
         .await;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill(); // SIGKILL
 
     let mut child = serve.spawn(&log);
     serve.wait_ready().await;
     let done = cast.wait_completed(&http, b, TIMEOUT).await;
-    eprintln!("crash: broadcast, kill and restart done in {:?}", t.elapsed());
-    child.kill().unwrap();
-    child.wait().unwrap();
+    eprintln!(
+        "crash: broadcast, kill and restart done in {:?}",
+        t.elapsed()
+    );
+    child.kill();
     assert_eq!(done["counts"]["delivered"], json!(SUBSCRIBERS), "{done}");
     assert_eq!(done["counts"]["failed"], json!(0), "{done}");
 
