@@ -103,15 +103,8 @@ async fn metrics_show_queue_depth_and_the_age_of_the_oldest_due_delivery() {
     // look for this app's figures over a few scrapes.
     let mut seen = Vec::new();
     for _ in 0..5 {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let scrape = reqwest::get(app.url("/metrics")).await.unwrap();
+        let text = scrape.text().await.unwrap();
         let lag = gauge(&text, "herald_delivery_lag_seconds");
         let pending = gauge(&text, "herald_deliveries_pending");
         if lag.is_some_and(|l| (1.0..60.0).contains(&l)) && pending == Some(4.0) {

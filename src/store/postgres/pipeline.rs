@@ -13,6 +13,16 @@ use crate::domain::ChannelId;
 use crate::store::pipeline::*;
 use crate::store::StoreResult;
 
+/// Queries written once for both backends.
+mod shared {
+    use chrono::{DateTime, Utc};
+
+    use crate::store::pipeline::{shared_pipeline_reads, Pace};
+    use crate::store::StoreResult;
+
+    shared_pipeline_reads!(sqlx::PgPool);
+}
+
 /// Priority rank for ordering: lower is more urgent.
 const RANK: &str = "CASE priority WHEN 'critical' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END";
 
@@ -230,28 +240,11 @@ impl PipelineStore for PgStore {
     }
 
     async fn announcement_pace(&self, id: &str, since: DateTime<Utc>) -> StoreResult<Option<Pace>> {
-        let row: Option<(Option<String>, i64)> = sqlx::query_as(
-            "SELECT a.topic, (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
-               AND d.status <> 'pending' AND d.updated_at > a.created_at AND d.updated_at >= $2) AS settled \
-             FROM announcements a WHERE a.id = $1",
-        )
-        .bind(id)
-        .bind(since)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(topic, settled_since)| Pace {
-            topic,
-            settled_since,
-        }))
+        shared::announcement_pace(&self.pool, id, since).await
     }
 
     async fn oldest_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1",
-        )
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
+        shared::oldest_due(&self.pool, now).await
     }
 
     async fn wake_others(&self) -> StoreResult<()> {
