@@ -16,6 +16,13 @@ use chrono::{DateTime, Utc};
 use super::StoreResult;
 use crate::domain::ChannelId;
 
+#[path = "pipeline_sql.rs"]
+mod sql;
+pub(crate) use sql::shared_pipeline_reads;
+
+/// Priority rank for ordering: lower is more urgent.
+pub const RANK: &str = "CASE priority WHEN 'critical' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END";
+
 /// A held sender lease. `token` fences writes made under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderLease {
@@ -219,46 +226,6 @@ pub fn split_batch(batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> (Entries, Vec<Vec<
     }
     (upserts, deletes)
 }
-
-/// Expands to the pipeline's read-only queries whose SQL is the same on both backends, as free
-/// functions over `$pool` (`PgPool` or `SqlitePool`); each backend's impl delegates to them.
-macro_rules! shared_pipeline_reads {
-    ($pool:ty) => {
-        pub(super) async fn announcement_pace(
-            pool: &$pool,
-            id: &str,
-            since: DateTime<Utc>,
-        ) -> StoreResult<Option<Pace>> {
-            let row: Option<(Option<String>, i64)> = sqlx::query_as(
-                "SELECT a.topic, (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
-                   AND d.status <> 'pending' AND d.updated_at > a.created_at AND d.updated_at >= $2) \
-                 FROM announcements a WHERE a.id = $1",
-            )
-            .bind(id)
-            .bind(since)
-            .fetch_optional(pool)
-            .await?;
-            Ok(row.map(|(topic, settled_since)| Pace {
-                topic,
-                settled_since,
-            }))
-        }
-
-        pub(super) async fn oldest_due(
-            pool: &$pool,
-            now: DateTime<Utc>,
-        ) -> StoreResult<Option<DateTime<Utc>>> {
-            Ok(sqlx::query_scalar(
-                "SELECT MIN(next_attempt_at) FROM deliveries \
-                 WHERE status = 'pending' AND next_attempt_at <= $1",
-            )
-            .bind(now)
-            .fetch_one(pool)
-            .await?)
-        }
-    };
-}
-pub(crate) use shared_pipeline_reads;
 
 #[cfg(test)]
 mod tests {
