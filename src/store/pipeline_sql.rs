@@ -5,7 +5,7 @@
 /// identity, texts, state reads, progress), as free functions over `$pool` (`PgPool` or
 /// `SqlitePool`); each backend's impl delegates to them. Claims, settlements and state writes
 /// differ (row locks, array binding) and stay in the backends.
-macro_rules! shared_pipeline_reads {
+macro_rules! shared_pipeline_sql {
     ($pool:ty) => {
         pub(super) async fn sender_candidates(pool: &$pool,
             now: DateTime<Utc>,
@@ -200,4 +200,4 @@ macro_rules! shared_pipeline_reads {
         }
     };
 }
-pub(crate) use shared_pipeline_reads;
+pub(crate) use shared_pipeline_sql;

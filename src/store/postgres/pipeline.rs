@@ -21,7 +21,7 @@ mod shared {
     use crate::store::pipeline::*;
     use crate::store::StoreResult;
 
-    shared_pipeline_reads!(sqlx::PgPool);
+    shared_pipeline_sql!(sqlx::PgPool);
 }
 
 #[async_trait]

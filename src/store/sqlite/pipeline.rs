@@ -20,7 +20,7 @@ mod shared {
     use crate::store::pipeline::*;
     use crate::store::StoreResult;
 
-    shared_pipeline_reads!(sqlx::SqlitePool);
+    shared_pipeline_sql!(sqlx::SqlitePool);
 }
 
 #[async_trait]
