@@ -82,7 +82,15 @@ pub struct AnnouncementOut {
     pub status: String,
     pub priority: PriorityIn,
     pub text: String,
+    /// The channel topic it was sent to (null: every active subscriber, or a listed audience).
+    pub topic: Option<String>,
     pub counts: CountsOut,
+    /// Estimated seconds until no delivery is pending: pending deliveries over the pace of the
+    /// last minute (capped by the channel's rate budget when the governor is on; the budget
+    /// alone before anything was sent). Null when completed or not yet known. Shown by
+    /// `GET /v1/announcements/{id}`.
+    #[schema(example = 42)]
+    pub eta_seconds: Option<u64>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -141,7 +149,9 @@ impl From<Announcement> for AnnouncementOut {
             status: a.status.as_str().into(),
             priority: priority_out(a.priority),
             text: a.text,
+            topic: None,
             counts: counts_out(a.counts),
+            eta_seconds: None,
             created_at: a.created_at,
         }
     }
@@ -256,11 +266,17 @@ async fn create_announcement(
         priority,
         audience,
     };
+    let topic = new.audience.topic().map(str::to_owned);
+    let out = move |a: Announcement| AnnouncementOut {
+        topic: topic.clone(),
+        ..AnnouncementOut::from(a)
+    };
+    let render_out = out.clone();
     let completion = key.clone().map(|key| IdempotencyCompletion {
         key,
-        render: Box::new(|a: &Announcement| StoredResponse {
+        render: Box::new(move |a: &Announcement| StoredResponse {
             status_code: StatusCode::ACCEPTED.as_u16(),
-            body: serde_json::to_string(&AnnouncementOut::from(a.clone())).expect("DTO serializes"),
+            body: serde_json::to_string(&render_out(a.clone())).expect("DTO serializes"),
         }),
     });
     let outcome = match state.store.create_announcement(&new, completion).await {
@@ -289,11 +305,7 @@ async fn create_announcement(
         }
     }
     tracing::info!(announcement.id = %created.id, channel.id = %created.channel_id, recipients = created.counts.total, "announcement queued");
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(AnnouncementOut::from(created)),
-    )
-        .into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(out(created))).into_response())
 }
 
 fn record_created(counts: &Counts) {
@@ -304,7 +316,31 @@ fn record_created(counts: &Counts) {
         .increment(counts.skipped as u64);
 }
 
-/// Get an announcement with its per-status delivery counts.
+/// Window over which an announcement's sending pace is measured for its ETA.
+const PACE_WINDOW: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Seconds until `pending` deliveries are out: at the measured pace (`settled` in
+/// `window_secs`), capped by `budget_per_sec` when a rate governor applies, or at the budget
+/// alone before anything was measured. None when nothing is pending or the pace is unknown.
+fn eta_seconds(
+    pending: i64,
+    settled: i64,
+    window_secs: f64,
+    budget_per_sec: Option<f64>,
+) -> Option<u64> {
+    if pending <= 0 {
+        return None;
+    }
+    let measured = settled as f64 / window_secs.max(1.0);
+    let rate = match budget_per_sec {
+        Some(budget) if measured > 0.0 => measured.min(budget),
+        Some(budget) => budget,
+        None => measured,
+    };
+    (rate > 0.0).then(|| (pending as f64 / rate).ceil() as u64)
+}
+
+/// Get an announcement with its per-status delivery counts, topic and ETA.
 #[utoipa::path(
     get, path = "/v1/announcements/{id}", tag = "announcements",
     params(("id" = String, Path, description = "Announcement id")),
@@ -322,7 +358,32 @@ async fn get_announcement(
         .get_announcement(&tenant, &id)
         .await?
         .ok_or(ApiError::NotFound("announcement"))?;
-    Ok(axum::Json(announcement.into()))
+    let now = Utc::now();
+    // The pace is measured since creation, over at most the last minute.
+    let since = announcement.created_at.max(now - PACE_WINDOW);
+    let pace = state
+        .store
+        .pipeline()
+        .announcement_pace(id.as_str(), since)
+        .await?
+        .unwrap_or_default();
+    let config = &state.xmtp.config;
+    let budget = state
+        .xmtp
+        .governor_on()
+        .then(|| f64::from(config.rate_per_minute) / 60.0);
+    let window = (now - since).as_seconds_f64();
+    let eta = eta_seconds(
+        announcement.counts.pending,
+        pace.settled_since,
+        window,
+        budget,
+    );
+    Ok(axum::Json(AnnouncementOut {
+        topic: pace.topic,
+        eta_seconds: eta,
+        ..announcement.into()
+    }))
 }
 
 /// List an announcement's deliveries (one per recipient), ordered by address.
@@ -382,4 +443,35 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_announcement))
         .routes(routes!(get_announcement))
         .routes(routes!(list_deliveries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eta_seconds;
+
+    #[test]
+    fn eta_follows_the_measured_pace_within_the_budget() {
+        assert_eq!(eta_seconds(0, 10, 60.0, None), None, "nothing pending");
+        assert_eq!(
+            eta_seconds(100, 0, 60.0, None),
+            None,
+            "no pace yet, no governor"
+        );
+        assert_eq!(eta_seconds(100, 50, 10.0, None), Some(20), "5/s");
+        assert_eq!(
+            eta_seconds(100, 600, 60.0, Some(5.0)),
+            Some(20),
+            "capped at 5/s"
+        );
+        assert_eq!(
+            eta_seconds(100, 0, 60.0, Some(10.0)),
+            Some(10),
+            "budget alone"
+        );
+        assert_eq!(
+            eta_seconds(3, 1, 0.2, None),
+            Some(3),
+            "window floors at 1 s"
+        );
+    }
 }

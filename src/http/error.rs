@@ -58,6 +58,10 @@ pub enum ApiError {
     /// 503: a dependency (the database) is unavailable.
     #[error("service unavailable")]
     Unavailable,
+    /// 503: the database cannot be reached right now (down, restarting, or every connection
+    /// busy past the pool's acquire timeout). Clients retry later; nothing was changed.
+    #[error("the database is unavailable; retry later")]
+    DatabaseUnavailable,
     /// 500: a bug or an unexpected failure; the cause is logged, not returned.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -90,7 +94,7 @@ impl ApiError {
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,6 +112,7 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited".into(),
             Self::Timeout => "request_timeout".into(),
             Self::Unavailable => "service_unavailable".into(),
+            Self::DatabaseUnavailable => "database_unavailable".into(),
             Self::Internal(_) => "internal_error".into(),
         }
     }
@@ -115,7 +120,31 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        Self::Internal(Box::new(err))
+        match &err {
+            StoreError::Database(e) if database_unreachable(e) => {
+                // An outage is not a bug: logged at warn, answered 503 so clients retry.
+                tracing::warn!(error = %e, "database unavailable");
+                Self::DatabaseUnavailable
+            }
+            _ => Self::Internal(Box::new(err)),
+        }
+    }
+}
+
+/// Whether a database error means "cannot reach the database now" rather than a failing query:
+/// connection-level failures, an exhausted or closed pool, and the server's own shutdown and
+/// connection error classes (SQLSTATE `08…` connection exception, `57P0…` shutting down).
+fn database_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Probes and metrics: `/healthz` (process is up), `/readyz` (database reachable), `/metrics`.
+//! Probes and metrics: `/healthz` (process is up), `/readyz` (database reachable), `/metrics`
+//! (with the delivery queue's depth and lag gauges refreshed at each scrape).
 
 use axum::extract::State;
 use axum::http::header;
@@ -44,10 +45,23 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthOut>, 
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    // Queue depth is read at scrape time so it is exact however many replicas write.
-    match state.store.pending_deliveries().await {
+    // Queue depth and lag are read at scrape time so they are exact however many replicas
+    // write; both are index scans. Concurrent, so a database outage costs one acquire timeout.
+    let now = chrono::Utc::now();
+    let (pending, oldest) = tokio::join!(
+        state.store.pending_deliveries(),
+        state.store.pipeline().oldest_due(now)
+    );
+    match pending {
         Ok(n) => metrics::gauge!("herald_deliveries_pending").set(n as f64),
         Err(err) => tracing::warn!(error = %err, "could not count pending deliveries"),
+    }
+    match oldest {
+        Ok(oldest) => {
+            let lag = oldest.map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
+            metrics::gauge!("herald_delivery_lag_seconds").set(lag);
+        }
+        Err(err) => tracing::warn!(error = %err, "could not read the delivery lag"),
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

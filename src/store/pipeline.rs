@@ -16,6 +16,13 @@ use chrono::{DateTime, Utc};
 use super::StoreResult;
 use crate::domain::ChannelId;
 
+#[path = "pipeline_sql.rs"]
+mod sql;
+pub(crate) use sql::shared_pipeline_sql;
+
+/// Priority rank for ordering: lower is more urgent.
+pub const RANK: &str = "CASE priority WHEN 'critical' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END";
+
 /// A held sender lease. `token` fences writes made under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderLease {
@@ -82,6 +89,15 @@ impl SettleOutcome {
     }
 }
 
+/// An announcement's topic and recent pace, for its progress view (ETA).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pace {
+    /// The channel topic it targets (None: every active subscriber).
+    pub topic: Option<String>,
+    /// Its deliveries settled by a worker (not at creation) since the time asked about.
+    pub settled_since: i64,
+}
+
 /// Persistence of the delivery pipeline. Implemented by both backends.
 #[async_trait]
 pub trait PipelineStore: Send + Sync {
@@ -144,6 +160,12 @@ pub trait PipelineStore: Send + Sync {
         results: &[(i64, SettleOutcome)],
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;
+    /// The announcement's topic and how many of its deliveries workers settled since `since`
+    /// (None when it does not exist). Served by the `(announcement_id, status)` index.
+    async fn announcement_pace(&self, id: &str, since: DateTime<Utc>) -> StoreResult<Option<Pace>>;
+    /// When the oldest pending delivery that is due at `now` became due (None: none is due).
+    /// Served by the partial `deliveries_due` index; backs `herald_delivery_lag_seconds`.
+    async fn oldest_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
     /// Tells workers in other processes that work arrived (Postgres `NOTIFY`; SQLite has a
     /// single process, where the in-process wake suffices).
     async fn wake_others(&self) -> StoreResult<()>;

@@ -15,7 +15,9 @@ use crate::pipeline::{herald_inbox, wait_completed};
 
 const BURST: u32 = 10;
 const PER_MINUTE: u32 = 600;
-const SUBSCRIBERS: usize = 100;
+/// Large enough that fixed costs (waking, opening the channel's client: about 0.1 s) stay well
+/// inside the 5% the bar allows: at 10/s the repeat run may lose up to 0.8 s and still pass.
+const SUBSCRIBERS: usize = 150;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_under_the_node_rate_limit_uses_the_budget_and_fails_nothing() {
@@ -66,7 +68,10 @@ async fn broadcast_under_the_node_rate_limit_uses_the_budget_and_fails_nothing()
     assert_eq!(done["counts"]["delivered"], json!(SUBSCRIBERS), "{done}");
 
     // Let both buckets refill to the burst, then time a repeat broadcast to existing DMs.
-    let refill = Duration::from_secs_f64(f64::from(BURST) * 60.0 / f64::from(PER_MINUTE));
+    // herald's bucket may end first contact in debt: a round sized by the tokens available
+    // (at most BURST) can spend up to three times that (message + commit + welcome per new
+    // DM), so a full refill takes up to 3 × BURST tokens.
+    let refill = Duration::from_secs_f64(3.0 * f64::from(BURST) * 60.0 / f64::from(PER_MINUTE));
     tokio::time::sleep(refill + Duration::from_secs(1)).await;
     let repeat = post("repeat").await;
     let done = wait_completed(&app, &key, &repeat).await;
@@ -79,14 +84,21 @@ async fn broadcast_under_the_node_rate_limit_uses_the_budget_and_fails_nothing()
         )
         .await
         .body;
-    let last: DateTime<Utc> = rows["items"]
+    let settled: Vec<DateTime<Utc>> = rows["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|d| serde_json::from_value(d["updated_at"].clone()).unwrap())
-        .max()
-        .unwrap();
+        .collect();
+    let first = *settled.iter().min().unwrap();
+    let last = *settled.iter().max().unwrap();
     let elapsed = (last - created).as_seconds_f64();
+    // Time to the first send is lost budget (the bucket is already full): reported for
+    // diagnosis, and why SUBSCRIBERS is large enough to leave room for it.
+    eprintln!(
+        "pacing: first delivery {:.2}s after creation",
+        (first - created).as_seconds_f64()
+    );
     assert_eq!(done["counts"]["delivered"], json!(SUBSCRIBERS), "{done}");
     assert_eq!(done["counts"]["failed"], json!(0), "{done}");
     let budget = f64::from(BURST) + elapsed * f64::from(PER_MINUTE) / 60.0;

@@ -22,6 +22,11 @@ mod subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// How long a query waits for a connection. sqlx keeps retrying a refused connect until this
+/// runs out (default 30 s), so while Postgres is down it bounds how fast the API answers 503.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+
 /// Postgres-backed [`Store`].
 #[derive(Clone)]
 pub struct PgStore {
@@ -34,6 +39,7 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;

@@ -5,15 +5,23 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row as _;
 
 use super::SqliteStore;
 use crate::domain::ChannelId;
 use crate::store::pipeline::*;
 use crate::store::StoreResult;
 
-/// Priority rank for ordering: lower is more urgent.
-const RANK: &str = "CASE priority WHEN 'critical' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END";
+/// Queries written once for both backends.
+mod shared {
+    use chrono::{DateTime, Utc};
+    use sqlx::Row as _;
+
+    use crate::domain::ChannelId;
+    use crate::store::pipeline::*;
+    use crate::store::StoreResult;
+
+    shared_pipeline_sql!(sqlx::SqlitePool);
+}
 
 #[async_trait]
 impl PipelineStore for SqliteStore {
@@ -22,23 +30,7 @@ impl PipelineStore for SqliteStore {
         now: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<ChannelId>> {
-        let sql = format!(
-            "SELECT channel_id FROM (SELECT channel_id, MIN({RANK}) AS r FROM deliveries \
-             WHERE status = 'pending' AND next_attempt_at <= $1 GROUP BY channel_id) ORDER BY r LIMIT $2"
-        );
-        let mut ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        let unregistered: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM channels WHERE xmtp_inbox_id IS NULL AND deleted_at IS NULL LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        ids.extend(unregistered);
-        Ok(ids.into_iter().map(ChannelId::from_trusted).collect())
+        shared::sender_candidates(&self.pool, now, limit).await
     }
 
     async fn acquire_sender(
@@ -48,39 +40,11 @@ impl PipelineStore for SqliteStore {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SenderLease>> {
-        let token: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO channel_senders (channel_id, lease_owner, lease_until, lease_token, updated_at) \
-             VALUES ($1, $2, $3, 1, $4) \
-             ON CONFLICT (channel_id) DO UPDATE SET lease_owner = excluded.lease_owner, \
-               lease_until = excluded.lease_until, lease_token = channel_senders.lease_token + 1, \
-               updated_at = excluded.updated_at \
-             WHERE channel_senders.lease_until IS NULL OR channel_senders.lease_until < $4 \
-             RETURNING lease_token",
-        )
-        .bind(channel.as_str())
-        .bind(owner)
-        .bind(until)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(token.map(|token| SenderLease {
-            channel: channel.clone(),
-            owner: owner.to_owned(),
-            token,
-        }))
+        shared::acquire_sender(&self.pool, channel, owner, until, now).await
     }
 
     async fn renew_sender(&self, lease: &SenderLease, until: DateTime<Utc>) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE channel_senders SET lease_until = $3 WHERE channel_id = $1 AND lease_token = $2",
-        )
-        .bind(lease.channel.as_str())
-        .bind(lease.token)
-        .bind(until)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        shared::renew_sender(&self.pool, lease, until).await
     }
 
     async fn release_sender(
@@ -89,33 +53,11 @@ impl PipelineStore for SqliteStore {
         error: Option<&str>,
         hold_until: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE channel_senders SET lease_owner = NULL, lease_until = $5, last_error = $3, updated_at = $4 \
-             WHERE channel_id = $1 AND lease_token = $2",
-        )
-        .bind(lease.channel.as_str())
-        .bind(lease.token)
-        .bind(error)
-        .bind(Utc::now())
-        .bind(hold_until)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        shared::release_sender(&self.pool, lease, error, hold_until).await
     }
 
     async fn channel_secret(&self, channel: &ChannelId) -> StoreResult<Option<ChannelSecret>> {
-        let row = sqlx::query(
-            "SELECT address, wallet_key_sealed, xmtp_inbox_id, deleted_at IS NOT NULL AS deleted FROM channels WHERE id = $1",
-        )
-        .bind(channel.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| ChannelSecret {
-            address: r.get("address"),
-            wallet_key_sealed: r.get("wallet_key_sealed"),
-            inbox_id: r.get("xmtp_inbox_id"),
-            deleted: r.get("deleted"),
-        }))
+        shared::channel_secret(&self.pool, channel).await
     }
 
     async fn set_channel_identity(
@@ -124,15 +66,7 @@ impl PipelineStore for SqliteStore {
         inbox_id: &str,
         installation_id: &str,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE channels SET xmtp_inbox_id = $2, xmtp_installation_id = $3 WHERE id = $1",
-        )
-        .bind(channel.as_str())
-        .bind(inbox_id)
-        .bind(installation_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        shared::set_channel_identity(&self.pool, channel, inbox_id, installation_id).await
     }
 
     async fn claim_deliveries(
@@ -179,12 +113,7 @@ impl PipelineStore for SqliteStore {
     }
 
     async fn announcement_text(&self, id: &str) -> StoreResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT text FROM announcements WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        shared::announcement_text(&self.pool, id).await
     }
 
     async fn settle(
@@ -228,20 +157,20 @@ impl PipelineStore for SqliteStore {
         Ok(settled)
     }
 
+    async fn announcement_pace(&self, id: &str, since: DateTime<Utc>) -> StoreResult<Option<Pace>> {
+        shared::announcement_pace(&self.pool, id, since).await
+    }
+
+    async fn oldest_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
+        shared::oldest_due(&self.pool, now).await
+    }
+
     async fn wake_others(&self) -> StoreResult<()> {
         Ok(())
     }
 
     async fn state_get(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
-        Ok(
-            sqlx::query_scalar(
-                "SELECT value FROM channel_state WHERE channel_id = $1 AND key = $2",
-            )
-            .bind(channel.as_str())
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?,
-        )
+        shared::state_get(&self.pool, channel, key).await
     }
 
     async fn state_scan(
@@ -249,24 +178,7 @@ impl PipelineStore for SqliteStore {
         channel: &ChannelId,
         prefix: &[u8],
     ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        let rows = match prefix_end(prefix) {
-            Some(end) => sqlx::query_as(
-                "SELECT key, value FROM channel_state WHERE channel_id = $1 AND key >= $2 AND key < $3 ORDER BY key",
-            )
-            .bind(channel.as_str())
-            .bind(prefix)
-            .bind(end)
-            .fetch_all(&self.pool)
-            .await?,
-            None => sqlx::query_as(
-                "SELECT key, value FROM channel_state WHERE channel_id = $1 AND key >= $2 ORDER BY key",
-            )
-            .bind(channel.as_str())
-            .bind(prefix)
-            .fetch_all(&self.pool)
-            .await?,
-        };
-        Ok(rows)
+        shared::state_scan(&self.pool, channel, prefix).await
     }
 
     async fn state_write(
