@@ -76,6 +76,150 @@ macro_rules! impl_inbound {
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
+
+            async fn add_inbound_peers(
+                &self,
+                channel: &ChannelId,
+                peers: &[(String, Address)],
+            ) -> StoreResult<u64> {
+                if peers.is_empty() {
+                    return Ok(0);
+                }
+                let now = Utc::now();
+                let mut tx = self.pool.begin().await?;
+                let mut added = 0;
+                for (inbox_id, address) in peers {
+                    added += sqlx::query(
+                        "INSERT INTO inbound_peers (channel_id, inbox_id, address, first_seen_at) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id, inbox_id) DO NOTHING",
+                    )
+                    .bind(channel.as_str())
+                    .bind(inbox_id)
+                    .bind(address.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(added)
+            }
+
+            async fn peers_without_group(&self, channel: &ChannelId) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT inbox_id FROM inbound_peers WHERE channel_id = $1 AND group_id IS NULL",
+                )
+                .bind(channel.as_str())
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn set_peer_groups(
+                &self,
+                channel: &ChannelId,
+                groups: &[(String, String)],
+            ) -> StoreResult<()> {
+                if groups.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.pool.begin().await?;
+                for (inbox_id, group_id) in groups {
+                    sqlx::query(
+                        "UPDATE inbound_peers SET group_id = $3 WHERE channel_id = $1 AND inbox_id = $2",
+                    )
+                    .bind(channel.as_str())
+                    .bind(inbox_id)
+                    .bind(group_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn inbound_topics(&self) -> StoreResult<$crate::store::InboundTopics> {
+                let welcomes: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, xmtp_installation_id FROM channels \
+                     WHERE deleted_at IS NULL AND xmtp_installation_id IS NOT NULL ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let groups: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT p.channel_id, p.group_id FROM inbound_peers p \
+                     JOIN channels c ON c.id = p.channel_id \
+                     WHERE c.deleted_at IS NULL AND p.group_id IS NOT NULL \
+                     ORDER BY p.channel_id, p.group_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let typed = |rows: Vec<(String, String)>| {
+                    rows.into_iter().map(|(c, t)| (ChannelId::from_trusted(c), t)).collect()
+                };
+                Ok($crate::store::InboundTopics { welcomes: typed(welcomes), groups: typed(groups) })
+            }
+
+            async fn inbound_due_channels(
+                &self,
+                now: DateTime<Utc>,
+                limit: i64,
+            ) -> StoreResult<Vec<ChannelId>> {
+                // Never-read channels first, then the longest unread.
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT c.id FROM channels c LEFT JOIN inbound_checks i ON i.channel_id = c.id \
+                     WHERE c.deleted_at IS NULL AND c.xmtp_inbox_id IS NOT NULL \
+                     AND (i.channel_id IS NULL OR i.due_at <= $1 OR i.marked_at > i.checked_at) \
+                     ORDER BY i.checked_at IS NOT NULL, i.checked_at LIMIT $2",
+                )
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(ids.into_iter().map(ChannelId::from_trusted).collect())
+            }
+
+            async fn inbound_is_due(&self, channel: &ChannelId, now: DateTime<Utc>) -> StoreResult<bool> {
+                let fresh: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM inbound_checks WHERE channel_id = $1 AND due_at > $2 \
+                     AND (marked_at IS NULL OR marked_at <= checked_at)",
+                )
+                .bind(channel.as_str())
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(fresh.is_none())
+            }
+
+            async fn finish_inbound_check(
+                &self,
+                channel: &ChannelId,
+                started: DateTime<Utc>,
+                next_due: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO inbound_checks (channel_id, checked_at, due_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (channel_id) DO UPDATE SET checked_at = $2, due_at = $3",
+                )
+                .bind(channel.as_str())
+                .bind(started)
+                .bind(next_due)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn mark_inbound(&self, channels: &[ChannelId], now: DateTime<Utc>) -> StoreResult<()> {
+                for channel in channels {
+                    sqlx::query(
+                        "INSERT INTO inbound_checks (channel_id, checked_at, due_at, marked_at) \
+                         VALUES ($1, $2, $2, $2) ON CONFLICT (channel_id) DO UPDATE SET marked_at = $2",
+                    )
+                    .bind(channel.as_str())
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                }
+                Ok(())
+            }
         }
     };
 }

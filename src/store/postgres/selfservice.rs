@@ -14,5 +14,8 @@ impl_selfservice!(
     sqlx::Postgres,
     "json_array_elements_text(CAST($2 AS json)) AS value"
 );
-impl_topics!(PgStore);
+impl_topics!(
+    PgStore,
+    "json_array_elements_text(CAST($2 AS json)) AS value"
+);
 impl_inbound!(PgStore);

@@ -10,5 +10,5 @@ use crate::store::topics_sql::impl_topics;
 use crate::store::*;
 
 impl_selfservice!(SqliteStore, sqlx::Sqlite, "json_each($2)");
-impl_topics!(SqliteStore);
+impl_topics!(SqliteStore, "json_each($2)");
 impl_inbound!(SqliteStore);

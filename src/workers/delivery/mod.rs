@@ -10,8 +10,15 @@
 //!
 //! Workers wake on [`wake`] (announcements created in this process), on Postgres
 //! `NOTIFY herald_deliveries` (other replicas), and otherwise poll every [`IDLE_POLL`].
+//!
+//! Inbound chat rides on the same lease and client ([`inbound`]): after draining, a worker
+//! reads the channel's inbox when it is due — a stream saw something arrive
+//! ([`crate::workers::inbound_watch`]) or the periodic fallback came round — and channels with
+//! only inbound work are candidates too. So each channel identity has one MLS writer, and an
+//! expired lease hands both jobs to another replica.
 
 mod governor;
+mod inbound;
 mod send;
 
 use std::sync::Arc;
@@ -53,6 +60,8 @@ pub struct Worker {
     pub xmtp: Arc<Xmtp>,
     governor: Option<Arc<Governor>>,
     id: String,
+    /// Reply to a first chat message when the channel has no welcome text of its own.
+    welcome: Arc<str>,
 }
 
 /// Builds `n` workers sharing one rate governor.
@@ -69,11 +78,18 @@ pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> V
             xmtp: xmtp.clone(),
             governor: governor.clone(),
             id: format!("w{i}-{process}"),
+            welcome: Arc::from(""),
         })
         .collect()
 }
 
 impl Worker {
+    /// Sets the default welcome text for first chat contacts.
+    pub fn with_welcome(mut self, text: &str) -> Self {
+        self.welcome = Arc::from(text);
+        self
+    }
+
     fn lease_len(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.xmtp.config.lease_secs.max(2) as i64)
     }
@@ -108,7 +124,15 @@ impl Worker {
     pub async fn run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<Outcome> {
         let now = Utc::now();
         let pipeline = self.store.pipeline();
-        for channel in pipeline.sender_candidates(now, CANDIDATES).await? {
+        let mut candidates = pipeline.sender_candidates(now, CANDIDATES).await?;
+        if self.xmtp.config.inbound {
+            for channel in self.store.inbound_due_channels(now, CANDIDATES).await? {
+                if !candidates.contains(&channel) {
+                    candidates.push(channel);
+                }
+            }
+        }
+        for channel in candidates {
             let Some(lease) = pipeline
                 .acquire_sender(&channel, &self.id, now + self.lease_len(), now)
                 .await?
@@ -134,14 +158,37 @@ impl Worker {
         Ok(Outcome::Idle)
     }
 
-    /// Sends the channel's due deliveries while the lease holds; returns rows settled.
+    /// Serves a leased channel with one client: sends its due deliveries, then reads its
+    /// inbox if that is due. Returns units of work done.
     async fn drain(
         &self,
         lease: &SenderLease,
         shutdown: &CancellationToken,
     ) -> Result<u64, ChannelXmtpError> {
         let client = open_client(&self.store, &self.kek, &self.xmtp, lease).await?;
-        let mut texts = send::TextCache::default();
+        let mut cache = send::DrainCache::default();
+        let settled = self.send_due(lease, &client, &mut cache, shutdown).await?;
+        if !self.xmtp.config.inbound || shutdown.is_cancelled() {
+            return Ok(settled);
+        }
+        if settled > 0 {
+            self.record_groups(lease, &client).await?;
+        }
+        let read = tokio::select! {
+            r = self.read_inbox(lease, &client) => r?,
+            lost = self.heartbeat(lease) => return lost.map(|()| settled),
+        };
+        Ok(settled + read)
+    }
+
+    /// Sends the channel's due deliveries while the lease holds; returns rows settled.
+    async fn send_due(
+        &self,
+        lease: &SenderLease,
+        client: &xmtp_client::Client,
+        cache: &mut send::DrainCache,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, ChannelXmtpError> {
         let mut settled = 0;
         while !shutdown.is_cancelled() {
             let mut limit = self.xmtp.config.batch_size.max(1);
@@ -174,14 +221,14 @@ impl Worker {
             }
             let round = send::Round {
                 worker: self,
-                client: &client,
+                client,
                 lease,
                 governor: self.governor.as_deref(),
             };
             // A round can outlast the lease (first contact creates DMs): renew it meanwhile,
             // and give the round up if the lease is lost anyway.
             let outcome = tokio::select! {
-                r = round.send(batch, &mut texts) => r?,
+                r = round.send(batch, cache) => r?,
                 lost = self.heartbeat(lease) => return lost.map(|()| settled),
             };
             match outcome {
@@ -216,7 +263,14 @@ impl Worker {
 /// Spawns the configured workers and, on Postgres, the `LISTEN` bridge that wakes them.
 pub fn spawn(app: &crate::app::App, xmtp: Arc<Xmtp>, database_url: Option<String>) {
     for w in workers(app.store(), app.kek(), xmtp.clone()) {
-        app.spawn_worker(move |_, shutdown| w.run(shutdown));
+        app.spawn_worker(move |state, shutdown| {
+            w.with_welcome(&state.selfservice.welcome_text)
+                .run(shutdown)
+        });
+    }
+    if xmtp.config.inbound && xmtp.config.workers > 0 {
+        let watch = crate::workers::inbound_watch::Watcher::new(app.store(), xmtp.grpc.clone());
+        app.spawn_worker(move |_, shutdown| watch.run(shutdown));
     }
     if let Some(url) = database_url.filter(|_| xmtp.config.workers > 0) {
         app.spawn_worker(move |_, shutdown| listen(url, shutdown));
