@@ -19,6 +19,7 @@ mod secrets;
 mod selfservice;
 mod selfservice_chat;
 mod selfservice_sdk;
+mod selfservice_serve;
 mod siwe;
 mod store_story;
 mod subscribers;
