@@ -13,3 +13,7 @@ CREATE TABLE inbound_checks (
 
 -- The DM group (hex id) our client uses with the peer, once it exists.
 ALTER TABLE inbound_peers ADD COLUMN group_id TEXT;
+
+-- When a stream last saw an arrival in the peer's DM: a stream-triggered pass reads only
+-- those DMs (and peers not followed yet); the periodic fallback reads them all.
+ALTER TABLE inbound_peers ADD COLUMN marked_at TEXT;

@@ -14,4 +14,4 @@ pub mod step;
 
 pub use commands::Command;
 pub use handler::{handle_incoming, Incoming};
-pub use step::{run_once, watch_recipients, InboundError, InboundOutcome};
+pub use step::{run_once, run_pass, watch_recipients, InboundError, InboundOutcome};

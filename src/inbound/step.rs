@@ -56,13 +56,25 @@ pub struct InboundOutcome {
     pub handled: usize,
 }
 
-/// Runs one pass for `channel` with its XMTP `client`. `welcome_default` is used when the
-/// channel has no welcome text of its own.
+/// Runs one pass for `channel` with its XMTP `client`, reading every known peer's DMs.
+/// `welcome_default` is used when the channel has no welcome text of its own.
 pub async fn run_once(
     store: &dyn Store,
     channel: &ChannelId,
     client: &Client,
     welcome_default: &str,
+) -> Result<InboundOutcome, InboundError> {
+    run_pass(store, channel, client, welcome_default, None).await
+}
+
+/// [`run_once`] reading only the DMs of `only` (when given) and of peers that sent a new
+/// welcome: what a stream-triggered pass needs.
+pub async fn run_pass(
+    store: &dyn Store,
+    channel: &ChannelId,
+    client: &Client,
+    welcome_default: &str,
+    only: Option<&[String]>,
 ) -> Result<InboundOutcome, InboundError> {
     let mut outcome = InboundOutcome::default();
     let mut peers: BTreeMap<String, (Address, bool)> = store
@@ -73,6 +85,11 @@ pub async fn run_once(
         .collect();
     let joined = client.sync_welcomes().await?;
     outcome.joined = joined.len();
+    let mut to_read: std::collections::BTreeSet<String> = match only {
+        Some(only) => only.iter().cloned().collect(),
+        None => peers.keys().cloned().collect(),
+    };
+    to_read.extend(joined.iter().cloned());
     let unknown: Vec<String> = joined
         .into_iter()
         .filter(|inbox| !peers.contains_key(inbox) && inbox != client.inbox_id())
@@ -92,7 +109,8 @@ pub async fn run_once(
         Some(text) => text,
         None => welcome_default.to_owned(),
     };
-    let mut inbox_messages = read_all(client, peers.keys().cloned().collect()).await?;
+    to_read.retain(|inbox| peers.contains_key(inbox));
+    let mut inbox_messages = read_all(client, to_read.into_iter().collect()).await?;
     for (inbox, (address, mut first_contact)) in peers {
         let Some(messages) = inbox_messages.remove(&inbox) else {
             continue;

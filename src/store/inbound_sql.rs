@@ -2,9 +2,11 @@
 //!
 //! Portable SQL for both backends, like `selfservice_sql.rs` (same conventions).
 
-/// Expands to `impl InboundStore for $store` using `self.pool`.
+/// Expands to `impl InboundStore for $store` using `self.pool`. The backend-specific pieces
+/// read a JSON array bound as `$2`: `$pairs` is a derived table `v (a, b)` of string pairs,
+/// `$json_rows` a table of strings (`value`), so many peers are written in one statement.
 macro_rules! impl_inbound {
-    ($store:ty) => {
+    ($store:ty, $pairs:literal, $json_rows:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::InboundStore for $store {
             async fn welcome_text(&self, channel: &ChannelId) -> StoreResult<Option<String>> {
@@ -85,24 +87,21 @@ macro_rules! impl_inbound {
                 if peers.is_empty() {
                     return Ok(0);
                 }
-                let now = Utc::now();
-                let mut tx = self.pool.begin().await?;
-                let mut added = 0;
-                for (inbox_id, address) in peers {
-                    added += sqlx::query(
-                        "INSERT INTO inbound_peers (channel_id, inbox_id, address, first_seen_at) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id, inbox_id) DO NOTHING",
-                    )
-                    .bind(channel.as_str())
-                    .bind(inbox_id)
-                    .bind(address.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                }
-                tx.commit().await?;
-                Ok(added)
+                let list: Vec<[&str; 2]> =
+                    peers.iter().map(|(inbox, address)| [inbox.as_str(), address.as_str()]).collect();
+                let list = serde_json::to_string(&list).expect("string pairs always serialize");
+                let done = sqlx::query(concat!(
+                    "INSERT INTO inbound_peers (channel_id, inbox_id, address, first_seen_at) \
+                     SELECT $1, v.a, v.b, $3 FROM ",
+                    $pairs,
+                    " WHERE true ON CONFLICT (channel_id, inbox_id) DO NOTHING"
+                ))
+                .bind(channel.as_str())
+                .bind(&list)
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
             }
 
             async fn peers_without_group(&self, channel: &ChannelId) -> StoreResult<Vec<String>> {
@@ -122,18 +121,18 @@ macro_rules! impl_inbound {
                 if groups.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.pool.begin().await?;
-                for (inbox_id, group_id) in groups {
-                    sqlx::query(
-                        "UPDATE inbound_peers SET group_id = $3 WHERE channel_id = $1 AND inbox_id = $2",
-                    )
-                    .bind(channel.as_str())
-                    .bind(inbox_id)
-                    .bind(group_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
+                let list: Vec<[&str; 2]> =
+                    groups.iter().map(|(inbox, group)| [inbox.as_str(), group.as_str()]).collect();
+                let list = serde_json::to_string(&list).expect("string pairs always serialize");
+                sqlx::query(concat!(
+                    "UPDATE inbound_peers SET group_id = v.b FROM ",
+                    $pairs,
+                    " WHERE inbound_peers.channel_id = $1 AND inbound_peers.inbox_id = v.a"
+                ))
+                .bind(channel.as_str())
+                .bind(&list)
+                .execute(&self.pool)
+                .await?;
                 Ok(())
             }
 
@@ -177,16 +176,55 @@ macro_rules! impl_inbound {
                 Ok(ids.into_iter().map(ChannelId::from_trusted).collect())
             }
 
-            async fn inbound_is_due(&self, channel: &ChannelId, now: DateTime<Utc>) -> StoreResult<bool> {
-                let fresh: Option<i32> = sqlx::query_scalar(
-                    "SELECT 1 FROM inbound_checks WHERE channel_id = $1 AND due_at > $2 \
-                     AND (marked_at IS NULL OR marked_at <= checked_at)",
+            async fn inbound_plan(
+                &self,
+                channel: &ChannelId,
+                now: DateTime<Utc>,
+            ) -> StoreResult<$crate::store::InboundPlan> {
+                use $crate::store::InboundPlan;
+                let row: Option<(DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>)> =
+                    sqlx::query_as(
+                        "SELECT checked_at, due_at, marked_at FROM inbound_checks WHERE channel_id = $1",
+                    )
+                    .bind(channel.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let checked = match row {
+                    None => return Ok(InboundPlan::All),
+                    Some((_, due, _)) if due <= now => return Ok(InboundPlan::All),
+                    Some((checked, _, Some(marked))) if marked > checked => checked,
+                    Some(_) => return Ok(InboundPlan::Nothing),
+                };
+                let peers: Vec<String> = sqlx::query_scalar(
+                    "SELECT inbox_id FROM inbound_peers WHERE channel_id = $1 \
+                     AND (group_id IS NULL OR marked_at >= $2)",
                 )
                 .bind(channel.as_str())
-                .bind(now)
-                .fetch_optional(&self.pool)
+                .bind(checked)
+                .fetch_all(&self.pool)
                 .await?;
-                Ok(fresh.is_none())
+                Ok(InboundPlan::Peers(peers))
+            }
+
+            async fn mark_inbound_groups(
+                &self,
+                channel: &ChannelId,
+                groups: &[String],
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                let list = serde_json::to_string(groups).expect("a list of strings always serializes");
+                sqlx::query(concat!(
+                    "UPDATE inbound_peers SET marked_at = $3 WHERE channel_id = $1 \
+                     AND group_id IN (SELECT value FROM ",
+                    $json_rows,
+                    ")"
+                ))
+                .bind(channel.as_str())
+                .bind(&list)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
 
             async fn finish_inbound_check(

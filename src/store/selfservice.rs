@@ -322,8 +322,19 @@ pub trait InboundStore: Send + Sync {
         now: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<ChannelId>>;
-    /// Whether [`InboundStore::inbound_due_channels`] would list this channel.
-    async fn inbound_is_due(&self, channel: &ChannelId, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// What the next pass of this channel should read (see [`InboundPlan`]).
+    async fn inbound_plan(
+        &self,
+        channel: &ChannelId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<InboundPlan>;
+    /// Notes that streams saw arrivals in these DM groups (hex ids) at `now`.
+    async fn mark_inbound_groups(
+        &self,
+        channel: &ChannelId,
+        groups: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Records a pass that started at `started`; the next periodic one is due at `next_due`.
     /// A mark made after `started` keeps the channel due.
     async fn finish_inbound_check(
@@ -334,6 +345,18 @@ pub trait InboundStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Notes that something arrived for these channels (from a stream) at `now`.
     async fn mark_inbound(&self, channels: &[ChannelId], now: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// What an inbound pass reads. New welcomes are always read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundPlan {
+    /// Not due.
+    Nothing,
+    /// Every known peer's DMs: the channel was never read or the periodic fallback is due.
+    All,
+    /// Only these peers' DMs: a stream saw arrivals in them since the last pass (or they are
+    /// not followed by the streams yet).
+    Peers(Vec<String>),
 }
 
 /// The topics the inbound watcher follows, each with its channel.

@@ -11,7 +11,7 @@
 //! Our own sends (announcements, replies) show up on the group streams too; they cost one
 //! extra pass that finds nothing to answer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,12 +121,12 @@ impl Watcher {
                 self.grpc.subscribe_groups(filters).await?
             }
         };
-        let mut due: Vec<ChannelId> = Vec::new();
+        let mut due = Arrivals::default();
         let mut flush = tokio::time::interval(FLUSH);
         loop {
-            let (arrival, owner) = tokio::select! {
-                m = welcomes.next() => (m, &owners.welcomes),
-                m = groups.next() => (m, &owners.groups),
+            let (arrival, in_group) = tokio::select! {
+                m = welcomes.next() => (m, None),
+                m = groups.next() => (m, Some(())),
                 _ = flush.tick() => {
                     self.mark(&mut due).await?;
                     continue;
@@ -136,24 +136,64 @@ impl Watcher {
                 Some(r) => r?,
                 None => anyhow::bail!("stream closed by the node"),
             };
-            if let Some(channel) = owner.get(&topic).filter(|c| !due.contains(c)) {
-                due.push(channel.clone());
+            let owner = match in_group {
+                Some(()) => owners
+                    .groups
+                    .get(&topic)
+                    .map(|c| (c, Some(hex::encode(&topic)))),
+                None => owners.welcomes.get(&topic).map(|c| (c, None)),
+            };
+            if let Some((channel, group)) = owner {
+                due.note(channel, group);
             }
             let mark = self.seen.entry(topic).or_insert(0);
             *mark = (*mark).max(id);
         }
     }
 
-    /// Marks the gathered channels due and wakes workers here and in other replicas.
-    async fn mark(&self, due: &mut Vec<ChannelId>) -> anyhow::Result<()> {
-        if due.is_empty() {
+    /// Marks the gathered DMs and channels due and wakes workers here and in other replicas.
+    /// DMs first: a pass that sees the channel mark must also see which DMs to read.
+    async fn mark(&self, due: &mut Arrivals) -> anyhow::Result<()> {
+        if due.channels.is_empty() {
             return Ok(());
         }
-        self.store.mark_inbound(due, Utc::now()).await?;
-        due.clear();
+        let now = Utc::now();
+        for (channel, groups) in &due.groups {
+            let groups: Vec<String> = groups.iter().cloned().collect();
+            self.store
+                .mark_inbound_groups(channel, &groups, now)
+                .await?;
+        }
+        self.store.mark_inbound(&due.channels, now).await?;
+        *due = Arrivals::default();
         super::delivery::wake();
         self.store.pipeline().wake_others().await?;
         Ok(())
+    }
+}
+
+/// Arrivals gathered between two flushes.
+#[derive(Default)]
+struct Arrivals {
+    channels: Vec<ChannelId>,
+    /// Per channel, the DM groups (hex) that received something.
+    groups: Vec<(ChannelId, HashSet<String>)>,
+}
+
+impl Arrivals {
+    fn note(&mut self, channel: &ChannelId, group: Option<String>) {
+        if !self.channels.contains(channel) {
+            self.channels.push(channel.clone());
+        }
+        let Some(group) = group else { return };
+        let at = match self.groups.iter().position(|(c, _)| c == channel) {
+            Some(at) => at,
+            None => {
+                self.groups.push((channel.clone(), HashSet::new()));
+                self.groups.len() - 1
+            }
+        };
+        self.groups[at].1.insert(group);
     }
 }
 

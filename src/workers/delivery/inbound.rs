@@ -7,11 +7,14 @@ use chrono::Utc;
 use xmtp_client::Client;
 
 use super::Worker;
+use crate::inbound::run_pass;
 use crate::store::pipeline::SenderLease;
+use crate::store::InboundPlan;
 use crate::xmtp::channel::ChannelXmtpError;
 
 impl Worker {
-    /// Reads the channel's inbox and answers commands if a pass is due; returns messages
+    /// Reads the channel's inbox and answers commands if a pass is due: every DM when the
+    /// periodic fallback is due, else only the DMs streams saw arrivals in. Returns messages
     /// handled plus DMs joined.
     pub(super) async fn read_inbox(
         &self,
@@ -20,10 +23,13 @@ impl Worker {
     ) -> Result<u64, ChannelXmtpError> {
         let store = &*self.store;
         let started = Utc::now();
-        if !store.inbound_is_due(&lease.channel, started).await? {
-            return Ok(0);
-        }
-        let done = crate::inbound::run_once(store, &lease.channel, client, &self.welcome).await?;
+        let only = match store.inbound_plan(&lease.channel, started).await? {
+            InboundPlan::Nothing => return Ok(0),
+            InboundPlan::All => None,
+            InboundPlan::Peers(peers) => Some(peers),
+        };
+        let (channel, welcome) = (&lease.channel, &self.welcome);
+        let done = run_pass(store, channel, client, welcome, only.as_deref()).await?;
         self.record_groups(lease, client).await?;
         let every = chrono::Duration::seconds(self.xmtp.config.inbound_poll_secs.max(1) as i64);
         store
