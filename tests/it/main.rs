@@ -18,6 +18,7 @@ mod sdk;
 mod secrets;
 mod selfservice;
 mod selfservice_chat;
+mod selfservice_schedule;
 mod selfservice_sdk;
 mod selfservice_serve;
 mod siwe;
