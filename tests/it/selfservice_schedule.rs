@@ -2,11 +2,23 @@
 //! channels first, stream marks that arrive during a pass keep the channel due, a
 //! stream-triggered pass reads only the marked DMs, and the periodic fallback reads them all.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use herald::domain::{Address, ChannelId};
-use herald::store::{InboundPlan, InboundTopics};
+use herald::store::{InboundPlan, InboundTopics, Store};
 
 use crate::helpers::*;
+
+/// Whether the channel is listed as due at `at`.
+async fn due(store: &dyn Store, channel: &ChannelId, at: DateTime<Utc>) -> bool {
+    let due = store.inbound_due_channels(at, 10).await.unwrap();
+    due.contains(channel)
+}
+
+/// Records a pass that started at `at` (next fallback 300 s later).
+async fn finish(store: &dyn Store, channel: &ChannelId, at: DateTime<Utc>) {
+    let next = at + Duration::seconds(300);
+    store.finish_inbound_check(channel, at, next).await.unwrap();
+}
 
 #[tokio::test]
 async fn inbound_passes_are_scheduled_by_marks_and_the_fallback() {
@@ -17,21 +29,14 @@ async fn inbound_passes_are_scheduled_by_marks_and_the_fallback() {
     let t0 = Utc::now();
 
     // Registered and never read: due, and a pass reads everything.
-    assert!(store
-        .inbound_due_channels(t0, 10)
-        .await
-        .unwrap()
-        .contains(&channel));
+    assert!(due(store, &channel, t0).await);
     assert_eq!(
         store.inbound_plan(&channel, t0).await.unwrap(),
         InboundPlan::All
     );
-    store
-        .finish_inbound_check(&channel, t0, t0 + Duration::seconds(300))
-        .await
-        .unwrap();
+    finish(store, &channel, t0).await;
     let t1 = t0 + Duration::seconds(1);
-    assert!(store.inbound_due_channels(t1, 10).await.unwrap().is_empty());
+    assert!(!due(store, &channel, t1).await);
     assert_eq!(
         store.inbound_plan(&channel, t1).await.unwrap(),
         InboundPlan::Nothing
@@ -68,11 +73,7 @@ async fn inbound_passes_are_scheduled_by_marks_and_the_fallback() {
         .mark_inbound(std::slice::from_ref(&channel), t2)
         .await
         .unwrap();
-    assert!(store
-        .inbound_due_channels(t2, 10)
-        .await
-        .unwrap()
-        .contains(&channel));
+    assert!(due(store, &channel, t2).await);
     let InboundPlan::Peers(mut read) = store.inbound_plan(&channel, t2).await.unwrap() else {
         panic!("a stream-triggered pass reads some DMs");
     };
@@ -80,29 +81,15 @@ async fn inbound_passes_are_scheduled_by_marks_and_the_fallback() {
     assert_eq!(read, ["inbox-a", "inbox-b"]);
 
     // A pass that started before the mark leaves the channel due; one after it does not.
-    store
-        .finish_inbound_check(&channel, t1, t1 + Duration::seconds(300))
-        .await
-        .unwrap();
-    assert!(store
-        .inbound_due_channels(t2, 10)
-        .await
-        .unwrap()
-        .contains(&channel));
+    finish(store, &channel, t1).await;
+    assert!(due(store, &channel, t2).await);
     let t3 = t0 + Duration::seconds(3);
-    store
-        .finish_inbound_check(&channel, t3, t3 + Duration::seconds(300))
-        .await
-        .unwrap();
-    assert!(store.inbound_due_channels(t3, 10).await.unwrap().is_empty());
+    finish(store, &channel, t3).await;
+    assert!(!due(store, &channel, t3).await);
 
     // The fallback comes round: everything is read again.
     let later = t3 + Duration::seconds(301);
-    assert!(store
-        .inbound_due_channels(later, 10)
-        .await
-        .unwrap()
-        .contains(&channel));
+    assert!(due(store, &channel, later).await);
     assert_eq!(
         store.inbound_plan(&channel, later).await.unwrap(),
         InboundPlan::All
