@@ -78,7 +78,8 @@ pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> V
             xmtp: xmtp.clone(),
             governor: governor.clone(),
             id: format!("w{i}-{process}"),
-            welcome: Arc::from(""),
+            // `spawn` sets the configured text; the command list is a sane stand-in.
+            welcome: Arc::from(crate::inbound::handler::HELP_TEXT),
         })
         .collect()
 }
