@@ -151,7 +151,8 @@ impl Watcher {
         }
     }
 
-    /// Marks the gathered DMs and channels due and wakes workers here and in other replicas.
+    /// Marks the gathered DMs and channels due and wakes this process's workers. Every
+    /// replica with workers runs its own watcher, so no cross-process wake-up is needed.
     /// DMs first: a pass that sees the channel mark must also see which DMs to read.
     async fn mark(&self, due: &mut Arrivals) -> anyhow::Result<()> {
         if due.channels.is_empty() {
@@ -166,8 +167,7 @@ impl Watcher {
         }
         self.store.mark_inbound(&due.channels, now).await?;
         *due = Arrivals::default();
-        super::delivery::wake();
-        self.store.pipeline().wake_others().await?;
+        super::delivery::wake_inbound();
         Ok(())
     }
 }

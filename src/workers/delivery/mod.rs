@@ -21,6 +21,7 @@ mod governor;
 mod inbound;
 mod send;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,10 +47,18 @@ const CHANNEL_HOLD_OFF: chrono::Duration = chrono::Duration::seconds(10);
 const CANDIDATES: i64 = 16;
 
 static WAKE: Notify = Notify::const_new();
+static WAKE_INBOUND: Notify = Notify::const_new();
 
-/// Wakes idle delivery workers of this process (call after enqueueing deliveries).
+/// Wakes idle delivery workers of this process (call after enqueueing deliveries). A running
+/// inbound pass yields to it.
 pub fn wake() {
     WAKE.notify_waiters();
+}
+
+/// Wakes idle workers because a channel's inbox became due (the inbound watcher's call). Kept
+/// apart from [`wake`] so our own sends, seen on the streams, never interrupt an inbound pass.
+pub fn wake_inbound() {
+    WAKE_INBOUND.notify_waiters();
 }
 
 /// Everything a worker needs; cheap to clone.
@@ -62,6 +71,9 @@ pub struct Worker {
     id: String,
     /// Reply to a first chat message when the channel has no welcome text of its own.
     welcome: Arc<str>,
+    /// The last inbound pass yielded to new deliveries; the next one runs to the end, so
+    /// a steady stream of announcements cannot starve chat.
+    yielded: Arc<AtomicBool>,
 }
 
 /// Builds `n` workers sharing one rate governor.
@@ -80,6 +92,7 @@ pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> V
             id: format!("w{i}-{process}"),
             // `spawn` sets the configured text; the command list is a sane stand-in.
             welcome: Arc::from(crate::inbound::handler::HELP_TEXT),
+            yielded: Arc::default(),
         })
         .collect()
 }
@@ -100,8 +113,10 @@ impl Worker {
         tracing::info!(worker = %self.id, "delivery worker started");
         loop {
             let notified = WAKE.notified();
-            tokio::pin!(notified);
+            let inbound = WAKE_INBOUND.notified();
+            tokio::pin!(notified, inbound);
             notified.as_mut().enable();
+            inbound.as_mut().enable();
             let pause = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 r = self.run_once(&shutdown) => match r {
@@ -116,6 +131,7 @@ impl Worker {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = &mut notified => {}
+                _ = &mut inbound => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }
@@ -175,9 +191,19 @@ impl Worker {
         if settled > 0 {
             self.record_groups(lease, &client).await?;
         }
+        // New deliveries (this process's announcements, or NOTIFY from others) interrupt the
+        // pass: reading every DM a broadcast just reached can take a while, and sending comes
+        // first. The channel stays due, so the pass runs again after that drain.
+        let may_yield = !self.yielded.swap(false, Ordering::Relaxed);
+        let deliveries = WAKE.notified();
         let read = tokio::select! {
             r = self.read_inbox(lease, &client) => r?,
             lost = self.heartbeat(lease) => return lost.map(|()| settled),
+            () = deliveries, if may_yield => {
+                tracing::debug!(channel.id = %lease.channel, "inbound pass yields to new deliveries");
+                self.yielded.store(true, Ordering::Relaxed);
+                return Ok(settled.max(1));
+            }
         };
         Ok(settled + read)
     }
