@@ -146,16 +146,17 @@ impl Watcher {
             if let Some((channel, group)) = owner {
                 due.note(channel, group);
             }
-            let mark = self.seen.entry(topic).or_insert(0);
-            *mark = (*mark).max(id);
+            due.seen.push((topic, id));
         }
     }
 
     /// Marks the gathered DMs and channels due and wakes this process's workers. Every
     /// replica with workers runs its own watcher, so no cross-process wake-up is needed.
     /// DMs first: a pass that sees the channel mark must also see which DMs to read.
-    async fn mark(&self, due: &mut Arrivals) -> anyhow::Result<()> {
-        if due.channels.is_empty() {
+    /// Only then are the arrivals' ids remembered: after a failed flush, the reconnect
+    /// replays them.
+    async fn mark(&mut self, due: &mut Arrivals) -> anyhow::Result<()> {
+        if due.channels.is_empty() && due.seen.is_empty() {
             return Ok(());
         }
         let now = Utc::now();
@@ -165,9 +166,15 @@ impl Watcher {
                 .mark_inbound_groups(channel, &groups, now)
                 .await?;
         }
-        self.store.mark_inbound(&due.channels, now).await?;
+        if !due.channels.is_empty() {
+            self.store.mark_inbound(&due.channels, now).await?;
+            super::delivery::wake_inbound();
+        }
+        for (topic, id) in due.seen.drain(..) {
+            let mark = self.seen.entry(topic).or_insert(0);
+            *mark = (*mark).max(id);
+        }
         *due = Arrivals::default();
-        super::delivery::wake_inbound();
         Ok(())
     }
 }
@@ -178,6 +185,8 @@ struct Arrivals {
     channels: Vec<ChannelId>,
     /// Per channel, the DM groups (hex) that received something.
     groups: Vec<(ChannelId, HashSet<String>)>,
+    /// (topic, message id) of every arrival, remembered once marked.
+    seen: Vec<(Vec<u8>, u64)>,
 }
 
 impl Arrivals {
