@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use xmtp_client::{Client, ClientError, InboxState};
+use xmtp_client::{Client, ClientError, InboxState, ReceivedMessage};
 
 use super::handler::{handle_incoming, Incoming};
 use crate::domain::{Address, ChannelId};
@@ -38,6 +38,15 @@ impl InboundError {
     }
 }
 
+impl From<InboundError> for crate::xmtp::channel::ChannelXmtpError {
+    fn from(e: InboundError) -> Self {
+        match e {
+            InboundError::Client(e) => Self::Client(e),
+            InboundError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
 /// What one step did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct InboundOutcome {
@@ -47,13 +56,25 @@ pub struct InboundOutcome {
     pub handled: usize,
 }
 
-/// Runs one pass for `channel` with its XMTP `client`. `welcome_default` is used when the
-/// channel has no welcome text of its own.
+/// Runs one pass for `channel` with its XMTP `client`, reading every known peer's DMs.
+/// `welcome_default` is used when the channel has no welcome text of its own.
 pub async fn run_once(
     store: &dyn Store,
     channel: &ChannelId,
     client: &Client,
     welcome_default: &str,
+) -> Result<InboundOutcome, InboundError> {
+    run_pass(store, channel, client, welcome_default, None).await
+}
+
+/// [`run_once`] reading only the DMs of `only` (when given) and of peers that sent a new
+/// welcome: what a stream-triggered pass needs.
+pub async fn run_pass(
+    store: &dyn Store,
+    channel: &ChannelId,
+    client: &Client,
+    welcome_default: &str,
+    only: Option<&[String]>,
 ) -> Result<InboundOutcome, InboundError> {
     let mut outcome = InboundOutcome::default();
     let mut peers: BTreeMap<String, (Address, bool)> = store
@@ -64,6 +85,11 @@ pub async fn run_once(
         .collect();
     let joined = client.sync_welcomes().await?;
     outcome.joined = joined.len();
+    let mut to_read: std::collections::BTreeSet<String> = match only {
+        Some(only) => only.iter().cloned().collect(),
+        None => peers.keys().cloned().collect(),
+    };
+    to_read.extend(joined.iter().cloned());
     let unknown: Vec<String> = joined
         .into_iter()
         .filter(|inbox| !peers.contains_key(inbox) && inbox != client.inbox_id())
@@ -83,16 +109,11 @@ pub async fn run_once(
         Some(text) => text,
         None => welcome_default.to_owned(),
     };
+    to_read.retain(|inbox| peers.contains_key(inbox));
+    let mut inbox_messages = read_all(client, to_read.into_iter().collect()).await?;
     for (inbox, (address, mut first_contact)) in peers {
-        let messages = match client.sync_dm(&inbox).await {
-            Ok(messages) => messages,
-            // One broken DM must not stall the channel's whole inbox; transient failures
-            // (node unreachable) end the pass and are retried.
-            Err(error) if !error.is_retryable() => {
-                tracing::warn!(xmtp.inbox = %inbox, %error, "skipping a DM that cannot be read");
-                continue;
-            }
-            Err(error) => return Err(error.into()),
+        let Some(messages) = inbox_messages.remove(&inbox) else {
+            continue;
         };
         for message in messages {
             // Only the peer's own text messages; our replies and other content are not commands.
@@ -123,6 +144,33 @@ pub async fn run_once(
     Ok(outcome)
 }
 
+/// New messages of every peer's DMs, fetched together. If that fails for a reason a retry
+/// will not fix (one broken DM), peers are read one by one so the others still get answered;
+/// transient failures (node unreachable) end the pass and are retried.
+async fn read_all(
+    client: &Client,
+    peers: Vec<String>,
+) -> Result<BTreeMap<String, Vec<ReceivedMessage>>, InboundError> {
+    match client.sync_dms(&peers).await {
+        Ok(all) => return Ok(all.into_iter().collect()),
+        Err(error) if error.is_retryable() => return Err(error.into()),
+        Err(error) => tracing::warn!(%error, "batched DM read failed; reading DMs one by one"),
+    }
+    let mut all = BTreeMap::new();
+    for inbox in peers {
+        match client.sync_dm(&inbox).await {
+            Ok(messages) => {
+                all.insert(inbox, messages);
+            }
+            Err(error) if !error.is_retryable() => {
+                tracing::warn!(xmtp.inbox = %inbox, %error, "skipping a DM that cannot be read");
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(all)
+}
+
 /// Makes the step read DMs that herald opened (announcements to subscribers who never wrote
 /// first): resolves `addresses` to inbox ids on the network and records them as known peers, so
 /// a STOP sent in reply to an announcement is seen. The delivery pipeline calls this for the
@@ -134,16 +182,13 @@ pub async fn watch_recipients(
     addresses: &[Address],
 ) -> Result<usize, InboundError> {
     let wanted: Vec<String> = addresses.iter().map(|a| a.as_str().to_owned()).collect();
-    let mut added = 0;
-    for (address, inbox) in client.resolve_inbox_ids(&wanted).await? {
-        let (Some(inbox), Ok(address)) = (inbox, Address::parse(&address)) else {
-            continue;
-        };
-        if store.add_inbound_peer(channel, &inbox, &address).await? {
-            added += 1;
-        }
-    }
-    Ok(added)
+    let peers: Vec<(String, Address)> = client
+        .resolve_inbox_ids(&wanted)
+        .await?
+        .into_iter()
+        .filter_map(|(address, inbox)| Some((inbox?, Address::parse(&address).ok()?)))
+        .collect();
+    Ok(store.add_inbound_peers(channel, &peers).await? as usize)
 }
 
 /// The wallet an inbox acts as: its only address, else its recovery address if associated.
@@ -156,38 +201,4 @@ fn wallet_of(inbox: &InboxState) -> Option<Address> {
         addresses.into_iter().find(|a| *a == state.recovery_address)
     }?;
     Address::parse(&chosen).ok()
-}
-
-/// Pause between passes when the last one found nothing to do.
-pub const IDLE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
-/// Pause after a failed pass before trying again.
-pub const ERROR_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Follows one channel's inbox until `cancel` fires: passes back to back while there is work,
-/// [`IDLE_POLL`] apart when idle. Failures are logged once here and retried after
-/// [`ERROR_BACKOFF`]; nothing is lost, since unhandled messages stay unclaimed.
-pub async fn run(
-    store: &dyn Store,
-    channel: &ChannelId,
-    client: &Client,
-    welcome_default: &str,
-    cancel: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        let pause = match run_once(store, channel, client, welcome_default).await {
-            Ok(done) if done.handled > 0 || done.joined > 0 => {
-                metrics::counter!("herald_inbound_messages_total").increment(done.handled as u64);
-                std::time::Duration::ZERO
-            }
-            Ok(_) => IDLE_POLL,
-            Err(error) => {
-                tracing::warn!(channel.id = %channel.as_str(), %error, retryable = error.is_retryable(), "inbound pass failed");
-                ERROR_BACKOFF
-            }
-        };
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(pause) => {}
-        }
-    }
 }

@@ -2,9 +2,11 @@
 //!
 //! Portable SQL for both backends, like `selfservice_sql.rs` (same conventions).
 
-/// Expands to `impl InboundStore for $store` using `self.pool`.
+/// Expands to `impl InboundStore for $store` using `self.pool`. The backend-specific pieces
+/// read a JSON array bound as `$2`: `$pairs` is a derived table `v (a, b)` of string pairs,
+/// `$json_rows` a table of strings (`value`), so many peers are written in one statement.
 macro_rules! impl_inbound {
-    ($store:ty) => {
+    ($store:ty, $pairs:literal, $json_rows:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::InboundStore for $store {
             async fn welcome_text(&self, channel: &ChannelId) -> StoreResult<Option<String>> {
@@ -75,6 +77,186 @@ macro_rules! impl_inbound {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn add_inbound_peers(
+                &self,
+                channel: &ChannelId,
+                peers: &[(String, Address)],
+            ) -> StoreResult<u64> {
+                if peers.is_empty() {
+                    return Ok(0);
+                }
+                let list: Vec<[&str; 2]> =
+                    peers.iter().map(|(inbox, address)| [inbox.as_str(), address.as_str()]).collect();
+                let list = serde_json::to_string(&list).expect("string pairs always serialize");
+                let done = sqlx::query(concat!(
+                    "INSERT INTO inbound_peers (channel_id, inbox_id, address, first_seen_at) \
+                     SELECT $1, v.a, v.b, $3 FROM ",
+                    $pairs,
+                    " WHERE true ON CONFLICT (channel_id, inbox_id) DO NOTHING"
+                ))
+                .bind(channel.as_str())
+                .bind(&list)
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn peers_without_group(&self, channel: &ChannelId) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT inbox_id FROM inbound_peers WHERE channel_id = $1 AND group_id IS NULL",
+                )
+                .bind(channel.as_str())
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn set_peer_groups(
+                &self,
+                channel: &ChannelId,
+                groups: &[(String, String)],
+            ) -> StoreResult<()> {
+                if groups.is_empty() {
+                    return Ok(());
+                }
+                let list: Vec<[&str; 2]> =
+                    groups.iter().map(|(inbox, group)| [inbox.as_str(), group.as_str()]).collect();
+                let list = serde_json::to_string(&list).expect("string pairs always serialize");
+                sqlx::query(concat!(
+                    "UPDATE inbound_peers SET group_id = v.b FROM ",
+                    $pairs,
+                    " WHERE inbound_peers.channel_id = $1 AND inbound_peers.inbox_id = v.a"
+                ))
+                .bind(channel.as_str())
+                .bind(&list)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn inbound_topics(&self) -> StoreResult<$crate::store::InboundTopics> {
+                let welcomes: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, xmtp_installation_id FROM channels \
+                     WHERE deleted_at IS NULL AND xmtp_installation_id IS NOT NULL ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let groups: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT p.channel_id, p.group_id FROM inbound_peers p \
+                     JOIN channels c ON c.id = p.channel_id \
+                     WHERE c.deleted_at IS NULL AND p.group_id IS NOT NULL \
+                     ORDER BY p.channel_id, p.group_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let typed = |rows: Vec<(String, String)>| {
+                    rows.into_iter().map(|(c, t)| (ChannelId::from_trusted(c), t)).collect()
+                };
+                Ok($crate::store::InboundTopics { welcomes: typed(welcomes), groups: typed(groups) })
+            }
+
+            async fn inbound_due_channels(
+                &self,
+                now: DateTime<Utc>,
+                limit: i64,
+            ) -> StoreResult<Vec<ChannelId>> {
+                // Never-read channels first, then the longest unread.
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT c.id FROM channels c LEFT JOIN inbound_checks i ON i.channel_id = c.id \
+                     WHERE c.deleted_at IS NULL AND c.xmtp_inbox_id IS NOT NULL \
+                     AND (i.channel_id IS NULL OR i.due_at <= $1 OR i.marked_at > i.checked_at) \
+                     ORDER BY i.checked_at IS NOT NULL, i.checked_at LIMIT $2",
+                )
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(ids.into_iter().map(ChannelId::from_trusted).collect())
+            }
+
+            async fn inbound_plan(
+                &self,
+                channel: &ChannelId,
+                now: DateTime<Utc>,
+            ) -> StoreResult<$crate::store::InboundPlan> {
+                use $crate::store::InboundPlan;
+                let row: Option<(DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>)> =
+                    sqlx::query_as(
+                        "SELECT checked_at, due_at, marked_at FROM inbound_checks WHERE channel_id = $1",
+                    )
+                    .bind(channel.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let checked = match row {
+                    None => return Ok(InboundPlan::All),
+                    Some((_, due, _)) if due <= now => return Ok(InboundPlan::All),
+                    Some((checked, _, Some(marked))) if marked > checked => checked,
+                    Some(_) => return Ok(InboundPlan::Nothing),
+                };
+                let peers: Vec<String> = sqlx::query_scalar(
+                    "SELECT inbox_id FROM inbound_peers WHERE channel_id = $1 \
+                     AND (group_id IS NULL OR marked_at >= $2)",
+                )
+                .bind(channel.as_str())
+                .bind(checked)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(InboundPlan::Peers(peers))
+            }
+
+            async fn mark_inbound_groups(
+                &self,
+                channel: &ChannelId,
+                groups: &[String],
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                let list = serde_json::to_string(groups).expect("a list of strings always serializes");
+                sqlx::query(concat!(
+                    "UPDATE inbound_peers SET marked_at = $3 WHERE channel_id = $1 \
+                     AND group_id IN (SELECT value FROM ",
+                    $json_rows,
+                    ")"
+                ))
+                .bind(channel.as_str())
+                .bind(&list)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn finish_inbound_check(
+                &self,
+                channel: &ChannelId,
+                started: DateTime<Utc>,
+                next_due: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO inbound_checks (channel_id, checked_at, due_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (channel_id) DO UPDATE SET checked_at = $2, due_at = $3",
+                )
+                .bind(channel.as_str())
+                .bind(started)
+                .bind(next_due)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn mark_inbound(&self, channels: &[ChannelId], now: DateTime<Utc>) -> StoreResult<()> {
+                for channel in channels {
+                    sqlx::query(
+                        "INSERT INTO inbound_checks (channel_id, checked_at, due_at, marked_at) \
+                         VALUES ($1, $2, $2, $2) ON CONFLICT (channel_id) DO UPDATE SET marked_at = $2",
+                    )
+                    .bind(channel.as_str())
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                }
+                Ok(())
             }
         }
     };

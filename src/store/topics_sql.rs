@@ -5,7 +5,7 @@
 
 /// Expands to `impl TopicStore for $store` using `self.pool`.
 macro_rules! impl_topics {
-    ($store:ty) => {
+    ($store:ty, $json_rows:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::TopicStore for $store {
             async fn create_topic(&self, channel: &ChannelId, topic: &Topic) -> StoreResult<bool> {
@@ -175,6 +175,39 @@ macro_rules! impl_topics {
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(hit.is_some())
+            }
+
+            async fn topic_receivers(
+                &self,
+                channel: &ChannelId,
+                topic: &str,
+                addresses: &[String],
+            ) -> StoreResult<std::collections::HashSet<String>> {
+                let list = serde_json::to_string(addresses).expect("a list of strings always serializes");
+                let rows: Vec<String> = sqlx::query_scalar(concat!(
+                    "SELECT s.address FROM subscribers s WHERE s.channel_id = $1 AND s.status = 'active' \
+                     AND s.address IN (SELECT value FROM ",
+                    $json_rows,
+                    ") AND (NOT EXISTS (SELECT 1 FROM topics t WHERE t.channel_id = $1 AND t.name = $3) \
+                     OR EXISTS (SELECT 1 FROM topics t WHERE t.channel_id = $1 AND t.name = $3 \
+                         AND (t.default_mode = 'required' OR COALESCE((SELECT p.enabled FROM topic_preferences p \
+                             WHERE p.channel_id = $1 AND p.address = s.address AND p.topic = $3), t.default_mode = 'on'))))"
+                ))
+                .bind(channel.as_str())
+                .bind(&list)
+                .bind(topic)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().collect())
+            }
+
+            async fn announcement_topic(&self, announcement: &str) -> StoreResult<Option<String>> {
+                let topic: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT topic FROM announcements WHERE id = $1")
+                        .bind(announcement)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(topic.flatten())
             }
         }
     };

@@ -7,6 +7,7 @@
 pub mod chain_watcher;
 pub mod delivery;
 pub mod idempotency_sweeper;
+pub mod inbound_watch;
 
 use crate::app::App;
 

@@ -29,6 +29,10 @@ pub struct XmtpConfig {
     pub governor: GovernorMode,
     pub rate_burst: u32,
     pub rate_per_minute: u32,
+    /// Whether workers read channel inboxes and answer chat commands.
+    pub inbound: bool,
+    /// Seconds between fallback reads of a channel's inbox (streams usually trigger sooner).
+    pub inbound_poll_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -64,6 +68,8 @@ pub struct Xmtp {
     pub url: String,
     pub transport: Arc<dyn Transport>,
     pub config: XmtpConfig,
+    /// The same connection as `transport`, for the node's server streams.
+    pub grpc: GrpcTransport,
     node: tokio::sync::Mutex<Option<DevNodeHandle>>,
 }
 
@@ -90,12 +96,14 @@ impl Xmtp {
             }
             Network::Url(url) => (url, None),
         };
-        let transport = Arc::new(GrpcTransport::connect_lazy(&url)?);
+        let grpc = GrpcTransport::connect_lazy(&url)?;
+        let transport = Arc::new(grpc.clone());
         tracing::info!(xmtp.url = %url, embedded = node.is_some(), "XMTP network");
         Ok(Arc::new(Xmtp {
             url,
             transport,
             config: config.clone(),
+            grpc,
             node: tokio::sync::Mutex::new(node),
         }))
     }

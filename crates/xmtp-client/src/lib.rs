@@ -43,4 +43,4 @@ pub use client::{Client, InboxState, OutgoingText, ReceivedMessage, SendOptions}
 pub use error::ClientError;
 pub use identity::Wallet;
 pub use storage::{MemoryStore, RedbStore, Store};
-pub use transport::{GrpcTransport, Transport, TransportError};
+pub use transport::{GrpcTransport, TopicStream, Transport, TransportError};

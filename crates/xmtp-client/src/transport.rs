@@ -17,6 +17,9 @@ use xmtp_proto::mls_api::{
     UploadKeyPackageRequest,
 };
 
+mod subscribe;
+pub use subscribe::TopicStream;
+
 /// libxmtp's gRPC payload limit (25 MiB), applied to both directions.
 const MAX_MESSAGE_BYTES: usize = 25 * 1024 * 1024;
 

@@ -14,5 +14,12 @@ impl_selfservice!(
     sqlx::Postgres,
     "json_array_elements_text(CAST($2 AS json)) AS value"
 );
-impl_topics!(PgStore);
-impl_inbound!(PgStore);
+impl_topics!(
+    PgStore,
+    "json_array_elements_text(CAST($2 AS json)) AS value"
+);
+impl_inbound!(
+    PgStore,
+    "(SELECT value->>0 AS a, value->>1 AS b FROM json_array_elements(CAST($2 AS json))) AS v",
+    "json_array_elements_text(CAST($2 AS json)) AS value"
+);

@@ -10,5 +10,5 @@ use crate::store::topics_sql::impl_topics;
 use crate::store::*;
 
 impl_selfservice!(SqliteStore, sqlx::Sqlite, "json_each($2)");
-impl_topics!(SqliteStore);
-impl_inbound!(SqliteStore);
+impl_topics!(SqliteStore, "json_each($2)");
+impl_inbound!(SqliteStore, "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS b FROM json_each($2)) AS v", "json_each($2)");

@@ -10,10 +10,18 @@
 //!
 //! Workers wake on [`wake`] (announcements created in this process), on Postgres
 //! `NOTIFY herald_deliveries` (other replicas), and otherwise poll every [`IDLE_POLL`].
+//!
+//! Inbound chat rides on the same lease and client ([`inbound`]): after draining, a worker
+//! reads the channel's inbox when it is due — a stream saw something arrive
+//! ([`crate::workers::inbound_watch`]) or the periodic fallback came round — and channels with
+//! only inbound work are candidates too. So each channel identity has one MLS writer, and an
+//! expired lease hands both jobs to another replica.
 
 mod governor;
+mod inbound;
 mod send;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,10 +47,18 @@ const CHANNEL_HOLD_OFF: chrono::Duration = chrono::Duration::seconds(10);
 const CANDIDATES: i64 = 16;
 
 static WAKE: Notify = Notify::const_new();
+static WAKE_INBOUND: Notify = Notify::const_new();
 
-/// Wakes idle delivery workers of this process (call after enqueueing deliveries).
+/// Wakes idle delivery workers of this process (call after enqueueing deliveries). A running
+/// inbound pass yields to it.
 pub fn wake() {
     WAKE.notify_waiters();
+}
+
+/// Wakes idle workers because a channel's inbox became due (the inbound watcher's call). Kept
+/// apart from [`wake`] so our own sends, seen on the streams, never interrupt an inbound pass.
+pub fn wake_inbound() {
+    WAKE_INBOUND.notify_waiters();
 }
 
 /// Everything a worker needs; cheap to clone.
@@ -53,6 +69,11 @@ pub struct Worker {
     pub xmtp: Arc<Xmtp>,
     governor: Option<Arc<Governor>>,
     id: String,
+    /// Reply to a first chat message when the channel has no welcome text of its own.
+    welcome: Arc<str>,
+    /// The last inbound pass yielded to new deliveries; the next one runs to the end, so
+    /// a steady stream of announcements cannot starve chat.
+    yielded: Arc<AtomicBool>,
 }
 
 /// Builds `n` workers sharing one rate governor.
@@ -69,11 +90,20 @@ pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> V
             xmtp: xmtp.clone(),
             governor: governor.clone(),
             id: format!("w{i}-{process}"),
+            // `spawn` sets the configured text; the command list is a sane stand-in.
+            welcome: Arc::from(crate::inbound::handler::HELP_TEXT),
+            yielded: Arc::default(),
         })
         .collect()
 }
 
 impl Worker {
+    /// Sets the default welcome text for first chat contacts.
+    pub fn with_welcome(mut self, text: &str) -> Self {
+        self.welcome = Arc::from(text);
+        self
+    }
+
     fn lease_len(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.xmtp.config.lease_secs.max(2) as i64)
     }
@@ -83,8 +113,10 @@ impl Worker {
         tracing::info!(worker = %self.id, "delivery worker started");
         loop {
             let notified = WAKE.notified();
-            tokio::pin!(notified);
+            let inbound = WAKE_INBOUND.notified();
+            tokio::pin!(notified, inbound);
             notified.as_mut().enable();
+            inbound.as_mut().enable();
             let pause = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 r = self.run_once(&shutdown) => match r {
@@ -99,6 +131,7 @@ impl Worker {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = &mut notified => {}
+                _ = &mut inbound => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }
@@ -108,7 +141,15 @@ impl Worker {
     pub async fn run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<Outcome> {
         let now = Utc::now();
         let pipeline = self.store.pipeline();
-        for channel in pipeline.sender_candidates(now, CANDIDATES).await? {
+        let mut candidates = pipeline.sender_candidates(now, CANDIDATES).await?;
+        if self.xmtp.config.inbound {
+            for channel in self.store.inbound_due_channels(now, CANDIDATES).await? {
+                if !candidates.contains(&channel) {
+                    candidates.push(channel);
+                }
+            }
+        }
+        for channel in candidates {
             let Some(lease) = pipeline
                 .acquire_sender(&channel, &self.id, now + self.lease_len(), now)
                 .await?
@@ -134,14 +175,47 @@ impl Worker {
         Ok(Outcome::Idle)
     }
 
-    /// Sends the channel's due deliveries while the lease holds; returns rows settled.
+    /// Serves a leased channel with one client: sends its due deliveries, then reads its
+    /// inbox if that is due. Returns units of work done.
     async fn drain(
         &self,
         lease: &SenderLease,
         shutdown: &CancellationToken,
     ) -> Result<u64, ChannelXmtpError> {
         let client = open_client(&self.store, &self.kek, &self.xmtp, lease).await?;
-        let mut texts = send::TextCache::default();
+        let mut cache = send::DrainCache::default();
+        let settled = self.send_due(lease, &client, &mut cache, shutdown).await?;
+        if !self.xmtp.config.inbound || shutdown.is_cancelled() {
+            return Ok(settled);
+        }
+        if settled > 0 {
+            self.record_groups(lease, &client).await?;
+        }
+        // New deliveries (this process's announcements, or NOTIFY from others) interrupt the
+        // pass: reading every DM a broadcast just reached can take a while, and sending comes
+        // first. The channel stays due, so the pass runs again after that drain.
+        let may_yield = !self.yielded.swap(false, Ordering::Relaxed);
+        let deliveries = WAKE.notified();
+        let read = tokio::select! {
+            r = self.read_inbox(lease, &client) => r?,
+            lost = self.heartbeat(lease) => return lost.map(|()| settled),
+            () = deliveries, if may_yield => {
+                tracing::debug!(channel.id = %lease.channel, "inbound pass yields to new deliveries");
+                self.yielded.store(true, Ordering::Relaxed);
+                return Ok(settled.max(1));
+            }
+        };
+        Ok(settled + read)
+    }
+
+    /// Sends the channel's due deliveries while the lease holds; returns rows settled.
+    async fn send_due(
+        &self,
+        lease: &SenderLease,
+        client: &xmtp_client::Client,
+        cache: &mut send::DrainCache,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, ChannelXmtpError> {
         let mut settled = 0;
         while !shutdown.is_cancelled() {
             let mut limit = self.xmtp.config.batch_size.max(1);
@@ -174,14 +248,14 @@ impl Worker {
             }
             let round = send::Round {
                 worker: self,
-                client: &client,
+                client,
                 lease,
                 governor: self.governor.as_deref(),
             };
             // A round can outlast the lease (first contact creates DMs): renew it meanwhile,
             // and give the round up if the lease is lost anyway.
             let outcome = tokio::select! {
-                r = round.send(batch, &mut texts) => r?,
+                r = round.send(batch, cache) => r?,
                 lost = self.heartbeat(lease) => return lost.map(|()| settled),
             };
             match outcome {
@@ -216,7 +290,14 @@ impl Worker {
 /// Spawns the configured workers and, on Postgres, the `LISTEN` bridge that wakes them.
 pub fn spawn(app: &crate::app::App, xmtp: Arc<Xmtp>, database_url: Option<String>) {
     for w in workers(app.store(), app.kek(), xmtp.clone()) {
-        app.spawn_worker(move |_, shutdown| w.run(shutdown));
+        app.spawn_worker(move |state, shutdown| {
+            w.with_welcome(&state.selfservice.welcome_text)
+                .run(shutdown)
+        });
+    }
+    if xmtp.config.inbound && xmtp.config.workers > 0 {
+        let watch = crate::workers::inbound_watch::Watcher::new(app.store(), xmtp.grpc.clone());
+        app.spawn_worker(move |_, shutdown| watch.run(shutdown));
     }
     if let Some(url) = database_url.filter(|_| xmtp.config.workers > 0) {
         app.spawn_worker(move |_, shutdown| listen(url, shutdown));

@@ -8,6 +8,7 @@ use xmtp_client::{Client, ClientError, OutgoingText, TransportError};
 
 use super::governor::Governor;
 use super::Worker;
+use crate::domain::Address;
 use crate::store::pipeline::{ClaimedDelivery, SenderLease, SettleOutcome};
 use crate::xmtp::channel::ChannelXmtpError;
 use crate::xmtp::state::StateError;
@@ -25,9 +26,14 @@ const RATE_LIMIT_PAUSE: Duration = Duration::from_secs(2);
 /// Writes beyond the message that creating a DM costs (commit + welcome).
 const NEW_DM_WRITES: usize = 2;
 
-/// Announcement texts, loaded once per drain.
+/// What a drain loads once: announcement texts and topics, and the channel's known chat peers.
 #[derive(Default)]
-pub struct TextCache(HashMap<String, String>);
+pub struct DrainCache {
+    texts: HashMap<String, String>,
+    topics: HashMap<String, Option<String>>,
+    /// Inbox ids the inbound step already reads (`None`: not loaded yet).
+    peers: Option<HashSet<String>>,
+}
 
 pub enum RoundEnd {
     /// Batch settled; keep draining.
@@ -102,7 +108,7 @@ impl Round<'_> {
     pub async fn send(
         &self,
         batch: Vec<ClaimedDelivery>,
-        texts: &mut TextCache,
+        cache: &mut DrainCache,
     ) -> Result<RoundEnd, ChannelXmtpError> {
         let pipeline = self.worker.store.pipeline();
         let channel = &self.lease.channel;
@@ -122,24 +128,26 @@ impl Round<'_> {
                 results.push((d.id, SettleOutcome::Skipped("unsubscribed")));
             }
         }
+        let rest = self.drop_topic_opt_outs(rest, cache, &mut results).await?;
         let active: Vec<String> = rest.iter().map(|d| d.address.clone()).collect();
         let inboxes = match self.client.resolve_inbox_ids(&active).await {
             Ok(m) => m,
             Err(e) => return self.settle_all_failed(results, rest, e).await,
         };
+        self.watch_recipients(&inboxes, cache).await?;
         let mut sendable = Vec::with_capacity(rest.len());
         let mut items = Vec::with_capacity(rest.len());
         for d in rest {
             match inboxes.get(&d.address).cloned().flatten() {
                 Some(inbox) => {
-                    let text = match texts.0.get(&d.announcement_id) {
+                    let text = match cache.texts.get(&d.announcement_id) {
                         Some(t) => t.clone(),
                         None => {
                             let t = pipeline
                                 .announcement_text(&d.announcement_id)
                                 .await?
                                 .unwrap_or_default();
-                            texts.0.insert(d.announcement_id.clone(), t.clone());
+                            cache.texts.insert(d.announcement_id.clone(), t.clone());
                             t
                         }
                     };
@@ -189,6 +197,84 @@ impl Round<'_> {
         } else {
             RoundEnd::Continue(n)
         })
+    }
+
+    /// Send-time topic check: recipients who turned an announcement's topic off after it was
+    /// enqueued end `skipped: topic_opt_out`. One query per topic in the batch.
+    async fn drop_topic_opt_outs(
+        &self,
+        batch: Vec<ClaimedDelivery>,
+        cache: &mut DrainCache,
+        results: &mut Vec<(i64, SettleOutcome)>,
+    ) -> Result<Vec<ClaimedDelivery>, ChannelXmtpError> {
+        let store = &self.worker.store;
+        let mut by_topic: HashMap<String, Vec<String>> = HashMap::new();
+        for d in &batch {
+            if !cache.topics.contains_key(&d.announcement_id) {
+                let topic = store.announcement_topic(&d.announcement_id).await?;
+                cache.topics.insert(d.announcement_id.clone(), topic);
+            }
+            if let Some(topic) = &cache.topics[&d.announcement_id] {
+                by_topic
+                    .entry(topic.clone())
+                    .or_default()
+                    .push(d.address.clone());
+            }
+        }
+        if by_topic.is_empty() {
+            return Ok(batch);
+        }
+        let mut receivers = HashMap::new();
+        for (topic, addresses) in by_topic {
+            let yes = store
+                .topic_receivers(&self.lease.channel, &topic, &addresses)
+                .await?;
+            receivers.insert(topic, yes);
+        }
+        let mut kept = Vec::with_capacity(batch.len());
+        for d in batch {
+            let receives = match &cache.topics[&d.announcement_id] {
+                Some(topic) => receivers[topic].contains(&d.address),
+                None => true,
+            };
+            if receives {
+                kept.push(d);
+            } else {
+                results.push((d.id, SettleOutcome::Skipped("topic_opt_out")));
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Records resolved recipients the inbound step does not read yet as chat peers, so a
+    /// STOP sent in reply to an announcement is seen (one batched write, only new inboxes).
+    async fn watch_recipients(
+        &self,
+        inboxes: &HashMap<String, Option<String>>,
+        cache: &mut DrainCache,
+    ) -> Result<(), ChannelXmtpError> {
+        if !self.worker.xmtp.config.inbound {
+            return Ok(());
+        }
+        let store = &self.worker.store;
+        let channel = &self.lease.channel;
+        if cache.peers.is_none() {
+            let known = store.inbound_peers(channel).await?;
+            cache.peers = Some(known.into_iter().map(|(inbox, _)| inbox).collect());
+        }
+        let known = cache.peers.get_or_insert_with(HashSet::new);
+        let new: Vec<(String, Address)> = inboxes
+            .iter()
+            .filter_map(|(address, inbox)| {
+                let inbox = inbox.as_ref().filter(|i| !known.contains(*i))?;
+                Some((inbox.clone(), Address::from_trusted(address.clone())))
+            })
+            .collect();
+        if !new.is_empty() {
+            store.add_inbound_peers(channel, &new).await?;
+            known.extend(new.into_iter().map(|(inbox, _)| inbox));
+        }
+        Ok(())
     }
 
     fn note_rate_limit(&self, e: &ClientError) -> bool {

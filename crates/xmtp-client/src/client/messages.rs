@@ -1,6 +1,6 @@
 //! Sending text (one or many) and reading a DM's incoming messages.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
@@ -199,6 +199,48 @@ impl Client {
         Ok(out)
     }
 
+    /// [`Client::sync_dm`] for many peers at once: their DMs are fetched concurrently and the
+    /// stored messages read in one scan. Returns each peer's new messages, oldest first;
+    /// peers with nothing new are absent.
+    pub async fn sync_dms(
+        &self,
+        peers: &[String],
+    ) -> Result<HashMap<String, Vec<ReceivedMessage>>, ClientError> {
+        let wanted: HashSet<&str> = peers.iter().map(String::as_str).collect();
+        let mut book = self.book.lock().await;
+        let records: Vec<DmRecord> = book
+            .records
+            .values()
+            .filter(|r| r.status == DmStatus::Ready)
+            .chain(book.secondary.values())
+            .filter(|r| wanted.contains(r.peer_inbox_id.as_str()))
+            .cloned()
+            .collect();
+        self.sync_records(&mut book, records).await?;
+        let mut out: HashMap<String, Vec<ReceivedMessage>> = HashMap::new();
+        let mut deletes = Vec::new();
+        for (k, v) in self.store.scan_prefix(INBOX_PREFIX).await? {
+            // Keys are `rx/<peer>/<node id>`; inbox ids contain no '/'.
+            let peer = String::from_utf8_lossy(&k[INBOX_PREFIX.len()..])
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if !wanted.contains(peer.as_str()) {
+                continue;
+            }
+            let m = serde_json::from_slice::<ReceivedMessage>(&v)
+                .map_err(|e| ClientError::CorruptState(e.to_string()))?;
+            out.entry(peer).or_default().push(m);
+            deletes.push((k, None));
+        }
+        self.persist(deletes).await?;
+        for messages in out.values_mut() {
+            messages.sort_by_key(|m| m.node_id);
+        }
+        Ok(out)
+    }
+
     /// Group id of our DM with `peer_inbox_id`, if one is ready.
     pub async fn dm_group_id(&self, peer_inbox_id: &str) -> Option<Vec<u8>> {
         let book = self.book.lock().await;
@@ -206,6 +248,18 @@ impl Client {
             .get(peer_inbox_id)
             .filter(|r| r.status == DmStatus::Ready)
             .map(|r| r.group_id_bytes())
+    }
+
+    /// Every ready DM we can read, as (peer inbox id, group id): the primary DM per peer and
+    /// further DMs peers created with us. The topics a reader follows.
+    pub async fn dm_group_ids(&self) -> Vec<(String, Vec<u8>)> {
+        let book = self.book.lock().await;
+        book.records
+            .values()
+            .filter(|r| r.status == DmStatus::Ready)
+            .chain(book.secondary.values())
+            .map(|r| (r.peer_inbox_id.clone(), r.group_id_bytes()))
+            .collect()
     }
 
     /// Syncs our primary DM with `peer` and any DM the peer created with us.

@@ -1,0 +1,73 @@
+//! Server streams of the node on [`GrpcTransport`]: a reader learns within moments that a
+//! topic (a group, or an installation's welcomes) received something.
+
+use futures::StreamExt as _;
+use xmtp_proto::mls_api::subscribe_group_messages_request::Filter as GroupFilter;
+use xmtp_proto::mls_api::subscribe_welcome_messages_request::Filter as WelcomeFilter;
+use xmtp_proto::mls_api::{
+    group_message, welcome_message, SubscribeGroupMessagesRequest, SubscribeWelcomeMessagesRequest,
+};
+
+use super::{GrpcTransport, TransportError};
+
+/// What a subscription yields per stored message: (topic, message id). The topic is the group
+/// id or the installation key the message arrived on.
+pub type TopicStream = futures::stream::BoxStream<'static, Result<(Vec<u8>, u64), TransportError>>;
+
+/// Server streams (`SubscribeWelcomeMessages`, `SubscribeGroupMessages`): a reader learns within
+/// moments that a topic received something, and reads it with the client's usual sync. Each
+/// filter is (topic, id cursor): the node first replays what is stored after the cursor, then
+/// forwards live messages. Inherent to the tonic transport (not on [`super::Transport`]), so other
+/// implementations need not stream.
+impl GrpcTransport {
+    /// Follows the welcome topics (installation keys) in `filters`.
+    pub async fn subscribe_welcomes(
+        &self,
+        filters: Vec<(Vec<u8>, u64)>,
+    ) -> Result<TopicStream, TransportError> {
+        let filters = filters
+            .into_iter()
+            .map(|(installation_key, id_cursor)| WelcomeFilter {
+                installation_key,
+                id_cursor,
+            })
+            .collect();
+        let req = SubscribeWelcomeMessagesRequest { filters };
+        let stream = self.mls.clone().subscribe_welcome_messages(req).await?;
+        Ok(stream
+            .into_inner()
+            .map(|m| {
+                Ok(match m?.version {
+                    Some(welcome_message::Version::V1(v)) => (v.installation_key, v.id),
+                    Some(welcome_message::Version::WelcomePointer(p)) => (p.installation_key, p.id),
+                    None => (Vec::new(), 0),
+                })
+            })
+            .boxed())
+    }
+
+    /// Follows the group topics (group ids) in `filters`.
+    pub async fn subscribe_groups(
+        &self,
+        filters: Vec<(Vec<u8>, u64)>,
+    ) -> Result<TopicStream, TransportError> {
+        let filters = filters
+            .into_iter()
+            .map(|(group_id, id_cursor)| GroupFilter {
+                group_id,
+                id_cursor,
+            })
+            .collect();
+        let req = SubscribeGroupMessagesRequest { filters };
+        let stream = self.mls.clone().subscribe_group_messages(req).await?;
+        Ok(stream
+            .into_inner()
+            .map(|m| {
+                Ok(match m?.version {
+                    Some(group_message::Version::V1(v)) => (v.group_id, v.id),
+                    None => (Vec::new(), 0),
+                })
+            })
+            .boxed())
+    }
+}

@@ -1,0 +1,226 @@
+//! The inbound watcher: follows every channel's welcome topic and DM groups with the node's
+//! server streams, and marks a channel's inbox due (plus a wake-up) when something arrives.
+//!
+//! It holds no MLS state and decrypts nothing: the streams only say *that* a topic received
+//! a message. The delivery worker holding the channel's sender lease then reads the inbox with
+//! its own client, so a command DM'd to a channel is answered within about a second while each
+//! channel keeps exactly one MLS writer. The mark lives in the database, so whichever replica
+//! takes the lease answers. If a stream breaks, the periodic fallback pass still reads every
+//! inbox (`xmtp.inbound_poll_secs`); the watcher reconnects from the ids it last saw.
+//!
+//! Our own sends (announcements, replies) show up on the group streams too; they cost one
+//! extra pass that finds nothing to answer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+use xmtp_client::GrpcTransport;
+
+use crate::domain::ChannelId;
+use crate::store::{InboundTopics, Store};
+
+/// How often the topic list (channels, DM groups) is re-read from the database.
+const REFRESH: Duration = Duration::from_secs(2);
+/// Arrivals are gathered this long, then marked in one go.
+const FLUSH: Duration = Duration::from_millis(100);
+/// Pause before reconnecting after a stream or database error.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// One process's watcher (started by `delivery::spawn` when inbound chat is on).
+pub struct Watcher {
+    store: Arc<dyn Store>,
+    grpc: GrpcTransport,
+    /// Last id seen per topic: reconnects resume there instead of replaying.
+    seen: HashMap<Vec<u8>, u64>,
+}
+
+/// Topic bytes → owning channel, split by stream.
+#[derive(Default)]
+struct Owners {
+    welcomes: HashMap<Vec<u8>, ChannelId>,
+    groups: HashMap<Vec<u8>, ChannelId>,
+}
+
+impl Owners {
+    fn from(topics: &InboundTopics) -> Self {
+        let decode = |rows: &[(ChannelId, String)]| {
+            rows.iter()
+                .filter_map(|(c, hex_id)| Some((hex::decode(hex_id).ok()?, c.clone())))
+                .collect()
+        };
+        Owners {
+            welcomes: decode(&topics.welcomes),
+            groups: decode(&topics.groups),
+        }
+    }
+}
+
+impl Watcher {
+    pub fn new(store: Arc<dyn Store>, grpc: GrpcTransport) -> Self {
+        Self {
+            store,
+            grpc,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Runs until `shutdown` fires: (re)subscribes whenever the topic list changes.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            let topics = match self.store.inbound_topics().await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(error = %e, "inbound watcher cannot read topics");
+                    if sleep_or_cancel(RETRY, &shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let owners = Owners::from(&topics);
+            let store = self.store.clone();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = changed(&*store, &topics) => {}
+                r = self.follow(&owners) => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "inbound stream ended; reconnecting");
+                    }
+                    if sleep_or_cancel(RETRY, &shutdown).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn filters(&self, topics: &HashMap<Vec<u8>, ChannelId>) -> Vec<(Vec<u8>, u64)> {
+        topics
+            .keys()
+            .map(|t| (t.clone(), self.seen.get(t).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Streams both topic kinds and marks channels as arrivals come in.
+    async fn follow(&mut self, owners: &Owners) -> anyhow::Result<()> {
+        let mut welcomes = match owners.welcomes.is_empty() {
+            true => futures_util::stream::pending().boxed(),
+            false => {
+                let filters = self.filters(&owners.welcomes);
+                self.grpc.subscribe_welcomes(filters).await?
+            }
+        };
+        let mut groups = match owners.groups.is_empty() {
+            true => futures_util::stream::pending().boxed(),
+            false => {
+                let filters = self.filters(&owners.groups);
+                self.grpc.subscribe_groups(filters).await?
+            }
+        };
+        let mut due = Arrivals::default();
+        let mut flush = tokio::time::interval(FLUSH);
+        loop {
+            let (arrival, in_group) = tokio::select! {
+                m = welcomes.next() => (m, None),
+                m = groups.next() => (m, Some(())),
+                _ = flush.tick() => {
+                    self.mark(&mut due).await?;
+                    continue;
+                }
+            };
+            let (topic, id) = match arrival {
+                Some(r) => r?,
+                None => anyhow::bail!("stream closed by the node"),
+            };
+            let owner = match in_group {
+                Some(()) => owners
+                    .groups
+                    .get(&topic)
+                    .map(|c| (c, Some(hex::encode(&topic)))),
+                None => owners.welcomes.get(&topic).map(|c| (c, None)),
+            };
+            if let Some((channel, group)) = owner {
+                due.note(channel, group);
+            }
+            due.seen.push((topic, id));
+        }
+    }
+
+    /// Marks the gathered DMs and channels due and wakes this process's workers. Every
+    /// replica with workers runs its own watcher, so no cross-process wake-up is needed.
+    /// DMs first: a pass that sees the channel mark must also see which DMs to read.
+    /// Only then are the arrivals' ids remembered: after a failed flush, the reconnect
+    /// replays them.
+    async fn mark(&mut self, due: &mut Arrivals) -> anyhow::Result<()> {
+        if due.channels.is_empty() && due.seen.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        for (channel, groups) in &due.groups {
+            let groups: Vec<String> = groups.iter().cloned().collect();
+            self.store
+                .mark_inbound_groups(channel, &groups, now)
+                .await?;
+        }
+        if !due.channels.is_empty() {
+            self.store.mark_inbound(&due.channels, now).await?;
+            super::delivery::wake_inbound();
+        }
+        for (topic, id) in due.seen.drain(..) {
+            let mark = self.seen.entry(topic).or_insert(0);
+            *mark = (*mark).max(id);
+        }
+        *due = Arrivals::default();
+        Ok(())
+    }
+}
+
+/// Arrivals gathered between two flushes.
+#[derive(Default)]
+struct Arrivals {
+    channels: Vec<ChannelId>,
+    /// Per channel, the DM groups (hex) that received something.
+    groups: Vec<(ChannelId, HashSet<String>)>,
+    /// (topic, message id) of every arrival, remembered once marked.
+    seen: Vec<(Vec<u8>, u64)>,
+}
+
+impl Arrivals {
+    fn note(&mut self, channel: &ChannelId, group: Option<String>) {
+        if !self.channels.contains(channel) {
+            self.channels.push(channel.clone());
+        }
+        let Some(group) = group else { return };
+        let at = match self.groups.iter().position(|(c, _)| c == channel) {
+            Some(at) => at,
+            None => {
+                self.groups.push((channel.clone(), HashSet::new()));
+                self.groups.len() - 1
+            }
+        };
+        self.groups[at].1.insert(group);
+    }
+}
+
+/// Returns once the topic list differs from `current` (polled every [`REFRESH`]).
+async fn changed(store: &dyn Store, current: &InboundTopics) {
+    loop {
+        tokio::time::sleep(REFRESH).await;
+        match store.inbound_topics().await {
+            Ok(now) if &now != current => return,
+            _ => {}
+        }
+    }
+}
+
+/// Sleeps; true if shutdown fired first.
+async fn sleep_or_cancel(pause: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => true,
+        _ = tokio::time::sleep(pause) => false,
+    }
+}
