@@ -1,6 +1,6 @@
 //! Sending text (one or many) and reading a DM's incoming messages.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use xmtp_proto::mls_api::{
     group_message, GroupMessage, PagingInfo, QueryGroupMessagesRequest, SortDirection,
 };
 
-use super::{Client, DmBook, DmRecord, DmStatus};
+use super::{parallel, Client, DmBook, DmRecord, DmStatus};
 use crate::error::ClientError;
 use crate::mls::content::{decode_envelope, encode_text, envelope};
 use crate::mls::dm::{self, Incoming};
@@ -134,6 +134,14 @@ impl Client {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
+        let existing: HashSet<String> = {
+            let book = self.book.lock().await;
+            peers
+                .iter()
+                .filter(|p| book.records.get(*p).is_some_and(|r| r.status == DmStatus::Ready))
+                .cloned()
+                .collect()
+        };
         let dms = self.create_dms(&peers).await?;
         let mut book = self.book.lock().await;
         let ready: Vec<String> = peers
@@ -146,30 +154,77 @@ impl Client {
                 self.ensure_group(&mut book, &gid).await?;
             }
         }
+        // A DM created by this call was built from the current identity states and its cursor
+        // is our commit: nothing to sync or add yet, so only older DMs are checked.
+        let older: Vec<String> = ready
+            .iter()
+            .filter(|p| existing.contains(*p))
+            .cloned()
+            .collect();
         if options.sync_groups {
-            let records: Vec<DmRecord> = ready
+            let records: Vec<DmRecord> = older
                 .iter()
                 .filter_map(|p| book.records.get(p).cloned())
                 .collect();
             self.sync_records(&mut book, records).await?;
         }
         if options.add_new_installations {
-            self.add_new_installations(&mut book, &ready).await?;
+            self.add_new_installations(&mut book, &older).await?;
         }
+        // Payloads grouped by DM in item order (a group's ratchet advances in that order);
+        // distinct DMs are encrypted in parallel.
         let mut results = Vec::with_capacity(items.len());
-        let mut ciphertexts = Vec::new();
+        let mut order: Vec<Vec<u8>> = Vec::new();
+        let mut payloads: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
         for item in &items {
             let result = match dms.get(&item.peer_inbox_id) {
                 Some(Ok(_)) => {
+                    let gid = book
+                        .records
+                        .get(&item.peer_inbox_id)
+                        .map(|r| r.group_id_bytes())
+                        .unwrap_or_default();
                     let payload = envelope(encode_text(&item.text), &item.idempotency_key);
-                    let group = group_for(&mut book, &item.peer_inbox_id)?;
-                    ciphertexts.push(dm::encrypt(&self.provider, &self.key, group, &payload)?);
+                    payloads
+                        .entry(gid.clone())
+                        .or_insert_with(|| {
+                            order.push(gid);
+                            Vec::new()
+                        })
+                        .push(payload);
                     Ok(())
                 }
                 Some(Err(e)) => Err(clone_peer_error(e)),
                 None => Err(ClientError::UnknownInbox(item.peer_inbox_id.clone())),
             };
             results.push(result);
+        }
+        if let Some(gid) = order.iter().find(|g| !book.groups.contains_key(*g)) {
+            return Err(ClientError::CorruptState(format!(
+                "DM group {} not loaded",
+                hex::encode(gid)
+            )));
+        }
+        let mut work: Vec<(Vec<u8>, MlsGroup, Vec<Vec<u8>>)> = order
+            .into_iter()
+            .filter_map(|gid| {
+                let group = book.groups.remove(&gid)?;
+                let p = payloads.remove(&gid).unwrap_or_default();
+                Some((gid, group, p))
+            })
+            .collect();
+        let encrypted = parallel::map_mut(&mut work, |(_, group, payloads)| {
+            payloads
+                .iter()
+                .map(|p| dm::encrypt(&self.provider, &self.key, group, p))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        for (gid, group, _) in work {
+            book.groups.insert(gid, group);
+        }
+        let mut ciphertexts = Vec::new();
+        for batch in encrypted {
+            ciphertexts.extend(batch?);
         }
         // Advanced ratchets are durable before any ciphertext leaves: no generation reuse.
         self.persist(Vec::new()).await?;
@@ -254,6 +309,7 @@ impl Client {
         let mut writes = Vec::new();
         let mut updated = Vec::with_capacity(records.len());
         for (mut record, msgs) in records.into_iter().zip(fetched) {
+            let seen = record.cursor;
             let gid = record.group_id_bytes();
             let group = book.groups.get_mut(&gid).ok_or_else(|| {
                 ClientError::CorruptState(format!("group {} not loaded", record.group_id))
@@ -270,7 +326,10 @@ impl Client {
                     .clear_pending_commit(self.provider.storage())
                     .map_err(|e| dm::MlsError::Openmls(format!("{e:?}")))?;
             }
-            writes.push(Self::record_write(&record));
+            // Most DMs have nothing new: rewriting their record would be pure write volume.
+            if record.cursor != seen {
+                writes.push(Self::record_write(&record));
+            }
             updated.push(record);
         }
         self.persist(writes).await?;
@@ -351,17 +410,6 @@ impl Client {
             }
         }
     }
-}
-
-fn group_for<'a>(book: &'a mut DmBook, peer: &str) -> Result<&'a mut MlsGroup, ClientError> {
-    let gid = book
-        .records
-        .get(peer)
-        .map(|r| r.group_id_bytes())
-        .unwrap_or_default();
-    book.groups
-        .get_mut(&gid)
-        .ok_or_else(|| ClientError::CorruptState(format!("DM group for {peer} not loaded")))
 }
 
 /// Per-peer DM errors fan out to every item for that peer; keep kind and retry class.

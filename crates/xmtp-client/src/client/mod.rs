@@ -9,6 +9,7 @@ mod dms;
 mod inbox;
 mod installations;
 mod messages;
+mod parallel;
 mod welcomes;
 
 use std::collections::HashMap;
