@@ -57,8 +57,8 @@ pub async fn run() -> anyhow::Result<()> {
         .env("HERALD_XMTP_EMBEDDED_LISTEN", "127.0.0.1:0")
         .env("HERALD_XMTP_WORKERS", "0")
         .env("HERALD_HTTP_RATE_LIMIT_PER_SECOND", "0")
-        // One million rows in one transaction can outlast the default 30 s request timeout.
-        .env("HERALD_HTTP_REQUEST_TIMEOUT_SECS", "600")
+        // One million rows in one statement can outlast the default 30 s request timeout.
+        .env("HERALD_HTTP_REQUEST_TIMEOUT_SECS", "60")
         .arg("serve")
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
@@ -68,7 +68,12 @@ pub async fn run() -> anyhow::Result<()> {
     let api = Api::new(format!("http://127.0.0.1:{port}"));
     let started = Instant::now();
     while api.http.get(format!("{}/readyz", api.base)).send().await.is_err() {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "herald serve did not start");
+        let log = dir.path().join("herald.log");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "herald serve did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (key, channel) = api.tenant_and_channel("rss").await?;

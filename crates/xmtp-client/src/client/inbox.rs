@@ -10,7 +10,7 @@ use xmtp_proto::identity_api::{
 };
 use xmtp_proto::identity_api::{GetIdentityUpdatesRequest, GetInboxIdsRequest};
 
-use super::Client;
+use super::{parallel, Client};
 use crate::error::ClientError;
 
 /// libxmtp's batch size for identity lookups.
@@ -72,22 +72,24 @@ impl Client {
     ) -> Result<HashMap<String, InboxState>, ClientError> {
         let mut out = HashMap::with_capacity(inbox_ids.len());
         let requests = inbox_ids.iter().map(|id| (id, 0));
-        for r in self.identity_updates(requests).await? {
-            let Some(last) = r.updates.last().map(|u| u.sequence_id) else {
-                continue;
-            };
+        let responses = self.identity_updates(requests).await?;
+        // Replaying a log verifies its wallet signatures (secp256k1 recovery, the costliest
+        // step of a first contact): spread it over the cores.
+        let replayed = parallel::map(&responses, |r| {
+            let last = r.updates.last()?.sequence_id;
             let updates: Vec<_> = r.updates.iter().filter_map(|u| u.update.as_ref()).collect();
-            let state = replay(updates).map_err(|source| ClientError::Identity {
-                inbox_id: r.inbox_id.clone(),
-                source,
-            })?;
-            out.insert(
-                r.inbox_id,
-                InboxState {
-                    state,
-                    sequence_id: last,
-                },
-            );
+            Some(replay(updates).map(|state| (state, last)).map_err(|source| {
+                ClientError::Identity {
+                    inbox_id: r.inbox_id.clone(),
+                    source,
+                }
+            }))
+        });
+        for (r, state) in responses.iter().zip(replayed) {
+            if let Some(state) = state {
+                let (state, sequence_id) = state?;
+                out.insert(r.inbox_id.clone(), InboxState { state, sequence_id });
+            }
         }
         Ok(out)
     }
