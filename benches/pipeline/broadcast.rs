@@ -18,23 +18,27 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use xmtp_client::{Client, GrpcTransport, MemoryStore, Transport, Wallet};
 
-use crate::{env_or, fresh_postgres, Api, ADMIN};
+use crate::{fresh_postgres, knob, Api, ADMIN};
 
 /// Recipients read back after each broadcast.
 const CHECKED: usize = 3;
 const TIMEOUT: Duration = Duration::from_secs(1800);
 
 pub async fn run() -> anyhow::Result<()> {
-    let n = env_or("BENCH_PIPELINE_SUBSCRIBERS", 10_000) as usize;
-    let sdk_n = (env_or("BENCH_SDK_SAMPLE", 1_000) as usize).min(n);
+    let n: usize = knob("BENCH_PIPELINE_SUBSCRIBERS", 10_000);
+    let sdk_n = knob::<usize>("BENCH_SDK_SAMPLE", 1_000).min(n);
     let dir = tempfile::tempdir()?;
     let (database_url, backend) = match std::env::var("BENCH_PIPELINE_DB").as_deref() {
         Ok("postgres") => {
-            let server = std::env::var("TEST_DATABASE_URL")
-                .map_err(|_| anyhow::anyhow!("BENCH_PIPELINE_DB=postgres needs TEST_DATABASE_URL"))?;
+            let server = std::env::var("TEST_DATABASE_URL").map_err(|_| {
+                anyhow::anyhow!("BENCH_PIPELINE_DB=postgres needs TEST_DATABASE_URL")
+            })?;
             (fresh_postgres(&server).await?, "Postgres")
         }
-        _ => (format!("sqlite://{}", dir.path().join("herald.db").display()), "SQLite"),
+        _ => (
+            format!("sqlite://{}", dir.path().join("herald.db").display()),
+            "SQLite",
+        ),
     };
     let mut config = Config::defaults();
     config.listen = "127.0.0.1:0".parse()?;
@@ -64,11 +68,15 @@ pub async fn run() -> anyhow::Result<()> {
 
     let (key, channel) = api.tenant_and_channel("pipeline").await?;
     let channel_id = channel["id"].as_str().unwrap_or_default().to_owned();
-    let sender = channel["xmtp"]["inbox_id"].as_str().unwrap_or_default().to_owned();
+    let sender = channel["xmtp"]["inbox_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     for chunk in recipients.chunks(10_000) {
         let addresses: Vec<&str> = chunk.iter().map(|(a, _)| a.as_str()).collect();
         let path = format!("/v1/channels/{channel_id}/subscribers/batch");
-        api.call("POST", &path, &key, Some(json!({ "addresses": addresses }))).await?;
+        api.call("POST", &path, &key, Some(json!({ "addresses": addresses })))
+            .await?;
     }
 
     let first = announce(&api, &key, &channel_id, "first contact").await?;
@@ -78,7 +86,11 @@ pub async fn run() -> anyhow::Result<()> {
     repeat.print("herald repeat (DMs exist)", false);
     check_inboxes(&checked, &sender, "repeat").await?;
 
-    let inboxes: Vec<&str> = recipients.iter().take(sdk_n).map(|(_, i)| i.as_str()).collect();
+    let inboxes: Vec<&str> = recipients
+        .iter()
+        .take(sdk_n)
+        .map(|(_, i)| i.as_str())
+        .collect();
     let baseline = if sdk_n == 0 {
         Err(anyhow::anyhow!("BENCH_SDK_SAMPLE=0"))
     } else {
@@ -129,7 +141,9 @@ async fn recipients(
     let made: Vec<Result<Client, xmtp_client::ClientError>> = stream::iter(0..n)
         .map(|_| {
             let transport = transport.clone();
-            async move { Client::open(&Wallet::generate(), transport, Arc::new(MemoryStore::new())).await }
+            async move {
+                Client::open(&Wallet::generate(), transport, Arc::new(MemoryStore::new())).await
+            }
         })
         .buffer_unordered(16)
         .collect()
@@ -167,7 +181,11 @@ impl Broadcast {
             self.delivered,
             self.seconds,
             self.rate(),
-            if new_dms { format!(", {:.0} new DMs/s", self.rate()) } else { String::new() },
+            if new_dms {
+                format!(", {:.0} new DMs/s", self.rate())
+            } else {
+                String::new()
+            },
             c["failed"],
             c["skipped"]
         );
@@ -192,11 +210,18 @@ impl Broadcast {
     }
 }
 
-async fn announce(api: &Api, key: &str, channel: &str, label: &'static str) -> anyhow::Result<Broadcast> {
+async fn announce(
+    api: &Api,
+    key: &str,
+    channel: &str,
+    label: &'static str,
+) -> anyhow::Result<Broadcast> {
     let text = format!("herald bench: {label}");
     let started = Instant::now();
     let path = format!("/v1/channels/{channel}/announcements");
-    let created = api.call("POST", &path, key, Some(json!({ "text": text }))).await?;
+    let created = api
+        .call("POST", &path, key, Some(json!({ "text": text })))
+        .await?;
     let id = created["id"].as_str().unwrap_or_default().to_owned();
     let samples = api.follow(key, &id, started, TIMEOUT).await?;
     let (seconds, last) = samples.last().cloned().unwrap_or((0.0, Value::Null));
@@ -221,18 +246,38 @@ async fn check_inboxes(clients: &[Client], sender: &str, label: &str) -> anyhow:
             .filter_map(|m| m.text)
             .filter(|t| *t == want)
             .collect();
-        anyhow::ensure!(texts.len() == 1, "{} read {:?} {label} messages", c.address(), texts.len());
+        anyhow::ensure!(
+            texts.len() == 1,
+            "{} read {:?} {label} messages",
+            c.address(),
+            texts.len()
+        );
     }
-    println!("  checked: {} recipients read the {label} text once", clients.len());
+    println!(
+        "  checked: {} recipients read the {label} text once",
+        clients.len()
+    );
     Ok(())
 }
 
 /// Runs interop/sdk-bench.mjs against the node; returns its JSON result.
 async fn sdk(node_url: &str, inboxes: &[&str]) -> anyhow::Result<Value> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop");
-    anyhow::ensure!(dir.join("node_modules/@xmtp/node-sdk").exists(), "interop/node_modules missing");
+    anyhow::ensure!(
+        dir.join("node_modules/@xmtp/node-sdk").exists(),
+        "interop/node_modules missing"
+    );
     let list = tempfile::NamedTempFile::new()?;
-    std::fs::write(list.path(), inboxes.iter().copied().collect::<HashSet<_>>().into_iter().collect::<Vec<_>>().join("\n"))?;
+    std::fs::write(
+        list.path(),
+        inboxes
+            .iter()
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )?;
     let out = tokio::process::Command::new("node")
         .current_dir(&dir)
         .arg("sdk-bench.mjs")
@@ -242,7 +287,11 @@ async fn sdk(node_url: &str, inboxes: &[&str]) -> anyhow::Result<Value> {
         .stderr(Stdio::inherit())
         .output()
         .await?;
-    anyhow::ensure!(out.status.success(), "sdk-bench.mjs exited with {}", out.status);
+    anyhow::ensure!(
+        out.status.success(),
+        "sdk-bench.mjs exited with {}",
+        out.status
+    );
     let line = String::from_utf8_lossy(&out.stdout);
     Ok(serde_json::from_str(line.lines().last().unwrap_or("null"))?)
 }
@@ -258,6 +307,9 @@ fn print_sdk(what: &str, phase: &Value) {
         phase["seconds"].as_f64().unwrap_or(0.0),
         phase_rate(phase),
         phase["failed"],
-        phase["firstError"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+        phase["firstError"]
+            .as_str()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
     );
 }

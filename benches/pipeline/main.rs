@@ -22,7 +22,8 @@ use sqlx::Connection as _;
 
 pub const ADMIN: &str = "hadm_pipelinebenchpipelinebenchpipelinebench";
 
-pub fn env_or(name: &str, default: u64) -> u64 {
+/// A knob from the environment, or `default` when unset or unparsable.
+pub fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -55,7 +56,10 @@ fn main() -> anyhow::Result<()> {
 
 /// A new empty database on the Postgres server at `server`; returns its URL.
 pub async fn fresh_postgres(server: &str) -> anyhow::Result<String> {
-    let name = format!("herald_pipe_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let name = format!(
+        "herald_pipe_{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
     let mut admin = sqlx::PgConnection::connect(server).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
@@ -83,7 +87,13 @@ impl Api {
         }
     }
 
-    pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut req = match method {
             "GET" => self.http.get(url),
@@ -103,11 +113,21 @@ impl Api {
     /// A tenant and one channel; returns (api key, channel body).
     pub async fn tenant_and_channel(&self, name: &str) -> anyhow::Result<(String, Value)> {
         let tenant = self
-            .call("POST", "/v1/tenants", ADMIN, Some(serde_json::json!({ "name": name })))
+            .call(
+                "POST",
+                "/v1/tenants",
+                ADMIN,
+                Some(serde_json::json!({ "name": name })),
+            )
             .await?;
         let key = tenant["api_key"].as_str().unwrap_or_default().to_owned();
         let channel = self
-            .call("POST", "/v1/channels", &key, Some(serde_json::json!({ "name": name })))
+            .call(
+                "POST",
+                "/v1/channels",
+                &key,
+                Some(serde_json::json!({ "name": name })),
+            )
             .await?;
         Ok((key, channel))
     }
@@ -123,13 +143,18 @@ impl Api {
     ) -> anyhow::Result<Vec<(f64, Value)>> {
         let mut samples = Vec::new();
         loop {
-            let body = self.call("GET", &format!("/v1/announcements/{id}"), key, None).await?;
+            let body = self
+                .call("GET", &format!("/v1/announcements/{id}"), key, None)
+                .await?;
             let done = body["status"] == "completed";
             samples.push((started.elapsed().as_secs_f64(), body));
             if done {
                 return Ok(samples);
             }
-            anyhow::ensure!(started.elapsed() < timeout, "announcement {id} not completed in {timeout:?}");
+            anyhow::ensure!(
+                started.elapsed() < timeout,
+                "announcement {id} not completed in {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -11,7 +11,7 @@ use herald::crypto::MasterKey;
 use serde_json::json;
 use sqlx::Connection as _;
 
-use crate::{env_or, fresh_postgres, Api, ADMIN};
+use crate::{fresh_postgres, knob, Api, ADMIN};
 
 const GOAL_MB: f64 = 300.0;
 
@@ -37,14 +37,16 @@ fn vm_hwm_mb(pid: u32) -> anyhow::Result<f64> {
 }
 
 pub async fn run() -> anyhow::Result<()> {
-    let n = env_or("BENCH_FANOUT_SUBSCRIBERS", 1_000_000);
+    let n: u64 = knob("BENCH_FANOUT_SUBSCRIBERS", 1_000_000);
     let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
         println!("\n== fan-out RSS skipped: needs TEST_DATABASE_URL (run under scripts/with-postgres.sh)");
         return Ok(());
     };
     let database_url = fresh_postgres(&server).await?;
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let log = std::fs::File::create(dir.path().join("herald.log"))?;
     let child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .env_clear()
@@ -67,7 +69,13 @@ pub async fn run() -> anyhow::Result<()> {
     let pid = server.0.id();
     let api = Api::new(format!("http://127.0.0.1:{port}"));
     let started = Instant::now();
-    while api.http.get(format!("{}/readyz", api.base)).send().await.is_err() {
+    while api
+        .http
+        .get(format!("{}/readyz", api.base))
+        .send()
+        .await
+        .is_err()
+    {
         let log = dir.path().join("herald.log");
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(60),

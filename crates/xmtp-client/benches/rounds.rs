@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{stream, StreamExt as _};
-use xmtp_client::{Client, GrpcTransport, MemoryStore, OutgoingText, RedbStore, Store, Transport, Wallet};
+use xmtp_client::{
+    Client, GrpcTransport, MemoryStore, OutgoingText, RedbStore, Store, Transport, Wallet,
+};
 use xmtp_devnode::{DevNode, DevNodeConfig};
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -30,7 +32,9 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let node = DevNode::start(DevNodeConfig::default()).await.expect("node");
+        let node = DevNode::start(DevNodeConfig::default())
+            .await
+            .expect("node");
         let transport: Arc<dyn Transport> =
             Arc::new(GrpcTransport::connect_lazy(&node.url()).expect("transport"));
         let t = Instant::now();
@@ -48,7 +52,10 @@ fn main() {
             .buffer_unordered(16)
             .collect()
             .await;
-        println!("{n} recipients registered in {:.1} s (setup)", t.elapsed().as_secs_f64());
+        println!(
+            "{n} recipients registered in {:.1} s (setup)",
+            t.elapsed().as_secs_f64()
+        );
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn Store> = match std::env::var("ROUNDS_STORE").as_deref() {
             Ok("redb") => Arc::new(RedbStore::open(dir.path().join("s.redb")).expect("redb")),
@@ -76,7 +83,10 @@ fn main() {
             }
             let secs = started.elapsed().as_secs_f64();
             println!("{line}");
-            println!("{phase}: {n} messages in {secs:.2} s = {:.0} messages/s", n as f64 / secs);
+            println!(
+                "{phase}: {n} messages in {secs:.2} s = {:.0} messages/s",
+                n as f64 / secs
+            );
         }
         node.shutdown().await;
     });

@@ -78,12 +78,14 @@ impl Client {
         let replayed = parallel::map(&responses, |r| {
             let last = r.updates.last()?.sequence_id;
             let updates: Vec<_> = r.updates.iter().filter_map(|u| u.update.as_ref()).collect();
-            Some(replay(updates).map(|state| (state, last)).map_err(|source| {
-                ClientError::Identity {
-                    inbox_id: r.inbox_id.clone(),
-                    source,
-                }
-            }))
+            Some(
+                replay(updates)
+                    .map(|state| (state, last))
+                    .map_err(|source| ClientError::Identity {
+                        inbox_id: r.inbox_id.clone(),
+                        source,
+                    }),
+            )
         });
         for (r, state) in responses.iter().zip(replayed) {
             if let Some(state) = state {
@@ -124,9 +126,10 @@ impl Client {
         let calls: Vec<_> = requests
             .chunks(IDENTITY_BATCH)
             .map(|chunk| {
-                self.transport.get_identity_updates(GetIdentityUpdatesRequest {
-                    requests: chunk.to_vec(),
-                })
+                self.transport
+                    .get_identity_updates(GetIdentityUpdatesRequest {
+                        requests: chunk.to_vec(),
+                    })
             })
             .collect();
         let responses: Vec<_> = futures::stream::iter(calls)
@@ -134,6 +137,5 @@ impl Client {
             .try_collect()
             .await?;
         Ok(responses.into_iter().flat_map(|r| r.responses).collect())
-
     }
 }

@@ -138,7 +138,11 @@ impl Client {
             let book = self.book.lock().await;
             peers
                 .iter()
-                .filter(|p| book.records.get(*p).is_some_and(|r| r.status == DmStatus::Ready))
+                .filter(|p| {
+                    book.records
+                        .get(*p)
+                        .is_some_and(|r| r.status == DmStatus::Ready)
+                })
                 .cloned()
                 .collect()
         };

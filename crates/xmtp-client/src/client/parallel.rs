@@ -49,7 +49,10 @@ mod tests {
     #[test]
     fn results_keep_input_order() {
         let items: Vec<u32> = (0..1000).collect();
-        assert_eq!(super::map(&items, |x| x * 2), items.iter().map(|x| x * 2).collect::<Vec<_>>());
+        assert_eq!(
+            super::map(&items, |x| x * 2),
+            items.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
         let mut items = items;
         let out = super::map_mut(&mut items, |x| {
             *x += 1;
