@@ -1,6 +1,6 @@
 //! Sending text (one or many) and reading a DM's incoming messages.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
@@ -10,9 +10,9 @@ use xmtp_proto::mls_api::{
     group_message, GroupMessage, PagingInfo, QueryGroupMessagesRequest, SortDirection,
 };
 
-use super::{parallel, Client, DmBook, DmRecord, DmStatus};
+use super::{Client, DmBook, DmRecord, DmStatus};
 use crate::error::ClientError;
-use crate::mls::content::{decode_envelope, encode_text, envelope};
+use crate::mls::content::decode_envelope;
 use crate::mls::dm::{self, Incoming};
 use openmls_traits::OpenMlsProvider as _;
 
@@ -175,61 +175,7 @@ impl Client {
         if options.add_new_installations {
             self.add_new_installations(&mut book, &older).await?;
         }
-        // Payloads grouped by DM in item order (a group's ratchet advances in that order);
-        // distinct DMs are encrypted in parallel.
-        let mut results = Vec::with_capacity(items.len());
-        let mut order: Vec<Vec<u8>> = Vec::new();
-        let mut payloads: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
-        for item in &items {
-            let result = match dms.get(&item.peer_inbox_id) {
-                Some(Ok(_)) => {
-                    let gid = book
-                        .records
-                        .get(&item.peer_inbox_id)
-                        .map(|r| r.group_id_bytes())
-                        .unwrap_or_default();
-                    let payload = envelope(encode_text(&item.text), &item.idempotency_key);
-                    payloads
-                        .entry(gid.clone())
-                        .or_insert_with(|| {
-                            order.push(gid);
-                            Vec::new()
-                        })
-                        .push(payload);
-                    Ok(())
-                }
-                Some(Err(e)) => Err(clone_peer_error(e)),
-                None => Err(ClientError::UnknownInbox(item.peer_inbox_id.clone())),
-            };
-            results.push(result);
-        }
-        if let Some(gid) = order.iter().find(|g| !book.groups.contains_key(*g)) {
-            return Err(ClientError::CorruptState(format!(
-                "DM group {} not loaded",
-                hex::encode(gid)
-            )));
-        }
-        let mut work: Vec<(Vec<u8>, MlsGroup, Vec<Vec<u8>>)> = order
-            .into_iter()
-            .filter_map(|gid| {
-                let group = book.groups.remove(&gid)?;
-                let p = payloads.remove(&gid).unwrap_or_default();
-                Some((gid, group, p))
-            })
-            .collect();
-        let encrypted = parallel::map_mut(&mut work, |(_, group, payloads)| {
-            payloads
-                .iter()
-                .map(|p| dm::encrypt(&self.provider, &self.key, group, p))
-                .collect::<Result<Vec<_>, _>>()
-        });
-        for (gid, group, _) in work {
-            book.groups.insert(gid, group);
-        }
-        let mut ciphertexts = Vec::new();
-        for batch in encrypted {
-            ciphertexts.extend(batch?);
-        }
+        let (results, ciphertexts) = self.encrypt_items(&mut book, &items, &dms)?;
         // Advanced ratchets are durable before any ciphertext leaves: no generation reuse.
         self.persist(Vec::new()).await?;
         self.send_group_messages(ciphertexts, true).await?;
@@ -413,15 +359,6 @@ impl Client {
                 None
             }
         }
-    }
-}
-
-/// Per-peer DM errors fan out to every item for that peer; keep kind and retry class.
-fn clone_peer_error(e: &ClientError) -> ClientError {
-    match e {
-        ClientError::UnknownInbox(p) => ClientError::UnknownInbox(p.clone()),
-        ClientError::NoKeyPackages(p) => ClientError::NoKeyPackages(p.clone()),
-        other => ClientError::CorruptState(other.to_string()),
     }
 }
 

@@ -9,6 +9,7 @@ mod dms;
 mod inbox;
 mod installations;
 mod messages;
+mod outgoing;
 mod parallel;
 mod welcomes;
 
