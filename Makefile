@@ -24,10 +24,13 @@ test-pg:
 	scripts/setup-anvil.sh
 	PG_FSYNC=off $(PG) $(CARGO) test -p herald --test it
 
-## Benchmarks (figures printed, not asserted): the API on a throwaway Postgres, the XMTP node,
-## the XMTP client's MLS costs, and the chain matcher.
+## Benchmarks (figures printed, not asserted): the API on a throwaway Postgres, the delivery
+## pipeline (10,000-subscriber broadcast next to the official SDK, 1,000,000-subscriber fan-out
+## RSS), the XMTP node, the XMTP client's MLS costs and send rounds, and the chain matcher.
 bench:
 	$(PG) $(CARGO) bench -p herald --bench api
+	interop/setup.sh
+	$(PG) $(CARGO) bench -p herald --bench pipeline
 	$(CARGO) bench -p xmtp-devnode
 	$(CARGO) bench -p xmtp-client
 	$(CARGO) bench -p herald --bench chain

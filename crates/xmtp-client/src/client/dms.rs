@@ -13,7 +13,7 @@ use xmtp_proto::mls_api::{
 use xmtp_proto::mls_contents::WelcomeWrapperAlgorithm;
 
 use super::inbox::InboxState;
-use super::{Client, DmBook, DmRecord, DmStatus};
+use super::{parallel, Client, DmBook, DmRecord, DmStatus};
 use crate::error::ClientError;
 use crate::mls::dm::{self, CommitOutput};
 use crate::mls::group_ext::DmSpec;
@@ -83,12 +83,12 @@ impl Client {
             .ok_or_else(|| ClientError::UnknownInbox(self.inbox_id.clone()))?;
         let mut pending = Vec::new();
         let key_packages = self.fetch_key_packages(&todo, &states).await?;
-        for peer in todo {
-            let Some(peer_state) = states.get(&peer) else {
-                out.insert(peer.clone(), Err(ClientError::UnknownInbox(peer)));
-                continue;
-            };
-            match self.build_dm(&peer, me, peer_state, &key_packages) {
+        let built = parallel::map(&todo, |peer| match states.get(peer) {
+            Some(peer_state) => self.build_dm(peer, me, peer_state, &key_packages),
+            None => Err(ClientError::UnknownInbox(peer.clone())),
+        });
+        for (peer, dm) in todo.into_iter().zip(built) {
+            match dm {
                 Ok(p) => pending.push(p),
                 Err(e) => {
                     out.insert(peer, Err(e));
@@ -215,7 +215,12 @@ impl Client {
         })
     }
 
-    /// Persists, publishes commits, merges, sends welcomes, marks the DMs ready.
+    /// Publishes commits, merges, sends welcomes, then persists the DMs as ready in one write.
+    ///
+    /// Nothing is written before the commits go out: a new group has no earlier state whose
+    /// keys could be reused, so a crash before the final write only orphans groups nobody can
+    /// send in (a peer that already got the welcome sees a second, empty DM, as libxmtp
+    /// allows), and the retry creates fresh ones. One write instead of three per round.
     async fn publish_new_dms(
         &self,
         book: &mut DmBook,
@@ -224,21 +229,13 @@ impl Client {
         if pending.is_empty() {
             return Ok(Vec::new());
         }
-        // 1. State (with Pending records) is durable before any commit is visible.
-        self.persist(
-            pending
-                .iter()
-                .map(|p| Self::record_write(&p.record))
-                .collect(),
-        )
-        .await?;
-        // 2. Commits.
+        // 1. Commits.
         let commits: Vec<Vec<u8>> = pending.iter().map(|p| p.output.commit.clone()).collect();
         self.send_group_messages(commits, false).await?;
         for p in &mut pending {
             dm::merge_pending(&self.provider, &mut p.group)?;
         }
-        // 3. The commit's node id seeds the joiners' read cursor: one query per DM, run
+        // 2. The commit's node id seeds the joiners' read cursor: one query per DM, run
         //    concurrently on the shared HTTP/2 connection.
         let queries: Vec<_> = pending
             .iter()
@@ -248,13 +245,17 @@ impl Client {
             .buffered(CURSOR_QUERY_CONCURRENCY)
             .try_collect()
             .await?;
-        let mut welcomes = Vec::new();
         for (p, cursor) in pending.iter_mut().zip(cursors) {
             p.record.cursor = cursor;
-            welcomes.extend(self.wrap_welcomes(&p.output.welcome, &p.recipients, cursor)?);
         }
-        self.persist(Vec::new()).await?;
-        // 4. Welcomes, then the DMs become usable.
+        let wrapped = parallel::map(&pending, |p| {
+            self.wrap_welcomes(&p.output.welcome, &p.recipients, p.record.cursor)
+        });
+        let mut welcomes = Vec::new();
+        for w in wrapped {
+            welcomes.extend(w?);
+        }
+        // 3. Welcomes, then the DMs become usable once their state is durable.
         self.send_welcomes(welcomes).await?;
         for p in &mut pending {
             p.record.status = DmStatus::Ready;

@@ -2,16 +2,22 @@
 
 use std::collections::HashMap;
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use xmtp_proto::associations::{replay, AssociationState};
 use xmtp_proto::associations_proto::IdentifierKind;
-use xmtp_proto::identity_api::{get_identity_updates_request, get_inbox_ids_request};
+use xmtp_proto::identity_api::{
+    get_identity_updates_request, get_identity_updates_response, get_inbox_ids_request,
+};
 use xmtp_proto::identity_api::{GetIdentityUpdatesRequest, GetInboxIdsRequest};
 
-use super::Client;
+use super::{parallel, Client};
 use crate::error::ClientError;
 
 /// libxmtp's batch size for identity lookups.
 pub const IDENTITY_BATCH: usize = 50;
+/// Identity calls in flight at once: a 500-recipient round is 10 calls, and one after the
+/// other they cost 10 round trips.
+const IDENTITY_CONCURRENCY: usize = 8;
 
 /// An inbox's verified association state and the sequence id of its latest update.
 #[derive(Debug, Clone)]
@@ -29,20 +35,29 @@ impl Client {
     ) -> Result<HashMap<String, Option<String>>, ClientError> {
         let mut out = HashMap::with_capacity(addresses.len());
         let lowered: Vec<String> = addresses.iter().map(|a| a.to_ascii_lowercase()).collect();
-        for chunk in lowered.chunks(IDENTITY_BATCH) {
-            let req = GetInboxIdsRequest {
-                requests: chunk
-                    .iter()
-                    .map(|a| get_inbox_ids_request::Request {
-                        identifier: a.clone(),
-                        identifier_kind: IdentifierKind::Ethereum as i32,
-                    })
-                    .collect(),
-            };
-            let resp = self.transport.get_inbox_ids(req).await?;
-            for r in resp.responses {
-                out.insert(r.identifier, r.inbox_id);
-            }
+        // Futures are collected first: a lazy `map` inside `stream::iter` makes the caller's
+        // future non-Send (higher-ranked closure lifetimes).
+        let calls: Vec<_> = lowered
+            .chunks(IDENTITY_BATCH)
+            .map(|chunk| {
+                let req = GetInboxIdsRequest {
+                    requests: chunk
+                        .iter()
+                        .map(|a| get_inbox_ids_request::Request {
+                            identifier: a.clone(),
+                            identifier_kind: IdentifierKind::Ethereum as i32,
+                        })
+                        .collect(),
+                };
+                self.transport.get_inbox_ids(req)
+            })
+            .collect();
+        let responses: Vec<_> = futures::stream::iter(calls)
+            .buffered(IDENTITY_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for r in responses.into_iter().flat_map(|resp| resp.responses) {
+            out.insert(r.identifier, r.inbox_id);
         }
         for a in lowered {
             out.entry(a).or_insert(None);
@@ -56,33 +71,26 @@ impl Client {
         inbox_ids: &[String],
     ) -> Result<HashMap<String, InboxState>, ClientError> {
         let mut out = HashMap::with_capacity(inbox_ids.len());
-        for chunk in inbox_ids.chunks(IDENTITY_BATCH) {
-            let req = GetIdentityUpdatesRequest {
-                requests: chunk
-                    .iter()
-                    .map(|id| get_identity_updates_request::Request {
-                        inbox_id: id.clone(),
-                        sequence_id: 0,
-                    })
-                    .collect(),
-            };
-            let resp = self.transport.get_identity_updates(req).await?;
-            for r in resp.responses {
-                let Some(last) = r.updates.last().map(|u| u.sequence_id) else {
-                    continue;
-                };
-                let updates: Vec<_> = r.updates.iter().filter_map(|u| u.update.as_ref()).collect();
-                let state = replay(updates).map_err(|source| ClientError::Identity {
-                    inbox_id: r.inbox_id.clone(),
-                    source,
-                })?;
-                out.insert(
-                    r.inbox_id,
-                    InboxState {
-                        state,
-                        sequence_id: last,
-                    },
-                );
+        let requests = inbox_ids.iter().map(|id| (id, 0));
+        let responses = self.identity_updates(requests).await?;
+        // Replaying a log verifies its wallet signatures (secp256k1 recovery, the costliest
+        // step of a first contact): spread it over the cores.
+        let replayed = parallel::map(&responses, |r| {
+            let last = r.updates.last()?.sequence_id;
+            let updates: Vec<_> = r.updates.iter().filter_map(|u| u.update.as_ref()).collect();
+            Some(
+                replay(updates)
+                    .map(|state| (state, last))
+                    .map_err(|source| ClientError::Identity {
+                        inbox_id: r.inbox_id.clone(),
+                        source,
+                    }),
+            )
+        });
+        for (r, state) in responses.iter().zip(replayed) {
+            if let Some(state) = state {
+                let (state, sequence_id) = state?;
+                out.insert(r.inbox_id.clone(), InboxState { state, sequence_id });
             }
         }
         Ok(out)
@@ -93,26 +101,41 @@ impl Client {
         &self,
         known: &HashMap<String, u64>,
     ) -> Result<Vec<String>, ClientError> {
-        let mut changed = Vec::new();
-        let entries: Vec<_> = known.iter().collect();
-        for chunk in entries.chunks(IDENTITY_BATCH) {
-            let req = GetIdentityUpdatesRequest {
-                requests: chunk
-                    .iter()
-                    .map(|(id, seq)| get_identity_updates_request::Request {
-                        inbox_id: (*id).clone(),
-                        sequence_id: **seq,
+        let requests = known.iter().map(|(id, seq)| (id, *seq));
+        Ok(self
+            .identity_updates(requests)
+            .await?
+            .into_iter()
+            .filter(|r| !r.updates.is_empty())
+            .map(|r| r.inbox_id)
+            .collect())
+    }
+
+    /// GetIdentityUpdates for (inbox, updates after this sequence id) pairs: ≤50 per call,
+    /// [`IDENTITY_CONCURRENCY`] calls in flight.
+    async fn identity_updates<'a>(
+        &self,
+        requests: impl Iterator<Item = (&'a String, u64)>,
+    ) -> Result<Vec<get_identity_updates_response::Response>, ClientError> {
+        let requests: Vec<_> = requests
+            .map(|(id, seq)| get_identity_updates_request::Request {
+                inbox_id: id.clone(),
+                sequence_id: seq,
+            })
+            .collect();
+        let calls: Vec<_> = requests
+            .chunks(IDENTITY_BATCH)
+            .map(|chunk| {
+                self.transport
+                    .get_identity_updates(GetIdentityUpdatesRequest {
+                        requests: chunk.to_vec(),
                     })
-                    .collect(),
-            };
-            let resp = self.transport.get_identity_updates(req).await?;
-            changed.extend(
-                resp.responses
-                    .into_iter()
-                    .filter(|r| !r.updates.is_empty())
-                    .map(|r| r.inbox_id),
-            );
-        }
-        Ok(changed)
+            })
+            .collect();
+        let responses: Vec<_> = futures::stream::iter(calls)
+            .buffered(IDENTITY_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(responses.into_iter().flat_map(|r| r.responses).collect())
     }
 }

@@ -12,7 +12,7 @@ use xmtp_proto::mls_api::{
 
 use super::{Client, DmBook, DmRecord, DmStatus};
 use crate::error::ClientError;
-use crate::mls::content::{decode_envelope, encode_text, envelope};
+use crate::mls::content::decode_envelope;
 use crate::mls::dm::{self, Incoming};
 use openmls_traits::OpenMlsProvider as _;
 
@@ -134,6 +134,18 @@ impl Client {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
+        let existing: HashSet<String> = {
+            let book = self.book.lock().await;
+            peers
+                .iter()
+                .filter(|p| {
+                    book.records
+                        .get(*p)
+                        .is_some_and(|r| r.status == DmStatus::Ready)
+                })
+                .cloned()
+                .collect()
+        };
         let dms = self.create_dms(&peers).await?;
         let mut book = self.book.lock().await;
         let ready: Vec<String> = peers
@@ -146,31 +158,24 @@ impl Client {
                 self.ensure_group(&mut book, &gid).await?;
             }
         }
+        // A DM created by this call was built from the current identity states and its cursor
+        // is our commit: nothing to sync or add yet, so only older DMs are checked.
+        let older: Vec<String> = ready
+            .iter()
+            .filter(|p| existing.contains(*p))
+            .cloned()
+            .collect();
         if options.sync_groups {
-            let records: Vec<DmRecord> = ready
+            let records: Vec<DmRecord> = older
                 .iter()
                 .filter_map(|p| book.records.get(p).cloned())
                 .collect();
             self.sync_records(&mut book, records).await?;
         }
         if options.add_new_installations {
-            self.add_new_installations(&mut book, &ready).await?;
+            self.add_new_installations(&mut book, &older).await?;
         }
-        let mut results = Vec::with_capacity(items.len());
-        let mut ciphertexts = Vec::new();
-        for item in &items {
-            let result = match dms.get(&item.peer_inbox_id) {
-                Some(Ok(_)) => {
-                    let payload = envelope(encode_text(&item.text), &item.idempotency_key);
-                    let group = group_for(&mut book, &item.peer_inbox_id)?;
-                    ciphertexts.push(dm::encrypt(&self.provider, &self.key, group, &payload)?);
-                    Ok(())
-                }
-                Some(Err(e)) => Err(clone_peer_error(e)),
-                None => Err(ClientError::UnknownInbox(item.peer_inbox_id.clone())),
-            };
-            results.push(result);
-        }
+        let (results, ciphertexts) = self.encrypt_items(&mut book, &items, &dms)?;
         // Advanced ratchets are durable before any ciphertext leaves: no generation reuse.
         self.persist(Vec::new()).await?;
         self.send_group_messages(ciphertexts, true).await?;
@@ -308,6 +313,7 @@ impl Client {
         let mut writes = Vec::new();
         let mut updated = Vec::with_capacity(records.len());
         for (mut record, msgs) in records.into_iter().zip(fetched) {
+            let seen = record.cursor;
             let gid = record.group_id_bytes();
             let group = book.groups.get_mut(&gid).ok_or_else(|| {
                 ClientError::CorruptState(format!("group {} not loaded", record.group_id))
@@ -324,7 +330,10 @@ impl Client {
                     .clear_pending_commit(self.provider.storage())
                     .map_err(|e| dm::MlsError::Openmls(format!("{e:?}")))?;
             }
-            writes.push(Self::record_write(&record));
+            // Most DMs have nothing new: rewriting their record would be pure write volume.
+            if record.cursor != seen {
+                writes.push(Self::record_write(&record));
+            }
             updated.push(record);
         }
         self.persist(writes).await?;
@@ -404,26 +413,6 @@ impl Client {
                 None
             }
         }
-    }
-}
-
-fn group_for<'a>(book: &'a mut DmBook, peer: &str) -> Result<&'a mut MlsGroup, ClientError> {
-    let gid = book
-        .records
-        .get(peer)
-        .map(|r| r.group_id_bytes())
-        .unwrap_or_default();
-    book.groups
-        .get_mut(&gid)
-        .ok_or_else(|| ClientError::CorruptState(format!("DM group for {peer} not loaded")))
-}
-
-/// Per-peer DM errors fan out to every item for that peer; keep kind and retry class.
-fn clone_peer_error(e: &ClientError) -> ClientError {
-    match e {
-        ClientError::UnknownInbox(p) => ClientError::UnknownInbox(p.clone()),
-        ClientError::NoKeyPackages(p) => ClientError::NoKeyPackages(p.clone()),
-        other => ClientError::CorruptState(other.to_string()),
     }
 }
 

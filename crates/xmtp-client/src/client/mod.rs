@@ -9,6 +9,8 @@ mod dms;
 mod inbox;
 mod installations;
 mod messages;
+mod outgoing;
+mod parallel;
 mod welcomes;
 
 use std::collections::HashMap;

@@ -5,19 +5,83 @@ use openmls_traits::storage::{traits, StorageProvider, CURRENT_VERSION};
 
 use super::*;
 
+/// `write_*`: one value per group under a label.
+macro_rules! group_writes {
+    ($($name:ident($V:ident) => $label:ident;)*) => {$(
+        fn $name<GroupId: traits::GroupId<CURRENT_VERSION>, $V: traits::$V<CURRENT_VERSION>>(
+            &self,
+            group_id: &GroupId,
+            value: &$V,
+        ) -> Result<(), Self::Error> {
+            self.put($label, &G(group_id, ()), value)
+        }
+    )*};
+}
+
+/// Readers of the values [`group_writes`] stores.
+macro_rules! group_reads {
+    ($($name:ident($V:ident) => $label:ident;)*) => {$(
+        fn $name<GroupId: traits::GroupId<CURRENT_VERSION>, $V: traits::$V<CURRENT_VERSION>>(
+            &self,
+            group_id: &GroupId,
+        ) -> Result<Option<$V>, Self::Error> {
+            self.get($label, &G(group_id, ()))
+        }
+    )*};
+}
+
+/// `delete_*`: drops one group's value under a label.
+macro_rules! group_deletes {
+    ($($name:ident => $label:ident;)*) => {$(
+        fn $name<GroupId: traits::GroupId<CURRENT_VERSION>>(
+            &self,
+            group_id: &GroupId,
+        ) -> Result<(), Self::Error> {
+            self.delete($label, &G(group_id, ()))
+        }
+    )*};
+}
+
 // The trait is ~50 accessor methods; each maps to put/get/delete under one label.
 impl StorageProvider<CURRENT_VERSION> for MlsStorage {
     type Error = MlsStorageError;
 
-    fn write_mls_join_config<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        MlsGroupJoinConfig: traits::MlsGroupJoinConfig<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-        config: &MlsGroupJoinConfig,
-    ) -> Result<(), Self::Error> {
-        self.put(JOIN_CONFIG, &G(group_id, ()), config)
+    group_writes! {
+        write_mls_join_config(MlsGroupJoinConfig) => JOIN_CONFIG;
+        write_tree(TreeSync) => TREE;
+        write_interim_transcript_hash(InterimTranscriptHash) => INTERIM_TRANSCRIPT_HASH;
+        write_context(GroupContext) => CONTEXT;
+        write_confirmation_tag(ConfirmationTag) => CONFIRMATION_TAG;
+        write_message_secrets(MessageSecrets) => MESSAGE_SECRETS;
+        write_resumption_psk_store(ResumptionPskStore) => RESUMPTION_PSK;
+        write_own_leaf_index(LeafNodeIndex) => OWN_LEAF_INDEX;
+        write_group_epoch_secrets(GroupEpochSecrets) => EPOCH_SECRETS;
+    }
+
+    group_reads! {
+        mls_group_join_config(MlsGroupJoinConfig) => JOIN_CONFIG;
+        tree(TreeSync) => TREE;
+        group_context(GroupContext) => CONTEXT;
+        interim_transcript_hash(InterimTranscriptHash) => INTERIM_TRANSCRIPT_HASH;
+        confirmation_tag(ConfirmationTag) => CONFIRMATION_TAG;
+        message_secrets(MessageSecrets) => MESSAGE_SECRETS;
+        resumption_psk_store(ResumptionPskStore) => RESUMPTION_PSK;
+        own_leaf_index(LeafNodeIndex) => OWN_LEAF_INDEX;
+        group_epoch_secrets(GroupEpochSecrets) => EPOCH_SECRETS;
+    }
+
+    group_deletes! {
+        delete_own_leaf_nodes => OWN_LEAF_NODES;
+        delete_group_config => JOIN_CONFIG;
+        delete_tree => TREE;
+        delete_confirmation_tag => CONFIRMATION_TAG;
+        delete_group_state => GROUP_STATE;
+        delete_context => CONTEXT;
+        delete_interim_transcript_hash => INTERIM_TRANSCRIPT_HASH;
+        delete_message_secrets => MESSAGE_SECRETS;
+        delete_all_resumption_psk_secrets => RESUMPTION_PSK;
+        delete_own_leaf_index => OWN_LEAF_INDEX;
+        delete_group_epoch_secrets => EPOCH_SECRETS;
     }
 
     fn append_own_leaf_node<
@@ -45,54 +109,6 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         self.list_push(PROPOSAL_REFS, &G(group_id, ()), proposal_ref)
     }
 
-    fn write_tree<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        TreeSync: traits::TreeSync<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-        tree: &TreeSync,
-    ) -> Result<(), Self::Error> {
-        self.put(TREE, &G(group_id, ()), tree)
-    }
-
-    fn write_interim_transcript_hash<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        InterimTranscriptHash: traits::InterimTranscriptHash<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-        interim_transcript_hash: &InterimTranscriptHash,
-    ) -> Result<(), Self::Error> {
-        self.put(
-            INTERIM_TRANSCRIPT_HASH,
-            &G(group_id, ()),
-            interim_transcript_hash,
-        )
-    }
-
-    fn write_context<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        GroupContext: traits::GroupContext<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-        group_context: &GroupContext,
-    ) -> Result<(), Self::Error> {
-        self.put(CONTEXT, &G(group_id, ()), group_context)
-    }
-
-    fn write_confirmation_tag<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        ConfirmationTag: traits::ConfirmationTag<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-        confirmation_tag: &ConfirmationTag,
-    ) -> Result<(), Self::Error> {
-        self.put(CONFIRMATION_TAG, &G(group_id, ()), confirmation_tag)
-    }
-
     fn write_group_state<
         GroupState: traits::GroupState<CURRENT_VERSION>,
         GroupId: traits::GroupId<CURRENT_VERSION>,
@@ -102,50 +118,6 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_state: &GroupState,
     ) -> Result<(), Self::Error> {
         self.put(GROUP_STATE, &G(group_id, ()), group_state)
-    }
-
-    fn write_message_secrets<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        MessageSecrets: traits::MessageSecrets<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-        message_secrets: &MessageSecrets,
-    ) -> Result<(), Self::Error> {
-        self.put(MESSAGE_SECRETS, &G(group_id, ()), message_secrets)
-    }
-
-    fn write_resumption_psk_store<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        ResumptionPskStore: traits::ResumptionPskStore<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-        resumption_psk_store: &ResumptionPskStore,
-    ) -> Result<(), Self::Error> {
-        self.put(RESUMPTION_PSK, &G(group_id, ()), resumption_psk_store)
-    }
-
-    fn write_own_leaf_index<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        LeafNodeIndex: traits::LeafNodeIndex<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-        own_leaf_index: &LeafNodeIndex,
-    ) -> Result<(), Self::Error> {
-        self.put(OWN_LEAF_INDEX, &G(group_id, ()), own_leaf_index)
-    }
-
-    fn write_group_epoch_secrets<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        GroupEpochSecrets: traits::GroupEpochSecrets<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-        group_epoch_secrets: &GroupEpochSecrets,
-    ) -> Result<(), Self::Error> {
-        self.put(EPOCH_SECRETS, &G(group_id, ()), group_epoch_secrets)
     }
 
     fn write_signature_key_pair<
@@ -210,16 +182,6 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         self.put(PSK, &Gl(psk_id), psk)
     }
 
-    fn mls_group_join_config<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        MlsGroupJoinConfig: traits::MlsGroupJoinConfig<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<Option<MlsGroupJoinConfig>, Self::Error> {
-        self.get(JOIN_CONFIG, &G(group_id, ()))
-    }
-
     fn own_leaf_nodes<
         GroupId: traits::GroupId<CURRENT_VERSION>,
         LeafNode: traits::LeafNode<CURRENT_VERSION>,
@@ -258,46 +220,6 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         Ok(out)
     }
 
-    fn tree<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        TreeSync: traits::TreeSync<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<Option<TreeSync>, Self::Error> {
-        self.get(TREE, &G(group_id, ()))
-    }
-
-    fn group_context<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        GroupContext: traits::GroupContext<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<Option<GroupContext>, Self::Error> {
-        self.get(CONTEXT, &G(group_id, ()))
-    }
-
-    fn interim_transcript_hash<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        InterimTranscriptHash: traits::InterimTranscriptHash<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<Option<InterimTranscriptHash>, Self::Error> {
-        self.get(INTERIM_TRANSCRIPT_HASH, &G(group_id, ()))
-    }
-
-    fn confirmation_tag<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        ConfirmationTag: traits::ConfirmationTag<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<Option<ConfirmationTag>, Self::Error> {
-        self.get(CONFIRMATION_TAG, &G(group_id, ()))
-    }
-
     fn group_state<
         GroupState: traits::GroupState<CURRENT_VERSION>,
         GroupId: traits::GroupId<CURRENT_VERSION>,
@@ -306,46 +228,6 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
         group_id: &GroupId,
     ) -> Result<Option<GroupState>, Self::Error> {
         self.get(GROUP_STATE, &G(group_id, ()))
-    }
-
-    fn message_secrets<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        MessageSecrets: traits::MessageSecrets<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<Option<MessageSecrets>, Self::Error> {
-        self.get(MESSAGE_SECRETS, &G(group_id, ()))
-    }
-
-    fn resumption_psk_store<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        ResumptionPskStore: traits::ResumptionPskStore<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<Option<ResumptionPskStore>, Self::Error> {
-        self.get(RESUMPTION_PSK, &G(group_id, ()))
-    }
-
-    fn own_leaf_index<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        LeafNodeIndex: traits::LeafNodeIndex<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<Option<LeafNodeIndex>, Self::Error> {
-        self.get(OWN_LEAF_INDEX, &G(group_id, ()))
-    }
-
-    fn group_epoch_secrets<
-        GroupId: traits::GroupId<CURRENT_VERSION>,
-        GroupEpochSecrets: traits::GroupEpochSecrets<CURRENT_VERSION>,
-    >(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<Option<GroupEpochSecrets>, Self::Error> {
-        self.get(EPOCH_SECRETS, &G(group_id, ()))
     }
 
     fn signature_key_pair<
@@ -410,83 +292,6 @@ impl StorageProvider<CURRENT_VERSION> for MlsStorage {
     ) -> Result<(), Self::Error> {
         self.list_remove(PROPOSAL_REFS, &G(group_id, ()), proposal_ref)?;
         self.delete(PROPOSAL, &G(group_id, proposal_ref))
-    }
-
-    fn delete_own_leaf_nodes<GroupId: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<(), Self::Error> {
-        self.delete(OWN_LEAF_NODES, &G(group_id, ()))
-    }
-
-    fn delete_group_config<GroupId: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<(), Self::Error> {
-        self.delete(JOIN_CONFIG, &G(group_id, ()))
-    }
-
-    fn delete_tree<GroupId: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<(), Self::Error> {
-        self.delete(TREE, &G(group_id, ()))
-    }
-
-    fn delete_confirmation_tag<GroupId: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<(), Self::Error> {
-        self.delete(CONFIRMATION_TAG, &G(group_id, ()))
-    }
-
-    fn delete_group_state<GroupId: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<(), Self::Error> {
-        self.delete(GROUP_STATE, &G(group_id, ()))
-    }
-
-    fn delete_context<GroupId: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<(), Self::Error> {
-        self.delete(CONTEXT, &G(group_id, ()))
-    }
-
-    fn delete_interim_transcript_hash<GroupId: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<(), Self::Error> {
-        self.delete(INTERIM_TRANSCRIPT_HASH, &G(group_id, ()))
-    }
-
-    fn delete_message_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<(), Self::Error> {
-        self.delete(MESSAGE_SECRETS, &G(group_id, ()))
-    }
-
-    fn delete_all_resumption_psk_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<(), Self::Error> {
-        self.delete(RESUMPTION_PSK, &G(group_id, ()))
-    }
-
-    fn delete_own_leaf_index<GroupId: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<(), Self::Error> {
-        self.delete(OWN_LEAF_INDEX, &G(group_id, ()))
-    }
-
-    fn delete_group_epoch_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
-        &self,
-        group_id: &GroupId,
-    ) -> Result<(), Self::Error> {
-        self.delete(EPOCH_SECRETS, &G(group_id, ()))
     }
 
     fn clear_proposal_queue<

@@ -1,0 +1,315 @@
+//! A 10,000-subscriber broadcast through herald's pipeline (App + delivery workers + embedded
+//! XMTP node), first contact and repeat, then the official SDK on the same node.
+//!
+//! Recipients are real XMTP identities (inbox registered, key package uploaded) made by
+//! herald's client in parallel before the clock starts. A few of them read their inbox after
+//! each broadcast, so a run that "delivered" nothing readable cannot pass for a fast one.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{stream, StreamExt as _};
+use herald::app::App;
+use herald::config::{Config, DatabaseUrl};
+use herald::crypto::MasterKey;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use xmtp_client::{Client, GrpcTransport, MemoryStore, Transport, Wallet};
+
+use crate::{fresh_postgres, knob, Api, ADMIN};
+
+/// Recipients read back after each broadcast.
+const CHECKED: usize = 3;
+const TIMEOUT: Duration = Duration::from_secs(1800);
+
+pub async fn run() -> anyhow::Result<()> {
+    let n: usize = knob("BENCH_PIPELINE_SUBSCRIBERS", 10_000);
+    let sdk_n = knob::<usize>("BENCH_SDK_SAMPLE", 1_000).min(n);
+    let dir = tempfile::tempdir()?;
+    let (database_url, backend) = match std::env::var("BENCH_PIPELINE_DB").as_deref() {
+        Ok("postgres") => {
+            let server = std::env::var("TEST_DATABASE_URL").map_err(|_| {
+                anyhow::anyhow!("BENCH_PIPELINE_DB=postgres needs TEST_DATABASE_URL")
+            })?;
+            (fresh_postgres(&server).await?, "Postgres")
+        }
+        _ => (
+            format!("sqlite://{}", dir.path().join("herald.db").display()),
+            "SQLite",
+        ),
+    };
+    let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse()?;
+    config.database_url = DatabaseUrl::new(database_url);
+    config.data_dir = dir.path().to_owned();
+    config.master_key = Some(SecretString::from(MasterKey::generate().to_hex()));
+    config.admin_token = Some(SecretString::from(ADMIN.to_owned()));
+    config.http.rate_limit_per_second = 0;
+    config.xmtp.embedded_listen = "127.0.0.1:0".parse()?;
+    let app = App::build(&config).await?;
+    let api = Api::new(format!("http://{}", app.local_addr()));
+    let node_url = app.xmtp_url();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(async move { app.run().await });
+    println!(
+        "\n== broadcast: {n} subscribers, herald serve pipeline ({backend}, {} delivery workers, \
+         batch {}), embedded XMTP node {node_url}",
+        config.xmtp.workers, config.xmtp.batch_size
+    );
+
+    let started = Instant::now();
+    let (recipients, checked) = recipients(&node_url, n).await?;
+    println!(
+        "setup: {n} recipient identities registered in {:.1} s (not counted)",
+        started.elapsed().as_secs_f64()
+    );
+
+    let (key, channel) = api.tenant_and_channel("pipeline").await?;
+    let channel_id = channel["id"].as_str().unwrap_or_default().to_owned();
+    let sender = channel["xmtp"]["inbox_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for chunk in recipients.chunks(10_000) {
+        let addresses: Vec<&str> = chunk.iter().map(|(a, _)| a.as_str()).collect();
+        let path = format!("/v1/channels/{channel_id}/subscribers/batch");
+        api.call("POST", &path, &key, Some(json!({ "addresses": addresses })))
+            .await?;
+    }
+
+    let first = announce(&api, &key, &channel_id, "first contact").await?;
+    first.print("herald first contact (DM created per subscriber)", true);
+    check_inboxes(&checked, &sender, "first contact").await?;
+    let repeat = announce(&api, &key, &channel_id, "repeat").await?;
+    repeat.print("herald repeat (DMs exist)", false);
+    check_inboxes(&checked, &sender, "repeat").await?;
+
+    let inboxes: Vec<&str> = recipients
+        .iter()
+        .take(sdk_n)
+        .map(|(_, i)| i.as_str())
+        .collect();
+    let baseline = if sdk_n == 0 {
+        Err(anyhow::anyhow!("BENCH_SDK_SAMPLE=0"))
+    } else {
+        sdk(&node_url, &inboxes).await
+    };
+    match baseline {
+        Ok(sdk) => {
+            let (sdk_first, sdk_repeat) = (phase_rate(&sdk["first"]), phase_rate(&sdk["repeat"]));
+            println!(
+                "official SDK (@xmtp/node-sdk 6.0.0, concurrency 16) on a sample of {sdk_n} of the \
+                 same recipients; the ratio compares per-message rates"
+            );
+            print_sdk("SDK first contact (createDm + sendText)", &sdk["first"]);
+            print_sdk("SDK repeat (sendText on existing DMs)", &sdk["repeat"]);
+            println!(
+                "ratio herald/SDK: first contact {:.1}x, repeat {:.1}x (goal >= 20x)",
+                first.rate() / sdk_first,
+                repeat.rate() / sdk_repeat
+            );
+        }
+        Err(e) => println!("official SDK baseline skipped: {e}"),
+    }
+    println!(
+        "goals on 2 cores: >= 1,000 new DMs/s ({}), >= 10,000 messages/s to existing DMs ({})",
+        verdict(first.rate() >= 1_000.0),
+        verdict(repeat.rate() >= 10_000.0)
+    );
+    shutdown.cancel();
+    let _ = server.await;
+    Ok(())
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+/// Registers `n` identities (16 at a time); returns (address, inbox id) for all and the first
+/// few clients, kept to read their inbox.
+async fn recipients(
+    node_url: &str,
+    n: usize,
+) -> anyhow::Result<(Vec<(String, String)>, Vec<Client>)> {
+    let transport: Arc<dyn Transport> = Arc::new(GrpcTransport::connect_lazy(node_url)?);
+    let made: Vec<Result<Client, xmtp_client::ClientError>> = stream::iter(0..n)
+        .map(|_| {
+            let transport = transport.clone();
+            async move {
+                Client::open(&Wallet::generate(), transport, Arc::new(MemoryStore::new())).await
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut all = Vec::with_capacity(n);
+    let mut kept = Vec::new();
+    for c in made {
+        let c = c?;
+        all.push((c.address().to_owned(), c.inbox_id().to_owned()));
+        if kept.len() < CHECKED {
+            kept.push(c);
+        }
+    }
+    Ok((all, kept))
+}
+
+/// What one announcement achieved.
+struct Broadcast {
+    label: &'static str,
+    delivered: u64,
+    seconds: f64,
+    samples: Vec<(f64, Value)>,
+    last: Value,
+}
+
+impl Broadcast {
+    fn rate(&self) -> f64 {
+        self.delivered as f64 / self.seconds.max(1e-9)
+    }
+
+    fn print(&self, what: &str, new_dms: bool) {
+        let c = &self.last["counts"];
+        println!(
+            "{what}: {} delivered in {:.2} s = {:.0} messages/s{} (failed {}, skipped {})",
+            self.delivered,
+            self.seconds,
+            self.rate(),
+            if new_dms {
+                format!(", {:.0} new DMs/s", self.rate())
+            } else {
+                String::new()
+            },
+            c["failed"],
+            c["skipped"]
+        );
+        // Rate per quarter of the recipients: a rate that falls quarter after quarter means
+        // the per-message cost grows with the number of DMs the channel holds.
+        let total = self.last["counts"]["total"].as_u64().unwrap_or(0).max(1);
+        let mut line = format!("  {} rate by quarter (messages/s):", self.label);
+        let mut prev = (0.0, 0u64);
+        for q in 1..=4u64 {
+            let goal = total * q / 4;
+            if let Some((t, d)) = self
+                .samples
+                .iter()
+                .map(|(t, b)| (*t, b["counts"]["delivered"].as_u64().unwrap_or(0)))
+                .find(|(_, d)| *d >= goal)
+            {
+                line += &format!(" {:.0}", (d - prev.1) as f64 / (t - prev.0).max(1e-9));
+                prev = (t, d);
+            }
+        }
+        println!("{line}");
+    }
+}
+
+async fn announce(
+    api: &Api,
+    key: &str,
+    channel: &str,
+    label: &'static str,
+) -> anyhow::Result<Broadcast> {
+    let text = format!("herald bench: {label}");
+    let started = Instant::now();
+    let path = format!("/v1/channels/{channel}/announcements");
+    let created = api
+        .call("POST", &path, key, Some(json!({ "text": text })))
+        .await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let samples = api.follow(key, &id, started, TIMEOUT).await?;
+    let (seconds, last) = samples.last().cloned().unwrap_or((0.0, Value::Null));
+    Ok(Broadcast {
+        label,
+        delivered: last["counts"]["delivered"].as_u64().unwrap_or(0),
+        seconds,
+        samples,
+        last,
+    })
+}
+
+/// The kept recipients must each hold the announcement text exactly once.
+async fn check_inboxes(clients: &[Client], sender: &str, label: &str) -> anyhow::Result<()> {
+    let want = format!("herald bench: {label}");
+    for c in clients {
+        c.sync_welcomes().await?;
+        let texts: Vec<String> = c
+            .sync_dm(sender)
+            .await?
+            .into_iter()
+            .filter_map(|m| m.text)
+            .filter(|t| *t == want)
+            .collect();
+        anyhow::ensure!(
+            texts.len() == 1,
+            "{} read {:?} {label} messages",
+            c.address(),
+            texts.len()
+        );
+    }
+    println!(
+        "  checked: {} recipients read the {label} text once",
+        clients.len()
+    );
+    Ok(())
+}
+
+/// Runs interop/sdk-bench.mjs against the node; returns its JSON result.
+async fn sdk(node_url: &str, inboxes: &[&str]) -> anyhow::Result<Value> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop");
+    anyhow::ensure!(
+        dir.join("node_modules/@xmtp/node-sdk").exists(),
+        "interop/node_modules missing"
+    );
+    let list = tempfile::NamedTempFile::new()?;
+    std::fs::write(
+        list.path(),
+        inboxes
+            .iter()
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )?;
+    let out = tokio::process::Command::new("node")
+        .current_dir(&dir)
+        .arg("sdk-bench.mjs")
+        .args(["--api", node_url, "--concurrency", "16"])
+        .arg("--inboxes")
+        .arg(list.path())
+        .stderr(Stdio::inherit())
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "sdk-bench.mjs exited with {}",
+        out.status
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    Ok(serde_json::from_str(line.lines().last().unwrap_or("null"))?)
+}
+
+fn phase_rate(phase: &Value) -> f64 {
+    phase["sent"].as_f64().unwrap_or(0.0) / phase["seconds"].as_f64().unwrap_or(1.0).max(1e-9)
+}
+
+fn print_sdk(what: &str, phase: &Value) {
+    println!(
+        "{what}: {} sent in {:.2} s = {:.1} messages/s (failed {}{})",
+        phase["sent"],
+        phase["seconds"].as_f64().unwrap_or(0.0),
+        phase_rate(phase),
+        phase["failed"],
+        phase["firstError"]
+            .as_str()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    );
+}
