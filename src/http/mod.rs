@@ -16,8 +16,8 @@ pub mod rate_limit;
 pub mod subscribers;
 pub mod subscriptions;
 pub mod tenants;
-pub mod triggers;
 pub mod topics;
+pub mod triggers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -138,7 +138,8 @@ impl DevNode {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         // `Server::tcp_nodelay` is ignored for a caller-supplied incoming stream, so Nagle would
         // hold every small response back ~40 ms; set it on the accepted sockets instead.
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = tonic::transport::Server::builder()
             .add_service(identity)
             .add_service(mls)

@@ -26,7 +26,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// runs out (default 30 s), so while Postgres is down it bounds how fast the API answers 503.
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-
 /// Postgres-backed [`Store`].
 #[derive(Clone)]
 pub struct PgStore {
