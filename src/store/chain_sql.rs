@@ -123,7 +123,7 @@ macro_rules! impl_triggers {
                 channel: &ChannelId,
                 id: &TriggerId,
             ) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = $crate::store::write_tx::BeginWrite::begin_write(&self.pool).await?;
                 let deleted = sqlx::query(
                     "UPDATE triggers AS t SET deleted_at = $4, updated_at = $4 \
                      WHERE id = $1 AND channel_id = $2 AND tenant_id = $3 AND deleted_at IS NULL \

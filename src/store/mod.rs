@@ -21,6 +21,7 @@ mod store_sql;
 mod subscribers_sql;
 mod topics_sql;
 mod types;
+mod write_tx;
 
 use std::sync::Arc;
 

@@ -101,7 +101,7 @@ macro_rules! impl_selfservice {
                 context: &ConsentContext,
             ) -> StoreResult<SubscribeOutcome> {
                 let now = Utc::now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = $crate::store::write_tx::BeginWrite::begin_write(&self.pool).await?;
                 let inserted = sqlx::query(
                     "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
                      VALUES ($1, $2, 'active', $3, $3) ON CONFLICT (channel_id, address) DO NOTHING",
@@ -146,7 +146,7 @@ macro_rules! impl_selfservice {
                 context: &ConsentContext,
             ) -> StoreResult<bool> {
                 let now = Utc::now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = $crate::store::write_tx::BeginWrite::begin_write(&self.pool).await?;
                 let done = sqlx::query(
                     "UPDATE subscribers SET status = 'unsubscribed', updated_at = $3 \
                      WHERE channel_id = $1 AND address = $2 AND status = 'active'",
@@ -177,7 +177,7 @@ macro_rules! impl_selfservice {
                     &addresses.iter().map(Address::as_str).collect::<Vec<_>>(),
                 )
                 .expect("a list of strings always serializes");
-                let mut tx = self.pool.begin().await?;
+                let mut tx = $crate::store::write_tx::BeginWrite::begin_write(&self.pool).await?;
                 // The upsert's RETURNING lists only rows it inserted or re-activated (a
                 // conflict its WHERE skips returns nothing): exactly the changes to log.
                 let changed: Vec<String> = sqlx::query_scalar(concat!(

@@ -69,7 +69,7 @@ macro_rules! impl_store {
 
             async fn create_tenant(&self, tenant: &NewTenant) -> StoreResult<Tenant> {
                 let now = Utc::now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = $crate::store::write_tx::BeginWrite::begin_write(&self.pool).await?;
                 sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
                     .bind(tenant.id.as_str())
                     .bind(&tenant.name)
@@ -170,7 +170,7 @@ macro_rules! impl_store {
 
             async fn delete_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<bool> {
                 let now = Utc::now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = $crate::store::write_tx::BeginWrite::begin_write(&self.pool).await?;
                 let deleted = sqlx::query(
                     "UPDATE channels SET deleted_at = $3, updated_at = $3 WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
                 )

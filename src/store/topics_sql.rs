@@ -68,7 +68,7 @@ macro_rules! impl_topics {
             }
 
             async fn delete_topic(&self, channel: &ChannelId, name: &str) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = $crate::store::write_tx::BeginWrite::begin_write(&self.pool).await?;
                 sqlx::query("DELETE FROM topic_preferences WHERE channel_id = $1 AND topic = $2")
                     .bind(channel.as_str())
                     .bind(name)
@@ -94,7 +94,7 @@ macro_rules! impl_topics {
                 context: &ConsentContext,
             ) -> StoreResult<PreferenceOutcome> {
                 let now = Utc::now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = $crate::store::write_tx::BeginWrite::begin_write(&self.pool).await?;
                 let mode: Option<String> = sqlx::query_scalar(
                     "SELECT default_mode FROM topics WHERE channel_id = $1 AND name = $2",
                 )

@@ -292,3 +292,43 @@ async fn the_welcome_text_is_per_channel() {
     assert_eq!(set.status, StatusCode::OK);
     assert_eq!(app.get(&path, &key).await.body["text"], "gm");
 }
+
+/// Preference changes read the topic before they write; many at once, next to other writers,
+/// must all succeed (on SQLite a deferred transaction would fail its upgrade with "busy").
+#[tokio::test]
+async fn concurrent_preference_changes_all_succeed() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let channel = app.channel(&key, "news").await;
+    let made = app
+        .post(
+            &format!("/v1/channels/{channel}/topics"),
+            &key,
+            json!({"name": "security", "default": "on"}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let wallets = addresses(41, 40);
+    app.subscribe(&key, &channel, &wallets).await;
+    let calls = wallets.iter().enumerate().map(|(i, address)| {
+        let (app, key, channel) = (&app, &key, &channel);
+        async move {
+            if i % 4 == 0 {
+                // Another writer in the mix: announcements enqueue deliveries.
+                return app
+                    .post_announcement(key, channel, json!({"text": format!("n{i}")}))
+                    .await;
+            }
+            app.call(
+                Method::PUT,
+                &format!("/v1/channels/{channel}/subscribers/{address}/topics/security"),
+                Some(key),
+                Some(json!({"enabled": i % 2 == 0})),
+            )
+            .await
+        }
+    });
+    for reply in futures_util::future::join_all(calls).await {
+        assert!(reply.status.is_success(), "{} {}", reply.status, reply.body);
+    }
+}

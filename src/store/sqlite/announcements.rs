@@ -16,7 +16,7 @@ pub(super) async fn create(
     idempotency: Option<IdempotencyCompletion>,
 ) -> StoreResult<Option<Announcement>> {
     let now = Utc::now();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let Some((status, counts)) = insert_in_tx(&mut tx, new, now).await? else {
         return Ok(None);
     };

@@ -122,7 +122,7 @@ impl PipelineStore for SqliteStore {
         results: &[(i64, SettleOutcome)],
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut settled = 0;
         for (outcome, ids) in group_outcomes(results) {
             let (status, reason, next, inc) = outcome.columns(now);
@@ -187,7 +187,7 @@ impl PipelineStore for SqliteStore {
         batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     ) -> StoreResult<bool> {
         // BEGIN IMMEDIATE semantics: the fencing check and the writes share one write lock.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let current: Option<i64> = sqlx::query_scalar(
             "UPDATE channel_senders SET updated_at = updated_at WHERE channel_id = $1 RETURNING lease_token",
         )
