@@ -31,6 +31,11 @@ pub fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn main() -> anyhow::Result<()> {
+    // herald's own warnings and request errors go to stderr (RUST_LOG-style filter in BENCH_LOG).
+    herald::telemetry::init_logging(&herald::config::LogConfig {
+        format: herald::config::LogFormat::Text,
+        filter: knob("BENCH_LOG", "warn".to_owned()),
+    });
     // The server side gets two worker threads, like the 2-core box the goals are set for.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -121,19 +121,8 @@ macro_rules! impl_inbound {
                 if groups.is_empty() {
                     return Ok(());
                 }
-                let list: Vec<[&str; 2]> =
-                    groups.iter().map(|(inbox, group)| [inbox.as_str(), group.as_str()]).collect();
-                let list = serde_json::to_string(&list).expect("string pairs always serialize");
-                sqlx::query(concat!(
-                    "UPDATE inbound_peers SET group_id = v.b FROM ",
-                    $pairs,
-                    " WHERE inbound_peers.channel_id = $1 AND inbound_peers.inbox_id = v.a"
-                ))
-                .bind(channel.as_str())
-                .bind(&list)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                // Per backend: the portable `UPDATE … FROM` join is quadratic on SQLite.
+                set_peer_groups_sql(&self.pool, channel, groups).await
             }
 
             async fn inbound_topics(&self) -> StoreResult<$crate::store::InboundTopics> {

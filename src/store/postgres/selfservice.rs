@@ -23,3 +23,26 @@ impl_inbound!(
     "(SELECT value->>0 AS a, value->>1 AS b FROM json_array_elements(CAST($2 AS json))) AS v",
     "json_array_elements_text(CAST($2 AS json)) AS value"
 );
+
+/// Records each peer's DM group id in one `UPDATE … FROM` join over the bound JSON pairs.
+async fn set_peer_groups_sql(
+    pool: &sqlx::PgPool,
+    channel: &ChannelId,
+    groups: &[(String, String)],
+) -> StoreResult<()> {
+    let list: Vec<[&str; 2]> = groups
+        .iter()
+        .map(|(inbox, group)| [inbox.as_str(), group.as_str()])
+        .collect();
+    let list = serde_json::to_string(&list).expect("string pairs always serialize");
+    sqlx::query(
+        "UPDATE inbound_peers SET group_id = v.b \
+         FROM (SELECT value->>0 AS a, value->>1 AS b FROM json_array_elements(CAST($2 AS json))) AS v \
+         WHERE inbound_peers.channel_id = $1 AND inbound_peers.inbox_id = v.a",
+    )
+    .bind(channel.as_str())
+    .bind(&list)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
