@@ -234,6 +234,7 @@ impl Worker {
                     }
                 }
             }
+            let t0 = std::time::Instant::now();
             let now = Utc::now();
             let batch = self
                 .store
@@ -246,6 +247,7 @@ impl Worker {
             if !self.renew(lease).await? {
                 return Ok(settled);
             }
+            tracing::debug!(target: "herald::timing", claim_renew = ?t0.elapsed(), "claim");
             let round = send::Round {
                 worker: self,
                 client,

@@ -110,6 +110,7 @@ impl Round<'_> {
         batch: Vec<ClaimedDelivery>,
         cache: &mut DrainCache,
     ) -> Result<RoundEnd, ChannelXmtpError> {
+        let t0 = std::time::Instant::now();
         let pipeline = self.worker.store.pipeline();
         let channel = &self.lease.channel;
         let addresses: Vec<String> = batch
@@ -129,12 +130,15 @@ impl Round<'_> {
             }
         }
         let rest = self.drop_topic_opt_outs(rest, cache, &mut results).await?;
+        let t_checks = t0.elapsed();
         let active: Vec<String> = rest.iter().map(|d| d.address.clone()).collect();
         let inboxes = match self.client.resolve_inbox_ids(&active).await {
             Ok(m) => m,
             Err(e) => return self.settle_all_failed(results, rest, e).await,
         };
+        let t_resolve = t0.elapsed();
         self.watch_recipients(&inboxes, cache).await?;
+        let t_watch = t0.elapsed();
         let mut sendable = Vec::with_capacity(rest.len());
         let mut items = Vec::with_capacity(rest.len());
         for d in rest {
@@ -191,7 +195,9 @@ impl Round<'_> {
                 }
             }
         }
+        let t_send = t0.elapsed();
         let n = self.settle(&results).await?;
+        tracing::debug!(target: "herald::timing", n, ?t_checks, ?t_resolve, ?t_watch, ?t_send, total = ?t0.elapsed(), "round");
         Ok(if paused {
             RoundEnd::Paused(n)
         } else {

@@ -75,14 +75,17 @@ impl Client {
         if todo.is_empty() {
             return Ok(out);
         }
+        let t0 = std::time::Instant::now();
         let mut ids = todo.clone();
         ids.push(self.inbox_id.clone());
         let states = self.inbox_states(&ids).await?;
+        let t_states = t0.elapsed();
         let me = states
             .get(&self.inbox_id)
             .ok_or_else(|| ClientError::UnknownInbox(self.inbox_id.clone()))?;
         let mut pending = Vec::new();
         let key_packages = self.fetch_key_packages(&todo, &states).await?;
+        let t_kp = t0.elapsed();
         let built = parallel::map(&todo, |peer| match states.get(peer) {
             Some(peer_state) => self.build_dm(peer, me, peer_state, &key_packages),
             None => Err(ClientError::UnknownInbox(peer.clone())),
@@ -95,9 +98,11 @@ impl Client {
                 }
             }
         }
+        let t_build = t0.elapsed();
         for p in self.publish_new_dms(&mut book, pending).await? {
             out.insert(p.0, Ok(p.1));
         }
+        tracing::debug!(target: "xmtp_client::timing", ?t_states, ?t_kp, ?t_build, total = ?t0.elapsed(), "create_dms");
         Ok(out)
     }
 
@@ -229,6 +234,7 @@ impl Client {
         if pending.is_empty() {
             return Ok(Vec::new());
         }
+        let t0 = std::time::Instant::now();
         // 1. Commits.
         let commits: Vec<Vec<u8>> = pending.iter().map(|p| p.output.commit.clone()).collect();
         self.send_group_messages(commits, false).await?;
@@ -245,6 +251,7 @@ impl Client {
             .buffered(CURSOR_QUERY_CONCURRENCY)
             .try_collect()
             .await?;
+        let t_commits = t0.elapsed();
         for (p, cursor) in pending.iter_mut().zip(cursors) {
             p.record.cursor = cursor;
         }
@@ -255,8 +262,10 @@ impl Client {
         for w in wrapped {
             welcomes.extend(w?);
         }
+        let t_wrap = t0.elapsed();
         // 3. Welcomes, then the DMs become usable once their state is durable.
         self.send_welcomes(welcomes).await?;
+        let t_welcomes = t0.elapsed();
         for p in &mut pending {
             p.record.status = DmStatus::Ready;
         }
@@ -267,6 +276,7 @@ impl Client {
                 .collect(),
         )
         .await?;
+        tracing::debug!(target: "xmtp_client::timing", ?t_commits, ?t_wrap, ?t_welcomes, total = ?t0.elapsed(), "publish_new_dms");
         let mut created = Vec::new();
         for p in pending {
             let gid = p.record.group_id_bytes();

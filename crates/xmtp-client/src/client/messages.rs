@@ -128,6 +128,7 @@ impl Client {
         items: Vec<OutgoingText>,
         options: SendOptions,
     ) -> Result<Vec<Result<(), ClientError>>, ClientError> {
+        let items_len = items.len();
         let peers: Vec<String> = items
             .iter()
             .map(|i| i.peer_inbox_id.clone())
@@ -146,7 +147,9 @@ impl Client {
                 .cloned()
                 .collect()
         };
+        let t0 = std::time::Instant::now();
         let dms = self.create_dms(&peers).await?;
+        let t_create = t0.elapsed();
         let mut book = self.book.lock().await;
         let ready: Vec<String> = peers
             .iter()
@@ -158,6 +161,7 @@ impl Client {
                 self.ensure_group(&mut book, &gid).await?;
             }
         }
+        let t_ensure = t0.elapsed();
         // A DM created by this call was built from the current identity states and its cursor
         // is our commit: nothing to sync or add yet, so only older DMs are checked.
         let older: Vec<String> = ready
@@ -175,10 +179,14 @@ impl Client {
         if options.add_new_installations {
             self.add_new_installations(&mut book, &older).await?;
         }
+        let t_sync = t0.elapsed();
         let (results, ciphertexts) = self.encrypt_items(&mut book, &items, &dms)?;
+        let t_enc = t0.elapsed();
         // Advanced ratchets are durable before any ciphertext leaves: no generation reuse.
         self.persist(Vec::new()).await?;
+        let t_persist = t0.elapsed();
         self.send_group_messages(ciphertexts, true).await?;
+        tracing::debug!(target: "xmtp_client::timing", n = items_len, ?t_create, ?t_ensure, ?t_sync, ?t_enc, ?t_persist, total = ?t0.elapsed(), "send_batch");
         Ok(results)
     }
 
