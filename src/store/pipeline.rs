@@ -178,6 +178,12 @@ pub trait PipelineStore: Send + Sync {
         channel: &ChannelId,
         prefix: &[u8],
     ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Channel client state: every entry under any of `prefixes`, in one query (no order).
+    async fn state_scan_many(
+        &self,
+        channel: &ChannelId,
+        prefixes: &[Vec<u8>],
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Applies upserts (`Some`) and deletes (`None`) atomically, only while `lease` is still
     /// the channel's current lease. Returns false (writing nothing) when it was lost.
     async fn state_write(
@@ -197,6 +203,23 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// A half-open key range `[start, end)`.
+pub type KeyRange = (Vec<u8>, Vec<u8>);
+
+/// Key ranges `[prefix, prefix_end)` for the prefixes that have an end, and the (all-0xff)
+/// prefixes that do not, which must be scanned open-ended on their own.
+pub fn prefix_ranges(prefixes: &[Vec<u8>]) -> (Vec<KeyRange>, Vec<&[u8]>) {
+    let mut ranges = Vec::with_capacity(prefixes.len());
+    let mut open = Vec::new();
+    for p in prefixes {
+        match prefix_end(p) {
+            Some(end) => ranges.push((p.clone(), end)),
+            None => open.push(p.as_slice()),
+        }
+    }
+    (ranges, open)
 }
 
 /// Groups settlements with identical column values so each group is one statement.

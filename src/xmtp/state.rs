@@ -81,6 +81,24 @@ impl Store for ChannelState {
             .collect()
     }
 
+    async fn scan_prefixes(
+        &self,
+        prefixes: &[Vec<u8>],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let rows = self
+            .store
+            .pipeline()
+            .state_scan_many(&self.lease.channel, prefixes)
+            .await
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                let v = self.open(&k, &v)?;
+                Ok((k, v))
+            })
+            .collect()
+    }
+
     async fn write_batch(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());

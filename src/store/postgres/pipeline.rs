@@ -185,6 +185,28 @@ impl PipelineStore for PgStore {
         shared::state_scan(&self.pool, channel, prefix).await
     }
 
+    async fn state_scan_many(
+        &self,
+        channel: &ChannelId,
+        prefixes: &[Vec<u8>],
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let (ranges, open_ended) = prefix_ranges(prefixes);
+        let (lo, hi): (Vec<Vec<u8>>, Vec<Vec<u8>>) = ranges.into_iter().unzip();
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT s.key, s.value FROM UNNEST($2::bytea[], $3::bytea[]) AS r(lo, hi) \
+             JOIN channel_state s ON s.channel_id = $1 AND s.key >= r.lo AND s.key < r.hi",
+        )
+        .bind(channel.as_str())
+        .bind(&lo)
+        .bind(&hi)
+        .fetch_all(&self.pool)
+        .await?;
+        for prefix in open_ended {
+            rows.extend(shared::state_scan(&self.pool, channel, prefix).await?);
+        }
+        Ok(rows)
+    }
+
     async fn state_write(
         &self,
         lease: &SenderLease,

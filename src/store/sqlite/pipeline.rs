@@ -23,6 +23,9 @@ mod shared {
     shared_pipeline_sql!(sqlx::SqlitePool);
 }
 
+/// Rows per multi-row state statement (3 parameters each, far below SQLite's 32,766).
+const STATE_ROWS_PER_STATEMENT: usize = 500;
+
 #[async_trait]
 impl PipelineStore for SqliteStore {
     async fn sender_candidates(
@@ -181,6 +184,32 @@ impl PipelineStore for SqliteStore {
         shared::state_scan(&self.pool, channel, prefix).await
     }
 
+    async fn state_scan_many(
+        &self,
+        channel: &ChannelId,
+        prefixes: &[Vec<u8>],
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let (ranges, open_ended) = prefix_ranges(prefixes);
+        let bounds: Vec<[String; 2]> = ranges
+            .iter()
+            .map(|(lo, hi)| [hex::encode(lo), hex::encode(hi)])
+            .collect();
+        // The ranges drive the loop (CROSS JOIN keeps them outside): one primary-key range
+        // scan per prefix, all in one statement.
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT s.key, s.value FROM json_each($2) AS r CROSS JOIN channel_state AS s \
+             WHERE s.channel_id = $1 AND s.key >= unhex(r.value ->> 0) AND s.key < unhex(r.value ->> 1)",
+        )
+        .bind(channel.as_str())
+        .bind(serde_json::to_string(&bounds).expect("hex strings serialize"))
+        .fetch_all(&self.pool)
+        .await?;
+        for prefix in open_ended {
+            rows.extend(shared::state_scan(&self.pool, channel, prefix).await?);
+        }
+        Ok(rows)
+    }
+
     async fn state_write(
         &self,
         lease: &SenderLease,
@@ -197,26 +226,28 @@ impl PipelineStore for SqliteStore {
         if current != Some(lease.token) {
             return Ok(false);
         }
+        // Multi-row statements: one round trip to SQLite's worker thread per chunk, not per
+        // key (a repeat send round rewrites ~500 ratchet states).
         let (upserts, deletes) = split_batch(batch);
-        let batch = upserts
-            .into_iter()
-            .map(|(k, v)| (k, Some(v)))
-            .chain(deletes.into_iter().map(|k| (k, None)));
-        for (key, value) in batch {
-            match value {
-                Some(v) => sqlx::query(
-                    "INSERT INTO channel_state (channel_id, key, value) VALUES ($1, $2, $3) \
-                     ON CONFLICT (channel_id, key) DO UPDATE SET value = excluded.value",
-                )
-                .bind(lease.channel.as_str())
-                .bind(key)
-                .bind(v),
-                None => sqlx::query("DELETE FROM channel_state WHERE channel_id = $1 AND key = $2")
-                    .bind(lease.channel.as_str())
-                    .bind(key),
+        for chunk in deletes.chunks(STATE_ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new("DELETE FROM channel_state WHERE channel_id = ");
+            q.push_bind(lease.channel.as_str()).push(" AND key IN (");
+            let mut keys = q.separated(", ");
+            for key in chunk {
+                keys.push_bind(key);
             }
-            .execute(&mut *tx)
-            .await?;
+            q.push(")").build().execute(&mut *tx).await?;
+        }
+        for chunk in upserts.chunks(STATE_ROWS_PER_STATEMENT) {
+            let mut q =
+                sqlx::QueryBuilder::new("INSERT INTO channel_state (channel_id, key, value) ");
+            q.push_values(chunk, |mut row, (key, value)| {
+                row.push_bind(lease.channel.as_str())
+                    .push_bind(key)
+                    .push_bind(value);
+            });
+            q.push(" ON CONFLICT (channel_id, key) DO UPDATE SET value = excluded.value");
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -156,11 +156,11 @@ impl Client {
             .filter(|p| matches!(dms.get(*p), Some(Ok(_))))
             .cloned()
             .collect();
-        for peer in &ready {
-            if let Some(gid) = book.records.get(peer).map(|r| r.group_id_bytes()) {
-                self.ensure_group(&mut book, &gid).await?;
-            }
-        }
+        let gids: Vec<Vec<u8>> = ready
+            .iter()
+            .filter_map(|p| book.records.get(p).map(|r| r.group_id_bytes()))
+            .collect();
+        self.ensure_groups(&mut book, &gids).await?;
         let t_ensure = t0.elapsed();
         // A DM created by this call was built from the current identity states and its cursor
         // is our commit: nothing to sync or add yet, so only older DMs are checked.
@@ -305,9 +305,8 @@ impl Client {
         book: &mut DmBook,
         records: Vec<DmRecord>,
     ) -> Result<(), ClientError> {
-        for r in &records {
-            self.ensure_group(book, &r.group_id_bytes()).await?;
-        }
+        let gids: Vec<Vec<u8>> = records.iter().map(|r| r.group_id_bytes()).collect();
+        self.ensure_groups(book, &gids).await?;
         // Futures are collected first: a lazy `map` inside `stream::iter` makes the
         // caller's future non-Send (higher-ranked closure lifetimes).
         let fetches: Vec<_> = records

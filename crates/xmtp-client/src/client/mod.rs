@@ -41,6 +41,8 @@ use openmls_traits::OpenMlsProvider as _;
 const IDENTITY_KEY: &[u8] = b"client/identity";
 const DM_PREFIX: &[u8] = b"dm/";
 const SECONDARY_DM_PREFIX: &[u8] = b"dmx/";
+/// Groups loaded per store query.
+const LOAD_CHUNK: usize = 500;
 
 /// Our identity as stored. The installation seed is secret; `Debug` is not derived.
 #[derive(Serialize, Deserialize)]
@@ -368,19 +370,43 @@ impl Client {
 
     /// Makes the group resident: loads its openmls state from the store on first use.
     async fn ensure_group(&self, book: &mut DmBook, group_id: &[u8]) -> Result<(), ClientError> {
-        if book.groups.contains_key(group_id) {
-            return Ok(());
+        self.ensure_groups(book, std::slice::from_ref(&group_id.to_vec()))
+            .await
+    }
+
+    /// [`Client::ensure_group`] for many groups: the missing ones are read with one
+    /// [`Store::scan_prefixes`] per [`LOAD_CHUNK`] and deserialized on all cores. Loading
+    /// them one query at a time cost more than the rest of a repeat send round.
+    async fn ensure_groups(
+        &self,
+        book: &mut DmBook,
+        group_ids: &[Vec<u8>],
+    ) -> Result<(), ClientError> {
+        let mut seen = std::collections::HashSet::new();
+        let missing: Vec<GroupId> = group_ids
+            .iter()
+            .filter(|g| !book.groups.contains_key(*g) && seen.insert(*g))
+            .map(|g| GroupId::from_slice(g))
+            .collect();
+        for chunk in missing.chunks(LOAD_CHUNK) {
+            let prefixes: Vec<Vec<u8>> = chunk.iter().map(group_prefix).collect();
+            self.provider
+                .storage()
+                .load(self.store.scan_prefixes(&prefixes).await?);
+            let loaded = parallel::map(chunk, |gid| {
+                MlsGroup::load(self.provider.storage(), gid)
+                    .map_err(|e| ClientError::CorruptState(e.to_string()))?
+                    .ok_or_else(|| {
+                        ClientError::CorruptState(format!(
+                            "no state for group {}",
+                            hex::encode(gid.as_slice())
+                        ))
+                    })
+            });
+            for (gid, group) in chunk.iter().zip(loaded) {
+                book.groups.insert(gid.as_slice().to_vec(), group?);
+            }
         }
-        let gid = GroupId::from_slice(group_id);
-        self.provider
-            .storage()
-            .load(self.store.scan_prefix(&group_prefix(&gid)).await?);
-        let group = MlsGroup::load(self.provider.storage(), &gid)
-            .map_err(|e| ClientError::CorruptState(e.to_string()))?
-            .ok_or_else(|| {
-                ClientError::CorruptState(format!("no state for group {}", hex::encode(group_id)))
-            })?;
-        book.groups.insert(group_id.to_vec(), group);
         Ok(())
     }
 

@@ -37,6 +37,18 @@ pub trait Store: Send + Sync {
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// All entries whose key starts with `prefix`, in key order.
     async fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    /// Entries under any of `prefixes`, in no particular order. A store behind a database
+    /// should answer in one query: the client loads hundreds of groups per send round.
+    async fn scan_prefixes(
+        &self,
+        prefixes: &[Vec<u8>],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for prefix in prefixes {
+            out.extend(self.scan_prefix(prefix).await?);
+        }
+        Ok(out)
+    }
     /// Applies all writes atomically and durably.
     async fn write_batch(&self, batch: WriteBatch) -> Result<(), StoreError>;
 }
