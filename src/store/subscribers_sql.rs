@@ -1,13 +1,43 @@
-//! Subscribers: the parts of unsubscribing and keyset listing that both backends share.
+//! Subscribers: batch subscribing, unsubscribing and keyset listing, shared by both backends.
 //!
-//! Portable SQL, written once (conventions as in `selfservice_sql.rs`). Subscribing stays in each
-//! backend's `subscribers.rs`: telling an upsert's insert from its update, and reading a list of
-//! addresses as rows, are real dialect differences.
+//! Portable SQL, written once (conventions as in `selfservice_sql.rs`). Reading a bound list of
+//! addresses as rows is a dialect difference and is passed in. Subscribing one address stays in
+//! each backend's `subscribers.rs`: telling an upsert's insert from its update differs.
 
-/// Expands to the free functions `unsubscribe` and `list` over a `&$pool`. The caller must
+/// Expands to the free functions `subscribe_many`, `unsubscribe` and `list` over a `&$pool`.
+/// `$address_rows` is a table expression over bind parameter `$2` yielding an `address` column,
+/// and `$bind_list` turns `&[Address]` into the value bound there. The caller must
 /// `use chrono::Utc` and `crate::store::*`.
 macro_rules! impl_subscribers {
-    ($pool:ty) => {
+    ($pool:ty, $address_rows:literal, $bind_list:path) => {
+        /// One upsert for the whole batch; `WHERE true` lets SQLite parse the upsert after
+        /// `INSERT … SELECT` (Postgres does not mind it). Only new or re-activated rows count as
+        /// affected, so the rest were already active.
+        pub(super) async fn subscribe_many(
+            pool: &$pool,
+            channel: &ChannelId,
+            addresses: &[Address],
+        ) -> StoreResult<BatchOutcome> {
+            let added = sqlx::query(concat!(
+                "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
+                 SELECT $1, a.address, 'active', $3, $3 FROM ",
+                $address_rows,
+                " WHERE true \
+                 ON CONFLICT (channel_id, address) DO UPDATE SET status = 'active', updated_at = $3 \
+                 WHERE subscribers.status <> 'active'"
+            ))
+            .bind(channel.as_str())
+            .bind($bind_list(addresses))
+            .bind(Utc::now())
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(BatchOutcome {
+                added,
+                already: addresses.len() as u64 - added,
+            })
+        }
+
         pub(super) async fn unsubscribe(
             pool: &$pool,
             channel: &ChannelId,

@@ -1,5 +1,5 @@
 //! Subscribers: subscribe, batch subscribe, unsubscribe (soft) and keyset listing. Only the
-//! subscribing upserts are written here; the rest is shared (`store/subscribers_sql.rs`).
+//! single-address upsert is written here; the rest is shared (`store/subscribers_sql.rs`).
 
 use chrono::Utc;
 use sqlx::sqlite::SqlitePool;
@@ -45,28 +45,8 @@ pub(super) async fn subscribe(
     })
 }
 
-pub(super) async fn subscribe_many(
-    pool: &SqlitePool,
-    channel: &ChannelId,
-    addresses: &[Address],
-) -> StoreResult<BatchOutcome> {
-    let list = json_list(addresses);
-    let added = sqlx::query(
-        "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
-         SELECT $1, value, 'active', $3, $3 FROM json_each($2) WHERE true \
-         ON CONFLICT (channel_id, address) DO UPDATE SET status = 'active', updated_at = $3 \
-         WHERE subscribers.status <> 'active'",
-    )
-    .bind(channel.as_str())
-    .bind(&list)
-    .bind(Utc::now())
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(BatchOutcome {
-        added,
-        already: addresses.len() as u64 - added,
-    })
-}
-
-impl_subscribers!(SqlitePool);
+impl_subscribers!(
+    SqlitePool,
+    "(SELECT value AS address FROM json_each($2)) AS a",
+    json_list
+);
