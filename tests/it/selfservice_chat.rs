@@ -71,14 +71,7 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
     let app = TestApp::spawn().await;
     let key = app.tenant("acme").await;
     let ch = app.channel(&key, "alerts").await;
-    let made = app
-        .post(
-            &format!("/v1/channels/{ch}/topics"),
-            &key,
-            json!({"name": "security"}),
-        )
-        .await;
-    assert_eq!(made.status, StatusCode::CREATED);
+    app.topic(&key, &ch, json!({"name": "security"})).await;
     let channel = ChannelId::from_trusted(ch.clone());
     let store = app.store.as_ref();
     let state = Arc::new(MemoryStore::new());

@@ -94,14 +94,8 @@ async fn sdk_user_manages_subscription_by_chat_with_herald_serve() {
         .as_str()
         .expect("registered")
         .to_owned();
-    let made = app
-        .post(
-            &format!("/v1/channels/{channel}/topics"),
-            &key,
-            json!({"name": "security", "default": "on"}),
-        )
+    app.topic(&key, &channel, json!({"name": "security", "default": "on"}))
         .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
 
     let mut sdk = Sdk::start().await;
     let alice = sdk.user("alice", &app.xmtp_url).await;
