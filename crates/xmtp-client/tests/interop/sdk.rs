@@ -108,6 +108,26 @@ impl Sdk {
         }
     }
 
+    /// Registers an SDK client `name` with a wallet of its own against `api_url`.
+    pub async fn user(&mut self, name: &str, api_url: &str) -> SdkClient {
+        let (_, key) = random_key();
+        self.create(name, &key, api_url).await
+    }
+
+    /// Registers one SDK client per name, all installations of wallet `key` (one inbox).
+    pub async fn installations(
+        &mut self,
+        names: &[&str],
+        key: &str,
+        api_url: &str,
+    ) -> Vec<SdkClient> {
+        let mut clients = Vec::new();
+        for name in names {
+            clients.push(self.create(name, key, api_url).await);
+        }
+        clients
+    }
+
     /// The DM with `peer_inbox_id` as `who` sees it after a sync, if any.
     pub async fn find_dm(&mut self, who: &SdkClient, peer_inbox_id: &str) -> Option<String> {
         self.call("sync", json!({"name": who.name})).await;
