@@ -4,17 +4,56 @@
 //! addresses as rows is a dialect difference and is passed in. Subscribing one address stays in
 //! each backend's `subscribers.rs`: telling an upsert's insert from its update differs.
 
-/// Expands to the free functions `subscribe_many`, `unsubscribe` and `list` over a `&$pool`.
-/// `$address_rows` is a table expression over bind parameter `$2` yielding an `address` column,
-/// and `$bind_list` turns `&[Address]` into the value bound there. The caller must
-/// `use chrono::Utc` and `crate::store::*`.
+/// Expands to the free functions `subscribe_in`, `subscribe_many`, `unsubscribe` and `list` for
+/// database `$db`. `$address_rows` is a table expression over bind parameter `$2` yielding an
+/// `address` column, and `$bind_list` turns `&[Address]` into the value bound there. The caller
+/// must `use chrono::Utc` and `crate::store::*`.
 macro_rules! impl_subscribers {
-    ($pool:ty, $address_rows:literal, $bind_list:path) => {
+    ($db:ty, $address_rows:literal, $bind_list:path) => {
+        /// Subscribes (or re-activates) one address on `conn`, portably: an insert that ignores
+        /// a conflict, then a re-activation, so the outcome is known without dialect tricks.
+        /// Run inside a transaction when the outcome must be acted on atomically.
+        pub(super) async fn subscribe_in(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            channel: &ChannelId,
+            address: &Address,
+            now: chrono::DateTime<Utc>,
+        ) -> StoreResult<SubscribeOutcome> {
+            let inserted = sqlx::query(
+                "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
+                 VALUES ($1, $2, 'active', $3, $3) ON CONFLICT (channel_id, address) DO NOTHING",
+            )
+            .bind(channel.as_str())
+            .bind(address.as_str())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                return Ok(SubscribeOutcome::Added);
+            }
+            let reactivated = sqlx::query(
+                "UPDATE subscribers SET status = 'active', updated_at = $3 \
+                 WHERE channel_id = $1 AND address = $2 AND status <> 'active'",
+            )
+            .bind(channel.as_str())
+            .bind(address.as_str())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(if reactivated == 1 {
+                SubscribeOutcome::Reactivated
+            } else {
+                SubscribeOutcome::AlreadyActive
+            })
+        }
+
         /// One upsert for the whole batch; `WHERE true` lets SQLite parse the upsert after
         /// `INSERT … SELECT` (Postgres does not mind it). Only new or re-activated rows count as
         /// affected, so the rest were already active.
         pub(super) async fn subscribe_many(
-            pool: &$pool,
+            pool: &sqlx::Pool<$db>,
             channel: &ChannelId,
             addresses: &[Address],
         ) -> StoreResult<BatchOutcome> {
@@ -38,10 +77,12 @@ macro_rules! impl_subscribers {
             })
         }
 
-        pub(super) async fn unsubscribe(
-            pool: &$pool,
+        /// Marks an active subscriber unsubscribed at `now`; false if there was none.
+        pub(super) async fn unsubscribe<'e>(
+            executor: impl sqlx::Executor<'e, Database = $db>,
             channel: &ChannelId,
             address: &Address,
+            now: chrono::DateTime<Utc>,
         ) -> StoreResult<bool> {
             let done = sqlx::query(
                 "UPDATE subscribers SET status = 'unsubscribed', updated_at = $3 \
@@ -49,14 +90,14 @@ macro_rules! impl_subscribers {
             )
             .bind(channel.as_str())
             .bind(address.as_str())
-            .bind(Utc::now())
-            .execute(pool)
+            .bind(now)
+            .execute(executor)
             .await?;
             Ok(done.rows_affected() == 1)
         }
 
         pub(super) async fn list(
-            pool: &$pool,
+            pool: &sqlx::Pool<$db>,
             channel: &ChannelId,
             page: &Page,
         ) -> StoreResult<Vec<Subscriber>> {

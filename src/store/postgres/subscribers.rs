@@ -32,4 +32,8 @@ pub(super) async fn subscribe(
     })
 }
 
-impl_subscribers!(PgPool, "unnest($2::text[]) AS a(address)", text_array);
+impl_subscribers!(
+    sqlx::Postgres,
+    "unnest($2::text[]) AS a(address)",
+    text_array
+);
