@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -186,11 +186,23 @@ fn channel_id(raw: &str) -> Result<ChannelId, ApiError> {
     ChannelId::parse(raw).ok_or(ApiError::NotFound("channel"))
 }
 
-/// Parses a channel and trigger id pair from the path (each malformed id is not found).
-fn trigger_ids(channel: &str, trigger: &str) -> Result<(ChannelId, TriggerId), ApiError> {
-    let channel = channel_id(channel)?;
-    let trigger = TriggerId::parse(trigger).ok_or(ApiError::NotFound("trigger"))?;
-    Ok((channel, trigger))
+/// The path of one trigger: `/v1/channels/{id}/triggers/{trigger_id}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct TriggerPath {
+    /// Channel id
+    id: String,
+    /// Trigger id
+    trigger_id: String,
+}
+
+impl TriggerPath {
+    /// Parses both ids (each malformed id is as unknown as a missing one).
+    fn ids(&self) -> Result<(ChannelId, TriggerId), ApiError> {
+        let channel = channel_id(&self.id)?;
+        let trigger = TriggerId::parse(&self.trigger_id).ok_or(ApiError::NotFound("trigger"))?;
+        Ok((channel, trigger))
+    }
 }
 
 /// Create a trigger on a channel.
@@ -269,7 +281,7 @@ async fn list_triggers(
 /// Get one trigger.
 #[utoipa::path(
     get, path = "/v1/channels/{id}/triggers/{trigger_id}", tag = "triggers",
-    params(("id" = String, Path, description = "Channel id"), ("trigger_id" = String, Path, description = "Trigger id")),
+    params(TriggerPath),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "OK", body = TriggerOut),
@@ -280,19 +292,18 @@ async fn list_triggers(
 async fn get_trigger(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    Path((id, trigger_id)): Path<(String, String)>,
+    Path(path): Path<TriggerPath>,
 ) -> Result<axum::Json<TriggerOut>, ApiError> {
-    let trigger = find(&state, &tenant, &id, &trigger_id).await?;
+    let trigger = find(&state, &tenant, &path).await?;
     Ok(axum::Json(trigger.into()))
 }
 
 async fn find(
     state: &AppState,
     tenant: &TenantId,
-    channel: &str,
-    trigger: &str,
+    path: &TriggerPath,
 ) -> Result<Trigger, ApiError> {
-    let (channel, trigger) = trigger_ids(channel, trigger)?;
+    let (channel, trigger) = path.ids()?;
     state
         .store
         .triggers()
@@ -304,7 +315,7 @@ async fn find(
 /// Pause, resume, or edit a trigger's condition or template (validated like a new trigger).
 #[utoipa::path(
     patch, path = "/v1/channels/{id}/triggers/{trigger_id}", tag = "triggers", request_body = TriggerPatchIn,
-    params(("id" = String, Path, description = "Channel id"), ("trigger_id" = String, Path, description = "Trigger id")),
+    params(TriggerPath),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "OK", body = TriggerOut),
@@ -316,10 +327,10 @@ async fn find(
 async fn update_trigger(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    Path((id, trigger_id)): Path<(String, String)>,
+    Path(path): Path<TriggerPath>,
     AppJson(body): AppJson<TriggerPatchIn>,
 ) -> Result<Response, ApiError> {
-    let current = find(&state, &tenant, &id, &trigger_id).await?;
+    let current = find(&state, &tenant, &path).await?;
     let mut spec = current.spec.clone();
     if let Some(condition) = body.condition {
         spec.condition = condition;
@@ -350,7 +361,7 @@ async fn update_trigger(
 /// confirmations are dropped.
 #[utoipa::path(
     delete, path = "/v1/channels/{id}/triggers/{trigger_id}", tag = "triggers",
-    params(("id" = String, Path, description = "Channel id"), ("trigger_id" = String, Path, description = "Trigger id")),
+    params(TriggerPath),
     security(("api_key" = [])),
     responses(
         (status = 204, description = "Deleted"),
@@ -361,9 +372,9 @@ async fn update_trigger(
 async fn delete_trigger(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    Path((id, trigger_id)): Path<(String, String)>,
+    Path(path): Path<TriggerPath>,
 ) -> Result<StatusCode, ApiError> {
-    let (channel, trigger) = trigger_ids(&id, &trigger_id)?;
+    let (channel, trigger) = path.ids()?;
     if state
         .store
         .triggers()
