@@ -34,8 +34,8 @@ pub(super) fn initial_status(counts: &Counts) -> AnnouncementStatus {
     }
 }
 
-/// Expands to free functions over a `&mut Transaction<'_, $db>`: `insert_row`,
-/// `insert_listed`, `settle_totals` and `complete_idempotency`. `$address_rows` is a table
+/// Expands to free functions over a `Transaction<'_, $db>`: `insert_row`, `insert_listed`,
+/// `settle_totals` and `commit_created`. `$address_rows` is a table
 /// expression over bind parameter `$5` yielding an `address` column, and `$bind_list` turns
 /// `&[Address]` into the value bound there. The caller must `use crate::store::*`.
 macro_rules! shared_announcement_sql {
@@ -114,25 +114,32 @@ macro_rules! shared_announcement_sql {
             Ok(())
         }
 
-        /// Stores the rendered response of the request that created `announcement`, in the same
-        /// transaction, so a replay never sees a half-made announcement.
-        pub(super) async fn complete_idempotency(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            completion: IdempotencyCompletion,
-            announcement: &Announcement,
-        ) -> StoreResult<()> {
-            let response = (completion.render)(announcement);
-            sqlx::query(
-                "UPDATE idempotency_keys SET state = 'done', status_code = $3, response_body = $4 \
-                 WHERE tenant_id = $1 AND key = $2",
-            )
-            .bind(completion.key.tenant.as_str())
-            .bind(&completion.key.key)
-            .bind(i32::from(response.status_code))
-            .bind(&response.body)
-            .execute(&mut **tx)
-            .await?;
-            Ok(())
+        /// Finishes a creation: the announcement as created, with the idempotency record (if
+        /// any) completed in the same transaction so a replay never sees a half-made one, then
+        /// the commit.
+        pub(super) async fn commit_created(
+            mut tx: sqlx::Transaction<'_, $db>,
+            new: &NewAnnouncement,
+            counts: Counts,
+            now: chrono::DateTime<chrono::Utc>,
+            idempotency: Option<IdempotencyCompletion>,
+        ) -> StoreResult<Announcement> {
+            let announcement = $crate::store::announcements_sql::created(new, counts, now);
+            if let Some(completion) = idempotency {
+                let response = (completion.render)(&announcement);
+                sqlx::query(
+                    "UPDATE idempotency_keys SET state = 'done', status_code = $3, response_body = $4 \
+                     WHERE tenant_id = $1 AND key = $2",
+                )
+                .bind(completion.key.tenant.as_str())
+                .bind(&completion.key.key)
+                .bind(i32::from(response.status_code))
+                .bind(&response.body)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(announcement)
         }
     };
 }

@@ -34,12 +34,9 @@ pub(super) async fn create(
     let Some(counts) = counts else {
         return Ok(None);
     };
-    let announcement = created(new, counts, now);
-    if let Some(completion) = idempotency {
-        complete_idempotency(&mut tx, completion, &announcement).await?;
-    }
-    tx.commit().await?;
-    Ok(Some(announcement))
+    commit_created(tx, new, counts, now, idempotency)
+        .await
+        .map(Some)
 }
 
 /// Audience "all": the ownership check, the announcement row (with its total) and one delivery

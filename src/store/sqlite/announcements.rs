@@ -8,7 +8,7 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
 
 use super::json_list;
-use crate::store::announcements_sql::{created, shared_announcement_sql};
+use crate::store::announcements_sql::shared_announcement_sql;
 use crate::store::*;
 
 shared_announcement_sql!(
@@ -27,12 +27,9 @@ pub(super) async fn create(
     let Some(counts) = insert_in_tx(&mut tx, new, now).await? else {
         return Ok(None);
     };
-    let announcement = created(new, counts, now);
-    if let Some(completion) = idempotency {
-        complete_idempotency(&mut tx, completion, &announcement).await?;
-    }
-    tx.commit().await?;
-    Ok(Some(announcement))
+    commit_created(tx, new, counts, now, idempotency)
+        .await
+        .map(Some)
 }
 
 /// The announcement row and its deliveries inside the caller's transaction (REST announcements
