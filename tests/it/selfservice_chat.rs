@@ -208,7 +208,7 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
         "chatting is not subscribing"
     );
 
-    sdk.stop().await;
+    sdk.shutdown().await;
     node.shutdown().await;
 }
 
@@ -277,6 +277,6 @@ async fn a_stop_sent_in_reply_to_an_announcement_is_honoured() {
         Some("unsubscribed")
     );
 
-    sdk.stop().await;
+    sdk.shutdown().await;
     node.shutdown().await;
 }

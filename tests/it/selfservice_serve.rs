@@ -236,5 +236,5 @@ async fn sdk_user_manages_subscription_by_chat_with_herald_serve() {
     );
     let log = consent(&app, &key, &channel, &alice.address).await;
     assert_eq!(log["status"], "active", "{log}");
-    sdk.stop().await;
+    sdk.shutdown().await;
 }
