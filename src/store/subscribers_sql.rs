@@ -19,26 +19,27 @@ macro_rules! impl_subscribers {
             address: &Address,
             now: chrono::DateTime<Utc>,
         ) -> StoreResult<SubscribeOutcome> {
-            let inserted = sqlx::query(
+            // Both statements take the same three parameters.
+            let statement = |sql| {
+                sqlx::query(sql)
+                    .bind(channel.as_str())
+                    .bind(address.as_str())
+                    .bind(now)
+            };
+            let inserted = statement(
                 "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
                  VALUES ($1, $2, 'active', $3, $3) ON CONFLICT (channel_id, address) DO NOTHING",
             )
-            .bind(channel.as_str())
-            .bind(address.as_str())
-            .bind(now)
             .execute(&mut *conn)
             .await?
             .rows_affected();
             if inserted == 1 {
                 return Ok(SubscribeOutcome::Added);
             }
-            let reactivated = sqlx::query(
+            let reactivated = statement(
                 "UPDATE subscribers SET status = 'active', updated_at = $3 \
                  WHERE channel_id = $1 AND address = $2 AND status <> 'active'",
             )
-            .bind(channel.as_str())
-            .bind(address.as_str())
-            .bind(now)
             .execute(&mut *conn)
             .await?
             .rows_affected();
