@@ -35,9 +35,9 @@ pub(super) fn initial_status(counts: &Counts) -> AnnouncementStatus {
 }
 
 /// Expands to free functions over a `Transaction<'_, $db>`: `insert_row`, `insert_listed`,
-/// `settle_totals` and `commit_created`. `$address_rows` is a table
-/// expression over bind parameter `$5` yielding an `address` column, and `$bind_list` turns
-/// `&[Address]` into the value bound there. The caller must `use crate::store::*`.
+/// `settle_totals` and `commit_created`. `$address_rows` is a table expression over bind
+/// parameter `$5` yielding an `address` column, and `$bind_list` turns `&[Address]` into the
+/// value bound there. The caller must `use crate::store::*`.
 macro_rules! shared_announcement_sql {
     ($db:ty, $address_rows:literal, $bind_list:path) => {
         /// The announcement row, `queued` with a total of 0 until `settle_totals` sets both.
