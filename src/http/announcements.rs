@@ -1,11 +1,18 @@
 //! Announcements: one text fanned out to a channel's audience, one delivery row per recipient.
+//!
+//! The handlers live here; the wire types are in `dto`, the ETA shown on reads in `eta`.
+
+mod dto;
+mod eta;
+
+pub use dto::{
+    AddressList, AnnouncementIn, AnnouncementOut, AudienceIn, AudienceKeyword, CountsOut,
+    DeliveryList, DeliveryOut, DeliveryParams, PriorityIn,
+};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -16,168 +23,14 @@ use super::subscribers::{partition_addresses, MAX_BATCH};
 use super::{idempotency, AppState};
 use crate::domain::{AnnouncementId, AnnouncementText, ChannelId, Priority};
 use crate::store::{
-    Announcement, Audience, Counts, Delivery, IdempotencyCompletion, NewAnnouncement, Page,
-    StoredResponse,
+    Announcement, Audience, Counts, IdempotencyCompletion, NewAnnouncement, Page, StoredResponse,
 };
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AnnouncementIn {
-    /// Message text, at most 16 KiB of UTF-8.
-    #[schema(example = "Governance vote #42 closes in 24 hours.")]
-    pub text: String,
-    /// `"all"` (default) or `{"addresses": [...]}`.
-    pub audience: Option<AudienceIn>,
-    /// Delivery priority (default `normal`).
-    pub priority: Option<PriorityIn>,
-    /// Send only to subscribers who receive this channel topic (audience must be `all`).
-    /// Opt-outs are honoured again at send time.
-    pub topic: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum AudienceIn {
-    /// Every active subscriber.
-    Keyword(AudienceKeyword),
-    /// Only these addresses (up to 10,000); non-subscribers are recorded as `skipped`.
-    Addresses(AddressList),
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum AudienceKeyword {
-    All,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddressList {
-    pub addresses: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PriorityIn {
-    Critical,
-    Normal,
-    Bulk,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CountsOut {
-    pub total: i64,
-    pub pending: i64,
-    pub delivered: i64,
-    pub failed: i64,
-    pub skipped: i64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AnnouncementOut {
-    #[schema(example = "ann_01JD3S8Z6XKQ8W4N2M5V7B9C1D")]
-    pub id: String,
-    pub channel_id: String,
-    /// `queued`, `sending` or `completed`.
-    pub status: String,
-    pub priority: PriorityIn,
-    pub text: String,
-    /// The channel topic it was sent to (null: every active subscriber, or a listed audience).
-    pub topic: Option<String>,
-    pub counts: CountsOut,
-    /// Estimated seconds until no delivery is pending: pending deliveries over the pace of the
-    /// last minute (capped by the channel's rate budget when the governor is on; the budget
-    /// alone before anything was sent). Null when completed or not yet known. Shown by
-    /// `GET /v1/announcements/{id}`.
-    #[schema(example = 42)]
-    pub eta_seconds: Option<u64>,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct DeliveryOut {
-    pub address: String,
-    /// `pending`, `delivered`, `failed` or `skipped`.
-    pub status: String,
-    pub attempts: i32,
-    /// Why a delivery failed or was skipped.
-    pub reason: Option<String>,
-    pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct DeliveryList {
-    pub items: Vec<DeliveryOut>,
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct DeliveryParams {
-    /// Only deliveries in this status.
-    pub status: Option<String>,
-    /// Items per page, 1 to 1000 (default 100).
-    pub limit: Option<u32>,
-    /// Opaque cursor from a previous page's `next_cursor`.
-    pub cursor: Option<String>,
-}
-
-fn counts_out(c: Counts) -> CountsOut {
-    CountsOut {
-        total: c.total,
-        pending: c.pending,
-        delivered: c.delivered,
-        failed: c.failed,
-        skipped: c.skipped,
-    }
-}
-
-fn priority_out(p: Priority) -> PriorityIn {
-    match p {
-        Priority::Critical => PriorityIn::Critical,
-        Priority::Normal => PriorityIn::Normal,
-        Priority::Bulk => PriorityIn::Bulk,
-    }
-}
-
-impl From<Announcement> for AnnouncementOut {
-    fn from(a: Announcement) -> Self {
-        AnnouncementOut {
-            id: a.id.to_string(),
-            channel_id: a.channel_id.to_string(),
-            status: a.status.as_str().into(),
-            priority: priority_out(a.priority),
-            text: a.text,
-            topic: None,
-            counts: counts_out(a.counts),
-            eta_seconds: None,
-            created_at: a.created_at,
-        }
-    }
-}
-
-impl From<Delivery> for DeliveryOut {
-    fn from(d: Delivery) -> Self {
-        DeliveryOut {
-            address: d.address.to_string(),
-            status: d.status.as_str().into(),
-            attempts: d.attempts,
-            reason: d.reason,
-            updated_at: d.updated_at,
-        }
-    }
-}
 
 /// Checks the body and turns it into what the store needs (everything but ids).
 fn validate(body: AnnouncementIn) -> Result<(String, Priority, Audience), ApiError> {
     let text = AnnouncementText::parse(body.text)
         .map_err(|e| ApiError::validation("invalid_text", e.to_string()))?;
-    let priority = match body.priority.unwrap_or(PriorityIn::Normal) {
-        PriorityIn::Critical => Priority::Critical,
-        PriorityIn::Normal => Priority::Normal,
-        PriorityIn::Bulk => Priority::Bulk,
-    };
+    let priority = body.priority.unwrap_or(PriorityIn::Normal).into();
     let audience = match (body.audience, body.topic) {
         (None | Some(AudienceIn::Keyword(AudienceKeyword::All)), Some(topic)) => {
             if !super::topics::valid_topic_name(&topic) {
@@ -316,30 +169,6 @@ fn record_created(counts: &Counts) {
         .increment(counts.skipped as u64);
 }
 
-/// Window over which an announcement's sending pace is measured for its ETA.
-const PACE_WINDOW: chrono::Duration = chrono::Duration::seconds(60);
-
-/// Seconds until `pending` deliveries are out: at the measured pace (`settled` in
-/// `window_secs`), capped by `budget_per_sec` when a rate governor applies, or at the budget
-/// alone before anything was measured. None when nothing is pending or the pace is unknown.
-fn eta_seconds(
-    pending: i64,
-    settled: i64,
-    window_secs: f64,
-    budget_per_sec: Option<f64>,
-) -> Option<u64> {
-    if pending <= 0 {
-        return None;
-    }
-    let measured = settled as f64 / window_secs.max(1.0);
-    let rate = match budget_per_sec {
-        Some(budget) if measured > 0.0 => measured.min(budget),
-        Some(budget) => budget,
-        None => measured,
-    };
-    (rate > 0.0).then(|| (pending as f64 / rate).ceil() as u64)
-}
-
 /// Get an announcement with its per-status delivery counts, topic and ETA.
 #[utoipa::path(
     get, path = "/v1/announcements/{id}", tag = "announcements",
@@ -358,30 +187,10 @@ async fn get_announcement(
         .get_announcement(&tenant, &id)
         .await?
         .ok_or(ApiError::NotFound("announcement"))?;
-    let now = Utc::now();
-    // The pace is measured since creation, over at most the last minute.
-    let since = announcement.created_at.max(now - PACE_WINDOW);
-    let pace = state
-        .store
-        .pipeline()
-        .announcement_pace(id.as_str(), since)
-        .await?
-        .unwrap_or_default();
-    let config = &state.xmtp.config;
-    let budget = state
-        .xmtp
-        .governor_on()
-        .then(|| f64::from(config.rate_per_minute) / 60.0);
-    let window = (now - since).as_seconds_f64();
-    let eta = eta_seconds(
-        announcement.counts.pending,
-        pace.settled_since,
-        window,
-        budget,
-    );
+    let progress = eta::progress(&state, &announcement).await?;
     Ok(axum::Json(AnnouncementOut {
-        topic: pace.topic,
-        eta_seconds: eta,
+        topic: progress.topic,
+        eta_seconds: progress.eta_seconds,
         ..announcement.into()
     }))
 }
@@ -443,35 +252,4 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_announcement))
         .routes(routes!(get_announcement))
         .routes(routes!(list_deliveries))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::eta_seconds;
-
-    #[test]
-    fn eta_follows_the_measured_pace_within_the_budget() {
-        assert_eq!(eta_seconds(0, 10, 60.0, None), None, "nothing pending");
-        assert_eq!(
-            eta_seconds(100, 0, 60.0, None),
-            None,
-            "no pace yet, no governor"
-        );
-        assert_eq!(eta_seconds(100, 50, 10.0, None), Some(20), "5/s");
-        assert_eq!(
-            eta_seconds(100, 600, 60.0, Some(5.0)),
-            Some(20),
-            "capped at 5/s"
-        );
-        assert_eq!(
-            eta_seconds(100, 0, 60.0, Some(10.0)),
-            Some(10),
-            "budget alone"
-        );
-        assert_eq!(
-            eta_seconds(3, 1, 0.2, None),
-            Some(3),
-            "window floors at 1 s"
-        );
-    }
 }

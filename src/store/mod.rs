@@ -6,6 +6,7 @@
 //! takes the tenant id and returns `None` for another tenant's object, so the HTTP layer cannot
 //! forget the check.
 
+mod announcements_sql;
 mod chain;
 mod chain_batch_sql;
 mod chain_sql;

@@ -35,6 +35,23 @@ macro_rules! impl_selfservice {
             Ok(())
         }
 
+        /// Logs `action` when the change it describes happened, then commits the change.
+        async fn commit_logged(
+            mut tx: sqlx::Transaction<'static, $db>,
+            changed: bool,
+            channel: &ChannelId,
+            address: &Address,
+            action: ConsentAction,
+            context: &ConsentContext,
+            now: DateTime<Utc>,
+        ) -> StoreResult<()> {
+            if changed {
+                log_entry(&mut *tx, channel, address, action, None, context, now).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::SelfServiceStore for $store {
             async fn channel_is_live(&self, channel: &ChannelId) -> StoreResult<bool> {
@@ -102,40 +119,9 @@ macro_rules! impl_selfservice {
             ) -> StoreResult<SubscribeOutcome> {
                 let now = Utc::now();
                 let mut tx = $crate::store::write_tx::BeginWrite::begin_write(&self.pool).await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
-                     VALUES ($1, $2, 'active', $3, $3) ON CONFLICT (channel_id, address) DO NOTHING",
-                )
-                .bind(channel.as_str())
-                .bind(address.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let outcome = if inserted == 1 {
-                    SubscribeOutcome::Added
-                } else {
-                    let reactivated = sqlx::query(
-                        "UPDATE subscribers SET status = 'active', updated_at = $3 \
-                         WHERE channel_id = $1 AND address = $2 AND status <> 'active'",
-                    )
-                    .bind(channel.as_str())
-                    .bind(address.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if reactivated == 1 {
-                        SubscribeOutcome::Reactivated
-                    } else {
-                        SubscribeOutcome::AlreadyActive
-                    }
-                };
-                if outcome != SubscribeOutcome::AlreadyActive {
-                    log_entry(&mut *tx, channel, address, ConsentAction::Subscribe, None, context, now)
-                        .await?;
-                }
-                tx.commit().await?;
+                let outcome = super::subscribers::subscribe_in(&mut *tx, channel, address, now).await?;
+                let changed = outcome != SubscribeOutcome::AlreadyActive;
+                commit_logged(tx, changed, channel, address, ConsentAction::Subscribe, context, now).await?;
                 Ok(outcome)
             }
 
@@ -147,22 +133,8 @@ macro_rules! impl_selfservice {
             ) -> StoreResult<bool> {
                 let now = Utc::now();
                 let mut tx = $crate::store::write_tx::BeginWrite::begin_write(&self.pool).await?;
-                let done = sqlx::query(
-                    "UPDATE subscribers SET status = 'unsubscribed', updated_at = $3 \
-                     WHERE channel_id = $1 AND address = $2 AND status = 'active'",
-                )
-                .bind(channel.as_str())
-                .bind(address.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if done {
-                    log_entry(&mut *tx, channel, address, ConsentAction::Unsubscribe, None, context, now)
-                        .await?;
-                }
-                tx.commit().await?;
+                let done = super::subscribers::unsubscribe(&mut *tx, channel, address, now).await?;
+                commit_logged(tx, done, channel, address, ConsentAction::Unsubscribe, context, now).await?;
                 Ok(done)
             }
 

@@ -246,7 +246,7 @@ macro_rules! impl_store {
             }
 
             async fn unsubscribe(&self, channel: &ChannelId, address: &Address) -> StoreResult<bool> {
-                subscribers::unsubscribe(&self.pool, channel, address).await
+                subscribers::unsubscribe(&self.pool, channel, address, Utc::now()).await
             }
 
             async fn list_subscribers(

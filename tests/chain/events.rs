@@ -69,32 +69,22 @@ async fn governor_proposal_and_aave_liquidation_render_strings_arrays_and_bools(
     let e = chain.emitter();
     let (user, liquidator) = (Address::repeat_byte(0x44), Address::repeat_byte(0x55));
     for (id, text) in [(7u64, "Raise the fee to 0.3%"), (8, "ignore me")] {
-        e.emitProposal(U256::from(id), text.into())
-            .from(chain.from)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        chain
+            .transact(e.emitProposal(U256::from(id), text.into()))
+            .await;
     }
     for receive in [true, false] {
-        e.emitLiquidation(
-            Address::repeat_byte(1),
-            Address::repeat_byte(2),
-            user,
-            U256::from(1_234_500_000u64),
-            U256::from(1u8),
-            liquidator,
-            receive,
-        )
-        .from(chain.from)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        chain
+            .transact(e.emitLiquidation(
+                Address::repeat_byte(1),
+                Address::repeat_byte(2),
+                user,
+                U256::from(1_234_500_000u64),
+                U256::from(1u8),
+                liquidator,
+                receive,
+            ))
+            .await;
     }
     chain.mine(1).await;
     run_until_idle(&mut w).await;
@@ -139,19 +129,12 @@ async fn logs_with_the_same_topic0_but_another_layout_are_skipped_without_stalli
     let mut w = watcher(config, store.clone());
     w.run_once().await.unwrap();
     chain
-        .emitter()
-        .emitTransfer(
+        .transact(chain.emitter().emitTransfer(
             Address::repeat_byte(1),
             Address::repeat_byte(2),
             U256::from(77u8),
-        )
-        .from(chain.from)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        ))
+        .await;
     chain.mine(1).await;
     run_until_idle(&mut w).await;
     let got: Vec<(String, String)> = store

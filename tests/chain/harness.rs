@@ -1,7 +1,9 @@
 //! Test harness: anvil process, contract deployment, event emission, watcher driving.
 
+use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::primitives::{aliases::I24, Address, Bytes, B256, I256, U160};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
 use herald::chain::rpc::RetryPolicy;
 use herald::chain::store::{Announced, ChainStore, MemoryChainStore, TriggerRecord};
 use herald::chain::{ChainConfig, Outcome, TriggerSpec, Watcher};
@@ -125,11 +127,25 @@ impl Chain {
         EventEmitter::new(self.contract, self.provider.clone())
     }
 
+    /// Sends a contract call from the funded account and waits for its receipt (anvil
+    /// automines, so the receipt is there once the transaction is).
+    pub async fn transact<P: Provider, D: CallDecoder>(
+        &self,
+        call: CallBuilder<P, D>,
+    ) -> TransactionReceipt {
+        call.from(self.from)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap()
+    }
+
     /// Emits one Swap in its own transaction (one block, anvil automines); returns (tx, block).
     pub async fn swap(&self, amount0: i128, amount1: i128) -> (B256, u64) {
         let receipt = self
-            .emitter()
-            .emitSwap(
+            .transact(self.emitter().emitSwap(
                 Address::repeat_byte(0x11),
                 Address::repeat_byte(0x22),
                 I256::try_from(amount0).unwrap(),
@@ -137,29 +153,19 @@ impl Chain {
                 U160::from(1u64) << 96,
                 123_456_789u128,
                 I24::try_from(-200_000i32).unwrap(),
-            )
-            .from(self.from)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+            ))
+            .await;
         (receipt.transaction_hash, receipt.block_number.unwrap())
     }
 
     /// `n` Swap logs in one transaction (amount0 = i, amount1 = -i).
     pub async fn swap_batch(&self, n: u64) -> (B256, u64) {
         let receipt = self
-            .emitter()
-            .emitSwapBatch(alloy::primitives::U256::from(n), Address::repeat_byte(0x33))
-            .from(self.from)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+            .transact(
+                self.emitter()
+                    .emitSwapBatch(alloy::primitives::U256::from(n), Address::repeat_byte(0x33)),
+            )
+            .await;
         (receipt.transaction_hash, receipt.block_number.unwrap())
     }
 

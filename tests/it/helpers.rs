@@ -143,6 +143,14 @@ impl TestApp {
         reply.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Creates a topic on `channel` (`body` as the API takes it: name, default, description).
+    pub async fn topic(&self, key: &str, channel: &str, body: Value) {
+        let reply = self
+            .post(&format!("/v1/channels/{channel}/topics"), key, body)
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+
     /// Subscribes `addresses` to a channel through the batch endpoint.
     pub async fn subscribe(&self, key: &str, channel: &str, addresses: &[String]) {
         let reply = self

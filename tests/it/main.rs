@@ -21,7 +21,6 @@ mod secrets;
 mod selfservice;
 mod selfservice_chat;
 mod selfservice_schedule;
-mod selfservice_sdk;
 mod selfservice_serve;
 mod siwe;
 mod store_story;

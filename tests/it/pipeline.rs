@@ -84,7 +84,7 @@ async fn fifty_subscribers_sdk_and_herald_inboxes_read_the_announcement_once() {
                 &app.xmtp_url,
             )
             .await;
-        sdk_addresses.push(created["address"].as_str().unwrap().to_lowercase());
+        sdk_addresses.push(created.address.to_lowercase());
     }
     let mut inboxes = Vec::new();
     for _ in 0..42 {

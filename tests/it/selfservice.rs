@@ -137,28 +137,21 @@ async fn topic_announcements_reach_only_opted_in_subscribers_and_send_time_check
 
     // The send-time check the pipeline calls agrees, and follows later changes.
     let channel = ChannelId::from_trusted(ch.clone());
-    let addr = |s: &str| Address::parse(s).unwrap();
-    let store = &app.store;
-    assert!(!store
-        .is_deliverable(&channel, &addr(a), Some("security"))
-        .await
-        .unwrap());
-    assert!(store
-        .is_deliverable(&channel, &addr(a), None)
-        .await
-        .unwrap());
-    assert!(store
-        .is_deliverable(&channel, &addr(b), Some("marketing"))
-        .await
-        .unwrap());
-    assert!(!store
-        .is_deliverable(&channel, &addr(c), Some("marketing"))
-        .await
-        .unwrap());
-    assert!(store
-        .is_deliverable(&channel, &addr(c), Some("legal"))
-        .await
-        .unwrap());
+    let deliverable = |address: &str, topic: Option<&'static str>| {
+        let (store, channel) = (&app.store, &channel);
+        let address = Address::parse(address).unwrap();
+        async move {
+            store
+                .is_deliverable(channel, &address, topic)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!deliverable(a, Some("security")).await);
+    assert!(deliverable(a, None).await);
+    assert!(deliverable(b, Some("marketing")).await);
+    assert!(!deliverable(c, Some("marketing")).await);
+    assert!(deliverable(c, Some("legal")).await);
     let gone = app
         .call(
             Method::DELETE,
@@ -168,14 +161,8 @@ async fn topic_announcements_reach_only_opted_in_subscribers_and_send_time_check
         )
         .await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
-    assert!(!store
-        .is_deliverable(&channel, &addr(b), Some("marketing"))
-        .await
-        .unwrap());
-    assert!(!store
-        .is_deliverable(&channel, &addr(b), None)
-        .await
-        .unwrap());
+    assert!(!deliverable(b, Some("marketing")).await);
+    assert!(!deliverable(b, None).await);
 
     // Deleting a topic removes the choices made for it.
     let del = app
@@ -187,10 +174,7 @@ async fn topic_announcements_reach_only_opted_in_subscribers_and_send_time_check
         )
         .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT);
-    assert!(store
-        .is_deliverable(&channel, &addr(a), Some("security"))
-        .await
-        .unwrap());
+    assert!(deliverable(a, Some("security")).await);
 }
 
 #[tokio::test]
@@ -300,14 +284,8 @@ async fn concurrent_preference_changes_all_succeed() {
     let app = TestApp::spawn().await;
     let key = app.tenant("acme").await;
     let channel = app.channel(&key, "news").await;
-    let made = app
-        .post(
-            &format!("/v1/channels/{channel}/topics"),
-            &key,
-            json!({"name": "security", "default": "on"}),
-        )
+    app.topic(&key, &channel, json!({"name": "security", "default": "on"}))
         .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
     let wallets = addresses(41, 40);
     app.subscribe(&key, &channel, &wallets).await;
     let calls = wallets.iter().enumerate().map(|(i, address)| {

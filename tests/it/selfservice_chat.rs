@@ -17,7 +17,7 @@ use xmtp_client::{Client, GrpcTransport, MemoryStore, Wallet};
 use xmtp_devnode::{DevNode, DevNodeConfig};
 
 use crate::helpers::TestApp;
-use crate::selfservice_sdk::{SdkDriver, SdkUser};
+use crate::sdk::{Sdk, SdkUser};
 
 const DEFAULT_WELCOME: &str = "default welcome";
 
@@ -38,7 +38,7 @@ async fn status(store: &dyn Store, ch: &ChannelId, who: &Address) -> Option<Stri
 
 /// One SDK user's DM with the channel, answered by explicit inbound passes.
 struct Talk<'a> {
-    sdk: &'a mut SdkDriver,
+    sdk: &'a mut Sdk,
     dm: &'a str,
     who: &'a SdkUser,
     store: &'a dyn Store,
@@ -71,20 +71,13 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
     let app = TestApp::spawn().await;
     let key = app.tenant("acme").await;
     let ch = app.channel(&key, "alerts").await;
-    let made = app
-        .post(
-            &format!("/v1/channels/{ch}/topics"),
-            &key,
-            json!({"name": "security"}),
-        )
-        .await;
-    assert_eq!(made.status, StatusCode::CREATED);
+    app.topic(&key, &ch, json!({"name": "security"})).await;
     let channel = ChannelId::from_trusted(ch.clone());
     let store = app.store.as_ref();
     let state = Arc::new(MemoryStore::new());
     let herald = channel_client(&app, &ch, &node.url(), state.clone()).await;
 
-    let mut sdk = SdkDriver::start().await;
+    let mut sdk = Sdk::start().await;
     let alice = sdk.user("alice", &node.url()).await;
     let alice_addr = Address::parse(&alice.address).unwrap();
     let dm = sdk.open_dm(&alice, herald.inbox_id()).await;
@@ -215,7 +208,7 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
         "chatting is not subscribing"
     );
 
-    sdk.stop().await;
+    sdk.shutdown().await;
     node.shutdown().await;
 }
 
@@ -230,7 +223,7 @@ async fn a_stop_sent_in_reply_to_an_announcement_is_honoured() {
     let channel = ChannelId::from_trusted(ch.clone());
     let store = app.store.as_ref();
     let herald = channel_client(&app, &ch, &node.url(), Arc::new(MemoryStore::new())).await;
-    let mut sdk = SdkDriver::start().await;
+    let mut sdk = Sdk::start().await;
     let carol = sdk.user("carol", &node.url()).await;
     let carol_addr = Address::parse(&carol.address).unwrap();
     let put = app
@@ -284,6 +277,6 @@ async fn a_stop_sent_in_reply_to_an_announcement_is_honoured() {
         Some("unsubscribed")
     );
 
-    sdk.stop().await;
+    sdk.shutdown().await;
     node.shutdown().await;
 }

@@ -10,18 +10,18 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 use crate::pipeline::{herald_inbox, received, wait_completed};
-use crate::selfservice_sdk::{SdkDriver, SdkUser};
+use crate::sdk::{Sdk, SdkUser};
 
 /// Generous: a loaded 2-core machine runs several suites at once.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Polls the DM until a text containing `needle` shows up.
-async fn wait_for(sdk: &mut SdkDriver, user: &SdkUser, dm: &str, needle: &str) {
+async fn wait_for(sdk: &mut Sdk, user: &SdkUser, dm: &str, needle: &str) {
     wait_for_nth(sdk, user, dm, needle, 1).await;
 }
 
 /// Polls the DM until `n` texts contain `needle`.
-async fn wait_for_nth(sdk: &mut SdkDriver, user: &SdkUser, dm: &str, needle: &str, n: usize) {
+async fn wait_for_nth(sdk: &mut Sdk, user: &SdkUser, dm: &str, needle: &str, n: usize) {
     let start = Instant::now();
     loop {
         let texts = sdk.texts(user, dm).await;
@@ -38,7 +38,7 @@ async fn wait_for_nth(sdk: &mut SdkDriver, user: &SdkUser, dm: &str, needle: &st
 }
 
 /// Number of texts in the DM that contain `needle`.
-async fn count(sdk: &mut SdkDriver, user: &SdkUser, dm: &str, needle: &str) -> usize {
+async fn count(sdk: &mut Sdk, user: &SdkUser, dm: &str, needle: &str) -> usize {
     let texts = sdk.texts(user, dm).await;
     texts.iter().filter(|t| t.contains(needle)).count()
 }
@@ -94,16 +94,10 @@ async fn sdk_user_manages_subscription_by_chat_with_herald_serve() {
         .as_str()
         .expect("registered")
         .to_owned();
-    let made = app
-        .post(
-            &format!("/v1/channels/{channel}/topics"),
-            &key,
-            json!({"name": "security", "default": "on"}),
-        )
+    app.topic(&key, &channel, json!({"name": "security", "default": "on"}))
         .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
 
-    let mut sdk = SdkDriver::start().await;
+    let mut sdk = Sdk::start().await;
     let alice = sdk.user("alice", &app.xmtp_url).await;
     let bob = sdk.user("bob", &app.xmtp_url).await;
     let carol = herald_inbox(&app.xmtp_url).await;
@@ -242,5 +236,5 @@ async fn sdk_user_manages_subscription_by_chat_with_herald_serve() {
     );
     let log = consent(&app, &key, &channel, &alice.address).await;
     assert_eq!(log["status"], "active", "{log}");
-    sdk.stop().await;
+    sdk.shutdown().await;
 }

@@ -9,11 +9,10 @@ use xmtp_proto::associations::sign::{
 };
 use xmtp_proto::associations::signature_text;
 use xmtp_proto::associations::verify::eth_address;
-use xmtp_proto::associations_proto::{identity_action::Kind, IdentifierKind, IdentityUpdate};
+use xmtp_proto::associations_proto::{identity_action::Kind, IdentityUpdate};
 use xmtp_proto::identity_api::{
-    get_identity_updates_request, get_inbox_ids_request, GetIdentityUpdatesRequest,
-    GetInboxIdsRequest, PublishIdentityUpdateRequest,
-    VerifySmartContractWalletSignatureRequestSignature, VerifySmartContractWalletSignaturesRequest,
+    PublishIdentityUpdateRequest, VerifySmartContractWalletSignatureRequestSignature,
+    VerifySmartContractWalletSignaturesRequest,
 };
 
 async fn publish(c: &mut Clients, update: IdentityUpdate) -> Result<(), tonic::Status> {
@@ -25,40 +24,9 @@ async fn publish(c: &mut Clients, update: IdentityUpdate) -> Result<(), tonic::S
         .map(|_| ())
 }
 
-async fn inbox_of(c: &mut Clients, address: &str) -> Option<String> {
-    let request = GetInboxIdsRequest {
-        requests: vec![get_inbox_ids_request::Request {
-            identifier: address.to_owned(),
-            identifier_kind: IdentifierKind::Ethereum as i32,
-        }],
-    };
-    let r = c
-        .identity
-        .get_inbox_ids(request)
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.responses.len(), 1);
-    assert_eq!(r.responses[0].identifier, address);
-    r.responses[0].inbox_id.clone()
-}
-
 async fn updates(c: &mut Clients, inbox_id: &str, after: u64) -> Vec<u64> {
-    let request = GetIdentityUpdatesRequest {
-        requests: vec![get_identity_updates_request::Request {
-            inbox_id: inbox_id.into(),
-            sequence_id: after,
-        }],
-    };
-    let r = c
-        .identity
-        .get_identity_updates(request)
+    identity_updates(c, inbox_id, after)
         .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.responses[0].inbox_id, inbox_id);
-    r.responses[0]
-        .updates
         .iter()
         .map(|u| u.sequence_id)
         .collect()
@@ -92,19 +60,8 @@ async fn registration_is_stored_indexed_and_paged_by_sequence_id() {
     assert!(updates(&mut c, &inbox, all[1]).await.is_empty());
 
     // The bytes come back exactly as published (clients re-verify the signatures).
-    let request = GetIdentityUpdatesRequest {
-        requests: vec![get_identity_updates_request::Request {
-            inbox_id: inbox.clone(),
-            sequence_id: 0,
-        }],
-    };
-    let r = c
-        .identity
-        .get_identity_updates(request)
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.responses[0].updates[0].update.as_ref(), Some(&first));
+    let logged = identity_updates(&mut c, &inbox, 0).await;
+    assert_eq!(logged[0].update.as_ref(), Some(&first));
     node.shutdown().await;
 }
 

@@ -7,7 +7,6 @@ use common::*;
 use xmtp_devnode::DevNodeConfig;
 use xmtp_proto::associations::sign::create_inbox_update;
 use xmtp_proto::associations::verify::eth_address;
-use xmtp_proto::associations_proto::IdentifierKind;
 use xmtp_proto::identity_api::*;
 use xmtp_proto::mls_api::*;
 
@@ -86,27 +85,12 @@ async fn restart_keeps_everything() {
     node.shutdown().await;
 
     let (node, mut c) = start(config(dir.path())).await;
-    let lookup = GetInboxIdsRequest {
-        requests: vec![get_inbox_ids_request::Request {
-            identifier: address,
-            identifier_kind: IdentifierKind::Ethereum as i32,
-        }],
-    };
-    let r = c.identity.get_inbox_ids(lookup).await.unwrap().into_inner();
-    assert_eq!(r.responses[0].inbox_id.as_deref(), Some(inbox.as_str()));
-    let request = xmtp_proto::identity_api::GetIdentityUpdatesRequest {
-        requests: vec![get_identity_updates_request::Request {
-            inbox_id: inbox.clone(),
-            sequence_id: 0,
-        }],
-    };
-    let r = c
-        .identity
-        .get_identity_updates(request)
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.responses[0].updates[0].update.as_ref(), Some(&update));
+    assert_eq!(
+        inbox_of(&mut c, &address).await.as_deref(),
+        Some(inbox.as_str())
+    );
+    let logged = identity_updates(&mut c, &inbox, 0).await;
+    assert_eq!(logged[0].update.as_ref(), Some(&update));
 
     let r = c
         .mls

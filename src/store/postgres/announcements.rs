@@ -9,7 +9,11 @@ use chrono::Utc;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
 
+use super::text_array;
+use crate::store::announcements_sql::{created, shared_announcement_sql};
 use crate::store::*;
+
+shared_announcement_sql!(Postgres, "unnest($5::text[]) AS a(address)", text_array);
 
 pub(super) async fn create(
     pool: &PgPool,
@@ -20,7 +24,7 @@ pub(super) async fn create(
     if let (Audience::All | Audience::Topic(_), None) = (&new.audience, &idempotency) {
         // The hot path is a single statement, atomic on its own: no BEGIN/COMMIT round trips.
         let counts = insert_for_all(pool, new, now).await?;
-        return Ok(counts.map(|counts| announcement(new, counts, now)));
+        return Ok(counts.map(|counts| created(new, counts, now)));
     }
     let mut tx = pool.begin().await?;
     let counts = match &new.audience {
@@ -30,44 +34,9 @@ pub(super) async fn create(
     let Some(counts) = counts else {
         return Ok(None);
     };
-    let announcement = announcement(new, counts, now);
-    if let Some(completion) = idempotency {
-        let response = (completion.render)(&announcement);
-        sqlx::query(
-            "UPDATE idempotency_keys SET state = 'done', status_code = $3, response_body = $4 \
-             WHERE tenant_id = $1 AND key = $2",
-        )
-        .bind(completion.key.tenant.as_str())
-        .bind(&completion.key.key)
-        .bind(i32::from(response.status_code))
-        .bind(&response.body)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(Some(announcement))
-}
-
-/// The announcement as just created: nothing delivered yet, completed at once if nobody is
-/// waiting for it.
-fn announcement(new: &NewAnnouncement, counts: Counts, now: chrono::DateTime<Utc>) -> Announcement {
-    Announcement {
-        id: new.id.clone(),
-        channel_id: new.channel.clone(),
-        text: new.text.clone(),
-        priority: new.priority,
-        status: initial_status(&counts),
-        counts,
-        created_at: now,
-    }
-}
-
-fn initial_status(counts: &Counts) -> AnnouncementStatus {
-    if counts.pending == 0 {
-        AnnouncementStatus::Completed
-    } else {
-        AnnouncementStatus::Queued
-    }
+    commit_created(tx, new, counts, now, idempotency)
+        .await
+        .map(Some)
 }
 
 /// Audience "all": the ownership check, the announcement row (with its total) and one delivery
@@ -115,9 +84,9 @@ pub(super) async fn insert_for_all<'e>(
     }))
 }
 
-/// Targeted audience: listed addresses that are active subscribers get `pending` deliveries,
-/// the rest `skipped` (reason `not_subscribed`); then the announcement's total and status are
-/// set from the rows actually created. `None` when the channel is not the tenant's.
+/// Targeted audience: the row, its deliveries, then its total and status from the rows
+/// actually created (see `store/announcements_sql.rs`). `None` when the channel is not the
+/// tenant's.
 async fn insert_for_list(
     tx: &mut Transaction<'_, Postgres>,
     new: &NewAnnouncement,
@@ -127,48 +96,9 @@ async fn insert_for_list(
     if !owns_channel(tx, new).await? {
         return Ok(None);
     }
-    sqlx::query(
-        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
-    )
-    .bind(new.id.as_str())
-    .bind(new.tenant.as_str())
-    .bind(new.channel.as_str())
-    .bind(&new.text)
-    .bind(new.priority.as_str())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    let list: Vec<&str> = addresses.iter().map(Address::as_str).collect();
-    sqlx::query(
-        "INSERT INTO deliveries (announcement_id, channel_id, address, priority, status, reason, next_attempt_at, created_at, updated_at) \
-         SELECT $1, $2, a.address, $3, \
-                CASE WHEN s.address IS NULL THEN 'skipped' ELSE 'pending' END, \
-                CASE WHEN s.address IS NULL THEN 'not_subscribed' END, $4, $4, $4 \
-         FROM unnest($5::text[]) AS a(address) \
-         LEFT JOIN subscribers s ON s.channel_id = $2 AND s.address = a.address AND s.status = 'active' \
-         ON CONFLICT (announcement_id, address) DO NOTHING",
-    )
-    .bind(new.id.as_str())
-    .bind(new.channel.as_str())
-    .bind(new.priority.as_str())
-    .bind(now)
-    .bind(&list)
-    .execute(&mut **tx)
-    .await?;
-    let groups: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status",
-    )
-    .bind(new.id.as_str())
-    .fetch_all(&mut **tx)
-    .await?;
-    let counts = Counts::from_groups(groups);
-    sqlx::query("UPDATE announcements SET total = $2, status = $3 WHERE id = $1")
-        .bind(new.id.as_str())
-        .bind(counts.total)
-        .bind(initial_status(&counts).as_str())
-        .execute(&mut **tx)
-        .await?;
+    insert_row(tx, new, now).await?;
+    let counts = insert_listed(tx, new, addresses, now).await?;
+    settle_totals(tx, new, &counts).await?;
     Ok(Some(counts))
 }
 

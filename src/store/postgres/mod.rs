@@ -51,4 +51,9 @@ impl PgStore {
     }
 }
 
+/// Binds addresses as one `text[]` parameter, read as rows with `unnest`.
+fn text_array(addresses: &[Address]) -> Vec<&str> {
+    addresses.iter().map(Address::as_str).collect()
+}
+
 impl_store!(PgStore);

@@ -1,9 +1,10 @@
 //! Subscribers: subscribe, batch subscribe, unsubscribe (soft) and keyset listing. Only the
-//! subscribing upserts are written here; the rest is shared (`store/subscribers_sql.rs`).
+//! single-address upsert is written here; the rest is shared (`store/subscribers_sql.rs`).
 
 use chrono::Utc;
 use sqlx::postgres::PgPool;
 
+use super::text_array;
 use crate::store::subscribers_sql::impl_subscribers;
 use crate::store::*;
 
@@ -31,28 +32,8 @@ pub(super) async fn subscribe(
     })
 }
 
-pub(super) async fn subscribe_many(
-    pool: &PgPool,
-    channel: &ChannelId,
-    addresses: &[Address],
-) -> StoreResult<BatchOutcome> {
-    let list: Vec<&str> = addresses.iter().map(Address::as_str).collect();
-    let added = sqlx::query(
-        "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
-         SELECT $1, a, 'active', $3, $3 FROM unnest($2::text[]) AS a \
-         ON CONFLICT (channel_id, address) DO UPDATE SET status = 'active', updated_at = $3 \
-         WHERE subscribers.status <> 'active'",
-    )
-    .bind(channel.as_str())
-    .bind(&list)
-    .bind(Utc::now())
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(BatchOutcome {
-        added,
-        already: addresses.len() as u64 - added,
-    })
-}
-
-impl_subscribers!(PgPool);
+impl_subscribers!(
+    sqlx::Postgres,
+    "unnest($2::text[]) AS a(address)",
+    text_array
+);

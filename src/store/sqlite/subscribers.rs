@@ -1,5 +1,5 @@
 //! Subscribers: subscribe, batch subscribe, unsubscribe (soft) and keyset listing. Only the
-//! subscribing upserts are written here; the rest is shared (`store/subscribers_sql.rs`).
+//! single-address upsert is written here; the rest is shared (`store/subscribers_sql.rs`).
 
 use chrono::Utc;
 use sqlx::sqlite::SqlitePool;
@@ -13,60 +13,13 @@ pub(super) async fn subscribe(
     channel: &ChannelId,
     address: &Address,
 ) -> StoreResult<SubscribeOutcome> {
-    // SQLite has no way to tell an upsert's insert from its update, so try both in turn.
-    let now = Utc::now();
-    let inserted = sqlx::query(
-        "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
-         VALUES ($1, $2, 'active', $3, $3) ON CONFLICT (channel_id, address) DO NOTHING",
-    )
-    .bind(channel.as_str())
-    .bind(address.as_str())
-    .bind(now)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(SubscribeOutcome::Added);
-    }
-    let reactivated = sqlx::query(
-        "UPDATE subscribers SET status = 'active', updated_at = $3 \
-         WHERE channel_id = $1 AND address = $2 AND status <> 'active'",
-    )
-    .bind(channel.as_str())
-    .bind(address.as_str())
-    .bind(now)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(if reactivated == 1 {
-        SubscribeOutcome::Reactivated
-    } else {
-        SubscribeOutcome::AlreadyActive
-    })
+    // SQLite has no way to tell an upsert's insert from its update, so the portable two-step
+    // version serves (both statements on one connection).
+    subscribe_in(&mut *pool.acquire().await?, channel, address, Utc::now()).await
 }
 
-pub(super) async fn subscribe_many(
-    pool: &SqlitePool,
-    channel: &ChannelId,
-    addresses: &[Address],
-) -> StoreResult<BatchOutcome> {
-    let list = json_list(addresses);
-    let added = sqlx::query(
-        "INSERT INTO subscribers (channel_id, address, status, created_at, updated_at) \
-         SELECT $1, value, 'active', $3, $3 FROM json_each($2) WHERE true \
-         ON CONFLICT (channel_id, address) DO UPDATE SET status = 'active', updated_at = $3 \
-         WHERE subscribers.status <> 'active'",
-    )
-    .bind(channel.as_str())
-    .bind(&list)
-    .bind(Utc::now())
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(BatchOutcome {
-        added,
-        already: addresses.len() as u64 - added,
-    })
-}
-
-impl_subscribers!(SqlitePool);
+impl_subscribers!(
+    sqlx::Sqlite,
+    "(SELECT value AS address FROM json_each($2)) AS a",
+    json_list
+);

@@ -1,20 +1,14 @@
 //! (a) the SDK lists and reads a herald DM, (b) replies flow back, (f) idempotent resends.
 
-use std::sync::Arc;
-
-use super::sdk::{random_key, Sdk};
-use super::{herald, node};
+use super::{finish, memory_herald, start};
 use serde_json::json;
-use xmtp_client::MemoryStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sdk_lists_the_dm_by_sync_and_stream_and_reads_the_exact_text() {
-    let node = node().await;
-    let mut sdk = Sdk::start().await;
-    let (_, bob_key) = random_key();
-    let bob = sdk.create("bob", &bob_key, &node.url()).await;
+    let (node, mut sdk) = start().await;
+    let bob = sdk.user("bob", &node.url()).await;
     sdk.call("streamStart", json!({"name": "bob"})).await;
-    let (_, herald) = herald(&node, Arc::new(MemoryStore::new())).await;
+    let herald = memory_herald(&node).await;
 
     let text = "Block 19000001: transfer of 5 ETH ✓ — herald";
     herald
@@ -47,17 +41,14 @@ async fn a_sdk_lists_the_dm_by_sync_and_stream_and_reads_the_exact_text() {
         streamed["errors"].as_array().unwrap().is_empty(),
         "stream errors: {streamed}"
     );
-    sdk.shutdown().await;
-    node.shutdown().await;
+    finish(sdk, node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b_sdk_replies_and_herald_reads_the_reply() {
-    let node = node().await;
-    let mut sdk = Sdk::start().await;
-    let (_, bob_key) = random_key();
-    let bob = sdk.create("bob", &bob_key, &node.url()).await;
-    let (_, herald) = herald(&node, Arc::new(MemoryStore::new())).await;
+    let (node, mut sdk) = start().await;
+    let bob = sdk.user("bob", &node.url()).await;
+    let herald = memory_herald(&node).await;
     herald
         .send_text(&bob.inbox_id, "ping", "k-ping")
         .await
@@ -111,17 +102,14 @@ async fn b_sdk_replies_and_herald_reads_the_reply() {
         herald.sync_dm(&bob.inbox_id).await.unwrap().is_empty(),
         "handed out once"
     );
-    sdk.shutdown().await;
-    node.shutdown().await;
+    finish(sdk, node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f_same_idempotency_key_shows_once() {
-    let node = node().await;
-    let mut sdk = Sdk::start().await;
-    let (_, bob_key) = random_key();
-    let bob = sdk.create("bob", &bob_key, &node.url()).await;
-    let (_, herald) = herald(&node, Arc::new(MemoryStore::new())).await;
+    let (node, mut sdk) = start().await;
+    let bob = sdk.user("bob", &node.url()).await;
+    let herald = memory_herald(&node).await;
     herald
         .send_text(&bob.inbox_id, "exactly once", "delivery-42")
         .await
@@ -140,6 +128,5 @@ async fn f_same_idempotency_key_shows_once() {
         vec!["exactly once".to_owned(), "exactly once".to_owned()],
         "the resend with key delivery-42 is deduplicated, delivery-43 is a new message"
     );
-    sdk.shutdown().await;
-    node.shutdown().await;
+    finish(sdk, node).await;
 }

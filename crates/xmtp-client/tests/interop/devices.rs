@@ -3,26 +3,23 @@
 
 use std::sync::Arc;
 
-use super::sdk::{random_key, Sdk};
-use super::{herald, node, transport};
+use super::sdk::random_key;
+use super::{finish, memory_herald, start, transport};
 use serde_json::json;
 use xmtp_client::{Client, MemoryStore, Wallet};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_recipient_with_three_installations_all_read() {
-    let node = node().await;
-    let mut sdk = Sdk::start().await;
+    let (node, mut sdk) = start().await;
     let (_, key) = random_key();
-    let bobs = [
-        sdk.create("bob1", &key, &node.url()).await,
-        sdk.create("bob2", &key, &node.url()).await,
-        sdk.create("bob3", &key, &node.url()).await,
-    ];
+    let bobs = sdk
+        .installations(&["bob1", "bob2", "bob3"], &key, &node.url())
+        .await;
     assert!(
         bobs.iter().all(|b| b.inbox_id == bobs[0].inbox_id),
         "one inbox, three installations"
     );
-    let (_, herald) = herald(&node, Arc::new(MemoryStore::new())).await;
+    let herald = memory_herald(&node).await;
     herald
         .send_text(&bobs[0].inbox_id, "to every device", "k-all")
         .await
@@ -39,21 +36,17 @@ async fn c_recipient_with_three_installations_all_read() {
             b.name
         );
     }
-    sdk.shutdown().await;
-    node.shutdown().await;
+    finish(sdk, node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d_installation_added_after_the_dm_reads_the_next_message() {
-    let node = node().await;
-    let mut sdk = Sdk::start().await;
+    let (node, mut sdk) = start().await;
     let (_, key) = random_key();
-    let bobs = [
-        sdk.create("bob1", &key, &node.url()).await,
-        sdk.create("bob2", &key, &node.url()).await,
-        sdk.create("bob3", &key, &node.url()).await,
-    ];
-    let (_, herald) = herald(&node, Arc::new(MemoryStore::new())).await;
+    let bobs = sdk
+        .installations(&["bob1", "bob2", "bob3"], &key, &node.url())
+        .await;
+    let herald = memory_herald(&node).await;
     herald
         .send_text(&bobs[0].inbox_id, "first", "k-1")
         .await
@@ -76,16 +69,13 @@ async fn d_installation_added_after_the_dm_reads_the_next_message() {
         sdk.texts(&bobs[0], &dm1).await,
         vec!["first".to_owned(), "second".to_owned()]
     );
-    sdk.shutdown().await;
-    node.shutdown().await;
+    finish(sdk, node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn j_second_herald_installation_is_in_the_dm_and_can_send() {
-    let node = node().await;
-    let mut sdk = Sdk::start().await;
-    let (_, bob_key) = random_key();
-    let bob = sdk.create("bob", &bob_key, &node.url()).await;
+    let (node, mut sdk) = start().await;
+    let bob = sdk.user("bob", &node.url()).await;
     let wallet = Wallet::generate();
     let a = Client::open(&wallet, transport(&node), Arc::new(MemoryStore::new()))
         .await
@@ -121,23 +111,23 @@ async fn j_second_herald_installation_is_in_the_dm_and_can_send() {
             .len(),
         1
     );
-    sdk.shutdown().await;
-    node.shutdown().await;
+    finish(sdk, node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn k_revoked_installation_leaves_and_a_new_one_joins_in_one_commit() {
-    let node = node().await;
-    let mut sdk = Sdk::start().await;
+    let (node, mut sdk) = start().await;
     let (_, key) = random_key();
-    let bob1 = sdk.create("bob1", &key, &node.url()).await;
-    let bob2 = sdk.create("bob2", &key, &node.url()).await;
-    let (_, herald) = herald(&node, Arc::new(MemoryStore::new())).await;
+    let bobs = sdk
+        .installations(&["bob1", "bob2"], &key, &node.url())
+        .await;
+    let (bob1, bob2) = (&bobs[0], &bobs[1]);
+    let herald = memory_herald(&node).await;
     herald
         .send_text(&bob1.inbox_id, "before", "k-1")
         .await
         .unwrap();
-    let dm1 = sdk.find_dm(&bob1, herald.inbox_id()).await.unwrap();
+    let dm1 = sdk.find_dm(bob1, herald.inbox_id()).await.unwrap();
 
     // The wallet revokes bob2 and adds bob3: herald's next send removes and adds together.
     sdk.call(
@@ -152,7 +142,7 @@ async fn k_revoked_installation_leaves_and_a_new_one_joins_in_one_commit() {
         .unwrap();
 
     assert_eq!(
-        sdk.texts(&bob1, &dm1).await,
+        sdk.texts(bob1, &dm1).await,
         vec!["before".to_owned(), "after".to_owned()]
     );
     let dm3 = sdk
@@ -160,6 +150,5 @@ async fn k_revoked_installation_leaves_and_a_new_one_joins_in_one_commit() {
         .await
         .expect("bob3 joins");
     assert!(sdk.texts(&bob3, &dm3).await.contains(&"after".to_owned()));
-    sdk.shutdown().await;
-    node.shutdown().await;
+    finish(sdk, node).await;
 }

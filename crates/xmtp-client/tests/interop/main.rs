@@ -13,13 +13,24 @@ mod sdk;
 
 use std::sync::Arc;
 
-use xmtp_client::{Client, GrpcTransport, Store, Transport, Wallet};
+use xmtp_client::{Client, GrpcTransport, MemoryStore, Store, Transport, Wallet};
 use xmtp_devnode::{DevNode, DevNodeConfig, DevNodeHandle};
 
 async fn node() -> DevNodeHandle {
     DevNode::start(DevNodeConfig::default())
         .await
         .expect("devnode starts")
+}
+
+/// A devnode and the SDK driver: where most tests start.
+async fn start() -> (DevNodeHandle, sdk::Sdk) {
+    (node().await, sdk::Sdk::start().await)
+}
+
+/// Stops the SDK driver, then the node.
+async fn finish(sdk: sdk::Sdk, node: DevNodeHandle) {
+    sdk.shutdown().await;
+    node.shutdown().await;
 }
 
 fn transport(node: &DevNodeHandle) -> Arc<dyn Transport> {
@@ -32,4 +43,9 @@ async fn herald(node: &DevNodeHandle, store: Arc<dyn Store>) -> (Wallet, Client)
         .await
         .expect("herald registers");
     (wallet, client)
+}
+
+/// A herald client with a new wallet and in-memory state, registered on `node`.
+async fn memory_herald(node: &DevNodeHandle) -> Client {
+    herald(node, Arc::new(MemoryStore::new())).await.1
 }

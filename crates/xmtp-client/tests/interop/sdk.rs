@@ -1,7 +1,10 @@
 //! A handle on `interop/sdk-driver.mjs`: the official XMTP node SDK in a child process,
-//! spoken to in JSON lines.
+//! spoken to in JSON lines, answered in order.
+//!
+//! Shared by two packages' tests: these interop proofs and herald's integration tests
+//! (`tests/it/sdk.rs` includes this file), so it finds `interop/` from either manifest.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -9,11 +12,17 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-/// How long one SDK call may take before the test fails.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one SDK call may take before the test fails (generous: the machine may be loaded).
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The workspace's `interop/` folder: the first one holding the driver, from the including
+/// package's manifest upward.
 pub fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("interop"))
+        .find(|dir| dir.join("sdk-driver.mjs").exists())
+        .expect("interop/sdk-driver.mjs exists in the workspace")
 }
 
 /// Fails the test (never skips) when the SDK is not installed.
@@ -105,13 +114,39 @@ impl Sdk {
             name: name.to_owned(),
             inbox_id: r["inboxId"].as_str().unwrap().to_owned(),
             installation_id: r["installationId"].as_str().unwrap().to_owned(),
+            address: r["address"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// Registers an SDK client `name` with a wallet of its own against `api_url`.
+    pub async fn user(&mut self, name: &str, api_url: &str) -> SdkClient {
+        let (_, key) = random_key();
+        self.create(name, &key, api_url).await
+    }
+
+    /// Registers one SDK client per name, all installations of wallet `key` (one inbox).
+    pub async fn installations(
+        &mut self,
+        names: &[&str],
+        key: &str,
+        api_url: &str,
+    ) -> Vec<SdkClient> {
+        let mut clients = Vec::new();
+        for name in names {
+            clients.push(self.create(name, key, api_url).await);
+        }
+        clients
     }
 
     /// The DM with `peer_inbox_id` as `who` sees it after a sync, if any.
     pub async fn find_dm(&mut self, who: &SdkClient, peer_inbox_id: &str) -> Option<String> {
-        self.call("sync", json!({"name": who.name})).await;
-        let list = self.call("list", json!({"name": who.name})).await;
+        self.find_dm_of(&who.name, peer_inbox_id).await
+    }
+
+    /// [`Sdk::find_dm`] for the client called `name`.
+    pub async fn find_dm_of(&mut self, name: &str, peer_inbox_id: &str) -> Option<String> {
+        self.call("sync", json!({ "name": name })).await;
+        let list = self.call("list", json!({ "name": name })).await;
         list.as_array()
             .unwrap()
             .iter()
@@ -121,10 +156,15 @@ impl Sdk {
 
     /// Texts of the conversation, oldest first (non-text messages excluded).
     pub async fn texts(&mut self, who: &SdkClient, conversation_id: &str) -> Vec<String> {
+        self.texts_of(&who.name, conversation_id).await
+    }
+
+    /// [`Sdk::texts`] for the client called `name`.
+    pub async fn texts_of(&mut self, name: &str, conversation_id: &str) -> Vec<String> {
         let msgs = self
             .call(
                 "messages",
-                json!({"name": who.name, "conversationId": conversation_id}),
+                json!({"name": name, "conversationId": conversation_id}),
             )
             .await;
         msgs.as_array()
@@ -156,12 +196,15 @@ impl Sdk {
     }
 }
 
+/// An SDK client the driver created (one installation of a wallet's inbox).
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // Each including package reads some of the fields.
 pub struct SdkClient {
     pub name: String,
     pub inbox_id: String,
-    #[allow(dead_code)]
     pub installation_id: String,
+    /// The wallet address, lowercase.
+    pub address: String,
 }
 
 /// A random wallet private key as 0x-hex, for the SDK.

@@ -137,3 +137,47 @@ pub fn wallet(n: u8) -> k256::ecdsa::SigningKey {
 pub fn installation(n: u8) -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[n; 32])
 }
+
+/// The inbox id registered for an Ethereum `address`, if any.
+pub async fn inbox_of(c: &mut Clients, address: &str) -> Option<String> {
+    use xmtp_proto::associations_proto::IdentifierKind;
+    use xmtp_proto::identity_api::{get_inbox_ids_request, GetInboxIdsRequest};
+    let request = GetInboxIdsRequest {
+        requests: vec![get_inbox_ids_request::Request {
+            identifier: address.to_owned(),
+            identifier_kind: IdentifierKind::Ethereum as i32,
+        }],
+    };
+    let r = c
+        .identity
+        .get_inbox_ids(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.responses.len(), 1);
+    assert_eq!(r.responses[0].identifier, address);
+    r.responses[0].inbox_id.clone()
+}
+
+/// The identity updates of one inbox after sequence id `after`, as the node returns them.
+pub async fn identity_updates(
+    c: &mut Clients,
+    inbox_id: &str,
+    after: u64,
+) -> Vec<xmtp_proto::identity_api::get_identity_updates_response::IdentityUpdateLog> {
+    use xmtp_proto::identity_api::{get_identity_updates_request, GetIdentityUpdatesRequest};
+    let request = GetIdentityUpdatesRequest {
+        requests: vec![get_identity_updates_request::Request {
+            inbox_id: inbox_id.into(),
+            sequence_id: after,
+        }],
+    };
+    let r = c
+        .identity
+        .get_identity_updates(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.responses[0].inbox_id, inbox_id);
+    r.responses.into_iter().next().unwrap().updates
+}

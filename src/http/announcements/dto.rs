@@ -1,0 +1,168 @@
+//! The announcement resource's wire types (request, response, delivery list) and their
+//! conversions from store types. Only here and in the handlers does serde meet announcements.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::Priority;
+use crate::store::{Announcement, Counts, Delivery};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnnouncementIn {
+    /// Message text, at most 16 KiB of UTF-8.
+    #[schema(example = "Governance vote #42 closes in 24 hours.")]
+    pub text: String,
+    /// `"all"` (default) or `{"addresses": [...]}`.
+    pub audience: Option<AudienceIn>,
+    /// Delivery priority (default `normal`).
+    pub priority: Option<PriorityIn>,
+    /// Send only to subscribers who receive this channel topic (audience must be `all`).
+    /// Opt-outs are honoured again at send time.
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum AudienceIn {
+    /// Every active subscriber.
+    Keyword(AudienceKeyword),
+    /// Only these addresses (up to 10,000); non-subscribers are recorded as `skipped`.
+    Addresses(AddressList),
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AudienceKeyword {
+    All,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressList {
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PriorityIn {
+    Critical,
+    Normal,
+    Bulk,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CountsOut {
+    pub total: i64,
+    pub pending: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AnnouncementOut {
+    #[schema(example = "ann_01JD3S8Z6XKQ8W4N2M5V7B9C1D")]
+    pub id: String,
+    pub channel_id: String,
+    /// `queued`, `sending` or `completed`.
+    pub status: String,
+    pub priority: PriorityIn,
+    pub text: String,
+    /// The channel topic it was sent to (null: every active subscriber, or a listed audience).
+    pub topic: Option<String>,
+    pub counts: CountsOut,
+    /// Estimated seconds until no delivery is pending: pending deliveries over the pace of the
+    /// last minute (capped by the channel's rate budget when the governor is on; the budget
+    /// alone before anything was sent). Null when completed or not yet known. Shown by
+    /// `GET /v1/announcements/{id}`.
+    #[schema(example = 42)]
+    pub eta_seconds: Option<u64>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryOut {
+    pub address: String,
+    /// `pending`, `delivered`, `failed` or `skipped`.
+    pub status: String,
+    pub attempts: i32,
+    /// Why a delivery failed or was skipped.
+    pub reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<DeliveryOut>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryParams {
+    /// Only deliveries in this status.
+    pub status: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+fn counts_out(c: Counts) -> CountsOut {
+    CountsOut {
+        total: c.total,
+        pending: c.pending,
+        delivered: c.delivered,
+        failed: c.failed,
+        skipped: c.skipped,
+    }
+}
+
+fn priority_out(p: Priority) -> PriorityIn {
+    match p {
+        Priority::Critical => PriorityIn::Critical,
+        Priority::Normal => PriorityIn::Normal,
+        Priority::Bulk => PriorityIn::Bulk,
+    }
+}
+
+impl From<PriorityIn> for Priority {
+    fn from(p: PriorityIn) -> Self {
+        match p {
+            PriorityIn::Critical => Priority::Critical,
+            PriorityIn::Normal => Priority::Normal,
+            PriorityIn::Bulk => Priority::Bulk,
+        }
+    }
+}
+
+impl From<Announcement> for AnnouncementOut {
+    fn from(a: Announcement) -> Self {
+        AnnouncementOut {
+            id: a.id.to_string(),
+            channel_id: a.channel_id.to_string(),
+            status: a.status.as_str().into(),
+            priority: priority_out(a.priority),
+            text: a.text,
+            topic: None,
+            counts: counts_out(a.counts),
+            eta_seconds: None,
+            created_at: a.created_at,
+        }
+    }
+}
+
+impl From<Delivery> for DeliveryOut {
+    fn from(d: Delivery) -> Self {
+        DeliveryOut {
+            address: d.address.to_string(),
+            status: d.status.as_str().into(),
+            attempts: d.attempts,
+            reason: d.reason,
+            updated_at: d.updated_at,
+        }
+    }
+}
