@@ -1,0 +1,93 @@
+//! The channel state store under the sender lease: batched writes, deletes, one-query
+//! multi-prefix scans, and fencing (a lost lease writes nothing).
+
+use chrono::Utc;
+use herald::domain::ChannelId;
+use herald::store::pipeline::SenderLease;
+
+use crate::helpers::TestApp;
+
+async fn lease(app: &TestApp, channel: &ChannelId, owner: &str) -> Option<SenderLease> {
+    let now = Utc::now();
+    app.store
+        .pipeline()
+        .acquire_sender(channel, owner, now + chrono::Duration::seconds(60), now)
+        .await
+        .unwrap()
+}
+
+fn key(group: usize, entry: usize) -> Vec<u8> {
+    format!("mls/g/{group:04}/entry{entry}").into_bytes()
+}
+
+#[tokio::test]
+async fn batched_state_writes_and_multi_prefix_scans() {
+    let app = TestApp::spawn_with(|c| c.xmtp.workers = 0).await;
+    let tenant = app.tenant("state").await;
+    let channel = ChannelId::parse(&app.channel(&tenant, "state").await).unwrap();
+    let pipeline = app.store.pipeline();
+    let held = lease(&app, &channel, "writer").await.expect("free lease");
+
+    // 1,300 groups × 3 entries: more rows than one multi-row statement takes.
+    let mut batch = Vec::new();
+    for g in 0..1300 {
+        for e in 0..3 {
+            batch.push((key(g, e), Some(format!("v{g}/{e}").into_bytes())));
+        }
+    }
+    assert!(pipeline.state_write(&held, batch).await.unwrap());
+    // Overwrite some, delete others (more deletes than one statement takes as well).
+    let mut batch = vec![(key(7, 0), Some(b"new".to_vec()))];
+    batch.extend((600..1300).map(|g| (key(g, 2), None)));
+    assert!(pipeline.state_write(&held, batch).await.unwrap());
+
+    let prefixes: Vec<Vec<u8>> = [7usize, 8, 650, 1299]
+        .iter()
+        .map(|g| format!("mls/g/{g:04}/").into_bytes())
+        .collect();
+    let mut rows = pipeline.state_scan_many(&channel, &prefixes).await.unwrap();
+    rows.sort();
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (key(7, 0), b"new".to_vec()),
+        (key(7, 1), b"v7/1".to_vec()),
+        (key(7, 2), b"v7/2".to_vec()),
+        (key(8, 0), b"v8/0".to_vec()),
+        (key(8, 1), b"v8/1".to_vec()),
+        (key(8, 2), b"v8/2".to_vec()),
+        (key(650, 0), b"v650/0".to_vec()),
+        (key(650, 1), b"v650/1".to_vec()),
+        (key(1299, 0), b"v1299/0".to_vec()),
+        (key(1299, 1), b"v1299/1".to_vec()),
+    ];
+    assert_eq!(rows, expected, "exactly the entries under the prefixes");
+    // The same as scanning each prefix on its own.
+    let mut one_by_one = Vec::new();
+    for p in &prefixes {
+        one_by_one.extend(pipeline.state_scan(&channel, p).await.unwrap());
+    }
+    one_by_one.sort();
+    assert_eq!(rows, one_by_one);
+    assert!(pipeline
+        .state_scan_many(&channel, &[b"mls/g/9999/".to_vec()])
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Fencing: once another owner holds the channel, the old lease writes nothing.
+    pipeline.release_sender(&held, None, None).await.unwrap();
+    let other = lease(&app, &channel, "other")
+        .await
+        .expect("released lease");
+    assert!(!pipeline
+        .state_write(&held, vec![(key(8, 0), Some(b"stale".to_vec()))])
+        .await
+        .unwrap());
+    assert_eq!(
+        pipeline.state_get(&channel, &key(8, 0)).await.unwrap(),
+        Some(b"v8/0".to_vec())
+    );
+    assert!(pipeline
+        .state_write(&other, vec![(key(8, 0), Some(b"fresh".to_vec()))])
+        .await
+        .unwrap());
+}
