@@ -29,6 +29,9 @@ pub struct SenderLease {
     pub channel: ChannelId,
     pub owner: String,
     pub token: i64,
+    /// When it was taken: the token of the lease the channel's state was last written under
+    /// (`None`: never written). A client kept open since then is still current.
+    pub state_token: Option<i64>,
 }
 
 /// What the pipeline needs to act as a channel.
@@ -185,7 +188,8 @@ pub trait PipelineStore: Send + Sync {
         prefixes: &[Vec<u8>],
     ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Applies upserts (`Some`) and deletes (`None`) atomically, only while `lease` is still
-    /// the channel's current lease. Returns false (writing nothing) when it was lost.
+    /// the channel's current lease, and records its token as the channel's `state_token`.
+    /// Returns false (writing nothing) when it was lost.
     async fn state_write(
         &self,
         lease: &SenderLease,

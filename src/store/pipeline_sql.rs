@@ -36,14 +36,14 @@ macro_rules! shared_pipeline_sql {
             until: DateTime<Utc>,
             now: DateTime<Utc>,
         ) -> StoreResult<Option<SenderLease>> {
-            let token: Option<i64> = sqlx::query_scalar(
+            let row: Option<(i64, Option<i64>)> = sqlx::query_as(
                 "INSERT INTO channel_senders (channel_id, lease_owner, lease_until, lease_token, updated_at) \
                  VALUES ($1, $2, $3, 1, $4) \
                  ON CONFLICT (channel_id) DO UPDATE SET lease_owner = excluded.lease_owner, \
                    lease_until = excluded.lease_until, lease_token = channel_senders.lease_token + 1, \
                    updated_at = excluded.updated_at \
                  WHERE channel_senders.lease_until IS NULL OR channel_senders.lease_until < $4 \
-                 RETURNING lease_token",
+                 RETURNING lease_token, state_token",
             )
             .bind(channel.as_str())
             .bind(owner)
@@ -51,10 +51,11 @@ macro_rules! shared_pipeline_sql {
             .bind(now)
             .fetch_optional(pool)
             .await?;
-            Ok(token.map(|token| SenderLease {
+            Ok(row.map(|(token, state_token)| SenderLease {
                 channel: channel.clone(),
                 owner: owner.to_owned(),
                 token,
+                state_token,
             }))
         }
 

@@ -43,13 +43,13 @@ impl ChannelXmtpError {
 }
 
 /// Opens (registering on first use) the channel's XMTP client under `lease`, and records the
-/// identity on the channel row the first time.
+/// identity on the channel row the first time. Returns the client and its state handle.
 pub async fn open_client(
     store: &Arc<dyn Store>,
     kek: &Arc<MasterKey>,
     xmtp: &Xmtp,
     lease: &SenderLease,
-) -> Result<Client, ChannelXmtpError> {
+) -> Result<(Client, Arc<ChannelState>), ChannelXmtpError> {
     let secret = store
         .pipeline()
         .channel_secret(&lease.channel)
@@ -61,7 +61,7 @@ pub async fn open_client(
     let bytes: [u8; 32] = key.to_bytes().into();
     let wallet = Wallet::from_bytes(&bytes).map_err(|_| ChannelXmtpError::Sealed)?;
     let state = Arc::new(ChannelState::new(store.clone(), kek.clone(), lease.clone()));
-    let client = Client::open(&wallet, xmtp.transport.clone(), state).await?;
+    let client = Client::open(&wallet, xmtp.transport.clone(), state.clone()).await?;
     if secret.inbox_id.as_deref() != Some(client.inbox_id()) {
         store
             .pipeline()
@@ -73,7 +73,7 @@ pub async fn open_client(
             .await?;
         tracing::info!(channel.id = %lease.channel, xmtp.inbox_id = client.inbox_id(), "channel registered on XMTP");
     }
-    Ok(client)
+    Ok((client, state))
 }
 
 /// Registers a just-created channel right away (so its API answer shows the identity). On any

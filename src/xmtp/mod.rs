@@ -33,6 +33,8 @@ pub struct XmtpConfig {
     pub inbound: bool,
     /// Seconds between fallback reads of a channel's inbox (streams usually trigger sooner).
     pub inbound_poll_secs: u64,
+    /// DM groups a process keeps decoded in memory (drains and kept clients together).
+    pub resident_groups: usize,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

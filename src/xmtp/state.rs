@@ -5,8 +5,9 @@
 //! key as associated data, so the installation key and MLS secrets are never stored in clear
 //! and a value cannot be moved to another key or channel. Writes are fenced by the sender
 //! lease: once another worker holds the channel, this handle's writes fail and nothing forks.
+//! A handle kept open between leases ([`ChannelState::adopt`]) writes under the newest one.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use xmtp_client::storage::StoreError;
@@ -31,16 +32,44 @@ pub enum StateError {
 pub struct ChannelState {
     store: Arc<dyn HeraldStore>,
     kek: Arc<MasterKey>,
-    lease: SenderLease,
+    channel: crate::domain::ChannelId,
+    /// The lease writes are fenced by, and whether one succeeded under it.
+    lease: RwLock<(SenderLease, bool)>,
 }
 
 impl ChannelState {
     pub fn new(store: Arc<dyn HeraldStore>, kek: Arc<MasterKey>, lease: SenderLease) -> Self {
-        Self { store, kek, lease }
+        Self {
+            store,
+            kek,
+            channel: lease.channel.clone(),
+            lease: RwLock::new((lease, false)),
+        }
+    }
+
+    /// Moves this handle to a newer lease of the same channel (a client kept open between
+    /// leases). Only call it when the lease's `state_token` shows nobody wrote meanwhile.
+    pub fn adopt(&self, lease: SenderLease) {
+        assert_eq!(
+            lease.channel, self.channel,
+            "a state handle serves one channel"
+        );
+        *self.lease.write().expect("poisoned") = (lease, false);
+    }
+
+    /// The channel's `state_token` as this handle knows it: the current lease's token once a
+    /// write succeeded under it, otherwise what the lease found when it was taken.
+    pub fn state_token(&self) -> Option<i64> {
+        let (lease, wrote) = &*self.lease.read().expect("poisoned");
+        if *wrote {
+            Some(lease.token)
+        } else {
+            lease.state_token
+        }
     }
 
     fn context(&self, key: &[u8]) -> String {
-        format!("{}/{}", self.lease.channel, hex::encode(key))
+        format!("{}/{}", self.channel, hex::encode(key))
     }
 
     fn open(&self, key: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -60,7 +89,7 @@ impl Store for ChannelState {
         let sealed = self
             .store
             .pipeline()
-            .state_get(&self.lease.channel, key)
+            .state_get(&self.channel, key)
             .await
             .map_err(backend)?;
         sealed.map(|s| self.open(key, &s)).transpose()
@@ -70,7 +99,7 @@ impl Store for ChannelState {
         let rows = self
             .store
             .pipeline()
-            .state_scan(&self.lease.channel, prefix)
+            .state_scan(&self.channel, prefix)
             .await
             .map_err(backend)?;
         rows.into_iter()
@@ -88,7 +117,7 @@ impl Store for ChannelState {
         let rows = self
             .store
             .pipeline()
-            .state_scan_many(&self.lease.channel, prefixes)
+            .state_scan_many(&self.channel, prefixes)
             .await
             .map_err(backend)?;
         rows.into_iter()
@@ -110,13 +139,18 @@ impl Store for ChannelState {
                 (k, v)
             })
             .collect();
+        let lease = self.lease.read().expect("poisoned").0.clone();
         let written = self
             .store
             .pipeline()
-            .state_write(&self.lease, sealed)
+            .state_write(&lease, sealed)
             .await
             .map_err(backend)?;
         if written {
+            let mut current = self.lease.write().expect("poisoned");
+            if current.0 == lease {
+                current.1 = true;
+            }
             Ok(())
         } else {
             Err(StoreError::Backend(Box::new(StateError::LeaseLost)))

@@ -11,6 +11,7 @@ mod crash;
 mod helpers;
 mod idempotency;
 mod isolation;
+mod kept_clients;
 mod limits;
 mod operations;
 mod outage;

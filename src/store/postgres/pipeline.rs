@@ -212,10 +212,11 @@ impl PipelineStore for PgStore {
         lease: &SenderLease,
         batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     ) -> StoreResult<bool> {
-        // The row lock holds off a takeover until this batch is committed.
+        // The row lock holds off a takeover until this batch is committed (a mismatch rolls
+        // the state_token update back with the transaction).
         let mut tx = self.pool.begin().await?;
         let current: Option<i64> = sqlx::query_scalar(
-            "SELECT lease_token FROM channel_senders WHERE channel_id = $1 FOR SHARE",
+            "UPDATE channel_senders SET state_token = lease_token WHERE channel_id = $1 RETURNING lease_token",
         )
         .bind(lease.channel.as_str())
         .fetch_optional(&mut *tx)

@@ -218,7 +218,7 @@ impl PipelineStore for SqliteStore {
         // BEGIN IMMEDIATE semantics: the fencing check and the writes share one write lock.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let current: Option<i64> = sqlx::query_scalar(
-            "UPDATE channel_senders SET updated_at = updated_at WHERE channel_id = $1 RETURNING lease_token",
+            "UPDATE channel_senders SET state_token = lease_token WHERE channel_id = $1 RETURNING lease_token",
         )
         .bind(lease.channel.as_str())
         .fetch_optional(&mut *tx)

@@ -17,6 +17,7 @@
 //! only inbound work are candidates too. So each channel identity has one MLS writer, and an
 //! expired lease hands both jobs to another replica.
 
+mod clients;
 mod governor;
 mod inbound;
 mod send;
@@ -35,6 +36,7 @@ use crate::store::Store;
 use crate::workers::Outcome;
 use crate::xmtp::channel::{open_client, ChannelXmtpError};
 use crate::xmtp::Xmtp;
+use clients::{ClientCache, OpenClient};
 use governor::Governor;
 
 /// Poll interval when idle (wake-ups usually come sooner).
@@ -45,6 +47,8 @@ const ERROR_PAUSE: Duration = Duration::from_secs(2);
 const CHANNEL_HOLD_OFF: chrono::Duration = chrono::Duration::seconds(10);
 /// Channels looked at per step.
 const CANDIDATES: i64 = 16;
+/// Channel clients kept open between drains, per worker.
+const KEPT_CLIENTS_PER_WORKER: usize = 2;
 
 static WAKE: Notify = Notify::const_new();
 static WAKE_INBOUND: Notify = Notify::const_new();
@@ -68,6 +72,8 @@ pub struct Worker {
     pub kek: Arc<MasterKey>,
     pub xmtp: Arc<Xmtp>,
     governor: Option<Arc<Governor>>,
+    /// Channel clients kept open between drains (shared by this process's workers).
+    clients: Arc<ClientCache>,
     id: String,
     /// Reply to a first chat message when the channel has no welcome text of its own.
     welcome: Arc<str>,
@@ -83,12 +89,17 @@ pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> V
         .governor_on()
         .then(|| Arc::new(Governor::new(c.rate_burst, c.rate_per_minute)));
     let process = ulid::Ulid::new().to_string();
+    let clients = Arc::new(ClientCache::new(
+        KEPT_CLIENTS_PER_WORKER * c.workers,
+        c.resident_groups,
+    ));
     (0..c.workers)
         .map(|i| Worker {
             store: store.clone(),
             kek: kek.clone(),
             xmtp: xmtp.clone(),
             governor: governor.clone(),
+            clients: clients.clone(),
             id: format!("w{i}-{process}"),
             // `spawn` sets the configured text; the command list is a sane stand-in.
             welcome: Arc::from(crate::inbound::handler::HELP_TEXT),
@@ -182,14 +193,36 @@ impl Worker {
         lease: &SenderLease,
         shutdown: &CancellationToken,
     ) -> Result<u64, ChannelXmtpError> {
-        let client = open_client(&self.store, &self.kek, &self.xmtp, lease).await?;
+        let open = match self.clients.take(lease) {
+            Some(open) => open,
+            None => {
+                let (client, state) =
+                    open_client(&self.store, &self.kek, &self.xmtp, lease).await?;
+                OpenClient { client, state }
+            }
+        };
+        let served = self.serve(lease, &open.client, shutdown).await;
+        // Keep the client for the channel's next drain only if this one ended normally with
+        // the lease still held (so its memory matches what it wrote).
+        if served.is_ok() && matches!(self.renew(lease).await, Ok(true)) {
+            self.clients.keep(lease.channel.clone(), open).await;
+        }
+        served
+    }
+
+    async fn serve(
+        &self,
+        lease: &SenderLease,
+        client: &xmtp_client::Client,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, ChannelXmtpError> {
         let mut cache = send::DrainCache::default();
-        let settled = self.send_due(lease, &client, &mut cache, shutdown).await?;
+        let settled = self.send_due(lease, client, &mut cache, shutdown).await?;
         if !self.xmtp.config.inbound || shutdown.is_cancelled() {
             return Ok(settled);
         }
         if settled > 0 {
-            self.record_groups(lease, &client).await?;
+            self.record_groups(lease, client).await?;
         }
         // New deliveries (this process's announcements, or NOTIFY from others) interrupt the
         // pass: reading every DM a broadcast just reached can take a while, and sending comes
@@ -197,7 +230,7 @@ impl Worker {
         let may_yield = !self.yielded.swap(false, Ordering::Relaxed);
         let deliveries = WAKE.notified();
         let read = tokio::select! {
-            r = self.read_inbox(lease, &client) => r?,
+            r = self.read_inbox(lease, client) => r?,
             lost = self.heartbeat(lease) => return lost.map(|()| settled),
             () = deliveries, if may_yield => {
                 tracing::debug!(channel.id = %lease.channel, "inbound pass yields to new deliveries");
@@ -263,6 +296,10 @@ impl Worker {
             match outcome {
                 send::RoundEnd::Continue(n) => settled += n,
                 send::RoundEnd::Paused(n) => return Ok(settled + n),
+            }
+            // A long drain meets a new set of recipients every round: bound the memory.
+            if client.resident_groups().await > self.clients.resident_limit() {
+                client.release_groups().await?;
             }
         }
         Ok(settled)
