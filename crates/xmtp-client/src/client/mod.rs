@@ -6,11 +6,13 @@
 //! state in memory, write it with one atomic [`Store::write_batch`], then publish.
 
 mod dms;
+mod groups;
 mod inbox;
 mod installations;
 mod messages;
 mod outgoing;
 mod parallel;
+mod reading;
 mod welcomes;
 
 use std::collections::HashMap;
@@ -18,14 +20,15 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openmls::prelude::tls_codec::Serialize as _;
-use openmls::prelude::{GroupId, MlsGroup};
+use openmls::prelude::MlsGroup;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use xmtp_proto::identity_api::PublishIdentityUpdateRequest;
 use xmtp_proto::mls_api::{KeyPackageUpload, UploadKeyPackageRequest};
 
 pub use inbox::InboxState;
-pub use messages::{OutgoingText, ReceivedMessage, SendOptions};
+pub use messages::{OutgoingText, SendOptions};
+pub use reading::ReceivedMessage;
 
 use crate::error::ClientError;
 use crate::identity::{
@@ -34,15 +37,13 @@ use crate::identity::{
 use crate::mls::keypackage::build_key_package;
 use crate::mls::provider::XmtpProvider;
 use crate::mls::signer::InstallationKey;
-use crate::storage::{group_prefix, Store, MLS_GLOBAL_PREFIX};
+use crate::storage::{Store, MLS_GLOBAL_PREFIX};
 use crate::transport::Transport;
 use openmls_traits::OpenMlsProvider as _;
 
 const IDENTITY_KEY: &[u8] = b"client/identity";
 const DM_PREFIX: &[u8] = b"dm/";
 const SECONDARY_DM_PREFIX: &[u8] = b"dmx/";
-/// Groups loaded per store query.
-const LOAD_CHUNK: usize = 500;
 
 /// Our identity as stored. The installation seed is secret; `Debug` is not derived.
 #[derive(Serialize, Deserialize)]
@@ -100,6 +101,8 @@ struct DmBook {
     /// Group id (hex) → further DMs with a peer that we only read.
     secondary: HashMap<String, DmRecord>,
     groups: HashMap<Vec<u8>, MlsGroup>,
+    /// Peer inbox → when a send last brought its DM up to date (memory only).
+    checked: HashMap<String, std::time::Instant>,
 }
 
 impl DmBook {
@@ -344,68 +347,6 @@ impl Client {
         if let Err(e) = self.store.write_batch(batch).await {
             self.provider.storage().restore_dirty(mls);
             return Err(e.into());
-        }
-        Ok(())
-    }
-
-    /// Flushes state, then drops every resident DM group from memory (they reload on next
-    /// use). Lets a long-running sender bound its memory between batches; returns how many
-    /// groups were released.
-    pub async fn release_groups(&self) -> Result<usize, ClientError> {
-        let mut book = self.book.lock().await;
-        self.persist(Vec::new()).await?;
-        let released = book.groups.len();
-        for (gid, _) in book.groups.drain() {
-            self.provider
-                .storage()
-                .forget_prefix(&group_prefix(&GroupId::from_slice(&gid)));
-        }
-        Ok(released)
-    }
-
-    /// Number of DM groups currently resident in memory.
-    pub async fn resident_groups(&self) -> usize {
-        self.book.lock().await.groups.len()
-    }
-
-    /// Makes the group resident: loads its openmls state from the store on first use.
-    async fn ensure_group(&self, book: &mut DmBook, group_id: &[u8]) -> Result<(), ClientError> {
-        self.ensure_groups(book, std::slice::from_ref(&group_id.to_vec()))
-            .await
-    }
-
-    /// [`Client::ensure_group`] for many groups: the missing ones are read with one
-    /// [`Store::scan_prefixes`] per [`LOAD_CHUNK`] and deserialized on all cores. Loading
-    /// them one query at a time cost more than the rest of a repeat send round.
-    async fn ensure_groups(
-        &self,
-        book: &mut DmBook,
-        group_ids: &[Vec<u8>],
-    ) -> Result<(), ClientError> {
-        let mut seen = std::collections::HashSet::new();
-        let missing: Vec<GroupId> = group_ids
-            .iter()
-            .filter(|g| !book.groups.contains_key(*g) && seen.insert(*g))
-            .map(|g| GroupId::from_slice(g))
-            .collect();
-        for chunk in missing.chunks(LOAD_CHUNK) {
-            let prefixes: Vec<Vec<u8>> = chunk.iter().map(group_prefix).collect();
-            self.provider
-                .storage()
-                .load(self.store.scan_prefixes(&prefixes).await?);
-            let loaded = parallel::map(chunk, |gid| {
-                MlsGroup::load(self.provider.storage(), gid)
-                    .map_err(|e| ClientError::CorruptState(e.to_string()))?
-                    .ok_or_else(|| {
-                        ClientError::CorruptState(format!(
-                            "no state for group {}",
-                            hex::encode(gid.as_slice())
-                        ))
-                    })
-            });
-            for (gid, group) in chunk.iter().zip(loaded) {
-                book.groups.insert(gid.as_slice().to_vec(), group?);
-            }
         }
         Ok(())
     }
