@@ -2,7 +2,7 @@
 //!
 //! openmls calls its storage synchronously in the middle of cryptographic operations, while our
 //! [`Store`](super::Store) is async and may sit on a network database. So every openmls entity
-//! lives in a `HashMap` here (serde_json values, as openmls's own memory storage does) and each
+//! lives in a `HashMap` here (MessagePack values, see [`encode`]; older JSON values still read) and each
 //! change is also recorded in a dirty set. The client drains the dirty set with
 //! [`MlsStorage::take_dirty`] and writes it in one atomic batch before it publishes anything
 //! (see the crash-safe ordering in the parent module).
@@ -88,6 +88,33 @@ pub enum MlsStorageError {
     /// An entity failed to (de)serialize: a bug or corrupted state, not retryable.
     #[error("MLS state (de)serialization failed: {0}")]
     Serde(#[from] serde_json::Error),
+    /// An entity failed to encode as MessagePack (a bug, not retryable).
+    #[error("MLS state encoding failed: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+    /// A stored entity failed to decode (corrupted state, not retryable).
+    #[error("MLS state decoding failed: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+}
+
+/// First byte of a MessagePack-encoded value; JSON text never starts with it.
+const MSGPACK_MARK: u8 = 0;
+
+/// Encodes an openmls entity: a marker byte, then MessagePack with named struct fields
+/// (self-describing like JSON, so openmls's serde derives round-trip unchanged). The secrets
+/// a message send rewrites are byte arrays: as JSON numbers they took ~3.5 bytes per byte,
+/// here 1–2, which matters at one state write per message.
+fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, MlsStorageError> {
+    let mut out = vec![MSGPACK_MARK];
+    value.serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())?;
+    Ok(out)
+}
+
+/// Decodes what [`encode`] wrote, or the JSON earlier versions wrote.
+fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, MlsStorageError> {
+    match bytes.split_first() {
+        Some((&MSGPACK_MARK, rest)) => Ok(rmp_serde::from_slice(rest)?),
+        _ => Ok(serde_json::from_slice(bytes)?),
+    }
 }
 
 /// openmls state held in memory, with a record of what changed since the last flush.
@@ -164,7 +191,7 @@ impl MlsStorage {
         key: &K,
         value: &V,
     ) -> Result<(), MlsStorageError> {
-        self.set_raw(key.encode(label)?, Some(serde_json::to_vec(value)?));
+        self.set_raw(key.encode(label)?, Some(encode(value)?));
         Ok(())
     }
 
@@ -175,11 +202,7 @@ impl MlsStorage {
     ) -> Result<Option<V>, MlsStorageError> {
         let key = key.encode(label)?;
         let values = self.values.read().expect("poisoned");
-        values
-            .get(&key)
-            .map(|v| serde_json::from_slice(v))
-            .transpose()
-            .map_err(Into::into)
+        values.get(&key).map(|v| decode(v)).transpose()
     }
 
     fn delete<K: StoreKey>(&self, label: &str, key: &K) -> Result<(), MlsStorageError> {
@@ -236,6 +259,31 @@ mod tests {
     use crate::mls::keypackage::build_key_package;
     use crate::mls::provider::XmtpProvider;
     use crate::mls::signer::InstallationKey;
+
+    #[test]
+    fn values_are_message_pack_and_earlier_json_values_still_read() {
+        let storage = MlsStorage::new();
+        let secret: Vec<u8> = (0..=255).collect();
+        storage.put("t", &Gl(&1u8), &secret).unwrap();
+        let written = storage.take_dirty();
+        let bytes = written[0].1.as_ref().unwrap();
+        assert_eq!(bytes[0], MSGPACK_MARK);
+        let json = serde_json::to_vec(&secret).unwrap();
+        assert!(
+            bytes.len() * 2 < json.len(),
+            "{} vs {} bytes",
+            bytes.len(),
+            json.len()
+        );
+        assert_eq!(
+            storage.get::<_, Vec<u8>>("t", &Gl(&1u8)).unwrap(),
+            Some(secret.clone())
+        );
+        // A value an earlier version stored as JSON.
+        let old = MlsStorage::new();
+        old.load([(Gl(&1u8).encode("t").unwrap(), json)]);
+        assert_eq!(old.get::<_, Vec<u8>>("t", &Gl(&1u8)).unwrap(), Some(secret));
+    }
 
     #[test]
     fn a_group_reloads_from_its_prefix_plus_global_entries() {
