@@ -221,18 +221,21 @@ impl Worker {
         if !self.xmtp.config.inbound || shutdown.is_cancelled() {
             return Ok(settled);
         }
+        // New deliveries (this process's announcements, or NOTIFY from others) interrupt the
+        // pass: reading every DM a broadcast just reached can take a while, and sending comes
+        // first. The channel stays due, so the pass runs again after that drain. Listening
+        // starts now, so an announcement made while the groups are recorded counts too.
+        let deliveries = WAKE.notified();
+        tokio::pin!(deliveries);
+        deliveries.as_mut().enable();
         if settled > 0 {
             self.record_groups(lease, client).await?;
         }
-        // New deliveries (this process's announcements, or NOTIFY from others) interrupt the
-        // pass: reading every DM a broadcast just reached can take a while, and sending comes
-        // first. The channel stays due, so the pass runs again after that drain.
         let may_yield = !self.yielded.swap(false, Ordering::Relaxed);
-        let deliveries = WAKE.notified();
         let read = tokio::select! {
             r = self.read_inbox(lease, client) => r?,
             lost = self.heartbeat(lease) => return lost.map(|()| settled),
-            () = deliveries, if may_yield => {
+            () = &mut deliveries, if may_yield => {
                 tracing::debug!(channel.id = %lease.channel, "inbound pass yields to new deliveries");
                 self.yielded.store(true, Ordering::Relaxed);
                 return Ok(settled.max(1));
