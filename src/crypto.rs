@@ -79,6 +79,16 @@ impl MasterKey {
         hex::encode(self.0)
     }
 
+    /// A 32-byte key for one purpose, derived from the master key (HMAC-SHA256 over `label`),
+    /// so a derived key can be handed to code that must not hold the master key itself.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
+            .expect("HMAC takes any key length");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Seals `plaintext`, binding it to `context` (the owning row's id). Output: nonce ‖ ciphertext.
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Vec<u8> {
         let cipher = XChaCha20Poly1305::new((&self.0).into());

@@ -8,8 +8,10 @@
 //! takes the lease answers. If a stream breaks, the periodic fallback pass still reads every
 //! inbox (`xmtp.inbound_poll_secs`); the watcher reconnects from the ids it last saw.
 //!
-//! Our own sends (announcements, replies) show up on the group streams too; they cost one
-//! extra pass that finds nothing to answer.
+//! Our own sends (announcements, replies) show up on the group streams too. The channel's client
+//! tags them (`sender_hmac` = HMAC under a key derived from the master key for that channel,
+//! see [`crate::xmtp::channel::sender_tag_key`]), so they are recognised without decrypting and
+//! mark nothing: a broadcast to 10,000 DMs does not make 10,000 DMs due for reading.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,10 +20,12 @@ use std::time::Duration;
 use chrono::Utc;
 use futures_util::StreamExt as _;
 use tokio_util::sync::CancellationToken;
-use xmtp_client::GrpcTransport;
+use xmtp_client::{GroupArrival, GrpcTransport};
 
+use crate::crypto::MasterKey;
 use crate::domain::ChannelId;
 use crate::store::{InboundTopics, Store};
+use crate::xmtp::channel::sender_tag_key;
 
 /// How often the topic list (channels, DM groups) is re-read from the database.
 const REFRESH: Duration = Duration::from_secs(2);
@@ -34,6 +38,9 @@ const RETRY: Duration = Duration::from_secs(1);
 pub struct Watcher {
     store: Arc<dyn Store>,
     grpc: GrpcTransport,
+    kek: Arc<MasterKey>,
+    /// Sender tag keys of the channels seen so far.
+    tag_keys: HashMap<String, [u8; 32]>,
     /// Last id seen per topic: reconnects resume there instead of replaying.
     seen: HashMap<Vec<u8>, u64>,
 }
@@ -60,12 +67,24 @@ impl Owners {
 }
 
 impl Watcher {
-    pub fn new(store: Arc<dyn Store>, grpc: GrpcTransport) -> Self {
+    pub fn new(store: Arc<dyn Store>, grpc: GrpcTransport, kek: Arc<MasterKey>) -> Self {
         Self {
             store,
             grpc,
+            kek,
+            tag_keys: HashMap::new(),
             seen: HashMap::new(),
         }
+    }
+
+    /// Whether the channel itself published this group message (its sender tag matches).
+    fn is_own(&mut self, channel: &ChannelId, arrival: &GroupArrival) -> bool {
+        let kek = &self.kek;
+        let key = self
+            .tag_keys
+            .entry(channel.as_str().to_owned())
+            .or_insert_with(|| sender_tag_key(kek, channel));
+        xmtp_client::sender_tag::is_own(key, &arrival.data, &arrival.sender_hmac)
     }
 
     /// Runs until `shutdown` fires: (re)subscribes whenever the topic list changes.
@@ -124,27 +143,27 @@ impl Watcher {
         let mut due = Arrivals::default();
         let mut flush = tokio::time::interval(FLUSH);
         loop {
-            let (arrival, in_group) = tokio::select! {
-                m = welcomes.next() => (m, None),
-                m = groups.next() => (m, Some(())),
+            let (topic, id, owner) = tokio::select! {
+                m = welcomes.next() => {
+                    let (topic, id) = m.ok_or_else(closed)??;
+                    let owner = owners.welcomes.get(&topic).map(|c| (c.clone(), None));
+                    (topic, id, owner)
+                }
+                m = groups.next() => {
+                    let a = m.ok_or_else(closed)??;
+                    let owner = match owners.groups.get(&a.group_id) {
+                        Some(c) if !self.is_own(c, &a) => Some((c.clone(), Some(hex::encode(&a.group_id)))),
+                        _ => None,
+                    };
+                    (a.group_id, a.id, owner)
+                }
                 _ = flush.tick() => {
                     self.mark(&mut due).await?;
                     continue;
                 }
             };
-            let (topic, id) = match arrival {
-                Some(r) => r?,
-                None => anyhow::bail!("stream closed by the node"),
-            };
-            let owner = match in_group {
-                Some(()) => owners
-                    .groups
-                    .get(&topic)
-                    .map(|c| (c, Some(hex::encode(&topic)))),
-                None => owners.welcomes.get(&topic).map(|c| (c, None)),
-            };
             if let Some((channel, group)) = owner {
-                due.note(channel, group);
+                due.note(&channel, group);
             }
             due.seen.push((topic, id));
         }
@@ -204,6 +223,10 @@ impl Arrivals {
         };
         self.groups[at].1.insert(group);
     }
+}
+
+fn closed() -> anyhow::Error {
+    anyhow::anyhow!("stream closed by the node")
 }
 
 /// Returns once the topic list differs from `current` (polled every [`REFRESH`]).

@@ -61,7 +61,9 @@ pub async fn open_client(
     let bytes: [u8; 32] = key.to_bytes().into();
     let wallet = Wallet::from_bytes(&bytes).map_err(|_| ChannelXmtpError::Sealed)?;
     let state = Arc::new(ChannelState::new(store.clone(), kek.clone(), lease.clone()));
-    let client = Client::open(&wallet, xmtp.transport.clone(), state.clone()).await?;
+    let client = Client::open(&wallet, xmtp.transport.clone(), state.clone())
+        .await?
+        .with_sender_tag_key(sender_tag_key(kek, &lease.channel));
     if secret.inbox_id.as_deref() != Some(client.inbox_id()) {
         store
             .pipeline()
@@ -74,6 +76,12 @@ pub async fn open_client(
         tracing::info!(channel.id = %lease.channel, xmtp.inbox_id = client.inbox_id(), "channel registered on XMTP");
     }
     Ok((client, state))
+}
+
+/// The key of the channel's sender tags (`sender_hmac` of what it publishes): the inbound
+/// watcher recognises the channel's own messages on its DM streams with it.
+pub fn sender_tag_key(kek: &MasterKey, channel: &ChannelId) -> [u8; 32] {
+    kek.derive(&format!("herald/sender-tag/v1/{channel}"))
 }
 
 /// Registers a just-created channel right away (so its API answer shows the identity). On any

@@ -36,6 +36,7 @@ mod client;
 pub mod error;
 pub mod identity;
 pub mod mls;
+pub mod sender_tag;
 pub mod storage;
 pub mod transport;
 
@@ -43,4 +44,6 @@ pub use client::{Client, InboxState, OutgoingText, ReceivedMessage, SendOptions}
 pub use error::ClientError;
 pub use identity::Wallet;
 pub use storage::{MemoryStore, RedbStore, Store};
-pub use transport::{GrpcTransport, TopicStream, Transport, TransportError};
+pub use transport::{
+    GroupArrival, GroupStream, GrpcTransport, TopicStream, Transport, TransportError,
+};

@@ -18,7 +18,7 @@ use xmtp_proto::mls_api::{
 };
 
 mod subscribe;
-pub use subscribe::TopicStream;
+pub use subscribe::{GroupArrival, GroupStream, TopicStream};
 
 /// libxmtp's gRPC payload limit (25 MiB), applied to both directions.
 const MAX_MESSAGE_BYTES: usize = 25 * 1024 * 1024;

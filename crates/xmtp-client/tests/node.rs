@@ -136,3 +136,53 @@ async fn a_store_opened_with_another_wallet_is_refused() {
     assert!(matches!(err, ClientError::WalletMismatch { .. }), "{err}");
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_group_stream_shows_which_messages_carry_our_sender_tag() {
+    use futures::StreamExt as _;
+    let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
+    let url = node.url();
+    let key = [9u8; 32];
+    let alice = Client::open(
+        &Wallet::generate(),
+        transport(&url),
+        Arc::new(MemoryStore::new()),
+    )
+    .await
+    .unwrap()
+    .with_sender_tag_key(key);
+    let bob = Client::open(
+        &Wallet::generate(),
+        transport(&url),
+        Arc::new(MemoryStore::new()),
+    )
+    .await
+    .unwrap();
+    alice
+        .send_text(bob.inbox_id(), "tagged", "k1")
+        .await
+        .unwrap();
+    bob.sync_welcomes().await.unwrap();
+    bob.send_text(alice.inbox_id(), "reply", "k2")
+        .await
+        .unwrap();
+    let group = alice.dm_group_id(bob.inbox_id()).await.unwrap();
+
+    let grpc = GrpcTransport::connect_lazy(&url).unwrap();
+    let mut stream = grpc.subscribe_groups(vec![(group, 0)]).await.unwrap();
+    let mut own = Vec::new();
+    // Alice's commit and text, then Bob's message (on the DM he joined).
+    for _ in 0..3 {
+        let a = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("replayed")
+            .unwrap()
+            .unwrap();
+        own.push(xmtp_client::sender_tag::is_own(
+            &key,
+            &a.data,
+            &a.sender_hmac,
+        ));
+    }
+    assert_eq!(own, [true, true, false]);
+}

@@ -342,8 +342,7 @@ impl Client {
                 .map(|d| GroupMessageInput {
                     version: Some(group_message_input::Version::V1(group_message_input::V1 {
                         data: d.clone(),
-                        // Only push servers read the HMAC; a random tag reveals nothing.
-                        sender_hmac: rand::random::<[u8; 32]>().to_vec(),
+                        sender_hmac: self.sender_hmac(d),
                         should_push,
                     })),
                 })

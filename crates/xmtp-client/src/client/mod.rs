@@ -124,6 +124,8 @@ pub struct Client {
     inbox_id: String,
     address: String,
     book: Mutex<DmBook>,
+    /// Key of the `sender_hmac` of published messages ([`crate::sender_tag`]); random if unset.
+    sender_tag_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Client {
@@ -216,6 +218,7 @@ impl Client {
             inbox_id: id.inbox_id,
             address: id.address,
             book: Mutex::new(book),
+            sender_tag_key: None,
         })
     }
 
@@ -234,6 +237,7 @@ impl Client {
             inbox_id: wallet.inbox_id(0),
             address: address.clone(),
             book: Mutex::new(DmBook::default()),
+            sender_tag_key: None,
         };
         if let Some(Some(existing)) = client
             .resolve_inbox_ids(&[address])
@@ -349,6 +353,22 @@ impl Client {
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// Tags every message this client publishes with HMAC-SHA256(key, ciphertext) as its
+    /// `sender_hmac`, so a holder of the key can skip our own messages on a stream.
+    pub fn with_sender_tag_key(mut self, key: [u8; 32]) -> Self {
+        self.sender_tag_key = Some(key);
+        self
+    }
+
+    /// The `sender_hmac` for a message we publish.
+    fn sender_hmac(&self, data: &[u8]) -> Vec<u8> {
+        match &self.sender_tag_key {
+            Some(key) => crate::sender_tag::sender_tag(key, data),
+            // Only push servers read the HMAC; a random tag reveals nothing.
+            None => rand::random::<[u8; 32]>().to_vec(),
+        }
     }
 
     fn record_write(rec: &DmRecord) -> (Vec<u8>, Option<Vec<u8>>) {

@@ -14,6 +14,20 @@ use super::{GrpcTransport, TransportError};
 /// id or the installation key the message arrived on.
 pub type TopicStream = futures::stream::BoxStream<'static, Result<(Vec<u8>, u64), TransportError>>;
 
+/// A group message seen on a group stream.
+#[derive(Debug, Clone)]
+pub struct GroupArrival {
+    pub group_id: Vec<u8>,
+    /// Node id (the reconnect cursor).
+    pub id: u64,
+    /// Ciphertext, for recognising a sender tag ([`crate::sender_tag`]); not decrypted.
+    pub data: Vec<u8>,
+    pub sender_hmac: Vec<u8>,
+}
+
+/// What a group subscription yields.
+pub type GroupStream = futures::stream::BoxStream<'static, Result<GroupArrival, TransportError>>;
+
 /// Server streams (`SubscribeWelcomeMessages`, `SubscribeGroupMessages`): a reader learns within
 /// moments that a topic received something, and reads it with the client's usual sync. Each
 /// filter is (topic, id cursor): the node first replays what is stored after the cursor, then
@@ -50,7 +64,7 @@ impl GrpcTransport {
     pub async fn subscribe_groups(
         &self,
         filters: Vec<(Vec<u8>, u64)>,
-    ) -> Result<TopicStream, TransportError> {
+    ) -> Result<GroupStream, TransportError> {
         let filters = filters
             .into_iter()
             .map(|(group_id, id_cursor)| GroupFilter {
@@ -64,8 +78,18 @@ impl GrpcTransport {
             .into_inner()
             .map(|m| {
                 Ok(match m?.version {
-                    Some(group_message::Version::V1(v)) => (v.group_id, v.id),
-                    None => (Vec::new(), 0),
+                    Some(group_message::Version::V1(v)) => GroupArrival {
+                        group_id: v.group_id,
+                        id: v.id,
+                        data: v.data,
+                        sender_hmac: v.sender_hmac,
+                    },
+                    None => GroupArrival {
+                        group_id: Vec::new(),
+                        id: 0,
+                        data: Vec::new(),
+                        sender_hmac: Vec::new(),
+                    },
                 })
             })
             .boxed())
