@@ -112,7 +112,10 @@ pub trait PipelineStore: Send + Sync {
         now: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<ChannelId>>;
-    /// Takes the channel's sender lease if free or expired; returns the new token.
+    /// Takes the channel's sender lease if free, expired, or still held by `owner` itself (a
+    /// worker whose release failed, e.g. during a database outage, need not wait for its own
+    /// lease to expire; owners are unique per worker); returns the new token. A hold-off set
+    /// by a release has no owner, so it is respected.
     async fn acquire_sender(
         &self,
         channel: &ChannelId,

@@ -43,6 +43,7 @@ macro_rules! shared_pipeline_sql {
                    lease_until = excluded.lease_until, lease_token = channel_senders.lease_token + 1, \
                    updated_at = excluded.updated_at \
                  WHERE channel_senders.lease_until IS NULL OR channel_senders.lease_until < $4 \
+                    OR channel_senders.lease_owner = $2 \
                  RETURNING lease_token, state_token",
             )
             .bind(channel.as_str())

@@ -91,3 +91,26 @@ async fn batched_state_writes_and_multi_prefix_scans() {
         .await
         .unwrap());
 }
+
+#[tokio::test]
+async fn a_worker_retakes_its_own_unreleased_lease_others_wait() {
+    let app = TestApp::spawn_with(|c| c.xmtp.workers = 0).await;
+    let tenant = app.tenant("lease").await;
+    let channel = ChannelId::parse(&app.channel(&tenant, "lease").await).unwrap();
+    let pipeline = app.store.pipeline();
+    let first = lease(&app, &channel, "w0").await.expect("free lease");
+    // Its release failed (say the database was down): nobody else may take it...
+    assert!(lease(&app, &channel, "w1").await.is_none());
+    // ...but the same worker need not wait for the expiry, and the old token is fenced off.
+    let again = lease(&app, &channel, "w0").await.expect("own lease");
+    assert!(again.token > first.token);
+    assert!(!pipeline.renew_sender(&first, Utc::now()).await.unwrap());
+    // A hold-off set by a release (no owner) keeps everyone out, the last holder included.
+    let hold = Utc::now() + chrono::Duration::seconds(60);
+    pipeline
+        .release_sender(&again, Some("paused"), Some(hold))
+        .await
+        .unwrap();
+    assert!(lease(&app, &channel, "w0").await.is_none());
+    assert!(lease(&app, &channel, "w1").await.is_none());
+}
