@@ -79,6 +79,20 @@ impl ChannelState {
     }
 }
 
+/// Stored (key, value) entries.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+impl ChannelState {
+    fn open_rows(&self, rows: Entries) -> Result<Entries, StoreError> {
+        rows.into_iter()
+            .map(|(k, v)| {
+                let v = self.open(&k, &v)?;
+                Ok((k, v))
+            })
+            .collect()
+    }
+}
+
 fn backend(e: crate::store::StoreError) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
@@ -102,12 +116,7 @@ impl Store for ChannelState {
             .state_scan(&self.channel, prefix)
             .await
             .map_err(backend)?;
-        rows.into_iter()
-            .map(|(k, v)| {
-                let v = self.open(&k, &v)?;
-                Ok((k, v))
-            })
-            .collect()
+        self.open_rows(rows)
     }
 
     async fn scan_prefixes(
@@ -120,12 +129,7 @@ impl Store for ChannelState {
             .state_scan_many(&self.channel, prefixes)
             .await
             .map_err(backend)?;
-        rows.into_iter()
-            .map(|(k, v)| {
-                let v = self.open(&k, &v)?;
-                Ok((k, v))
-            })
-            .collect()
+        self.open_rows(rows)
     }
 
     async fn write_batch(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StoreError> {
