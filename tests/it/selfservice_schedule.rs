@@ -42,7 +42,8 @@ async fn inbound_passes_are_scheduled_by_marks_and_the_fallback() {
         InboundPlan::Nothing
     );
 
-    // Peers are added in one batch, once; the followed one gets its DM group.
+    // Peers are added in one batch, once; the followed one gets its DM group (a pair for an
+    // unknown peer adds nothing).
     let a = addresses(0xa1, 2);
     let peers = vec![
         ("inbox-a".to_owned(), Address::parse(&a[0]).unwrap()),
@@ -51,7 +52,13 @@ async fn inbound_passes_are_scheduled_by_marks_and_the_fallback() {
     assert_eq!(store.add_inbound_peers(&channel, &peers).await.unwrap(), 2);
     assert_eq!(store.add_inbound_peers(&channel, &peers).await.unwrap(), 0);
     store
-        .set_peer_groups(&channel, &[("inbox-a".into(), "aa01".into())])
+        .set_peer_groups(
+            &channel,
+            &[
+                ("inbox-a".into(), "aa01".into()),
+                ("inbox-unknown".into(), "ff01".into()),
+            ],
+        )
         .await
         .unwrap();
     assert_eq!(
