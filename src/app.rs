@@ -75,6 +75,11 @@ impl App {
             xmtp: xmtp.clone(),
         };
         crate::workers::spawn_all(&app);
+        if config.database_url.is_sqlite() {
+            app.spawn_worker(|state, shutdown| {
+                crate::workers::wal_checkpointer::run(state.store, shutdown)
+            });
+        }
         let pg_url =
             (!config.database_url.is_sqlite()).then(|| config.database_url.expose().to_owned());
         crate::workers::delivery::spawn(&app, xmtp, pg_url);

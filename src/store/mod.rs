@@ -74,6 +74,11 @@ pub trait Store: SelfServiceStore + Send + Sync + 'static {
     fn pipeline(&self) -> &dyn PipelineStore;
     /// Runs a trivial query; backs the readiness probe.
     async fn ping(&self) -> StoreResult<()>;
+    /// Background upkeep of the write-ahead log, called every few hundred milliseconds by a
+    /// serving process: on SQLite a passive checkpoint (copies committed pages back into the
+    /// database file without blocking writers), so commits on the send path do not pay for it;
+    /// nothing on Postgres.
+    async fn checkpoint(&self) -> StoreResult<()>;
     /// Deliveries still waiting to be sent, across all tenants: the pipeline's queue depth.
     /// Served by the partial index on pending rows.
     async fn pending_deliveries(&self) -> StoreResult<i64>;

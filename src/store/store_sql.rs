@@ -41,6 +41,10 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn checkpoint(&self) -> StoreResult<()> {
+                self.checkpoint_log().await
+            }
+
             async fn pending_deliveries(&self) -> StoreResult<i64> {
                 let n = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
                     .fetch_one(&self.pool)

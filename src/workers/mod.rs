@@ -8,6 +8,7 @@ pub mod chain_watcher;
 pub mod delivery;
 pub mod idempotency_sweeper;
 pub mod inbound_watch;
+pub mod wal_checkpointer;
 
 use crate::app::App;
 

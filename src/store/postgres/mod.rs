@@ -33,6 +33,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Postgres checkpoints on its own.
+    async fn checkpoint_log(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Connects and applies pending migrations.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
