@@ -95,7 +95,7 @@ pub fn apply_update(
     }
     let text = signature_text(update)?;
     let mut state = state;
-    let mut used = Vec::new();
+    let mut used = Used::default();
     for action in &update.actions {
         let kind = action
             .kind
@@ -123,7 +123,7 @@ pub fn apply_update(
             actual: state.inbox_id,
         });
     }
-    state.seen_signatures.extend(used);
+    state.seen_signatures.extend(used.raw);
     Ok(state)
 }
 
@@ -134,14 +134,30 @@ fn existing(state: Option<AssociationState>) -> Result<AssociationState, Associa
 fn verified(
     text: &str,
     sig: Option<&Signature>,
-    used: &mut Vec<Vec<u8>>,
+    used: &mut Used,
 ) -> Result<VerifiedSignature, AssociationError> {
-    let v = verify_signature(
-        text,
-        sig.ok_or(AssociationError::MissingField("signature"))?,
-    )?;
-    used.push(v.raw.clone());
+    let sig = sig.ok_or(AssociationError::MissingField("signature"))?;
+    // Every signature of an update signs the same text, so a signature repeated in it (the
+    // wallet's, on "create inbox" and "add installation" of a registration) verifies once:
+    // secp256k1 recovery is the costliest step of reading a new peer's identity.
+    let v = match used.verified.iter().find(|(s, _)| s == sig) {
+        Some((_, v)) => v.clone(),
+        None => {
+            let v = verify_signature(text, sig)?;
+            used.verified.push((sig.clone(), v.clone()));
+            v
+        }
+    };
+    used.raw.push(v.raw.clone());
     Ok(v)
+}
+
+/// The signatures one update used: their bytes (for the reuse check of later updates) and
+/// what each distinct one verified as.
+#[derive(Default)]
+struct Used {
+    raw: Vec<Vec<u8>>,
+    verified: Vec<(Signature, VerifiedSignature)>,
 }
 
 /// Wallets must sign with wallet signatures, installations with installation keys.
@@ -169,7 +185,7 @@ fn create_inbox(
     state: Option<AssociationState>,
     c: &CreateInbox,
     text: &str,
-    used: &mut Vec<Vec<u8>>,
+    used: &mut Used,
 ) -> Result<AssociationState, AssociationError> {
     if state.is_some() {
         return Err(AssociationError::MultipleCreate);
@@ -201,7 +217,7 @@ fn add(
     a: &AddAssociation,
     text: &str,
     client_timestamp_ns: u64,
-    used: &mut Vec<Vec<u8>>,
+    used: &mut Used,
 ) -> Result<AssociationState, AssociationError> {
     let new_member = MemberId::from_proto(
         a.new_member_identifier
@@ -244,7 +260,7 @@ fn revoke(
     mut state: AssociationState,
     r: &RevokeAssociation,
     text: &str,
-    used: &mut Vec<Vec<u8>>,
+    used: &mut Used,
 ) -> Result<AssociationState, AssociationError> {
     let revoked = MemberId::from_proto(
         r.member_to_revoke
@@ -276,7 +292,7 @@ fn change_recovery(
     mut state: AssociationState,
     c: &ChangeRecoveryAddress,
     text: &str,
-    used: &mut Vec<Vec<u8>>,
+    used: &mut Used,
 ) -> Result<AssociationState, AssociationError> {
     let new_recovery = normalize_address(&c.new_recovery_identifier)?;
     let sig = verified(
