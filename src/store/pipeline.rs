@@ -66,6 +66,9 @@ pub enum SettleOutcome {
     },
     /// Dead letter: retries exhausted or a permanent error.
     Failed(String),
+    /// Not attempted: back to pending now, untouched (a drain ended with a batch claimed
+    /// ahead of time).
+    Release,
 }
 
 impl SettleOutcome {
@@ -88,6 +91,7 @@ impl SettleOutcome {
                 i32::from(*failed_attempt),
             ),
             SettleOutcome::Failed(r) => ("failed", Some(r.clone()), now, 1),
+            SettleOutcome::Release => ("pending", None, now, 0),
         }
     }
 }

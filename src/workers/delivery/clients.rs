@@ -17,8 +17,11 @@ use crate::xmtp::state::ChannelState;
 
 /// A client and its state handle.
 pub struct OpenClient {
-    pub client: Client,
+    /// Shared with the task that prepares a drain's next batch.
+    pub client: Arc<Client>,
     pub state: Arc<ChannelState>,
+    /// What drains of this channel looked up (announcement texts, chat peers).
+    pub cache: super::send::DrainCache,
 }
 
 struct Kept {

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use xmtp_client::Client;
 
 use super::Worker;
@@ -13,24 +13,29 @@ use crate::store::InboundPlan;
 use crate::xmtp::channel::ChannelXmtpError;
 
 impl Worker {
-    /// Reads the channel's inbox and answers commands if a pass is due: every DM when the
-    /// periodic fallback is due, else only the DMs streams saw arrivals in. Returns messages
+    /// Reads the channel's inbox and answers commands as `plan` says (computed at `started`):
+    /// every DM when the periodic fallback is due, else only the DMs streams saw arrivals in. Returns messages
     /// handled plus DMs joined.
     pub(super) async fn read_inbox(
         &self,
         lease: &SenderLease,
         client: &Client,
+        plan: InboundPlan,
+        started: DateTime<Utc>,
     ) -> Result<u64, ChannelXmtpError> {
         let store = &*self.store;
-        let started = Utc::now();
-        let only = match store.inbound_plan(&lease.channel, started).await? {
+        let only = match plan {
             InboundPlan::Nothing => return Ok(0),
             InboundPlan::All => None,
             InboundPlan::Peers(peers) => Some(peers),
         };
         let (channel, welcome) = (&lease.channel, &self.welcome);
+        let t0 = std::time::Instant::now();
+        let peers = only.as_ref().map(Vec::len);
         let done = run_pass(store, channel, client, welcome, only.as_deref()).await?;
+        let t_pass = t0.elapsed();
         self.record_groups(lease, client).await?;
+        tracing::debug!(target: "herald::timing", ?peers, ?t_pass, total = ?t0.elapsed(), "inbound pass");
         let every = chrono::Duration::seconds(self.xmtp.config.inbound_poll_secs.max(1) as i64);
         store
             .finish_inbound_check(&lease.channel, started, started + every)
@@ -49,6 +54,7 @@ impl Worker {
         lease: &SenderLease,
         client: &Client,
     ) -> Result<(), ChannelXmtpError> {
+        let t0 = std::time::Instant::now();
         let missing: HashSet<String> = self
             .store
             .peers_without_group(&lease.channel)
@@ -66,6 +72,8 @@ impl Worker {
             .filter(|(peer, _)| missing.contains(peer) && seen.insert(peer.clone()))
             .map(|(peer, group)| (peer, hex::encode(group)))
             .collect();
-        Ok(self.store.set_peer_groups(&lease.channel, &groups).await?)
+        self.store.set_peer_groups(&lease.channel, &groups).await?;
+        tracing::debug!(target: "herald::timing", n = groups.len(), took = ?t0.elapsed(), "record_groups");
+        Ok(())
     }
 }

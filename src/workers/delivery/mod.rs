@@ -22,7 +22,6 @@ mod governor;
 mod inbound;
 mod send;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +30,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::crypto::MasterKey;
+use crate::domain::ChannelId;
 use crate::store::pipeline::SenderLease;
-use crate::store::Store;
+use crate::store::{InboundPlan, Store};
 use crate::workers::Outcome;
 use crate::xmtp::channel::{open_client, ChannelXmtpError};
 use crate::xmtp::Xmtp;
@@ -77,9 +77,52 @@ pub struct Worker {
     id: String,
     /// Reply to a first chat message when the channel has no welcome text of its own.
     welcome: Arc<str>,
-    /// The last inbound pass yielded to new deliveries; the next one runs to the end, so
-    /// a steady stream of announcements cannot starve chat.
-    yielded: Arc<AtomicBool>,
+    /// Inbound passes put off for new deliveries (shared by this process's workers).
+    deferrals: Arc<Deferrals>,
+}
+
+/// How long new deliveries may keep putting off a channel's full inbox read (the periodic
+/// fallback behind the streams, every `inbound_poll_secs`, 300 s by default).
+const FULL_PASS_DEFER_MAX: Duration = Duration::from_secs(60);
+
+/// Inbound passes that yielded to new deliveries, per channel, since when. A pass reading only
+/// the DMs streams saw arrivals in (a STOP, say) yields once, then runs to its end; the full
+/// read of every DM (seconds for a large channel) yields to sending for up to
+/// [`FULL_PASS_DEFER_MAX`]. So a burst of announcements goes out back to back, and chat is
+/// never starved.
+#[derive(Default)]
+struct Deferrals(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+
+impl Deferrals {
+    fn may_yield(&self, channel: &ChannelId, full: bool) -> bool {
+        match self.0.lock().expect("poisoned").get(channel.as_str()) {
+            None => true,
+            Some(since) => full && since.elapsed() < FULL_PASS_DEFER_MAX,
+        }
+    }
+
+    fn yielded(&self, channel: &ChannelId) {
+        self.0
+            .lock()
+            .expect("poisoned")
+            .entry(channel.as_str().to_owned())
+            .or_insert_with(std::time::Instant::now);
+    }
+
+    fn done(&self, channel: &ChannelId) {
+        self.0.lock().expect("poisoned").remove(channel.as_str());
+    }
+}
+
+/// What [`Worker::claim_next`] found.
+enum Claimed {
+    Batch(send::Prepared),
+    /// Nothing due.
+    Empty,
+    /// The lease was lost while claiming (claimed rows return when their lease expires).
+    LeaseLost,
+    /// Waited for the rate budget; try again.
+    Waited,
 }
 
 /// Builds `n` workers sharing one rate governor.
@@ -89,6 +132,7 @@ pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> V
         .governor_on()
         .then(|| Arc::new(Governor::new(c.rate_burst, c.rate_per_minute)));
     let process = ulid::Ulid::new().to_string();
+    let deferrals = Arc::new(Deferrals::default());
     let clients = Arc::new(ClientCache::new(
         KEPT_CLIENTS_PER_WORKER * c.workers,
         c.resident_groups,
@@ -103,7 +147,7 @@ pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> V
             id: format!("w{i}-{process}"),
             // `spawn` sets the configured text; the command list is a sane stand-in.
             welcome: Arc::from(crate::inbound::handler::HELP_TEXT),
-            yielded: Arc::default(),
+            deferrals: deferrals.clone(),
         })
         .collect()
 }
@@ -193,15 +237,22 @@ impl Worker {
         lease: &SenderLease,
         shutdown: &CancellationToken,
     ) -> Result<u64, ChannelXmtpError> {
-        let open = match self.clients.take(lease) {
+        let mut open = match self.clients.take(lease) {
             Some(open) => open,
             None => {
                 let (client, state) =
                     open_client(&self.store, &self.kek, &self.xmtp, lease).await?;
-                OpenClient { client, state }
+                OpenClient {
+                    client: Arc::new(client),
+                    state,
+                    cache: send::DrainCache::default(),
+                }
             }
         };
-        let served = self.serve(lease, &open.client, shutdown).await;
+        open.cache.trim();
+        let served = self
+            .serve(lease, &open.client, &mut open.cache, shutdown)
+            .await;
         // Keep the client for the channel's next drain only if this one ended normally with
         // the lease still held (so its memory matches what it wrote).
         if served.is_ok() && matches!(self.renew(lease).await, Ok(true)) {
@@ -213,11 +264,11 @@ impl Worker {
     async fn serve(
         &self,
         lease: &SenderLease,
-        client: &xmtp_client::Client,
+        client: &Arc<xmtp_client::Client>,
+        cache: &mut send::DrainCache,
         shutdown: &CancellationToken,
     ) -> Result<u64, ChannelXmtpError> {
-        let mut cache = send::DrainCache::default();
-        let settled = self.send_due(lease, client, &mut cache, shutdown).await?;
+        let settled = self.send_due(lease, client, cache, shutdown).await?;
         if !self.xmtp.config.inbound || shutdown.is_cancelled() {
             return Ok(settled);
         }
@@ -231,13 +282,23 @@ impl Worker {
         if settled > 0 {
             self.record_groups(lease, client).await?;
         }
-        let may_yield = !self.yielded.swap(false, Ordering::Relaxed);
+        let started = Utc::now();
+        let plan = match self.store.inbound_plan(&lease.channel, started).await? {
+            InboundPlan::Nothing => return Ok(settled),
+            plan => plan,
+        };
+        let may_yield = self
+            .deferrals
+            .may_yield(&lease.channel, matches!(plan, InboundPlan::All));
         let read = tokio::select! {
-            r = self.read_inbox(lease, client) => r?,
+            r = self.read_inbox(lease, client, plan, started) => {
+                self.deferrals.done(&lease.channel);
+                r?
+            }
             lost = self.heartbeat(lease) => return lost.map(|()| settled),
             () = &mut deliveries, if may_yield => {
                 tracing::debug!(channel.id = %lease.channel, "inbound pass yields to new deliveries");
-                self.yielded.store(true, Ordering::Relaxed);
+                self.deferrals.yielded(&lease.channel);
                 return Ok(settled.max(1));
             }
         };
@@ -245,67 +306,162 @@ impl Worker {
     }
 
     /// Sends the channel's due deliveries while the lease holds; returns rows settled.
+    ///
+    /// Without a rate governor (the embedded node) rounds overlap: while one batch is
+    /// encrypted, published and settled, the next is claimed and checked (database reads, inbox
+    /// lookups), so those waits leave the critical path. A drain that ends with a batch claimed
+    /// ahead gives it back at once. With a governor the budget is re-read before every claim, so
+    /// rounds stay one after another (the rate, not the round, is the limit there).
     async fn send_due(
         &self,
         lease: &SenderLease,
-        client: &xmtp_client::Client,
+        client: &Arc<xmtp_client::Client>,
         cache: &mut send::DrainCache,
         shutdown: &CancellationToken,
     ) -> Result<u64, ChannelXmtpError> {
+        let round = send::Round {
+            worker: self,
+            client,
+            lease,
+            governor: self.governor.as_deref(),
+        };
+        let overlap = self.governor.is_none();
         let mut settled = 0;
+        let mut ahead: Option<send::Prepared> = None;
         while !shutdown.is_cancelled() {
-            let mut limit = self.xmtp.config.batch_size.max(1);
-            if let Some(g) = &self.governor {
-                match g.available(&lease.channel) {
-                    Ok(n) => limit = limit.min(n),
-                    Err(wait) => {
-                        // Keep the lease while waiting for the budget to refill.
-                        let wait =
-                            wait.min(Duration::from_secs(self.xmtp.config.lease_secs / 3 + 1));
-                        tokio::time::sleep(wait).await;
-                        if !self.renew(lease).await? {
-                            return Ok(settled);
-                        }
-                        continue;
-                    }
-                }
-            }
-            let t0 = std::time::Instant::now();
-            let now = Utc::now();
-            let batch = self
-                .store
-                .pipeline()
-                .claim_deliveries(lease, now, now + self.lease_len(), limit as i64)
-                .await?;
-            if batch.is_empty() {
-                return Ok(settled);
-            }
-            if !self.renew(lease).await? {
-                return Ok(settled);
-            }
-            tracing::debug!(target: "herald::timing", claim_renew = ?t0.elapsed(), "claim");
-            let round = send::Round {
-                worker: self,
-                client,
-                lease,
-                governor: self.governor.as_deref(),
+            let prepared = match ahead.take() {
+                Some(p) => p,
+                None => match self.claim_next(&round, cache).await? {
+                    Claimed::Batch(p) => p,
+                    Claimed::Empty => return Ok(settled),
+                    Claimed::LeaseLost => return Ok(settled),
+                    Claimed::Waited => continue,
+                },
             };
+            // The next batch is claimed and prepared by a task of its own: the send's MLS work
+            // holds its thread for a while, and the other thread is free meanwhile.
+            let ahead_task = overlap.then(|| {
+                let (worker, client, lease) = (self.clone(), client.clone(), lease.clone());
+                let mut cache = std::mem::take(cache);
+                tokio::spawn(async move {
+                    let round = send::Round {
+                        worker: &worker,
+                        client: &client,
+                        lease: &lease,
+                        governor: None,
+                    };
+                    let next = worker.claim_next(&round, &mut cache).await;
+                    (next, cache)
+                })
+            });
             // A round can outlast the lease (first contact creates DMs): renew it meanwhile,
             // and give the round up if the lease is lost anyway.
-            let outcome = tokio::select! {
-                r = round.send(batch, cache) => r?,
-                lost = self.heartbeat(lease) => return lost.map(|()| settled),
+            let sent = tokio::select! {
+                r = round.deliver(prepared) => r,
+                lost = self.heartbeat(lease) => {
+                    if let Some(task) = ahead_task {
+                        task.abort();
+                    }
+                    return lost.map(|()| settled);
+                }
             };
-            match outcome {
-                send::RoundEnd::Continue(n) => settled += n,
-                send::RoundEnd::Paused(n) => return Ok(settled + n),
+            let next = match ahead_task {
+                Some(task) => {
+                    let (next, kept) = match task.await {
+                        Ok(done) => done,
+                        // Never aborted here; a panic stays a panic.
+                        Err(e) => std::panic::resume_unwind(e.into_panic()),
+                    };
+                    *cache = kept;
+                    Some(next)
+                }
+                None => None,
+            };
+            let end = match sent {
+                Ok(end) => end,
+                Err(e) => {
+                    if let Some(Ok(Claimed::Batch(p))) = next {
+                        let _ = round.release(p).await;
+                    }
+                    return Err(e);
+                }
+            };
+            let next = match next.transpose() {
+                Ok(next) => next,
+                Err(e) => return Err(e),
+            };
+            let stop = match end {
+                send::RoundEnd::Continue(n) => {
+                    settled += n;
+                    false
+                }
+                send::RoundEnd::Paused(n) => {
+                    settled += n;
+                    true
+                }
+            };
+            match next {
+                Some(Claimed::Batch(p)) if stop || shutdown.is_cancelled() => {
+                    round.release(p).await?
+                }
+                Some(Claimed::Batch(p)) => ahead = Some(p),
+                Some(Claimed::LeaseLost) => return Ok(settled),
+                // Nothing was due when this round began: the loop claims once more, for
+                // work enqueued meanwhile.
+                _ => {}
+            }
+            if stop {
+                return Ok(settled);
             }
             // A long drain meets a new set of recipients every round: bound the memory.
             if client.resident_groups().await > self.clients.resident_limit() {
                 client.release_groups().await?;
             }
         }
+        if let Some(p) = ahead {
+            round.release(p).await?;
+        }
         Ok(settled)
+    }
+
+    /// Claims the next batch (critical first, within the rate budget) and prepares it.
+    async fn claim_next(
+        &self,
+        round: &send::Round<'_>,
+        cache: &mut send::DrainCache,
+    ) -> Result<Claimed, ChannelXmtpError> {
+        let lease = round.lease;
+        let mut limit = self.xmtp.config.batch_size.max(1);
+        if let Some(g) = &self.governor {
+            match g.available(&lease.channel) {
+                Ok(n) => limit = limit.min(n),
+                Err(wait) => {
+                    // Keep the lease while waiting for the budget to refill.
+                    let wait = wait.min(Duration::from_secs(self.xmtp.config.lease_secs / 3 + 1));
+                    tokio::time::sleep(wait).await;
+                    return Ok(if self.renew(lease).await? {
+                        Claimed::Waited
+                    } else {
+                        Claimed::LeaseLost
+                    });
+                }
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let now = Utc::now();
+        let batch = self
+            .store
+            .pipeline()
+            .claim_deliveries(lease, now, now + self.lease_len(), limit as i64)
+            .await?;
+        if batch.is_empty() {
+            return Ok(Claimed::Empty);
+        }
+        if !self.renew(lease).await? {
+            return Ok(Claimed::LeaseLost);
+        }
+        tracing::debug!(target: "herald::timing", claim_renew = ?t0.elapsed(), "claim");
+        Ok(Claimed::Batch(round.prepare(batch, cache).await?))
     }
 
     /// Renews the lease every third of its length; returns only when it was lost.

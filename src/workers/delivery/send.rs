@@ -26,13 +26,39 @@ const RATE_LIMIT_PAUSE: Duration = Duration::from_secs(2);
 /// Writes beyond the message that creating a DM costs (commit + welcome).
 const NEW_DM_WRITES: usize = 2;
 
-/// What a drain loads once: announcement texts and topics, and the channel's known chat peers.
+/// What drains of a channel load once: announcement texts and topics (never edited), and
+/// the channel's known chat peers (only ever added). Kept with the channel's client between
+/// drains, and dropped with it when another worker wrote the channel in between.
 #[derive(Default)]
 pub struct DrainCache {
     texts: HashMap<String, String>,
     topics: HashMap<String, Option<String>>,
     /// Inbox ids the inbound step already reads (`None`: not loaded yet).
     peers: Option<HashSet<String>>,
+}
+
+/// Announcements whose text and topic a kept cache holds at most.
+const CACHED_ANNOUNCEMENTS: usize = 256;
+
+impl DrainCache {
+    /// Bounds the per-announcement entries (called as a drain starts).
+    pub fn trim(&mut self) {
+        if self.texts.len() > CACHED_ANNOUNCEMENTS || self.topics.len() > CACHED_ANNOUNCEMENTS {
+            self.texts.clear();
+            self.topics.clear();
+        }
+    }
+}
+
+/// A claimed batch, checked and resolved: what [`Round::deliver`] sends.
+pub struct Prepared {
+    /// Outcomes already known (skipped recipients).
+    results: Vec<(i64, SettleOutcome)>,
+    /// Deliveries to send, in the order of `items`.
+    sendable: Vec<ClaimedDelivery>,
+    items: Vec<OutgoingText>,
+    /// Resolving inbox ids failed: every one of `sendable` settles with this error.
+    unresolved: Option<ClientError>,
 }
 
 pub enum RoundEnd {
@@ -104,12 +130,13 @@ impl Round<'_> {
         }
     }
 
-    /// Sends one claimed batch and settles it.
-    pub async fn send(
+    /// The checks of a claimed batch that need no MLS state: unsubscribes and topic opt-outs
+    /// since enqueue, inbox ids, chat peers. Runs while the previous batch is being sent.
+    pub async fn prepare(
         &self,
         batch: Vec<ClaimedDelivery>,
         cache: &mut DrainCache,
-    ) -> Result<RoundEnd, ChannelXmtpError> {
+    ) -> Result<Prepared, ChannelXmtpError> {
         let t0 = std::time::Instant::now();
         let pipeline = self.worker.store.pipeline();
         let channel = &self.lease.channel;
@@ -130,15 +157,25 @@ impl Round<'_> {
             }
         }
         let rest = self.drop_topic_opt_outs(rest, cache, &mut results).await?;
-        let t_checks = t0.elapsed();
         let active: Vec<String> = rest.iter().map(|d| d.address.clone()).collect();
         let inboxes = match self.client.resolve_inbox_ids(&active).await {
             Ok(m) => m,
-            Err(e) => return self.settle_all_failed(results, rest, e).await,
+            Err(e) => {
+                return Ok(Prepared {
+                    results,
+                    sendable: rest,
+                    items: Vec::new(),
+                    unresolved: Some(e),
+                })
+            }
         };
-        let t_resolve = t0.elapsed();
         self.watch_recipients(&inboxes, cache).await?;
-        let t_watch = t0.elapsed();
+        // First contacts: verify the new peers' identities now (concurrently with the previous
+        // batch's send), not inside the DM creation. Best effort: creation fetches what is missing.
+        let peers: Vec<String> = inboxes.values().flatten().cloned().collect();
+        if let Err(e) = self.client.prefetch_inbox_states(&peers).await {
+            tracing::debug!(channel.id = %channel, error = %e, "identity prefetch failed");
+        }
         let mut sendable = Vec::with_capacity(rest.len());
         let mut items = Vec::with_capacity(rest.len());
         for d in rest {
@@ -165,6 +202,28 @@ impl Round<'_> {
                 None => results.push((d.id, SettleOutcome::Skipped("not_on_xmtp"))),
             }
         }
+        tracing::debug!(target: "herald::timing", n = sendable.len(), took = ?t0.elapsed(), "prepare");
+        Ok(Prepared {
+            results,
+            sendable,
+            items,
+            unresolved: None,
+        })
+    }
+
+    /// Creates missing DMs, encrypts and publishes a prepared batch, and settles it.
+    pub async fn deliver(&self, prepared: Prepared) -> Result<RoundEnd, ChannelXmtpError> {
+        let t0 = std::time::Instant::now();
+        let Prepared {
+            mut results,
+            sendable,
+            items,
+            unresolved,
+        } = prepared;
+        if let Some(e) = unresolved {
+            return self.settle_all_failed(results, sendable, e).await;
+        }
+        let channel = &self.lease.channel;
         let mut paused = false;
         if !items.is_empty() {
             if let Some(g) = self.governor {
@@ -197,12 +256,26 @@ impl Round<'_> {
         }
         let t_send = t0.elapsed();
         let n = self.settle(&results).await?;
-        tracing::debug!(target: "herald::timing", n, ?t_checks, ?t_resolve, ?t_watch, ?t_send, total = ?t0.elapsed(), "round");
+        tracing::debug!(target: "herald::timing", n, ?t_send, total = ?t0.elapsed(), "deliver");
         Ok(if paused {
             RoundEnd::Paused(n)
         } else {
             RoundEnd::Continue(n)
         })
+    }
+
+    /// Gives back a prepared batch the drain will not send (it ended first): outcomes
+    /// already known are settled, the rest is pending again at once.
+    pub async fn release(&self, prepared: Prepared) -> Result<(), ChannelXmtpError> {
+        let mut results = prepared.results;
+        results.extend(
+            prepared
+                .sendable
+                .iter()
+                .map(|d| (d.id, SettleOutcome::Release)),
+        );
+        self.settle(&results).await?;
+        Ok(())
     }
 
     /// Send-time topic check: recipients who turned an announcement's topic off after it was
@@ -326,6 +399,7 @@ impl Round<'_> {
                 SettleOutcome::Skipped(_) => "skipped",
                 SettleOutcome::Retry { .. } => "retry",
                 SettleOutcome::Failed(_) => "failed",
+                SettleOutcome::Release => "released",
             };
             metrics::counter!("herald_deliveries_total", "outcome" => label).increment(1);
         }

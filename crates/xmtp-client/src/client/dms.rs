@@ -76,9 +76,12 @@ impl Client {
             return Ok(out);
         }
         let t0 = std::time::Instant::now();
-        let mut ids = todo.clone();
-        ids.push(self.inbox_id.clone());
-        let states = self.inbox_states(&ids).await?;
+        let mut states = self.inbox_states_prefetched(&todo).await?;
+        // Our own state is always fetched now: it lists the installations the DM includes.
+        states.extend(
+            self.inbox_states(std::slice::from_ref(&self.inbox_id))
+                .await?,
+        );
         let t_states = t0.elapsed();
         let me = states
             .get(&self.inbox_id)
@@ -277,6 +280,8 @@ impl Client {
         )
         .await?;
         tracing::debug!(target: "xmtp_client::timing", ?t_commits, ?t_wrap, ?t_welcomes, total = ?t0.elapsed(), "publish_new_dms");
+        self.prefetch
+            .note_ready(pending.iter().map(|p| &p.record.peer_inbox_id));
         let mut created = Vec::new();
         for p in pending {
             let gid = p.record.group_id_bytes();

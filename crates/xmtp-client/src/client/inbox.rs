@@ -1,6 +1,8 @@
 //! Identity lookups: address → inbox id, and an inbox's verified installations.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use xmtp_proto::associations::{replay, AssociationState};
@@ -10,7 +12,7 @@ use xmtp_proto::identity_api::{
 };
 use xmtp_proto::identity_api::{GetIdentityUpdatesRequest, GetInboxIdsRequest};
 
-use super::{parallel, Client};
+use super::{parallel, Client, DmBook, DmStatus};
 use crate::error::ClientError;
 
 /// libxmtp's batch size for identity lookups.
@@ -18,6 +20,55 @@ pub const IDENTITY_BATCH: usize = 50;
 /// Identity calls in flight at once: a 500-recipient round is 10 calls, and one after the
 /// other they cost 10 round trips.
 const IDENTITY_CONCURRENCY: usize = 8;
+
+/// How long a prefetched inbox state stands in for a fresh one when a DM is created (about
+/// the delay between fetching the next batch's identities and creating its DMs, with room).
+const PREFETCH_FRESH: Duration = Duration::from_secs(30);
+
+/// Identities verified ahead of the DM creations that need them, and the peers that need
+/// none (a DM with them exists). Kept apart from the DM book, whose lock a send holds
+/// throughout, so a prefetch runs while the previous batch is sent.
+#[derive(Debug, Default)]
+pub(super) struct Prefetch {
+    /// Peers we have a ready DM with (a prefetch skips them).
+    ready: RwLock<HashSet<String>>,
+    states: Mutex<HashMap<String, (Instant, InboxState)>>,
+}
+
+impl Prefetch {
+    pub(super) fn with_peers(book: &DmBook) -> Self {
+        let ready = book
+            .records
+            .values()
+            .filter(|r| r.status == DmStatus::Ready)
+            .map(|r| r.peer_inbox_id.clone())
+            .collect();
+        Self {
+            ready: RwLock::new(ready),
+            states: Mutex::default(),
+        }
+    }
+
+    /// Records peers that now have a ready DM.
+    pub(super) fn note_ready<'a>(&self, peers: impl IntoIterator<Item = &'a String>) {
+        self.ready
+            .write()
+            .expect("poisoned")
+            .extend(peers.into_iter().cloned());
+    }
+
+    /// Takes the still-fresh prefetched states of `ids`.
+    fn take(&self, ids: &[String]) -> HashMap<String, InboxState> {
+        let mut states = self.states.lock().expect("poisoned");
+        let now = Instant::now();
+        ids.iter()
+            .filter_map(|id| {
+                let (at, state) = states.remove(id)?;
+                (now.duration_since(at) < PREFETCH_FRESH).then(|| (id.clone(), state))
+            })
+            .collect()
+    }
+}
 
 /// An inbox's verified association state and the sequence id of its latest update.
 #[derive(Debug, Clone)]
@@ -92,6 +143,50 @@ impl Client {
                 let (state, sequence_id) = state?;
                 out.insert(r.inbox_id.clone(), InboxState { state, sequence_id });
             }
+        }
+        Ok(out)
+    }
+
+    /// Fetches and verifies now the identities of those `inbox_ids` we have no DM with, so
+    /// the DM creation that follows within 30 s skips that step (a fifth of a first contact).
+    /// Takes no lock a send holds: the delivery pipeline calls it for the next batch while the
+    /// current one is sent. Returns how many states were fetched.
+    pub async fn prefetch_inbox_states(&self, inbox_ids: &[String]) -> Result<usize, ClientError> {
+        let wanted: Vec<String> = {
+            let ready = self.prefetch.ready.read().expect("poisoned");
+            inbox_ids
+                .iter()
+                .filter(|i| !ready.contains(*i) && **i != self.inbox_id)
+                .cloned()
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        let fetched = self.inbox_states(&wanted).await?;
+        let now = Instant::now();
+        let mut states = self.prefetch.states.lock().expect("poisoned");
+        states.retain(|_, (at, _)| now.duration_since(*at) < PREFETCH_FRESH);
+        let n = fetched.len();
+        states.extend(fetched.into_iter().map(|(id, s)| (id, (now, s))));
+        Ok(n)
+    }
+
+    /// [`Client::inbox_states`], served from a fresh prefetch where there is one.
+    pub(super) async fn inbox_states_prefetched(
+        &self,
+        inbox_ids: &[String],
+    ) -> Result<HashMap<String, InboxState>, ClientError> {
+        let mut out = self.prefetch.take(inbox_ids);
+        let missing: Vec<String> = inbox_ids
+            .iter()
+            .filter(|i| !out.contains_key(*i))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            out.extend(self.inbox_states(&missing).await?);
         }
         Ok(out)
     }

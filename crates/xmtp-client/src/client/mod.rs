@@ -126,6 +126,8 @@ pub struct Client {
     book: Mutex<DmBook>,
     /// Key of the `sender_hmac` of published messages ([`crate::sender_tag`]); random if unset.
     sender_tag_key: Option<[u8; 32]>,
+    /// Identities verified ahead of a DM creation ([`Client::prefetch_inbox_states`]).
+    prefetch: inbox::Prefetch,
 }
 
 impl std::fmt::Debug for Client {
@@ -217,6 +219,7 @@ impl Client {
             key: InstallationKey::from_seed(&seed),
             inbox_id: id.inbox_id,
             address: id.address,
+            prefetch: inbox::Prefetch::with_peers(&book),
             book: Mutex::new(book),
             sender_tag_key: None,
         })
@@ -238,6 +241,7 @@ impl Client {
             address: address.clone(),
             book: Mutex::new(DmBook::default()),
             sender_tag_key: None,
+            prefetch: inbox::Prefetch::default(),
         };
         if let Some(Some(existing)) = client
             .resolve_inbox_ids(&[address])

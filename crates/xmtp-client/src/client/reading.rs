@@ -156,8 +156,11 @@ impl Client {
         book: &mut DmBook,
         records: Vec<DmRecord>,
     ) -> Result<(), ClientError> {
+        let t0 = std::time::Instant::now();
+        let n = records.len();
         let gids: Vec<Vec<u8>> = records.iter().map(|r| r.group_id_bytes()).collect();
         self.ensure_groups(book, &gids).await?;
+        let t_ensure = t0.elapsed();
         // Futures are collected first: a lazy `map` inside `stream::iter` makes the
         // caller's future non-Send (higher-ranked closure lifetimes).
         let fetches: Vec<_> = records
@@ -168,6 +171,7 @@ impl Client {
             .buffered(SYNC_CONCURRENCY)
             .try_collect()
             .await?;
+        let t_fetch = t0.elapsed();
         let mut writes = Vec::new();
         let mut updated = Vec::with_capacity(records.len());
         for (mut record, msgs) in records.into_iter().zip(fetched) {
@@ -194,10 +198,13 @@ impl Client {
             }
             updated.push(record);
         }
+        let t_process = t0.elapsed();
+        let written = writes.len();
         self.persist(writes).await?;
         for record in updated {
             book.put_record(record);
         }
+        tracing::debug!(target: "xmtp_client::timing", n, written, ?t_ensure, ?t_fetch, ?t_process, total = ?t0.elapsed(), "sync_records");
         Ok(())
     }
 
