@@ -20,6 +20,8 @@ use xmtp_client::{Client, GrpcTransport, MemoryStore, Transport, Wallet};
 
 use crate::{fresh_postgres, knob, Api, ADMIN};
 
+/// Labels (and texts) of the repeat broadcasts.
+const REPEAT_LABELS: [&str; 5] = ["repeat", "repeat 2", "repeat 3", "repeat 4", "repeat 5"];
 /// Recipients read back after each broadcast.
 const CHECKED: usize = 3;
 const TIMEOUT: Duration = Duration::from_secs(1800);
@@ -85,9 +87,27 @@ pub async fn run() -> anyhow::Result<()> {
     let first = announce(&api, &key, &channel_id, "first contact").await?;
     first.print("herald first contact (DM created per subscriber)", true);
     check_inboxes(&checked, &sender, "first contact").await?;
-    let repeat = announce(&api, &key, &channel_id, "repeat").await?;
-    repeat.print("herald repeat (DMs exist)", false);
-    check_inboxes(&checked, &sender, "repeat").await?;
+    // Several repeats (BENCH_PIPELINE_REPEATS, default 3): one broadcast takes about a second,
+    // so a neighbour's burst on the machine moves a single figure a lot; the median is judged.
+    let mut repeats = Vec::new();
+    let n_repeats = knob::<usize>("BENCH_PIPELINE_REPEATS", 3).clamp(1, REPEAT_LABELS.len());
+    for label in &REPEAT_LABELS[..n_repeats] {
+        let repeat = announce(&api, &key, &channel_id, label).await?;
+        repeat.print("herald repeat (DMs exist)", false);
+        check_inboxes(&checked, &sender, label).await?;
+        repeats.push(repeat);
+    }
+    let mut rates: Vec<f64> = repeats.iter().map(Broadcast::rate).collect();
+    rates.sort_by(f64::total_cmp);
+    let repeat_rate = rates[rates.len() / 2];
+    if rates.len() > 1 {
+        println!(
+            "herald repeat, median of {}: {repeat_rate:.0} messages/s (range {:.0}-{:.0})",
+            rates.len(),
+            rates[0],
+            rates[rates.len() - 1]
+        );
+    }
 
     let inboxes: Vec<&str> = recipients
         .iter()
@@ -111,7 +131,7 @@ pub async fn run() -> anyhow::Result<()> {
             println!(
                 "ratio herald/SDK: first contact {:.1}x, repeat {:.1}x (goal >= 20x)",
                 first.rate() / sdk_first,
-                repeat.rate() / sdk_repeat
+                repeat_rate / sdk_repeat
             );
         }
         Err(e) => println!("official SDK baseline skipped: {e}"),
@@ -119,7 +139,7 @@ pub async fn run() -> anyhow::Result<()> {
     println!(
         "goals on 2 cores: >= 1,000 new DMs/s ({}), >= 10,000 messages/s to existing DMs ({})",
         verdict(first.rate() >= 1_000.0),
-        verdict(repeat.rate() >= 10_000.0)
+        verdict(repeat_rate >= 10_000.0)
     );
     shutdown.cancel();
     let _ = server.await;
@@ -168,6 +188,8 @@ struct Broadcast {
     label: &'static str,
     delivered: u64,
     seconds: f64,
+    /// When the POST was answered (the deliveries were enqueued).
+    posted: f64,
     samples: Vec<(f64, Value)>,
     last: Value,
 }
@@ -210,6 +232,16 @@ impl Broadcast {
             }
         }
         println!("{line}");
+        let first = self
+            .samples
+            .iter()
+            .find(|(_, b)| b["counts"]["delivered"].as_u64().unwrap_or(0) > 0)
+            .map_or(0.0, |(t, _)| *t);
+        println!(
+            "  POST answered after {:.0} ms (deliveries enqueued); first delivery seen by {:.0} ms",
+            self.posted * 1e3,
+            first * 1e3
+        );
     }
 }
 
@@ -226,12 +258,14 @@ async fn announce(
         .call("POST", &path, key, Some(json!({ "text": text })))
         .await?;
     let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let posted = started.elapsed().as_secs_f64();
     let samples = api.follow(key, &id, started, TIMEOUT).await?;
     let (seconds, last) = samples.last().cloned().unwrap_or((0.0, Value::Null));
     Ok(Broadcast {
         label,
         delivered: last["counts"]["delivered"].as_u64().unwrap_or(0),
         seconds,
+        posted,
         samples,
         last,
     })

@@ -160,7 +160,7 @@ impl Api {
                 started.elapsed() < timeout,
                 "announcement {id} not completed in {timeout:?}"
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
