@@ -53,6 +53,7 @@ pub async fn run() -> anyhow::Result<()> {
     // Inbound chat (streams over every DM, a read pass after each drain) is on by default, as
     // in `herald serve`; BENCH_INBOUND=0 shows what it costs the send path.
     config.xmtp.inbound = knob("BENCH_INBOUND", 1u8) != 0;
+    config.xmtp.batch_size = knob("BENCH_BATCH", config.xmtp.batch_size);
     let app = App::build(&config).await?;
     let api = Api::new(format!("http://{}", app.local_addr()));
     let node_url = app.xmtp_url();

@@ -40,7 +40,7 @@ pub mod sender_tag;
 pub mod storage;
 pub mod transport;
 
-pub use client::{Client, InboxState, OutgoingText, ReceivedMessage, SendOptions};
+pub use client::{Client, InboxState, OutgoingText, ReceivedMessage, SealedBatch, SendOptions};
 pub use error::ClientError;
 pub use identity::Wallet;
 pub use storage::{MemoryStore, RedbStore, Store};

@@ -268,50 +268,61 @@ impl Worker {
         cache: &mut send::DrainCache,
         shutdown: &CancellationToken,
     ) -> Result<u64, ChannelXmtpError> {
-        let settled = self.send_due(lease, client, cache, shutdown).await?;
-        if !self.xmtp.config.inbound || shutdown.is_cancelled() {
-            return Ok(settled);
-        }
-        // New deliveries (this process's announcements, or NOTIFY from others) interrupt the
-        // pass: reading every DM a broadcast just reached can take a while, and sending comes
-        // first. The channel stays due, so the pass runs again after that drain. Listening
-        // starts now, so an announcement made while the groups are recorded counts too.
-        let deliveries = WAKE.notified();
-        tokio::pin!(deliveries);
-        deliveries.as_mut().enable();
-        if settled > 0 {
-            self.record_groups(lease, client).await?;
-        }
-        let started = Utc::now();
-        let plan = match self.store.inbound_plan(&lease.channel, started).await? {
-            InboundPlan::Nothing => return Ok(settled),
-            plan => plan,
-        };
-        let may_yield = self
-            .deferrals
-            .may_yield(&lease.channel, matches!(plan, InboundPlan::All));
-        let read = tokio::select! {
-            r = self.read_inbox(lease, client, plan, started) => {
-                self.deferrals.done(&lease.channel);
-                r?
-            }
-            lost = self.heartbeat(lease) => return lost.map(|()| settled),
-            () = &mut deliveries, if may_yield => {
-                tracing::debug!(channel.id = %lease.channel, "inbound pass yields to new deliveries");
-                self.deferrals.yielded(&lease.channel);
+        let mut settled = 0;
+        let mut yielded = false;
+        loop {
+            let sent = self.send_due(lease, client, cache, shutdown).await?;
+            settled += sent;
+            // The wake-up a pass yielded to may be for another channel: when this one had
+            // nothing new, the worker looks at every channel again.
+            if yielded && sent == 0 {
                 return Ok(settled.max(1));
             }
-        };
-        Ok(settled + read)
+            if !self.xmtp.config.inbound || shutdown.is_cancelled() {
+                return Ok(settled);
+            }
+            // New deliveries (this process's announcements, or NOTIFY from others) interrupt
+            // the pass: reading every DM a broadcast just reached can take a while, and sending
+            // comes first. The channel stays due, so the pass runs again later. Listening
+            // starts now, so an announcement made while the groups are recorded counts too.
+            let deliveries = WAKE.notified();
+            tokio::pin!(deliveries);
+            deliveries.as_mut().enable();
+            if sent > 0 {
+                self.record_groups(lease, client).await?;
+            }
+            let started = Utc::now();
+            let plan = match self.store.inbound_plan(&lease.channel, started).await? {
+                InboundPlan::Nothing => return Ok(settled),
+                plan => plan,
+            };
+            let may_yield = self
+                .deferrals
+                .may_yield(&lease.channel, matches!(plan, InboundPlan::All));
+            tokio::select! {
+                r = self.read_inbox(lease, client, plan, started) => {
+                    self.deferrals.done(&lease.channel);
+                    return Ok(settled + r?);
+                }
+                lost = self.heartbeat(lease) => return lost.map(|()| settled),
+                () = &mut deliveries, if may_yield => {
+                    tracing::debug!(channel.id = %lease.channel, "inbound pass yields to new deliveries");
+                    self.deferrals.yielded(&lease.channel);
+                    yielded = true;
+                }
+            }
+        }
     }
 
     /// Sends the channel's due deliveries while the lease holds; returns rows settled.
     ///
-    /// Without a rate governor (the embedded node) rounds overlap: while one batch is
-    /// encrypted, published and settled, the next is claimed and checked (database reads, inbox
-    /// lookups), so those waits leave the critical path. A drain that ends with a batch claimed
-    /// ahead gives it back at once. With a governor the budget is re-read before every claim, so
-    /// rounds stay one after another (the rate, not the round, is the limit there).
+    /// With a rate governor the budget is re-read before every claim, so rounds run one
+    /// after another (the rate, not the round, is the limit there). Without one (the embedded
+    /// node) three batches are in flight: while batch N is published and settled, batch N+1
+    /// is encrypted and made durable, and batch N+2 is claimed and checked by a task of its
+    /// own. Each stage keeps the order of the batches, and a ciphertext is still published
+    /// only after its ratchet state is durable. A drain that ends early gives what it
+    /// claimed ahead back to pending at once.
     async fn send_due(
         &self,
         lease: &SenderLease,
@@ -325,22 +336,29 @@ impl Worker {
             lease,
             governor: self.governor.as_deref(),
         };
-        let overlap = self.governor.is_none();
+        if self.governor.is_some() {
+            return self.send_one_by_one(&round, cache, shutdown).await;
+        }
         let mut settled = 0;
-        let mut ahead: Option<send::Prepared> = None;
-        while !shutdown.is_cancelled() {
-            let prepared = match ahead.take() {
-                Some(p) => p,
-                None => match self.claim_next(&round, cache).await? {
-                    Claimed::Batch(p) => p,
-                    Claimed::Empty => return Ok(settled),
-                    Claimed::LeaseLost => return Ok(settled),
+        let mut ready: Option<send::Prepared> = None;
+        let mut sealed: Option<send::Sealed> = None;
+        // The last claim found work (else claim again only once the pipeline is empty).
+        let mut more = true;
+        loop {
+            if sealed.is_none() && ready.is_none() {
+                if shutdown.is_cancelled() {
+                    return Ok(settled);
+                }
+                match self.claim_next(&round, cache).await? {
+                    Claimed::Batch(p) => {
+                        ready = Some(p);
+                        more = true;
+                    }
                     Claimed::Waited => continue,
-                },
-            };
-            // The next batch is claimed and prepared by a task of its own: the send's MLS work
-            // holds its thread for a while, and the other thread is free meanwhile.
-            let ahead_task = overlap.then(|| {
+                    Claimed::Empty | Claimed::LeaseLost => return Ok(settled),
+                }
+            }
+            let ahead_task = (more && ready.is_some() && !shutdown.is_cancelled()).then(|| {
                 let (worker, client, lease) = (self.clone(), client.clone(), lease.clone());
                 let mut cache = std::mem::take(cache);
                 tokio::spawn(async move {
@@ -354,10 +372,27 @@ impl Worker {
                     (next, cache)
                 })
             });
+            let (publishing, sealing) = (sealed.take(), ready.take());
+            let work = async {
+                tokio::join!(
+                    async {
+                        match publishing {
+                            Some(s) => Some(round.publish(s).await),
+                            None => None,
+                        }
+                    },
+                    async {
+                        match sealing {
+                            Some(p) => Some(round.seal(p).await),
+                            None => None,
+                        }
+                    }
+                )
+            };
             // A round can outlast the lease (first contact creates DMs): renew it meanwhile,
             // and give the round up if the lease is lost anyway.
-            let sent = tokio::select! {
-                r = round.deliver(prepared) => r,
+            let (published, newly_sealed) = tokio::select! {
+                r = work => r,
                 lost = self.heartbeat(lease) => {
                     if let Some(task) = ahead_task {
                         task.abort();
@@ -377,49 +412,89 @@ impl Worker {
                 }
                 None => None,
             };
-            let end = match sent {
-                Ok(end) => end,
-                Err(e) => {
-                    if let Some(Ok(Claimed::Batch(p))) = next {
-                        let _ = round.release(p).await;
-                    }
-                    return Err(e);
-                }
-            };
-            let next = match next.transpose() {
-                Ok(next) => next,
-                Err(e) => return Err(e),
-            };
-            let stop = match end {
-                send::RoundEnd::Continue(n) => {
+            let mut stop = shutdown.is_cancelled();
+            let mut failed = None;
+            match published {
+                Some(Ok(send::RoundEnd::Continue(n))) => settled += n,
+                Some(Ok(send::RoundEnd::Paused(n))) => {
                     settled += n;
-                    false
+                    stop = true;
                 }
-                send::RoundEnd::Paused(n) => {
-                    settled += n;
-                    true
-                }
-            };
-            match next {
-                Some(Claimed::Batch(p)) if stop || shutdown.is_cancelled() => {
-                    round.release(p).await?
-                }
-                Some(Claimed::Batch(p)) => ahead = Some(p),
-                Some(Claimed::LeaseLost) => return Ok(settled),
-                // Nothing was due when this round began: the loop claims once more, for
-                // work enqueued meanwhile.
-                _ => {}
+                Some(Err(e)) => failed = Some(e),
+                None => {}
             }
-            if stop {
-                return Ok(settled);
+            match newly_sealed {
+                Some(Ok(s)) => sealed = Some(s),
+                Some(Err(e)) => failed = failed.or(Some(e)),
+                None => {}
+            }
+            match next {
+                Some(Ok(Claimed::Batch(p))) => ready = Some(p),
+                Some(Ok(Claimed::Empty)) => more = false,
+                Some(Ok(Claimed::LeaseLost)) => stop = true,
+                Some(Ok(Claimed::Waited)) | None => {}
+                Some(Err(e)) => failed = failed.or(Some(e)),
+            }
+            if sealed.as_ref().is_some_and(send::Sealed::ends_drain) {
+                stop = true;
+            }
+            if stop || failed.is_some() {
+                // Batches in flight: one that must stop the drain (rate limited, lease lost)
+                // settles what it knows; anything else goes back to pending.
+                if let Some(s) = sealed.take() {
+                    let done = if s.ends_drain() {
+                        round.publish(s).await.map(|end| {
+                            settled += match end {
+                                send::RoundEnd::Continue(n) | send::RoundEnd::Paused(n) => n,
+                            }
+                        })
+                    } else {
+                        round.release_sealed(s).await
+                    };
+                    if let Err(e) = done {
+                        failed = failed.or(Some(e));
+                    }
+                }
+                if let Some(p) = ready.take() {
+                    if let Err(e) = round.release(p).await {
+                        failed = failed.or(Some(e));
+                    }
+                }
+                return failed.map_or(Ok(settled), Err);
             }
             // A long drain meets a new set of recipients every round: bound the memory.
             if client.resident_groups().await > self.clients.resident_limit() {
                 client.release_groups().await?;
             }
         }
-        if let Some(p) = ahead {
-            round.release(p).await?;
+    }
+
+    /// Rounds one after another (with a rate governor): claim within the budget, send, settle.
+    async fn send_one_by_one(
+        &self,
+        round: &send::Round<'_>,
+        cache: &mut send::DrainCache,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, ChannelXmtpError> {
+        let mut settled = 0;
+        while !shutdown.is_cancelled() {
+            let prepared = match self.claim_next(round, cache).await? {
+                Claimed::Batch(p) => p,
+                Claimed::Waited => continue,
+                Claimed::Empty | Claimed::LeaseLost => return Ok(settled),
+            };
+            let end = tokio::select! {
+                r = round.deliver(prepared) => r?,
+                lost = self.heartbeat(round.lease) => return lost.map(|()| settled),
+            };
+            match end {
+                send::RoundEnd::Continue(n) => settled += n,
+                send::RoundEnd::Paused(n) => return Ok(settled + n),
+            }
+            let client = round.client;
+            if client.resident_groups().await > self.clients.resident_limit() {
+                client.release_groups().await?;
+            }
         }
         Ok(settled)
     }

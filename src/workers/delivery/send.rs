@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::Utc;
-use xmtp_client::{Client, ClientError, OutgoingText, TransportError};
+use xmtp_client::{Client, ClientError, OutgoingText, SealedBatch, SendOptions, TransportError};
 
 use super::governor::Governor;
 use super::Worker;
@@ -59,6 +59,27 @@ pub struct Prepared {
     items: Vec<OutgoingText>,
     /// Resolving inbox ids failed: every one of `sendable` settles with this error.
     unresolved: Option<ClientError>,
+}
+
+/// A batch encrypted with its ratchets durable, not published yet ([`Round::seal`]).
+#[derive(Default)]
+pub struct Sealed {
+    /// Outcomes already known (skips, per-item errors).
+    results: Vec<(i64, SettleOutcome)>,
+    /// Deliveries whose message is in `batch`.
+    sent: Vec<ClaimedDelivery>,
+    batch: Option<SealedBatch>,
+    /// Stop draining after this batch (rate limited, or a retryable failure of the whole batch).
+    stop: bool,
+    /// The lease was lost: nothing may be written under it any more.
+    lease_lost: bool,
+}
+
+impl Sealed {
+    /// Whether the drain must end after this batch.
+    pub fn ends_drain(&self) -> bool {
+        self.stop || self.lease_lost
+    }
 }
 
 pub enum RoundEnd {
@@ -213,18 +234,29 @@ impl Round<'_> {
 
     /// Creates missing DMs, encrypts and publishes a prepared batch, and settles it.
     pub async fn deliver(&self, prepared: Prepared) -> Result<RoundEnd, ChannelXmtpError> {
-        let t0 = std::time::Instant::now();
+        let sealed = self.seal(prepared).await?;
+        self.publish(sealed).await
+    }
+
+    /// The first half of [`Round::deliver`]: DMs created, messages encrypted, ratchets
+    /// durable; nothing published yet. The next batch can be sealed while this one is
+    /// published.
+    pub async fn seal(&self, prepared: Prepared) -> Result<Sealed, ChannelXmtpError> {
         let Prepared {
             mut results,
             sendable,
             items,
             unresolved,
         } = prepared;
+        let mut sealed = Sealed::default();
         if let Some(e) = unresolved {
-            return self.settle_all_failed(results, sendable, e).await;
+            sealed.stop = self.note_rate_limit(&e) || e.is_retryable();
+            for d in &sendable {
+                results.push((d.id, self.outcome_for(d, &e)));
+            }
+            sealed.results = results;
+            return Ok(sealed);
         }
-        let channel = &self.lease.channel;
-        let mut paused = false;
         if !items.is_empty() {
             if let Some(g) = self.governor {
                 let mut new_dms = HashSet::new();
@@ -233,35 +265,82 @@ impl Round<'_> {
                         new_dms.insert(i.peer_inbox_id.clone());
                     }
                 }
-                g.spend(channel, items.len() + NEW_DM_WRITES * new_dms.len());
+                g.spend(
+                    &self.lease.channel,
+                    items.len() + NEW_DM_WRITES * new_dms.len(),
+                );
             }
-            match self.client.send_batch(items).await {
-                Ok(per_item) => {
-                    for (d, r) in sendable.iter().zip(per_item) {
-                        let outcome = match r {
-                            Ok(()) => SettleOutcome::Delivered,
-                            Err(e) => self.outcome_for(d, &e),
-                        };
-                        results.push((d.id, outcome));
+            match self.client.seal_batch(items, SendOptions::default()).await {
+                Ok((per_item, batch)) => {
+                    for (d, r) in sendable.into_iter().zip(per_item) {
+                        match r {
+                            Ok(()) => sealed.sent.push(d),
+                            Err(e) => results.push((d.id, self.outcome_for(&d, &e))),
+                        }
                     }
+                    sealed.batch = Some(batch);
                 }
-                Err(e) if lease_lost(&e) => return Ok(RoundEnd::Paused(0)),
+                Err(e) if lease_lost(&e) => {
+                    sealed.lease_lost = true;
+                    return Ok(sealed);
+                }
                 Err(e) => {
-                    paused = self.note_rate_limit(&e);
+                    sealed.stop = self.note_rate_limit(&e);
                     for d in &sendable {
                         results.push((d.id, self.outcome_for(d, &e)));
                     }
                 }
             }
         }
-        let t_send = t0.elapsed();
+        sealed.results = results;
+        Ok(sealed)
+    }
+
+    /// The second half of [`Round::deliver`]: publishes a sealed batch and settles it.
+    pub async fn publish(&self, sealed: Sealed) -> Result<RoundEnd, ChannelXmtpError> {
+        let t0 = std::time::Instant::now();
+        let Sealed {
+            mut results,
+            sent,
+            batch,
+            mut stop,
+            lease_lost,
+        } = sealed;
+        if lease_lost {
+            return Ok(RoundEnd::Paused(0));
+        }
+        if let Some(batch) = batch {
+            match self.client.publish_sealed(batch).await {
+                Ok(()) => results.extend(sent.iter().map(|d| (d.id, SettleOutcome::Delivered))),
+                Err(e) => {
+                    stop |= self.note_rate_limit(&e);
+                    for d in &sent {
+                        results.push((d.id, self.outcome_for(d, &e)));
+                    }
+                }
+            }
+        }
+        let t_publish = t0.elapsed();
         let n = self.settle(&results).await?;
-        tracing::debug!(target: "herald::timing", n, ?t_send, total = ?t0.elapsed(), "deliver");
-        Ok(if paused {
+        tracing::debug!(target: "herald::timing", n, ?t_publish, total = ?t0.elapsed(), "publish");
+        Ok(if stop {
             RoundEnd::Paused(n)
         } else {
             RoundEnd::Continue(n)
         })
+    }
+
+    /// Gives back a sealed batch the drain will not publish (it ended first): outcomes
+    /// already known are settled, the rest is pending again at once (its ciphertexts are
+    /// dropped; receivers skip the unused ratchet generations).
+    pub async fn release_sealed(&self, sealed: Sealed) -> Result<(), ChannelXmtpError> {
+        if sealed.lease_lost {
+            return Ok(());
+        }
+        let mut results = sealed.results;
+        results.extend(sealed.sent.iter().map(|d| (d.id, SettleOutcome::Release)));
+        self.settle(&results).await?;
+        Ok(())
     }
 
     /// Gives back a prepared batch the drain will not send (it ended first): outcomes
@@ -366,24 +445,6 @@ impl Round<'_> {
             g.penalize(&self.lease.channel, wait);
         }
         true
-    }
-
-    async fn settle_all_failed(
-        &self,
-        mut results: Vec<(i64, SettleOutcome)>,
-        rest: Vec<ClaimedDelivery>,
-        e: ClientError,
-    ) -> Result<RoundEnd, ChannelXmtpError> {
-        let paused = self.note_rate_limit(&e);
-        for d in &rest {
-            results.push((d.id, self.outcome_for(d, &e)));
-        }
-        let n = self.settle(&results).await?;
-        Ok(if paused || e.is_retryable() {
-            RoundEnd::Paused(n)
-        } else {
-            RoundEnd::Continue(n)
-        })
     }
 
     async fn settle(&self, results: &[(i64, SettleOutcome)]) -> Result<u64, ChannelXmtpError> {

@@ -20,6 +20,12 @@ pub struct OutgoingText {
     pub idempotency_key: String,
 }
 
+/// Ciphertexts whose ratchet state is durable, ready to publish ([`Client::seal_batch`]).
+#[derive(Debug)]
+pub struct SealedBatch {
+    ciphertexts: Vec<Vec<u8>>,
+}
+
 /// How much [`Client::send_batch_with`] checks before encrypting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendOptions {
@@ -77,6 +83,21 @@ impl Client {
         items: Vec<OutgoingText>,
         options: SendOptions,
     ) -> Result<Vec<Result<(), ClientError>>, ClientError> {
+        let (results, sealed) = self.seal_batch(items, options).await?;
+        self.publish_sealed(sealed).await?;
+        Ok(results)
+    }
+
+    /// The first half of [`Client::send_batch_with`]: creates missing DMs, brings DMs up to
+    /// date, encrypts, and makes the advanced ratchets durable, so the ciphertexts may be
+    /// published any time after ([`Client::publish_sealed`]). While one sealed batch is being
+    /// published the next one can be sealed. The per-item results hold for the batch once it
+    /// is published.
+    pub async fn seal_batch(
+        &self,
+        items: Vec<OutgoingText>,
+        options: SendOptions,
+    ) -> Result<(Vec<Result<(), ClientError>>, SealedBatch), ClientError> {
         let items_len = items.len();
         let peers: Vec<String> = items
             .iter()
@@ -140,10 +161,19 @@ impl Client {
         let t_enc = t0.elapsed();
         // Advanced ratchets are durable before any ciphertext leaves: no generation reuse.
         self.persist(Vec::new()).await?;
-        let t_persist = t0.elapsed();
-        self.send_group_messages(ciphertexts, true).await?;
-        tracing::debug!(target: "xmtp_client::timing", n = items_len, ?t_create, ?t_ensure, ?t_sync, ?t_enc, ?t_persist, total = ?t0.elapsed(), "send_batch");
-        Ok(results)
+        tracing::debug!(target: "xmtp_client::timing", n = items_len, ?t_create, ?t_ensure, ?t_sync, ?t_enc, t_persist = ?t0.elapsed(), "seal_batch");
+        Ok((results, SealedBatch { ciphertexts }))
+    }
+
+    /// Publishes a batch [`Client::seal_batch`] made durable (batched SendGroupMessages).
+    /// A failed publish can be retried, or the batch dropped: its items are then sent again
+    /// with new ciphertexts.
+    pub async fn publish_sealed(&self, sealed: SealedBatch) -> Result<(), ClientError> {
+        let t0 = std::time::Instant::now();
+        let n = sealed.ciphertexts.len();
+        self.send_group_messages(sealed.ciphertexts, true).await?;
+        tracing::debug!(target: "xmtp_client::timing", n, took = ?t0.elapsed(), "publish_sealed");
+        Ok(())
     }
 
     /// Which of `peers` (existing DMs) a send brings up to date first. A DM checked in the

@@ -27,7 +27,7 @@ use xmtp_proto::identity_api::PublishIdentityUpdateRequest;
 use xmtp_proto::mls_api::{KeyPackageUpload, UploadKeyPackageRequest};
 
 pub use inbox::InboxState;
-pub use messages::{OutgoingText, SendOptions};
+pub use messages::{OutgoingText, SealedBatch, SendOptions};
 pub use reading::ReceivedMessage;
 
 use crate::error::ClientError;

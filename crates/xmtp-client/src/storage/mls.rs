@@ -101,11 +101,17 @@ const MSGPACK_MARK: u8 = 0;
 
 /// Encodes an openmls entity: a marker byte, then MessagePack with named struct fields
 /// (self-describing like JSON, so openmls's serde derives round-trip unchanged). The secrets
-/// a message send rewrites are byte arrays: as JSON numbers they took ~3.5 bytes per byte,
-/// here 1–2, which matters at one state write per message.
+/// a message send rewrites are byte vectors: as JSON numbers they took ~3.5 bytes per byte;
+/// here they are MessagePack `bin` strings (one byte per byte, copied rather than encoded one
+/// integer at a time), which matters at one state write per message. Byte vectors written
+/// as arrays of integers by earlier versions decode the same way.
 fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, MlsStorageError> {
     let mut out = vec![MSGPACK_MARK];
-    value.serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())?;
+    value.serialize(
+        &mut rmp_serde::Serializer::new(&mut out)
+            .with_struct_map()
+            .with_bytes(rmp_serde::config::BytesMode::ForceIterables),
+    )?;
     Ok(out)
 }
 
@@ -279,9 +285,24 @@ mod tests {
             storage.get::<_, Vec<u8>>("t", &Gl(&1u8)).unwrap(),
             Some(secret.clone())
         );
-        // A value an earlier version stored as JSON.
+        assert!(
+            bytes.len() < secret.len() + 8,
+            "bytes stored as a bin string"
+        );
+        // Values earlier versions stored: JSON, and MessagePack with bytes as integer arrays.
         let old = MlsStorage::new();
         old.load([(Gl(&1u8).encode("t").unwrap(), json)]);
+        assert_eq!(
+            old.get::<_, Vec<u8>>("t", &Gl(&1u8)).unwrap(),
+            Some(secret.clone())
+        );
+        let mut ints = vec![MSGPACK_MARK];
+        secret
+            .serialize(&mut rmp_serde::Serializer::new(&mut ints).with_struct_map())
+            .unwrap();
+        assert!(ints.len() > secret.len() + 100, "integer array");
+        let old = MlsStorage::new();
+        old.load([(Gl(&1u8).encode("t").unwrap(), ints)]);
         assert_eq!(old.get::<_, Vec<u8>>("t", &Gl(&1u8)).unwrap(), Some(secret));
     }
 
