@@ -114,3 +114,52 @@ async fn a_worker_retakes_its_own_unreleased_lease_others_wait() {
     assert!(lease(&app, &channel, "w0").await.is_none());
     assert!(lease(&app, &channel, "w1").await.is_none());
 }
+
+#[tokio::test]
+async fn a_released_delivery_is_pending_again_at_once_with_its_attempts_unchanged() {
+    use herald::store::pipeline::SettleOutcome;
+
+    let app = TestApp::spawn_with(|c| c.xmtp.workers = 0).await;
+    let tenant = app.tenant("release").await;
+    let channel_id = app.channel(&tenant, "release").await;
+    let channel = ChannelId::parse(&channel_id).unwrap();
+    app.subscribe(&tenant, &channel_id, &crate::helpers::addresses(0x5e, 2))
+        .await;
+    let posted = app
+        .post_announcement(&tenant, &channel_id, serde_json::json!({ "text": "hi" }))
+        .await;
+    assert_eq!(
+        posted.status,
+        reqwest::StatusCode::ACCEPTED,
+        "{}",
+        posted.body
+    );
+    let pipeline = app.store.pipeline();
+    let held = lease(&app, &channel, "drain").await.expect("free lease");
+    let now = Utc::now();
+    let until = now + chrono::Duration::seconds(60);
+    let claimed = pipeline
+        .claim_deliveries(&held, now, until, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    // Claimed rows are leased: nothing more to claim.
+    assert!(pipeline
+        .claim_deliveries(&held, now, until, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let (first, second) = (&claimed[0], &claimed[1]);
+    let results = [
+        (first.id, SettleOutcome::Release),
+        (second.id, SettleOutcome::Delivered),
+    ];
+    assert_eq!(pipeline.settle(&held, &results, now).await.unwrap(), 2);
+    let again = pipeline
+        .claim_deliveries(&held, Utc::now(), until, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "the released row is due at once");
+    assert_eq!(again[0].id, first.id);
+    assert_eq!(again[0].attempts, first.attempts, "no attempt counted");
+}
