@@ -114,6 +114,9 @@ impl Deferrals {
     }
 }
 
+/// Rows the first batch of a pipelined drain takes at most (later ones take `batch_size`).
+const FIRST_BATCH: usize = 100;
+
 /// What [`Worker::claim_next`] found.
 enum Claimed {
     Batch(send::Prepared),
@@ -349,7 +352,10 @@ impl Worker {
                 if shutdown.is_cancelled() {
                     return Ok(settled);
                 }
-                match self.claim_next(&round, cache).await? {
+                // The batch that starts the pipeline is small, so its stages (and the first
+                // messages) finish sooner; the batches claimed behind it are full.
+                let first = self.xmtp.config.batch_size.min(FIRST_BATCH);
+                match self.claim_next(&round, cache, first).await? {
                     Claimed::Batch(p) => {
                         ready = Some(p);
                         more = true;
@@ -368,7 +374,9 @@ impl Worker {
                         lease: &lease,
                         governor: None,
                     };
-                    let next = worker.claim_next(&round, &mut cache).await;
+                    let next = worker
+                        .claim_next(&round, &mut cache, worker.xmtp.config.batch_size)
+                        .await;
                     (next, cache)
                 })
             });
@@ -478,7 +486,8 @@ impl Worker {
     ) -> Result<u64, ChannelXmtpError> {
         let mut settled = 0;
         while !shutdown.is_cancelled() {
-            let prepared = match self.claim_next(round, cache).await? {
+            let batch = self.xmtp.config.batch_size;
+            let prepared = match self.claim_next(round, cache, batch).await? {
                 Claimed::Batch(p) => p,
                 Claimed::Waited => continue,
                 Claimed::Empty | Claimed::LeaseLost => return Ok(settled),
@@ -504,9 +513,10 @@ impl Worker {
         &self,
         round: &send::Round<'_>,
         cache: &mut send::DrainCache,
+        limit: usize,
     ) -> Result<Claimed, ChannelXmtpError> {
         let lease = round.lease;
-        let mut limit = self.xmtp.config.batch_size.max(1);
+        let mut limit = limit.max(1);
         if let Some(g) = &self.governor {
             match g.available(&lease.channel) {
                 Ok(n) => limit = limit.min(n),

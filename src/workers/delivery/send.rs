@@ -26,8 +26,8 @@ const RATE_LIMIT_PAUSE: Duration = Duration::from_secs(2);
 /// Writes beyond the message that creating a DM costs (commit + welcome).
 const NEW_DM_WRITES: usize = 2;
 
-/// What drains of a channel load once: announcement texts and topics (never edited), and
-/// the channel's known chat peers (only ever added). Kept with the channel's client between
+/// What drains of a channel load once: announcement texts and topics (never edited), the
+/// channel's known chat peers (only ever added), and recently resolved inbox ids. Kept with the channel's client between
 /// drains, and dropped with it when another worker wrote the channel in between.
 #[derive(Default)]
 pub struct DrainCache {
@@ -35,7 +35,14 @@ pub struct DrainCache {
     topics: HashMap<String, Option<String>>,
     /// Inbox ids the inbound step already reads (`None`: not loaded yet).
     peers: Option<HashSet<String>>,
+    /// Address → inbox id, and when it was resolved.
+    inboxes: HashMap<String, (std::time::Instant, String)>,
 }
+
+/// How long a resolved inbox id is reused by later batches and announcements.
+const INBOX_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
+/// Resolved inbox ids a kept cache holds at most.
+const CACHED_INBOXES: usize = 200_000;
 
 /// Announcements whose text and topic a kept cache holds at most.
 const CACHED_ANNOUNCEMENTS: usize = 256;
@@ -46,6 +53,11 @@ impl DrainCache {
         if self.texts.len() > CACHED_ANNOUNCEMENTS || self.topics.len() > CACHED_ANNOUNCEMENTS {
             self.texts.clear();
             self.topics.clear();
+        }
+        if self.inboxes.len() > CACHED_INBOXES {
+            let now = std::time::Instant::now();
+            self.inboxes
+                .retain(|_, (at, _)| now.duration_since(*at) < INBOX_FRESH);
         }
     }
 }
@@ -178,18 +190,39 @@ impl Round<'_> {
             }
         }
         let rest = self.drop_topic_opt_outs(rest, cache, &mut results).await?;
-        let active: Vec<String> = rest.iter().map(|d| d.address.clone()).collect();
-        let inboxes = match self.client.resolve_inbox_ids(&active).await {
-            Ok(m) => m,
-            Err(e) => {
-                return Ok(Prepared {
-                    results,
-                    sendable: rest,
-                    items: Vec::new(),
-                    unresolved: Some(e),
-                })
+        // Inbox ids resolved in the last INBOX_FRESH are reused (an address's inbox does not
+        // change between back-to-back announcements); "not on XMTP" is always asked again.
+        let now = std::time::Instant::now();
+        let mut inboxes: HashMap<String, Option<String>> = HashMap::with_capacity(rest.len());
+        let mut unknown = Vec::new();
+        for d in &rest {
+            match cache.inboxes.get(&d.address) {
+                Some((at, inbox)) if now.duration_since(*at) < INBOX_FRESH => {
+                    inboxes.insert(d.address.clone(), Some(inbox.clone()));
+                }
+                _ => unknown.push(d.address.clone()),
             }
-        };
+        }
+        if !unknown.is_empty() {
+            match self.client.resolve_inbox_ids(&unknown).await {
+                Ok(resolved) => {
+                    for (address, inbox) in &resolved {
+                        if let Some(inbox) = inbox {
+                            cache.inboxes.insert(address.clone(), (now, inbox.clone()));
+                        }
+                    }
+                    inboxes.extend(resolved);
+                }
+                Err(e) => {
+                    return Ok(Prepared {
+                        results,
+                        sendable: rest,
+                        items: Vec::new(),
+                        unresolved: Some(e),
+                    })
+                }
+            }
+        }
         self.watch_recipients(&inboxes, cache).await?;
         // First contacts: verify the new peers' identities now (concurrently with the previous
         // batch's send), not inside the DM creation. Best effort: creation fetches what is missing.
