@@ -87,9 +87,9 @@ macro_rules! impl_inbound {
                 if peers.is_empty() {
                     return Ok(0);
                 }
-                let list: Vec<[&str; 2]> =
-                    peers.iter().map(|(inbox, address)| [inbox.as_str(), address.as_str()]).collect();
-                let list = serde_json::to_string(&list).expect("string pairs always serialize");
+                let list = $crate::store::inbound_sql::json_pairs(
+                    peers.iter().map(|(inbox, address)| (inbox.as_str(), address.as_str())),
+                );
                 let done = sqlx::query(concat!(
                     "INSERT INTO inbound_peers (channel_id, inbox_id, address, first_seen_at) \
                      SELECT $1, v.a, v.b, $3 FROM ",
@@ -252,3 +252,10 @@ macro_rules! impl_inbound {
 }
 
 pub(super) use impl_inbound;
+
+/// String pairs as a JSON array of two-element arrays, for `json_each` /
+/// `json_array_elements` joins.
+pub(super) fn json_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let list: Vec<[&str; 2]> = pairs.map(|(a, b)| [a, b]).collect();
+    serde_json::to_string(&list).expect("string pairs always serialize")
+}

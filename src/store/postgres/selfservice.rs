@@ -30,11 +30,11 @@ async fn set_peer_groups_sql(
     channel: &ChannelId,
     groups: &[(String, String)],
 ) -> StoreResult<()> {
-    let list: Vec<[&str; 2]> = groups
-        .iter()
-        .map(|(inbox, group)| [inbox.as_str(), group.as_str()])
-        .collect();
-    let list = serde_json::to_string(&list).expect("string pairs always serialize");
+    let list = crate::store::inbound_sql::json_pairs(
+        groups
+            .iter()
+            .map(|(inbox, group)| (inbox.as_str(), group.as_str())),
+    );
     sqlx::query(
         "UPDATE inbound_peers SET group_id = v.b \
          FROM (SELECT value->>0 AS a, value->>1 AS b FROM json_array_elements(CAST($2 AS json))) AS v \

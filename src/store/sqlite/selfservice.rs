@@ -23,11 +23,11 @@ async fn set_peer_groups_sql(
     channel: &ChannelId,
     groups: &[(String, String)],
 ) -> StoreResult<()> {
-    let list: Vec<[&str; 2]> = groups
-        .iter()
-        .map(|(inbox, group)| [inbox.as_str(), group.as_str()])
-        .collect();
-    let list = serde_json::to_string(&list).expect("string pairs always serialize");
+    let list = crate::store::inbound_sql::json_pairs(
+        groups
+            .iter()
+            .map(|(inbox, group)| (inbox.as_str(), group.as_str())),
+    );
     sqlx::query(
         "INSERT INTO inbound_peers (channel_id, inbox_id, address, first_seen_at, group_id) \
          SELECT $1, json_extract(value, '$[0]'), '', '', json_extract(value, '$[1]') \
