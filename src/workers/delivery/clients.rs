@@ -21,7 +21,7 @@ pub struct OpenClient {
     pub client: Arc<Client>,
     pub state: Arc<ChannelState>,
     /// What drains of this channel looked up (announcement texts, chat peers).
-    pub cache: super::send::DrainCache,
+    pub cache: super::prepare::DrainCache,
 }
 
 struct Kept {

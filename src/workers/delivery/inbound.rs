@@ -2,8 +2,11 @@
 //! replies and announcements share one MLS writer per channel identity.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+
+use crate::domain::ChannelId;
 use xmtp_client::Client;
 
 use super::Worker;
@@ -75,5 +78,40 @@ impl Worker {
         self.store.set_peer_groups(&lease.channel, &groups).await?;
         tracing::debug!(target: "herald::timing", n = groups.len(), took = ?t0.elapsed(), "record_groups");
         Ok(())
+    }
+}
+
+/// How long new deliveries may keep putting off a channel's full inbox read (the periodic
+/// fallback behind the streams, every `inbound_poll_secs`, 300 s by default).
+const FULL_PASS_DEFER_MAX: Duration = Duration::from_secs(60);
+
+/// Inbound passes that yielded to new deliveries, per channel, since when. A pass reading only
+/// the DMs streams saw arrivals in (a STOP, say) yields once, then runs to its end; the full
+/// read of every DM (seconds for a large channel) yields to sending for up to
+/// [`FULL_PASS_DEFER_MAX`]. So a burst of announcements goes out back to back, and chat is
+/// never starved.
+#[derive(Default)]
+pub(super) struct Deferrals(
+    std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+);
+
+impl Deferrals {
+    pub(super) fn may_yield(&self, channel: &ChannelId, full: bool) -> bool {
+        match self.0.lock().expect("poisoned").get(channel.as_str()) {
+            None => true,
+            Some(since) => full && since.elapsed() < FULL_PASS_DEFER_MAX,
+        }
+    }
+
+    pub(super) fn yielded(&self, channel: &ChannelId) {
+        self.0
+            .lock()
+            .expect("poisoned")
+            .entry(channel.as_str().to_owned())
+            .or_insert_with(std::time::Instant::now);
+    }
+
+    pub(super) fn done(&self, channel: &ChannelId) {
+        self.0.lock().expect("poisoned").remove(channel.as_str());
     }
 }
