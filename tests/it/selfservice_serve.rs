@@ -89,11 +89,18 @@ async fn sdk_user_manages_subscription_by_chat_with_herald_serve() {
     .await;
     let key = app.tenant("acme").await;
     let channel = app.channel(&key, "news").await;
-    let ch = app.get(&format!("/v1/channels/{channel}"), &key).await.body;
-    let channel_inbox = ch["xmtp"]["inbox_id"]
-        .as_str()
-        .expect("registered")
-        .to_owned();
+    // Registration normally completes within the create request; on a loaded machine it can
+    // be deferred to a delivery worker (the API's documented fallback), so wait for it.
+    let mut channel_inbox = None;
+    for _ in 0..120 {
+        let ch = app.get(&format!("/v1/channels/{channel}"), &key).await.body;
+        if let Some(inbox) = ch["xmtp"]["inbox_id"].as_str() {
+            channel_inbox = Some(inbox.to_owned());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let channel_inbox = channel_inbox.expect("registered within a minute");
     app.topic(&key, &channel, json!({"name": "security", "default": "on"}))
         .await;
 
