@@ -108,6 +108,14 @@ pub async fn run() -> anyhow::Result<()> {
             rates[0],
             rates[rates.len() - 1]
         );
+        let mut cpu: Vec<f64> = repeats.iter().map(Broadcast::cpu_per_message).collect();
+        cpu.sort_by(f64::total_cmp);
+        println!(
+            "herald repeat CPU, median: {:.0} µs per message (range {:.0}-{:.0})",
+            cpu[cpu.len() / 2] * 1e6,
+            cpu[0] * 1e6,
+            cpu[cpu.len() - 1] * 1e6
+        );
     }
 
     let inboxes: Vec<&str> = recipients
@@ -191,6 +199,8 @@ struct Broadcast {
     seconds: f64,
     /// When the POST was answered (the deliveries were enqueued).
     posted: f64,
+    /// CPU time the whole process (herald, its node, this bench) used meanwhile.
+    cpu: f64,
     samples: Vec<(f64, Value)>,
     last: Value,
 }
@@ -243,7 +253,33 @@ impl Broadcast {
             self.posted * 1e3,
             first * 1e3
         );
+        println!(
+            "  CPU used (whole process, herald + node + bench): {:.2} s = {:.0} µs per message",
+            self.cpu,
+            self.cpu_per_message() * 1e6
+        );
     }
+
+    fn cpu_per_message(&self) -> f64 {
+        self.cpu / self.delivered.max(1) as f64
+    }
+}
+
+/// User + system CPU time of this process so far (0 where /proc is missing). A figure steadier
+/// than wall time on a shared machine: it is what an optimization has to bring down.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0 // USER_HZ, 100 on Linux
 }
 
 async fn announce(
@@ -253,6 +289,7 @@ async fn announce(
     label: &'static str,
 ) -> anyhow::Result<Broadcast> {
     let text = format!("herald bench: {label}");
+    let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     let path = format!("/v1/channels/{channel}/announcements");
     let created = api
@@ -262,8 +299,10 @@ async fn announce(
     let posted = started.elapsed().as_secs_f64();
     let samples = api.follow(key, &id, started, TIMEOUT).await?;
     let (seconds, last) = samples.last().cloned().unwrap_or((0.0, Value::Null));
+    let cpu = process_cpu_seconds() - cpu_before;
     Ok(Broadcast {
         label,
+        cpu,
         delivered: last["counts"]["delivered"].as_u64().unwrap_or(0),
         seconds,
         posted,
