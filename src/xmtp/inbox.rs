@@ -50,7 +50,7 @@ pub async fn print_inbox(key_hex: &str, url: &str, state_dir: &Path) -> anyhow::
         }
     }
     store
-        .write_batch(vec![(
+        .write_batch(&[(
             PEERS_KEY.to_vec(),
             Some(serde_json::to_vec(&peers).expect("strings serialize")),
         )])

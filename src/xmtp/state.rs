@@ -132,15 +132,15 @@ impl Store for ChannelState {
         self.open_rows(rows)
     }
 
-    async fn write_batch(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StoreError> {
+    async fn write_batch(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let sealed = batch
-            .into_iter()
+            .iter()
             .map(|(k, v)| {
-                let v = v.map(|v| self.kek.seal(&v, &self.context(&k)));
-                (k, v)
+                let v = v.as_ref().map(|v| self.kek.seal(v, &self.context(k)));
+                (k.clone(), v)
             })
             .collect();
         let lease = self.lease.read().expect("poisoned").0.clone();

@@ -349,11 +349,12 @@ impl Client {
     /// Writes all dirty MLS state plus `extra` in one atomic batch. On failure the MLS changes
     /// are kept dirty so the next flush retries them.
     async fn persist(&self, extra: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), ClientError> {
-        let mls = self.provider.storage().take_dirty();
-        let mut batch = mls.clone();
+        let mut batch = self.provider.storage().take_dirty();
+        let mls = batch.len();
         batch.extend(extra);
-        if let Err(e) = self.store.write_batch(batch).await {
-            self.provider.storage().restore_dirty(mls);
+        if let Err(e) = self.store.write_batch(&batch).await {
+            batch.truncate(mls);
+            self.provider.storage().restore_dirty(batch);
             return Err(e.into());
         }
         Ok(())

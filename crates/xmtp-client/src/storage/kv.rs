@@ -49,8 +49,9 @@ pub trait Store: Send + Sync {
         }
         Ok(out)
     }
-    /// Applies all writes atomically and durably.
-    async fn write_batch(&self, batch: WriteBatch) -> Result<(), StoreError>;
+    /// Applies all writes atomically and durably. Borrowed: the caller keeps the batch to
+    /// retry it after a failure (a send round's batch is ~1.5 MB of group state).
+    async fn write_batch(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError>;
 }
 
 /// A [`Store`] in process memory; nothing survives the process.
@@ -81,12 +82,12 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn write_batch(&self, batch: WriteBatch) -> Result<(), StoreError> {
+    async fn write_batch(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
         let mut map = self.map.lock().expect("poisoned");
         for (k, v) in batch {
             match v {
-                Some(v) => map.insert(k, v),
-                None => map.remove(&k),
+                Some(v) => map.insert(k.clone(), v.clone()),
+                None => map.remove(k),
             };
         }
         Ok(())
@@ -142,10 +143,11 @@ impl Store for RedbStore {
         Ok(out)
     }
 
-    async fn write_batch(&self, batch: WriteBatch) -> Result<(), StoreError> {
+    async fn write_batch(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
+        let batch = batch.to_vec();
         let db = self.db.clone();
         // redb commits fsync; keep that off the async worker threads.
         tokio::task::spawn_blocking(move || {
@@ -173,17 +175,14 @@ mod tests {
 
     async fn exercise(store: &dyn Store) {
         store
-            .write_batch(vec![
+            .write_batch(&[
                 (b"a/1".to_vec(), Some(b"x".to_vec())),
                 (b"a/2".to_vec(), Some(b"y".to_vec())),
                 (b"b/1".to_vec(), Some(b"z".to_vec())),
             ])
             .await
             .unwrap();
-        store
-            .write_batch(vec![(b"a/2".to_vec(), None)])
-            .await
-            .unwrap();
+        store.write_batch(&[(b"a/2".to_vec(), None)]).await.unwrap();
         assert_eq!(store.get(b"a/1").await.unwrap(), Some(b"x".to_vec()));
         assert_eq!(store.get(b"a/2").await.unwrap(), None);
         let scanned = store.scan_prefix(b"a/").await.unwrap();
