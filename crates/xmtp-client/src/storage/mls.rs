@@ -99,17 +99,25 @@ pub enum MlsStorageError {
 /// First byte of a MessagePack-encoded value; JSON text never starts with it.
 const MSGPACK_MARK: u8 = 0;
 
-/// Encodes an openmls entity: a marker byte, then MessagePack with named struct fields
-/// (self-describing like JSON, so openmls's serde derives round-trip unchanged). The secrets
-/// a message send rewrites are byte vectors: as JSON numbers they took ~3.5 bytes per byte;
-/// here they are MessagePack `bin` strings (one byte per byte, copied rather than encoded one
-/// integer at a time), which matters at one state write per message. Byte vectors written
-/// as arrays of integers by earlier versions decode the same way.
+/// Encodes an openmls entity: a marker byte, then compact MessagePack (structs as arrays of
+/// their fields, in declaration order). The secrets a message send rewrites are byte vectors,
+/// written as MessagePack `bin` strings (one byte per byte, copied rather than encoded one
+/// integer at a time). One state write per message makes size matter: a DM's message secrets
+/// take ~2.2 KB so, ~3.1 KB with field names, ~10 KB as JSON. Earlier encodings (named
+/// fields, byte vectors as integer arrays, JSON) decode the same way.
 fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, MlsStorageError> {
     let mut out = vec![MSGPACK_MARK];
+    #[cfg(test)]
+    if tests::NAMED_FIELDS.with(|n| n.get()) {
+        value.serialize(
+            &mut rmp_serde::Serializer::new(&mut out)
+                .with_struct_map()
+                .with_bytes(rmp_serde::config::BytesMode::ForceIterables),
+        )?;
+        return Ok(out);
+    }
     value.serialize(
         &mut rmp_serde::Serializer::new(&mut out)
-            .with_struct_map()
             .with_bytes(rmp_serde::config::BytesMode::ForceIterables),
     )?;
     Ok(out)
@@ -266,6 +274,11 @@ mod tests {
     use crate::mls::provider::XmtpProvider;
     use crate::mls::signer::InstallationKey;
 
+    thread_local! {
+        /// Makes [`encode`] write field names, as versions before compact encoding did.
+        pub(super) static NAMED_FIELDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     #[test]
     fn values_are_message_pack_and_earlier_json_values_still_read() {
         let storage = MlsStorage::new();
@@ -308,6 +321,17 @@ mod tests {
 
     #[test]
     fn a_group_reloads_from_its_prefix_plus_global_entries() {
+        group_reloads(false);
+    }
+
+    #[test]
+    fn a_group_written_with_field_names_still_reloads() {
+        NAMED_FIELDS.with(|n| n.set(true));
+        group_reloads(true);
+        NAMED_FIELDS.with(|n| n.set(false));
+    }
+
+    fn group_reloads(named: bool) {
         let (sender, peer) = (XmtpProvider::new(), XmtpProvider::new());
         let key = InstallationKey::generate();
         let peer_key = InstallationKey::generate();
@@ -342,10 +366,36 @@ mod tests {
             "no stray keys"
         );
 
-        let fresh = MlsStorage::new();
-        fresh.load(own.into_iter().chain(other));
-        let reloaded = MlsGroup::load(&fresh, group.group_id()).unwrap().unwrap();
+        let secrets = own
+            .iter()
+            .find(|(k, _)| k.ends_with(b"/message_secrets/null"))
+            .map(|(_, v)| v.len())
+            .unwrap();
+        assert_eq!(named, secrets > 2_800, "{secrets} bytes of message secrets");
+
+        NAMED_FIELDS.with(|n| n.set(false));
+        let provider = XmtpProvider::new();
+        provider.storage().load(own.into_iter().chain(other));
+        let mut reloaded = MlsGroup::load(provider.storage(), group.group_id())
+            .unwrap()
+            .unwrap();
         assert_eq!(reloaded.epoch(), group.epoch());
         assert_eq!(reloaded.members().count(), 2);
+        // The reloaded state works: it encrypts, and what it writes back reloads too.
+        reloaded
+            .create_message(&provider, &key, b"after reload")
+            .unwrap();
+        let rewritten: Vec<_> = provider
+            .storage()
+            .take_dirty()
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        assert!(rewritten.iter().all(|(_, v)| v[0] == MSGPACK_MARK));
+        provider.storage().load(rewritten);
+        let again = MlsGroup::load(provider.storage(), group.group_id())
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.epoch(), group.epoch());
     }
 }
