@@ -32,6 +32,23 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writes: WriteGate,
+}
+
+/// Queues this process's hot write transactions (claims, lease renewals, MLS state, settles)
+/// first come, first served. SQLite has one writer; without the gate a writer that finds the
+/// lock taken sleeps in SQLite's busy handler (1, 2, 5, 10 … ms) even when the holder is done
+/// after a fraction of that, and the delivery rounds spent ~10 ms per claim so. The busy
+/// timeout still covers writers outside the gate and other processes.
+#[derive(Clone, Default)]
+struct WriteGate(std::sync::Arc<tokio::sync::Mutex<()>>);
+
+impl WriteGate {
+    /// Waits for this process's turn to write; the turn ends when the guard drops (after the
+    /// commit).
+    async fn enter(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.0.clone().lock_owned().await
+    }
 }
 
 impl SqliteStore {
@@ -46,6 +63,9 @@ impl SqliteStore {
             // Reads (MLS group state of hundreds of DMs per send round) come straight from the
             // OS page cache through a shared mapping instead of a pread per page.
             .pragma("mmap_size", "268435456")
+            // Statement journals (every multi-row upsert inside a transaction keeps one) stay in
+            // memory instead of spilling to a temporary file past 64 KiB.
+            .pragma("temp_store", "memory")
             // `herald serve` checkpoints the log in the background (`Store::checkpoint`); a
             // commit checkpoints itself only past 64 MiB of log (the default is 4 MiB, which
             // made every other 500-message send round pay ~15 ms for it).
@@ -60,7 +80,10 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writes: WriteGate::default(),
+        })
     }
 
     /// A passive WAL checkpoint: copies what readers no longer need from the log into the

@@ -43,10 +43,12 @@ impl PipelineStore for SqliteStore {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SenderLease>> {
+        let _turn = self.writes.enter().await;
         shared::acquire_sender(&self.pool, channel, owner, until, now).await
     }
 
     async fn renew_sender(&self, lease: &SenderLease, until: DateTime<Utc>) -> StoreResult<bool> {
+        let _turn = self.writes.enter().await;
         shared::renew_sender(&self.pool, lease, until).await
     }
 
@@ -56,6 +58,7 @@ impl PipelineStore for SqliteStore {
         error: Option<&str>,
         hold_until: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
+        let _turn = self.writes.enter().await;
         shared::release_sender(&self.pool, lease, error, hold_until).await
     }
 
@@ -86,6 +89,7 @@ impl PipelineStore for SqliteStore {
                ORDER BY {RANK}, id LIMIT $6) \
              RETURNING id, announcement_id, address, attempts"
         );
+        let _turn = self.writes.enter().await;
         let mut rows: Vec<ClaimedDelivery> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(lease.channel.as_str())
             .bind(&lease.owner)
@@ -125,6 +129,7 @@ impl PipelineStore for SqliteStore {
         results: &[(i64, SettleOutcome)],
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
+        let _turn = self.writes.enter().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut settled = 0;
         for (outcome, ids) in group_outcomes(results) {
@@ -216,6 +221,7 @@ impl PipelineStore for SqliteStore {
         batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     ) -> StoreResult<bool> {
         // BEGIN IMMEDIATE semantics: the fencing check and the writes share one write lock.
+        let _turn = self.writes.enter().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let current: Option<i64> = sqlx::query_scalar(
             "UPDATE channel_senders SET state_token = lease_token WHERE channel_id = $1 RETURNING lease_token",
