@@ -66,6 +66,9 @@ impl SqliteStore {
             // Statement journals (every multi-row upsert inside a transaction keeps one) stay in
             // memory instead of spilling to a temporary file past 64 KiB.
             .pragma("temp_store", "memory")
+            // Rows cross from SQLite's worker thread to the task over a bounded channel; a claim
+            // returns 500 rows, and at the default 50 the worker thread stalls ten times.
+            .row_buffer_size(1024)
             // `herald serve` checkpoints the log in the background (`Store::checkpoint`); a
             // commit checkpoints itself only past 64 MiB of log (the default is 4 MiB, which
             // made every other 500-message send round pay ~15 ms for it).
