@@ -1,0 +1,139 @@
+//! Tests of the MLS state encoding and of reloading groups from it.
+
+use std::collections::HashMap;
+
+use openmls::prelude::tls_codec::Serialize as _;
+use openmls::prelude::MlsGroup;
+use openmls_traits::OpenMlsProvider as _;
+
+use super::*;
+use crate::mls::dm::{create_dm, merge_pending, validate_key_package};
+use crate::mls::group_ext::DmSpec;
+use crate::mls::keypackage::build_key_package;
+use crate::mls::provider::XmtpProvider;
+use crate::mls::signer::InstallationKey;
+
+thread_local! {
+    /// Makes [`encode`] write field names, as versions before compact encoding did.
+    pub(super) static NAMED_FIELDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[test]
+fn values_are_message_pack_and_earlier_json_values_still_read() {
+    let storage = MlsStorage::new();
+    let secret: Vec<u8> = (0..=255).collect();
+    storage.put("t", &Gl(&1u8), &secret).unwrap();
+    let written = storage.take_dirty();
+    let bytes = written[0].1.as_ref().unwrap();
+    assert_eq!(bytes[0], MSGPACK_MARK);
+    let json = serde_json::to_vec(&secret).unwrap();
+    assert!(
+        bytes.len() * 2 < json.len(),
+        "{} vs {} bytes",
+        bytes.len(),
+        json.len()
+    );
+    assert_eq!(
+        storage.get::<_, Vec<u8>>("t", &Gl(&1u8)).unwrap(),
+        Some(secret.clone())
+    );
+    assert!(
+        bytes.len() < secret.len() + 8,
+        "bytes stored as a bin string"
+    );
+    // Values earlier versions stored: JSON, and MessagePack with bytes as integer arrays.
+    let old = MlsStorage::new();
+    old.load([(Gl(&1u8).encode("t").unwrap(), json)]);
+    assert_eq!(
+        old.get::<_, Vec<u8>>("t", &Gl(&1u8)).unwrap(),
+        Some(secret.clone())
+    );
+    let mut ints = vec![MSGPACK_MARK];
+    secret
+        .serialize(&mut rmp_serde::Serializer::new(&mut ints).with_struct_map())
+        .unwrap();
+    assert!(ints.len() > secret.len() + 100, "integer array");
+    let old = MlsStorage::new();
+    old.load([(Gl(&1u8).encode("t").unwrap(), ints)]);
+    assert_eq!(old.get::<_, Vec<u8>>("t", &Gl(&1u8)).unwrap(), Some(secret));
+}
+
+#[test]
+fn a_group_reloads_from_its_prefix_plus_global_entries() {
+    group_reloads(false);
+}
+
+#[test]
+fn a_group_written_with_field_names_still_reloads() {
+    NAMED_FIELDS.with(|n| n.set(true));
+    group_reloads(true);
+    NAMED_FIELDS.with(|n| n.set(false));
+}
+
+fn group_reloads(named: bool) {
+    let (sender, peer) = (XmtpProvider::new(), XmtpProvider::new());
+    let key = InstallationKey::generate();
+    let peer_key = InstallationKey::generate();
+    let (me, them) = ("a".repeat(64), "b".repeat(64));
+    let kp = build_key_package(&peer, &peer_key, &them).unwrap();
+    let kp_bytes = kp.key_package().tls_serialize_detached().unwrap();
+    let kp = validate_key_package(&sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
+    let spec = DmSpec {
+        creator_inbox_id: me.clone(),
+        peer_inbox_id: them.clone(),
+        membership: HashMap::from([(me, 1), (them, 1)]),
+        failed_installations: vec![],
+    };
+    let (mut group, _) = create_dm(&sender, &key, &spec, &[kp]).unwrap();
+    merge_pending(&sender, &mut group).unwrap();
+    let written: HashMap<Vec<u8>, Vec<u8>> = sender
+        .storage()
+        .take_dirty()
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    assert!(
+        sender.storage().take_dirty().is_empty(),
+        "dirty set drained"
+    );
+    let prefix = group_prefix(group.group_id());
+    let (own, other): (Vec<_>, Vec<_>) = written
+        .into_iter()
+        .partition(|(k, _)| k.starts_with(&prefix));
+    assert!(
+        other.iter().all(|(k, _)| k.starts_with(MLS_GLOBAL_PREFIX)),
+        "no stray keys"
+    );
+
+    let secrets = own
+        .iter()
+        .find(|(k, _)| k.ends_with(b"/message_secrets/null"))
+        .map(|(_, v)| v.len())
+        .unwrap();
+    assert_eq!(named, secrets > 2_800, "{secrets} bytes of message secrets");
+
+    NAMED_FIELDS.with(|n| n.set(false));
+    let provider = XmtpProvider::new();
+    provider.storage().load(own.into_iter().chain(other));
+    let mut reloaded = MlsGroup::load(provider.storage(), group.group_id())
+        .unwrap()
+        .unwrap();
+    assert_eq!(reloaded.epoch(), group.epoch());
+    assert_eq!(reloaded.members().count(), 2);
+    // The reloaded state works: it encrypts, and what it writes back reloads too.
+    reloaded
+        .create_message(&provider, &key, b"after reload")
+        .unwrap();
+    let rewritten: Vec<_> = provider
+        .storage()
+        .take_dirty()
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    assert!(rewritten.iter().all(|(_, v)| v[0] == MSGPACK_MARK));
+    provider.storage().load(rewritten);
+    let again = MlsGroup::load(provider.storage(), group.group_id())
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.epoch(), group.epoch());
+}
