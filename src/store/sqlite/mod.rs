@@ -38,8 +38,10 @@ pub struct SqliteStore {
 /// Queues this process's hot write transactions (claims, lease renewals, MLS state, settles)
 /// first come, first served. SQLite has one writer; without the gate a writer that finds the
 /// lock taken sleeps in SQLite's busy handler (1, 2, 5, 10 … ms) even when the holder is done
-/// after a fraction of that, and the delivery rounds spent ~10 ms per claim so. The busy
-/// timeout still covers writers outside the gate and other processes.
+/// after a fraction of that; with the gate it starts as soon as the previous writer commits.
+/// (Claims under load still take 5–10 ms, most of it waiting behind the round's state write:
+/// the gate orders the wait, it does not shorten the holder.) The busy timeout still covers
+/// writers outside the gate (API requests, fan-out) and other processes.
 #[derive(Clone, Default)]
 struct WriteGate(std::sync::Arc<tokio::sync::Mutex<()>>);
 
@@ -67,7 +69,8 @@ impl SqliteStore {
             // memory instead of spilling to a temporary file past 64 KiB.
             .pragma("temp_store", "memory")
             // Rows cross from SQLite's worker thread to the task over a bounded channel; a claim
-            // returns 500 rows, and at the default 50 the worker thread stalls ten times.
+            // returns 500 rows, and at the default of 50 the worker thread would wait for the
+            // task to drain the channel several times per claim.
             .row_buffer_size(1024)
             // `herald serve` checkpoints the log in the background (`Store::checkpoint`); a
             // commit checkpoints itself only past 64 MiB of log (the default is 4 MiB, which
