@@ -121,8 +121,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Inbox { key, network } => {
             let network = network.unwrap_or_else(|| config.xmtp.network.clone());
-            let url = herald::xmtp::inbox::node_url(&network, &config.xmtp);
-            herald::xmtp::inbox::print_inbox(&key, &url, &config.data_dir.join("inboxes")).await
+            let url = herald::xmtp::inbox::node_url(&network, &config.xmtp)?;
+            let tls = config.xmtp.tls_options()?;
+            let dir = config.data_dir.join("inboxes");
+            herald::xmtp::inbox::print_inbox(&key, &url, &tls, &dir).await
         }
         Command::Openapi | Command::Devnode(_) => unreachable!("handled above"),
     }

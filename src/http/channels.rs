@@ -65,6 +65,12 @@ pub struct XmtpIdentityOut {
     pub inbox_id: Option<String>,
     /// The channel's XMTP installation id (hex), once registered.
     pub installation_id: Option<String>,
+    /// `registered`, or `pending` until the identity is on the network.
+    #[schema(example = "registered")]
+    pub status: &'static str,
+    /// While `pending`: why the last registration attempt failed, naming the cause and the
+    /// fix (e.g. an untrusted TLS certificate: set `xmtp.tls_ca_file`). Workers retry.
+    pub registration_error: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -93,8 +99,14 @@ impl From<Channel> for ChannelOut {
             description: c.description,
             xmtp: XmtpIdentityOut {
                 address: c.address.to_checksum(),
+                status: if c.xmtp_inbox_id.is_some() {
+                    "registered"
+                } else {
+                    "pending"
+                },
                 inbox_id: c.xmtp_inbox_id,
                 installation_id: c.xmtp_installation_id,
+                registration_error: c.xmtp_registration_error,
             },
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -170,6 +182,7 @@ async fn create_channel(
         }
         Ok(Err(e)) => {
             tracing::warn!(channel.id = %channel.id, error = %e, "XMTP registration deferred");
+            channel.xmtp_registration_error = Some(e.to_string());
             crate::workers::delivery::wake();
         }
         Err(_) => {

@@ -11,8 +11,11 @@
 /// using `self.pool`. The caller must `use crate::store::*` and have the modules named above.
 macro_rules! impl_store {
     ($store:ty) => {
+        // The last registration error shows only while the channel has no inbox yet.
         const CHANNEL_COLUMNS: &str =
-            "id, name, description, address, xmtp_inbox_id, xmtp_installation_id, created_at, updated_at";
+            "id, name, description, address, xmtp_inbox_id, xmtp_installation_id, created_at, updated_at, \
+             (SELECT s.last_error FROM channel_senders s WHERE s.channel_id = channels.id \
+              AND channels.xmtp_inbox_id IS NULL) AS xmtp_registration_error";
 
         impl $store {
             async fn counts(&self, id: &str) -> StoreResult<Counts> {

@@ -45,6 +45,8 @@ pub struct Channel {
     pub address: Address,
     pub xmtp_inbox_id: Option<String>,
     pub xmtp_installation_id: Option<String>,
+    /// Why the last attempt to register the channel on XMTP failed (None once registered).
+    pub xmtp_registration_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -266,6 +268,7 @@ pub(super) struct ChannelRow {
     xmtp_installation_id: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    xmtp_registration_error: Option<String>,
 }
 
 impl From<ChannelRow> for Channel {
@@ -277,6 +280,7 @@ impl From<ChannelRow> for Channel {
             address: Address::from_trusted(r.address),
             xmtp_inbox_id: r.xmtp_inbox_id,
             xmtp_installation_id: r.xmtp_installation_id,
+            xmtp_registration_error: r.xmtp_registration_error,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }

@@ -6,22 +6,39 @@
 
 pub mod channel;
 pub mod inbox;
+pub mod network;
 pub mod state;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use serde::Deserialize;
-use xmtp_client::{GrpcTransport, Transport};
-use xmtp_devnode::{DevNode, DevNodeConfig, DevNodeHandle};
+use xmtp_client::{GrpcTransport, TlsOptions, Transport};
+use xmtp_devnode::{DevNode, DevNodeConfig, DevNodeHandle, TlsIdentity};
+
+pub use network::{Network, NetworkError};
 
 /// `[xmtp]` settings (documented in `config.default.toml`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct XmtpConfig {
     pub network: String,
+    /// d14n gateway (`PublishClientEnvelopes`, `GetNodes`); with a node URL as `network` it
+    /// selects the decentralized network.
+    #[serde(default)]
+    pub gateway_url: Option<String>,
+    /// Extra CA certificates (PEM) trusted for `https://` nodes, e.g. a private node's CA.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
     pub embedded_listen: SocketAddr,
+    /// Serve the embedded node over TLS with this certificate chain (PEM) ...
+    #[serde(default)]
+    pub embedded_tls_cert: Option<PathBuf>,
+    /// ... and this private key (PEM).
+    #[serde(default)]
+    pub embedded_tls_key: Option<PathBuf>,
     pub workers: usize,
     pub batch_size: usize,
     pub lease_secs: u64,
@@ -45,22 +62,32 @@ pub enum GovernorMode {
     Off,
 }
 
-/// Where a network name points.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Network {
-    Embedded,
-    Url(String),
-}
+impl XmtpConfig {
+    /// The network `network` and `gateway_url` name.
+    pub fn resolve(&self) -> Result<Network, NetworkError> {
+        Network::parse(&self.network, self.gateway_url.as_deref())
+    }
 
-impl Network {
-    /// Parses `embedded`, `local`, `dev`, `production` or a URL.
-    pub fn parse(name: &str) -> Network {
-        match name.trim() {
-            "embedded" => Network::Embedded,
-            "local" => Network::Url("http://127.0.0.1:5556".into()),
-            "dev" => Network::Url("https://grpc.dev.xmtp.network:443".into()),
-            "production" => Network::Url("https://grpc.production.xmtp.network:443".into()),
-            url => Network::Url(url.to_owned()),
+    /// TLS trust settings for `https://` nodes (reads `tls_ca_file`).
+    pub fn tls_options(&self) -> anyhow::Result<TlsOptions> {
+        let extra_ca_pem = match &self.tls_ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("reading xmtp.tls_ca_file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(TlsOptions { extra_ca_pem })
+    }
+
+    /// The embedded node's TLS identity, when both `embedded_tls_*` files are set.
+    fn embedded_tls(&self) -> anyhow::Result<Option<TlsIdentity>> {
+        match (&self.embedded_tls_cert, &self.embedded_tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsIdentity::read(cert, key)?)),
+            _ => anyhow::bail!(
+                "xmtp.embedded_tls_cert and xmtp.embedded_tls_key must be set together"
+            ),
         }
     }
 }
@@ -86,19 +113,24 @@ impl std::fmt::Debug for Xmtp {
 impl Xmtp {
     /// Starts the embedded node if configured, then a lazily connecting transport.
     pub async fn start(config: &XmtpConfig, data_dir: &Path) -> anyhow::Result<Arc<Xmtp>> {
-        let (url, node) = match Network::parse(&config.network) {
+        let tls = config.tls_options()?;
+        let (url, node) = match config.resolve()? {
             Network::Embedded => {
                 let node = DevNode::start(DevNodeConfig {
                     listen: config.embedded_listen,
                     data_dir: Some(data_dir.join("xmtp-node")),
                     rate_limit: None,
+                    tls: config.embedded_tls()?,
                 })
                 .await?;
                 (node.url(), Some(node))
             }
-            Network::Url(url) => (url, None),
+            Network::V3 { url } => (url, None),
+            network @ Network::D14n { .. } => anyhow::bail!(
+                "xmtp.network: {network}: this build of herald does not speak the decentralized network yet"
+            ),
         };
-        let grpc = GrpcTransport::connect_lazy(&url)?;
+        let grpc = GrpcTransport::connect_lazy_with(&url, &tls)?;
         let transport = Arc::new(grpc.clone());
         tracing::info!(xmtp.url = %url, embedded = node.is_some(), "XMTP network");
         Ok(Arc::new(Xmtp {
@@ -115,7 +147,7 @@ impl Xmtp {
         match self.config.governor {
             GovernorMode::On => true,
             GovernorMode::Off => false,
-            GovernorMode::Auto => Network::parse(&self.config.network) != Network::Embedded,
+            GovernorMode::Auto => !matches!(self.config.resolve(), Ok(Network::Embedded)),
         }
     }
 

@@ -28,6 +28,7 @@ mod siwe;
 mod store_story;
 mod subscribers;
 mod tenants;
+mod tls;
 mod triggers;
 mod triggers_chain;
 mod triggers_reorg;

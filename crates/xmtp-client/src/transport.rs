@@ -1,4 +1,5 @@
-//! The node API the client needs, as a trait, and its tonic (gRPC over h2c/TLS) implementation.
+//! The node API the client needs, as a trait, and its tonic (gRPC over h2c or TLS)
+//! implementation; connections are opened by [`connect`].
 //!
 //! The trait speaks the generated proto types directly: the wire contract *is* the interface,
 //! and a test double or a recording wrapper can implement it without a network.
@@ -17,11 +18,16 @@ use xmtp_proto::mls_api::{
     UploadKeyPackageRequest,
 };
 
+pub mod connect;
 mod subscribe;
+pub use connect::{ConnectProblem, TlsOptions};
 pub use subscribe::{GroupArrival, GroupStream, TopicStream};
 
 /// libxmtp's gRPC payload limit (25 MiB), applied to both directions.
 const MAX_MESSAGE_BYTES: usize = 25 * 1024 * 1024;
+
+/// What xmtp-node-go answers every write with once the v3 network is retired for d14n.
+const V3_RETIRED: &str = "no longer available";
 
 /// Errors from talking to the node.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +39,22 @@ pub enum TransportError {
     /// The endpoint URL is invalid. Not retryable.
     #[error("invalid node endpoint: {0}")]
     Endpoint(#[source] tonic::transport::Error),
+    /// The URL or the TLS settings cannot be used (scheme, CA file). Not retryable.
+    #[error("XMTP network settings: {0}")]
+    Config(String),
+    /// No connection to the node could be opened; the problem names the cause and its fix.
+    /// Retryable when the cause may pass by itself (refused, DNS, timeout), not for TLS or
+    /// scheme mismatches.
+    #[error("{0} (fix: {fix})", fix = .0.fix())]
+    Connect(ConnectProblem),
+    /// The node does not serve this API (UNIMPLEMENTED): not an XMTP v3 node, or the wrong
+    /// port. Not retryable.
+    #[error("the node at this URL does not serve {method} (UNIMPLEMENTED): check that xmtp.network points at an XMTP v3 gRPC endpoint")]
+    Unsupported { method: &'static str },
+    /// The v3 network refuses writes because it moved to the decentralized network. Not
+    /// retryable: the configuration has to change.
+    #[error("the XMTP v3 network no longer accepts writes ({0}): set xmtp.network to a d14n network (e.g. \"testnet\" or \"mainnet\") with its gateway")]
+    V3Retired(String),
 }
 
 impl TransportError {
@@ -49,7 +71,40 @@ impl TransportError {
                     | Code::Unknown
                     | Code::Cancelled
             ),
-            TransportError::Endpoint(_) => false,
+            TransportError::Connect(p) => p.is_retryable(),
+            TransportError::Endpoint(_)
+            | TransportError::Config(_)
+            | TransportError::Unsupported { .. }
+            | TransportError::V3Retired(_) => false,
+        }
+    }
+
+    /// Classifies a failed call's status: a connection problem recorded by the connector, an
+    /// API the node does not serve, the v3 retirement notice, or the status as it is.
+    pub fn from_call(
+        method: &'static str,
+        status: tonic::Status,
+        problems: &connect::ProblemSlot,
+    ) -> Self {
+        match status.code() {
+            Code::Unavailable if status.message().contains(V3_RETIRED) => {
+                TransportError::V3Retired(status.message().to_owned())
+            }
+            Code::Unavailable | Code::Unknown | Code::Cancelled => match problems.get() {
+                Some(problem) => TransportError::Connect(problem),
+                // A status with a source came from our side of the connection (hyper/h2),
+                // not from the node; on cleartext that is typically a TLS port hanging up.
+                None if problems.cleartext_addr().is_some()
+                    && std::error::Error::source(&status).is_some() =>
+                {
+                    TransportError::Connect(ConnectProblem::Dropped {
+                        addr: problems.cleartext_addr().unwrap_or_default(),
+                    })
+                }
+                None => TransportError::Status(status),
+            },
+            Code::Unimplemented => TransportError::Unsupported { method },
+            _ => TransportError::Status(status),
         }
     }
 }
@@ -102,21 +157,58 @@ pub trait Transport: Send + Sync {
 }
 
 /// [`Transport`] over tonic. `http://` URLs use cleartext HTTP/2 (h2c), as the local node
-/// and the SDK's `env: local` do. Cloning shares one HTTP/2 connection.
-#[derive(Debug, Clone)]
+/// and the SDK's `env: local` do; `https://` URLs use TLS ([`connect`]). Cloning shares one
+/// HTTP/2 connection.
+#[derive(Clone)]
 pub struct GrpcTransport {
     identity: IdentityApiClient<Channel>,
     mls: MlsApiClient<Channel>,
+    problems: connect::ProblemSlot,
+}
+
+impl std::fmt::Debug for GrpcTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcTransport").finish_non_exhaustive()
+    }
+}
+
+/// A lazily connecting tonic channel to `url` (`http://` h2c or `https://` TLS), and the slot
+/// where its connector records why a connection failed.
+pub fn channel(
+    url: &str,
+    tls: &TlsOptions,
+) -> Result<(Channel, connect::ProblemSlot), TransportError> {
+    let connector = connect::Connector::new(url, tls).map_err(TransportError::Config)?;
+    let problems = connector.problems();
+    // Our connector does TLS itself; tonic refuses an `https` endpoint without its own TLS
+    // config, so it is handed the `http` form to connect to, and requests keep the real
+    // origin (`:scheme https`).
+    let origin: tonic::codegen::http::Uri = url
+        .parse()
+        .map_err(|e| TransportError::Config(format!("{url:?}: {e}")))?;
+    let dial = match url.strip_prefix("https://") {
+        Some(rest) => format!("http://{rest}"),
+        None => url.to_owned(),
+    };
+    let channel = Endpoint::from_shared(dial)
+        .map_err(TransportError::Endpoint)?
+        .origin(origin)
+        .timeout(std::time::Duration::from_secs(120))
+        .connect_with_connector_lazy(connector);
+    Ok((channel, problems))
 }
 
 impl GrpcTransport {
-    /// A transport that connects lazily to `url` on first use.
+    /// A transport that connects lazily to `url` on first use, trusting the usual TLS roots.
     pub fn connect_lazy(url: &str) -> Result<Self, TransportError> {
-        let channel = Endpoint::from_shared(url.to_owned())
-            .map_err(TransportError::Endpoint)?
-            .timeout(std::time::Duration::from_secs(120))
-            .connect_lazy();
+        Self::connect_lazy_with(url, &TlsOptions::default())
+    }
+
+    /// A transport that connects lazily to `url` on first use with these TLS settings.
+    pub fn connect_lazy_with(url: &str, tls: &TlsOptions) -> Result<Self, TransportError> {
+        let (channel, problems) = channel(url, tls)?;
         Ok(Self {
+            problems,
             identity: IdentityApiClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
@@ -127,24 +219,37 @@ impl GrpcTransport {
     }
 }
 
+impl GrpcTransport {
+    /// Why a call named `method` failed ([`TransportError::from_call`]).
+    fn fail(&self, method: &'static str) -> impl FnOnce(tonic::Status) -> TransportError + '_ {
+        move |status| TransportError::from_call(method, status, &self.problems)
+    }
+
+    /// The last connection failure, if the most recent connect attempt failed.
+    pub fn connect_problem(&self) -> Option<ConnectProblem> {
+        self.problems.get()
+    }
+}
+
 #[async_trait]
 impl Transport for GrpcTransport {
     async fn get_inbox_ids(
         &self,
         req: GetInboxIdsRequest,
     ) -> Result<GetInboxIdsResponse, TransportError> {
-        Ok(self.identity.clone().get_inbox_ids(req).await?.into_inner())
+        let call = self.identity.clone().get_inbox_ids(req).await;
+        Ok(call
+            .map_err(self.fail("IdentityApi/GetInboxIds"))?
+            .into_inner())
     }
 
     async fn get_identity_updates(
         &self,
         req: GetIdentityUpdatesRequest,
     ) -> Result<GetIdentityUpdatesResponse, TransportError> {
-        Ok(self
-            .identity
-            .clone()
-            .get_identity_updates(req)
-            .await?
+        let call = self.identity.clone().get_identity_updates(req).await;
+        Ok(call
+            .map_err(self.fail("IdentityApi/GetIdentityUpdates"))?
             .into_inner())
     }
 
@@ -152,12 +257,14 @@ impl Transport for GrpcTransport {
         &self,
         req: PublishIdentityUpdateRequest,
     ) -> Result<(), TransportError> {
-        self.identity.clone().publish_identity_update(req).await?;
+        let call = self.identity.clone().publish_identity_update(req).await;
+        call.map_err(self.fail("IdentityApi/PublishIdentityUpdate"))?;
         Ok(())
     }
 
     async fn upload_key_package(&self, req: UploadKeyPackageRequest) -> Result<(), TransportError> {
-        self.mls.clone().upload_key_package(req).await?;
+        let call = self.mls.clone().upload_key_package(req).await;
+        call.map_err(self.fail("MlsApi/UploadKeyPackage"))?;
         Ok(())
     }
 
@@ -165,14 +272,18 @@ impl Transport for GrpcTransport {
         &self,
         req: FetchKeyPackagesRequest,
     ) -> Result<FetchKeyPackagesResponse, TransportError> {
-        Ok(self.mls.clone().fetch_key_packages(req).await?.into_inner())
+        let call = self.mls.clone().fetch_key_packages(req).await;
+        Ok(call
+            .map_err(self.fail("MlsApi/FetchKeyPackages"))?
+            .into_inner())
     }
 
     async fn send_group_messages(
         &self,
         req: SendGroupMessagesRequest,
     ) -> Result<(), TransportError> {
-        self.mls.clone().send_group_messages(req).await?;
+        let call = self.mls.clone().send_group_messages(req).await;
+        call.map_err(self.fail("MlsApi/SendGroupMessages"))?;
         Ok(())
     }
 
@@ -180,7 +291,8 @@ impl Transport for GrpcTransport {
         &self,
         req: SendWelcomeMessagesRequest,
     ) -> Result<(), TransportError> {
-        self.mls.clone().send_welcome_messages(req).await?;
+        let call = self.mls.clone().send_welcome_messages(req).await;
+        call.map_err(self.fail("MlsApi/SendWelcomeMessages"))?;
         Ok(())
     }
 
@@ -188,11 +300,9 @@ impl Transport for GrpcTransport {
         &self,
         req: QueryGroupMessagesRequest,
     ) -> Result<QueryGroupMessagesResponse, TransportError> {
-        Ok(self
-            .mls
-            .clone()
-            .query_group_messages(req)
-            .await?
+        let call = self.mls.clone().query_group_messages(req).await;
+        Ok(call
+            .map_err(self.fail("MlsApi/QueryGroupMessages"))?
             .into_inner())
     }
 
@@ -200,11 +310,9 @@ impl Transport for GrpcTransport {
         &self,
         req: QueryWelcomeMessagesRequest,
     ) -> Result<QueryWelcomeMessagesResponse, TransportError> {
-        Ok(self
-            .mls
-            .clone()
-            .query_welcome_messages(req)
-            .await?
+        let call = self.mls.clone().query_welcome_messages(req).await;
+        Ok(call
+            .map_err(self.fail("MlsApi/QueryWelcomeMessages"))?
             .into_inner())
     }
 }
@@ -221,5 +329,24 @@ mod tests {
         assert!(s(Code::DeadlineExceeded).is_retryable());
         assert!(!s(Code::InvalidArgument).is_retryable());
         assert!(!s(Code::PermissionDenied).is_retryable());
+    }
+
+    #[test]
+    fn calls_are_classified() {
+        let slot = connect::ProblemSlot::default();
+        let e = TransportError::from_call("MlsApi/X", tonic::Status::unimplemented(""), &slot);
+        assert!(matches!(
+            e,
+            TransportError::Unsupported { method: "MlsApi/X" }
+        ));
+        assert!(!e.is_retryable());
+        let retired = tonic::Status::unavailable(
+            "publishing to XMTP V3 is no longer available. Please upgrade your client to XMTP D14N.",
+        );
+        let e = TransportError::from_call("MlsApi/X", retired, &slot);
+        assert!(matches!(e, TransportError::V3Retired(_)) && !e.is_retryable());
+        assert!(e.to_string().contains("d14n"));
+        let e = TransportError::from_call("MlsApi/X", tonic::Status::unavailable("x"), &slot);
+        assert!(matches!(e, TransportError::Status(_)) && e.is_retryable());
     }
 }

@@ -53,6 +53,9 @@ pub enum DevNodeError {
     /// The gRPC server failed while running.
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// The TLS certificate or key could not be read or used. Not retryable.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl DevNodeError {
@@ -73,6 +76,39 @@ pub struct DevNodeArgs {
     /// Limit writes per client like the public network (3,000 burst, then 600/min).
     #[arg(long)]
     pub rate_limit: bool,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key. Clients then use https://.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// A certificate chain and its private key, both PEM, for serving TLS.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity").finish_non_exhaustive()
+    }
+}
+
+impl TlsIdentity {
+    /// Reads both files.
+    pub fn read(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, DevNodeError> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p)
+                .map_err(|e| DevNodeError::Tls(format!("cannot read {}: {e}", p.display())))
+        };
+        Ok(Self {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        })
+    }
 }
 
 /// How to start a node.
@@ -82,6 +118,8 @@ pub struct DevNodeConfig {
     pub listen: SocketAddr,
     pub data_dir: Option<PathBuf>,
     pub rate_limit: Option<RateLimit>,
+    /// Serve TLS (ALPN h2) instead of cleartext h2c.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for DevNodeConfig {
@@ -90,17 +128,25 @@ impl Default for DevNodeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: None,
             rate_limit: None,
+            tls: None,
         }
     }
 }
 
-impl From<DevNodeArgs> for DevNodeConfig {
-    fn from(a: DevNodeArgs) -> Self {
-        Self {
+impl TryFrom<DevNodeArgs> for DevNodeConfig {
+    type Error = DevNodeError;
+
+    fn try_from(a: DevNodeArgs) -> Result<Self, DevNodeError> {
+        let tls = match (&a.tls_cert, &a.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsIdentity::read(cert, key)?),
+            _ => None,
+        };
+        Ok(Self {
             listen: a.listen,
             data_dir: a.data,
             rate_limit: a.rate_limit.then(RateLimit::default),
-        }
+            tls,
+        })
     }
 }
 
@@ -140,16 +186,24 @@ impl DevNode {
         // hold every small response back ~40 ms; set it on the accepted sockets instead.
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &config.tls {
+            let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+            builder = builder
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .map_err(|e| DevNodeError::Tls(e.to_string()))?;
+        }
+        let server = builder
             .add_service(identity)
             .add_service(mls)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;
             });
         let task = tokio::spawn(server);
-        tracing::info!(%addr, persistent = config.data_dir.is_some(), rate_limit = config.rate_limit.is_some(), "XMTP devnode listening");
+        tracing::info!(%addr, tls = config.tls.is_some(), persistent = config.data_dir.is_some(), rate_limit = config.rate_limit.is_some(), "XMTP devnode listening");
         Ok(DevNodeHandle {
             addr,
+            tls: config.tls.is_some(),
             stop: Some(stop_tx),
             task,
             store,
@@ -161,6 +215,7 @@ impl DevNode {
 /// the runtime ends.
 pub struct DevNodeHandle {
     addr: SocketAddr,
+    tls: bool,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     store: Arc<store::Store>,
@@ -172,9 +227,11 @@ impl DevNodeHandle {
         self.addr
     }
 
-    /// `http://ADDR`, the form the SDK's `apiUrl` and tonic channels take.
+    /// `http://ADDR` (`https://ADDR` when serving TLS), the form the SDK's `apiUrl` and tonic
+    /// channels take.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting requests, ends open streams, flushes `--data`, then returns.
@@ -205,7 +262,7 @@ impl DevNodeHandle {
 
 /// Runs a node until Ctrl-C / SIGTERM (what `herald devnode` calls).
 pub async fn run(args: DevNodeArgs) -> Result<(), DevNodeError> {
-    let mut handle = DevNode::start(args.into()).await?;
+    let mut handle = DevNode::start(args.try_into()?).await?;
     println!("herald devnode: XMTP v3 API at {}", handle.url());
     tokio::select! {
         r = handle.wait() => return r,
@@ -247,7 +304,7 @@ mod tests {
 
     #[test]
     fn args_default_to_the_sdk_local_port_in_memory() {
-        let config: DevNodeConfig = Cli::parse_from(["devnode"]).node.into();
+        let config: DevNodeConfig = Cli::parse_from(["devnode"]).node.try_into().unwrap();
         assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 5556)));
         assert!(config.data_dir.is_none() && config.rate_limit.is_none());
         let cli = Cli::parse_from([
@@ -258,7 +315,7 @@ mod tests {
             "d",
             "--rate-limit",
         ]);
-        let config: DevNodeConfig = cli.node.into();
+        let config: DevNodeConfig = cli.node.try_into().unwrap();
         assert_eq!(config.data_dir, Some(PathBuf::from("d")));
         assert_eq!(
             config.rate_limit.map(|r| (r.burst, r.per_minute)),

@@ -47,7 +47,8 @@ impl GrpcTransport {
             })
             .collect();
         let req = SubscribeWelcomeMessagesRequest { filters };
-        let stream = self.mls.clone().subscribe_welcome_messages(req).await?;
+        let call = self.mls.clone().subscribe_welcome_messages(req).await;
+        let stream = call.map_err(self.fail("MlsApi/SubscribeWelcomeMessages"))?;
         Ok(stream
             .into_inner()
             .map(|m| {
@@ -73,7 +74,8 @@ impl GrpcTransport {
             })
             .collect();
         let req = SubscribeGroupMessagesRequest { filters };
-        let stream = self.mls.clone().subscribe_group_messages(req).await?;
+        let call = self.mls.clone().subscribe_group_messages(req).await;
+        let stream = call.map_err(self.fail("MlsApi/SubscribeGroupMessages"))?;
         Ok(stream
             .into_inner()
             .map(|m| {

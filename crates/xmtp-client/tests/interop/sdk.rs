@@ -45,9 +45,16 @@ pub struct Sdk {
 
 impl Sdk {
     pub async fn start() -> Sdk {
+        Self::start_with_env(&[]).await
+    }
+
+    /// Starts the driver with extra environment variables (e.g. `SSL_CERT_FILE`, which the
+    /// SDK's TLS client reads for its trusted roots).
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Sdk {
         require_sdk();
         let mut child = Command::new("node")
             .arg("sdk-driver.mjs")
+            .envs(env.iter().copied())
             .current_dir(interop_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
