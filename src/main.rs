@@ -1,5 +1,5 @@
 //! The `herald` command line: `serve`, `migrate`, `tenant create NAME`, `inbox`, `openapi`,
-//! `devnode`.
+//! `devnode`, `doctor`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +54,15 @@ enum Command {
     },
     /// Run herald's local XMTP v3 node (the API the official SDKs speak), e.g. for offline development.
     Devnode(xmtp_devnode::DevNodeArgs),
+    /// Check that herald can use its XMTP network: name, connection and TLS, each API, an
+    /// inbox lookup, the write budget. One line per check, with the fix when one fails; exits
+    /// non-zero if any fails.
+    Doctor {
+        /// embedded (the node `herald serve` runs), local, dev, production, testnet… or a node
+        /// URL. Default: the configured `xmtp.network`.
+        #[arg(long)]
+        network: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -125,6 +134,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let tls = config.xmtp.tls_options()?;
             let dir = config.data_dir.join("inboxes");
             herald::xmtp::inbox::print_inbox(&key, &url, &tls, &dir).await
+        }
+        Command::Doctor { network } => {
+            let network = network.unwrap_or_else(|| config.xmtp.network.clone());
+            let report = herald::xmtp::doctor::diagnose(&network, &config.xmtp).await;
+            for line in report.lines() {
+                println!("{line}");
+            }
+            match report.first_failure() {
+                None => Ok(()),
+                Some(failed) => anyhow::bail!("XMTP check `{}` failed", failed.name),
+            }
         }
         Command::Openapi | Command::Devnode(_) => unreachable!("handled above"),
     }

@@ -18,20 +18,67 @@ pub struct HealthOut {
     pub status: &'static str,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct ReadyOut {
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// The XMTP network's checks (the same as `herald doctor`, refreshed at most every 30 s).
+    /// Informational: announcements are accepted and kept while the network is unreachable,
+    /// so a failing network does not make the replica unready.
+    pub xmtp: XmtpReadyOut,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct XmtpReadyOut {
+    pub ok: bool,
+    #[schema(example = "production")]
+    pub network: String,
+    pub checks: Vec<XmtpCheckOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct XmtpCheckOut {
+    #[schema(example = "tls")]
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What to change, when the check failed.
+    pub fix: Option<String>,
+}
+
 /// Liveness: answers while the process serves HTTP; touches no dependency.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "OK", body = HealthOut)))]
 async fn healthz() -> axum::Json<HealthOut> {
     axum::Json(HealthOut { status: "ok" })
 }
 
-/// Readiness: the database answers a query.
+/// Readiness: the database answers a query. The body also reports the XMTP network's checks.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "OK", body = HealthOut), (status = 503, description = "Database unreachable", body = ErrorBody))
+    responses((status = 200, description = "OK", body = ReadyOut), (status = 503, description = "Database unreachable", body = ErrorBody))
 )]
-async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthOut>, ApiError> {
+async fn readyz(State(state): State<AppState>) -> Result<axum::Json<ReadyOut>, ApiError> {
     match state.store.ping().await {
-        Ok(()) => Ok(axum::Json(HealthOut { status: "ready" })),
+        Ok(()) => {
+            let report = state.xmtp.readiness().await;
+            Ok(axum::Json(ReadyOut {
+                status: "ready",
+                xmtp: XmtpReadyOut {
+                    ok: report.ok,
+                    network: report.network,
+                    checks: report
+                        .checks
+                        .into_iter()
+                        .map(|c| XmtpCheckOut {
+                            name: c.name.to_owned(),
+                            ok: c.ok,
+                            detail: c.detail,
+                            fix: c.fix,
+                        })
+                        .collect(),
+                },
+            }))
+        }
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
             Err(ApiError::Unavailable)

@@ -5,6 +5,7 @@
 //! config, store and master key.
 
 pub mod channel;
+pub mod doctor;
 pub mod inbox;
 pub mod network;
 pub mod state;
@@ -100,7 +101,12 @@ pub struct Xmtp {
     /// The same connection as `transport`, for the node's server streams.
     pub grpc: GrpcTransport,
     node: tokio::sync::Mutex<Option<DevNodeHandle>>,
+    /// The last `herald doctor` report on this network, for `/readyz`.
+    readiness: tokio::sync::Mutex<Option<(std::time::Instant, doctor::Report)>>,
 }
+
+/// How long `/readyz` reuses an XMTP report.
+const READINESS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl std::fmt::Debug for Xmtp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -139,6 +145,7 @@ impl Xmtp {
             config: config.clone(),
             grpc,
             node: tokio::sync::Mutex::new(node),
+            readiness: tokio::sync::Mutex::new(None),
         }))
     }
 
@@ -149,6 +156,40 @@ impl Xmtp {
             GovernorMode::Off => false,
             GovernorMode::Auto => !matches!(self.config.resolve(), Ok(Network::Embedded)),
         }
+    }
+
+    /// The doctor's checks of this process's network, run at most every 30 s (concurrent
+    /// callers wait for one run).
+    pub async fn readiness(&self) -> doctor::Report {
+        let mut cached = self.readiness.lock().await;
+        if let Some((at, report)) = cached.as_ref() {
+            if at.elapsed() < READINESS_TTL {
+                return report.clone();
+            }
+        }
+        let report = match self.config.resolve() {
+            Ok(resolved) => {
+                let report = doctor::Report::new(&self.config.network);
+                doctor::check_node(report, &resolved, &self.url, &self.config).await
+            }
+            Err(e) => {
+                let mut report = doctor::Report::new(&self.config.network);
+                report.ok = false;
+                report.checks.push(doctor::Check {
+                    name: "network",
+                    ok: false,
+                    detail: e.to_string(),
+                    fix: None,
+                });
+                report
+            }
+        };
+        if let Some(failed) = report.first_failure() {
+            tracing::warn!(check = failed.name, detail = %failed.detail, fix = failed.fix.as_deref().unwrap_or(""), "XMTP network check failed");
+        }
+        metrics::gauge!("herald_xmtp_ready").set(if report.ok { 1.0 } else { 0.0 });
+        *cached = Some((std::time::Instant::now(), report.clone()));
+        report
     }
 
     /// Stops the embedded node (flushing its data), if any.

@@ -23,6 +23,16 @@ async fn health_and_readiness_probes() {
         (ready.status, ready.body["status"].as_str()),
         (StatusCode::OK, Some("ready"))
     );
+    // The XMTP part: the doctor's checks of the embedded node, all passing.
+    let xmtp = &ready.body["xmtp"];
+    assert_eq!(xmtp["ok"], true, "{xmtp}");
+    let names: Vec<&str> = xmtp["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["connect", "identity", "mls", "budget"], "{xmtp}");
 }
 
 #[tokio::test]

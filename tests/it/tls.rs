@@ -167,3 +167,82 @@ async fn a_cleartext_url_to_a_tls_port_and_back_are_named() {
     .expect_err("a TLS port does not answer cleartext");
     assert!(err.to_string().contains("https://"), "{err}");
 }
+
+/// Runs `herald doctor --network URL` with `env`; returns (success, stdout + stderr).
+async fn doctor(url: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        .env_clear()
+        .env("HERALD_LOG_FILTER", "warn")
+        .envs(env.iter().copied())
+        .args(["doctor", "--network", url]);
+    let output = command.output().await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn doctor_passes_healthy_nodes_and_names_each_mistake() {
+    use xmtp_devnode::{DevNode, DevNodeConfig, TlsIdentity};
+    let pki = TestPki::new();
+    let plain = DevNode::start(DevNodeConfig::default()).await.unwrap();
+    let tls = DevNode::start(DevNodeConfig {
+        tls: Some(TlsIdentity::read(&pki.cert, &pki.key).unwrap()),
+        ..DevNodeConfig::default()
+    })
+    .await
+    .unwrap();
+    let ca = pki.ca.to_str().unwrap();
+    let with_ca = [("HERALD_XMTP_TLS_CA_FILE", ca)];
+
+    let (ok, out) = doctor(&plain.url(), &[]).await;
+    assert!(ok, "{out}");
+    for check in ["connect", "identity", "mls", "budget"] {
+        assert!(out.contains(&format!("ok    {check}")), "{check}: {out}");
+    }
+    let (ok, out) = doctor(&tls.url(), &with_ca).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("certificate accepted, ALPN h2"), "{out}");
+
+    // The TLS node without its CA.
+    let (ok, out) = doctor(&tls.url(), &[]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  tls") && out.contains("unknown certificate authority"),
+        "{out}"
+    );
+    assert!(out.contains("tls_ca_file"), "{out}");
+    // A port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (ok, out) = doctor(&format!("http://127.0.0.1:{closed}"), &[]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  connect") && out.contains("connection refused"),
+        "{out}"
+    );
+    // Cleartext to the TLS port, and TLS to the cleartext port.
+    let (ok, out) = doctor(&tls.url().replace("https://", "http://"), &with_ca).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("this port speaks TLS: use an https:// URL"),
+        "{out}"
+    );
+    let (ok, out) = doctor(&plain.url().replace("http://", "https://"), &[]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("does not speak TLS") && out.contains("http:// URL"),
+        "{out}"
+    );
+    // An unknown network name.
+    let (ok, out) = doctor("bogus", &[]).await;
+    assert!(!ok && out.contains("FAIL  network"), "{out}");
+    plain.shutdown().await;
+    tls.shutdown().await;
+}

@@ -158,12 +158,16 @@ pub fn check_url(url: &str) -> Result<(Uri, bool), String> {
     let tls = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
-        Some(other) => return Err(format!(
+        Some(other) => {
+            return Err(format!(
             "{url:?}: unsupported scheme {other:?} (use http:// for cleartext, https:// for TLS)"
-        )),
-        None => return Err(format!(
+        ))
+        }
+        None => {
+            return Err(format!(
             "{url:?} has no scheme (use http://host:port for cleartext, https://host:port for TLS)"
-        )),
+        ))
+        }
     };
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("{url:?} has no host"));
@@ -278,6 +282,31 @@ impl tower_service::Service<Uri> for Connector {
             }
             result
         })
+    }
+}
+
+/// Opens one connection to `url` (TCP, then TLS with ALPN h2 for `https://`) and drops it:
+/// what `herald doctor` checks before calling the API. Returns whether TLS was used.
+pub async fn probe(url: &str, options: &TlsOptions) -> Result<bool, ConnectProblem> {
+    let config_problem = |detail: String| ConnectProblem::Tls {
+        addr: authority(url),
+        detail,
+    };
+    let connector = Connector::new(url, options).map_err(config_problem)?;
+    let (uri, tls) = check_url(url).map_err(config_problem)?;
+    connector.connect(uri).await.map(|_| tls)
+}
+
+/// Whether the server behind a cleartext `http://host:port` URL speaks TLS instead (a TLS
+/// handshake gets as far as the certificate, accepted or not).
+pub async fn speaks_tls(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    match probe(&format!("https://{rest}"), &TlsOptions::default()).await {
+        Ok(_) => true,
+        Err(ConnectProblem::Certificate { .. }) | Err(ConnectProblem::NoHttp2 { .. }) => true,
+        Err(_) => false,
     }
 }
 
