@@ -105,9 +105,26 @@ pub struct Pace {
     pub settled_since: i64,
 }
 
+/// A stored token bucket (`xmtp_budgets`): the deployment-wide XMTP write budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetRow {
+    pub tokens: f64,
+    pub refilled_at: DateTime<Utc>,
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Grows by one on every write; a write succeeds only over the version it read.
+    pub version: i64,
+}
+
 /// Persistence of the delivery pipeline. Implemented by both backends.
 #[async_trait]
 pub trait PipelineStore: Send + Sync {
+    /// Whether the channel's most urgent due pending delivery is critical.
+    async fn due_is_critical(&self, channel: &ChannelId, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// The stored budget `key`, if any.
+    async fn budget_get(&self, key: &str) -> StoreResult<Option<BudgetRow>>;
+    /// Stores `row` if the stored version is still `row.version - 1` (version 1: only if no row
+    /// exists yet). Returns whether it was stored; false means another writer won the race.
+    async fn budget_put(&self, key: &str, row: &BudgetRow) -> StoreResult<bool>;
     /// Channels that have work: due pending deliveries (most urgent priority first), then
     /// channels whose XMTP identity is not registered yet. Leased channels may be included;
     /// [`PipelineStore::acquire_sender`] filters them.

@@ -7,6 +7,23 @@
 /// differ (row locks, array binding) and stay in the backends.
 macro_rules! shared_pipeline_sql {
     ($pool:ty) => {
+        pub(super) async fn due_is_critical(pool: &$pool,
+            channel: &ChannelId,
+            now: DateTime<Utc>,
+        ) -> StoreResult<bool> {
+            // Walks the claim-order index (channel, rank, id) to the first due row.
+            let sql = format!(
+                "SELECT {RANK} FROM deliveries WHERE channel_id = $1 AND status = 'pending' \
+                 AND next_attempt_at <= $2 ORDER BY {RANK}, id LIMIT 1"
+            );
+            let rank: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(channel.as_str())
+                .bind(now)
+                .fetch_optional(pool)
+                .await?;
+            Ok(rank == Some(0))
+        }
+
         pub(super) async fn sender_candidates(pool: &$pool,
             now: DateTime<Utc>,
             limit: i64,

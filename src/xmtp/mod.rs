@@ -47,6 +47,12 @@ pub struct XmtpConfig {
     pub governor: GovernorMode,
     pub rate_burst: u32,
     pub rate_per_minute: u32,
+    /// The network's multiplier for an allowlisted egress IP (XMTP grants 4x writes).
+    #[serde(default = "one")]
+    pub rate_multiplier: u32,
+    /// Share of the burst (percent) kept for channels with a critical delivery due.
+    #[serde(default = "ten")]
+    pub rate_reserve_percent: u32,
     /// Whether workers read channel inboxes and answer chat commands.
     pub inbound: bool,
     /// Seconds between fallback reads of a channel's inbox (streams usually trigger sooner).
@@ -61,6 +67,14 @@ pub enum GovernorMode {
     Auto,
     On,
     Off,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn ten() -> u32 {
+    10
 }
 
 impl XmtpConfig {

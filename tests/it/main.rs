@@ -4,6 +4,7 @@
 //! installs it (the Makefile test targets run it), or set `ANVIL_BIN`.
 
 mod announcements;
+mod budget;
 mod channel_state;
 mod channels;
 mod cli;

@@ -53,10 +53,9 @@ pub(super) async fn progress(
         .await?
         .unwrap_or_default();
     let config = &state.xmtp.config;
-    let budget = state
-        .xmtp
-        .governor_on()
-        .then(|| f64::from(config.rate_per_minute) / 60.0);
+    let budget = state.xmtp.governor_on().then(|| {
+        f64::from(config.rate_per_minute) * f64::from(config.rate_multiplier.max(1)) / 60.0
+    });
     let window = (now - since).as_seconds_f64();
     Ok(Progress {
         topic: pace.topic,

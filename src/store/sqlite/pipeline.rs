@@ -28,6 +28,57 @@ const STATE_ROWS_PER_STATEMENT: usize = 500;
 
 #[async_trait]
 impl PipelineStore for SqliteStore {
+    async fn budget_get(&self, key: &str) -> StoreResult<Option<BudgetRow>> {
+        let row: Option<(f64, DateTime<Utc>, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
+            "SELECT tokens, refilled_at, paused_until, version FROM xmtp_budgets WHERE budget_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(
+            row.map(|(tokens, refilled_at, paused_until, version)| BudgetRow {
+                tokens,
+                refilled_at,
+                paused_until,
+                version,
+            }),
+        )
+    }
+
+    async fn budget_put(&self, key: &str, row: &BudgetRow) -> StoreResult<bool> {
+        let _turn = self.writes.enter().await;
+        let done = if row.version == 1 {
+            sqlx::query(
+                "INSERT INTO xmtp_budgets (budget_key, tokens, refilled_at, paused_until, version) \
+                 VALUES ($1, $2, $3, $4, 1) ON CONFLICT (budget_key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(row.tokens)
+            .bind(row.refilled_at)
+            .bind(row.paused_until)
+            .execute(&self.pool)
+            .await?
+        } else {
+            sqlx::query(
+                "UPDATE xmtp_budgets SET tokens = $2, refilled_at = $3, paused_until = $4, version = $5 \
+                 WHERE budget_key = $1 AND version = $6",
+            )
+            .bind(key)
+            .bind(row.tokens)
+            .bind(row.refilled_at)
+            .bind(row.paused_until)
+            .bind(row.version)
+            .bind(row.version - 1)
+            .execute(&self.pool)
+            .await?
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn due_is_critical(&self, channel: &ChannelId, now: DateTime<Utc>) -> StoreResult<bool> {
+        shared::due_is_critical(&self.pool, channel, now).await
+    }
+
     async fn sender_candidates(
         &self,
         now: DateTime<Utc>,

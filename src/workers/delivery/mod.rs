@@ -18,7 +18,7 @@
 //! expired lease hands both jobs to another replica.
 
 mod clients;
-mod governor;
+pub mod governor;
 mod inbound;
 mod prepare;
 mod rounds;
@@ -83,12 +83,22 @@ pub struct Worker {
     deferrals: Arc<Deferrals>,
 }
 
-/// Builds `n` workers sharing one rate governor.
+/// Builds `n` workers sharing the deployment's XMTP write budget.
 pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> Vec<Worker> {
     let c = &xmtp.config;
-    let governor = xmtp
-        .governor_on()
-        .then(|| Arc::new(Governor::new(c.rate_burst, c.rate_per_minute)));
+    let governor = xmtp.governor_on().then(|| {
+        let shape = governor::Shape::new(
+            c.rate_burst,
+            c.rate_per_minute,
+            c.rate_multiplier,
+            c.rate_reserve_percent,
+        );
+        Arc::new(Governor::new(
+            store.clone(),
+            format!("writes {}", xmtp.url),
+            shape,
+        ))
+    });
     let process = ulid::Ulid::new().to_string();
     let deferrals = Arc::new(Deferrals::default());
     let clients = Arc::new(ClientCache::new(

@@ -227,7 +227,12 @@ impl Worker {
         let lease = round.lease;
         let mut limit = limit.max(1);
         if let Some(g) = &self.governor {
-            match g.available(&lease.channel) {
+            let critical = self
+                .store
+                .pipeline()
+                .due_is_critical(&lease.channel, Utc::now())
+                .await?;
+            match g.take(limit, critical).await? {
                 Ok(n) => limit = limit.min(n),
                 Err(wait) => {
                     // Keep the lease while waiting for the budget to refill.
@@ -248,6 +253,10 @@ impl Worker {
             .pipeline()
             .claim_deliveries(lease, now, now + self.lease_len(), limit as i64)
             .await?;
+        if let Some(g) = &self.governor {
+            // Tokens were taken for `limit` rows; give back what the claim did not find.
+            g.adjust(limit as i64 - batch.len() as i64).await?;
+        }
         if batch.is_empty() {
             return Ok(Claimed::Empty);
         }

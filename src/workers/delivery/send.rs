@@ -134,27 +134,28 @@ impl Round<'_> {
             unresolved,
         } = prepared;
         let mut sealed = Sealed::default();
+        // Tokens reserved for this batch at claim: one per claimed delivery.
+        let reserved = (results.len() + sendable.len()) as i64;
         if let Some(e) = unresolved {
-            sealed.stop = self.note_rate_limit(&e) || e.is_retryable();
+            sealed.stop = self.note_rate_limit(&e).await || e.is_retryable();
             for d in &sendable {
                 results.push((d.id, self.outcome_for(d, &e)));
             }
             sealed.results = results;
+            self.settle_budget(reserved, 0).await?;
             return Ok(sealed);
         }
-        if !items.is_empty() {
-            if let Some(g) = self.governor {
-                let mut new_dms = HashSet::new();
-                for i in &items {
-                    if self.client.dm_group_id(&i.peer_inbox_id).await.is_none() {
-                        new_dms.insert(i.peer_inbox_id.clone());
-                    }
+        if let Some(g) = self.governor {
+            let mut new_dms = HashSet::new();
+            for i in &items {
+                if self.client.dm_group_id(&i.peer_inbox_id).await.is_none() {
+                    new_dms.insert(i.peer_inbox_id.clone());
                 }
-                g.spend(
-                    &self.lease.channel,
-                    items.len() + NEW_DM_WRITES * new_dms.len(),
-                );
             }
+            let cost = (items.len() + NEW_DM_WRITES * new_dms.len()) as i64;
+            g.adjust(reserved - cost).await?;
+        }
+        if !items.is_empty() {
             match self.client.seal_batch(items, SendOptions::default()).await {
                 Ok((per_item, batch)) => {
                     for (d, r) in sendable.into_iter().zip(per_item) {
@@ -170,7 +171,7 @@ impl Round<'_> {
                     return Ok(sealed);
                 }
                 Err(e) => {
-                    sealed.stop = self.note_rate_limit(&e);
+                    sealed.stop = self.note_rate_limit(&e).await;
                     for d in &sendable {
                         results.push((d.id, self.outcome_for(d, &e)));
                     }
@@ -198,7 +199,7 @@ impl Round<'_> {
             match self.client.publish_sealed(batch).await {
                 Ok(()) => results.extend(sent.iter().map(|d| (d.id, SettleOutcome::Delivered))),
                 Err(e) => {
-                    stop |= self.note_rate_limit(&e);
+                    stop |= self.note_rate_limit(&e).await;
                     for d in &sent {
                         results.push((d.id, self.outcome_for(d, &e)));
                     }
@@ -242,14 +243,24 @@ impl Round<'_> {
         Ok(())
     }
 
-    fn note_rate_limit(&self, e: &ClientError) -> bool {
+    /// Returns what a batch reserved at claim but will not write.
+    async fn settle_budget(&self, reserved: i64, cost: i64) -> Result<(), ChannelXmtpError> {
+        if let Some(g) = self.governor {
+            g.adjust(reserved - cost).await?;
+        }
+        Ok(())
+    }
+
+    async fn note_rate_limit(&self, e: &ClientError) -> bool {
         let Some(wait) = rate_limited(e) else {
             return false;
         };
         metrics::counter!("herald_xmtp_rate_limited_total").increment(1);
         tracing::info!(channel.id = %self.lease.channel, wait_ms = wait.as_millis() as u64, "XMTP node rate limit: pausing channel");
         if let Some(g) = self.governor {
-            g.penalize(&self.lease.channel, wait);
+            if let Err(err) = g.penalize(wait).await {
+                tracing::warn!(error = %err, "could not record the network's rate limit");
+            }
         }
         true
     }
