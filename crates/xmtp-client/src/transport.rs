@@ -1,4 +1,5 @@
-//! The node API the client needs, as a trait, and its tonic (gRPC over h2c/TLS) implementation.
+//! The node API the client needs, as a trait, and its tonic (gRPC over h2c/TLS) implementation
+//! for the v3 API; [`d14n`] implements it over XMTP's decentralized network.
 //!
 //! The trait speaks the generated proto types directly: the wire contract *is* the interface,
 //! and a test double or a recording wrapper can implement it without a network.
@@ -17,7 +18,9 @@ use xmtp_proto::mls_api::{
     UploadKeyPackageRequest,
 };
 
+pub mod d14n;
 mod subscribe;
+pub use d14n::{D14nTransport, GatewayAuth};
 pub use subscribe::{GroupArrival, GroupStream, TopicStream};
 
 /// libxmtp's gRPC payload limit (25 MiB), applied to both directions.
@@ -29,10 +32,41 @@ pub enum TransportError {
     /// The node answered with a gRPC status. Retryable for UNAVAILABLE, RESOURCE_EXHAUSTED,
     /// DEADLINE_EXCEEDED, ABORTED, INTERNAL and UNKNOWN; not for validation errors.
     #[error("node returned {code:?}: {message}", code = .0.code(), message = .0.message())]
-    Status(#[from] tonic::Status),
+    Status(tonic::Status),
     /// The endpoint URL is invalid. Not retryable.
     #[error("invalid node endpoint: {0}")]
     Endpoint(#[source] tonic::transport::Error),
+    /// The v3 node no longer takes this call: XMTP moved the network to d14n. Not retryable;
+    /// configure a d14n gateway (`D14nTransport`) instead.
+    #[error(
+        "the XMTP v3 network no longer accepts this ({0}); configure XMTP's decentralized \
+         network (d14n): a gateway URL and one of the networks testnet-dev, testnet-staging, \
+         testnet or mainnet"
+    )]
+    V3Retired(String),
+    /// d14n: the gateway listed no node, or none answered its health check. Retryable.
+    #[error("no d14n node to read from: {0}")]
+    NoNode(String),
+    /// d14n: an envelope or payload that cannot be built or read. Not retryable.
+    #[error("d14n envelope: {0}")]
+    Envelope(String),
+}
+
+/// What libxmtp 1.10 matches to detect the v3 cutover (`D14N_MIGRATION_MSG_REGEX`).
+const V3_RETIRED_MARKERS: [&str; 2] = [
+    "publishing to XMTP V3 is no longer available",
+    "XMTP V3 streaming is no longer available",
+];
+
+impl From<tonic::Status> for TransportError {
+    fn from(status: tonic::Status) -> Self {
+        let message = status.message();
+        if V3_RETIRED_MARKERS.iter().any(|m| message.contains(m)) {
+            TransportError::V3Retired(message.to_owned())
+        } else {
+            TransportError::Status(status)
+        }
+    }
 }
 
 impl TransportError {
@@ -49,7 +83,10 @@ impl TransportError {
                     | Code::Unknown
                     | Code::Cancelled
             ),
-            TransportError::Endpoint(_) => false,
+            TransportError::NoNode(_) => true,
+            TransportError::Endpoint(_)
+            | TransportError::V3Retired(_)
+            | TransportError::Envelope(_) => false,
         }
     }
 }
@@ -221,5 +258,25 @@ mod tests {
         assert!(s(Code::DeadlineExceeded).is_retryable());
         assert!(!s(Code::InvalidArgument).is_retryable());
         assert!(!s(Code::PermissionDenied).is_retryable());
+    }
+
+    #[test]
+    fn the_v3_cutover_refusal_is_its_own_non_retryable_error() {
+        let status = tonic::Status::unavailable(
+            "publishing to XMTP V3 is no longer available. Please upgrade your client to XMTP D14N.",
+        );
+        let e = TransportError::from(status);
+        assert!(matches!(e, TransportError::V3Retired(_)), "{e:?}");
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("gateway"), "{e}");
+        let streams = tonic::Status::unavailable(
+            "XMTP V3 streaming is no longer available. Please upgrade your client to XMTP D14N.",
+        );
+        assert!(matches!(
+            TransportError::from(streams),
+            TransportError::V3Retired(_)
+        ));
+        let other = TransportError::from(tonic::Status::unavailable("busy"));
+        assert!(matches!(other, TransportError::Status(_)) && other.is_retryable());
     }
 }
