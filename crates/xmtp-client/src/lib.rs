@@ -45,6 +45,6 @@ pub use error::ClientError;
 pub use identity::Wallet;
 pub use storage::{MemoryStore, RedbStore, Store};
 pub use transport::{
-    D14nTransport, GatewayAuth, GroupArrival, GroupStream, GrpcTransport, TopicStream, Transport,
-    TransportError,
+    D14nTransport, GatewayAuth, GroupArrival, GroupStream, GrpcTransport, Subscriptions,
+    TopicStream, Transport, TransportError,
 };

@@ -21,7 +21,7 @@ use xmtp_proto::mls_api::{
 pub mod d14n;
 mod subscribe;
 pub use d14n::{D14nTransport, GatewayAuth};
-pub use subscribe::{GroupArrival, GroupStream, TopicStream};
+pub use subscribe::{GroupArrival, GroupStream, Subscriptions, TopicStream};
 
 /// libxmtp's gRPC payload limit (25 MiB), applied to both directions.
 const MAX_MESSAGE_BYTES: usize = 25 * 1024 * 1024;

@@ -137,7 +137,7 @@ impl DevNode {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (gateway, replication, health) =
-            service::d14n::servers(node.clone(), MAX_MESSAGE_BYTES);
+            service::d14n::servers(node.clone(), MAX_MESSAGE_BYTES, None);
         let mls = MlsApiServer::new(node)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -58,6 +58,36 @@ use xmtp_proto::mls_api::{
 
 use super::{GroupArrival, GroupStream, TopicStream, Transport, TransportError, MAX_MESSAGE_BYTES};
 
+/// XMTP's d14n networks by libxmtp 1.10's names (`xmtp_configuration::GrpcUrls{Dev,Staging,
+/// Production}`, `XmtpEnv`): (name, gateway URL, node URL). The gateway lists the nodes
+/// itself, so only its URL is needed; the node URL is for diagnostics. `mainnet` is a name in
+/// libxmtp 1.10 without URLs yet.
+pub const NETWORKS: [(&str, &str, &str); 3] = [
+    (
+        "testnet-dev",
+        "https://payer.testnet-dev.xmtp.network:443",
+        "https://grpc.testnet-dev.xmtp.network:443",
+    ),
+    (
+        "testnet-staging",
+        "https://payer.testnet-staging.xmtp.network:443",
+        "https://grpc.testnet-staging.xmtp.network:443",
+    ),
+    (
+        "testnet",
+        "https://payer.testnet.xmtp.network:443",
+        "https://grpc.testnet.xmtp.network:443",
+    ),
+];
+
+/// The gateway URL of a d14n network named as libxmtp names it (see [`NETWORKS`]).
+pub fn gateway_for(network: &str) -> Option<&'static str> {
+    NETWORKS
+        .iter()
+        .find(|(name, _, _)| *name == network)
+        .map(|(_, gateway, _)| *gateway)
+}
+
 /// Topic kind bytes (XIP-49).
 const GROUP: u8 = 0;
 const WELCOME: u8 = 1;
@@ -832,6 +862,17 @@ mod tests {
             topic: vec![0, 1],
             payload: None,
         }
+    }
+
+    #[test]
+    fn networks_follow_libxmtps_names() {
+        assert_eq!(
+            gateway_for("testnet"),
+            Some("https://payer.testnet.xmtp.network:443")
+        );
+        assert!(gateway_for("testnet-dev").unwrap().contains("testnet-dev"));
+        assert_eq!(gateway_for("mainnet"), None, "no URL in libxmtp 1.10");
+        assert_eq!(gateway_for("production"), None, "production is v3");
     }
 
     #[tokio::test]

@@ -37,16 +37,20 @@ use xmtp_proto::d14n_payer_api::payer_api_server::PayerApiServer;
 use xmtp_proto::grpc::health::v1::health_server::HealthServer;
 
 /// The three d14n services for the router, sharing `node`'s store; `max_bytes` bounds
-/// messages both ways.
+/// messages both ways. `node_url` is the URL `GetNodes` lists for this node (clients read
+/// from it); `None` means `http://` + the local address each request arrived on, right for
+/// cleartext on a directly reachable address. Behind TLS, NAT or a container port mapping,
+/// pass the URL clients must dial (e.g. `https://node.example:5556`).
 pub fn servers(
     node: Node,
     max_bytes: usize,
+    node_url: Option<String>,
 ) -> (
     PayerApiServer<Gateway>,
     ReplicationApiServer<Replication>,
     HealthServer<Health>,
 ) {
-    let gateway = PayerApiServer::new(Gateway::new(node.clone(), None))
+    let gateway = PayerApiServer::new(Gateway::new(node.clone(), node_url))
         .max_decoding_message_size(max_bytes)
         .max_encoding_message_size(max_bytes);
     let replication = ReplicationApiServer::new(Replication::new(node))
