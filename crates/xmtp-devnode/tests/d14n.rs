@@ -351,3 +351,72 @@ async fn subscriptions_replay_after_each_originators_position_then_stream() {
     assert_eq!(err.code(), Code::InvalidArgument);
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_restarted_data_node_serves_the_same_envelopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || xmtp_devnode::DevNodeConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..xmtp_devnode::DevNodeConfig::default()
+    };
+    let g = [3u8; 16];
+    let key = installation(9);
+    let installation_key = key.verifying_key().to_bytes().to_vec();
+    let upload = UploadKeyPackageRequest {
+        key_package: Some(KeyPackageUpload {
+            key_package_tls_serialized: key_package(&key, &"cd".repeat(32)),
+        }),
+        is_inbox_id_credential: true,
+    };
+    let topics = vec![topic(0, &g), topic(3, &installation_key)];
+    let before = {
+        let (node, _) = start(config()).await;
+        let mut d = d14n(node.url()).await;
+        d.gateway
+            .publish_client_envelopes(PublishClientEnvelopesRequest {
+                envelopes: vec![
+                    group_envelope(&g, private_message(&g, APPLICATION, "kept")),
+                    envelope(
+                        topic(3, &installation_key),
+                        Payload::UploadKeyPackage(upload),
+                    ),
+                ],
+            })
+            .await
+            .unwrap();
+        let r = d
+            .node
+            .get_newest_envelope(GetNewestEnvelopeRequest {
+                topics: topics.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        node.shutdown().await;
+        r
+    };
+    let (node, _) = start(config()).await;
+    let mut d = d14n(node.url()).await;
+    let after = d
+        .node
+        .get_newest_envelope(GetNewestEnvelopeRequest { topics })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids = |r: &xmtp_proto::d14n_message_api::GetNewestEnvelopeResponse| {
+        r.results
+            .iter()
+            .map(|x| {
+                let (o, s, _) = open(x.originator_envelope.as_ref().unwrap());
+                (o, s)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&before), [(10, 1), (13, 1)]);
+    assert_eq!(
+        ids(&after),
+        ids(&before),
+        "same originators and sequence ids"
+    );
+    node.shutdown().await;
+}

@@ -915,4 +915,19 @@ mod tests {
         );
         assert!(GatewayAuth::header("bad name", "x").is_err());
     }
+
+    #[test]
+    fn the_gateway_credential_rides_on_every_gateway_call() {
+        use tonic::service::Interceptor as _;
+        let mut auth = GatewayAuth::header("Authorization", "Bearer s3cret").unwrap();
+        let req = auth.call(tonic::Request::new(())).unwrap();
+        assert_eq!(
+            req.metadata().get("authorization").unwrap(),
+            "Bearer s3cret"
+        );
+        let req = GatewayAuth::default()
+            .call(tonic::Request::new(()))
+            .unwrap();
+        assert!(req.metadata().is_empty());
+    }
 }
