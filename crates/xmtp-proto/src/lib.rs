@@ -1,9 +1,12 @@
 //! XMTP wire definitions for herald: the v3 node API and the decentralized network (d14n).
 //!
 //! The .proto files under `proto/` are herald's own rendition of the subset of
-//! [xmtp/proto](https://github.com/xmtp/proto) (commit a7255163, the one libxmtp 1.10 pins)
-//! that the v3 node API and DM creation need; packages, message names and field numbers are
-//! identical, so the bytes interoperate with the official SDK. `build.rs` generates the prost
+//! [xmtp/proto](https://github.com/xmtp/proto) that the v3 node API, DM creation and the
+//! decentralized network (d14n) need; packages, message names and field numbers are
+//! identical, so the bytes interoperate with the official SDK. The v3 files were written from
+//! commit a7255163; libxmtp 1.10.0 builds against 6d7c607c (`crates/xmtp_proto/proto_version`
+//! at tag node-bindings-1.10.0), against whose generated code the d14n files were checked
+//! (docs/D14N.md). `build.rs` generates the prost
 //! types and tonic client and server stubs.
 //!
 //! [`associations`] holds the pure identity rules (inbox ids, signature text, signature
