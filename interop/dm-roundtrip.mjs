@@ -3,6 +3,11 @@
 // get the message both by sync and on a live stream; bob replies and alice must read it;
 // alice's syncAll works, and a second installation of bob joins bob's inbox.
 // Usage: node dm-roundtrip.mjs --api http://127.0.0.1:PORT [--timeout-ms 60000]
+//        node dm-roundtrip.mjs --gateway http://127.0.0.1:PORT [--api URL] [--mixed]
+// With --gateway every client is a d14n client (`gatewayHost`: writes through the gateway's
+// PayerApi, reads from the nodes its GetNodes lists); --api then names a v3 URL the d14n
+// clients must NOT need (give a closed port to prove it). With --mixed as well, alice is a
+// v3 client at --api and bob a d14n client at --gateway: both APIs must share one store.
 // Exit status 0 only if every step passed within the time budget.
 import { Client, IdentifierKind } from '@xmtp/node-sdk';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
@@ -14,6 +19,16 @@ function arg(name, fallback) {
 }
 
 const api = arg('--api', 'http://127.0.0.1:5556');
+const gateway = arg('--gateway', null);
+const mixed = process.argv.includes('--mixed');
+
+// SDK options for one client: v3 (apiUrl) or d14n (gatewayHost; apiUrl is then unused).
+function optionsFor(name) {
+  const base = { env: 'local', dbPath: null, disableDeviceSync: true };
+  if (gateway && !(mixed && name === 'alice')) return { ...base, apiUrl: api, gatewayHost: gateway };
+  return { ...base, apiUrl: api };
+}
+const apiOf = (name) => (optionsFor(name).gatewayHost ? `d14n gateway ${gateway}` : `v3 ${api}`);
 const budgetMs = Number(arg('--timeout-ms', '60000'));
 const started = Date.now();
 const say = (msg) => console.log(`[dm-roundtrip +${Date.now() - started}ms] ${msg}`);
@@ -48,17 +63,17 @@ function signerFor(account) {
 async function newClient(name) {
   const account = privateKeyToAccount(generatePrivateKey());
   const client = await within(
-    Client.create(signerFor(account), { apiUrl: api, env: 'local', dbPath: null, disableDeviceSync: true }),
+    Client.create(signerFor(account), optionsFor(name)),
     `${name}: Client.create`,
   );
-  say(`${name} registered, inbox ${client.inboxId}`);
+  say(`${name} registered through ${apiOf(name)}, inbox ${client.inboxId}`);
   return { account, client };
 }
 
 const texts = (messages) => messages.filter((m) => typeof m.content === 'string').map((m) => m.content);
 
 async function main() {
-  say(`node ${api}`);
+  say(gateway ? `gateway ${gateway}${mixed ? `, v3 ${api} (alice)` : ''}` : `node ${api}`);
   const alice = await newClient('alice');
   const bob = await newClient('bob');
 
@@ -101,7 +116,7 @@ async function main() {
   // A second installation of bob (same wallet) is an AddAssociation-only identity update,
   // which the node validates against bob's existing inbox.
   const bob2 = await within(
-    Client.create(signerFor(bob.account), { apiUrl: api, env: 'local', dbPath: null, disableDeviceSync: true }),
+    Client.create(signerFor(bob.account), optionsFor('bob')),
     'bob second installation',
   );
   expect(bob2.inboxId === bob.client.inboxId, 'bob\'s second installation joins the same inbox');

@@ -8,7 +8,8 @@
 // Client.create with an in-memory database is a new installation of the same inbox.
 //
 // Commands:
-//   create        {name, key, apiUrl}            -> {inboxId, installationId, address}
+//   create        {name, key, apiUrl, gatewayHost?} -> {inboxId, installationId, address}
+//                 (with gatewayHost the client speaks d14n only: gateway + nodes from GetNodes)
 //   sync          {name}                         -> conversations.sync()
 //   syncAll       {name}                         -> conversations.syncAll(all consent states)
 //   list          {name}                         -> [{id, kind, peerInboxId}]
@@ -62,8 +63,9 @@ async function findConversation(client, id) {
 }
 
 const handlers = {
-  async create({ name, key, apiUrl }) {
-    const client = await Client.create(signerFor(key), { apiUrl, dbPath: null, disableDeviceSync: true });
+  async create({ name, key, apiUrl, gatewayHost }) {
+    const network = gatewayHost ? { apiUrl, gatewayHost } : { apiUrl };
+    const client = await Client.create(signerFor(key), { ...network, dbPath: null, disableDeviceSync: true });
     clients.set(name, client);
     return { inboxId: client.inboxId, installationId: client.installationId, address: privateKeyToAccount(key).address.toLowerCase() };
   },

@@ -21,6 +21,11 @@ const PROTOS: &[&str] = &[
     "mls/message_contents/group_permissions.proto",
     "mls/message_contents/welcome_pointer.proto",
     "mls/message_contents/wrapper_encryption.proto",
+    "xmtpv4/envelopes/envelopes.proto",
+    "xmtpv4/message_api/message_api.proto",
+    "xmtpv4/payer_api/payer_api.proto",
+    "migration/api/v1/migration.proto",
+    "grpc/health/v1/health.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

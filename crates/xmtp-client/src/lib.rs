@@ -45,6 +45,6 @@ pub use error::ClientError;
 pub use identity::Wallet;
 pub use storage::{MemoryStore, RedbStore, Store};
 pub use transport::{
-    ConnectProblem, GroupArrival, GroupStream, GrpcTransport, TlsOptions, TopicStream, Transport,
-    TransportError,
+    ConnectProblem, D14nTransport, GatewayAuth, GroupArrival, GroupStream, GrpcTransport,
+    Subscriptions, TlsOptions, TopicStream, Transport, TransportError,
 };

@@ -1,5 +1,6 @@
 //! The node API the client needs, as a trait, and its tonic (gRPC over h2c or TLS)
-//! implementation; connections are opened by [`connect`].
+//! implementation for the v3 API; connections are opened by [`connect`]; [`d14n`] implements
+//! the trait over XMTP's decentralized network.
 //!
 //! The trait speaks the generated proto types directly: the wire contract *is* the interface,
 //! and a test double or a recording wrapper can implement it without a network.
@@ -19,15 +20,14 @@ use xmtp_proto::mls_api::{
 };
 
 pub mod connect;
+pub mod d14n;
 mod subscribe;
 pub use connect::{ConnectProblem, TlsOptions};
-pub use subscribe::{GroupArrival, GroupStream, TopicStream};
+pub use d14n::{D14nTransport, GatewayAuth};
+pub use subscribe::{GroupArrival, GroupStream, Subscriptions, TopicStream};
 
 /// libxmtp's gRPC payload limit (25 MiB), applied to both directions.
 const MAX_MESSAGE_BYTES: usize = 25 * 1024 * 1024;
-
-/// What xmtp-node-go answers every write with once the v3 network is retired for d14n.
-const V3_RETIRED: &str = "no longer available";
 
 /// Errors from talking to the node.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum TransportError {
     /// The node answered with a gRPC status. Retryable for UNAVAILABLE, RESOURCE_EXHAUSTED,
     /// DEADLINE_EXCEEDED, ABORTED, INTERNAL and UNKNOWN; not for validation errors.
     #[error("node returned {code:?}: {message}", code = .0.code(), message = .0.message())]
-    Status(#[from] tonic::Status),
+    Status(tonic::Status),
     /// The endpoint URL is invalid. Not retryable.
     #[error("invalid node endpoint: {0}")]
     Endpoint(#[source] tonic::transport::Error),
@@ -53,8 +53,35 @@ pub enum TransportError {
     Unsupported { method: &'static str },
     /// The v3 network refuses writes because it moved to the decentralized network. Not
     /// retryable: the configuration has to change.
-    #[error("the XMTP v3 network no longer accepts writes ({0}): set xmtp.network to a d14n network (e.g. \"testnet\" or \"mainnet\") with its gateway")]
+    #[error(
+        "the XMTP v3 network no longer accepts this ({0}); configure XMTP's decentralized \
+         network (d14n): xmtp.network = testnet, testnet-staging, testnet-dev, or mainnet with \
+         xmtp.gateway_url"
+    )]
     V3Retired(String),
+    /// d14n: the gateway listed no node, or none answered its health check. Retryable.
+    #[error("no d14n node to read from: {0}")]
+    NoNode(String),
+    /// d14n: an envelope or payload that cannot be built or read. Not retryable.
+    #[error("d14n envelope: {0}")]
+    Envelope(String),
+}
+
+/// What libxmtp 1.10 matches to detect the v3 cutover (`D14N_MIGRATION_MSG_REGEX`).
+const V3_RETIRED_MARKERS: [&str; 2] = [
+    "publishing to XMTP V3 is no longer available",
+    "XMTP V3 streaming is no longer available",
+];
+
+impl From<tonic::Status> for TransportError {
+    fn from(status: tonic::Status) -> Self {
+        let message = status.message();
+        if V3_RETIRED_MARKERS.iter().any(|m| message.contains(m)) {
+            TransportError::V3Retired(message.to_owned())
+        } else {
+            TransportError::Status(status)
+        }
+    }
 }
 
 impl TransportError {
@@ -72,7 +99,9 @@ impl TransportError {
                     | Code::Cancelled
             ),
             TransportError::Connect(p) => p.is_retryable(),
+            TransportError::NoNode(_) => true,
             TransportError::Endpoint(_)
+            | TransportError::Envelope(_)
             | TransportError::Config(_)
             | TransportError::Unsupported { .. }
             | TransportError::V3Retired(_) => false,
@@ -87,7 +116,10 @@ impl TransportError {
         problems: &connect::ProblemSlot,
     ) -> Self {
         match status.code() {
-            Code::Unavailable if status.message().contains(V3_RETIRED) => {
+            _ if V3_RETIRED_MARKERS
+                .iter()
+                .any(|m| status.message().contains(m)) =>
+            {
                 TransportError::V3Retired(status.message().to_owned())
             }
             Code::Unavailable | Code::Unknown | Code::Cancelled => match problems.get() {
@@ -348,5 +380,25 @@ mod tests {
         assert!(e.to_string().contains("d14n"));
         let e = TransportError::from_call("MlsApi/X", tonic::Status::unavailable("x"), &slot);
         assert!(matches!(e, TransportError::Status(_)) && e.is_retryable());
+    }
+
+    #[test]
+    fn the_v3_cutover_refusal_is_its_own_non_retryable_error() {
+        let status = tonic::Status::unavailable(
+            "publishing to XMTP V3 is no longer available. Please upgrade your client to XMTP D14N.",
+        );
+        let e = TransportError::from(status);
+        assert!(matches!(e, TransportError::V3Retired(_)), "{e:?}");
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("gateway"), "{e}");
+        let streams = tonic::Status::unavailable(
+            "XMTP V3 streaming is no longer available. Please upgrade your client to XMTP D14N.",
+        );
+        assert!(matches!(
+            TransportError::from(streams),
+            TransportError::V3Retired(_)
+        ));
+        let other = TransportError::from(tonic::Status::unavailable("busy"));
+        assert!(matches!(other, TransportError::Status(_)) && other.is_retryable());
     }
 }

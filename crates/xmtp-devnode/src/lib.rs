@@ -6,6 +6,10 @@
 //! `xmtp.mls.api.v1.MlsApi`, with xmtp-node-go's semantics (ids, paging, dedup,
 //! subscription replay, identity-update validation). It never decrypts anything.
 //!
+//! The same listener and store also serve the decentralized network's API (d14n: the
+//! gateway's `PayerApi`, the node's `ReplicationApi`, `grpc.health.v1`; docs/D14N.md), so a
+//! v3 client and a d14n client (`gatewayHost` = this URL) exchange the same messages.
+//!
 //! Reading order: [`mls_wire`] (what is parsed from MLS bytes), `store` (state, paging,
 //! `--data` log), `service` (gRPC handlers, subscriptions), [`ratelimit`].
 //!
@@ -178,6 +182,8 @@ impl DevNode {
         let identity = IdentityApiServer::new(node.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let (gateway, replication, health) =
+            service::d14n::servers(node.clone(), MAX_MESSAGE_BYTES, None);
         let mls = MlsApiServer::new(node)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -196,6 +202,9 @@ impl DevNode {
         let server = builder
             .add_service(identity)
             .add_service(mls)
+            .add_service(gateway)
+            .add_service(replication)
+            .add_service(health)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;
             });
@@ -263,7 +272,10 @@ impl DevNodeHandle {
 /// Runs a node until Ctrl-C / SIGTERM (what `herald devnode` calls).
 pub async fn run(args: DevNodeArgs) -> Result<(), DevNodeError> {
     let mut handle = DevNode::start(args.try_into()?).await?;
-    println!("herald devnode: XMTP v3 API at {}", handle.url());
+    println!(
+        "herald devnode: XMTP v3 API and d14n gateway/node at {}",
+        handle.url()
+    );
     tokio::select! {
         r = handle.wait() => return r,
         _ = shutdown_signal() => tracing::info!("shutting down devnode"),

@@ -97,3 +97,53 @@ impl GrpcTransport {
             .boxed())
     }
 }
+
+/// The two server streams, whichever network API serves them: [`GrpcTransport`] (v3) and
+/// [`super::D14nTransport`] (d14n) both implement it, so a watcher can hold either.
+#[async_trait::async_trait]
+pub trait Subscriptions: Send + Sync {
+    /// Follows welcome topics: (installation key, id cursor) per filter.
+    async fn subscribe_welcomes(
+        &self,
+        filters: Vec<(Vec<u8>, u64)>,
+    ) -> Result<TopicStream, TransportError>;
+    /// Follows group topics: (group id, id cursor) per filter.
+    async fn subscribe_groups(
+        &self,
+        filters: Vec<(Vec<u8>, u64)>,
+    ) -> Result<GroupStream, TransportError>;
+}
+
+#[async_trait::async_trait]
+impl Subscriptions for GrpcTransport {
+    async fn subscribe_welcomes(
+        &self,
+        filters: Vec<(Vec<u8>, u64)>,
+    ) -> Result<TopicStream, TransportError> {
+        GrpcTransport::subscribe_welcomes(self, filters).await
+    }
+
+    async fn subscribe_groups(
+        &self,
+        filters: Vec<(Vec<u8>, u64)>,
+    ) -> Result<GroupStream, TransportError> {
+        GrpcTransport::subscribe_groups(self, filters).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Subscriptions for super::D14nTransport {
+    async fn subscribe_welcomes(
+        &self,
+        filters: Vec<(Vec<u8>, u64)>,
+    ) -> Result<TopicStream, TransportError> {
+        super::D14nTransport::subscribe_welcomes(self, filters).await
+    }
+
+    async fn subscribe_groups(
+        &self,
+        filters: Vec<(Vec<u8>, u64)>,
+    ) -> Result<GroupStream, TransportError> {
+        super::D14nTransport::subscribe_groups(self, filters).await
+    }
+}

@@ -6,6 +6,7 @@
 mod basics;
 mod batch;
 mod counting;
+mod d14n;
 mod devices;
 mod durability;
 mod incoming;

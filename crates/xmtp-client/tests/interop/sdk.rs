@@ -125,6 +125,30 @@ impl Sdk {
         }
     }
 
+    /// Registers an SDK client `name` (wallet `key`) that speaks d14n only: writes through the
+    /// gateway at `gateway`, reads from the nodes its `GetNodes` lists. `api_url` is the v3
+    /// URL the SDK must not need (pass a closed port to prove it).
+    pub async fn create_d14n(
+        &mut self,
+        name: &str,
+        key: &str,
+        gateway: &str,
+        api_url: &str,
+    ) -> SdkClient {
+        let r = self
+            .call(
+                "create",
+                json!({"name": name, "key": key, "apiUrl": api_url, "gatewayHost": gateway}),
+            )
+            .await;
+        SdkClient {
+            name: name.to_owned(),
+            inbox_id: r["inboxId"].as_str().unwrap().to_owned(),
+            installation_id: r["installationId"].as_str().unwrap().to_owned(),
+            address: r["address"].as_str().unwrap().to_owned(),
+        }
+    }
+
     /// Registers an SDK client `name` with a wallet of its own against `api_url`.
     pub async fn user(&mut self, name: &str, api_url: &str) -> SdkClient {
         let (_, key) = random_key();

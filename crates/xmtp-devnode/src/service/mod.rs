@@ -1,5 +1,7 @@
-//! gRPC handlers: `IdentityApi` and `MlsApi` over the shared [`Store`].
+//! gRPC handlers: `IdentityApi` and `MlsApi` over the shared [`Store`], and the d14n API
+//! (`d14n`) over the same store.
 
+pub mod d14n;
 mod identity;
 mod mls;
 mod subscribe;

@@ -7,6 +7,7 @@
 //! and welcomes are also broadcast (while the lock is held, so in id order) to the
 //! subscription tasks.
 
+mod d14n;
 mod identity;
 pub mod journal;
 pub mod paging;
@@ -69,6 +70,10 @@ struct Inner {
     welcome_seen: HashSet<[u8; 32]>,
     identity: identity::Identities,
     key_packages: HashMap<Vec<u8>, Vec<u8>>,
+    /// Upload counter and the upload number of each installation's current key package
+    /// (d14n serves key packages with a sequence id; v3 has none).
+    last_key_package_id: u64,
+    key_package_ids: HashMap<Vec<u8>, u64>,
     commit_logs: HashMap<Vec<u8>, Vec<CommitLogEntry>>,
 }
 
@@ -339,6 +344,9 @@ impl Inner {
                 self.identity.apply(log);
             }
             Some(RecordKind::KeyPackage(kp)) => {
+                self.last_key_package_id += 1;
+                self.key_package_ids
+                    .insert(kp.installation_key.clone(), self.last_key_package_id);
                 self.key_packages
                     .insert(kp.installation_key, kp.key_package);
             }
