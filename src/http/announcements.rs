@@ -132,10 +132,13 @@ async fn create_announcement(
             body: serde_json::to_string(&render_out(a.clone())).expect("DTO serializes"),
         }),
     });
-    let outcome = match state.store.create_announcement(&new, completion).await {
-        Ok(Some(created)) => Ok(created),
-        Ok(None) => Err(ApiError::NotFound("channel")),
-        Err(err) => Err(err.into()),
+    let outcome = match super::quotas::ensure_delivery_room(&state, &new.tenant).await {
+        Err(refused) => Err(refused),
+        Ok(()) => match state.store.create_announcement(&new, completion).await {
+            Ok(Some(created)) => Ok(created),
+            Ok(None) => Err(ApiError::NotFound("channel")),
+            Err(err) => Err(err.into()),
+        },
     };
     let created = match outcome {
         Ok(created) => created,

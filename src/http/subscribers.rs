@@ -99,6 +99,7 @@ async fn put_subscriber(
 ) -> Result<(StatusCode, axum::Json<SubscriberOut>), ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
     let address = parse_address(&address)?;
+    super::quotas::ensure_room_for(&state, &tenant, &channel.id, &address).await?;
     let outcome = state
         .store
         .subscribe_with_consent(
@@ -194,15 +195,17 @@ async fn batch_subscribe(
     AppJson(body): AppJson<BatchIn>,
 ) -> Result<axum::Json<BatchOut>, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
-    if body.addresses.len() > MAX_BATCH {
+    let max = state.quotas.max_import_batch;
+    if body.addresses.len() > max {
         return Err(ApiError::validation(
             "too_many_addresses",
-            format!("at most {MAX_BATCH} addresses per batch"),
+            format!("at most {max} addresses per batch"),
         ));
     }
     let (valid, invalid) = partition_addresses(body.addresses);
     let duplicates = valid.duplicates;
     let unique: Vec<Address> = valid.unique.into_iter().collect();
+    super::quotas::ensure_subscriber_room(&state, &tenant, unique.len() as u64).await?;
     let context = consent(ConsentSource::Import, &headers);
     let outcome = state
         .store

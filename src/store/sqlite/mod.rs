@@ -14,6 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::access_sql::impl_access;
 use super::store_sql::impl_store;
 use super::*;
 
@@ -141,3 +142,4 @@ fn json_list(addresses: &[Address]) -> String {
 }
 
 impl_store!(SqliteStore);
+impl_access!(SqliteStore);
