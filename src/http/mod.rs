@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod keys;
 pub mod openapi;
 pub mod quotas;
 pub mod rate_limit;
@@ -70,6 +71,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(health::router())
         .merge(tenants::router())
+        .merge(keys::router())
         .merge(channels::router())
         .merge(subscribers::router())
         .merge(announcements::router())
