@@ -80,6 +80,7 @@ fn validate(body: AnnouncementIn) -> Result<(String, Priority, Audience), ApiErr
         (status = 409, description = "Same Idempotency-Key still in flight", body = ErrorBody),
         (status = 413, description = "Request body too large", body = ErrorBody),
         (status = 422, description = "Invalid body, or Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 429, description = "Request rate (`rate_limited`) or the tenant's pending-delivery quota (`quota_exceeded`) exceeded; see Retry-After", body = ErrorBody),
     )
 )]
 async fn create_announcement(

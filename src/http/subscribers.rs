@@ -89,6 +89,7 @@ pub fn parse_address(raw: &str) -> Result<Address, ApiError> {
         (status = 201, description = "Newly subscribed or re-activated", body = SubscriberOut),
         (status = 200, description = "Already subscribed", body = SubscriberOut),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
+        (status = 429, description = "Request rate or the tenant's active-subscriber quota (`quota_exceeded`) exceeded", body = ErrorBody),
     )
 )]
 async fn put_subscriber(
@@ -177,7 +178,8 @@ async fn list_subscribers(
     Ok(axum::Json(SubscriberList { items, next_cursor }))
 }
 
-/// Subscribe up to 10,000 addresses at once; invalid entries are reported, not fatal.
+/// Subscribe up to 10,000 addresses at once (`[quotas] max_import_batch`); invalid entries are
+/// reported, not fatal.
 #[utoipa::path(
     post, path = "/v1/channels/{id}/subscribers/batch", tag = "subscribers", request_body = BatchIn,
     params(("id" = String, Path, description = "Channel id")),
@@ -185,6 +187,7 @@ async fn list_subscribers(
     responses(
         (status = 200, description = "OK", body = BatchOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 413, description = "Request body too large", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
+        (status = 429, description = "Request rate or the tenant's active-subscriber quota (`quota_exceeded`, the batch counted whole) exceeded", body = ErrorBody),
     )
 )]
 async fn batch_subscribe(
