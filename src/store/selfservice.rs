@@ -70,7 +70,8 @@ impl ConsentAction {
 #[derive(Debug, Clone)]
 pub struct ConsentContext {
     pub source: ConsentSource,
-    /// A signature (hex) with its signed message, an XMTP message id, a request id, …
+    /// A signature (hex) with its signed message, the XMTP message id with its sender, a
+    /// request id, …
     pub evidence: Option<String>,
 }
 
