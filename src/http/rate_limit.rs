@@ -158,7 +158,7 @@ impl FromRequestParts<AppState> for PublicClient {
 
 /// The last (nearest proxy's) address in a forwarding header such as `X-Forwarded-For`.
 fn forwarded_ip(headers: &HeaderMap, name: &str) -> Option<IpAddr> {
-    let value = headers.get_all(name).iter().last()?.to_str().ok()?;
+    let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
     value.rsplit(',').next()?.trim().parse().ok()
 }
 
