@@ -140,7 +140,15 @@ impl FromRequestParts<AppState> for PublicClient {
             .then(|| forwarded_ip(&parts.headers, header))
             .flatten()
             .or(peer);
-        let client = ip.map_or_else(|| "unknown".to_owned(), client_key);
+        let client = match ip {
+            Some(ip) => client_key(ip),
+            None => {
+                // Only when the server is not served with connect info: then every client
+                // shares one bucket, which the operator must see.
+                tracing::warn!("no client address for a public request; limits are shared");
+                "unknown".to_owned()
+            }
+        };
         state
             .public_limiter
             .take(&client)

@@ -270,9 +270,19 @@ async fn public_requests_are_limited_per_client_not_per_channel() {
     // … and so does the same client on the subscribe endpoint,
     let post = submit(&app, &ch, "x", &[0u8; 65]).await;
     assert_eq!(post.code(), "client_rate_limited");
-    // while another subscriber of the same channel is served.
+    // while other subscribers of the same channel are served: one behind the trusted proxy,
+    // and one connecting from another loopback address (the peer address keys the limit).
     let other = Wallet::generate().address();
     let served = challenge_as(&app, &ch, &other, Some("10.0.0.2")).await;
+    assert_eq!(served.status, StatusCode::OK, "{}", served.body);
+    let neighbour = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .build()
+        .unwrap();
+    let url = app.url(&format!(
+        "/v1/channels/{ch}/subscribe-challenge?address={other}"
+    ));
+    let served = crate::helpers::send(neighbour.get(url)).await;
     assert_eq!(served.status, StatusCode::OK, "{}", served.body);
     let metrics = herald::telemetry::metrics_handle().render();
     assert!(
