@@ -76,7 +76,7 @@ impl From<ApiKey> for ApiKeyOut {
 
 /// Creates a key for `tenant`; used by both endpoints and by `herald tenant key create`.
 pub async fn create_key(
-    state_store: &dyn crate::store::Store,
+    store: &dyn crate::store::Store,
     tenant: &TenantId,
     name: Option<String>,
     max_active: u32,
@@ -98,7 +98,7 @@ pub async fn create_key(
         name,
         key_hash: hash_token(&api_key),
     };
-    let created = state_store
+    let created = store
         .create_api_key(&new, max_active)
         .await?
         .ok_or_else(|| {
