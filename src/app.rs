@@ -56,6 +56,12 @@ impl App {
             kek: Arc::new(kek),
             admin_token_hash: admin_token_hash.into(),
             rate_limiter: Arc::new(RateLimiter::new(config.http.rate_limit_per_second)),
+            public_limiter: Arc::new(RateLimiter::per_minute(
+                "public_client",
+                config.selfservice.public_requests_per_minute,
+                config.selfservice.public_burst,
+            )),
+            quotas: Arc::new(config.quotas.clone()),
             auth_cache: Arc::default(),
             metrics: telemetry::metrics_handle(),
             chains: config.chains.clone().into(),
@@ -130,7 +136,11 @@ impl App {
     pub async fn run(self) -> anyhow::Result<()> {
         let token = self.shutdown.clone();
         tracing::info!(listen = %self.local_addr(), "herald listening");
-        axum::serve(self.listener, self.router)
+        // Peer addresses key the public endpoints' per-client limit (`http::rate_limit`).
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(async move { token.cancelled().await })
             .await
             .context("HTTP server failed")?;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
 
 /// Sections whose keys are reached from the environment as `HERALD_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["http", "log", "selfservice", "xmtp"];
+const SECTIONS: &[&str] = &["http", "log", "quotas", "selfservice", "xmtp"];
 
 /// All settings herald reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,7 +34,23 @@ pub struct Config {
     #[serde(default)]
     pub chains: Vec<crate::chain::ChainConfig>,
     pub selfservice: SelfServiceConfig,
+    pub quotas: QuotaConfig,
     pub xmtp: crate::xmtp::XmtpConfig,
+}
+
+/// Per-tenant quotas; 0 turns one off. Refusals are 429 `quota_exceeded`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Active subscribers across a tenant's channels.
+    pub max_active_subscribers: u64,
+    /// Recipients of a tenant's unfinished (queued or sending) announcements; a new
+    /// announcement is refused while they reach this.
+    pub max_pending_deliveries: u64,
+    /// Addresses in one batch import (`POST …/subscribers/batch`).
+    pub max_import_batch: usize,
+    /// Active API keys per tenant.
+    pub max_api_keys: u32,
 }
 
 /// Subscriber self-service: wallet-signature challenges and chat replies.
@@ -49,6 +65,15 @@ pub struct SelfServiceConfig {
     pub challenge_ttl_secs: u64,
     /// Reply to a wallet's first chat message when its channel has no welcome text of its own.
     pub welcome_text: String,
+    /// Public (keyless) requests per minute per client address; 0 turns the limit off.
+    pub public_requests_per_minute: u32,
+    /// Public requests a client may send in a burst.
+    pub public_burst: u32,
+    /// Header naming the client address when herald runs behind a trusted proxy (e.g.
+    /// `x-forwarded-for`, last entry); empty: the connection's peer address.
+    pub client_ip_header: String,
+    /// Unused, unexpired challenges one channel may have at once.
+    pub max_outstanding_challenges: u32,
 }
 
 /// HTTP limits.
@@ -151,6 +176,16 @@ impl Config {
         if !(10..=86_400).contains(&self.selfservice.challenge_ttl_secs) {
             return Err(ConfigError::Value(
                 "selfservice.challenge_ttl_secs must be between 10 and 86400",
+            ));
+        }
+        if self.selfservice.max_outstanding_challenges == 0 {
+            return Err(ConfigError::Value(
+                "selfservice.max_outstanding_challenges must be at least 1",
+            ));
+        }
+        if self.quotas.max_import_batch == 0 {
+            return Err(ConfigError::Value(
+                "quotas.max_import_batch must be at least 1",
             ));
         }
         if self.db_max_connections == 0 {

@@ -1,5 +1,5 @@
-//! The `herald` command line: `serve`, `migrate`, `tenant create NAME`, `inbox`, `openapi`,
-//! `devnode`, `doctor`.
+//! The `herald` command line: `serve`, `migrate`, `tenant create NAME`, `tenant key
+//! create|revoke`, `inbox`, `openapi`, `devnode`, `doctor`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use herald::app::App;
 use herald::config::Config;
-use herald::http::{openapi, tenants};
+use herald::http::{keys, openapi, tenants};
 use herald::{store, telemetry};
 
 /// Read from the working directory when `--config` is not given.
@@ -69,6 +69,30 @@ enum Command {
 enum TenantCommand {
     /// Create a tenant and print its API key once, alone on stdout.
     Create { name: String },
+    /// Manage a tenant's API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create another API key for a tenant and print it once, alone on stdout.
+    Create {
+        /// Tenant id (`ten_…`).
+        tenant: String,
+        /// Optional label for the key.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke a tenant's API key (running servers stop accepting it within 30 s).
+    Revoke {
+        /// Tenant id (`ten_…`).
+        tenant: String,
+        /// Key id (`key_…`, see `GET /v1/keys`).
+        key: String,
+    },
 }
 
 #[tokio::main]
@@ -128,6 +152,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{api_key}");
             Ok(())
         }
+        Command::Tenant {
+            command: TenantCommand::Key { command },
+        } => {
+            let store = store::connect(&config)
+                .await
+                .context("opening the database")?;
+            key_command(store.as_ref(), command, config.quotas.max_api_keys).await
+        }
         Command::Inbox { key, network } => {
             let network = network.unwrap_or_else(|| config.xmtp.network.clone());
             let url = herald::xmtp::inbox::node_url(&network, &config.xmtp)?;
@@ -148,6 +180,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Openapi | Command::Devnode(_) => unreachable!("handled above"),
     }
+}
+
+async fn key_command(
+    store: &dyn store::Store,
+    command: KeyCommand,
+    max_keys: u32,
+) -> anyhow::Result<()> {
+    let tenant_id = |raw: &str| {
+        herald::domain::TenantId::parse(raw).with_context(|| format!("{raw} is not a tenant id"))
+    };
+    match command {
+        KeyCommand::Create { tenant, name } => {
+            let tenant = tenant_id(&tenant)?;
+            anyhow::ensure!(store.tenant_exists(&tenant).await?, "no tenant {tenant}");
+            let created = keys::create_key(store, &tenant, name, max_keys)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the key: {e}"))?;
+            eprintln!(
+                "created key {} for tenant {tenant}; it follows and is shown only once:",
+                created.id
+            );
+            println!("{}", created.api_key);
+        }
+        KeyCommand::Revoke { tenant, key } => {
+            let tenant = tenant_id(&tenant)?;
+            let id = herald::domain::ApiKeyId::parse(&key)
+                .with_context(|| format!("{key} is not a key id"))?;
+            match store.revoke_api_key(&tenant, &id, false).await? {
+                store::KeyRevoke::Revoked { .. } => eprintln!(
+                    "revoked {id}; running servers refuse it within {} s",
+                    herald::http::auth::AUTH_CACHE_TTL.as_secs()
+                ),
+                _ => anyhow::bail!("tenant {tenant} has no active key {id}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {

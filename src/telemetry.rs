@@ -3,22 +3,63 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use tracing::Subscriber;
+use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer as _;
 
 use crate::config::{LogConfig, LogFormat};
+
+/// Crates whose debug output carries full request URLs: alloy's HTTP transport opens a
+/// `ReqwestTransport{url=…}` span per JSON-RPC call, and reqwest logs redirect targets. Chain
+/// RPC URLs often embed a provider API key in their path or query (herald's own lines show
+/// only the host, see `chain::config::redact_url`), so these crates log at `info` at most,
+/// whatever `RUST_LOG` asks for.
+const URL_LOGGING_CRATES: &[&str] = &["alloy_transport_http", "reqwest"];
+
+/// Whether a span or event may be recorded regardless of the filter: not above `info` for
+/// [`URL_LOGGING_CRATES`]. A separate filter layer, so no `RUST_LOG` directive (however
+/// specific its target or span name) can switch it off.
+fn url_safe(meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    let crate_name = target.split("::").next().unwrap_or(target);
+    *meta.level() <= tracing::Level::INFO || !URL_LOGGING_CRATES.contains(&crate_name)
+}
+
+/// The subscriber herald logs through: `directives` (a `RUST_LOG`-style filter; invalid ones
+/// are ignored) and the URL guard, formatted as `format`, written to `writer`. Tests build it
+/// with a capturing writer.
+pub fn subscriber<W>(
+    directives: &str,
+    format: LogFormat,
+    writer: W,
+) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let output = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(output)
+        .with(EnvFilter::new(directives))
+        .with(filter_fn(url_safe))
+}
 
 /// Installs the global log subscriber. `RUST_LOG` overrides the configured filter. Calling it
 /// twice is harmless (the second call does nothing), which lets tests share a process.
 pub fn init_logging(config: &LogConfig) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    let directives = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| config.filter.clone());
+    let _ = subscriber(&directives, config.format, std::io::stderr).try_init();
 }
 
 /// The process-wide metrics recorder (a global, so it is installed once and shared by every

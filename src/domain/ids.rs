@@ -107,6 +107,10 @@ id_kind!(
     Announcement, AnnouncementId, "ann_"
 );
 id_kind!(
+    /// A tenant API key (the id names it for listing and revoking; the secret is never stored).
+    ApiKey, ApiKeyId, "key_"
+);
+id_kind!(
     /// A trigger: an on-chain event filter that creates a channel's announcements.
     Trigger, TriggerId, "trg_"
 );
@@ -122,5 +126,8 @@ mod tests {
         assert_eq!(ChannelId::parse(id.as_str()), Some(id.clone()));
         assert!(AnnouncementId::parse(id.as_str()).is_none());
         assert!(ChannelId::parse("ch_not-a-ulid").is_none());
+        // Keys that existed before key ids get `key_0` + 25 hex digits of their hash
+        // (migration 0008): a valid id too.
+        assert!(ApiKeyId::parse("key_0ABCDEF0123456789ABCDEF012").is_some());
     }
 }

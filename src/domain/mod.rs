@@ -10,4 +10,4 @@ pub mod siwe;
 
 pub use address::{Address, AddressError};
 pub use announcement::{AnnouncementText, Priority, TextError};
-pub use ids::{AnnouncementId, ChannelId, TenantId, TriggerId};
+pub use ids::{AnnouncementId, ApiKeyId, ChannelId, TenantId, TriggerId};

@@ -80,6 +80,7 @@ fn validate(body: AnnouncementIn) -> Result<(String, Priority, Audience), ApiErr
         (status = 409, description = "Same Idempotency-Key still in flight", body = ErrorBody),
         (status = 413, description = "Request body too large", body = ErrorBody),
         (status = 422, description = "Invalid body, or Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 429, description = "Request rate (`rate_limited`) or the tenant's pending-delivery quota (`quota_exceeded`) exceeded; see Retry-After", body = ErrorBody),
     )
 )]
 async fn create_announcement(
@@ -132,10 +133,13 @@ async fn create_announcement(
             body: serde_json::to_string(&render_out(a.clone())).expect("DTO serializes"),
         }),
     });
-    let outcome = match state.store.create_announcement(&new, completion).await {
-        Ok(Some(created)) => Ok(created),
-        Ok(None) => Err(ApiError::NotFound("channel")),
-        Err(err) => Err(err.into()),
+    let outcome = match super::quotas::ensure_delivery_room(&state, &new.tenant).await {
+        Err(refused) => Err(refused),
+        Ok(()) => match state.store.create_announcement(&new, completion).await {
+            Ok(Some(created)) => Ok(created),
+            Ok(None) => Err(ApiError::NotFound("channel")),
+            Err(err) => Err(err.into()),
+        },
     };
     let created = match outcome {
         Ok(created) => created,

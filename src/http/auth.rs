@@ -2,7 +2,11 @@
 //!
 //! API keys are looked up by their SHA-256 hash. Successful lookups are cached in memory for a
 //! short time so the hot path (posting announcements) skips a database round trip; only hits
-//! are cached, so random keys cannot grow the cache, and the cache is bounded.
+//! are cached, so random keys cannot grow the cache, and the cache is bounded. Revoking a key
+//! evicts it from this process's cache at once; another replica that resolved it recently
+//! accepts it for at most [`AUTH_CACHE_TTL`] more. A key's `last_used_at` is written when a
+//! lookup finds it older than [`LAST_USED_RESOLUTION`], i.e. at most about once a minute per key
+//! and process, off the request path.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,19 +19,22 @@ use axum::http::request::Parts;
 use super::error::ApiError;
 use super::AppState;
 use crate::crypto::hash_token;
-use crate::domain::TenantId;
+use crate::domain::{ApiKeyId, TenantId};
 
 /// How long a resolved key stays cached. Bounds how long a revoked key keeps working on a
-/// replica that saw it recently.
+/// replica other than the one that revoked it.
 pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// How stale a key's `last_used_at` may get before a request refreshes it.
+pub const LAST_USED_RESOLUTION: chrono::Duration = chrono::Duration::seconds(60);
 
 /// Entries kept at most; the cache is simply emptied when full (cheap, and rare).
 const AUTH_CACHE_MAX: usize = 10_000;
 
-/// Key-hash → tenant cache.
+/// Key-hash → (tenant, key) cache.
 #[derive(Default)]
 pub struct AuthCache {
-    entries: Mutex<HashMap<String, (TenantId, Instant)>>,
+    entries: Mutex<HashMap<String, (TenantId, ApiKeyId, Instant)>>,
 }
 
 impl AuthCache {
@@ -35,16 +42,22 @@ impl AuthCache {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key_hash)
-            .filter(|(_, at)| at.elapsed() < AUTH_CACHE_TTL)
-            .map(|(tenant, _)| tenant.clone())
+            .filter(|(_, _, at)| at.elapsed() < AUTH_CACHE_TTL)
+            .map(|(tenant, _, _)| tenant.clone())
     }
 
-    fn put(&self, key_hash: String, tenant: TenantId) {
+    fn put(&self, key_hash: String, tenant: TenantId, key: ApiKeyId) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= AUTH_CACHE_MAX {
             entries.clear();
         }
-        entries.insert(key_hash, (tenant, Instant::now()));
+        entries.insert(key_hash, (tenant, key, Instant::now()));
+    }
+
+    /// Forgets a key (it was revoked), so its next use is looked up again and refused.
+    pub fn evict(&self, key_hash: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.remove(key_hash);
     }
 }
 
@@ -63,19 +76,38 @@ impl FromRequestParts<AppState> for Tenant {
         let tenant = match state.auth_cache.get(&key_hash) {
             Some(tenant) => tenant,
             None => {
-                let tenant = state
+                let owner = state
                     .store
-                    .tenant_by_key_hash(&key_hash)
+                    .api_key_owner(&key_hash)
                     .await?
                     .ok_or(ApiError::Unauthorized)?;
-                state.auth_cache.put(key_hash, tenant.clone());
-                tenant
+                let now = chrono::Utc::now();
+                if owner
+                    .last_used_at
+                    .is_none_or(|at| now - at >= LAST_USED_RESOLUTION)
+                {
+                    touch(state, owner.key.clone(), now);
+                }
+                state
+                    .auth_cache
+                    .put(key_hash, owner.tenant.clone(), owner.key);
+                owner.tenant
             }
         };
         tracing::Span::current().record("tenant.id", tenant.as_str());
         state.rate_limiter.check(tenant.as_str())?;
         Ok(Self(tenant))
     }
+}
+
+/// Records a key's use in the background: bookkeeping must not slow or fail the request.
+fn touch(state: &AppState, key: ApiKeyId, now: chrono::DateTime<chrono::Utc>) {
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        if let Err(error) = store.touch_api_key(&key, now).await {
+            tracing::warn!(%error, api_key.id = %key, "could not record the key's last use");
+        }
+    });
 }
 
 /// Proof that the request carries the admin token.

@@ -29,8 +29,10 @@ pub struct ConsentEntry {
     pub topic: Option<String>,
     /// `api`, `dm`, `signature` or `import`.
     pub source: String,
-    /// What proves it: for `signature` a JSON object with the signed message and signature,
-    /// for `dm` the XMTP message id, for `api`/`import` the request id.
+    /// What proves it: for `signature` a JSON object with the signed message and signature;
+    /// for `dm` a JSON object with `xmtp_message_id` (hex, the id the subscriber's XMTP app
+    /// shows), `sender_inbox_id`, `sender_wallet` and `node_sequence` (older entries
+    /// hold `xmtp-message:<inbox>:<sequence>`); for `api`/`import` `request:<id>`.
     pub evidence: Option<String>,
     pub created_at: DateTime<Utc>,
 }

@@ -52,6 +52,14 @@ pub enum ApiError {
     /// 429: the tenant exceeded its request rate.
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
+    /// 429: another limit or quota (public per-client rate, outstanding challenges, tenant
+    /// quotas), with its own code and a reason.
+    #[error("{detail}")]
+    TooMany {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// 408: the request took longer than the configured timeout.
     #[error("request timed out")]
     Timeout,
@@ -92,7 +100,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable | Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -103,7 +111,8 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. }
             | Self::Conflict { code, .. }
-            | Self::Validation { code, .. } => (*code).to_owned(),
+            | Self::Validation { code, .. }
+            | Self::TooMany { code, .. } => (*code).to_owned(),
             Self::Unauthorized => "unauthorized".into(),
             Self::NotFound(what) => format!("{what}_not_found"),
             Self::MethodNotAllowed => "method_not_allowed".into(),
@@ -168,7 +177,10 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         match self {
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs }
+            | Self::TooMany {
+                retry_after_secs, ..
+            } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

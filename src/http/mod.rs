@@ -11,7 +11,9 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod keys;
 pub mod openapi;
+pub mod quotas;
 pub mod rate_limit;
 pub mod subscribers;
 pub mod subscriptions;
@@ -50,6 +52,10 @@ pub struct AppState {
     /// SHA-256 (hex) of the admin token.
     pub admin_token_hash: Arc<str>,
     pub rate_limiter: Arc<RateLimiter>,
+    /// Per-client limit of the public self-service endpoints.
+    pub public_limiter: Arc<RateLimiter>,
+    /// Per-tenant quotas.
+    pub quotas: Arc<crate::config::QuotaConfig>,
     pub auth_cache: Arc<auth::AuthCache>,
     pub metrics: PrometheusHandle,
     /// Configured chains (`[[chains]]`), against which triggers are validated.
@@ -65,6 +71,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(health::router())
         .merge(tenants::router())
+        .merge(keys::router())
         .merge(channels::router())
         .merge(subscribers::router())
         .merge(announcements::router())

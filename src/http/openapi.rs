@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerSchemes),
     tags(
         (name = "tenants", description = "Admin: create tenants and their API keys"),
+        (name = "keys", description = "A tenant's own API keys: create, list, revoke (rotation)"),
         (name = "channels", description = "Sender identities"),
         (name = "subscribers", description = "Who receives a channel's announcements"),
         (name = "announcements", description = "Messages and their per-recipient deliveries"),

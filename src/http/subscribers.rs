@@ -89,6 +89,7 @@ pub fn parse_address(raw: &str) -> Result<Address, ApiError> {
         (status = 201, description = "Newly subscribed or re-activated", body = SubscriberOut),
         (status = 200, description = "Already subscribed", body = SubscriberOut),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
+        (status = 429, description = "Request rate or the tenant's active-subscriber quota (`quota_exceeded`) exceeded", body = ErrorBody),
     )
 )]
 async fn put_subscriber(
@@ -99,6 +100,7 @@ async fn put_subscriber(
 ) -> Result<(StatusCode, axum::Json<SubscriberOut>), ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
     let address = parse_address(&address)?;
+    super::quotas::ensure_room_for(&state, &tenant, &channel.id, &address).await?;
     let outcome = state
         .store
         .subscribe_with_consent(
@@ -176,7 +178,8 @@ async fn list_subscribers(
     Ok(axum::Json(SubscriberList { items, next_cursor }))
 }
 
-/// Subscribe up to 10,000 addresses at once; invalid entries are reported, not fatal.
+/// Subscribe up to 10,000 addresses at once (`[quotas] max_import_batch`); invalid entries are
+/// reported, not fatal.
 #[utoipa::path(
     post, path = "/v1/channels/{id}/subscribers/batch", tag = "subscribers", request_body = BatchIn,
     params(("id" = String, Path, description = "Channel id")),
@@ -184,6 +187,7 @@ async fn list_subscribers(
     responses(
         (status = 200, description = "OK", body = BatchOut), (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody), (status = 413, description = "Request body too large", body = ErrorBody), (status = 422, description = "Validation failed", body = ErrorBody),
+        (status = 429, description = "Request rate or the tenant's active-subscriber quota (`quota_exceeded`, the batch counted whole) exceeded", body = ErrorBody),
     )
 )]
 async fn batch_subscribe(
@@ -194,15 +198,17 @@ async fn batch_subscribe(
     AppJson(body): AppJson<BatchIn>,
 ) -> Result<axum::Json<BatchOut>, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
-    if body.addresses.len() > MAX_BATCH {
+    let max = state.quotas.max_import_batch;
+    if body.addresses.len() > max {
         return Err(ApiError::validation(
             "too_many_addresses",
-            format!("at most {MAX_BATCH} addresses per batch"),
+            format!("at most {max} addresses per batch"),
         ));
     }
     let (valid, invalid) = partition_addresses(body.addresses);
     let duplicates = valid.duplicates;
     let unique: Vec<Address> = valid.unique.into_iter().collect();
+    super::quotas::ensure_subscriber_room(&state, &tenant, unique.len() as u64).await?;
     let context = consent(ConsentSource::Import, &headers);
     let outcome = state
         .store

@@ -2,9 +2,15 @@
 //! Ethereum challenge, signs it with their wallet, and posts it back.
 //!
 //! Checks, in order: the text is a challenge in herald's layout, for this server's domain and
-//! this channel; the signature recovers the address it names; it has not expired; its nonce was
-//! issued by herald for that channel and address and is spent now (single use, atomically). Only
-//! then is the address subscribed, with the signed text and signature as consent evidence.
+//! this channel; the signature recovers the address it names; it has not expired; the channel
+//! owner's subscriber quota has room; its nonce was issued by herald for that channel and
+//! address *with exactly this text* (stored with the nonce, compared byte for byte) and is
+//! spent now (single use, atomically). Only then is the address subscribed, with the signed
+//! text and signature as consent evidence.
+//!
+//! Both endpoints are keyless, so they are limited per client address ([`PublicClient`]), and
+//! issuing is capped per channel and reused per address, so a flood can neither lock out
+//! other subscribers nor grow the nonce table without bound.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,10 +22,12 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppQuery};
+use super::quotas;
+use super::rate_limit::{refuse, PublicClient};
 use super::subscribers::parse_address;
 use super::AppState;
 use crate::domain::siwe::{generate_nonce, verify_personal_sign, SiweError, SiweMessage};
-use crate::domain::ChannelId;
+use crate::domain::{ChannelId, TenantId};
 use crate::store::{ConsentContext, ConsentSource, NewNonce, NonceUse, SubscribeOutcome};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -56,22 +64,23 @@ pub struct SignedSubscribeOut {
     pub status: String,
 }
 
-/// Resolves a public channel id (deleted or unknown channels are 404) and applies the
-/// per-channel public rate limit (429).
-async fn live_channel(state: &AppState, raw: &str) -> Result<ChannelId, ApiError> {
+/// Resolves a public channel id to the channel and its tenant (deleted or unknown channels
+/// are 404).
+async fn live_channel(state: &AppState, raw: &str) -> Result<(ChannelId, TenantId), ApiError> {
     let id = ChannelId::parse(raw).ok_or(ApiError::NotFound("channel"))?;
-    if !state.store.channel_is_live(&id).await? {
-        return Err(ApiError::NotFound("channel"));
-    }
-    // No API key here, so the limit applies per channel (after the existence check, so random
-    // ids cannot grow the limiter's table).
-    state
-        .rate_limiter
-        .check(&format!("public:{}", id.as_str()))?;
-    Ok(id)
+    let tenant = state
+        .store
+        .live_channel_tenant(&id)
+        .await?
+        .ok_or(ApiError::NotFound("channel"))?;
+    Ok((id, tenant))
 }
 
 /// Get a wallet-signature (SIWE) challenge to subscribe an address.
+///
+/// An address that already has an unused challenge with at least half its lifetime left gets
+/// that one again. Limits: `client_rate_limited` (per client address) and
+/// `too_many_challenges` (unused challenges per channel), both 429 with `Retry-After`.
 #[utoipa::path(
     get, path = "/v1/channels/{id}/subscribe-challenge", tag = "self-service",
     params(("id" = String, Path, description = "Channel id"), ChallengeParams),
@@ -79,20 +88,32 @@ async fn live_channel(state: &AppState, raw: &str) -> Result<ChannelId, ApiError
         (status = 200, description = "Challenge to sign", body = ChallengeOut),
         (status = 404, description = "No such channel", body = ErrorBody),
         (status = 422, description = "Invalid address", body = ErrorBody),
-        (status = 429, description = "Too many public requests for this channel", body = ErrorBody),
+        (status = 429, description = "Too many requests from this client, or too many unused challenges for this channel", body = ErrorBody),
     )
 )]
 async fn challenge(
     State(state): State<AppState>,
+    _client: PublicClient,
     Path(id): Path<String>,
     AppQuery(params): AppQuery<ChallengeParams>,
 ) -> Result<axum::Json<ChallengeOut>, ApiError> {
-    let channel = live_channel(&state, &id).await?;
+    let (channel, _tenant) = live_channel(&state, &id).await?;
     let address = parse_address(&params.address)?;
     let config = &state.selfservice;
-    // Whole seconds: the text carries second precision and must match what is stored.
+    // Whole seconds: the text carries second precision.
     let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_else(Utc::now);
-    let expires_at = now + Duration::seconds(config.challenge_ttl_secs as i64);
+    let ttl = Duration::seconds(config.challenge_ttl_secs as i64);
+    if let Some(existing) = state
+        .store
+        .outstanding_nonce(&channel, &address, now + ttl / 2)
+        .await?
+    {
+        return Ok(axum::Json(ChallengeOut {
+            message: existing.message,
+            nonce: existing.nonce,
+            expires_at: existing.expires_at,
+        }));
+    }
     // The endpoint is public: drop long-expired challenges as new ones are made, so the table
     // stays bounded without a separate sweeper (indexed on `expires_at`).
     state
@@ -100,6 +121,7 @@ async fn challenge(
         .purge_expired_nonces(now - Duration::hours(1))
         .await?;
     let nonce = generate_nonce();
+    let expires_at = now + ttl;
     let message = SiweMessage::new(
         &config.siwe_domain,
         &config.siwe_uri,
@@ -108,19 +130,30 @@ async fn challenge(
         &nonce,
         now,
         expires_at,
-    );
-    state
+    )
+    .to_text();
+    let new = NewNonce {
+        nonce: nonce.clone(),
+        channel,
+        address,
+        issued_at: now,
+        expires_at,
+        message: message.clone(),
+    };
+    if !state
         .store
-        .create_nonce(&NewNonce {
-            nonce: nonce.clone(),
-            channel,
-            address,
-            issued_at: now,
-            expires_at,
-        })
-        .await?;
+        .create_nonce(&new, config.max_outstanding_challenges)
+        .await?
+    {
+        return Err(refuse(
+            "challenges_per_channel",
+            "too_many_challenges",
+            "this channel has too many unanswered subscribe challenges; retry later",
+            60,
+        ));
+    }
     Ok(axum::Json(ChallengeOut {
-        message: message.to_text(),
+        message,
         nonce,
         expires_at,
     }))
@@ -128,28 +161,31 @@ async fn challenge(
 
 /// Subscribe with a signed challenge (no API key).
 ///
-/// Error codes: `invalid_siwe_message` (400), `siwe_domain_mismatch` / `siwe_channel_mismatch`
-/// (400), `invalid_signature` / `signer_mismatch` (422), `challenge_expired` (422),
-/// `unknown_nonce` (422), `nonce_already_used` (409).
+/// The message must be the challenge text exactly as issued for its nonce. Error codes:
+/// `invalid_siwe_message` (400), `siwe_domain_mismatch` / `siwe_channel_mismatch` /
+/// `siwe_message_mismatch` (400), `invalid_signature` / `signer_mismatch` (422),
+/// `challenge_expired` (422), `unknown_nonce` (422), `nonce_already_used` (409),
+/// `client_rate_limited` / `quota_exceeded` (429).
 #[utoipa::path(
     post, path = "/v1/channels/{id}/subscriptions", tag = "self-service", request_body = SignedSubscribeIn,
     params(("id" = String, Path, description = "Channel id")),
     responses(
         (status = 201, description = "Subscribed (or re-activated)", body = SignedSubscribeOut),
         (status = 200, description = "Was already subscribed", body = SignedSubscribeOut),
-        (status = 400, description = "Not a challenge for this server and channel", body = ErrorBody),
+        (status = 400, description = "Not the challenge issued for this server, channel and nonce", body = ErrorBody),
         (status = 404, description = "No such channel", body = ErrorBody),
         (status = 409, description = "The challenge was already used", body = ErrorBody),
         (status = 422, description = "Bad or foreign signature, expired or unknown challenge", body = ErrorBody),
-        (status = 429, description = "Too many public requests for this channel", body = ErrorBody),
+        (status = 429, description = "Too many requests from this client, or the channel owner's subscriber quota is reached", body = ErrorBody),
     )
 )]
 async fn subscribe_signed(
     State(state): State<AppState>,
+    _client: PublicClient,
     Path(id): Path<String>,
     AppJson(body): AppJson<SignedSubscribeIn>,
 ) -> Result<(StatusCode, axum::Json<SignedSubscribeOut>), ApiError> {
-    let channel = live_channel(&state, &id).await?;
+    let (channel, tenant) = live_channel(&state, &id).await?;
     let message = SiweMessage::parse(&body.message)
         .map_err(|e| ApiError::bad_request("invalid_siwe_message", e.to_string()))?;
     if message.domain != state.selfservice.siwe_domain {
@@ -172,43 +208,11 @@ async fn subscribe_signed(
     )?;
     let now = Utc::now();
     if message.expires_at <= now {
-        return Err(ApiError::validation(
-            "challenge_expired",
-            "the challenge has expired",
-        ));
+        return Err(expired());
     }
-    match state.store.use_nonce(&message.nonce, now).await? {
-        NonceUse::Replayed => {
-            return Err(ApiError::Conflict {
-                code: "nonce_already_used",
-                detail: "this challenge was already used; request a new one".into(),
-            })
-        }
-        NonceUse::Unknown => {
-            return Err(ApiError::validation(
-                "unknown_nonce",
-                "herald did not issue this challenge",
-            ))
-        }
-        NonceUse::Consumed {
-            channel: issued_channel,
-            address: issued_address,
-            expires_at,
-        } => {
-            if issued_channel != channel || issued_address != message.address {
-                return Err(ApiError::bad_request(
-                    "siwe_channel_mismatch",
-                    "the challenge was issued for another channel or address",
-                ));
-            }
-            if expires_at <= now {
-                return Err(ApiError::validation(
-                    "challenge_expired",
-                    "the challenge has expired",
-                ));
-            }
-        }
-    }
+    // Before the nonce is spent, so a refused subscriber can still use the challenge later.
+    quotas::ensure_room_for(&state, &tenant, &channel, &message.address).await?;
+    spend_nonce(&state, &channel, &message, &body.message, now).await?;
     let evidence = serde_json::json!({"message": body.message, "signature": body.signature});
     let context = ConsentContext {
         source: ConsentSource::Signature,
@@ -230,6 +234,77 @@ async fn subscribe_signed(
             status: "active".into(),
         }),
     ))
+}
+
+/// Spends the message's nonce if herald issued exactly `text` with it for this channel and
+/// address. Challenges issued before texts were stored are compared with their text rebuilt
+/// from the row (the same fields and configuration wrote it).
+async fn spend_nonce(
+    state: &AppState,
+    channel: &ChannelId,
+    message: &SiweMessage,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let (issued_channel, address, issued_at, expires_at, stored) =
+        match state.store.use_nonce(&message.nonce, text, now).await? {
+            NonceUse::Replayed => {
+                return Err(ApiError::Conflict {
+                    code: "nonce_already_used",
+                    detail: "this challenge was already used; request a new one".into(),
+                })
+            }
+            NonceUse::Unknown => {
+                return Err(ApiError::validation(
+                    "unknown_nonce",
+                    "herald did not issue this challenge",
+                ))
+            }
+            NonceUse::Mismatch => return Err(text_mismatch()),
+            NonceUse::Consumed {
+                channel,
+                address,
+                issued_at,
+                expires_at,
+                message,
+            } => (channel, address, issued_at, expires_at, message),
+        };
+    if issued_channel != *channel || address != message.address {
+        return Err(ApiError::bad_request(
+            "siwe_channel_mismatch",
+            "the challenge was issued for another channel or address",
+        ));
+    }
+    if stored.is_none() {
+        let config = &state.selfservice;
+        let rebuilt = SiweMessage::new(
+            &config.siwe_domain,
+            &config.siwe_uri,
+            &issued_channel,
+            &address,
+            &message.nonce,
+            issued_at,
+            expires_at,
+        );
+        if rebuilt.to_text() != text {
+            return Err(text_mismatch());
+        }
+    }
+    if expires_at <= now {
+        return Err(expired());
+    }
+    Ok(())
+}
+
+fn text_mismatch() -> ApiError {
+    ApiError::bad_request(
+        "siwe_message_mismatch",
+        "the signed text is not the challenge herald issued with this nonce; sign it exactly as issued",
+    )
+}
+
+fn expired() -> ApiError {
+    ApiError::validation("challenge_expired", "the challenge has expired")
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

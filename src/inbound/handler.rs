@@ -24,11 +24,30 @@ pub struct Incoming<'a> {
     pub channel: &'a ChannelId,
     /// Verified wallet address of the sender.
     pub sender: &'a Address,
-    /// Stable id of the message (consent evidence).
-    pub message_id: &'a str,
+    /// Consent evidence naming the message: see [`chat_evidence`].
+    pub evidence: &'a str,
     pub text: &'a str,
     /// The sender never wrote to this channel before.
     pub first_contact: bool,
+}
+
+/// The consent evidence of a chat command: a JSON object with the XMTP message id the
+/// subscriber's own app shows (`xmtp_message_id`, hex; libxmtp's SHA-256 over group id,
+/// idempotency key and content), the sender's inbox id and verified wallet, and the node's
+/// sequence number. Rows written before it was recorded hold `xmtp-message:<inbox>:<sequence>`.
+pub fn chat_evidence(
+    message_id: Option<&[u8; 32]>,
+    sender_inbox: &str,
+    sender_wallet: &Address,
+    node_sequence: u64,
+) -> String {
+    serde_json::json!({
+        "xmtp_message_id": message_id.map(hex::encode),
+        "sender_inbox_id": sender_inbox,
+        "sender_wallet": sender_wallet.as_str(),
+        "node_sequence": node_sequence,
+    })
+    .to_string()
 }
 
 /// Applies the message's command, if any, and returns the reply to send (`None`: stay silent).
@@ -40,7 +59,7 @@ pub async fn handle_incoming(
 ) -> StoreResult<Option<String>> {
     let context = ConsentContext {
         source: ConsentSource::Dm,
-        evidence: Some(format!("xmtp-message:{}", incoming.message_id)),
+        evidence: Some(incoming.evidence.to_owned()),
     };
     let (channel, sender) = (incoming.channel, incoming.sender);
     let reply = match Command::parse(incoming.text) {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use xmtp_client::{Client, ClientError, InboxState, ReceivedMessage};
 
-use super::handler::{handle_incoming, Incoming};
+use super::handler::{chat_evidence, handle_incoming, Incoming};
 use crate::domain::{Address, ChannelId};
 use crate::store::{Store, StoreError};
 
@@ -121,14 +121,17 @@ pub async fn run_pass(
             else {
                 continue;
             };
+            // The claim key stays (inbox, node sequence), as before the message id was known,
+            // so messages claimed by an older version are not handled again.
             let message_id = format!("{inbox}:{}", message.node_id);
             if !store.claim_inbound_message(channel, &message_id).await? {
                 continue;
             }
+            let evidence = chat_evidence(message.id.as_ref(), &inbox, &address, message.node_id);
             let incoming = Incoming {
                 channel,
                 sender: &address,
-                message_id: &message_id,
+                evidence: &evidence,
                 text,
                 first_contact,
             };

@@ -6,6 +6,8 @@
 //! takes the tenant id and returns `None` for another tenant's object, so the HTTP layer cannot
 //! forget the check.
 
+mod access;
+mod access_sql;
 mod announcements_sql;
 mod chain;
 mod chain_batch_sql;
@@ -29,8 +31,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::Config;
-use crate::domain::{Address, AnnouncementId, ChannelId, TenantId};
+use crate::domain::{Address, AnnouncementId, ApiKeyId, ChannelId, TenantId};
 
+pub use access::{AccessStore, ApiKey, KeyOwner, KeyRevoke, NewApiKey};
 pub use chain::{ChainLease, LeaseLost, NewTrigger, Trigger, TriggerPatch, TriggerStore};
 pub use pipeline::PipelineStore;
 pub use postgres::PgStore;
@@ -67,7 +70,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything herald persists. Methods taking a `tenant` only ever see that tenant's rows.
 #[async_trait]
-pub trait Store: SelfServiceStore + Send + Sync + 'static {
+pub trait Store: SelfServiceStore + AccessStore + Send + Sync + 'static {
     /// Triggers, chain watcher leases and the chain engine's store (see [`TriggerStore`]).
     fn triggers(&self) -> &dyn TriggerStore;
     /// The delivery pipeline's side of the same database.

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{StoreResult, SubscribeOutcome};
-use crate::domain::{Address, ChannelId};
+use crate::domain::{Address, ChannelId, TenantId};
 
 /// Through which path a subscription change arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,8 @@ impl ConsentAction {
 #[derive(Debug, Clone)]
 pub struct ConsentContext {
     pub source: ConsentSource,
-    /// A signature (hex) with its signed message, an XMTP message id, a request id, …
+    /// A signature (hex) with its signed message, the XMTP message id with its sender, a
+    /// request id, …
     pub evidence: Option<String>,
 }
 
@@ -94,6 +95,16 @@ pub struct NewNonce {
     pub address: Address,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The exact text issued; a subscribe must present it byte for byte.
+    pub message: String,
+}
+
+/// An issued challenge that is neither used nor expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutstandingNonce {
+    pub nonce: String,
+    pub message: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Result of trying to use a nonce once.
@@ -103,8 +114,14 @@ pub enum NonceUse {
     Consumed {
         channel: ChannelId,
         address: Address,
+        issued_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        /// The issued text; `None` for challenges issued before texts were stored (the caller
+        /// rebuilds and compares it).
+        message: Option<String>,
     },
+    /// It is unused, but was issued with another text: not spent.
+    Mismatch,
     /// It was already used.
     Replayed,
     /// Never issued.
@@ -113,12 +130,28 @@ pub enum NonceUse {
 
 #[async_trait]
 pub trait SelfServiceStore: TopicStore + InboundStore + Send + Sync {
-    /// Whether the channel exists and is not deleted (public endpoints: no tenant scope).
-    async fn channel_is_live(&self, channel: &ChannelId) -> StoreResult<bool>;
-    /// Stores a fresh SIWE nonce.
-    async fn create_nonce(&self, nonce: &NewNonce) -> StoreResult<()>;
-    /// Marks a nonce used in one atomic statement, so two concurrent uses cannot both win.
-    async fn use_nonce(&self, nonce: &str, now: DateTime<Utc>) -> StoreResult<NonceUse>;
+    /// The tenant of a channel that exists and is not deleted (public endpoints: no tenant
+    /// scope; the tenant is needed for its quotas).
+    async fn live_channel_tenant(&self, channel: &ChannelId) -> StoreResult<Option<TenantId>>;
+    /// Stores a fresh SIWE nonce unless its channel already has `max_outstanding` unused,
+    /// unexpired ones (checked in the same statement); returns whether it was stored.
+    async fn create_nonce(&self, nonce: &NewNonce, max_outstanding: u32) -> StoreResult<bool>;
+    /// The newest unused challenge for `address` on `channel` that is still valid at
+    /// `valid_at` (only challenges with a stored text), to hand out again.
+    async fn outstanding_nonce(
+        &self,
+        channel: &ChannelId,
+        address: &Address,
+        valid_at: DateTime<Utc>,
+    ) -> StoreResult<Option<OutstandingNonce>>;
+    /// Marks a nonce used in one atomic statement, so two concurrent uses cannot both win; a
+    /// nonce whose stored text differs from `message` is left unused ([`NonceUse::Mismatch`]).
+    async fn use_nonce(
+        &self,
+        nonce: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<NonceUse>;
     /// Deletes SIWE nonces that expired before `before` (used or not); returns how many. The
     /// challenge endpoint is public, so this keeps the table bounded.
     async fn purge_expired_nonces(&self, before: DateTime<Utc>) -> StoreResult<u64>;

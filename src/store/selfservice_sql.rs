@@ -54,53 +54,98 @@ macro_rules! impl_selfservice {
 
         #[async_trait::async_trait]
         impl $crate::store::SelfServiceStore for $store {
-            async fn channel_is_live(&self, channel: &ChannelId) -> StoreResult<bool> {
-                let hit: Option<i32> = sqlx::query_scalar(
-                    "SELECT 1 FROM channels WHERE id = $1 AND deleted_at IS NULL",
+            async fn live_channel_tenant(
+                &self,
+                channel: &ChannelId,
+            ) -> StoreResult<Option<TenantId>> {
+                let tenant: Option<String> = sqlx::query_scalar(
+                    "SELECT tenant_id FROM channels WHERE id = $1 AND deleted_at IS NULL",
                 )
                 .bind(channel.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(hit.is_some())
+                Ok(tenant.map(TenantId::from_trusted))
             }
 
-            async fn create_nonce(&self, n: &NewNonce) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO siwe_nonces (nonce, channel_id, address, issued_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
+            async fn create_nonce(&self, n: &NewNonce, max_outstanding: u32) -> StoreResult<bool> {
+                // The cap is checked in the insert itself: exact on SQLite (one writer), and at
+                // most a few concurrent inserts over on Postgres.
+                let done = sqlx::query(
+                    "INSERT INTO siwe_nonces (nonce, channel_id, address, issued_at, expires_at, message) \
+                     SELECT $1, $2, $3, $4, $5, $6 WHERE (SELECT COUNT(*) FROM siwe_nonces \
+                     WHERE channel_id = $2 AND used_at IS NULL AND expires_at > $4) < $7",
                 )
                 .bind(&n.nonce)
                 .bind(n.channel.as_str())
                 .bind(n.address.as_str())
                 .bind(n.issued_at)
                 .bind(n.expires_at)
+                .bind(&n.message)
+                .bind(i64::from(max_outstanding))
                 .execute(&self.pool)
                 .await?;
-                Ok(())
+                Ok(done.rows_affected() == 1)
             }
 
-            async fn use_nonce(&self, nonce: &str, now: DateTime<Utc>) -> StoreResult<NonceUse> {
+            async fn outstanding_nonce(
+                &self,
+                channel: &ChannelId,
+                address: &Address,
+                valid_at: DateTime<Utc>,
+            ) -> StoreResult<Option<OutstandingNonce>> {
                 let row: Option<(String, String, DateTime<Utc>)> = sqlx::query_as(
-                    "UPDATE siwe_nonces SET used_at = $2 WHERE nonce = $1 AND used_at IS NULL \
-                     RETURNING channel_id, address, expires_at",
+                    "SELECT nonce, message, expires_at FROM siwe_nonces \
+                     WHERE channel_id = $1 AND address = $2 AND used_at IS NULL \
+                     AND expires_at > $3 AND message IS NOT NULL ORDER BY expires_at DESC LIMIT 1",
                 )
-                .bind(nonce)
-                .bind(now)
+                .bind(channel.as_str())
+                .bind(address.as_str())
+                .bind(valid_at)
                 .fetch_optional(&self.pool)
                 .await?;
-                if let Some((channel, address, expires_at)) = row {
+                Ok(row.map(|(nonce, message, expires_at)| OutstandingNonce {
+                    nonce,
+                    message,
+                    expires_at,
+                }))
+            }
+
+            async fn use_nonce(
+                &self,
+                nonce: &str,
+                message: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<NonceUse> {
+                let row: Option<(String, String, DateTime<Utc>, DateTime<Utc>, Option<String>)> =
+                    sqlx::query_as(
+                        "UPDATE siwe_nonces SET used_at = $2 WHERE nonce = $1 AND used_at IS NULL \
+                         AND (message IS NULL OR message = $3) \
+                         RETURNING channel_id, address, issued_at, expires_at, message",
+                    )
+                    .bind(nonce)
+                    .bind(now)
+                    .bind(message)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if let Some((channel, address, issued_at, expires_at, message)) = row {
                     return Ok(NonceUse::Consumed {
                         channel: ChannelId::from_trusted(channel),
                         address: Address::from_trusted(address),
+                        issued_at,
                         expires_at,
+                        message,
                     });
                 }
-                let known: Option<i32> =
-                    sqlx::query_scalar("SELECT 1 FROM siwe_nonces WHERE nonce = $1")
+                let used: Option<Option<DateTime<Utc>>> =
+                    sqlx::query_scalar("SELECT used_at FROM siwe_nonces WHERE nonce = $1")
                         .bind(nonce)
                         .fetch_optional(&self.pool)
                         .await?;
-                Ok(if known.is_some() { NonceUse::Replayed } else { NonceUse::Unknown })
+                Ok(match used {
+                    None => NonceUse::Unknown,
+                    Some(Some(_)) => NonceUse::Replayed,
+                    Some(None) => NonceUse::Mismatch,
+                })
             }
 
             async fn purge_expired_nonces(&self, before: DateTime<Utc>) -> StoreResult<u64> {

@@ -83,7 +83,8 @@ macro_rules! impl_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("INSERT INTO api_keys (key_hash, tenant_id, created_at) VALUES ($1, $2, $3)")
+                sqlx::query("INSERT INTO api_keys (id, key_hash, tenant_id, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(ApiKeyId::generate().as_str())
                     .bind(&tenant.key_hash)
                     .bind(tenant.id.as_str())
                     .bind(now)

@@ -78,3 +78,46 @@ async fn postgres_without_a_master_key_refuses_to_start() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("HERALD_MASTER_KEY"));
 }
+
+#[tokio::test]
+async fn tenant_key_create_and_revoke_rotate_a_key() {
+    let app = TestApp::spawn().await;
+    let old = app.tenant("acme").await;
+    let tenant = app.raw_strings("SELECT id FROM tenants").await.remove(0);
+    let output = herald(&app)
+        .args(["tenant", "key", "create", &tenant, "--name", "cli"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let new = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(new.starts_with("hk_") && !stderr.contains(&new), "{new}");
+    assert_eq!(app.get("/v1/channels", &new).await.status, StatusCode::OK);
+
+    let old_id = app.get("/v1/keys", &new).await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let output = herald(&app)
+        .args(["tenant", "key", "revoke", &tenant, &old_id])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // This process never cached the old key, so it is refused at once.
+    assert_eq!(
+        app.get("/v1/channels", &old).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = herald(&app)
+        .args(["tenant", "key", "revoke", &tenant, &old_id])
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "a revoked key cannot be revoked again"
+    );
+}

@@ -45,6 +45,12 @@ async fn every_tenant_route_requires_a_valid_api_key() {
             Method::GET,
             format!("/v1/announcements/{ANY_ANNOUNCEMENT}/deliveries"),
         ),
+        (Method::POST, "/v1/keys".to_owned()),
+        (Method::GET, "/v1/keys".to_owned()),
+        (
+            Method::DELETE,
+            "/v1/keys/key_01JD3S8Z6XKQ8W4N2M5V7B9C1D".to_owned(),
+        ),
     ];
     for (method, path) in routes {
         for token in [

@@ -19,6 +19,7 @@ mod outage;
 mod pacing;
 mod pipeline;
 mod progress;
+mod quotas;
 mod sdk;
 mod secrets;
 mod selfservice;

@@ -23,13 +23,17 @@ impl Sdk {
         dm["id"].as_str().unwrap().to_owned()
     }
 
-    /// Sends `text` from `user` into the DM `dm`.
-    pub async fn say(&mut self, user: &SdkUser, dm: &str, text: &str) {
-        self.call(
-            "reply",
-            json!({"name": user.name, "conversationId": dm, "text": text}),
-        )
-        .await;
+    /// Sends `text` from `user` into the DM `dm`; returns the message id the SDK reports.
+    pub async fn say(&mut self, user: &SdkUser, dm: &str, text: &str) -> String {
+        let id = self
+            .call(
+                "reply",
+                json!({"name": user.name, "conversationId": dm, "text": text}),
+            )
+            .await;
+        id.as_str()
+            .expect("sendText returns the message id")
+            .to_owned()
     }
 
     /// Texts the client `name` reads in its DM with `peer_inbox_id`, after a sync (None: no

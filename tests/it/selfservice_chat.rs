@@ -46,12 +46,15 @@ struct Talk<'a> {
     herald: &'a Client,
     /// Texts in the DM so far.
     texts: usize,
+    /// Ids (as the SDK reports them) of the messages sent so far.
+    sent: Vec<String>,
 }
 
 impl Talk<'_> {
     /// Sends `text`, runs one inbound pass, and returns herald's reply as the SDK reads it.
     async fn turn(&mut self, text: &str) -> String {
-        self.sdk.say(self.who, self.dm, text).await;
+        let id = self.sdk.say(self.who, self.dm, text).await;
+        self.sent.push(id);
         let done = run_once(self.store, self.channel, self.herald, DEFAULT_WELCOME)
             .await
             .unwrap();
@@ -91,6 +94,7 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
         channel: &channel,
         herald: &herald,
         texts: 0,
+        sent: Vec::new(),
     };
     let reply = talk.turn("  Subscribe ").await;
     assert!(reply.starts_with("You're subscribed."), "{reply}");
@@ -163,11 +167,19 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
             ("topic_on", "dm")
         ]
     );
-    assert!(history[0]
-        .evidence
-        .as_deref()
-        .unwrap()
-        .starts_with("xmtp-message:"));
+    // Each entry names the message exactly as the subscriber's app shows it (the SDK's
+    // message id) and the verified wallet that sent it.
+    let evidence: Vec<serde_json::Value> = history
+        .iter()
+        .map(|e| serde_json::from_str(e.evidence.as_deref().unwrap()).unwrap())
+        .collect();
+    // Turns: subscribe, stop, start, help, topics, stop security, start security.
+    let changing = [0, 1, 2, 5, 6].map(|turn| talk.sent[turn].clone());
+    for (entry, sent) in evidence.iter().zip(changing) {
+        assert_eq!(entry["xmtp_message_id"], sent, "{entry}");
+        assert_eq!(entry["sender_wallet"], alice_addr.as_str());
+        assert_eq!(entry["sender_inbox_id"], alice.inbox_id.as_str());
+    }
 
     let expected_texts = talk.texts;
 

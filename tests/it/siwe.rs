@@ -160,17 +160,168 @@ async fn challenges_need_a_live_channel_and_a_valid_address() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
+/// A GET of a challenge as client `ip` (through the trusted forwarding header).
+async fn challenge_as(app: &TestApp, ch: &str, address: &str, ip: Option<&str>) -> Reply {
+    let url = app.url(&format!(
+        "/v1/channels/{ch}/subscribe-challenge?address={address}"
+    ));
+    let mut request = app.client.get(url);
+    if let Some(ip) = ip {
+        request = request.header("x-forwarded-for", format!("6.6.6.6, {ip}"));
+    }
+    crate::helpers::send(request).await
+}
+
 #[tokio::test]
-async fn public_endpoints_are_rate_limited_per_channel() {
-    let app = TestApp::spawn_with(|c| c.http.rate_limit_per_second = 1).await;
+async fn a_signature_over_any_other_text_is_refused_even_with_the_issued_nonce() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "alerts").await;
+    let wallet = Wallet::generate();
+    let message = challenge(&app, &ch, &wallet.address()).await;
+
+    // What the outside probe got subscribed: same domain, address, nonce, channel and expiry,
+    // but another URI, another chain and a rewritten statement, all signed by the wallet.
+    let statement = message.lines().nth(3).unwrap().to_owned();
+    let uri = message.lines().find(|l| l.starts_with("URI: ")).unwrap();
+    for edited in [
+        message.replace(uri, "URI: https://coolgame.example"),
+        message.replace("Chain ID: 1\n", "Chain ID: 137\n"),
+        message.replace(&statement, "Sign in to CoolGame (no subscription)."),
+    ] {
+        assert_ne!(edited, message);
+        let reply = submit(&app, &ch, &edited, &wallet.sign_personal(&edited)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert_eq!(reply.code(), "siwe_message_mismatch");
+    }
+    let listed = app
+        .get(&format!("/v1/channels/{ch}/subscribers"), &key)
+        .await;
+    assert!(items(&listed).is_empty());
+
+    // The refusals did not spend the nonce: the issued text still subscribes, once, and is
+    // what the consent log keeps.
+    let ok = submit(&app, &ch, &message, &wallet.sign_personal(&message)).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    let consent = app
+        .get(
+            &format!("/v1/channels/{ch}/subscribers/{}/consent", wallet.address()),
+            &key,
+        )
+        .await;
+    let entries = consent.body["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    let evidence: Value = serde_json::from_str(entries[0]["evidence"].as_str().unwrap()).unwrap();
+    assert_eq!(evidence["message"], message);
+}
+
+#[tokio::test]
+async fn challenges_issued_before_texts_were_stored_are_compared_with_their_rebuilt_text() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "alerts").await;
+    let (alice, bob) = (Wallet::generate(), Wallet::generate());
+    let for_alice = challenge(&app, &ch, &alice.address()).await;
+    let for_bob = challenge(&app, &ch, &bob.address()).await;
+    // Rows as migration 0008 leaves them: no stored text.
+    let cleared = app
+        .raw_strings("UPDATE siwe_nonces SET message = NULL RETURNING nonce")
+        .await;
+    assert_eq!(cleared.len(), 2);
+
+    let ok = submit(&app, &ch, &for_alice, &alice.sign_personal(&for_alice)).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    let edited = for_bob.replace("Chain ID: 1\n", "Chain ID: 137\n");
+    let refused = submit(&app, &ch, &edited, &bob.sign_personal(&edited)).await;
+    assert_eq!(refused.code(), "siwe_message_mismatch", "{}", refused.body);
+    let listed = app
+        .get(&format!("/v1/channels/{ch}/subscribers"), &key)
+        .await;
+    assert_eq!(items(&listed).len(), 1);
+}
+
+#[tokio::test]
+async fn public_requests_are_limited_per_client_not_per_channel() {
+    let app = TestApp::spawn_with(|c| {
+        c.selfservice.public_requests_per_minute = 1;
+        c.selfservice.public_burst = 3;
+        c.selfservice.client_ip_header = "x-forwarded-for".into();
+    })
+    .await;
     let key = app.tenant("acme").await;
     let ch = app.channel(&key, "alerts").await;
     let address = Wallet::generate().address();
-    let path = format!("/v1/channels/{ch}/subscribe-challenge?address={address}");
+
+    // The flooding client (here the connection's own peer address, no header) runs dry…
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        statuses.push(app.call(Method::GET, &path, None, None).await.status);
+        statuses.push(challenge_as(&app, &ch, &address, None).await);
     }
-    assert_eq!(statuses[0], StatusCode::OK);
-    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    assert!(statuses[..3].iter().all(|r| r.status == StatusCode::OK));
+    let limited = &statuses[3];
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.code(), "client_rate_limited");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "{retry}");
+    // … and so does the same client on the subscribe endpoint,
+    let post = submit(&app, &ch, "x", &[0u8; 65]).await;
+    assert_eq!(post.code(), "client_rate_limited");
+    // while other subscribers of the same channel are served: one behind the trusted proxy,
+    // and one connecting from another loopback address (the peer address keys the limit).
+    let other = Wallet::generate().address();
+    let served = challenge_as(&app, &ch, &other, Some("10.0.0.2")).await;
+    assert_eq!(served.status, StatusCode::OK, "{}", served.body);
+    let neighbour = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .build()
+        .unwrap();
+    let url = app.url(&format!(
+        "/v1/channels/{ch}/subscribe-challenge?address={other}"
+    ));
+    let served = crate::helpers::send(neighbour.get(url)).await;
+    assert_eq!(served.status, StatusCode::OK, "{}", served.body);
+    let metrics = herald::telemetry::metrics_handle().render();
+    assert!(
+        metrics.contains("herald_limited_requests_total{limit=\"public_client\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_address_gets_its_open_challenge_again_and_a_channel_caps_unused_ones() {
+    let app = TestApp::spawn_with(|c| {
+        c.selfservice.max_outstanding_challenges = 3;
+        c.selfservice.client_ip_header = "x-forwarded-for".into();
+    })
+    .await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "alerts").await;
+    let other = app.channel(&key, "other").await;
+    let wallets: Vec<Wallet> = (0..4).map(|_| Wallet::generate()).collect();
+
+    let first = challenge(&app, &ch, &wallets[0].address()).await;
+    for _ in 0..5 {
+        assert_eq!(challenge(&app, &ch, &wallets[0].address()).await, first);
+    }
+    challenge(&app, &ch, &wallets[1].address()).await;
+    challenge(&app, &ch, &wallets[2].address()).await;
+    let refused = challenge_as(&app, &ch, &wallets[3].address(), Some("10.9.9.9")).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.code(), "too_many_challenges");
+    assert!(refused.headers.contains_key("retry-after"));
+    let rows = app.raw_strings("SELECT nonce FROM siwe_nonces").await;
+    assert_eq!(
+        rows.len(),
+        3,
+        "refused and repeated requests stored nothing"
+    );
+    // The cap is per channel, and answering a challenge frees its place.
+    challenge(&app, &other, &wallets[3].address()).await;
+    let ok = submit(&app, &ch, &first, &wallets[0].sign_personal(&first)).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    challenge(&app, &ch, &wallets[3].address()).await;
 }

@@ -14,6 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::access_sql::impl_access;
 use super::store_sql::impl_store;
 use super::*;
 
@@ -81,6 +82,7 @@ impl SqliteStore {
                 std::fs::create_dir_all(folder)?;
             }
         }
+        create_private(options.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)
@@ -107,6 +109,32 @@ impl SqliteStore {
     }
 }
 
+/// Creates the database file readable by its owner only (0600) if it does not exist yet. The
+/// file holds sealed keys and subscriber data; SQLite gives the `-wal` and `-shm` files it
+/// creates later the main file's permissions, so they are private too.
+#[cfg(unix)]
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// Encodes addresses as a JSON array for `json_each`.
 fn json_list(addresses: &[Address]) -> String {
     serde_json::to_string(&addresses.iter().map(Address::as_str).collect::<Vec<_>>())
@@ -114,3 +142,4 @@ fn json_list(addresses: &[Address]) -> String {
 }
 
 impl_store!(SqliteStore);
+impl_access!(SqliteStore);

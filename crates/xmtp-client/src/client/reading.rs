@@ -13,7 +13,7 @@ use xmtp_proto::mls_api::{
 
 use super::{Client, DmBook, DmRecord, DmStatus};
 use crate::error::ClientError;
-use crate::mls::content::decode_envelope;
+use crate::mls::content::{decode_envelope, message_id as libxmtp_message_id};
 use crate::mls::dm::{self, Incoming};
 use openmls_traits::OpenMlsProvider as _;
 
@@ -53,6 +53,11 @@ pub struct ReceivedMessage {
     pub text: Option<String>,
     /// The sender's idempotency key.
     pub idempotency_key: String,
+    /// The message id the official SDKs show: libxmtp's SHA-256 over group id, idempotency key
+    /// and content ([`crate::mls::content::message_id`]). `None` only for messages received
+    /// and stored by a version that did not record it.
+    #[serde(default)]
+    pub id: Option<[u8; 32]>,
 }
 
 pub(super) fn message_id(m: &GroupMessage) -> Option<u64> {
@@ -258,12 +263,18 @@ impl Client {
                     return None;
                 }
                 let decoded = decode_envelope(&payload)?;
+                let id = libxmtp_message_id(
+                    group.group_id().as_slice(),
+                    &decoded.idempotency_key,
+                    &decoded.encoded_content,
+                );
                 Some(ReceivedMessage {
                     node_id,
                     created_ns,
                     sender_inbox_id: sender,
                     text: decoded.text,
                     idempotency_key: decoded.idempotency_key,
+                    id: Some(id),
                 })
             }
             Ok(_) => None,
