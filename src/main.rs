@@ -162,10 +162,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Inbox { key, network } => {
             let network = network.unwrap_or_else(|| config.xmtp.network.clone());
-            let url = herald::xmtp::inbox::node_url(&network, &config.xmtp)?;
-            let tls = config.xmtp.tls_options()?;
             let dir = config.data_dir.join("inboxes");
-            herald::xmtp::inbox::print_inbox(&key, &url, &tls, &dir).await
+            herald::xmtp::inbox::print_inbox(&key, &network, &config.xmtp, &dir).await
         }
         Command::Doctor { network } => {
             let network = network.unwrap_or_else(|| config.xmtp.network.clone());

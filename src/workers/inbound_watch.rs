@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures_util::StreamExt as _;
 use tokio_util::sync::CancellationToken;
-use xmtp_client::{GroupArrival, GrpcTransport};
+use xmtp_client::{GroupArrival, Subscriptions};
 
 use crate::crypto::MasterKey;
 use crate::domain::ChannelId;
@@ -37,7 +37,7 @@ const RETRY: Duration = Duration::from_secs(1);
 /// One process's watcher (started by `delivery::spawn` when inbound chat is on).
 pub struct Watcher {
     store: Arc<dyn Store>,
-    grpc: GrpcTransport,
+    grpc: Arc<dyn Subscriptions>,
     kek: Arc<MasterKey>,
     /// Sender tag keys of the channels seen so far.
     tag_keys: HashMap<String, [u8; 32]>,
@@ -67,7 +67,7 @@ impl Owners {
 }
 
 impl Watcher {
-    pub fn new(store: Arc<dyn Store>, grpc: GrpcTransport, kek: Arc<MasterKey>) -> Self {
+    pub fn new(store: Arc<dyn Store>, grpc: Arc<dyn Subscriptions>, kek: Arc<MasterKey>) -> Self {
         Self {
             store,
             grpc,

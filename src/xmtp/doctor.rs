@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use xmtp_client::transport::connect;
-use xmtp_client::{GrpcTransport, Transport, TransportError};
+use xmtp_client::{Transport, TransportError};
 use xmtp_proto::identity_api::{get_inbox_ids_request, GetInboxIdsRequest};
 use xmtp_proto::mls_api::{PagingInfo, QueryWelcomeMessagesRequest};
 use xmtp_proto::xmtp::identity::associations::IdentifierKind;
@@ -111,26 +111,7 @@ pub async fn diagnose(network: &str, config: &XmtpConfig) -> Report {
             return report;
         }
     };
-    let url = match &resolved {
-        Network::Embedded => {
-            let scheme = if config.embedded_tls_cert.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            format!("{scheme}://{}", config.embedded_listen)
-        }
-        Network::V3 { url } => url.clone(),
-        Network::D14n { .. } => {
-            report.pass("network", resolved.to_string());
-            report.fail(
-                "d14n",
-                "this build of herald does not speak the decentralized network yet",
-                "use a v3 network (production, dev, or a v3 node URL) for now",
-            );
-            return report;
-        }
-    };
+    let url = config.dial_url(&resolved);
     if resolved.to_string().contains(&url) {
         report.pass("network", resolved.to_string());
     } else {
@@ -162,15 +143,20 @@ pub async fn check_node(
     if !check_connection(&mut report, &url, &tls).await {
         return report;
     }
-    let transport = match GrpcTransport::connect_lazy_with(&url, &tls) {
+    let transport = match config.transport(resolved, &url) {
         Ok(t) => t,
         Err(e) => {
-            report.fail("connect", e.to_string(), "check xmtp.network");
+            report.fail("connect", format!("{e:#}"), "check xmtp.network");
             return report;
         }
     };
-    check_identity_api(&mut report, &transport, &url).await;
-    check_mls_api(&mut report, &transport).await;
+    let api = if resolved.is_d14n() {
+        Api::D14n
+    } else {
+        Api::V3
+    };
+    check_identity_api(&mut report, transport.as_ref(), &url, api).await;
+    check_mls_api(&mut report, transport.as_ref(), api).await;
     report_budget(&mut report, config, resolved);
     report
 }
@@ -216,7 +202,40 @@ async fn timed<T>(
     }
 }
 
-async fn check_identity_api(report: &mut Report, transport: &GrpcTransport, url: &str) {
+/// Which API the checks call, for their names in the report.
+#[derive(Clone, Copy)]
+enum Api {
+    V3,
+    D14n,
+}
+
+impl Api {
+    fn inbox_call(self) -> &'static str {
+        match self {
+            Api::V3 => "IdentityApi/GetInboxIds",
+            Api::D14n => "d14n gateway GetNodes + node GetInboxIds",
+        }
+    }
+
+    fn welcome_call(self) -> &'static str {
+        match self {
+            Api::V3 => "MlsApi/QueryWelcomeMessages",
+            Api::D14n => "d14n node QueryEnvelopes (welcomes)",
+        }
+    }
+
+    fn fix(self) -> &'static str {
+        match self {
+            Api::V3 => "check that xmtp.network points at an XMTP v3 gRPC endpoint",
+            Api::D14n => {
+                "check xmtp.gateway_url (and gateway_auth_token), and that the nodes GetNodes \
+                 lists are reachable from here"
+            }
+        }
+    }
+}
+
+async fn check_identity_api(report: &mut Report, transport: &dyn Transport, url: &str, api: Api) {
     let req = GetInboxIdsRequest {
         requests: vec![get_inbox_ids_request::Request {
             identifier: KNOWN_ADDRESS.to_owned(),
@@ -232,39 +251,35 @@ async fn check_identity_api(report: &mut Report, transport: &GrpcTransport, url:
                 .map_or("no inbox".to_owned(), |i| format!("inbox {i}"));
             report.pass(
                 "identity",
-                format!("IdentityApi/GetInboxIds answered ({KNOWN_ADDRESS}: {inbox})"),
+                format!("{} answered ({KNOWN_ADDRESS}: {inbox})", api.inbox_call()),
             );
         }
         Err(e) => {
             let fix = if url.starts_with("http://") && connect::speaks_tls(url).await {
                 "this port speaks TLS: use an https:// URL".to_owned()
             } else {
-                "check that xmtp.network points at an XMTP v3 gRPC endpoint".to_owned()
+                api.fix().to_owned()
             };
-            report.fail("identity", format!("IdentityApi/GetInboxIds: {e}"), fix);
+            report.fail("identity", format!("{}: {e}", api.inbox_call()), fix);
         }
     }
 }
 
-async fn check_mls_api(report: &mut Report, transport: &GrpcTransport) {
+async fn check_mls_api(report: &mut Report, transport: &dyn Transport, api: Api) {
     if report.checks.iter().any(|c| !c.ok) {
         return;
     }
     let req = QueryWelcomeMessagesRequest {
         installation_key: vec![0u8; 32],
         paging_info: Some(PagingInfo {
-            direction: 0,
+            direction: 1, // ascending (d14n reads only ascend)
             limit: 1,
             id_cursor: 0,
         }),
     };
     match timed(transport.query_welcome_messages(req)).await {
-        Ok(_) => report.pass("mls", "MlsApi/QueryWelcomeMessages answered"),
-        Err(e) => report.fail(
-            "mls",
-            format!("MlsApi/QueryWelcomeMessages: {e}"),
-            "check that xmtp.network points at an XMTP v3 gRPC endpoint",
-        ),
+        Ok(_) => report.pass("mls", format!("{} answered", api.welcome_call())),
+        Err(e) => report.fail("mls", format!("{}: {e}", api.welcome_call()), api.fix()),
     }
 }
 
@@ -272,7 +287,7 @@ fn report_budget(report: &mut Report, config: &XmtpConfig, network: &Network) {
     let on = match config.governor {
         GovernorMode::On => true,
         GovernorMode::Off => false,
-        GovernorMode::Auto => *network != Network::Embedded,
+        GovernorMode::Auto => !matches!(network, Network::Embedded { .. }),
     };
     if on {
         report.pass(

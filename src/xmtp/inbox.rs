@@ -9,38 +9,23 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use xmtp_client::{Client, GrpcTransport, RedbStore, Store as _, TlsOptions, Wallet};
+use xmtp_client::{Client, RedbStore, Store as _, Wallet};
 
 use super::{Network, XmtpConfig};
 
 /// Store key under which the peers we have DMs with are remembered between runs.
 const PEERS_KEY: &[u8] = b"herald-inbox/peers";
 
-/// The node URL for `network` (`embedded` means the node a local `herald serve` runs).
-pub fn node_url(network: &str, config: &XmtpConfig) -> anyhow::Result<String> {
-    match Network::parse(network, config.gateway_url.as_deref())? {
-        Network::Embedded => {
-            let scheme = if config.embedded_tls_cert.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            Ok(format!("{scheme}://{}", config.embedded_listen))
-        }
-        Network::V3 { url } => Ok(url),
-        network @ Network::D14n { .. } => {
-            anyhow::bail!("{network}: `herald inbox` reads v3 networks only")
-        }
-    }
-}
-
 /// Syncs the wallet's inbox and prints every message received since the last run.
 pub async fn print_inbox(
     key_hex: &str,
-    url: &str,
-    tls: &TlsOptions,
+    network: &str,
+    config: &XmtpConfig,
     state_dir: &Path,
 ) -> anyhow::Result<()> {
+    let network = Network::parse(network, config.gateway_url.as_deref())?;
+    let url = config.dial_url(&network);
+    let transport = config.transport(&network, &url)?;
     let bytes: [u8; 32] = hex::decode(key_hex.trim().trim_start_matches("0x"))
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -51,7 +36,6 @@ pub async fn print_inbox(
     let store = Arc::new(RedbStore::open(
         state_dir.join(format!("{}.redb", wallet.address())),
     )?);
-    let transport = Arc::new(GrpcTransport::connect_lazy_with(url, tls)?);
     let client = Client::open(&wallet, transport, store.clone())
         .await
         .with_context(|| format!("opening the inbox on {url}"))?;

@@ -15,8 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
-use xmtp_client::{GrpcTransport, TlsOptions, Transport};
+use xmtp_client::{
+    D14nTransport, GatewayAuth, GrpcTransport, Subscriptions, TlsOptions, Transport,
+};
 use xmtp_devnode::{DevNode, DevNodeConfig, DevNodeHandle, TlsIdentity};
 
 pub use network::{Network, NetworkError};
@@ -30,6 +33,12 @@ pub struct XmtpConfig {
     /// selects the decentralized network.
     #[serde(default)]
     pub gateway_url: Option<String>,
+    /// Header carrying the gateway credential (libxmtp's default: `authorization`).
+    #[serde(default = "authorization")]
+    pub gateway_auth_header: String,
+    /// The gateway credential, if the gateway wants one (a secret: never logged).
+    #[serde(default)]
+    pub gateway_auth_token: Option<SecretString>,
     /// Extra CA certificates (PEM) trusted for `https://` nodes, e.g. a private node's CA.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
@@ -69,6 +78,10 @@ pub enum GovernorMode {
     Off,
 }
 
+fn authorization() -> String {
+    "authorization".into()
+}
+
 fn one() -> u32 {
     1
 }
@@ -95,6 +108,46 @@ impl XmtpConfig {
         Ok(TlsOptions { extra_ca_pem })
     }
 
+    /// The URL a client dials for `network`: the embedded node's address (`embedded` means
+    /// the node a local `herald serve` runs), the v3 node, or the d14n gateway.
+    pub fn dial_url(&self, network: &Network) -> String {
+        match network {
+            Network::Embedded { .. } => {
+                let scheme = if self.embedded_tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{}", self.embedded_listen)
+            }
+            Network::V3 { url } => url.clone(),
+            Network::D14n { gateway, .. } => gateway.clone(),
+        }
+    }
+
+    /// A lazily connecting transport to `url` speaking `network`'s API (v3 or d14n).
+    pub fn transport(&self, network: &Network, url: &str) -> anyhow::Result<Arc<dyn Transport>> {
+        let tls = self.tls_options()?;
+        Ok(if network.is_d14n() {
+            Arc::new(D14nTransport::connect_lazy_with(
+                url,
+                self.gateway_auth()?,
+                &tls,
+            )?)
+        } else {
+            Arc::new(GrpcTransport::connect_lazy_with(url, &tls)?)
+        })
+    }
+
+    /// The gateway credential header, if a token is configured.
+    pub fn gateway_auth(&self) -> anyhow::Result<GatewayAuth> {
+        match &self.gateway_auth_token {
+            None => Ok(GatewayAuth::default()),
+            Some(token) => GatewayAuth::header(&self.gateway_auth_header, token.expose_secret())
+                .context("xmtp.gateway_auth_header / gateway_auth_token"),
+        }
+    }
+
     /// The embedded node's TLS identity, when both `embedded_tls_*` files are set.
     fn embedded_tls(&self) -> anyhow::Result<Option<TlsIdentity>> {
         match (&self.embedded_tls_cert, &self.embedded_tls_key) {
@@ -112,8 +165,11 @@ pub struct Xmtp {
     pub url: String,
     pub transport: Arc<dyn Transport>,
     pub config: XmtpConfig,
-    /// The same connection as `transport`, for the node's server streams.
-    pub grpc: GrpcTransport,
+    /// The same connection as `transport`, for the node's server streams (v3
+    /// `Subscribe*Messages`, or d14n `SubscribeEnvelopes`).
+    pub streams: Arc<dyn Subscriptions>,
+    /// Whether this is XMTP's decentralized network.
+    pub d14n: bool,
     node: tokio::sync::Mutex<Option<DevNodeHandle>>,
     /// The last `herald doctor` report on this network, for `/readyz`.
     readiness: tokio::sync::Mutex<Option<(std::time::Instant, doctor::Report)>>,
@@ -134,8 +190,9 @@ impl Xmtp {
     /// Starts the embedded node if configured, then a lazily connecting transport.
     pub async fn start(config: &XmtpConfig, data_dir: &Path) -> anyhow::Result<Arc<Xmtp>> {
         let tls = config.tls_options()?;
-        let (url, node) = match config.resolve()? {
-            Network::Embedded => {
+        let resolved = config.resolve()?;
+        let (url, node, d14n) = match &resolved {
+            Network::Embedded { d14n } => {
                 let node = DevNode::start(DevNodeConfig {
                     listen: config.embedded_listen,
                     data_dir: Some(data_dir.join("xmtp-node")),
@@ -143,21 +200,29 @@ impl Xmtp {
                     tls: config.embedded_tls()?,
                 })
                 .await?;
-                (node.url(), Some(node))
+                (node.url(), Some(node), *d14n)
             }
-            Network::V3 { url } => (url, None),
-            network @ Network::D14n { .. } => anyhow::bail!(
-                "xmtp.network: {network}: this build of herald does not speak the decentralized network yet"
-            ),
+            Network::V3 { url } => (url.clone(), None, false),
+            Network::D14n { gateway, .. } => (gateway.clone(), None, true),
         };
-        let grpc = GrpcTransport::connect_lazy_with(&url, &tls)?;
-        let transport = Arc::new(grpc.clone());
-        tracing::info!(xmtp.url = %url, embedded = node.is_some(), "XMTP network");
+        let (transport, streams): (Arc<dyn Transport>, Arc<dyn Subscriptions>) = if d14n {
+            let t = Arc::new(D14nTransport::connect_lazy_with(
+                &url,
+                config.gateway_auth()?,
+                &tls,
+            )?);
+            (t.clone(), t)
+        } else {
+            let t = Arc::new(GrpcTransport::connect_lazy_with(&url, &tls)?);
+            (t.clone(), t)
+        };
+        tracing::info!(xmtp.url = %url, xmtp.network = %resolved, embedded = node.is_some(), "XMTP network");
         Ok(Arc::new(Xmtp {
             url,
             transport,
             config: config.clone(),
-            grpc,
+            streams,
+            d14n,
             node: tokio::sync::Mutex::new(node),
             readiness: tokio::sync::Mutex::new(None),
         }))
@@ -168,7 +233,7 @@ impl Xmtp {
         match self.config.governor {
             GovernorMode::On => true,
             GovernorMode::Off => false,
-            GovernorMode::Auto => !matches!(self.config.resolve(), Ok(Network::Embedded)),
+            GovernorMode::Auto => !matches!(self.config.resolve(), Ok(Network::Embedded { .. })),
         }
     }
 

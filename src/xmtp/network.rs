@@ -7,8 +7,9 @@ use std::fmt;
 /// Where channels send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Network {
-    /// herald's own node, run in this process.
-    Embedded,
+    /// herald's own node, run in this process; spoken to through its v3 API, or through its
+    /// d14n gateway and node API (`embedded-d14n`, for trying and testing d14n offline).
+    Embedded { d14n: bool },
     /// An XMTP v3 node (`IdentityApi` + `MlsApi`).
     V3 { url: String },
     /// The decentralized network: `gateway` takes writes (`PublishClientEnvelopes`) and names
@@ -79,12 +80,12 @@ pub enum NetworkError {
     MainnetNeedsGateway,
     #[error("xmtp.gateway_url = {0:?} is not an http:// or https:// URL")]
     BadGateway(String),
-    #[error("xmtp.gateway_url is set but xmtp.network = \"embedded\": the embedded node serves d14n at its own address; use network = \"http://<embedded_listen>\" with gateway_url pointing at the same address")]
+    #[error("xmtp.gateway_url is set but xmtp.network names the embedded node: use \"embedded-d14n\" to send through the embedded node's d14n API, or unset gateway_url")]
     EmbeddedWithGateway,
 }
 
 fn known_names() -> String {
-    let mut names = vec!["embedded"];
+    let mut names = vec!["embedded", "embedded-d14n"];
     names.extend(PRESETS.iter().map(|p| p.name));
     names.push("mainnet");
     names.join(", ")
@@ -104,9 +105,11 @@ impl Network {
                 return Err(NetworkError::BadGateway(g.to_owned()));
             }
         }
-        if name == "embedded" {
+        if name == "embedded" || name == "embedded-d14n" {
             return match gateway {
-                None => Ok(Network::Embedded),
+                None => Ok(Network::Embedded {
+                    d14n: name == "embedded-d14n",
+                }),
                 Some(_) => Err(NetworkError::EmbeddedWithGateway),
             };
         }
@@ -150,14 +153,18 @@ impl Network {
 
     /// Whether this is XMTP's decentralized network.
     pub fn is_d14n(&self) -> bool {
-        matches!(self, Network::D14n { .. })
+        matches!(
+            self,
+            Network::D14n { .. } | Network::Embedded { d14n: true }
+        )
     }
 }
 
 impl fmt::Display for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Network::Embedded => f.write_str("embedded"),
+            Network::Embedded { d14n: false } => f.write_str("embedded"),
+            Network::Embedded { d14n: true } => f.write_str("embedded (d14n API)"),
             Network::V3 { url } => write!(f, "v3 {url}"),
             Network::D14n { gateway, node } => match node {
                 Some(node) => write!(f, "d14n gateway {gateway}, node {node}"),
@@ -173,7 +180,11 @@ mod tests {
 
     #[test]
     fn names_resolve_like_libxmtp() {
-        assert_eq!(Network::parse("embedded", None), Ok(Network::Embedded));
+        assert_eq!(
+            Network::parse("embedded", None),
+            Ok(Network::Embedded { d14n: false })
+        );
+        assert!(Network::parse("embedded-d14n", None).unwrap().is_d14n());
         assert_eq!(
             Network::parse("production", None),
             Ok(Network::V3 {

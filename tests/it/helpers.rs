@@ -30,6 +30,9 @@ pub struct TestApp {
     /// The XMTP node this app sends through.
     pub xmtp_url: String,
     shutdown: CancellationToken,
+    /// The configuration the app runs with (for [`TestApp::restart`]).
+    config: Config,
+    task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -82,7 +85,7 @@ impl TestApp {
         let store = app.store();
         let xmtp_url = app.xmtp_url();
         let shutdown = app.shutdown_token();
-        tokio::spawn(async move { app.run().await.expect("app runs") });
+        let task = tokio::spawn(async move { app.run().await.expect("app runs") });
         Self {
             base,
             client: reqwest::Client::new(),
@@ -91,8 +94,28 @@ impl TestApp {
             kek,
             xmtp_url,
             shutdown,
+            config,
+            task: Some(task),
             _dir: dir,
         }
+    }
+
+    /// Stops the app (as a shutdown would: workers end, leases stay until they expire or are
+    /// released) and starts a new one on the same database, data folder and configuration.
+    /// The HTTP address and an embedded node's port change.
+    pub async fn restart(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        let app = App::build(&self.config).await.expect("app rebuilds");
+        self.base = format!("http://{}", app.local_addr());
+        self.store = app.store();
+        self.xmtp_url = app.xmtp_url();
+        self.shutdown = app.shutdown_token();
+        self.task = Some(tokio::spawn(
+            async move { app.run().await.expect("app runs") },
+        ));
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -9,6 +9,7 @@ mod channel_state;
 mod channels;
 mod cli;
 mod crash;
+mod d14n;
 mod helpers;
 mod idempotency;
 mod isolation;

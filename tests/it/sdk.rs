@@ -7,7 +7,7 @@ use serde_json::json;
 
 #[path = "../../crates/xmtp-client/tests/interop/sdk.rs"]
 #[allow(dead_code)] // Not every helper of the shared driver is used here.
-mod driver;
+pub mod driver;
 
 pub use driver::{Sdk, SdkClient as SdkUser};
 

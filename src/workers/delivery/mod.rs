@@ -312,8 +312,11 @@ pub fn spawn(app: &crate::app::App, xmtp: Arc<Xmtp>, database_url: Option<String
         });
     }
     if xmtp.config.inbound && xmtp.config.workers > 0 {
-        let watch =
-            crate::workers::inbound_watch::Watcher::new(app.store(), xmtp.grpc.clone(), app.kek());
+        let watch = crate::workers::inbound_watch::Watcher::new(
+            app.store(),
+            xmtp.streams.clone(),
+            app.kek(),
+        );
         app.spawn_worker(move |_, shutdown| watch.run(shutdown));
     }
     if let Some(url) = database_url.filter(|_| xmtp.config.workers > 0) {
