@@ -54,6 +54,12 @@ pub async fn run() -> anyhow::Result<()> {
     // in `herald serve`; BENCH_INBOUND=0 shows what it costs the send path.
     config.xmtp.inbound = knob("BENCH_INBOUND", 1u8) != 0;
     config.xmtp.batch_size = knob("BENCH_BATCH", config.xmtp.batch_size);
+    // BENCH_PIPELINE_NETWORK=d14n: herald talks to the embedded node through its d14n gateway
+    // and node API (client envelopes, per-originator cursors) instead of the v3 API.
+    let network = knob("BENCH_PIPELINE_NETWORK", "v3".to_owned());
+    if network == "d14n" {
+        config.xmtp.network = "embedded-d14n".into();
+    }
     let app = App::build(&config).await?;
     let api = Api::new(format!("http://{}", app.local_addr()));
     let node_url = app.xmtp_url();
@@ -61,7 +67,7 @@ pub async fn run() -> anyhow::Result<()> {
     let server = tokio::spawn(async move { app.run().await });
     println!(
         "\n== broadcast: {n} subscribers, herald serve pipeline ({backend}, {} delivery workers, \
-         batch {}), embedded XMTP node {node_url}",
+         batch {}), embedded XMTP node {node_url} over its {network} API",
         config.xmtp.workers, config.xmtp.batch_size
     );
 

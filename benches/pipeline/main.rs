@@ -9,7 +9,9 @@
 //!
 //! Knobs: `BENCH_PIPELINE_SUBSCRIBERS` (10,000), `BENCH_SDK_SAMPLE` (SDK recipients, 1,000),
 //! `BENCH_FANOUT_SUBSCRIBERS` (1,000,000), `BENCH_PIPELINE_DB` (`sqlite` default for part 1,
-//! `postgres` to use `TEST_DATABASE_URL`), `BENCH_PIPELINE_ONLY` (`broadcast` or `rss`).
+//! `postgres` to use `TEST_DATABASE_URL`), `BENCH_PIPELINE_ONLY` (`broadcast` or `rss`),
+//! `BENCH_PIPELINE_NETWORK` (`v3` default, `d14n`: herald sends through the embedded node's
+//! d14n gateway/node API).
 //! Part 2 needs `TEST_DATABASE_URL` (run under scripts/with-postgres.sh, as `make bench` does).
 
 mod broadcast;

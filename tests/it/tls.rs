@@ -207,6 +207,16 @@ async fn doctor_passes_healthy_nodes_and_names_each_mistake() {
     let (ok, out) = doctor(&tls.url(), &with_ca).await;
     assert!(ok, "{out}");
     assert!(out.contains("certificate accepted, ALPN h2"), "{out}");
+    // The same nodes as d14n gateways (cleartext and TLS: GetNodes lists the https:// node).
+    let (ok, out) = doctor(&plain.url(), &[("HERALD_XMTP_GATEWAY_URL", &plain.url())]).await;
+    assert!(ok && out.contains("d14n gateway"), "{out}");
+    let tls_gateway = [
+        ("HERALD_XMTP_TLS_CA_FILE", ca),
+        ("HERALD_XMTP_GATEWAY_URL", &tls.url()),
+    ];
+    let (ok, out) = doctor(&tls.url(), &tls_gateway).await;
+    assert!(ok && out.contains("d14n gateway"), "{out}");
+    assert!(out.contains("certificate accepted"), "{out}");
 
     // The TLS node without its CA.
     let (ok, out) = doctor(&tls.url(), &[]).await;

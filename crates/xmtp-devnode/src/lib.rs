@@ -183,7 +183,12 @@ impl DevNode {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (gateway, replication, health) =
-            service::d14n::servers(node.clone(), MAX_MESSAGE_BYTES, None);
+            // Behind TLS, GetNodes must list the https:// form of this listener.
+            service::d14n::servers(
+                node.clone(),
+                MAX_MESSAGE_BYTES,
+                config.tls.as_ref().map(|_| format!("https://{addr}")),
+            );
         let mls = MlsApiServer::new(node)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
