@@ -157,6 +157,9 @@ pub async fn check_node(
     };
     check_identity_api(&mut report, transport.as_ref(), &url, api).await;
     check_mls_api(&mut report, transport.as_ref(), api).await;
+    if !resolved.is_d14n() && report.ok {
+        check_cutover(&mut report, &url, &tls).await;
+    }
     report_budget(&mut report, config, resolved);
     report
 }
@@ -280,6 +283,45 @@ async fn check_mls_api(report: &mut Report, transport: &dyn Transport, api: Api)
     match timed(transport.query_welcome_messages(req)).await {
         Ok(_) => report.pass("mls", format!("{} answered", api.welcome_call())),
         Err(e) => report.fail("mls", format!("{}: {e}", api.welcome_call()), api.fix()),
+    }
+}
+
+/// Asks a v3 node whether it announces its switch to d14n (`FetchD14nCutover`).
+async fn check_cutover(report: &mut Report, url: &str, tls: &xmtp_client::TlsOptions) {
+    use xmtp_proto::xmtp::migration::api::v1::d14n_migration_api_client::D14nMigrationApiClient;
+    let Ok((channel, _)) = xmtp_client::transport::channel(url, tls) else {
+        return;
+    };
+    let mut client = D14nMigrationApiClient::new(channel);
+    let call = client.fetch_d14n_cutover(());
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(Ok(r)) if r.get_ref().timestamp_ns > 0 => {
+            let at = chrono::DateTime::from_timestamp_nanos(r.get_ref().timestamp_ns as i64);
+            if at <= chrono::Utc::now() {
+                report.fail(
+                    "cutover",
+                    format!("this v3 network moved to d14n at {at}: it no longer takes writes"),
+                    "set xmtp.network to a d14n network (testnet, mainnet with xmtp.gateway_url)",
+                );
+            } else {
+                report.pass(
+                    "cutover",
+                    format!(
+                        "v3 stops taking writes at {at}: plan the switch to d14n (xmtp.network)"
+                    ),
+                );
+            }
+        }
+        Ok(Ok(_)) => report.pass("cutover", "no d14n cutover scheduled"),
+        Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => report.pass(
+            "cutover",
+            "no d14n cutover announced (node does not serve D14nMigrationApi)",
+        ),
+        Ok(Err(s)) => report.pass(
+            "cutover",
+            format!("could not ask about a d14n cutover: {}", s.message()),
+        ),
+        Err(_) => report.pass("cutover", "could not ask about a d14n cutover: no answer"),
     }
 }
 

@@ -32,7 +32,11 @@ async fn health_and_readiness_probes() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["connect", "identity", "mls", "budget"], "{xmtp}");
+    assert_eq!(
+        names,
+        ["connect", "identity", "mls", "cutover", "budget"],
+        "{xmtp}"
+    );
 }
 
 #[tokio::test]

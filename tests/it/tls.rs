@@ -201,7 +201,7 @@ async fn doctor_passes_healthy_nodes_and_names_each_mistake() {
 
     let (ok, out) = doctor(&plain.url(), &[]).await;
     assert!(ok, "{out}");
-    for check in ["connect", "identity", "mls", "budget"] {
+    for check in ["connect", "identity", "mls", "cutover", "budget"] {
         assert!(out.contains(&format!("ok    {check}")), "{check}: {out}");
     }
     let (ok, out) = doctor(&tls.url(), &with_ca).await;
