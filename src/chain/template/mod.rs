@@ -2,10 +2,13 @@
 //!
 //! Templates come from API users, so rendering must be bounded in time, output and memory:
 //! - no loader (nothing can be included), no globals (`range`, `namespace`), and only filters
-//!   whose output is about as large as their input (no `replace`, `indent`, `format`...);
-//! - statements limited to `if`/`for` and no `*` operator: without `set`, macros or string
-//!   repetition, no intermediate value can grow beyond the template's size times its inputs,
-//!   so a template like `{% set s = s ~ s %}` (repeated) cannot exhaust memory;
+//!   whose output is about as large as their input (no `replace`, `indent`, `format`...); the
+//!   few that can grow (`join`, `list`, `string`) refuse results over 16 KiB;
+//! - the parsed template is vetted (`sandbox.rs`): statements limited to `if`/`for`, no calls,
+//!   no `*`/`**`, at most 16 concatenations, and a loop may not iterate over a concatenated
+//!   value, so no value can be fed back to double again (`{% for s in [s ~ s] %}` nested 28
+//!   deep would be 2 GiB);
+//! - the inputs are bounded too: strings cut at 4 KiB, arrays at 256 items, 16 KiB per log;
 //! - a fuel limit (loops cannot run away) and a byte cap on output enforced by the writer;
 //! - strict undefined handling: a typo like `args.amout0` fails validation instead of
 //!   rendering empty.
@@ -32,15 +35,20 @@ use minijinja::value::Value;
 use minijinja::{Environment, Error as JinjaError, UndefinedBehavior};
 
 pub use filters::to_value;
-use filters::{explorer_address, explorer_tx, short, units};
+use filters::{explorer_address, explorer_tx, short, units, Converter};
 use sandbox::{check_source, sandbox};
 
 /// Longest announcement text a template may produce, in bytes.
 pub const MAX_OUTPUT_BYTES: usize = 4096;
 /// Longest template source accepted.
 pub const MAX_SOURCE_BYTES: usize = 8192;
-/// Instruction budget per render; generous for real messages, fatal for runaway loops.
-const FUEL: u64 = 50_000;
+/// Instruction budget per render; generous for real messages (a loop over 256 items uses a few
+/// thousand), fatal for runaway loops.
+const FUEL: u64 = 20_000;
+/// Wall-clock budget for one render off the async runtime (validation answers 422 past it).
+/// Fuel and the value limits already bound a render to well under this; the budget is the
+/// backstop that keeps a request from waiting on one.
+pub const RENDER_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 const NAME: &str = "announcement";
 
 /// A compiled template.
@@ -177,12 +185,13 @@ impl Template {
 impl Template {
     fn context(&self, input: &RenderInput<'_>) -> Value {
         let used = &self.used;
+        let mut converter = Converter::default();
         let args: Value = input
             .arg_names
             .iter()
             .zip(input.args)
             .filter(|(name, _)| used.args.as_ref().is_none_or(|set| set.contains(**name)))
-            .map(|(name, value)| (*name, to_value(value)))
+            .map(|(name, value)| (*name, converter.value(value)))
             .collect();
         // `chain` is always present: the explorer filters read it even when the template
         // itself does not mention it.
