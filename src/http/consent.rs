@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::auth::Tenant;
 use super::channels::load_channel;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AppJson, AppQuery, DEFAULT_PAGE, MAX_PAGE};
+use super::extract::{check_cursor, check_limit, AppJson, AppQuery};
 use super::subscribers::parse_address;
 use super::AppState;
 use crate::store::ConsentRecord;
@@ -121,13 +121,10 @@ async fn export_consent(
     AppQuery(params): AppQuery<ExportParams>,
 ) -> Result<Response, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::validation(
-            "invalid_limit",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        ));
-    }
+    let limit = check_limit(params.limit)?;
+    check_cursor(params.cursor.as_deref(), |c| {
+        ulid::Ulid::from_string(c).is_ok()
+    })?;
     let ndjson = match params.format.as_deref() {
         None | Some("json") => false,
         Some("ndjson") => true,

@@ -13,6 +13,7 @@ pub mod health;
 pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
+pub mod strict_json;
 pub mod subscribers;
 pub mod subscriptions;
 pub mod tenants;
@@ -93,6 +94,8 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
                 }))
                 .timeout(timeout),
         )
+        .layer(middleware::from_fn(extract::refuse_encoded_controls))
+        .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn(track_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -8,6 +8,7 @@ mod channel_state;
 mod channels;
 mod cli;
 mod crash;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod isolation;

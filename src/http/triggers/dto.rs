@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoResponses, ToSchema};
 
 use crate::chain::{TriggerSpec, ValidationErrors};
-use crate::http::error::ErrorBody;
+use crate::http::error::{clip, ErrorBody};
 use crate::store::Trigger;
 
 /// A new trigger.
@@ -164,18 +164,28 @@ pub(super) enum TriggerErrors {
     NotFound(ErrorBody),
 }
 
-/// Every validation problem at once, as a 422.
+/// Most entries listed under `errors`; the detail says how many more there were.
+const MAX_LISTED_ERRORS: usize = 50;
+
+/// Every validation problem at once (up to [`MAX_LISTED_ERRORS`]), as a 422. Details quote
+/// input and are clipped like every error detail.
 pub(super) fn invalid(errors: ValidationErrors) -> Response {
+    let total = errors.0.len();
+    let mut detail = ValidationErrors(errors.0.iter().take(5).cloned().collect()).to_string();
+    if total > 5 {
+        detail.push_str(&format!(" (and {} more)", total - 5));
+    }
     let body = TriggerValidationBody {
         code: "invalid_trigger".into(),
-        detail: errors.to_string(),
+        detail: clip(detail),
         errors: errors
             .0
             .into_iter()
+            .take(MAX_LISTED_ERRORS)
             .map(|e| FieldErrorOut {
-                field: e.field,
+                field: clip(e.field),
                 code: e.code.into(),
-                detail: e.detail,
+                detail: clip(e.detail),
             })
             .collect(),
     };
