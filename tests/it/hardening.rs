@@ -342,3 +342,73 @@ async fn errors_from_outside_the_handlers_are_json_too() {
         assert!(reply.body["detail"].is_string(), "{code}");
     }
 }
+
+#[tokio::test]
+async fn trigger_limits_count_every_entry_and_bound_every_number() {
+    let app = app().await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "swaps").await;
+    let path = format!("/v1/channels/{ch}/triggers");
+    let field_codes = |reply: &Reply| -> Vec<(String, String)> {
+        reply.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap().to_owned();
+                (s("field"), s("code"))
+            })
+            .collect()
+    };
+    let mut body = trigger("{{ args.value }}");
+    body["address"] = Value::Null;
+    body["addresses"] = json!(vec![POOL; 101]);
+    let reply = app.post(&path, &key, body).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        field_codes(&reply),
+        vec![("addresses".into(), "too_many_addresses".into())]
+    );
+
+    let params: Vec<String> = (0..20_000).map(|i| format!("uint256 a{i}")).collect();
+    let body = json!({
+        "chain_id": CHAIN, "address": POOL, "template": "x",
+        "event": format!("Big({})", params.join(", ")),
+    });
+    let reply = app.post(&path, &key, body).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        field_codes(&reply),
+        vec![("event".into(), "event_too_large".into())]
+    );
+    assert!(reply.body.to_string().len() < 2_000);
+    // Short text, too many arguments.
+    let params: Vec<String> = (0..65).map(|i| format!("bool a{i}")).collect();
+    let mut body = trigger("x");
+    body["event"] = json!(format!("E({})", params.join(",")));
+    let reply = app.post(&path, &key, body).await;
+    assert_eq!(
+        field_codes(&reply),
+        vec![("event".into(), "event_too_large".into())]
+    );
+
+    let mut body = trigger("{{ args.value }}");
+    body["from_block"] = json!(u64::MAX);
+    let reply = app.post(&path, &key, body).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        field_codes(&reply),
+        vec![("from_block".into(), "invalid_from_block".into())]
+    );
+    // The largest accepted values are stored and read back.
+    let mut body = trigger("{{ args.value }}");
+    body["address"] = Value::Null;
+    body["addresses"] = json!(crate::helpers::addresses(9, 100));
+    body["from_block"] = json!(i64::MAX);
+    let reply = app.post(&path, &key, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let id = reply.body["id"].as_str().unwrap();
+    let back = app.get(&format!("{path}/{id}"), &key).await;
+    assert_eq!(back.body["from_block"], json!(i64::MAX));
+    assert_eq!(back.body["addresses"].as_array().unwrap().len(), 100);
+}
