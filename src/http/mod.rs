@@ -13,6 +13,7 @@ pub mod health;
 pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
+pub mod serve;
 pub mod strict_json;
 pub mod subscribers;
 pub mod subscriptions;

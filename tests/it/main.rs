@@ -7,6 +7,7 @@ mod announcements;
 mod channel_state;
 mod channels;
 mod cli;
+mod connections;
 mod crash;
 mod hardening;
 mod helpers;
