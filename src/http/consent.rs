@@ -69,6 +69,7 @@ pub struct ConsentPage {
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// Entries per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

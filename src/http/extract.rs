@@ -111,6 +111,7 @@ fn encodes_control(text: &str) -> bool {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,

@@ -106,6 +106,7 @@ pub struct DeliveryParams {
     /// Only deliveries in this status.
     pub status: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
