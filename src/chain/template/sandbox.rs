@@ -117,6 +117,8 @@ fn join(value: &Value, sep: Option<Cow<'_, str>>) -> Result<String, JinjaError> 
 
 /// Parses `source` and refuses what the module docs explain. Syntax errors are left to the
 /// real compilation, which reports them with positions.
+// `SyntaxConfig` is a unit struct only while minijinja's `custom_syntax` feature is off.
+#[allow(clippy::default_constructed_unit_structs)]
 pub(super) fn check_source(source: &str) -> Result<(), TemplateError> {
     let Ok(tree) = parse(
         source,

@@ -208,7 +208,7 @@ fn growing_filters_and_concatenations_are_capped() {
         Template::compile(&format!("{{{{ {many} }}}}")),
         Err(TemplateError::Forbidden(_))
     ));
-    let few = vec!["args.s"; 3].join(" ~ ");
+    let few = ["args.s"; 3].join(" ~ ");
     let t = Template::compile(&format!("{{{{ ({few}) | length }}}}")).unwrap();
     assert_eq!(t.render(&input(&names, &args, None)).unwrap(), "9000");
 }
