@@ -16,6 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{check_cursor, check_limit, AppJson, AppQuery};
 use super::subscribers::parse_address;
 use super::AppState;
+use crate::domain::Address;
 use crate::store::ConsentRecord;
 
 #[derive(Serialize, ToSchema)]
@@ -123,9 +124,7 @@ async fn export_consent(
 ) -> Result<Response, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
     let limit = check_limit(params.limit)?;
-    check_cursor(params.cursor.as_deref(), |c| {
-        ulid::Ulid::from_string(c).is_ok()
-    })?;
+    check_cursor(params.cursor.as_deref(), is_consent_id)?;
     let ndjson = match params.format.as_deref() {
         None | Some("json") => false,
         Some("ndjson") => true,
@@ -158,6 +157,16 @@ async fn export_consent(
         response.headers_mut().insert("x-next-cursor", cursor);
     }
     Ok(response)
+}
+
+/// Whether `id` has the shape of a consent log id: a ULID, or for batch entries a ULID and the
+/// entry's address joined by `:`.
+fn is_consent_id(id: &str) -> bool {
+    let (time, address) = match id.split_once(':') {
+        Some((time, address)) => (time, Some(address)),
+        None => (id, None),
+    };
+    ulid::Ulid::from_string(time).is_ok() && address.is_none_or(|a| Address::parse(a).is_ok())
 }
 
 /// The channel's welcome text for first chat contacts.
