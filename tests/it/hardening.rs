@@ -412,3 +412,32 @@ async fn trigger_limits_count_every_entry_and_bound_every_number() {
     assert_eq!(back.body["from_block"], json!(i64::MAX));
     assert_eq!(back.body["addresses"].as_array().unwrap().len(), 100);
 }
+
+#[tokio::test]
+async fn nested_objects_cannot_be_given_as_arrays() {
+    let app = app().await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "news").await;
+    let address = crate::helpers::addresses(3, 1);
+    let path = format!("/v1/channels/{ch}/announcements");
+    let reply = app
+        .post(&path, &key, json!({"text": "hi", "audience": [address]}))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    let reply = app
+        .post(
+            &path,
+            &key,
+            json!({"text": "hi", "audience": {"addresses": address, "x": []}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    let reply = app
+        .post(
+            &path,
+            &key,
+            json!({"text": "hi", "audience": {"addresses": address}}),
+        )
+        .await;
+    assert!(reply.status.is_success(), "{}", reply.body);
+}
