@@ -304,6 +304,7 @@ fn template_error_code(e: &TemplateError) -> &'static str {
         TemplateError::Syntax(_) => "invalid_template",
         TemplateError::Render(_) => "template_render_failed",
         TemplateError::OutputTooLong => "template_output_too_long",
+        TemplateError::TooSlow => "template_too_slow",
         TemplateError::Empty => "template_empty",
     }
 }

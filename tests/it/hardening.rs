@@ -423,7 +423,12 @@ async fn nested_objects_cannot_be_given_as_arrays() {
     let reply = app
         .post(&path, &key, json!({"text": "hi", "audience": [address]}))
         .await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
     let reply = app
         .post(
             &path,
@@ -431,7 +436,12 @@ async fn nested_objects_cannot_be_given_as_arrays() {
             json!({"text": "hi", "audience": {"addresses": address, "x": []}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
     let reply = app
         .post(
             &path,

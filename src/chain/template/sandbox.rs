@@ -14,11 +14,13 @@
 //! `MAX_CONCATENATIONS + 1` times the largest input, constant or filter output.
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use minijinja::machinery::ast::{self, CallArg, Expr, Stmt};
 use minijinja::machinery::{parse, WhitespaceConfig};
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::{Value, ValueKind};
+use minijinja::value::{Kwargs, Rest, StringInput, Value, ValueKind};
 use minijinja::{Environment, Error as JinjaError, ErrorKind, State};
 
 use super::TemplateError;
@@ -28,36 +30,134 @@ pub const MAX_CONCATENATIONS: usize = 16;
 /// Largest string (in bytes) or list (in items) the growing filters may produce.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 
-/// An environment with only bounded-size filters and tests, and no globals.
+thread_local! {
+    /// When the render running on this thread must stop; see [`with_deadline`].
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Runs `render` with a deadline `limit` from now, checked by every filter: filters are where
+/// a render spends time in proportion to its values (sorting, joining, converting), and a
+/// loop can call them as often as fuel allows. Returns whether the deadline passed.
+pub(super) fn with_deadline<T>(limit: Duration, render: impl FnOnce() -> T) -> (T, bool) {
+    DEADLINE.with(|d| d.set(Some(Instant::now() + limit)));
+    let out = render();
+    let passed = DEADLINE
+        .with(|d| d.take())
+        .is_some_and(|at| Instant::now() >= at);
+    (out, passed)
+}
+
+/// Fails once the current render's deadline has passed.
+pub(super) fn check_deadline() -> Result<(), JinjaError> {
+    match DEADLINE.with(Cell::get) {
+        Some(at) if Instant::now() >= at => Err(JinjaError::new(
+            ErrorKind::InvalidOperation,
+            "rendering took too long",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An environment with only bounded-size filters and tests, and no globals. Every filter
+/// checks the render's deadline first.
 pub(super) fn sandbox() -> Environment<'static> {
     use minijinja::{filters as f, tests as t};
+    type R = Result<Value, JinjaError>;
     let mut env = Environment::empty();
-    env.add_filter("upper", f::upper);
-    env.add_filter("lower", f::lower);
-    env.add_filter("title", f::title);
-    env.add_filter("capitalize", f::capitalize);
-    env.add_filter("trim", f::trim);
-    env.add_filter("length", f::length);
-    env.add_filter("default", f::default);
-    env.add_filter("abs", f::abs);
-    env.add_filter("round", f::round);
-    env.add_filter("int", f::int);
-    env.add_filter("float", f::float);
-    env.add_filter("first", f::first);
-    env.add_filter("last", f::last);
-    env.add_filter("join", join);
-    env.add_filter("list", |state: &State, value: Value| {
-        capped(f::list(state, value)?)
+    env.add_filter("upper", |v: StringInput<'_>| -> R {
+        check_deadline()?;
+        Ok(f::upper(v))
     });
-    env.add_filter("reverse", f::reverse);
-    env.add_filter("sort", f::sort);
-    env.add_filter("unique", f::unique);
-    env.add_filter("min", f::min);
-    env.add_filter("max", f::max);
-    env.add_filter("sum", f::sum);
-    env.add_filter("items", f::items);
-    env.add_filter("string", |state: &State, value: &Value| {
-        capped(f::string(state, value)?)
+    env.add_filter("lower", |v: StringInput<'_>| -> R {
+        check_deadline()?;
+        Ok(f::lower(v))
+    });
+    env.add_filter("title", |v: Cow<'_, str>| -> R {
+        check_deadline()?;
+        Ok(Value::from(f::title(v)))
+    });
+    env.add_filter("capitalize", |v: StringInput<'_>| -> R {
+        check_deadline()?;
+        Ok(f::capitalize(v))
+    });
+    env.add_filter(
+        "trim",
+        |v: StringInput<'_>, chars: Option<Cow<'_, str>>| -> R {
+            check_deadline()?;
+            Ok(f::trim(v, chars))
+        },
+    );
+    env.add_filter("length", |v: &Value| -> R {
+        check_deadline()?;
+        f::length(v).map(Value::from)
+    });
+    env.add_filter("default", |s: &State, v: &Value, args: Rest<Value>| -> R {
+        check_deadline()?;
+        f::default(s, v, args)
+    });
+    env.add_filter("abs", |v: Value| -> R {
+        check_deadline()?;
+        f::abs(v)
+    });
+    env.add_filter("round", |v: Value, precision: Option<i32>| -> R {
+        check_deadline()?;
+        f::round(v, precision)
+    });
+    env.add_filter("int", |s: &State, v: &Value| -> R {
+        check_deadline()?;
+        f::int(s, v)
+    });
+    env.add_filter("float", |s: &State, v: &Value| -> R {
+        check_deadline()?;
+        f::float(s, v)
+    });
+    env.add_filter("first", |v: &Value| -> R {
+        check_deadline()?;
+        f::first(v)
+    });
+    env.add_filter("last", |v: Value| -> R {
+        check_deadline()?;
+        f::last(v)
+    });
+    env.add_filter("join", |v: &Value, sep: Option<Cow<'_, str>>| -> R {
+        check_deadline()?;
+        join(v, sep).map(Value::from)
+    });
+    env.add_filter("list", |s: &State, v: Value| -> R {
+        check_deadline()?;
+        capped(f::list(s, v)?)
+    });
+    env.add_filter("reverse", |v: &Value| -> R {
+        check_deadline()?;
+        f::reverse(v)
+    });
+    env.add_filter("sort", |s: &State, v: Value, kwargs: Kwargs| -> R {
+        check_deadline()?;
+        f::sort(s, v, kwargs)
+    });
+    env.add_filter("unique", |s: &State, v: Value, kwargs: Kwargs| -> R {
+        check_deadline()?;
+        f::unique(s, v, kwargs)
+    });
+    env.add_filter("min", |s: &State, v: Value| -> R {
+        check_deadline()?;
+        f::min(s, v)
+    });
+    env.add_filter("max", |s: &State, v: Value| -> R {
+        check_deadline()?;
+        f::max(s, v)
+    });
+    env.add_filter("sum", |s: &State, v: Value| -> R {
+        check_deadline()?;
+        f::sum(s, v)
+    });
+    env.add_filter("items", |v: &Value| -> R {
+        check_deadline()?;
+        f::items(v)
+    });
+    env.add_filter("string", |s: &State, v: &Value| -> R {
+        check_deadline()?;
+        capped(f::string(s, v)?)
     });
     env.add_test("defined", t::is_defined);
     env.add_test("undefined", t::is_undefined);

@@ -239,3 +239,20 @@ fn inputs_are_cut_and_cleaned() {
     );
     assert_eq!(counts[2], filters::MAX_ARG_ITEMS);
 }
+
+#[test]
+fn renders_stop_at_the_first_filter_past_the_time_limit() {
+    let names = ["s"];
+    let args = [DynSolValue::String("abc".into())];
+    let mut t = Template::compile("{% for c in args.s %}{{ c | upper }}{% endfor %}").unwrap();
+    assert_eq!(t.render(&input(&names, &args, None)).unwrap(), "ABC");
+    // A limit already reached: the first filter call ends the render.
+    t.time_limit = std::time::Duration::ZERO;
+    assert!(matches!(
+        t.render(&input(&names, &args, None)),
+        Err(TemplateError::TooSlow)
+    ));
+    // Without filters nothing checks the clock; fuel and the value limits bound such renders.
+    let plain = Template::compile("{% for c in args.s %}{{ c }}{% endfor %}").unwrap();
+    assert_eq!(plain.render(&input(&names, &args, None)).unwrap(), "abc");
+}
