@@ -46,7 +46,7 @@ pub const MAX_SOURCE_BYTES: usize = 8192;
 /// Instruction budget per render; generous for real messages (a loop over 256 items uses a few
 /// thousand), fatal for runaway loops.
 const FUEL: u64 = 20_000;
-/// Wall-clock limit for one render, checked by every filter call (filters are where a render
+/// CPU-time limit for one render, checked by every filter call (filters are where a render
 /// spends time in proportion to its values). Real templates take microseconds.
 pub const RENDER_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(250);
 /// Wall-clock budget for validating a trigger off the async runtime (validation answers 422 past it).

@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use minijinja::machinery::ast::{self, CallArg, Expr, Stmt};
 use minijinja::machinery::{parse, WhitespaceConfig};
@@ -31,26 +31,54 @@ pub const MAX_CONCATENATIONS: usize = 16;
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 
 thread_local! {
-    /// When the render running on this thread must stop; see [`with_deadline`].
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The thread CPU time at which the render running on this thread must stop; see
+    /// [`with_deadline`].
+    static DEADLINE: Cell<Option<Duration>> = const { Cell::new(None) };
 }
 
-/// Runs `render` with a deadline `limit` from now, checked by every filter: filters are where
-/// a render spends time in proportion to its values (sorting, joining, converting), and a
-/// loop can call them as often as fuel allows. Returns whether the deadline passed.
+/// CPU time this thread has used. CPU time rather than wall-clock time: a render on a busy
+/// machine that is merely waiting for a core must not be cut short (its announcement would be
+/// lost); only work done counts.
+#[cfg(unix)]
+fn thread_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID needs nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Elsewhere, wall-clock time since the first call on this thread.
+#[cfg(not(unix))]
+fn thread_time() -> Duration {
+    thread_local! {
+        static START: std::time::Instant = std::time::Instant::now();
+    }
+    START.with(|start| start.elapsed())
+}
+
+/// Runs `render` with a deadline `limit` of CPU time from now, checked by every filter:
+/// filters are where a render spends time in proportion to its values (sorting, joining,
+/// converting), and a loop can call them as often as fuel allows. Returns whether the
+/// deadline passed.
 pub(super) fn with_deadline<T>(limit: Duration, render: impl FnOnce() -> T) -> (T, bool) {
-    DEADLINE.with(|d| d.set(Some(Instant::now() + limit)));
+    DEADLINE.with(|d| d.set(Some(thread_time() + limit)));
     let out = render();
     let passed = DEADLINE
         .with(|d| d.take())
-        .is_some_and(|at| Instant::now() >= at);
+        .is_some_and(|at| thread_time() >= at);
     (out, passed)
 }
 
 /// Fails once the current render's deadline has passed.
 pub(super) fn check_deadline() -> Result<(), JinjaError> {
     match DEADLINE.with(Cell::get) {
-        Some(at) if Instant::now() >= at => Err(JinjaError::new(
+        Some(at) if thread_time() >= at => Err(JinjaError::new(
             ErrorKind::InvalidOperation,
             "rendering took too long",
         )),
