@@ -49,10 +49,10 @@ const FUEL: u64 = 20_000;
 /// CPU-time limit for one render, checked by every filter call (filters are where a render
 /// spends time in proportion to its values). Real templates take microseconds.
 pub const RENDER_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(250);
-/// Wall-clock budget for validating a trigger off the async runtime (validation answers 422 past it).
-/// Fuel and the value limits already bound a render to well under this; the budget is the
-/// backstop that keeps a request from waiting on one.
-pub const RENDER_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+/// Wall-clock budget for validating a trigger off the async runtime (validation answers 422
+/// past it). Fuel, the value limits and [`RENDER_TIME_LIMIT`] bound the work far below this;
+/// the budget is the backstop that keeps a request from waiting on a busy blocking pool.
+pub const RENDER_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 const NAME: &str = "announcement";
 
 /// A compiled template.
