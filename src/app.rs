@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
@@ -32,6 +33,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     router: axum::Router,
+    limits: http::serve::ConnectionLimits,
     shutdown: CancellationToken,
     workers: TaskTracker,
     xmtp: Arc<crate::xmtp::Xmtp>,
@@ -76,6 +78,10 @@ impl App {
             listener,
             state,
             router,
+            limits: http::serve::ConnectionLimits {
+                header_read_timeout: Duration::from_secs(config.http.header_read_timeout_secs),
+                max_connections: config.http.max_connections,
+            },
             shutdown: CancellationToken::new(),
             workers: TaskTracker::new(),
             xmtp: xmtp.clone(),
@@ -134,16 +140,14 @@ impl App {
 
     /// Serves until the shutdown token is cancelled, then waits for workers to finish.
     pub async fn run(self) -> anyhow::Result<()> {
-        let token = self.shutdown.clone();
         tracing::info!(listen = %self.local_addr(), "herald listening");
-        // Peer addresses key the public endpoints' per-client limit (`http::rate_limit`).
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-            .context("HTTP server failed")?;
+        http::serve::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            self.shutdown.clone(),
+        )
+        .await;
         self.shutdown.cancel();
         self.workers.close();
         self.workers.wait().await;

@@ -82,6 +82,10 @@ pub struct SelfServiceConfig {
 pub struct HttpConfig {
     pub request_timeout_secs: u64,
     pub body_limit_bytes: usize,
+    /// Seconds a client has to send a request's complete headers.
+    pub header_read_timeout_secs: u64,
+    /// HTTP connections open at once.
+    pub max_connections: usize,
     pub rate_limit_per_second: u32,
 }
 
@@ -166,6 +170,16 @@ impl Config {
         if !(1..=60).contains(&self.http.request_timeout_secs) {
             return Err(ConfigError::Value(
                 "http.request_timeout_secs must be between 1 and 60",
+            ));
+        }
+        if !(1..=300).contains(&self.http.header_read_timeout_secs) {
+            return Err(ConfigError::Value(
+                "http.header_read_timeout_secs must be between 1 and 300",
+            ));
+        }
+        if self.http.max_connections == 0 {
+            return Err(ConfigError::Value(
+                "http.max_connections must be at least 1",
             ));
         }
         if self.http.body_limit_bytes < 1024 {

@@ -81,12 +81,30 @@ pub enum EventParseError {
     /// The type list cannot be resolved (bad type name, too many indexed args).
     #[error("invalid event types: {0}")]
     Types(String),
+    /// Longer than [`MAX_EVENT_BYTES`] or with more than [`MAX_EVENT_ARGS`] arguments: no real
+    /// event is, and parsing and storing one costs memory per trigger.
+    #[error("{0}")]
+    TooLarge(String),
 }
+
+/// Longest accepted event definition (signature text or serialized ABI fragment), in bytes.
+pub const MAX_EVENT_BYTES: usize = 4096;
+/// Most arguments an event may have.
+pub const MAX_EVENT_ARGS: usize = 64;
 
 impl EventDef {
     /// Parses `input`: a JSON object (ABI fragment), a JSON string holding one, or a
     /// human-readable signature such as `Transfer(address indexed from, address indexed to, uint256 value)`.
     pub fn parse(input: &serde_json::Value) -> Result<Self, EventParseError> {
+        let size = match input {
+            serde_json::Value::String(s) => s.len(),
+            other => other.to_string().len(),
+        };
+        if size > MAX_EVENT_BYTES {
+            return Err(EventParseError::TooLarge(format!(
+                "the event definition is {size} bytes; at most {MAX_EVENT_BYTES}"
+            )));
+        }
         let abi = match input {
             serde_json::Value::String(s) if s.trim_start().starts_with('{') => Self::from_fragment(
                 &serde_json::from_str(s).map_err(|e| EventParseError::Syntax(e.to_string()))?,
@@ -125,6 +143,12 @@ impl EventDef {
     pub fn from_abi(abi: Event) -> Result<Self, EventParseError> {
         if abi.anonymous {
             return Err(EventParseError::Anonymous);
+        }
+        if abi.inputs.len() > MAX_EVENT_ARGS {
+            return Err(EventParseError::TooLarge(format!(
+                "the event has {} arguments; at most {MAX_EVENT_ARGS}",
+                abi.inputs.len()
+            )));
         }
         let mut args = Vec::with_capacity(abi.inputs.len());
         for (i, input) in abi.inputs.iter().enumerate() {

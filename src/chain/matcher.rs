@@ -29,8 +29,8 @@ pub struct Candidate {
     pub text: String,
 }
 
-/// Active triggers indexed by `(contract address, topic0)`.
-#[derive(Debug, Default)]
+/// Active triggers indexed by `(contract address, topic0)`. Cloning shares the triggers.
+#[derive(Debug, Default, Clone)]
 pub struct TriggerSet {
     triggers: Vec<Arc<ActiveTrigger>>,
     index: HashMap<(Address, B256), Vec<usize>>,

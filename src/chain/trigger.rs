@@ -148,6 +148,13 @@ impl TriggerSpec {
                 ));
             }
         }
+        if self.from_block.is_some_and(|b| i64::try_from(b).is_err()) {
+            errors.push(FieldError::new(
+                "from_block",
+                "invalid_from_block",
+                format!("must be at most {}", i64::MAX),
+            ));
+        }
         let template = match Template::compile(&self.template) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -195,6 +202,16 @@ impl TriggerSpec {
     }
 
     fn parse_addresses(&self, errors: &mut Vec<FieldError>) -> Vec<Address> {
+        // Every entry counts, repeated ones included: what is stored is what was sent.
+        let given = usize::from(self.address.is_some()) + self.addresses.len();
+        if given > MAX_ADDRESSES {
+            errors.push(FieldError::new(
+                "addresses",
+                "too_many_addresses",
+                format!("{given} addresses; at most {MAX_ADDRESSES}"),
+            ));
+            return Vec::new();
+        }
         let mut out = Vec::new();
         let mut push = |field: String, text: &str| match Address::from_str(text.trim()) {
             Ok(a) if !out.contains(&a) => out.push(a),
@@ -216,12 +233,6 @@ impl TriggerSpec {
                 "address",
                 "address_required",
                 "set address or addresses",
-            ));
-        } else if out.len() > MAX_ADDRESSES {
-            errors.push(FieldError::new(
-                "addresses",
-                "too_many_addresses",
-                format!("at most {MAX_ADDRESSES} addresses"),
             ));
         }
         out
@@ -282,6 +293,7 @@ fn event_error_code(e: &EventParseError) -> &'static str {
         EventParseError::UnnamedArg(_) => "unnamed_argument",
         EventParseError::DuplicateArg(_) => "duplicate_argument",
         EventParseError::Types(_) => "invalid_event_types",
+        EventParseError::TooLarge(_) => "event_too_large",
     }
 }
 
@@ -292,6 +304,7 @@ fn template_error_code(e: &TemplateError) -> &'static str {
         TemplateError::Syntax(_) => "invalid_template",
         TemplateError::Render(_) => "template_render_failed",
         TemplateError::OutputTooLong => "template_output_too_long",
+        TemplateError::TooSlow => "template_too_slow",
         TemplateError::Empty => "template_empty",
     }
 }

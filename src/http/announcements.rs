@@ -18,10 +18,10 @@ use utoipa_axum::routes;
 
 use super::auth::Tenant;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{paginate, AppJson, AppQuery, DEFAULT_PAGE, MAX_PAGE};
+use super::extract::{check_cursor, check_limit, paginate, AppJson, AppQuery};
 use super::subscribers::{partition_addresses, MAX_BATCH};
 use super::{idempotency, AppState};
-use crate::domain::{AnnouncementId, AnnouncementText, ChannelId, Priority};
+use crate::domain::{Address, AnnouncementId, AnnouncementText, ChannelId, Priority};
 use crate::store::{
     Announcement, Audience, Counts, IdempotencyCompletion, NewAnnouncement, Page, StoredResponse,
 };
@@ -228,13 +228,8 @@ async fn list_deliveries(
             })
         })
         .transpose()?;
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::validation(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = check_limit(params.limit)?;
+    check_cursor(params.cursor.as_deref(), |c| Address::parse(c).is_ok())?;
     let page = Page {
         limit: limit + 1,
         cursor: params.cursor,

@@ -204,7 +204,7 @@ async fn list_channels(
     Tenant(tenant): Tenant,
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<axum::Json<ChannelList>, ApiError> {
-    let (page, limit) = params.probe_page()?;
+    let (page, limit) = params.probe_page(|c| ChannelId::parse(c).is_some())?;
     let channels = state.store.list_channels(&tenant, &page).await?;
     let (items, next_cursor) = paginate(channels, limit, |c| c.id.to_string());
     Ok(axum::Json(ChannelList {

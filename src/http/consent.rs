@@ -13,9 +13,10 @@ use utoipa_axum::routes;
 use super::auth::Tenant;
 use super::channels::load_channel;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AppJson, AppQuery, DEFAULT_PAGE, MAX_PAGE};
+use super::extract::{check_cursor, check_limit, AppJson, AppQuery};
 use super::subscribers::parse_address;
 use super::AppState;
+use crate::domain::Address;
 use crate::store::ConsentRecord;
 
 #[derive(Serialize, ToSchema)]
@@ -71,6 +72,7 @@ pub struct ConsentPage {
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// Entries per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -123,13 +125,8 @@ async fn export_consent(
     AppQuery(params): AppQuery<ExportParams>,
 ) -> Result<Response, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::validation(
-            "invalid_limit",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        ));
-    }
+    let limit = check_limit(params.limit)?;
+    check_cursor(params.cursor.as_deref(), is_consent_id)?;
     let ndjson = match params.format.as_deref() {
         None | Some("json") => false,
         Some("ndjson") => true,
@@ -162,6 +159,16 @@ async fn export_consent(
         response.headers_mut().insert("x-next-cursor", cursor);
     }
     Ok(response)
+}
+
+/// Whether `id` has the shape of a consent log id: a ULID, or for batch entries a ULID and the
+/// entry's address joined by `:`.
+fn is_consent_id(id: &str) -> bool {
+    let (time, address) = match id.split_once(':') {
+        Some((time, address)) => (time, Some(address)),
+        None => (id, None),
+    };
+    ulid::Ulid::from_string(time).is_ok() && address.is_none_or(|a| Address::parse(a).is_ok())
 }
 
 /// The channel's welcome text for first chat contacts.

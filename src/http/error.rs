@@ -4,7 +4,9 @@
 //! never carry internal error text: the cause is logged once here, where the error is turned
 //! into a response, and the client sees a generic message.
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -173,7 +175,7 @@ impl IntoResponse for ApiError {
         let status = self.status_code();
         let body = ErrorBody {
             code: self.code(),
-            detail: self.to_string(),
+            detail: clip(self.to_string()),
         };
         let mut response = (status, axum::Json(body)).into_response();
         match self {
@@ -195,4 +197,91 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Longest `detail` returned, in characters. Details quote input (a condition literal, an
+/// address, serde's "invalid type: string ..."), and a client sending a megabyte of digits must
+/// not get a megabyte back.
+pub const MAX_DETAIL_CHARS: usize = 300;
+
+/// `text` cut to [`MAX_DETAIL_CHARS`] characters, marked with `…` when cut.
+pub fn clip(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_DETAIL_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// Largest plain-text error body read back to quote in the JSON replacing it.
+const MAX_FOREIGN_BODY: usize = 4096;
+
+/// Middleware giving error responses written outside our handlers (axum's path and query
+/// rejections, routing, tower layers) the same `{code, detail}` JSON body as ours. A response
+/// that already is JSON passes untouched.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_FOREIGN_BODY)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    // 5xx text may be internal; only client errors quote what the rejection said.
+    let detail = match status.canonical_reason().unwrap_or("error") {
+        reason if text.is_empty() || status.is_server_error() => reason.to_owned(),
+        reason => format!("{reason}: {text}"),
+    };
+    let body = ErrorBody {
+        code: status_code_name(status).to_owned(),
+        detail: clip(detail),
+    };
+    let mut out = (status, axum::Json(body)).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// The stable `code` for an error status nobody gave a more specific one.
+pub fn status_code_name(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        422 => "unprocessable_entity",
+        429 => "rate_limited",
+        431 => "headers_too_large",
+        503 => "service_unavailable",
+        500..=599 => "internal_error",
+        _ => "client_error",
+    }
+}
+
+/// A complete `{code, detail}` response for `status`, as bytes on the wire; used where hyper
+/// answers a request it could not parse (see `serve`).
+pub fn raw_error_response(status: StatusCode, detail: &str) -> Vec<u8> {
+    let body = serde_json::json!({"code": status_code_name(status), "detail": detail}).to_string();
+    format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    )
+    .into_bytes()
 }

@@ -15,6 +15,8 @@ pub mod keys;
 pub mod openapi;
 pub mod quotas;
 pub mod rate_limit;
+pub mod serve;
+pub mod strict_json;
 pub mod subscribers;
 pub mod subscriptions;
 pub mod tenants;
@@ -100,6 +102,8 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
                 }))
                 .timeout(timeout),
         )
+        .layer(middleware::from_fn(extract::refuse_encoded_controls))
+        .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn(track_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -164,7 +164,7 @@ async fn list_subscribers(
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<axum::Json<SubscriberList>, ApiError> {
     let channel = load_channel(&state, &tenant, &id).await?;
-    let (page, limit) = params.probe_page()?;
+    let (page, limit) = params.probe_page(|c| Address::parse(c).is_ok())?;
     let subscribers = state.store.list_subscribers(&channel.id, &page).await?;
     let (items, next_cursor) = paginate(subscribers, limit, |s| s.address.to_string());
     let items = items

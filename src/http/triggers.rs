@@ -24,7 +24,8 @@ use super::auth::Tenant;
 use super::error::ApiError;
 use super::extract::{paginate, AppJson, AppQuery, ListParams};
 use super::AppState;
-use crate::chain::TriggerSpec;
+use crate::chain::template::RENDER_BUDGET;
+use crate::chain::{FieldError, TriggerSpec, ValidationErrors};
 use crate::domain::{ChannelId, TenantId, TriggerId};
 use crate::store::{NewTrigger, Trigger, TriggerPatch};
 use dto::{invalid, TriggerErrors};
@@ -53,6 +54,30 @@ impl TriggerPath {
     }
 }
 
+/// Validates `spec` on a blocking thread: compiling and rendering the template on a sample log
+/// is CPU work that must not stall the async runtime. Past [`RENDER_BUDGET`] the trigger is
+/// refused (the thread finishes on its own; fuel bounds it). `Err` is the response to send.
+async fn validated(state: &AppState, spec: TriggerSpec) -> Result<TriggerSpec, Response> {
+    let chains = state.chains.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let outcome = spec.validate(&chains).map(drop);
+        (spec, outcome)
+    });
+    match tokio::time::timeout(RENDER_BUDGET, task).await {
+        Ok(Ok((spec, Ok(())))) => Ok(spec),
+        Ok(Ok((_, Err(errors)))) => Err(invalid(errors)),
+        Ok(Err(panicked)) => Err(ApiError::Internal(Box::new(panicked)).into_response()),
+        Err(_elapsed) => Err(invalid(ValidationErrors(vec![FieldError::new(
+            "template",
+            "template_too_slow",
+            format!(
+                "rendering a sample took longer than {} s",
+                RENDER_BUDGET.as_secs()
+            ),
+        )]))),
+    }
+}
+
 /// Create a trigger on a channel.
 #[utoipa::path(
     post, path = "/v1/channels/{id}/triggers", tag = "triggers", request_body = TriggerIn,
@@ -73,10 +98,10 @@ async fn create_trigger(
     let channel = channel_id(&id)?;
     let body: TriggerIn = serde_json::from_value(raw)
         .map_err(|e| ApiError::validation("invalid_body", e.to_string()))?;
-    let spec = TriggerSpec::from(body);
-    if let Err(errors) = spec.validate(&state.chains) {
-        return Ok(invalid(errors));
-    }
+    let spec = match validated(&state, TriggerSpec::from(body)).await {
+        Ok(spec) => spec,
+        Err(refusal) => return Ok(refusal),
+    };
     let new = NewTrigger {
         id: TriggerId::generate(),
         tenant,
@@ -110,7 +135,7 @@ async fn list_triggers(
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<axum::Json<TriggerList>, ApiError> {
     let channel = channel_id(&id)?;
-    let (page, limit) = params.probe_page()?;
+    let (page, limit) = params.probe_page(|c| TriggerId::parse(c).is_some())?;
     let triggers = state
         .store
         .triggers()
@@ -184,9 +209,10 @@ async fn update_trigger(
     }
     let edited = spec != current.spec;
     if edited {
-        if let Err(errors) = spec.validate(&state.chains) {
-            return Ok(invalid(errors));
-        }
+        spec = match validated(&state, spec).await {
+            Ok(spec) => spec,
+            Err(refusal) => return Ok(refusal),
+        };
     }
     let patch = TriggerPatch {
         paused: body.paused,

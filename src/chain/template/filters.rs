@@ -6,24 +6,91 @@ use alloy::primitives::hex;
 use minijinja::value::Value;
 use minijinja::{Error as JinjaError, ErrorKind, State};
 
-/// Converts a decoded ABI value to a template value. Integers become decimal strings because
-/// 256-bit amounts do not fit template numbers; `units` turns them into token amounts.
-pub fn to_value(value: &DynSolValue) -> Value {
-    match value {
-        DynSolValue::Bool(b) => Value::from(*b),
-        DynSolValue::Int(i, _) => Value::from(i.to_string()),
-        DynSolValue::Uint(u, _) => Value::from(u.to_string()),
-        DynSolValue::Address(a) => Value::from(a.to_checksum(None)),
-        DynSolValue::FixedBytes(w, n) => Value::from(hex::encode_prefixed(&w[..*n])),
-        DynSolValue::Function(f) => Value::from(hex::encode_prefixed(f.as_slice())),
-        DynSolValue::Bytes(b) => Value::from(hex::encode_prefixed(b)),
-        DynSolValue::String(s) => Value::from(s.as_str()),
-        DynSolValue::Array(items) | DynSolValue::FixedArray(items) | DynSolValue::Tuple(items) => {
-            Value::from(items.iter().map(to_value).collect::<Vec<_>>())
+/// Longest string a template sees for one value, in bytes: longer strings (and hex of longer
+/// byte arrays) are cut, since no announcement can be longer anyway.
+pub const MAX_ARG_BYTES: usize = super::MAX_OUTPUT_BYTES;
+/// Most items of one array a template sees; later items are dropped.
+pub const MAX_ARG_ITEMS: usize = 256;
+/// Bytes of strings all of one log's values may add up to; past it, strings are cut to `…`.
+pub const MAX_CONTEXT_BYTES: usize = 16 * 1024;
+
+/// Converts one log's decoded ABI values to template values within the limits above, which keep
+/// the template's inputs (and so, with the sandbox's rules, all its values) small whatever a
+/// contract emits.
+pub struct Converter {
+    budget: usize,
+}
+
+impl Default for Converter {
+    fn default() -> Self {
+        Self {
+            budget: MAX_CONTEXT_BYTES,
         }
-        #[allow(unreachable_patterns)]
-        _ => Value::from(()),
     }
+}
+
+impl Converter {
+    /// Converts a decoded ABI value to a template value. Integers become decimal strings
+    /// because 256-bit amounts do not fit template numbers; `units` turns them into token
+    /// amounts. Control characters in strings (a NUL cannot be stored) become U+FFFD.
+    pub fn value(&mut self, value: &DynSolValue) -> Value {
+        match value {
+            DynSolValue::Bool(b) => Value::from(*b),
+            DynSolValue::Int(i, _) => self.text(i.to_string()),
+            DynSolValue::Uint(u, _) => self.text(u.to_string()),
+            DynSolValue::Address(a) => self.text(a.to_checksum(None)),
+            DynSolValue::FixedBytes(w, n) => self.text(hex::encode_prefixed(&w[..*n])),
+            DynSolValue::Function(f) => self.text(hex::encode_prefixed(f.as_slice())),
+            DynSolValue::Bytes(b) => {
+                // Only the part that can be shown is encoded.
+                let shown = &b[..b.len().min(MAX_ARG_BYTES / 2)];
+                self.text(hex::encode_prefixed(shown))
+            }
+            DynSolValue::String(s) => self.text(
+                s.chars()
+                    .map(|c| {
+                        if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+                            '\u{FFFD}'
+                        } else {
+                            c
+                        }
+                    })
+                    .collect(),
+            ),
+            DynSolValue::Array(items)
+            | DynSolValue::FixedArray(items)
+            | DynSolValue::Tuple(items) => Value::from(
+                items
+                    .iter()
+                    .take(MAX_ARG_ITEMS)
+                    .map(|v| self.value(v))
+                    .collect::<Vec<_>>(),
+            ),
+            #[allow(unreachable_patterns)]
+            _ => Value::from(()),
+        }
+    }
+
+    /// `text` cut to [`MAX_ARG_BYTES`] and to what is left of the budget.
+    fn text(&mut self, mut text: String) -> Value {
+        let room = MAX_ARG_BYTES.min(self.budget);
+        if text.len() > room {
+            let mut cut = room.saturating_sub('…'.len_utf8());
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        self.budget = self.budget.saturating_sub(text.len());
+        Value::from(text)
+    }
+}
+
+/// Converts one value on its own (tests, sample rendering): [`Converter::value`] with a fresh
+/// budget.
+pub fn to_value(value: &DynSolValue) -> Value {
+    Converter::default().value(value)
 }
 
 /// `{{ args.amount | units(18) }}`: exact decimal scaling of an integer (string or number),

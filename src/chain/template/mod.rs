@@ -2,11 +2,15 @@
 //!
 //! Templates come from API users, so rendering must be bounded in time, output and memory:
 //! - no loader (nothing can be included), no globals (`range`, `namespace`), and only filters
-//!   whose output is about as large as their input (no `replace`, `indent`, `format`...);
-//! - statements limited to `if`/`for` and no `*` operator: without `set`, macros or string
-//!   repetition, no intermediate value can grow beyond the template's size times its inputs,
-//!   so a template like `{% set s = s ~ s %}` (repeated) cannot exhaust memory;
-//! - a fuel limit (loops cannot run away) and a byte cap on output enforced by the writer;
+//!   whose output is about as large as their input (no `replace`, `indent`, `format`...); the
+//!   few that can grow (`join`, `list`, `string`) refuse results over 16 KiB;
+//! - the parsed template is vetted (`sandbox.rs`): statements limited to `if`/`for`, no calls,
+//!   no `*`/`**`, at most 16 concatenations, and a loop may not iterate over a concatenated
+//!   value, so no value can be fed back to double again (`{% for s in [s ~ s] %}` nested 28
+//!   deep would be 2 GiB);
+//! - the inputs are bounded too: strings cut at 4 KiB, arrays at 256 items, 16 KiB per log;
+//! - a fuel limit (loops cannot run away), a 250 ms time limit checked by every filter call,
+//!   and a byte cap on output enforced by the writer; callers render off the async runtime;
 //! - strict undefined handling: a typo like `args.amout0` fails validation instead of
 //!   rendering empty.
 //!
@@ -32,21 +36,30 @@ use minijinja::value::Value;
 use minijinja::{Environment, Error as JinjaError, UndefinedBehavior};
 
 pub use filters::to_value;
-use filters::{explorer_address, explorer_tx, short, units};
-use sandbox::{check_source, sandbox};
+use filters::{explorer_address, explorer_tx, short, units, Converter};
+use sandbox::{check_deadline, check_source, sandbox, with_deadline};
 
 /// Longest announcement text a template may produce, in bytes.
 pub const MAX_OUTPUT_BYTES: usize = 4096;
 /// Longest template source accepted.
 pub const MAX_SOURCE_BYTES: usize = 8192;
-/// Instruction budget per render; generous for real messages, fatal for runaway loops.
-const FUEL: u64 = 50_000;
+/// Instruction budget per render; generous for real messages (a loop over 256 items uses a few
+/// thousand), fatal for runaway loops.
+const FUEL: u64 = 20_000;
+/// CPU-time limit for one render, checked by every filter call (filters are where a render
+/// spends time in proportion to its values). Real templates take microseconds.
+pub const RENDER_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// Wall-clock budget for validating a trigger off the async runtime (validation answers 422
+/// past it). Fuel, the value limits and [`RENDER_TIME_LIMIT`] bound the work far below this;
+/// the budget is the backstop that keeps a request from waiting on a busy blocking pool.
+pub const RENDER_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 const NAME: &str = "announcement";
 
 /// A compiled template.
 pub struct Template {
     env: Environment<'static>,
     used: Used,
+    time_limit: std::time::Duration,
 }
 
 /// Which parts of the context a template reads, worked out once at compile time so rendering
@@ -106,6 +119,9 @@ pub enum TemplateError {
     /// Runtime error (unknown variable, bad filter argument, fuel exhausted).
     #[error("template rendering: {0}")]
     Render(#[source] JinjaError),
+    /// The render passed [`RENDER_TIME_LIMIT`] (checked by every filter).
+    #[error("rendering took longer than {} ms", RENDER_TIME_LIMIT.as_millis())]
+    TooSlow,
     /// Output exceeded [`MAX_OUTPUT_BYTES`].
     #[error("rendered text is longer than {MAX_OUTPUT_BYTES} bytes")]
     OutputTooLong,
@@ -140,10 +156,22 @@ impl Template {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
         env.set_recursion_limit(32);
-        env.add_filter("units", units);
-        env.add_filter("short", short);
-        env.add_filter("explorer_tx", explorer_tx);
-        env.add_filter("explorer_address", explorer_address);
+        env.add_filter("units", |value: Value, decimals: u32| {
+            check_deadline()?;
+            units(value, decimals)
+        });
+        env.add_filter("short", |value: Value| {
+            check_deadline().map(|()| short(value))
+        });
+        env.add_filter("explorer_tx", |state: &minijinja::State, value: Value| {
+            check_deadline().map(|()| explorer_tx(state, value))
+        });
+        env.add_filter(
+            "explorer_address",
+            |state: &minijinja::State, value: Value| {
+                check_deadline().map(|()| explorer_address(state, value))
+            },
+        );
         env.add_template_owned(NAME, source.to_owned())
             .map_err(TemplateError::Syntax)?;
         let vars = env
@@ -151,7 +179,11 @@ impl Template {
             .map_err(TemplateError::Syntax)?
             .undeclared_variables(true);
         let used = Used::of(&vars);
-        Ok(Self { env, used })
+        Ok(Self {
+            env,
+            used,
+            time_limit: RENDER_TIME_LIMIT,
+        })
     }
 
     /// Renders the announcement text for one log.
@@ -161,9 +193,15 @@ impl Template {
             buf: Vec::with_capacity(256),
             overflow: false,
         };
-        let result = tmpl.render_captured_to(self.context(input), &mut out);
+        let context = self.context(input);
+        let (result, late) = with_deadline(self.time_limit, || {
+            tmpl.render_captured_to(context, &mut out)
+        });
         if out.overflow {
             return Err(TemplateError::OutputTooLong);
+        }
+        if late && result.is_err() {
+            return Err(TemplateError::TooSlow);
         }
         result.map_err(TemplateError::Render)?;
         let text = String::from_utf8(out.buf).map_err(|_| TemplateError::Empty)?;
@@ -177,12 +215,13 @@ impl Template {
 impl Template {
     fn context(&self, input: &RenderInput<'_>) -> Value {
         let used = &self.used;
+        let mut converter = Converter::default();
         let args: Value = input
             .arg_names
             .iter()
             .zip(input.args)
             .filter(|(name, _)| used.args.as_ref().is_none_or(|set| set.contains(**name)))
-            .map(|(name, value)| (*name, to_value(value)))
+            .map(|(name, value)| (*name, converter.value(value)))
             .collect();
         // `chain` is always present: the explorer filters read it even when the template
         // itself does not mention it.

@@ -1,37 +1,192 @@
-//! The template sandbox: an environment with only bounded-size filters and tests, and a source
-//! check that refuses statements and operators which could bind or repeat values.
+//! The template sandbox: an environment with only bounded-size filters and tests, and a check
+//! of the parsed template that refuses every construct through which a value could grow
+//! without bound.
+//!
+//! Why these rules bound memory: a value can only get larger than the inputs through string or
+//! list concatenation (`~`, `+`, list literals of variables), repetition (`*`, `**`), or a
+//! filter whose output outgrows its input. Repetition is refused; concatenations are limited to
+//! [`MAX_CONCATENATIONS`] per template; the growing filters (`join`, `list`, `string`) refuse
+//! outputs over [`MAX_VALUE_BYTES`]. What remains dangerous is *feeding a grown value back in*:
+//! `{% for s in [s ~ s] %}` nested 28 deep doubles a string 28 times (2 GiB) with one
+//! concatenation. Values can only be fed back through names, and the only binding statement
+//! left is `for`; so a loop must iterate over something that contains no concatenation, and
+//! recursive loops (`loop(...)`) and all calls are refused. Every value is then at most about
+//! `MAX_CONCATENATIONS + 1` times the largest input, constant or filter output.
 
-use minijinja::Environment;
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::time::Duration;
+
+use minijinja::machinery::ast::{self, CallArg, Expr, Stmt};
+use minijinja::machinery::{parse, WhitespaceConfig};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{Kwargs, Rest, StringInput, Value, ValueKind};
+use minijinja::{Environment, Error as JinjaError, ErrorKind, State};
 
 use super::TemplateError;
 
-/// An environment with only bounded-size filters and tests, and no globals.
+/// Most `~`, `+` and non-constant list or map items one template may contain.
+pub const MAX_CONCATENATIONS: usize = 16;
+/// Largest string (in bytes) or list (in items) the growing filters may produce.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    /// The thread CPU time at which the render running on this thread must stop; see
+    /// [`with_deadline`].
+    static DEADLINE: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// CPU time this thread has used. CPU time rather than wall-clock time: a render on a busy
+/// machine that is merely waiting for a core must not be cut short (its announcement would be
+/// lost); only work done counts.
+#[cfg(unix)]
+fn thread_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID needs nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Elsewhere, wall-clock time since the first call on this thread.
+#[cfg(not(unix))]
+fn thread_time() -> Duration {
+    thread_local! {
+        static START: std::time::Instant = std::time::Instant::now();
+    }
+    START.with(|start| start.elapsed())
+}
+
+/// Runs `render` with a deadline `limit` of CPU time from now, checked by every filter:
+/// filters are where a render spends time in proportion to its values (sorting, joining,
+/// converting), and a loop can call them as often as fuel allows. Returns whether the
+/// deadline passed.
+pub(super) fn with_deadline<T>(limit: Duration, render: impl FnOnce() -> T) -> (T, bool) {
+    DEADLINE.with(|d| d.set(Some(thread_time() + limit)));
+    let out = render();
+    let passed = DEADLINE
+        .with(|d| d.take())
+        .is_some_and(|at| thread_time() >= at);
+    (out, passed)
+}
+
+/// Fails once the current render's deadline has passed.
+pub(super) fn check_deadline() -> Result<(), JinjaError> {
+    match DEADLINE.with(Cell::get) {
+        Some(at) if thread_time() >= at => Err(JinjaError::new(
+            ErrorKind::InvalidOperation,
+            "rendering took too long",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An environment with only bounded-size filters and tests, and no globals. Every filter
+/// checks the render's deadline first.
 pub(super) fn sandbox() -> Environment<'static> {
     use minijinja::{filters as f, tests as t};
+    type R = Result<Value, JinjaError>;
     let mut env = Environment::empty();
-    env.add_filter("upper", f::upper);
-    env.add_filter("lower", f::lower);
-    env.add_filter("title", f::title);
-    env.add_filter("capitalize", f::capitalize);
-    env.add_filter("trim", f::trim);
-    env.add_filter("length", f::length);
-    env.add_filter("default", f::default);
-    env.add_filter("abs", f::abs);
-    env.add_filter("round", f::round);
-    env.add_filter("int", f::int);
-    env.add_filter("float", f::float);
-    env.add_filter("first", f::first);
-    env.add_filter("last", f::last);
-    env.add_filter("join", f::join);
-    env.add_filter("list", f::list);
-    env.add_filter("reverse", f::reverse);
-    env.add_filter("sort", f::sort);
-    env.add_filter("unique", f::unique);
-    env.add_filter("min", f::min);
-    env.add_filter("max", f::max);
-    env.add_filter("sum", f::sum);
-    env.add_filter("items", f::items);
-    env.add_filter("string", f::string);
+    env.add_filter("upper", |v: StringInput<'_>| -> R {
+        check_deadline()?;
+        Ok(f::upper(v))
+    });
+    env.add_filter("lower", |v: StringInput<'_>| -> R {
+        check_deadline()?;
+        Ok(f::lower(v))
+    });
+    env.add_filter("title", |v: Cow<'_, str>| -> R {
+        check_deadline()?;
+        Ok(Value::from(f::title(v)))
+    });
+    env.add_filter("capitalize", |v: StringInput<'_>| -> R {
+        check_deadline()?;
+        Ok(f::capitalize(v))
+    });
+    env.add_filter(
+        "trim",
+        |v: StringInput<'_>, chars: Option<Cow<'_, str>>| -> R {
+            check_deadline()?;
+            Ok(f::trim(v, chars))
+        },
+    );
+    env.add_filter("length", |v: &Value| -> R {
+        check_deadline()?;
+        f::length(v).map(Value::from)
+    });
+    env.add_filter("default", |s: &State, v: &Value, args: Rest<Value>| -> R {
+        check_deadline()?;
+        f::default(s, v, args)
+    });
+    env.add_filter("abs", |v: Value| -> R {
+        check_deadline()?;
+        f::abs(v)
+    });
+    env.add_filter("round", |v: Value, precision: Option<i32>| -> R {
+        check_deadline()?;
+        f::round(v, precision)
+    });
+    env.add_filter("int", |s: &State, v: &Value| -> R {
+        check_deadline()?;
+        f::int(s, v)
+    });
+    env.add_filter("float", |s: &State, v: &Value| -> R {
+        check_deadline()?;
+        f::float(s, v)
+    });
+    env.add_filter("first", |v: &Value| -> R {
+        check_deadline()?;
+        f::first(v)
+    });
+    env.add_filter("last", |v: Value| -> R {
+        check_deadline()?;
+        f::last(v)
+    });
+    env.add_filter("join", |v: &Value, sep: Option<Cow<'_, str>>| -> R {
+        check_deadline()?;
+        join(v, sep).map(Value::from)
+    });
+    env.add_filter("list", |s: &State, v: Value| -> R {
+        check_deadline()?;
+        capped(f::list(s, v)?)
+    });
+    env.add_filter("reverse", |v: &Value| -> R {
+        check_deadline()?;
+        f::reverse(v)
+    });
+    env.add_filter("sort", |s: &State, v: Value, kwargs: Kwargs| -> R {
+        check_deadline()?;
+        f::sort(s, v, kwargs)
+    });
+    env.add_filter("unique", |s: &State, v: Value, kwargs: Kwargs| -> R {
+        check_deadline()?;
+        f::unique(s, v, kwargs)
+    });
+    env.add_filter("min", |s: &State, v: Value| -> R {
+        check_deadline()?;
+        f::min(s, v)
+    });
+    env.add_filter("max", |s: &State, v: Value| -> R {
+        check_deadline()?;
+        f::max(s, v)
+    });
+    env.add_filter("sum", |s: &State, v: Value| -> R {
+        check_deadline()?;
+        f::sum(s, v)
+    });
+    env.add_filter("items", |v: &Value| -> R {
+        check_deadline()?;
+        f::items(v)
+    });
+    env.add_filter("string", |s: &State, v: &Value| -> R {
+        check_deadline()?;
+        capped(f::string(s, v)?)
+    });
     env.add_test("defined", t::is_defined);
     env.add_test("undefined", t::is_undefined);
     env.add_test("none", t::is_none);
@@ -47,87 +202,243 @@ pub(super) fn sandbox() -> Environment<'static> {
     env
 }
 
-/// Statements a template may use; everything else could bind or repeat values.
-const ALLOWED_STATEMENTS: &[&str] = &["if", "elif", "else", "endif", "for", "endfor"];
-
-/// Rejects statements outside [`ALLOWED_STATEMENTS`] and the `*` operator inside `{{ }}` and
-/// `{% %}` blocks (string literals and plain text are not checked).
-pub(super) fn check_source(source: &str) -> Result<(), TemplateError> {
-    let mut rest = source;
-    while let Some(start) = rest.find('{') {
-        let after = &rest[start + 1..];
-        let (close, is_statement) = match after.as_bytes().first() {
-            Some(b'{') => ("}}", false),
-            Some(b'%') => ("%}", true),
-            Some(b'#') => {
-                // Comments render nothing; skip to their end.
-                rest = after.find("#}").map_or("", |end| &after[end + 2..]);
-                continue;
-            }
-            _ => {
-                rest = after;
-                continue;
-            }
-        };
-        let code = &after[1..];
-        let end = code_end(code, close).unwrap_or(code.len());
-        let block = &code[..end];
-        if is_statement {
-            let keyword: String = block
-                .trim_start_matches(['-', '+', '~'])
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !ALLOWED_STATEMENTS.contains(&keyword.as_str()) {
-                return Err(TemplateError::Forbidden(format!("{{% {keyword} %}}")));
-            }
-        }
-        if outside_strings(block).any(|c| c == '*') {
-            return Err(TemplateError::Forbidden("the `*` operator".to_owned()));
-        }
-        rest = code.get(end + close.len()..).unwrap_or("");
+/// `value` unless it is a string or sequence over [`MAX_VALUE_BYTES`].
+fn capped(value: Value) -> Result<Value, JinjaError> {
+    let size = match value.kind() {
+        ValueKind::String => value.as_str().map_or(0, str::len),
+        ValueKind::Seq => value.len().unwrap_or(0),
+        _ => 0,
+    };
+    if size > MAX_VALUE_BYTES {
+        return Err(too_large());
     }
-    Ok(())
+    Ok(value)
 }
 
-/// Index of `close` in `code`, ignoring occurrences inside string literals.
-fn code_end(code: &str, close: &str) -> Option<usize> {
-    classify(code)
-        .find(|&(i, _, literal)| !literal && code[i..].starts_with(close))
-        .map(|(i, _, _)| i)
+fn too_large() -> JinjaError {
+    JinjaError::new(
+        ErrorKind::InvalidOperation,
+        format!("value larger than {MAX_VALUE_BYTES} bytes"),
+    )
 }
 
-/// The characters of `code` that are not inside string literals.
-fn outside_strings(code: &str) -> impl Iterator<Item = char> + '_ {
-    classify(code)
-        .filter(|&(_, _, literal)| !literal)
-        .map(|(_, c, _)| c)
+/// `join` that stops as soon as its output would pass [`MAX_VALUE_BYTES`], instead of first
+/// building it (a separator as long as the input, joined over every character, is quadratic).
+fn join(value: &Value, sep: Option<Cow<'_, str>>) -> Result<String, JinjaError> {
+    let sep = sep.as_deref().unwrap_or("");
+    let items = value.try_iter()?;
+    let mut out = String::new();
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        match item.as_str() {
+            Some(s) => out.push_str(s),
+            None => out.push_str(&item.to_string()),
+        }
+        if out.len() > MAX_VALUE_BYTES {
+            return Err(too_large());
+        }
+    }
+    Ok(out)
 }
 
-/// Each character of `code` with its byte index and whether it belongs to a string literal
-/// (its quotes included), honouring backslash escapes inside literals.
-fn classify(code: &str) -> impl Iterator<Item = (usize, char, bool)> + '_ {
-    let mut quote = None;
-    let mut escaped = false;
-    code.char_indices().map(move |(i, c)| {
-        let literal = match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
+/// Parses `source` and refuses what the module docs explain. Syntax errors are left to the
+/// real compilation, which reports them with positions.
+// `SyntaxConfig` is a unit struct only while minijinja's `custom_syntax` feature is off.
+#[allow(clippy::default_constructed_unit_structs)]
+pub(super) fn check_source(source: &str) -> Result<(), TemplateError> {
+    let Ok(tree) = parse(
+        source,
+        super::NAME,
+        SyntaxConfig::default(),
+        WhitespaceConfig::default(),
+    ) else {
+        return Ok(());
+    };
+    let mut vet = Vet { concatenations: 0 };
+    vet.stmt(&tree)
+}
+
+/// Walks the tree, counting concatenations.
+struct Vet {
+    concatenations: usize,
+}
+
+fn forbidden(what: &str) -> TemplateError {
+    TemplateError::Forbidden(what.to_owned())
+}
+
+impl Vet {
+    fn stmt(&mut self, stmt: &Stmt<'_>) -> Result<(), TemplateError> {
+        match stmt {
+            Stmt::Template(t) => self.stmts(&t.children),
+            Stmt::EmitRaw(_) => Ok(()),
+            Stmt::EmitExpr(e) => self.expr(&e.expr),
+            Stmt::IfCond(c) => {
+                self.expr(&c.expr)?;
+                self.stmts(&c.true_body)?;
+                self.stmts(&c.false_body)
+            }
+            Stmt::ForLoop(l) => {
+                if l.recursive {
+                    return Err(forbidden("a recursive loop"));
                 }
-                true
+                if grows(&l.iter) {
+                    return Err(forbidden(
+                        "a loop over a concatenated value (loop over a variable such as `args.items`, filters allowed)",
+                    ));
+                }
+                self.expr(&l.target)?;
+                self.expr(&l.iter)?;
+                if let Some(filter) = &l.filter_expr {
+                    self.expr(filter)?;
+                }
+                self.stmts(&l.body)?;
+                self.stmts(&l.else_body)
             }
-            None if c == '\'' || c == '"' => {
-                quote = Some(c);
-                true
+            Stmt::Set(_) | Stmt::SetBlock(_) => Err(forbidden("{% set %}")),
+            Stmt::WithBlock(_) => Err(forbidden("{% with %}")),
+            Stmt::FilterBlock(_) => Err(forbidden("{% filter %}")),
+            Stmt::AutoEscape(_) => Err(forbidden("{% autoescape %}")),
+            _ => Err(forbidden(
+                "a statement other than if and for (macros, includes, calls)",
+            )),
+        }
+    }
+
+    fn stmts(&mut self, stmts: &[Stmt<'_>]) -> Result<(), TemplateError> {
+        stmts.iter().try_for_each(|s| self.stmt(s))
+    }
+
+    fn expr(&mut self, expr: &Expr<'_>) -> Result<(), TemplateError> {
+        match expr {
+            Expr::Var(_) | Expr::Const(_) => Ok(()),
+            Expr::Slice(s) => {
+                self.expr(&s.expr)?;
+                for part in [&s.start, &s.stop, &s.step].into_iter().flatten() {
+                    self.expr(part)?;
+                }
+                Ok(())
             }
-            None => false,
-        };
-        (i, c, literal)
-    })
+            Expr::UnaryOp(u) => self.expr(&u.expr),
+            Expr::BinOp(b) => {
+                match b.op {
+                    ast::BinOpKind::Mul | ast::BinOpKind::Pow => {
+                        return Err(forbidden("the `*` and `**` operators"))
+                    }
+                    ast::BinOpKind::Concat | ast::BinOpKind::Add => self.concatenation()?,
+                    _ => {}
+                }
+                self.expr(&b.left)?;
+                self.expr(&b.right)
+            }
+            Expr::Compare(c) => {
+                self.expr(&c.expr)?;
+                c.ops.iter().try_for_each(|op| self.expr(&op.expr))
+            }
+            Expr::IfExpr(i) => {
+                self.expr(&i.test_expr)?;
+                self.expr(&i.true_expr)?;
+                i.false_expr.as_ref().map_or(Ok(()), |e| self.expr(e))
+            }
+            Expr::Filter(f) => {
+                if let Some(inner) = &f.expr {
+                    self.expr(inner)?;
+                }
+                self.args(&f.args)
+            }
+            Expr::Test(t) => {
+                self.expr(&t.expr)?;
+                self.args(&t.args)
+            }
+            Expr::GetAttr(g) => self.expr(&g.expr),
+            Expr::GetItem(g) => {
+                self.expr(&g.expr)?;
+                self.expr(&g.subscript_expr)
+            }
+            Expr::Call(_) => Err(forbidden("function and method calls")),
+            Expr::List(l) => self.items(&l.items),
+            Expr::Map(m) => {
+                self.items(&m.keys)?;
+                self.items(&m.values)
+            }
+        }
+    }
+
+    /// List or map literal items: constants are free, anything else counts as a concatenation.
+    fn items(&mut self, items: &[Expr<'_>]) -> Result<(), TemplateError> {
+        for item in items {
+            if !matches!(item, Expr::Const(_)) {
+                self.concatenation()?;
+                self.expr(item)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn args(&mut self, args: &[CallArg<'_>]) -> Result<(), TemplateError> {
+        args.iter().try_for_each(|arg| match arg {
+            CallArg::Pos(e) | CallArg::Kwarg(_, e) => self.expr(e),
+            CallArg::PosSplat(_) | CallArg::KwargSplat(_) => {
+                Err(forbidden("`*args` and `**kwargs` in filter arguments"))
+            }
+        })
+    }
+
+    fn concatenation(&mut self) -> Result<(), TemplateError> {
+        self.concatenations += 1;
+        if self.concatenations > MAX_CONCATENATIONS {
+            return Err(TemplateError::Forbidden(format!(
+                "more than {MAX_CONCATENATIONS} concatenations (`~`, `+`, variables in list literals)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `expr` contains a concatenation: `~`, `+`, `*`, `**`, or a list or map literal
+/// with a non-constant item.
+fn grows(expr: &Expr<'_>) -> bool {
+    let any = |exprs: &[&Expr<'_>]| exprs.iter().any(|e| grows(e));
+    let arg = |a: &CallArg<'_>| match a {
+        CallArg::Pos(e) | CallArg::Kwarg(_, e) | CallArg::PosSplat(e) | CallArg::KwargSplat(e) => {
+            grows(e)
+        }
+    };
+    match expr {
+        Expr::Var(_) | Expr::Const(_) => false,
+        Expr::Slice(s) => {
+            grows(&s.expr)
+                || [&s.start, &s.stop, &s.step]
+                    .into_iter()
+                    .flatten()
+                    .any(grows)
+        }
+        Expr::UnaryOp(u) => grows(&u.expr),
+        Expr::BinOp(b) => {
+            matches!(
+                b.op,
+                ast::BinOpKind::Concat
+                    | ast::BinOpKind::Add
+                    | ast::BinOpKind::Mul
+                    | ast::BinOpKind::Pow
+            ) || any(&[&b.left, &b.right])
+        }
+        Expr::Compare(c) => grows(&c.expr) || c.ops.iter().any(|op| grows(&op.expr)),
+        Expr::IfExpr(i) => {
+            grows(&i.test_expr) || grows(&i.true_expr) || i.false_expr.as_ref().is_some_and(grows)
+        }
+        Expr::Filter(f) => f.expr.as_ref().is_some_and(grows) || f.args.iter().any(arg),
+        Expr::Test(t) => grows(&t.expr) || t.args.iter().any(arg),
+        Expr::GetAttr(g) => grows(&g.expr),
+        Expr::GetItem(g) => grows(&g.expr) || grows(&g.subscript_expr),
+        Expr::Call(_) => true,
+        Expr::List(l) => l.items.iter().any(|e| !matches!(e, Expr::Const(_))),
+        Expr::Map(m) => m
+            .keys
+            .iter()
+            .chain(&m.values)
+            .any(|e| !matches!(e, Expr::Const(_))),
+    }
 }

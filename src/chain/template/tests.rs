@@ -68,13 +68,22 @@ fn unknown_variables_and_runaway_output_fail() {
         typo.render(&input(&names, &args, None)),
         Err(TemplateError::Render(_))
     ));
-    // `range` is not available; a loop over an argument still hits the output cap.
-    assert!(
-        Template::compile("{% for i in range(10000) %}x{% endfor %}")
-            .unwrap()
-            .render(&input(&names, &args, None))
-            .is_err()
-    );
+    // `range` is a call, and calls are refused.
+    assert!(matches!(
+        Template::compile("{% for i in range(10000) %}x{% endfor %}"),
+        Err(TemplateError::Forbidden(_))
+    ));
+    // Loops nest freely over inputs, but fuel and the output cap stop them.
+    let list: Vec<_> = (0..200u32)
+        .map(|i| DynSolValue::Uint(U256::from(i), 256))
+        .collect();
+    let names = ["xs"];
+    let args = [DynSolValue::Array(list)];
+    let nested = Template::compile(
+        "{% for a in args.xs %}{% for b in args.xs %}{% for c in args.xs %}{{ c }}{% endfor %}{% endfor %}{% endfor %}",
+    )
+    .unwrap();
+    assert!(nested.render(&input(&names, &args, None)).is_err());
     assert!(Template::compile("{{ unclosed").is_err());
 }
 
@@ -105,17 +114,22 @@ fn constructs_that_could_exhaust_memory_are_rejected() {
     for source in [
         "{% set s = 'x' %}{{ s }}",
         "{%- set s = 'x' -%}",
-        "{% macro m() %}x{% endmacro %}",
         "{% with a = 1 %}{% endwith %}",
         "{% filter upper %}x{% endfilter %}",
-        "{% include 'x' %}",
         "{{ 'x' * 1000 }}",
         "{% if args.a * 2 %}{% endif %}",
+        "{{ 2 ** 100 }}",
+        "{{ loop.cycle('a') }}",
+        "{% for x in args.l recursive %}{{ loop(x) }}{% endfor %}",
     ] {
         assert!(
             matches!(Template::compile(source), Err(TemplateError::Forbidden(_))),
             "{source}"
         );
+    }
+    // Statements this build of the engine does not even parse.
+    for source in ["{% macro m() %}x{% endmacro %}", "{% include 'x' %}"] {
+        assert!(Template::compile(source).is_err(), "{source}");
     }
     // Stars and statement-like text in literals, comments and plain text are fine.
     let t =
@@ -136,4 +150,109 @@ fn constructs_that_could_exhaust_memory_are_rejected() {
         let result = Template::compile(source).and_then(|t| t.render(&input(&names, &args, None)));
         assert!(result.is_err(), "{source}");
     }
+}
+
+/// The attacker's template: nested loops that rebind a string to itself doubled, `depth` deep
+/// (depth 28 asked for 2 GiB and killed the process).
+fn doubling_bomb(depth: usize, doubling: &str) -> String {
+    let mut source = String::from("{% for s in ['ab'] %}");
+    for _ in 0..depth {
+        source.push_str(&format!("{{% for s in [{doubling}] %}}"));
+    }
+    source.push_str("{{ s | length }}");
+    for _ in 0..=depth {
+        source.push_str("{% endfor %}");
+    }
+    source
+}
+
+#[test]
+fn doubling_bombs_are_refused_before_rendering() {
+    for depth in [1, 20, 26, 28] {
+        for doubling in ["s ~ s", "s + s", "[s, s] | join", "(s ~ s) | upper"] {
+            let source = doubling_bomb(depth, doubling);
+            assert!(
+                matches!(Template::compile(&source), Err(TemplateError::Forbidden(_))),
+                "{depth} {doubling}"
+            );
+        }
+    }
+    // Rebinding without growth stays allowed.
+    let t = Template::compile(
+        "{% for s in args.words %}{% for s in s | list %}{{ s }}{% endfor %}{% endfor %}",
+    )
+    .unwrap();
+    let names = ["words"];
+    let args = [DynSolValue::Array(vec![
+        DynSolValue::String("ab".into()),
+        DynSolValue::String("c".into()),
+    ])];
+    assert_eq!(t.render(&input(&names, &args, None)).unwrap(), "abc");
+}
+
+#[test]
+fn growing_filters_and_concatenations_are_capped() {
+    let names = ["s"];
+    let args = [DynSolValue::String("x".repeat(3000))];
+    // Joining 3,000 characters with a 3,000-character separator would be 9 MB.
+    let t = Template::compile("{{ args.s | join(args.s) | length }}").unwrap();
+    assert!(matches!(
+        t.render(&input(&names, &args, None)),
+        Err(TemplateError::Render(_))
+    ));
+    // `list` and `string` alternate to grow five-fold per round; the cap stops the second.
+    let t = Template::compile("{{ args.s | list | string | list | string | length }}").unwrap();
+    assert!(t.render(&input(&names, &args, None)).is_err());
+    let many = vec!["args.s"; sandbox::MAX_CONCATENATIONS + 2].join(" ~ ");
+    assert!(matches!(
+        Template::compile(&format!("{{{{ {many} }}}}")),
+        Err(TemplateError::Forbidden(_))
+    ));
+    let few = ["args.s"; 3].join(" ~ ");
+    let t = Template::compile(&format!("{{{{ ({few}) | length }}}}")).unwrap();
+    assert_eq!(t.render(&input(&names, &args, None)).unwrap(), "9000");
+}
+
+#[test]
+fn inputs_are_cut_and_cleaned() {
+    let names = ["s", "b", "l"];
+    let args = [
+        DynSolValue::String(format!("a\0b{}", "y".repeat(10_000))),
+        DynSolValue::Bytes(vec![0xab; 10_000]),
+        DynSolValue::Array(vec![DynSolValue::Bool(true); 1000]),
+    ];
+    let t = Template::compile(
+        "{{ args.s[:3] }} {{ args.s | length }} {{ args.b | length }} {{ args.l | length }}",
+    )
+    .unwrap();
+    let text = t.render(&input(&names, &args, None)).unwrap();
+    let (head, counts) = text.split_once(' ').unwrap();
+    assert_eq!(head, "a\u{FFFD}b");
+    let counts: Vec<usize> = counts.split(' ').map(|n| n.parse().unwrap()).collect();
+    assert!(
+        counts[0] <= MAX_OUTPUT_BYTES && counts[0] > 4000,
+        "{counts:?}"
+    );
+    assert!(
+        counts[1] <= MAX_OUTPUT_BYTES && counts[1] > 4000,
+        "{counts:?}"
+    );
+    assert_eq!(counts[2], filters::MAX_ARG_ITEMS);
+}
+
+#[test]
+fn renders_stop_at_the_first_filter_past_the_time_limit() {
+    let names = ["s"];
+    let args = [DynSolValue::String("abc".into())];
+    let mut t = Template::compile("{% for c in args.s %}{{ c | upper }}{% endfor %}").unwrap();
+    assert_eq!(t.render(&input(&names, &args, None)).unwrap(), "ABC");
+    // A limit already reached: the first filter call ends the render.
+    t.time_limit = std::time::Duration::ZERO;
+    assert!(matches!(
+        t.render(&input(&names, &args, None)),
+        Err(TemplateError::TooSlow)
+    ));
+    // Without filters nothing checks the clock; fuel and the value limits bound such renders.
+    let plain = Template::compile("{% for c in args.s %}{{ c }}{% endfor %}").unwrap();
+    assert_eq!(plain.render(&input(&names, &args, None)).unwrap(), "abc");
 }

@@ -38,7 +38,7 @@ impl Watcher {
         };
         let headers = self.headers(cursor, from, to, latest).await?;
         let hot: HashMap<u64, B256> = headers.iter().map(|b| (b.number, b.hash)).collect();
-        let candidates = self.match_logs(&self.triggers, &logs, &hot)?;
+        let (logs, candidates) = self.match_logs(&self.triggers, logs, hot).await?;
         let events = self.to_events(&self.triggers, candidates, latest).await?;
         let matched = events.len();
         let last = *headers.last().unwrap_or(&cursor);
@@ -109,7 +109,7 @@ impl Watcher {
             .range(from..=to)
             .map(|(n, b)| (*n, b.hash))
             .collect();
-        let candidates = self.match_logs(&set, &logs, &known)?;
+        let (logs, candidates) = self.match_logs(&set, logs, known).await?;
         let events = self.to_events(&set, candidates, latest).await?;
         let matched = events.len();
         let batch = ChainBatch {
@@ -168,44 +168,28 @@ impl Watcher {
         }
     }
 
-    /// Checks each log against the canonical hashes we know and runs the matcher.
-    fn match_logs(
+    /// Checks each log against the canonical hashes we know and runs the matcher on a
+    /// blocking thread: decoding and rendering templates is CPU work (bounded per log by the
+    /// template sandbox) that must not hold up the async runtime. Hands `logs` back.
+    async fn match_logs(
         &self,
         set: &TriggerSet,
-        logs: &[Log],
-        canonical: &HashMap<u64, B256>,
-    ) -> Result<Vec<Candidate>, WatcherError> {
-        let mut candidates = Vec::new();
-        for log in logs {
-            let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) = (
-                log.block_number,
-                log.block_hash,
-                log.transaction_hash,
-                log.log_index,
-            ) else {
-                return Err(WatcherError::Inconsistent(
-                    "log without block/tx/index (pending log?)".into(),
-                ));
-            };
-            if log.removed
-                || canonical
-                    .get(&block_number)
-                    .is_some_and(|h| *h != block_hash)
-            {
-                return Err(WatcherError::Inconsistent(format!(
-                    "log of block {block_number} is not on the canonical chain"
-                )));
-            }
-            let meta = LogMeta {
-                address: log.inner.address,
-                tx_hash,
-                block_number,
-                block_hash,
-                log_index,
-            };
-            set.match_log(&log.inner.data, &meta, &self.chain, &mut candidates);
+        logs: Vec<Log>,
+        canonical: HashMap<u64, B256>,
+    ) -> Result<(Vec<Log>, Vec<Candidate>), WatcherError> {
+        let set = set.clone();
+        let chain = self.chain.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let matched = match_logs(&set, &logs, &canonical, &chain);
+            (logs, matched)
+        });
+        match task.await {
+            Ok((logs, matched)) => Ok((logs, matched?)),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(WatcherError::Inconsistent(format!(
+                "matching cancelled: {e}"
+            ))),
         }
-        Ok(candidates)
     }
 
     /// Headers for the part of `[from, to]` inside the reorg window (and always `to`), checked
@@ -362,6 +346,46 @@ fn suggested_span(message: &str) -> Option<u64> {
     let parse = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok();
     let (a, b) = (parse(a)?, parse(b)?);
     (b >= a).then(|| b - a + 1)
+}
+
+/// [`Watcher::match_logs`]'s work.
+fn match_logs(
+    set: &TriggerSet,
+    logs: &[Log],
+    canonical: &HashMap<u64, B256>,
+    chain: &crate::chain::ChainConfig,
+) -> Result<Vec<Candidate>, WatcherError> {
+    let mut candidates = Vec::new();
+    for log in logs {
+        let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) = (
+            log.block_number,
+            log.block_hash,
+            log.transaction_hash,
+            log.log_index,
+        ) else {
+            return Err(WatcherError::Inconsistent(
+                "log without block/tx/index (pending log?)".into(),
+            ));
+        };
+        if log.removed
+            || canonical
+                .get(&block_number)
+                .is_some_and(|h| *h != block_hash)
+        {
+            return Err(WatcherError::Inconsistent(format!(
+                "log of block {block_number} is not on the canonical chain"
+            )));
+        }
+        let meta = LogMeta {
+            address: log.inner.address,
+            tx_hash,
+            block_number,
+            block_hash,
+            log_index,
+        };
+        set.match_log(&log.inner.data, &meta, chain, &mut candidates);
+    }
+    Ok(candidates)
 }
 
 #[cfg(test)]

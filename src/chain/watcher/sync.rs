@@ -56,6 +56,7 @@ impl Watcher {
     pub(super) async fn refresh_triggers(&mut self) -> Result<(), WatcherError> {
         let records = self.store.active_triggers(self.chain.chain_id).await?;
         let mut next = HashMap::with_capacity(records.len());
+        let mut changed = Vec::new();
         self.scanned.clear();
         for record in records {
             let scanned = record
@@ -70,7 +71,23 @@ impl Watcher {
                 next.insert(record.id.clone(), existing.clone());
                 continue;
             }
-            match record.spec.validate(std::slice::from_ref(&self.chain)) {
+            changed.push(record);
+        }
+        // Validation renders each template on a sample log: CPU work, kept off the runtime.
+        let chain = self.chain.clone();
+        let validated = tokio::task::spawn_blocking(move || {
+            changed
+                .into_iter()
+                .map(|record| {
+                    let outcome = record.spec.validate(std::slice::from_ref(&chain));
+                    (record, outcome)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        for (record, outcome) in validated {
+            match outcome {
                 Ok(compiled) => {
                     let active = ActiveTrigger {
                         from_block: record.spec.from_block,
@@ -82,7 +99,8 @@ impl Watcher {
                     next.insert(record.id, Arc::new(active));
                 }
                 // Stored triggers were validated on creation; failing now means the chain
-                // config changed under them. Skip the trigger rather than stall the chain.
+                // config changed under them, or the trigger predates a stricter rule (such
+                // as the template sandbox's). Skip it rather than stall the chain.
                 Err(err) => {
                     tracing::warn!(chain.id = self.chain.chain_id, trigger.id = %record.id, "trigger no longer valid, skipped: {err}")
                 }

@@ -38,10 +38,29 @@ pub enum AudienceKeyword {
     All,
 }
 
+// Read through a map so that only an object is accepted: serde's derived structs also take an
+// array, filling fields by position (`[["0x…"]]`). `deny_unknown_fields` is for the schema; the
+// map conversion enforces it.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    try_from = "std::collections::BTreeMap<String, Vec<String>>",
+    deny_unknown_fields
+)]
 pub struct AddressList {
     pub addresses: Vec<String>,
+}
+
+impl TryFrom<std::collections::BTreeMap<String, Vec<String>>> for AddressList {
+    type Error = &'static str;
+
+    fn try_from(
+        mut map: std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<Self, Self::Error> {
+        match (map.remove("addresses"), map.is_empty()) {
+            (Some(addresses), true) => Ok(Self { addresses }),
+            _ => Err(r#"expected {"addresses": [...]} and no other field"#),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
@@ -106,6 +125,7 @@ pub struct DeliveryParams {
     /// Only deliveries in this status.
     pub status: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoResponses, ToSchema};
 
 use crate::chain::{TriggerSpec, ValidationErrors};
-use crate::http::error::ErrorBody;
+use crate::http::error::{clip, ErrorBody};
 use crate::store::Trigger;
 
 /// A new trigger.
@@ -24,8 +24,9 @@ pub struct TriggerIn {
     /// Several contract addresses (at most 100).
     #[serde(default)]
     pub addresses: Vec<String>,
-    /// Human-readable event signature, or an ABI JSON fragment of the event.
-    #[schema(value_type = Object, example = "Swap(address indexed sender, address indexed recipient, int256 amount0, int256 amount1, uint160 sqrtPriceX96, uint128 liquidity, int24 tick)")]
+    /// Human-readable event signature, or an ABI JSON fragment of the event (as an object or
+    /// a string); at most 4 KiB and 64 arguments.
+    #[schema(schema_with = event_schema, example = "Swap(address indexed sender, address indexed recipient, int256 amount0, int256 amount1, uint160 sqrtPriceX96, uint128 liquidity, int24 tick)")]
     pub event: serde_json::Value,
     /// Optional JSON condition over the decoded arguments: `{"arg","op","value"}` with
     /// `== != > >= < <= in`, combined with `all`, `any`, `not`.
@@ -85,7 +86,8 @@ pub struct TriggerOut {
     pub chain_id: u64,
     /// Watched contract addresses, as submitted.
     pub addresses: Vec<String>,
-    #[schema(value_type = Object)]
+    /// The event as submitted: a signature string or an ABI fragment object.
+    #[schema(schema_with = event_schema)]
     pub event: serde_json::Value,
     #[schema(value_type = Option<Object>)]
     pub condition: Option<serde_json::Value>,
@@ -142,13 +144,30 @@ pub struct FieldErrorOut {
     pub detail: String,
 }
 
-/// 422 body for an invalid trigger: the usual `code`/`detail` plus every problem found.
+/// 422 body for an invalid trigger: the usual `code`/`detail` plus, when the trigger itself
+/// was checked (`invalid_trigger`), every problem found. A body refused before that
+/// (`invalid_body`, `duplicate_key`, `control_character`) has no `errors`.
 #[derive(Serialize, ToSchema)]
 pub struct TriggerValidationBody {
     #[schema(example = "invalid_trigger")]
     pub code: String,
     pub detail: String,
+    #[serde(default)]
     pub errors: Vec<FieldErrorOut>,
+}
+
+/// An event is a signature string or an ABI fragment object.
+fn event_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .description(Some(
+                "A human-readable event signature, or an ABI JSON fragment of the event (an object, or a string holding one); at most 4 KiB and 64 arguments.",
+            ))
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(ObjectBuilder::new().schema_type(Type::Object))
+            .build(),
+    )
 }
 
 /// What every trigger route may answer besides success (the same on all five routes).
@@ -164,18 +183,28 @@ pub(super) enum TriggerErrors {
     NotFound(ErrorBody),
 }
 
-/// Every validation problem at once, as a 422.
+/// Most entries listed under `errors`; the detail says how many more there were.
+const MAX_LISTED_ERRORS: usize = 50;
+
+/// Every validation problem at once (up to [`MAX_LISTED_ERRORS`]), as a 422. Details quote
+/// input and are clipped like every error detail.
 pub(super) fn invalid(errors: ValidationErrors) -> Response {
+    let total = errors.0.len();
+    let mut detail = ValidationErrors(errors.0.iter().take(5).cloned().collect()).to_string();
+    if total > 5 {
+        detail.push_str(&format!(" (and {} more)", total - 5));
+    }
     let body = TriggerValidationBody {
         code: "invalid_trigger".into(),
-        detail: errors.to_string(),
+        detail: clip(detail),
         errors: errors
             .0
             .into_iter()
+            .take(MAX_LISTED_ERRORS)
             .map(|e| FieldErrorOut {
-                field: e.field,
+                field: clip(e.field),
                 code: e.code.into(),
-                detail: e.detail,
+                detail: clip(e.detail),
             })
             .collect(),
     };
