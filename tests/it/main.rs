@@ -7,6 +7,7 @@ mod announcements;
 mod budget;
 mod channel_state;
 mod channels;
+mod chat_limits;
 mod cli;
 mod crash;
 mod d14n;
