@@ -22,6 +22,7 @@ mod pacing;
 mod pipeline;
 mod progress;
 mod quotas;
+mod rotation;
 mod sdk;
 mod secrets;
 mod selfservice;
