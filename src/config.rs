@@ -26,6 +26,10 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     pub data_dir: PathBuf,
     pub master_key: Option<SecretString>,
+    /// The master key being rotated away: values sealed under it still open (see
+    /// `herald keys rotate-master`).
+    #[serde(default)]
+    pub master_key_previous: Option<SecretString>,
     pub admin_token: Option<SecretString>,
     pub db_max_connections: u32,
     pub http: HttpConfig,
@@ -220,6 +224,9 @@ impl Config {
         }
         if empty(&self.master_key) {
             self.master_key = None;
+        }
+        if empty(&self.master_key_previous) {
+            self.master_key_previous = None;
         }
         self
     }

@@ -43,8 +43,15 @@ pub enum CryptoError {
 }
 
 /// The key-encryption key. `Debug` never prints the bytes.
+///
+/// During a master-key rotation it also holds the previous key ([`MasterKey::with_previous`]):
+/// it seals under the current key and opens values sealed under either, so a server keeps
+/// working while `herald keys rotate-master` re-seals what the old key sealed.
 #[derive(Clone)]
-pub struct MasterKey([u8; 32]);
+pub struct MasterKey {
+    key: [u8; 32],
+    previous: Option<[u8; 32]>,
+}
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -64,26 +71,44 @@ impl MasterKey {
         };
         let bytes = bytes.ok_or(CryptoError::BadMasterKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::BadMasterKey)?;
-        Ok(Self(key))
+        Ok(Self::from_bytes(key))
+    }
+
+    fn from_bytes(key: [u8; 32]) -> Self {
+        Self {
+            key,
+            previous: None,
+        }
+    }
+
+    /// This key, also opening values sealed under `previous` (the key being rotated away).
+    pub fn with_previous(mut self, previous: &MasterKey) -> Self {
+        self.previous = Some(previous.key);
+        self
+    }
+
+    /// Whether `sealed` opens under the current key alone (not the previous one).
+    pub fn opens_with_current(&self, sealed: &[u8], context: &str) -> bool {
+        open_with(&self.key, sealed, context).is_ok()
     }
 
     /// Generates a fresh random key.
     pub fn generate() -> Self {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
-        Self(key)
+        Self::from_bytes(key)
     }
 
     /// Hex encoding, used only to write a generated key to its file.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        hex::encode(self.key)
     }
 
     /// A 32-byte key for one purpose, derived from the master key (HMAC-SHA256 over `label`),
     /// so a derived key can be handed to code that must not hold the master key itself.
     pub fn derive(&self, label: &str) -> [u8; 32] {
         use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.key)
             .expect("HMAC takes any key length");
         mac.update(label.as_bytes());
         mac.finalize().into_bytes().into()
@@ -91,7 +116,7 @@ impl MasterKey {
 
     /// Seals `plaintext`, binding it to `context` (the owning row's id). Output: nonce ‖ ciphertext.
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Vec<u8> {
-        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let cipher = XChaCha20Poly1305::new((&self.key).into());
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = cipher
@@ -109,23 +134,31 @@ impl MasterKey {
         out
     }
 
-    /// Opens a blob produced by [`MasterKey::seal`] with the same `context`.
+    /// Opens a blob produced by [`MasterKey::seal`] with the same `context`, under the current
+    /// key or else the previous one.
     pub fn open(&self, sealed: &[u8], context: &str) -> Result<Vec<u8>, CryptoError> {
-        if sealed.len() < NONCE_LEN {
-            return Err(CryptoError::OpenFailed);
+        match (open_with(&self.key, sealed, context), &self.previous) {
+            (Err(_), Some(previous)) => open_with(previous, sealed, context),
+            (result, _) => result,
         }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let cipher = XChaCha20Poly1305::new((&self.0).into());
-        cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: context.as_bytes(),
-                },
-            )
-            .map_err(|_| CryptoError::OpenFailed)
     }
+}
+
+fn open_with(key: &[u8; 32], sealed: &[u8], context: &str) -> Result<Vec<u8>, CryptoError> {
+    if sealed.len() < NONCE_LEN {
+        return Err(CryptoError::OpenFailed);
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let cipher = XChaCha20Poly1305::new(key.into());
+    cipher
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: body,
+                aad: context.as_bytes(),
+            },
+        )
+        .map_err(|_| CryptoError::OpenFailed)
 }
 
 /// Generates a bearer token: `prefix` + [`TOKEN_BODY_LEN`] base62 characters.
@@ -193,6 +226,19 @@ mod tests {
         assert!(kek.open(&sealed, "ch_2").is_err());
         assert!(MasterKey::generate().open(&sealed, "ch_1").is_err());
         assert!(!format!("{kek:?}").contains(&kek.to_hex()));
+    }
+
+    #[test]
+    fn a_rotating_key_seals_under_the_new_key_and_opens_both() {
+        let (old, new) = (MasterKey::generate(), MasterKey::generate());
+        let by_old = old.seal(b"secret", "ch_1");
+        let ring = new.clone().with_previous(&old);
+        assert_eq!(ring.open(&by_old, "ch_1").unwrap(), b"secret");
+        assert!(!ring.opens_with_current(&by_old, "ch_1"));
+        assert!(ring.open(&by_old, "ch_2").is_err(), "context still bound");
+        let by_ring = ring.seal(b"secret", "ch_1");
+        assert_eq!(new.open(&by_ring, "ch_1").unwrap(), b"secret");
+        assert!(old.open(&by_ring, "ch_1").is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod inbound;
+pub mod rotate;
 pub mod store;
 pub mod telemetry;
 pub mod workers;

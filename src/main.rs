@@ -1,13 +1,14 @@
 //! The `herald` command line: `serve`, `migrate`, `tenant create NAME`, `tenant key
 //! create|revoke`, `inbox`, `openapi`, `devnode`, `doctor`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use herald::app::App;
+use herald::app::{self, App};
 use herald::config::Config;
+use herald::crypto::MasterKey;
 use herald::http::{keys, openapi, tenants};
 use herald::{store, telemetry};
 
@@ -62,6 +63,27 @@ enum Command {
         /// URL. Default: the configured `xmtp.network`.
         #[arg(long)]
         network: Option<String>,
+    },
+    /// Manage the master key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-seal every secret (channel wallet keys, XMTP client state) under a new master key,
+    /// in batches, while servers keep running with the new key as `master_key` and the old
+    /// one as `master_key_previous`. Resumable: run it again after an interruption. The old
+    /// key is the configured one (`master_key`, or `master_key_previous`).
+    RotateMaster {
+        /// File holding the new master key (64 hex characters or base64).
+        #[arg(long)]
+        new_key_file: PathBuf,
+        /// Values re-sealed per batch.
+        #[arg(long, default_value_t = herald::rotate::DEFAULT_BATCH)]
+        batch: u32,
     },
 }
 
@@ -138,6 +160,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("database is up to date");
             Ok(())
         }
+        Command::Keys {
+            command:
+                KeysCommand::RotateMaster {
+                    new_key_file,
+                    batch,
+                },
+        } => rotate_master(&config, &new_key_file, batch).await,
         Command::Tenant {
             command: TenantCommand::Create { name },
         } => {
@@ -247,4 +276,29 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
+}
+
+async fn rotate_master(config: &Config, new_key_file: &Path, batch: u32) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(new_key_file)
+        .with_context(|| format!("reading {}", new_key_file.display()))?;
+    let new =
+        MasterKey::parse(&text).with_context(|| format!("parsing {}", new_key_file.display()))?;
+    if config.master_key.is_none() && !config.data_dir.join(app::MASTER_KEY_FILE).exists() {
+        anyhow::bail!(
+            "no master key configured and no key file in the data folder: nothing to rotate from"
+        );
+    }
+    let old = app::resolve_master_key(config)?;
+    let store = store::connect(config)
+        .await
+        .context("opening the database")?;
+    let run = herald::rotate::rotate_master(store.as_ref(), &old, &new, batch, None)
+        .await
+        .context("re-sealing (run again to resume: finished values are skipped)")?;
+    eprintln!(
+        "re-sealed {} secrets under the new master key ({} already were); every secret now opens \
+         with the new key alone: make it `master_key` everywhere and remove `master_key_previous`",
+        run.resealed, run.already
+    );
+    Ok(())
 }

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use xmtp_client::{Client, ClientError, InboxState, ReceivedMessage};
 
 use super::handler::{chat_evidence, handle_incoming, Incoming};
+use super::limit::ChatLimiter;
 use crate::domain::{Address, ChannelId};
 use crate::store::{Store, StoreError};
 
@@ -54,27 +55,31 @@ pub struct InboundOutcome {
     pub joined: usize,
     /// Messages handled (each answered).
     pub handled: usize,
+    /// Commands dropped unanswered because their sender was over its limit.
+    pub limited: usize,
 }
 
-/// Runs one pass for `channel` with its XMTP `client`, reading every known peer's DMs.
-/// `welcome_default` is used when the channel has no welcome text of its own.
+/// Runs one pass for `channel` with its XMTP `client`, reading every known peer's DMs, with no
+/// per-sender limit. `welcome_default` is used when the channel has no welcome text of its own.
 pub async fn run_once(
     store: &dyn Store,
     channel: &ChannelId,
     client: &Client,
     welcome_default: &str,
 ) -> Result<InboundOutcome, InboundError> {
-    run_pass(store, channel, client, welcome_default, None).await
+    let unlimited = ChatLimiter::unlimited();
+    run_pass(store, channel, client, welcome_default, None, &unlimited).await
 }
 
 /// [`run_once`] reading only the DMs of `only` (when given) and of peers that sent a new
-/// welcome: what a stream-triggered pass needs.
+/// welcome (what a stream-triggered pass needs), each sender's commands under `limits`.
 pub async fn run_pass(
     store: &dyn Store,
     channel: &ChannelId,
     client: &Client,
     welcome_default: &str,
     only: Option<&[String]>,
+    limits: &ChatLimiter,
 ) -> Result<InboundOutcome, InboundError> {
     let mut outcome = InboundOutcome::default();
     let mut peers: BTreeMap<String, (Address, bool)> = store
@@ -125,6 +130,11 @@ pub async fn run_pass(
             // so messages claimed by an older version are not handled again.
             let message_id = format!("{inbox}:{}", message.node_id);
             if !store.claim_inbound_message(channel, &message_id).await? {
+                continue;
+            }
+            // Claimed first, so a dropped command is not handled by a later pass either.
+            if !limits.allow(channel.as_str(), &inbox) {
+                outcome.limited += 1;
                 continue;
             }
             let evidence = chat_evidence(message.id.as_ref(), &inbox, &address, message.node_id);

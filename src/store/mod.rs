@@ -17,6 +17,7 @@ mod idempotency_sql;
 mod inbound_sql;
 pub mod pipeline;
 mod postgres;
+mod sealed;
 mod selfservice;
 mod selfservice_sql;
 mod sqlite;
@@ -37,6 +38,7 @@ pub use access::{AccessStore, ApiKey, KeyOwner, KeyRevoke, NewApiKey};
 pub use chain::{ChainLease, LeaseLost, NewTrigger, Trigger, TriggerPatch, TriggerStore};
 pub use pipeline::PipelineStore;
 pub use postgres::PgStore;
+pub use sealed::{Sealed, SealedAt, SealedStore};
 pub use selfservice::*;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -70,7 +72,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything herald persists. Methods taking a `tenant` only ever see that tenant's rows.
 #[async_trait]
-pub trait Store: SelfServiceStore + AccessStore + Send + Sync + 'static {
+pub trait Store: SelfServiceStore + AccessStore + SealedStore + Send + Sync + 'static {
     /// Triggers, chain watcher leases and the chain engine's store (see [`TriggerStore`]).
     fn triggers(&self) -> &dyn TriggerStore;
     /// The delivery pipeline's side of the same database.

@@ -66,6 +66,10 @@ pub struct XmtpConfig {
     pub inbound: bool,
     /// Seconds between fallback reads of a channel's inbox (streams usually trigger sooner).
     pub inbound_poll_secs: u64,
+    /// Chat commands per minute one sender inbox may send one channel; 0 turns the limit off.
+    pub inbound_commands_per_minute: u32,
+    /// Chat commands one sender may send a channel at once.
+    pub inbound_command_burst: u32,
     /// DM groups a process keeps decoded in memory (drains and kept clients together).
     pub resident_groups: usize,
 }

@@ -17,6 +17,11 @@ use crate::crypto::MasterKey;
 use crate::store::pipeline::SenderLease;
 use crate::store::Store as HeraldStore;
 
+/// The associated data a state value is sealed with: its channel and key.
+pub fn state_context(channel: &str, key: &[u8]) -> String {
+    format!("{channel}/{}", hex::encode(key))
+}
+
 /// Why a state write was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -69,7 +74,7 @@ impl ChannelState {
     }
 
     fn context(&self, key: &[u8]) -> String {
-        format!("{}/{}", self.channel, hex::encode(key))
+        state_context(self.channel.as_str(), key)
     }
 
     fn open(&self, key: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StoreError> {

@@ -1,4 +1,4 @@
-//! The `herald` binary: `tenant create`, `migrate`, `openapi`.
+//! The `herald` binary: `tenant create`, `migrate`, `openapi`, `keys rotate-master`.
 
 use std::process::Command;
 
@@ -120,4 +120,40 @@ async fn tenant_key_create_and_revoke_rotate_a_key() {
         !again.status.success(),
         "a revoked key cannot be revoked again"
     );
+}
+
+#[tokio::test]
+async fn keys_rotate_master_reseals_every_wallet_under_the_new_key() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "alerts").await;
+    let new = herald::crypto::MasterKey::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new.key");
+    std::fs::write(&file, new.to_hex()).unwrap();
+    let output = herald(&app)
+        .args(["keys", "rotate-master", "--new-key-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("re-sealed"), "{stderr}");
+    assert!(!stderr.contains(&new.to_hex()) && !stderr.contains(&app.kek.to_hex()));
+    let id = herald::domain::ChannelId::from_trusted(ch.clone());
+    let sealed = app.store.channel_wallet_sealed(&id).await.unwrap().unwrap();
+    assert!(new.opens_with_current(&sealed, &ch));
+    assert!(
+        app.kek.open(&sealed, &ch).is_err(),
+        "no longer under the old key"
+    );
+
+    // A wrong new-key file is refused before anything is touched.
+    std::fs::write(&file, "not a key").unwrap();
+    let bad = herald(&app)
+        .args(["keys", "rotate-master", "--new-key-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
 }

@@ -104,6 +104,12 @@ impl TestApp {
     /// released) and starts a new one on the same database, data folder and configuration.
     /// The HTTP address and an embedded node's port change.
     pub async fn restart(&mut self) {
+        self.restart_with(|_| {}).await;
+    }
+
+    /// [`TestApp::restart`] after letting the test change the configuration.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
+        adjust(&mut self.config);
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;

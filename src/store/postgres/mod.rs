@@ -9,6 +9,7 @@ use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::access_sql::impl_access;
+use super::sealed::impl_sealed;
 use super::store_sql::impl_store;
 use super::*;
 
@@ -64,3 +65,4 @@ fn text_array(addresses: &[Address]) -> Vec<&str> {
 
 impl_store!(PgStore);
 impl_access!(PgStore);
+impl_sealed!(PgStore);

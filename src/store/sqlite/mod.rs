@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 };
 
 use super::access_sql::impl_access;
+use super::sealed::impl_sealed;
 use super::store_sql::impl_store;
 use super::*;
 
@@ -143,3 +144,4 @@ fn json_list(addresses: &[Address]) -> String {
 
 impl_store!(SqliteStore);
 impl_access!(SqliteStore);
+impl_sealed!(SqliteStore);

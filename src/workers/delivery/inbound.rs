@@ -35,7 +35,8 @@ impl Worker {
         let (channel, welcome) = (&lease.channel, &self.welcome);
         let t0 = std::time::Instant::now();
         let peers = only.as_ref().map(Vec::len);
-        let done = run_pass(store, channel, client, welcome, only.as_deref()).await?;
+        let limits = &*self.chat_limits;
+        let done = run_pass(store, channel, client, welcome, only.as_deref(), limits).await?;
         let t_pass = t0.elapsed();
         self.record_groups(lease, client).await?;
         tracing::debug!(target: "herald::timing", ?peers, ?t_pass, total = ?t0.elapsed(), "inbound pass");
@@ -44,6 +45,9 @@ impl Worker {
             .finish_inbound_check(&lease.channel, started, started + every)
             .await?;
         metrics::counter!("herald_inbound_messages_total").increment(done.handled as u64);
+        if done.limited > 0 {
+            tracing::info!(channel.id = %lease.channel, limited = done.limited, "chat commands over their sender's limit dropped");
+        }
         if done.handled > 0 {
             tracing::debug!(channel.id = %lease.channel, handled = done.handled, joined = done.joined, "chat commands answered");
         }

@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::crypto::MasterKey;
+use crate::inbound::ChatLimiter;
 use crate::store::pipeline::SenderLease;
 use crate::store::{InboundPlan, Store};
 use crate::workers::Outcome;
@@ -81,6 +82,8 @@ pub struct Worker {
     welcome: Arc<str>,
     /// Inbound passes put off for new deliveries (shared by this process's workers).
     deferrals: Arc<Deferrals>,
+    /// Per-sender limits on chat commands (shared by this process's workers).
+    chat_limits: Arc<ChatLimiter>,
 }
 
 /// Builds `n` workers sharing the deployment's XMTP write budget.
@@ -101,6 +104,10 @@ pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> V
     });
     let process = ulid::Ulid::new().to_string();
     let deferrals = Arc::new(Deferrals::default());
+    let chat_limits = Arc::new(ChatLimiter::new(
+        c.inbound_commands_per_minute,
+        c.inbound_command_burst,
+    ));
     let clients = Arc::new(ClientCache::new(
         KEPT_CLIENTS_PER_WORKER * c.workers,
         c.resident_groups,
@@ -116,6 +123,7 @@ pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> V
             // `spawn` sets the configured text; the command list is a sane stand-in.
             welcome: Arc::from(crate::inbound::handler::HELP_TEXT),
             deferrals: deferrals.clone(),
+            chat_limits: chat_limits.clone(),
         })
         .collect()
 }

@@ -1,0 +1,117 @@
+//! Every value sealed under the master key, read in batches and re-sealed one by one: what
+//! `herald keys rotate-master` needs. Sealed values live in two places: each channel's wallet
+//! key (`channels.wallet_key_sealed`, bound to the channel id, deleted channels included) and
+//! the XMTP client state (`channel_state.value`, bound to channel and key).
+//!
+//! [`SealedStore`] is a supertrait of [`Store`](super::Store); its SQL is portable and written
+//! once here ([`impl_sealed`]), expanded into each backend.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+
+/// One sealed value and where it lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SealedAt {
+    /// A channel's wallet key; the channel id is its context.
+    Wallet { channel: String },
+    /// A value of a channel's XMTP client state.
+    State { channel: String, key: Vec<u8> },
+}
+
+/// A sealed value as read, for a compare-and-set re-seal.
+pub struct Sealed {
+    pub at: SealedAt,
+    pub value: Vec<u8>,
+}
+
+#[async_trait]
+pub trait SealedStore: Send + Sync {
+    /// Up to `limit` channel wallet keys with an id after `after` (all channels, by id).
+    async fn sealed_wallets(&self, after: &str, limit: u32) -> StoreResult<Vec<Sealed>>;
+    /// Up to `limit` client state values after (`channel`, `key`), in that order.
+    async fn sealed_states(&self, after: (&str, &[u8]), limit: u32) -> StoreResult<Vec<Sealed>>;
+    /// Replaces the value at `at` with `new` if it is still `old` (a worker may have written it
+    /// since it was read). Returns whether it was replaced.
+    async fn reseal(&self, at: &SealedAt, old: &[u8], new: &[u8]) -> StoreResult<bool>;
+}
+
+/// Expands to `impl SealedStore for $store` using `self.pool`. The caller must
+/// `use crate::store::*`.
+macro_rules! impl_sealed {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::SealedStore for $store {
+            async fn sealed_wallets(&self, after: &str, limit: u32) -> StoreResult<Vec<Sealed>> {
+                let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+                    "SELECT id, wallet_key_sealed FROM channels WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(channel, value)| Sealed {
+                        at: SealedAt::Wallet { channel },
+                        value,
+                    })
+                    .collect())
+            }
+
+            async fn sealed_states(
+                &self,
+                after: (&str, &[u8]),
+                limit: u32,
+            ) -> StoreResult<Vec<Sealed>> {
+                let rows: Vec<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                    "SELECT channel_id, key, value FROM channel_state \
+                     WHERE channel_id > $1 OR (channel_id = $1 AND key > $2) \
+                     ORDER BY channel_id, key LIMIT $3",
+                )
+                .bind(after.0)
+                .bind(after.1)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(channel, key, value)| Sealed {
+                        at: SealedAt::State { channel, key },
+                        value,
+                    })
+                    .collect())
+            }
+
+            async fn reseal(&self, at: &SealedAt, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+                let done = match at {
+                    SealedAt::Wallet { channel } => {
+                        sqlx::query(
+                            "UPDATE channels SET wallet_key_sealed = $3 \
+                         WHERE id = $1 AND wallet_key_sealed = $2",
+                        )
+                        .bind(channel)
+                        .bind(old)
+                        .bind(new)
+                        .execute(&self.pool)
+                        .await?
+                    }
+                    SealedAt::State { channel, key } => {
+                        sqlx::query(
+                            "UPDATE channel_state SET value = $4 \
+                         WHERE channel_id = $1 AND key = $2 AND value = $3",
+                        )
+                        .bind(channel)
+                        .bind(key)
+                        .bind(old)
+                        .bind(new)
+                        .execute(&self.pool)
+                        .await?
+                    }
+                };
+                Ok(done.rows_affected() == 1)
+            }
+        }
+    };
+}
+pub(super) use impl_sealed;

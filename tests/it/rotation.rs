@@ -1,0 +1,117 @@
+//! Master-key rotation without downtime: servers run with the new key and the old one as
+//! `master_key_previous` while `rotate_master` re-seals; a run stopped halfway and started
+//! again leaves every secret under the new key, and every channel sends with the new key alone.
+
+use herald::crypto::MasterKey;
+use herald::rotate::rotate_master;
+use herald::store::{SealedAt, Store};
+use herald::xmtp::state::state_context;
+use secrecy::SecretString;
+use serde_json::json;
+use xmtp_client::Client;
+use xmtp_devnode::{DevNode, DevNodeConfig};
+
+use crate::helpers::TestApp;
+use crate::pipeline::{herald_inbox, received, wait_completed};
+
+/// Sends `text` on every channel and waits until each is delivered.
+async fn announce_everywhere(app: &TestApp, key: &str, channels: &[String], text: &str) {
+    for ch in channels {
+        let r = app
+            .post_announcement(key, ch, json!({ "text": text }))
+            .await;
+        assert_eq!(r.status, reqwest::StatusCode::ACCEPTED, "{}", r.body);
+        let done = wait_completed(app, key, r.body["id"].as_str().unwrap()).await;
+        assert_eq!(done["counts"]["delivered"], 1, "{done}");
+    }
+}
+
+/// Every sealed value, with the context it is sealed with.
+async fn all_sealed(store: &dyn Store) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = store
+        .sealed_wallets("", 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| match s.at {
+            SealedAt::Wallet { channel } => (channel, s.value),
+            SealedAt::State { .. } => unreachable!(),
+        })
+        .collect();
+    for s in store.sealed_states(("", &[]), 10_000).await.unwrap() {
+        let SealedAt::State { channel, key } = &s.at else {
+            unreachable!()
+        };
+        out.push((state_context(channel, key), s.value));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_stopped_halfway_and_resumed_leaves_every_channel_able_to_send() {
+    let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
+    let url = node.url();
+    let mut app = TestApp::spawn_with(|c| {
+        c.xmtp.network = url.clone();
+        c.xmtp.workers = 1;
+    })
+    .await;
+    let key = app.tenant("acme").await;
+    let mut channels = Vec::new();
+    let mut readers: Vec<Client> = Vec::new();
+    for i in 0..3 {
+        let ch = app.channel(&key, &format!("ch{i}")).await;
+        let reader = herald_inbox(&url).await;
+        app.subscribe(&key, &ch, &[reader.address().to_owned()])
+            .await;
+        channels.push(ch);
+        readers.push(reader);
+    }
+    announce_everywhere(&app, &key, &channels, "before").await;
+
+    let old = app.kek.clone();
+    let new = MasterKey::generate();
+    let sealed = all_sealed(app.store.as_ref()).await;
+    assert!(sealed.len() > channels.len(), "wallets and client state");
+    assert!(sealed.iter().all(|(ctx, v)| old.opens_with_current(v, ctx)));
+
+    // Servers switch first: the new key seals, the old one still opens.
+    let (new_hex, old_hex) = (new.to_hex(), old.to_hex());
+    app.restart_with(|c| {
+        c.master_key = Some(SecretString::from(new_hex.clone()));
+        c.master_key_previous = Some(SecretString::from(old_hex.clone()));
+    })
+    .await;
+    let half = rotate_master(app.store.as_ref(), &old, &new, 2, Some(2))
+        .await
+        .unwrap();
+    assert!(!half.finished && half.resealed > 0, "{half:?}");
+    announce_everywhere(&app, &key, &channels, "during").await;
+    let rest = rotate_master(app.store.as_ref(), &old, &new, 2, None)
+        .await
+        .unwrap();
+    assert!(rest.finished, "{rest:?}");
+    assert!(
+        rest.already >= half.resealed,
+        "resumed past the first run's work: {rest:?}"
+    );
+    let sealed = all_sealed(app.store.as_ref()).await;
+    assert!(
+        sealed.iter().all(|(ctx, v)| new.opens_with_current(v, ctx)),
+        "every secret under the new key"
+    );
+
+    // The old key is gone: every channel still sends, and each reader got all three texts.
+    app.restart_with(|c| c.master_key_previous = None).await;
+    announce_everywhere(&app, &key, &channels, "after").await;
+    for reader in &readers {
+        let mut texts = Vec::new();
+        for ch in &channels {
+            let r = app.get(&format!("/v1/channels/{ch}"), &key).await;
+            let inbox = r.body["xmtp"]["inbox_id"].as_str().unwrap().to_owned();
+            texts.extend(received(reader, &inbox).await.into_iter().map(|(t, _)| t));
+        }
+        assert_eq!(texts, ["before", "during", "after"]);
+    }
+    node.shutdown().await;
+}
