@@ -15,7 +15,6 @@ use super::*;
 mod announcements;
 mod chain;
 mod chain_batch;
-mod channel_state;
 mod idempotency;
 mod pipeline;
 mod selfservice;
