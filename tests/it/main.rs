@@ -10,6 +10,7 @@ mod channels;
 mod cli;
 mod crash;
 mod d14n;
+mod docs;
 mod helpers;
 mod idempotency;
 mod isolation;
