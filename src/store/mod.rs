@@ -12,6 +12,7 @@ mod announcements_sql;
 mod chain;
 mod chain_batch_sql;
 mod chain_sql;
+mod dialect;
 mod idempotency_sql;
 mod inbound_sql;
 pub mod pipeline;

@@ -15,7 +15,7 @@ use super::*;
 mod announcements;
 mod chain;
 mod chain_batch;
-mod idempotency;
+use super::idempotency_sql as idempotency;
 mod pipeline;
 mod selfservice;
 mod subscribers;
