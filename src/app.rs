@@ -69,6 +69,7 @@ impl App {
             chains: config.chains.clone().into(),
             selfservice: Arc::new(config.selfservice.clone()),
             xmtp: xmtp.clone(),
+            wake: crate::workers::Wake::default(),
         };
         let router = http::router(state.clone(), &config.http);
         let listener = TcpListener::bind(config.listen)
@@ -92,9 +93,7 @@ impl App {
                 crate::workers::wal_checkpointer::run(state.store, shutdown)
             });
         }
-        let pg_url =
-            (!config.database_url.is_sqlite()).then(|| config.database_url.expose().to_owned());
-        crate::workers::delivery::spawn(&app, xmtp, pg_url);
+        crate::workers::delivery::spawn(&app, xmtp);
         Ok(app)
     }
 
@@ -116,6 +115,11 @@ impl App {
     /// The master key (KEK).
     pub fn kek(&self) -> Arc<MasterKey> {
         self.state.kek.clone()
+    }
+
+    /// This app's delivery wake-up handle.
+    pub fn wake(&self) -> crate::workers::Wake {
+        self.state.wake.clone()
     }
 
     /// URL of the XMTP node herald sends through (the embedded node's when embedded).

@@ -3,7 +3,7 @@
 //!
 //! Modules in reading order: `config` loads settings once; `domain` holds the rules and typed
 //! values with no web or database knowledge; `crypto` holds key material handling; `store` persists
-//! everything behind the [`store::Store`] trait (Postgres or SQLite); `http` is the REST surface;
+//! everything behind the [`store::Store`] trait (Postgres or SQLite); `tenants` is the service both the REST handler and the CLI call to create a tenant; `http` is the REST surface;
 //! `telemetry` sets up logs and metrics; `workers` are the background loops; `app` wires them
 //! together and runs them.
 
@@ -17,5 +17,6 @@ pub mod inbound;
 pub mod rotate;
 pub mod store;
 pub mod telemetry;
+pub mod tenants;
 pub mod workers;
 pub mod xmtp;

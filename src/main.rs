@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use herald::app::{self, App};
 use herald::config::Config;
 use herald::crypto::MasterKey;
-use herald::http::{keys, openapi, tenants};
+use herald::http::{keys, openapi};
 use herald::{store, telemetry};
 
 /// Read from the working directory when `--config` is not given.
@@ -173,12 +173,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = store::connect(&config)
                 .await
                 .context("opening the database")?;
-            let name = tenants::validate_name(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let (id, api_key, _) = tenants::create_tenant_with_key(store.as_ref(), name.clone())
+            let created = herald::tenants::create_tenant(store.as_ref(), &name)
                 .await
-                .map_err(|e| anyhow::anyhow!("creating tenant: {e}"))?;
-            eprintln!("created tenant {id} ({name}); its API key follows and is shown only once:");
-            println!("{api_key}");
+                .context("creating tenant")?;
+            eprintln!(
+                "created tenant {} ({}); its API key follows and is shown only once:",
+                created.id, created.name
+            );
+            println!("{}", created.api_key);
             Ok(())
         }
         Command::Tenant {

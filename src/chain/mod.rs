@@ -37,6 +37,8 @@ mod wake;
 pub mod watcher;
 
 pub use config::ChainConfig;
-pub use store::{ChainStore, MemoryChainStore};
+pub use store::ChainStore;
+#[cfg(any(test, feature = "test-util"))]
+pub use store::MemoryChainStore;
 pub use trigger::{CompiledTrigger, FieldError, TriggerSpec, ValidationErrors};
 pub use watcher::{Outcome, Watcher, WatcherError};

@@ -6,6 +6,7 @@
 pub mod address;
 pub mod announcement;
 pub mod ids;
+pub mod name;
 pub mod siwe;
 
 pub use address::{Address, AddressError};

@@ -155,7 +155,7 @@ async fn create_announcement(
     };
     record_created(&created.counts);
     if created.counts.pending > 0 {
-        crate::workers::delivery::wake();
+        state.wake.deliveries();
         if let Err(e) = state.store.pipeline().wake_others().await {
             // Other replicas still find the work on their next poll.
             tracing::debug!(error = %e, "could not notify other replicas");

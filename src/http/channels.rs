@@ -183,11 +183,11 @@ async fn create_channel(
         Ok(Err(e)) => {
             tracing::warn!(channel.id = %channel.id, error = %e, "XMTP registration deferred");
             channel.xmtp_registration_error = Some(e.to_string());
-            crate::workers::delivery::wake();
+            state.wake.deliveries();
         }
         Err(_) => {
             tracing::warn!(channel.id = %channel.id, "XMTP registration timed out; deferred");
-            crate::workers::delivery::wake();
+            state.wake.deliveries();
         }
     }
     Ok((StatusCode::CREATED, axum::Json(channel.into())))

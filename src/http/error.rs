@@ -131,31 +131,18 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        match &err {
-            StoreError::Database(e) if database_unreachable(e) => {
+        match err {
+            StoreError::Unavailable(e) => {
                 // An outage is not a bug: logged at warn, answered 503 so clients retry.
                 tracing::warn!(error = %e, "database unavailable");
                 Self::DatabaseUnavailable
             }
-            _ => Self::Internal(Box::new(err)),
+            StoreError::Conflict(_) => Self::Conflict {
+                code: "conflict",
+                detail: "the request conflicts with stored data".into(),
+            },
+            err => Self::Internal(Box::new(err)),
         }
-    }
-}
-
-/// Whether a database error means "cannot reach the database now" rather than a failing query:
-/// connection-level failures, an exhausted or closed pool, and the server's own shutdown and
-/// connection error classes (SQLSTATE `08…` connection exception, `57P0…` shutting down).
-fn database_unreachable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
-        _ => false,
     }
 }
 

@@ -66,6 +66,8 @@ pub struct AppState {
     pub selfservice: Arc<SelfServiceConfig>,
     /// The XMTP network channels register and send on.
     pub xmtp: Arc<crate::xmtp::Xmtp>,
+    /// Wakes this app's delivery workers when work arrives.
+    pub wake: crate::workers::Wake,
 }
 
 /// All documented routes, before state and layers are applied.

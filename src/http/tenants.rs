@@ -12,12 +12,8 @@ use super::auth::Admin;
 use super::error::{ApiError, ErrorBody};
 use super::extract::AppJson;
 use super::AppState;
-use crate::crypto::{generate_token, hash_token, API_KEY_PREFIX};
-use crate::domain::TenantId;
-use crate::store::{NewTenant, Store};
-
-/// Longest tenant or channel name, in characters.
-pub const MAX_NAME_CHARS: usize = 200;
+use crate::domain::name::parse_name;
+use crate::tenants::CreateTenantError;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,30 +36,16 @@ pub struct TenantOut {
 
 /// Validates a display name shared by tenants and channels.
 pub fn validate_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::validation(
-            "invalid_name",
-            "name must be 1 to 200 characters",
-        ));
-    }
-    Ok(name.to_owned())
+    parse_name(name).map_err(|e| ApiError::validation("invalid_name", e.to_string()))
 }
 
-/// Creates a tenant and its API key; used by the endpoint and by `herald tenant create`.
-pub async fn create_tenant_with_key(
-    store: &dyn Store,
-    name: String,
-) -> Result<(TenantId, String, DateTime<Utc>), ApiError> {
-    let api_key = generate_token(API_KEY_PREFIX);
-    let tenant = store
-        .create_tenant(&NewTenant {
-            id: TenantId::generate(),
-            name,
-            key_hash: hash_token(&api_key),
-        })
-        .await?;
-    Ok((tenant.id, api_key, tenant.created_at))
+impl From<CreateTenantError> for ApiError {
+    fn from(err: CreateTenantError) -> Self {
+        match err {
+            CreateTenantError::Name(e) => ApiError::validation("invalid_name", e.to_string()),
+            CreateTenantError::Store(e) => e.into(),
+        }
+    }
 }
 
 /// Create a tenant (admin token required).
@@ -82,17 +64,15 @@ async fn create_tenant(
     _admin: Admin,
     AppJson(body): AppJson<TenantIn>,
 ) -> Result<(StatusCode, axum::Json<TenantOut>), ApiError> {
-    let name = validate_name(&body.name)?;
-    let (id, api_key, created_at) =
-        create_tenant_with_key(state.store.as_ref(), name.clone()).await?;
-    tracing::info!(tenant.id = %id, "tenant created");
+    let created = crate::tenants::create_tenant(state.store.as_ref(), &body.name).await?;
+    tracing::info!(tenant.id = %created.id, "tenant created");
     Ok((
         StatusCode::CREATED,
         axum::Json(TenantOut {
-            id: id.to_string(),
-            name,
-            api_key,
-            created_at,
+            id: created.id.to_string(),
+            name: created.name,
+            api_key: created.api_key,
+            created_at: created.created_at,
         }),
     ))
 }

@@ -1,139 +1,170 @@
-//! The SQL behind [`AccessStore`](super::AccessStore), written once for both backends.
+//! The SQL behind [`AccessStore`](super::AccessStore), written once for both backends: one
+//! impl for every store over a [`SqlPool`] of a [`Dialect`].
 
-/// Expands to `impl AccessStore for $store` using `self.pool`. The caller must
-/// `use crate::store::*`.
-macro_rules! impl_access {
-    ($store:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::AccessStore for $store {
-            async fn api_key_owner(&self, key_hash: &str) -> StoreResult<Option<KeyOwner>> {
-                let row: Option<(String, String, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
-                    "SELECT tenant_id, id, last_used_at FROM api_keys \
-                     WHERE key_hash = $1 AND revoked_at IS NULL",
-                )
-                .bind(key_hash)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(row.map(|(tenant, id, last_used_at)| KeyOwner {
-                    tenant: TenantId::from_trusted(tenant),
-                    key: ApiKeyId::from_trusted(id),
-                    last_used_at,
-                }))
-            }
+use chrono::{DateTime, Utc};
+use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
-            async fn touch_api_key(&self, key: &ApiKeyId, now: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
-                sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
-                    .bind(key.as_str())
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
+use super::access::ApiKeyRow;
+use super::dialect::{Dialect, SqlPool};
+use super::*;
 
-            async fn tenant_exists(&self, tenant: &TenantId) -> StoreResult<bool> {
-                let hit: Option<i32> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = $1")
-                    .bind(tenant.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(hit.is_some())
-            }
+#[async_trait::async_trait]
+impl<S> AccessStore for S
+where
+    S: SqlPool,
+    <S::Db as sqlx::Database>::Arguments: IntoArguments<S::Db>,
+    for<'c> &'c mut <S::Db as sqlx::Database>::Connection: Executor<'c, Database = S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> DateTime<Utc>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> bool: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<String>: Encode<'q, S::Db>,
+    Option<String>: Type<S::Db>,
+    for<'r> i32: Decode<'r, S::Db> + Type<S::Db>,
+    for<'r> i64: Decode<'r, S::Db>,
+    for<'r> String: Decode<'r, S::Db> + Type<S::Db>,
+    for<'r> (String, String, Option<DateTime<Utc>>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (i32,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> ApiKeyRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
+{
+    async fn api_key_owner(&self, key_hash: &str) -> StoreResult<Option<KeyOwner>> {
+        let row: Option<(String, String, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
+            "SELECT tenant_id, id, last_used_at FROM api_keys \
+             WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(self.sql_pool())
+        .await?;
+        Ok(row.map(|(tenant, id, last_used_at)| KeyOwner {
+            tenant: TenantId::from_trusted(tenant),
+            key: ApiKeyId::from_trusted(id),
+            last_used_at,
+        }))
+    }
 
-            async fn create_api_key(
-                &self,
-                key: &NewApiKey,
-                max_active: u32,
-            ) -> StoreResult<Option<ApiKey>> {
-                let limit = if max_active == 0 { i64::MAX } else { i64::from(max_active) };
-                let row: Option<$crate::store::access::ApiKeyRow> = sqlx::query_as(
-                    "INSERT INTO api_keys (id, key_hash, tenant_id, name, created_at) \
-                     SELECT $1, $2, $3, $4, $5 WHERE (SELECT COUNT(*) FROM api_keys \
-                     WHERE tenant_id = $3 AND revoked_at IS NULL) < $6 \
-                     RETURNING id, name, created_at, last_used_at",
-                )
-                .bind(key.id.as_str())
-                .bind(&key.key_hash)
-                .bind(key.tenant.as_str())
-                .bind(&key.name)
-                .bind(chrono::Utc::now())
-                .bind(limit)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(row.map(Into::into))
-            }
+    async fn touch_api_key(
+        &self,
+        key: &ApiKeyId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+            .bind(key.as_str())
+            .bind(now)
+            .execute(self.sql_pool())
+            .await?;
+        Ok(())
+    }
 
-            async fn list_api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKey>> {
-                let rows: Vec<$crate::store::access::ApiKeyRow> = sqlx::query_as(
-                    "SELECT id, name, created_at, last_used_at FROM api_keys \
-                     WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
-                )
-                .bind(tenant.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map(Into::into).collect())
-            }
+    async fn tenant_exists(&self, tenant: &TenantId) -> StoreResult<bool> {
+        let hit: Option<i32> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(self.sql_pool())
+            .await?;
+        Ok(hit.is_some())
+    }
 
-            async fn revoke_api_key(
-                &self,
-                tenant: &TenantId,
-                key: &ApiKeyId,
-                keep_one: bool,
-            ) -> StoreResult<KeyRevoke> {
-                let mut tx = $crate::store::write_tx::BeginWrite::begin_write(&self.pool).await?;
-                let revoked: Option<String> = sqlx::query_scalar(
-                    "UPDATE api_keys SET revoked_at = $3 \
-                     WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL \
-                     AND (NOT $4 OR (SELECT COUNT(*) FROM api_keys \
-                                     WHERE tenant_id = $2 AND revoked_at IS NULL) > 1) \
-                     RETURNING key_hash",
+    async fn create_api_key(
+        &self,
+        key: &NewApiKey,
+        max_active: u32,
+    ) -> StoreResult<Option<ApiKey>> {
+        let limit = if max_active == 0 {
+            i64::MAX
+        } else {
+            i64::from(max_active)
+        };
+        let row: Option<crate::store::access::ApiKeyRow> = sqlx::query_as(
+            "INSERT INTO api_keys (id, key_hash, tenant_id, name, created_at) \
+             SELECT $1, $2, $3, $4, $5 WHERE (SELECT COUNT(*) FROM api_keys \
+             WHERE tenant_id = $3 AND revoked_at IS NULL) < $6 \
+             RETURNING id, name, created_at, last_used_at",
+        )
+        .bind(key.id.as_str())
+        .bind(key.key_hash.as_str())
+        .bind(key.tenant.as_str())
+        .bind(&key.name)
+        .bind(chrono::Utc::now())
+        .bind(limit)
+        .fetch_optional(self.sql_pool())
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn list_api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKey>> {
+        let rows: Vec<crate::store::access::ApiKeyRow> = sqlx::query_as(
+            "SELECT id, name, created_at, last_used_at FROM api_keys \
+             WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(self.sql_pool())
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn revoke_api_key(
+        &self,
+        tenant: &TenantId,
+        key: &ApiKeyId,
+        keep_one: bool,
+    ) -> StoreResult<KeyRevoke> {
+        let mut tx = <S::Db as Dialect>::begin_write(self.sql_pool()).await?;
+        let revoked: Option<String> = sqlx::query_scalar(
+            "UPDATE api_keys SET revoked_at = $3 \
+             WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL \
+             AND (NOT $4 OR (SELECT COUNT(*) FROM api_keys \
+                             WHERE tenant_id = $2 AND revoked_at IS NULL) > 1) \
+             RETURNING key_hash",
+        )
+        .bind(key.as_str())
+        .bind(tenant.as_str())
+        .bind(chrono::Utc::now())
+        .bind(keep_one)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match revoked {
+            Some(key_hash) => KeyRevoke::Revoked { key_hash },
+            None => {
+                let active: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM api_keys \
+                     WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
                 )
                 .bind(key.as_str())
                 .bind(tenant.as_str())
-                .bind(chrono::Utc::now())
-                .bind(keep_one)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let outcome = match revoked {
-                    Some(key_hash) => KeyRevoke::Revoked { key_hash },
-                    None => {
-                        let active: Option<i32> = sqlx::query_scalar(
-                            "SELECT 1 FROM api_keys \
-                             WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
-                        )
-                        .bind(key.as_str())
-                        .bind(tenant.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        if active.is_some() { KeyRevoke::LastKey } else { KeyRevoke::NotFound }
-                    }
-                };
-                tx.commit().await?;
-                Ok(outcome)
+                if active.is_some() {
+                    KeyRevoke::LastKey
+                } else {
+                    KeyRevoke::NotFound
+                }
             }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
 
-            async fn active_subscriber_count(&self, tenant: &TenantId) -> StoreResult<u64> {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM subscribers s JOIN channels c ON c.id = s.channel_id \
-                     WHERE c.tenant_id = $1 AND c.deleted_at IS NULL AND s.status = 'active'",
-                )
-                .bind(tenant.as_str())
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(n.max(0) as u64)
-            }
+    async fn active_subscriber_count(&self, tenant: &TenantId) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM subscribers s JOIN channels c ON c.id = s.channel_id \
+             WHERE c.tenant_id = $1 AND c.deleted_at IS NULL AND s.status = 'active'",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(self.sql_pool())
+        .await?;
+        Ok(n.max(0) as u64)
+    }
 
-            async fn unfinished_recipient_count(&self, tenant: &TenantId) -> StoreResult<u64> {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT CAST(COALESCE(SUM(a.total), 0) AS BIGINT) FROM announcements a \
-                     JOIN channels c ON c.id = a.channel_id \
-                     WHERE a.tenant_id = $1 AND a.status <> 'completed' AND c.deleted_at IS NULL",
-                )
-                .bind(tenant.as_str())
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(n.max(0) as u64)
-            }
-        }
-    };
+    async fn unfinished_recipient_count(&self, tenant: &TenantId) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(a.total), 0) AS BIGINT) FROM announcements a \
+             JOIN channels c ON c.id = a.channel_id \
+             WHERE a.tenant_id = $1 AND a.status <> 'completed' AND c.deleted_at IS NULL",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(self.sql_pool())
+        .await?;
+        Ok(n.max(0) as u64)
+    }
 }
-
-pub(super) use impl_access;

@@ -249,10 +249,12 @@ macro_rules! impl_chain_batch {
                 priority: Priority::Normal,
                 audience: Audience::All,
             };
-            let created = announce_in_tx(tx, &new, now).await.map_err(|e| match e {
-                StoreError::Database(e) => chain_err(e),
-                other => ChainStoreError::Corrupt(other.to_string()),
-            })?;
+            let created = announce_in_tx(tx, &new, now)
+                .await
+                .map_err(|e| match e.into_sqlx() {
+                    Ok(e) => chain_err(e),
+                    Err(other) => ChainStoreError::Corrupt(other.to_string()),
+                })?;
             if created {
                 sqlx::query(
                     "UPDATE chain_events SET announcement_id = $5 WHERE trigger_id = $1 AND chain_id = $2 \

@@ -12,7 +12,7 @@ mod announcements_sql;
 mod chain;
 mod chain_batch_sql;
 mod chain_sql;
-mod channel_state_sql;
+mod dialect;
 mod idempotency_sql;
 mod inbound_sql;
 pub mod pipeline;
@@ -43,13 +43,25 @@ pub use selfservice::*;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
-/// Errors from the store.
+/// Errors from the store. Database failures come in three classes, told apart once here
+/// (see [`StoreError::from`]) so callers never look at sqlx: the database cannot serve now
+/// ([`StoreError::Unavailable`]), a write broke a constraint ([`StoreError::Conflict`]), or
+/// anything else ([`StoreError::Database`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be reached or a query failed. Retryable: connection drops and
-    /// serialization failures are transient.
+    /// The database cannot serve right now: connection trouble, an exhausted or closed pool,
+    /// the server shutting down, a serialization failure or deadlock, SQLite's busy/locked
+    /// file, a read-only, full or failing disk. Retryable; the HTTP layer answers 503.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A write broke a unique, foreign-key, not-null or check constraint: the request conflicts
+    /// with stored data. Never retryable; the HTTP layer answers 409.
+    #[error("database constraint violated")]
+    Conflict(#[source] sqlx::Error),
+    /// Any other database failure (a bad query, an undecodable row). Not retryable: the same
+    /// call fails the same way.
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     /// Applying migrations failed. Not retryable: the schema needs attention.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -62,9 +74,69 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether retrying the same operation later may succeed.
+    /// Whether retrying the same operation later may succeed: only when the database was
+    /// unavailable.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Database(_))
+        matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// The underlying database error of the three database classes.
+    pub fn into_sqlx(self) -> Result<sqlx::Error, StoreError> {
+        match self {
+            StoreError::Unavailable(e) | StoreError::Conflict(e) | StoreError::Database(e) => Ok(e),
+            other => Err(other),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if unavailable(&e) {
+            StoreError::Unavailable(e)
+        } else if e
+            .as_database_error()
+            .is_some_and(|db| !matches!(db.kind(), sqlx::error::ErrorKind::Other))
+        {
+            StoreError::Conflict(e)
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+/// Whether a database error means "cannot serve now" rather than a failing query. Postgres:
+/// SQLSTATE classes `08` (connection exception), `53` (insufficient resources), `57P`
+/// (shutting down), `40001`/`40P01` (serialization failure, deadlock). SQLite: the primary
+/// result codes BUSY, LOCKED, IOERR, READONLY, FULL and CANTOPEN (the low byte of the
+/// extended code sqlx reports).
+fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else { return false };
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                const BUSY: i64 = 5;
+                const LOCKED: i64 = 6;
+                const IOERR: i64 = 10;
+                const FULL: i64 = 13;
+                const CANTOPEN: i64 = 14;
+                const READONLY: i64 = 8;
+                code.parse::<i64>().is_ok_and(|c| {
+                    matches!(c & 0xff, BUSY | LOCKED | IOERR | FULL | CANTOPEN | READONLY)
+                })
+            } else {
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || code == "40001"
+                    || code == "40P01"
+            }
+        }
+        _ => false,
     }
 }
 
@@ -109,32 +181,6 @@ pub trait Store: SelfServiceStore + AccessStore + SealedStore + Send + Sync + 's
     ) -> StoreResult<Option<Channel>>;
     /// Soft-deletes a channel and skips its still-pending deliveries; returns false if absent.
     async fn delete_channel(&self, tenant: &TenantId, id: &ChannelId) -> StoreResult<bool>;
-
-    /// The sealed wallet key of a live channel, for workers acting as that channel (not tenant
-    /// scoped: never reachable from a request).
-    async fn channel_wallet_sealed(&self, id: &ChannelId) -> StoreResult<Option<Vec<u8>>>;
-    /// Records the XMTP identity the channel registered on the network.
-    async fn set_channel_xmtp_identity(
-        &self,
-        id: &ChannelId,
-        inbox_id: &str,
-        installation_id: &str,
-    ) -> StoreResult<()>;
-    /// Reads one opaque XMTP client state value of a channel.
-    async fn channel_state_get(
-        &self,
-        channel: &ChannelId,
-        key: &[u8],
-    ) -> StoreResult<Option<Vec<u8>>>;
-    /// Writes (inserts or replaces) one opaque XMTP client state value of a channel.
-    async fn channel_state_put(
-        &self,
-        channel: &ChannelId,
-        key: &[u8],
-        value: &[u8],
-    ) -> StoreResult<()>;
-    /// Deletes one XMTP client state value; deleting a missing key is not an error.
-    async fn channel_state_delete(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<()>;
 
     /// Subscribes (or re-subscribes) one address.
     async fn subscribe(

@@ -115,6 +115,13 @@ pub struct BudgetRow {
     pub version: i64,
 }
 
+/// Wake-ups from other processes, as started by [`PipelineStore::listen_others`].
+#[async_trait]
+pub trait WakeListener: Send {
+    /// Waits for the next wake-up. An error means the connection was lost: listen again.
+    async fn recv(&mut self) -> StoreResult<()>;
+}
+
 /// Persistence of the delivery pipeline. Implemented by both backends.
 #[async_trait]
 pub trait PipelineStore: Send + Sync {
@@ -196,6 +203,9 @@ pub trait PipelineStore: Send + Sync {
     /// Tells workers in other processes that work arrived (Postgres `NOTIFY`; SQLite has a
     /// single process, where the in-process wake suffices).
     async fn wake_others(&self) -> StoreResult<()>;
+    /// Starts hearing other processes' [`PipelineStore::wake_others`] (Postgres `LISTEN` on a
+    /// connection of its own). `None` where one process serves the database (SQLite).
+    async fn listen_others(&self) -> StoreResult<Option<Box<dyn WakeListener>>>;
 
     /// Channel client state: one value.
     async fn state_get(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<Option<Vec<u8>>>;

@@ -5,7 +5,7 @@
 //! booleans and timestamps bound as Rust values. What really differs per backend (the
 //! connection, the announcement fan-out, subscribing, idempotency claims) lives in each
 //! backend's modules, which this impl calls by name at the expansion site: `announcements`,
-//! `channel_state`, `idempotency` and `subscribers`.
+//! `idempotency` and `subscribers`.
 
 /// Expands to the channel column list, `impl $store { fn counts }` and `impl Store for $store`,
 /// using `self.pool`. The caller must `use crate::store::*` and have the modules named above.
@@ -201,40 +201,6 @@ macro_rules! impl_store {
                 .await?;
                 tx.commit().await?;
                 Ok(true)
-            }
-
-            async fn channel_wallet_sealed(&self, id: &ChannelId) -> StoreResult<Option<Vec<u8>>> {
-                channel_state::wallet_sealed(&self.pool, id).await
-            }
-
-            async fn set_channel_xmtp_identity(
-                &self,
-                id: &ChannelId,
-                inbox_id: &str,
-                installation_id: &str,
-            ) -> StoreResult<()> {
-                channel_state::set_identity(&self.pool, id, inbox_id, installation_id).await
-            }
-
-            async fn channel_state_get(
-                &self,
-                channel: &ChannelId,
-                key: &[u8],
-            ) -> StoreResult<Option<Vec<u8>>> {
-                channel_state::get(&self.pool, channel, key).await
-            }
-
-            async fn channel_state_put(
-                &self,
-                channel: &ChannelId,
-                key: &[u8],
-                value: &[u8],
-            ) -> StoreResult<()> {
-                channel_state::put(&self.pool, channel, key, value).await
-            }
-
-            async fn channel_state_delete(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<()> {
-                channel_state::delete(&self.pool, channel, key).await
             }
 
             async fn subscribe(

@@ -155,28 +155,6 @@ macro_rules! impl_topics {
                     .collect())
             }
 
-            async fn is_deliverable(
-                &self,
-                channel: &ChannelId,
-                address: &Address,
-                topic: Option<&str>,
-            ) -> StoreResult<bool> {
-                let hit: Option<i32> = sqlx::query_scalar(
-                    "SELECT 1 FROM subscribers s WHERE s.channel_id = $1 AND s.address = $2 \
-                     AND s.status = 'active' AND (CAST($3 AS TEXT) IS NULL \
-                     OR NOT EXISTS (SELECT 1 FROM topics t WHERE t.channel_id = $1 AND t.name = $3) \
-                     OR EXISTS (SELECT 1 FROM topics t WHERE t.channel_id = $1 AND t.name = $3 \
-                         AND (t.default_mode = 'required' OR COALESCE((SELECT p.enabled FROM topic_preferences p \
-                             WHERE p.channel_id = $1 AND p.address = $2 AND p.topic = $3), t.default_mode = 'on'))))",
-                )
-                .bind(channel.as_str())
-                .bind(address.as_str())
-                .bind(topic)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(hit.is_some())
-            }
-
             async fn topic_receivers(
                 &self,
                 channel: &ChannelId,

@@ -43,6 +43,8 @@ pub struct Watcher {
     tag_keys: HashMap<String, [u8; 32]>,
     /// Last id seen per topic: reconnects resume there instead of replaying.
     seen: HashMap<Vec<u8>, u64>,
+    /// Wakes the app's delivery workers, which read the due inboxes.
+    wake: crate::workers::Wake,
 }
 
 /// Topic bytes → owning channel, split by stream.
@@ -67,13 +69,19 @@ impl Owners {
 }
 
 impl Watcher {
-    pub fn new(store: Arc<dyn Store>, grpc: Arc<dyn Subscriptions>, kek: Arc<MasterKey>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        grpc: Arc<dyn Subscriptions>,
+        kek: Arc<MasterKey>,
+        wake: crate::workers::Wake,
+    ) -> Self {
         Self {
             store,
             grpc,
             kek,
             tag_keys: HashMap::new(),
             seen: HashMap::new(),
+            wake,
         }
     }
 
@@ -187,7 +195,7 @@ impl Watcher {
         }
         if !due.channels.is_empty() {
             self.store.mark_inbound(&due.channels, now).await?;
-            super::delivery::wake_inbound();
+            self.wake.inbound();
         }
         for (topic, id) in due.seen.drain(..) {
             let mark = self.seen.entry(topic).or_insert(0);

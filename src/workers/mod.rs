@@ -8,7 +8,10 @@ pub mod chain_watcher;
 pub mod delivery;
 pub mod idempotency_sweeper;
 pub mod inbound_watch;
+pub mod wake;
 pub mod wal_checkpointer;
+
+pub use wake::Wake;
 
 use crate::app::App;
 

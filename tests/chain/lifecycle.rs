@@ -139,14 +139,22 @@ async fn metrics_report_heads_lag_matches_and_rpc_errors() {
     assert_eq!(m.get("herald_chain_rpc_errors_total"), Some(&2.0));
 }
 
-async fn wait_for(mut done: impl FnMut() -> bool) {
-    for _ in 0..200 {
+async fn wait_for(done: impl FnMut() -> bool) {
+    assert!(
+        wait_for_or(done, 200).await,
+        "condition not reached within 5 s"
+    );
+}
+
+/// Checks `done` up to `tries` times, 25 ms apart; returns whether it held.
+async fn wait_for_or(mut done: impl FnMut() -> bool, tries: u32) -> bool {
+    for _ in 0..tries {
         if done() {
-            return;
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("condition not reached within 5 s");
+    done()
 }
 
 #[tokio::test]
@@ -166,12 +174,17 @@ async fn websocket_new_heads_wake_the_watcher_before_the_poll_interval() {
     let cancel = CancellationToken::new();
     let task = tokio::spawn(watcher(config, store.clone()).run(cancel.clone()));
     wait_for(|| store.cursor(CHAIN_ID).is_some()).await;
-    // Give the subscription a moment to be established; polling would not catch up anyway.
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // A head that arrives before the subscription is up is missed, so heads keep coming until
+    // one wakes the watcher; polling (60 s away) cannot be what finds the swap.
     let (_, block) = chain.swap(1, -1).await;
-    chain.mine(1).await;
-    wait_for(|| !store.announced().is_empty()).await;
+    let mut heads = 0;
+    while store.announced().is_empty() {
+        assert!(heads < 100, "no wake-up after {heads} new heads");
+        chain.mine(1).await;
+        heads += 1;
+        wait_for_or(|| !store.announced().is_empty(), 4).await;
+    }
     assert_eq!(store.announced()[0].block_number, block);
     cancel.cancel();
     task.await.unwrap().unwrap();

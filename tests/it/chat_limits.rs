@@ -40,10 +40,12 @@ async fn a_flooding_inbox_gets_its_burst_answered_and_others_are_still_served() 
     let channel = ChannelId::from_trusted(ch.clone());
     let sealed = app
         .store
-        .channel_wallet_sealed(&channel)
+        .pipeline()
+        .channel_secret(&channel)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .wallet_key_sealed;
     let channel_key = ChannelWallet::open(&app.kek, &sealed, &ch).unwrap();
     let channel_wallet = Wallet::from_bytes(&channel_key.to_bytes().into()).unwrap();
     let herald = client_of(&channel_wallet, &node.url()).await;

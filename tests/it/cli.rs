@@ -141,7 +141,8 @@ async fn keys_rotate_master_reseals_every_wallet_under_the_new_key() {
     assert!(stderr.contains("re-sealed"), "{stderr}");
     assert!(!stderr.contains(&new.to_hex()) && !stderr.contains(&app.kek.to_hex()));
     let id = herald::domain::ChannelId::from_trusted(ch.clone());
-    let sealed = app.store.channel_wallet_sealed(&id).await.unwrap().unwrap();
+    let secret = app.store.pipeline().channel_secret(&id).await.unwrap();
+    let sealed = secret.unwrap().wallet_key_sealed;
     assert!(new.opens_with_current(&sealed, &ch));
     assert!(
         app.kek.open(&sealed, &ch).is_err(),

@@ -274,3 +274,30 @@ pub async fn fresh_postgres_database(server: &str) -> String {
 pub fn addresses(seed: u8, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("0x{seed:02x}{:038x}", i)).collect()
 }
+
+/// The pipeline's send-time rule for one address, through the same store calls the delivery
+/// worker makes (`active_subscribers`, then `topic_receivers` for an announcement's topic).
+pub async fn deliverable(
+    store: &dyn Store,
+    channel: &herald::domain::ChannelId,
+    address: &herald::domain::Address,
+    topic: Option<&str>,
+) -> bool {
+    let one = [address.as_str().to_owned()];
+    let active = store
+        .pipeline()
+        .active_subscribers(channel, &one)
+        .await
+        .unwrap();
+    if !active.contains(&one[0]) {
+        return false;
+    }
+    match topic {
+        None => true,
+        Some(topic) => store
+            .topic_receivers(channel, topic, &one)
+            .await
+            .unwrap()
+            .contains(&one[0]),
+    }
+}

@@ -12,6 +12,7 @@ mod cli;
 mod connections;
 mod crash;
 mod d14n;
+mod docs;
 mod hardening;
 mod helpers;
 mod idempotency;

@@ -23,8 +23,14 @@ const DEFAULT_WELCOME: &str = "default welcome";
 
 async fn channel_client(app: &TestApp, ch: &str, url: &str, state: Arc<MemoryStore>) -> Client {
     let id = ChannelId::from_trusted(ch.to_owned());
-    let sealed = app.store.channel_wallet_sealed(&id).await.unwrap().unwrap();
-    let key = ChannelWallet::open(&app.kek, &sealed, ch).unwrap();
+    let secret = app
+        .store
+        .pipeline()
+        .channel_secret(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    let key = ChannelWallet::open(&app.kek, &secret.wallet_key_sealed, ch).unwrap();
     let wallet = Wallet::from_bytes(&key.to_bytes().into()).unwrap();
     let transport = Arc::new(GrpcTransport::connect_lazy(url).unwrap());
     Client::open(&wallet, transport, state)
@@ -102,10 +108,7 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
         status(store, &channel, &alice_addr).await.as_deref(),
         Some("active")
     );
-    assert!(store
-        .is_deliverable(&channel, &alice_addr, None)
-        .await
-        .unwrap());
+    assert!(crate::helpers::deliverable(store, &channel, &alice_addr, None).await);
 
     let reply = talk.turn("STOP").await;
     assert!(reply.starts_with("You're unsubscribed"), "{reply}");
@@ -113,17 +116,11 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
         status(store, &channel, &alice_addr).await.as_deref(),
         Some("unsubscribed")
     );
-    assert!(!store
-        .is_deliverable(&channel, &alice_addr, None)
-        .await
-        .unwrap());
+    assert!(!crate::helpers::deliverable(store, &channel, &alice_addr, None).await);
 
     let reply = talk.turn("start").await;
     assert!(reply.starts_with("You're subscribed."), "{reply}");
-    assert!(store
-        .is_deliverable(&channel, &alice_addr, Some("security"))
-        .await
-        .unwrap());
+    assert!(crate::helpers::deliverable(store, &channel, &alice_addr, Some("security")).await);
 
     let reply = talk.turn("help").await;
     assert!(reply.contains("STOP <topic>"), "{reply}");
@@ -131,14 +128,8 @@ async fn an_sdk_user_subscribes_stops_restarts_and_picks_topics_by_chat() {
     assert!(reply.contains("security - on"), "{reply}");
     let reply = talk.turn("stop security").await;
     assert!(reply.contains("won't get security"), "{reply}");
-    assert!(!store
-        .is_deliverable(&channel, &alice_addr, Some("security"))
-        .await
-        .unwrap());
-    assert!(store
-        .is_deliverable(&channel, &alice_addr, None)
-        .await
-        .unwrap());
+    assert!(!crate::helpers::deliverable(store, &channel, &alice_addr, Some("security")).await);
+    assert!(crate::helpers::deliverable(store, &channel, &alice_addr, None).await);
     let reply = talk.turn("start security").await;
     assert!(reply.contains("You'll get security"), "{reply}");
     let reply = talk.turn("what is this").await;
@@ -259,11 +250,7 @@ async fn a_stop_sent_in_reply_to_an_announcement_is_honoured() {
         let (herald, channel, carol_addr, inbox) =
             (&herald, &channel, &carol_addr, carol.inbox_id.clone());
         async move {
-            if store
-                .is_deliverable(channel, carol_addr, None)
-                .await
-                .unwrap()
-            {
+            if crate::helpers::deliverable(store, channel, carol_addr, None).await {
                 herald.send_text(&inbox, text, text).await.unwrap();
             }
         }

@@ -3,7 +3,7 @@
 use herald::domain::{Address, AnnouncementId, ChannelId, TenantId};
 use herald::store::{
     Audience, IdempotencyBegin, IdempotencyCompletion, IdempotencyKey, NewAnnouncement, NewChannel,
-    NewTenant, Page, StoredResponse, SubscribeOutcome,
+    NewTenant, Page, Store as _, StoreError, StoredResponse, SubscribeOutcome,
 };
 
 use crate::helpers::TestApp;
@@ -28,6 +28,17 @@ async fn store_story() {
         Some(tenant.clone())
     );
     assert_eq!(store.tenant_by_key_hash("nope").await.unwrap(), None);
+    // A broken constraint is a conflict, never retried.
+    let again = store
+        .create_tenant(&NewTenant {
+            id: tenant.clone(),
+            name: "t".into(),
+            key_hash: "h2".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StoreError::Conflict(_)), "{again:?}");
+    assert!(!again.is_retryable());
 
     let channel = ChannelId::generate();
     let address = Address::parse("0x00000000000000000000000000000000000000aa").unwrap();
@@ -203,49 +214,88 @@ async fn sqlite_creates_its_folder_and_runs_in_wal_mode() {
     assert_eq!(mode, "wal");
     // Opening again applies no migration twice.
     drop(store);
-    herald::store::SqliteStore::connect(&url, 2)
+    let store = herald::store::SqliteStore::connect(&url, 2)
         .await
         .expect("reopens");
+    // A closed pool is an outage: retryable, unlike a failing query.
+    let bad = sqlx::query("SELECT nope FROM nowhere")
+        .execute(store.pool())
+        .await
+        .map_err(StoreError::from)
+        .unwrap_err();
+    assert!(matches!(bad, StoreError::Database(_)) && !bad.is_retryable());
+    store.pool().close().await;
+    let down = store.ping().await.unwrap_err();
+    assert!(matches!(down, StoreError::Unavailable(_)) && down.is_retryable());
+}
+
+#[tokio::test]
+async fn a_locked_sqlite_file_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    let store = herald::store::SqliteStore::connect(&url, 2).await.unwrap();
+    // Another connection holds the write lock, so a write finds the file busy.
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let err = store
+        .insert_setting_if_absent("locked", "v")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.is_retryable());
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    assert!(store.insert_setting_if_absent("locked", "v").await.unwrap());
 }
 
 #[tokio::test]
 async fn channel_identity_and_client_state_round_trip() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|c| c.xmtp.workers = 0).await;
     let key = app.tenant("acme").await;
     let raw_id = app.channel(&key, "alerts").await;
     let channel = ChannelId::parse(&raw_id).unwrap();
-    let store = app.store.clone();
+    let pipeline = app.store.pipeline();
 
-    let sealed = store
-        .channel_wallet_sealed(&channel)
+    let secret = pipeline
+        .channel_secret(&channel)
         .await
         .unwrap()
         .expect("live channel");
-    herald::crypto::ChannelWallet::open(&app.kek, &sealed, channel.as_str()).expect("opens");
+    assert!(!secret.deleted);
+    herald::crypto::ChannelWallet::open(&app.kek, &secret.wallet_key_sealed, channel.as_str())
+        .expect("opens");
 
-    store
-        .set_channel_xmtp_identity(&channel, "inbox-1", "inst-1")
+    pipeline
+        .set_channel_identity(&channel, "inbox-1", "inst-1")
         .await
         .unwrap();
     let shown = app.get(&format!("/v1/channels/{raw_id}"), &key).await;
     assert_eq!(shown.body["xmtp"]["inbox_id"], "inbox-1");
 
-    assert_eq!(store.channel_state_get(&channel, b"k").await.unwrap(), None);
-    store
-        .channel_state_put(&channel, b"k", b"v1")
+    // Client state is written only under the channel's sender lease.
+    let now = chrono::Utc::now();
+    let lease = pipeline
+        .acquire_sender(&channel, "story", now + chrono::Duration::seconds(60), now)
         .await
-        .unwrap();
-    store
-        .channel_state_put(&channel, b"k", b"v2")
-        .await
-        .unwrap();
+        .unwrap()
+        .expect("free lease");
+    assert_eq!(pipeline.state_get(&channel, b"k").await.unwrap(), None);
+    let put = |v: &[u8]| vec![(b"k".to_vec(), Some(v.to_vec()))];
+    assert!(pipeline.state_write(&lease, put(b"v1")).await.unwrap());
+    assert!(pipeline.state_write(&lease, put(b"v2")).await.unwrap());
     assert_eq!(
-        store.channel_state_get(&channel, b"k").await.unwrap(),
+        pipeline.state_get(&channel, b"k").await.unwrap(),
         Some(b"v2".to_vec())
     );
-    store.channel_state_delete(&channel, b"k").await.unwrap();
-    store.channel_state_delete(&channel, b"k").await.unwrap();
-    assert_eq!(store.channel_state_get(&channel, b"k").await.unwrap(), None);
+    let delete = || vec![(b"k".to_vec(), None)];
+    assert!(pipeline.state_write(&lease, delete()).await.unwrap());
+    assert!(pipeline.state_write(&lease, delete()).await.unwrap());
+    assert_eq!(pipeline.state_get(&channel, b"k").await.unwrap(), None);
+    pipeline.release_sender(&lease, None, None).await.unwrap();
 
     app.call(
         reqwest::Method::DELETE,
@@ -254,12 +304,6 @@ async fn channel_identity_and_client_state_round_trip() {
         None,
     )
     .await;
-    assert!(
-        store
-            .channel_wallet_sealed(&channel)
-            .await
-            .unwrap()
-            .is_none(),
-        "deleted channels stop sending"
-    );
+    let secret = pipeline.channel_secret(&channel).await.unwrap().unwrap();
+    assert!(secret.deleted, "deleted channels stop sending");
 }

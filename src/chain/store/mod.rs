@@ -34,9 +34,14 @@ use async_trait::async_trait;
 
 use super::trigger::TriggerSpec;
 
+// Test support: an in-memory store and the contract check every backend must pass. Built
+// for this crate's tests and, through the `test-util` feature, for the integration tests.
+#[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
+#[cfg(any(test, feature = "test-util"))]
 mod memory;
 
+#[cfg(any(test, feature = "test-util"))]
 pub use memory::{Announced, MemoryChainStore};
 
 /// A block header reduced to what reorg detection needs.

@@ -8,7 +8,6 @@ use std::str::FromStr;
 use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::access_sql::impl_access;
 use super::sealed::impl_sealed;
 use super::store_sql::impl_store;
 use super::*;
@@ -16,8 +15,7 @@ use super::*;
 mod announcements;
 mod chain;
 mod chain_batch;
-mod channel_state;
-mod idempotency;
+use super::idempotency_sql as idempotency;
 mod pipeline;
 mod selfservice;
 mod subscribers;
@@ -64,5 +62,4 @@ fn text_array(addresses: &[Address]) -> Vec<&str> {
 }
 
 impl_store!(PgStore);
-impl_access!(PgStore);
 impl_sealed!(PgStore);

@@ -217,10 +217,17 @@ impl PipelineStore for PgStore {
     }
 
     async fn wake_others(&self) -> StoreResult<()> {
-        sqlx::query("SELECT pg_notify('herald_deliveries', '')")
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WAKE_CHANNEL)
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn listen_others(&self) -> StoreResult<Option<Box<dyn WakeListener>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(WAKE_CHANNEL).await?;
+        Ok(Some(Box::new(PgWakes(listener))))
     }
 
     async fn state_get(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
@@ -297,5 +304,19 @@ impl PipelineStore for PgStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+/// The `NOTIFY` channel of [`PipelineStore::wake_others`].
+const WAKE_CHANNEL: &str = "herald_deliveries";
+
+/// Other replicas' wake-ups, heard on a `LISTEN` connection.
+struct PgWakes(sqlx::postgres::PgListener);
+
+#[async_trait]
+impl WakeListener for PgWakes {
+    async fn recv(&mut self) -> StoreResult<()> {
+        self.0.recv().await?;
+        Ok(())
     }
 }

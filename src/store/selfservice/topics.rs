@@ -97,17 +97,9 @@ pub trait TopicStore: Send + Sync {
         channel: &ChannelId,
         address: &Address,
     ) -> StoreResult<Vec<TopicPreference>>;
-    /// The send-time check: may a message (for `topic`, if any) go to `address` now? True only
-    /// for an active subscriber who, for a topic, has it enabled (explicitly or by default, or
-    /// it is `required`). A topic deleted since the announcement was made no longer filters.
-    async fn is_deliverable(
-        &self,
-        channel: &ChannelId,
-        address: &Address,
-        topic: Option<&str>,
-    ) -> StoreResult<bool>;
-    /// The batched send-time check for one topic: which of `addresses` are active
-    /// subscribers that receive `topic` (same rule as [`TopicStore::is_deliverable`]).
+    /// The send-time check for one topic: which of `addresses` are active subscribers that
+    /// receive `topic` (it is enabled for them explicitly or by default, or it is `required`;
+    /// a topic deleted since the announcement was made no longer filters).
     async fn topic_receivers(
         &self,
         channel: &ChannelId,

@@ -14,7 +14,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::access_sql::impl_access;
 use super::sealed::impl_sealed;
 use super::store_sql::impl_store;
 use super::*;
@@ -22,8 +21,7 @@ use super::*;
 mod announcements;
 mod chain;
 mod chain_batch;
-mod channel_state;
-mod idempotency;
+use super::idempotency_sql as idempotency;
 mod pipeline;
 mod selfservice;
 mod subscribers;
@@ -143,5 +141,4 @@ fn json_list(addresses: &[Address]) -> String {
 }
 
 impl_store!(SqliteStore);
-impl_access!(SqliteStore);
 impl_sealed!(SqliteStore);

@@ -228,6 +228,10 @@ impl PipelineStore for SqliteStore {
         Ok(())
     }
 
+    async fn listen_others(&self) -> StoreResult<Option<Box<dyn WakeListener>>> {
+        Ok(None)
+    }
+
     async fn state_get(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
         shared::state_get(&self.pool, channel, key).await
     }

@@ -8,8 +8,9 @@
 //! fenced by the lease token. A crash anywhere leaves leased rows that become claimable again
 //! when the lease expires; the resend carries the same idempotency key, which receivers dedupe.
 //!
-//! Workers wake on [`wake`] (announcements created in this process), on Postgres
-//! `NOTIFY herald_deliveries` (other replicas), and otherwise poll every [`IDLE_POLL`].
+//! Workers wake on the app's [`Wake`] (announcements created in this process), on
+//! [`PipelineStore::wake_others`](crate::store::PipelineStore::wake_others) from other replicas
+//! (Postgres `NOTIFY`, heard through `listen_others`), and otherwise poll every [`IDLE_POLL`].
 //!
 //! Inbound chat rides on the same lease and client ([`inbound`]): after draining, a worker
 //! reads the channel's inbox when it is due — a stream saw something arrive
@@ -28,14 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::crypto::MasterKey;
 use crate::inbound::ChatLimiter;
 use crate::store::pipeline::SenderLease;
 use crate::store::{InboundPlan, Store};
-use crate::workers::Outcome;
+use crate::workers::{Outcome, Wake};
 use crate::xmtp::channel::{open_client, ChannelXmtpError};
 use crate::xmtp::Xmtp;
 use clients::{ClientCache, OpenClient};
@@ -53,21 +53,6 @@ const CANDIDATES: i64 = 16;
 /// Channel clients kept open between drains, per worker.
 const KEPT_CLIENTS_PER_WORKER: usize = 2;
 
-static WAKE: Notify = Notify::const_new();
-static WAKE_INBOUND: Notify = Notify::const_new();
-
-/// Wakes idle delivery workers of this process (call after enqueueing deliveries). A running
-/// inbound pass yields to it.
-pub fn wake() {
-    WAKE.notify_waiters();
-}
-
-/// Wakes idle workers because a channel's inbox became due (the inbound watcher's call). Kept
-/// apart from [`wake`] so our own sends, seen on the streams, never interrupt an inbound pass.
-pub fn wake_inbound() {
-    WAKE_INBOUND.notify_waiters();
-}
-
 /// Everything a worker needs; cheap to clone.
 #[derive(Clone)]
 pub struct Worker {
@@ -84,10 +69,17 @@ pub struct Worker {
     deferrals: Arc<Deferrals>,
     /// Per-sender limits on chat commands (shared by this process's workers).
     chat_limits: Arc<ChatLimiter>,
+    /// The app's wake-up signals.
+    wake: Wake,
 }
 
 /// Builds `n` workers sharing the deployment's XMTP write budget.
-pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> Vec<Worker> {
+pub fn workers(
+    store: Arc<dyn Store>,
+    kek: Arc<MasterKey>,
+    xmtp: Arc<Xmtp>,
+    wake: Wake,
+) -> Vec<Worker> {
     let c = &xmtp.config;
     let governor = xmtp.governor_on().then(|| {
         let shape = governor::Shape::new(
@@ -124,6 +116,7 @@ pub fn workers(store: Arc<dyn Store>, kek: Arc<MasterKey>, xmtp: Arc<Xmtp>) -> V
             welcome: Arc::from(crate::inbound::handler::HELP_TEXT),
             deferrals: deferrals.clone(),
             chat_limits: chat_limits.clone(),
+            wake: wake.clone(),
         })
         .collect()
 }
@@ -143,8 +136,8 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(worker = %self.id, "delivery worker started");
         loop {
-            let notified = WAKE.notified();
-            let inbound = WAKE_INBOUND.notified();
+            let notified = self.wake.deliveries_notified();
+            let inbound = self.wake.inbound_notified();
             tokio::pin!(notified, inbound);
             notified.as_mut().enable();
             inbound.as_mut().enable();
@@ -261,7 +254,7 @@ impl Worker {
             // the pass: reading every DM a broadcast just reached can take a while, and sending
             // comes first. The channel stays due, so the pass runs again later. Listening
             // starts now, so an announcement made while the groups are recorded counts too.
-            let deliveries = WAKE.notified();
+            let deliveries = self.wake.deliveries_notified();
             tokio::pin!(deliveries);
             deliveries.as_mut().enable();
             if sent > 0 {
@@ -311,44 +304,48 @@ impl Worker {
     }
 }
 
-/// Spawns the configured workers and, on Postgres, the `LISTEN` bridge that wakes them.
-pub fn spawn(app: &crate::app::App, xmtp: Arc<Xmtp>, database_url: Option<String>) {
-    for w in workers(app.store(), app.kek(), xmtp.clone()) {
+/// Spawns the configured workers and the bridge that wakes them on other replicas' work.
+pub fn spawn(app: &crate::app::App, xmtp: Arc<Xmtp>) {
+    if xmtp.config.workers == 0 {
+        return;
+    }
+    for w in workers(app.store(), app.kek(), xmtp.clone(), app.wake()) {
         app.spawn_worker(move |state, shutdown| {
             w.with_welcome(&state.selfservice.welcome_text)
                 .run(shutdown)
         });
     }
-    if xmtp.config.inbound && xmtp.config.workers > 0 {
+    if xmtp.config.inbound {
         let watch = crate::workers::inbound_watch::Watcher::new(
             app.store(),
             xmtp.streams.clone(),
             app.kek(),
+            app.wake(),
         );
         app.spawn_worker(move |_, shutdown| watch.run(shutdown));
     }
-    if let Some(url) = database_url.filter(|_| xmtp.config.workers > 0) {
-        app.spawn_worker(move |_, shutdown| listen(url, shutdown));
-    }
+    app.spawn_worker(|state, shutdown| listen(state.store, state.wake, shutdown));
 }
 
-/// Forwards Postgres notifications to [`wake`]; reconnects after errors.
-async fn listen(url: String, shutdown: CancellationToken) {
+/// Forwards other processes' wake-ups to this app's workers, listening again after a lost
+/// connection; returns at once where the database has a single process (SQLite).
+async fn listen(store: Arc<dyn Store>, wake: Wake, shutdown: CancellationToken) {
     loop {
         let run = async {
-            let mut l = sqlx::postgres::PgListener::connect(&url).await?;
-            l.listen("herald_deliveries").await?;
+            let Some(mut others) = store.pipeline().listen_others().await? else {
+                return Ok::<bool, crate::store::StoreError>(false);
+            };
             loop {
-                l.recv().await?;
-                wake();
+                others.recv().await?;
+                wake.deliveries();
             }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = run => if let Err(e) = r {
-                tracing::debug!(error = %e, "delivery LISTEN connection lost");
+            r = run => match r {
+                Ok(false) => return,
+                Ok(true) => {}
+                Err(e) => tracing::debug!(error = %e, "delivery LISTEN connection lost"),
             },
         }
         tokio::select! {

@@ -137,3 +137,112 @@ fn group_reloads(named: bool) {
         .unwrap();
     assert_eq!(again.epoch(), group.epoch());
 }
+
+/// MLS state of a DM as this encoding wrote it (see `write_golden_state`): one line
+/// `group <hex(json(group id))>`, then `<hex key> <hex value>` per entry. The signer's seed is
+/// [`GOLDEN_SEED`].
+const GOLDEN: &str = include_str!("../../../tests/fixtures/mls-dm-state.txt");
+const GOLDEN_SEED: [u8; 32] = [7; 32];
+
+fn golden_dm() -> (MlsGroup, HashMap<Vec<u8>, Vec<u8>>) {
+    let (sender, peer) = (XmtpProvider::new(), XmtpProvider::new());
+    let key = InstallationKey::from_seed(&GOLDEN_SEED);
+    let peer_key = InstallationKey::generate();
+    let (me, them) = ("a".repeat(64), "b".repeat(64));
+    let kp = build_key_package(&peer, &peer_key, &them).unwrap();
+    let kp_bytes = kp.key_package().tls_serialize_detached().unwrap();
+    let kp = validate_key_package(&sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
+    let spec = DmSpec {
+        creator_inbox_id: me.clone(),
+        peer_inbox_id: them.clone(),
+        membership: HashMap::from([(me, 1), (them, 1)]),
+        failed_installations: vec![],
+    };
+    let (mut group, _) = create_dm(&sender, &key, &spec, &[kp]).unwrap();
+    merge_pending(&sender, &mut group).unwrap();
+    group.create_message(&sender, &key, b"golden").unwrap();
+    let written = sender
+        .storage()
+        .take_dirty()
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    (group, written)
+}
+
+/// Regenerates the fixture: `cargo test -p xmtp-client write_golden_state -- --ignored`.
+/// Only when the stored format changes on purpose (with a migration for existing state).
+#[test]
+#[ignore = "writes the golden fixture"]
+fn write_golden_state() {
+    let (group, written) = golden_dm();
+    let mut lines = vec![format!(
+        "group {}",
+        hex::encode(serde_json::to_vec(group.group_id()).unwrap())
+    )];
+    let mut entries: Vec<_> = written.into_iter().collect();
+    entries.sort();
+    lines.extend(
+        entries
+            .iter()
+            .map(|(k, v)| format!("{} {}", hex::encode(k), hex::encode(v))),
+    );
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/mls-dm-state.txt"
+    );
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// State written by an earlier build must still load: an openmls or serializer upgrade that
+/// changes the stored shape fails here, not on a deployment's channels.
+#[test]
+fn golden_state_written_earlier_still_loads_and_sends() {
+    let mut lines = GOLDEN.lines();
+    let group_line = lines.next().unwrap().strip_prefix("group ").unwrap();
+    let group_id: openmls::prelude::GroupId =
+        serde_json::from_slice(&hex::decode(group_line).unwrap()).unwrap();
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = lines
+        .map(|l| {
+            let (k, v) = l.split_once(' ').unwrap();
+            (hex::decode(k).unwrap(), hex::decode(v).unwrap())
+        })
+        .collect();
+    assert!(entries.len() > 5, "a whole group's state");
+    assert!(entries.iter().all(|(_, v)| v[0] == MSGPACK_MARK));
+
+    let provider = XmtpProvider::new();
+    provider.storage().load(entries.clone());
+    let mut group = MlsGroup::load(provider.storage(), &group_id)
+        .unwrap()
+        .expect("the group is in the fixture");
+    assert_eq!(group.epoch().as_u64(), 1);
+    assert_eq!(group.members().count(), 2);
+    assert_eq!(group.own_leaf_index().u32(), 0);
+
+    // The loaded group works (the signer's seed is fixed), and what it writes back lands under
+    // the keys already stored, in the current encoding.
+    let key = InstallationKey::from_seed(&GOLDEN_SEED);
+    group
+        .create_message(&provider, &key, b"after an upgrade")
+        .unwrap();
+    let rewritten: HashMap<Vec<u8>, Vec<u8>> = provider
+        .storage()
+        .take_dirty()
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    assert!(
+        !rewritten.is_empty(),
+        "sending advances the message secrets"
+    );
+    let stored: HashMap<_, _> = entries.into_iter().collect();
+    for (k, v) in &rewritten {
+        assert!(
+            stored.contains_key(k),
+            "new key {}",
+            String::from_utf8_lossy(k)
+        );
+        assert_eq!(v[0], MSGPACK_MARK);
+    }
+}
