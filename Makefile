@@ -92,8 +92,8 @@ fuzz-build:
 fuzz-smoke: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz-smoke: $$t ($(FUZZ_SMOKE_SECS) s)"; \
-		mkdir -p fuzz/corpus-run/$$t; \
-		(cd fuzz && $(FUZZ_ENV) cargo fuzz run $(FUZZ_FLAGS) $$t corpus-run/$$t corpus/$$t -- \
+		rm -rf fuzz/corpus-run/smoke/$$t && mkdir -p fuzz/corpus-run/smoke/$$t; \
+		(cd fuzz && $(FUZZ_ENV) cargo fuzz run $(FUZZ_FLAGS) $$t corpus-run/smoke/$$t corpus/$$t -- \
 			$(LIBFUZZER_FLAGS) -max_total_time=$(FUZZ_SMOKE_SECS) -print_final_stats=1) \
 			|| exit 1; \
 	done
