@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use sqlx::{Database, Pool, Transaction};
+use sqlx::{Database, Encode, Pool, Transaction, Type};
 
 use super::write_tx::BeginWrite;
 
@@ -16,6 +16,26 @@ pub(crate) trait Dialect: Database {
     fn begin_write(
         pool: &Pool<Self>,
     ) -> impl Future<Output = sqlx::Result<Transaction<'static, Self>>> + Send;
+
+    /// A list of strings bound as one parameter (Postgres: `text[]`, SQLite: a JSON array).
+    type TextList: for<'q> Encode<'q, Self> + Type<Self> + Send + Sync;
+
+    /// Builds the bound value of a list of strings; see [`Dialect::text_rows`].
+    fn text_list<'a>(items: impl IntoIterator<Item = &'a str>) -> Self::TextList;
+
+    /// A table expression with one row per item of the [`Dialect::TextList`] bound as
+    /// parameter `$param`, its text in column `value`, aliased `list` (use it in `FROM` / `IN (SELECT value …)`).
+    fn text_rows(param: u8) -> String;
+
+    /// A table expression with one row per `[a, b]` pair of the JSON array (see
+    /// [`json_pairs`]) bound as parameter `$param`, columns `a` and `b`, aliased `alias`.
+    fn pair_rows(param: u8, alias: &str) -> String;
+}
+
+/// A JSON array of string pairs, bound as text for [`Dialect::pair_rows`].
+pub(crate) fn json_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let list: Vec<[&str; 2]> = pairs.into_iter().map(|(a, b)| [a, b]).collect();
+    serde_json::to_string(&list).expect("string pairs always serialize")
 }
 
 impl Dialect for sqlx::Postgres {
@@ -28,6 +48,23 @@ impl Dialect for sqlx::Postgres {
     ) -> impl Future<Output = sqlx::Result<Transaction<'static, Self>>> + Send {
         pool.begin_write()
     }
+
+    type TextList = Vec<String>;
+
+    fn text_list<'a>(items: impl IntoIterator<Item = &'a str>) -> Self::TextList {
+        items.into_iter().map(str::to_owned).collect()
+    }
+
+    fn text_rows(param: u8) -> String {
+        format!("unnest(CAST(${param} AS text[])) AS list(value)")
+    }
+
+    fn pair_rows(param: u8, alias: &str) -> String {
+        format!(
+            "(SELECT value->>0 AS a, value->>1 AS b \
+             FROM json_array_elements(CAST(${param} AS json))) AS {alias}"
+        )
+    }
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -39,6 +76,24 @@ impl Dialect for sqlx::Sqlite {
         pool: &Pool<Self>,
     ) -> impl Future<Output = sqlx::Result<Transaction<'static, Self>>> + Send {
         pool.begin_write()
+    }
+
+    type TextList = String;
+
+    fn text_list<'a>(items: impl IntoIterator<Item = &'a str>) -> Self::TextList {
+        serde_json::to_string(&items.into_iter().collect::<Vec<_>>())
+            .expect("a list of strings always serializes")
+    }
+
+    fn text_rows(param: u8) -> String {
+        format!("json_each(${param}) AS list")
+    }
+
+    fn pair_rows(param: u8, alias: &str) -> String {
+        format!(
+            "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS b \
+             FROM json_each(${param})) AS {alias}"
+        )
     }
 }
 
