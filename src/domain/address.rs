@@ -46,9 +46,7 @@ impl Address {
     /// Derives the address of a secp256k1 public key (last 20 bytes of keccak256 of the
     /// uncompressed point without its 0x04 tag).
     pub fn from_public_key(key: &k256::ecdsa::VerifyingKey) -> Self {
-        let point = key.to_encoded_point(false);
-        let hash = alloy_primitives::keccak256(&point.as_bytes()[1..]);
-        Self(format!("0x{}", hex::encode(&hash[12..])))
+        Self(xmtp_proto::associations::verify::eth_address(key))
     }
 
     /// The canonical lowercase form, as stored.

@@ -6,55 +6,42 @@
 //! In-process state: with several replicas each enforces the limit on its own share of the
 //! traffic, which is the usual trade-off for not needing a shared store on the hot path.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use token_bucket::{KeyedBuckets, Rate};
 
 use super::error::ApiError;
 use super::AppState;
 
-/// Buckets kept before idle (refilled) ones are dropped, so spoofed or many distinct clients
-/// cannot grow the table without bound.
-const MAX_BUCKETS: usize = 100_000;
-
 /// Token buckets keyed by tenant id or client. A rate of 0 disables limiting.
 pub struct RateLimiter {
-    /// Tokens per second.
-    rate: f64,
-    burst: f64,
     /// The `limit` label of the refusal metric.
     name: &'static str,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
+    buckets: KeyedBuckets<String>,
 }
 
 impl RateLimiter {
     /// Per-tenant limit: `per_second` sustained, bursts up to twice that.
     pub fn new(per_second: u32) -> Self {
-        let rate = f64::from(per_second);
-        Self::with_rate("tenant", rate, rate * 2.0)
+        Self::with_rate(
+            "tenant",
+            Rate::per_second(per_second, per_second.saturating_mul(2)),
+        )
     }
 
     /// `per_minute` sustained, bursts up to `burst` (at least 1), refusals counted as `name`.
     pub fn per_minute(name: &'static str, per_minute: u32, burst: u32) -> Self {
-        Self::with_rate(name, f64::from(per_minute) / 60.0, f64::from(burst.max(1)))
+        Self::with_rate(name, Rate::per_minute(per_minute, burst))
     }
 
-    fn with_rate(name: &'static str, rate: f64, burst: f64) -> Self {
+    fn with_rate(name: &'static str, rate: Rate) -> Self {
         Self {
-            rate,
-            burst,
             name,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: KeyedBuckets::new(rate),
         }
     }
 
@@ -68,34 +55,9 @@ impl RateLimiter {
 
     /// Takes one token for `key`, or returns the seconds until one is available.
     fn take(&self, key: &str) -> Result<(), u64> {
-        if self.rate == 0.0 {
-            return Ok(());
-        }
-        let now = Instant::now();
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
-            // A bucket that has refilled is the same as no bucket.
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.refilled).as_secs_f64() * rate < burst
-            });
-        }
-        let bucket = buckets.entry(key.to_owned()).or_insert_with(|| Bucket {
-            tokens: self.burst,
-            refilled: now,
-        });
-        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - bucket.tokens) / self.rate).ceil().max(1.0) as u64)
-        }
+        self.buckets
+            .take(key.to_owned(), 1.0, Instant::now())
+            .map_err(|wait| wait.as_secs_f64().ceil().max(1.0) as u64)
     }
 }
 

@@ -12,27 +12,16 @@
 //! (its sender lease), so the buckets of one process see all of a channel's traffic unless the
 //! lease moves to another replica, which then starts with full buckets.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Instant;
 
-/// Buckets kept before full (refilled) ones are dropped, bounding memory under many senders.
-const MAX_BUCKETS: usize = 100_000;
+use token_bucket::{KeyedBuckets, Rate};
 
 /// The `limit` label of refused commands in `herald_limited_requests_total`.
 pub const METRIC_LIMIT: &str = "chat_command";
 
 /// Token buckets keyed by channel and sender inbox. A rate of 0 disables the limit.
 pub struct ChatLimiter {
-    /// Tokens per second.
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<(String, String), Bucket>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
+    buckets: KeyedBuckets<(String, String)>,
 }
 
 impl ChatLimiter {
@@ -40,9 +29,7 @@ impl ChatLimiter {
     /// least 1). `per_minute` 0 turns the limit off.
     pub fn new(per_minute: u32, burst: u32) -> Self {
         Self {
-            rate: f64::from(per_minute) / 60.0,
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: KeyedBuckets::new(Rate::per_minute(per_minute, burst)),
         }
     }
 
@@ -63,34 +50,9 @@ impl ChatLimiter {
     }
 
     fn allow_at(&self, channel: &str, inbox: &str, now: Instant) -> bool {
-        if self.rate == 0.0 {
-            return true;
-        }
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (channel.to_owned(), inbox.to_owned());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&key) {
-            // A bucket that has refilled is the same as no bucket.
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.refilled).as_secs_f64() * rate < burst
-            });
-        }
-        let bucket = buckets.entry(key).or_insert(Bucket {
-            tokens: self.burst,
-            refilled: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.buckets
+            .take((channel.to_owned(), inbox.to_owned()), 1.0, now)
+            .is_ok()
     }
 }
 

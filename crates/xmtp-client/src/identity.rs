@@ -6,14 +6,10 @@
 //! identity-update context for the installation).
 
 use k256::ecdsa::SigningKey;
-use sha3::{Digest, Keccak256};
-use xmtp_proto::associations::{inbox_id, signature_text, MemberId};
-use xmtp_proto::associations_proto::{
-    identity_action::Kind, signature, AddAssociation, CreateInbox, IdentifierKind, IdentityAction,
-    IdentityUpdate, RecoverableEcdsaSignature, RecoverableEd25519Signature, Signature,
-};
+use xmtp_proto::associations::{inbox_id, sign, verify};
+use xmtp_proto::associations_proto::IdentityUpdate;
 
-use crate::mls::signer::{InstallationKey, IDENTITY_UPDATE_CONTEXT};
+use crate::mls::signer::InstallationKey;
 
 /// libxmtp refuses to add an installation to an inbox that already has this many.
 pub const MAX_INSTALLATIONS_PER_INBOX: usize = 10;
@@ -41,9 +37,7 @@ impl Wallet {
 
     /// The lowercase `0x`-prefixed address.
     pub fn address(&self) -> String {
-        let point = self.key.verifying_key().to_encoded_point(false);
-        let hash = Keccak256::digest(&point.as_bytes()[1..]);
-        format!("0x{}", hex::encode(&hash[12..]))
+        verify::eth_address(self.key.verifying_key())
     }
 
     /// The inbox id this wallet creates with `nonce` (SDKs use 0).
@@ -53,16 +47,7 @@ impl Wallet {
 
     /// ERC-191 `personal_sign`: 65 bytes `r ‖ s ‖ v`, low-s, v ∈ {27, 28}.
     pub fn sign_personal(&self, text: &str) -> [u8; 65] {
-        let prefixed = format!("\x19Ethereum Signed Message:\n{}{}", text.len(), text);
-        let digest = Keccak256::digest(prefixed.as_bytes());
-        let (sig, recid) = self
-            .key
-            .sign_prehash_recoverable(&digest)
-            .expect("32-byte prehash always signs");
-        let mut out = [0u8; 65];
-        out[..64].copy_from_slice(&sig.to_bytes());
-        out[64] = 27 + recid.to_byte();
-        out
+        sign::sign_erc191(&self.key, text)
     }
 }
 
@@ -75,28 +60,20 @@ impl std::fmt::Debug for Wallet {
 }
 
 /// The first update of a new inbox: `CreateInbox` by the wallet plus `AddAssociation` of the
-/// installation, both carrying the same wallet signature (as libxmtp publishes it).
+/// installation, both carrying the same wallet signature (as libxmtp publishes it). Built and
+/// signed by `xmtp_proto::associations::sign`, the one copy the node's verifier is tested against.
 pub fn create_inbox_update(
     wallet: &Wallet,
     installation: &InstallationKey,
     nonce: u64,
     client_timestamp_ns: u64,
 ) -> IdentityUpdate {
-    let create = IdentityAction {
-        kind: Some(Kind::CreateInbox(CreateInbox {
-            initial_identifier: wallet.address(),
-            nonce,
-            initial_identifier_signature: None,
-            initial_identifier_kind: IdentifierKind::Ethereum as i32,
-            relying_party: None,
-        })),
-    };
-    let update = IdentityUpdate {
-        inbox_id: wallet.inbox_id(nonce),
+    sign::create_inbox_update(
+        &wallet.key,
+        installation.signing_key(),
+        nonce,
         client_timestamp_ns,
-        actions: vec![create, add_installation_action(installation)],
-    };
-    sign(update, wallet, installation)
+    )
 }
 
 /// The update that adds `installation` to the existing inbox `inbox_id`, signed by its wallet.
@@ -106,66 +83,19 @@ pub fn add_installation_update(
     installation: &InstallationKey,
     client_timestamp_ns: u64,
 ) -> IdentityUpdate {
-    let update = IdentityUpdate {
-        inbox_id: inbox_id.to_owned(),
+    sign::add_installation_update(
+        inbox_id,
+        &wallet.key,
+        installation.signing_key(),
         client_timestamp_ns,
-        actions: vec![add_installation_action(installation)],
-    };
-    sign(update, wallet, installation)
-}
-
-fn add_installation_action(installation: &InstallationKey) -> IdentityAction {
-    IdentityAction {
-        kind: Some(Kind::Add(AddAssociation {
-            new_member_identifier: Some(
-                MemberId::Installation(installation.public_key().to_vec()).to_proto(),
-            ),
-            existing_member_signature: None,
-            new_member_signature: None,
-            relying_party: None,
-        })),
-    }
-}
-
-/// Signs the text of `update` once per signer and places the signatures in every action.
-fn sign(
-    mut update: IdentityUpdate,
-    wallet: &Wallet,
-    installation: &InstallationKey,
-) -> IdentityUpdate {
-    let text = signature_text(&update).expect("update built from well-formed fields");
-    let wallet_sig = Signature {
-        signature: Some(signature::Signature::Erc191(RecoverableEcdsaSignature {
-            bytes: wallet.sign_personal(&text).to_vec(),
-        })),
-    };
-    let installation_sig = Signature {
-        signature: Some(signature::Signature::InstallationKey(
-            RecoverableEd25519Signature {
-                bytes: installation
-                    .sign_prehashed(text.as_bytes(), IDENTITY_UPDATE_CONTEXT)
-                    .to_vec(),
-                public_key: installation.public_key().to_vec(),
-            },
-        )),
-    };
-    for action in &mut update.actions {
-        match action.kind.as_mut() {
-            Some(Kind::CreateInbox(c)) => c.initial_identifier_signature = Some(wallet_sig.clone()),
-            Some(Kind::Add(a)) => {
-                a.existing_member_signature = Some(wallet_sig.clone());
-                a.new_member_signature = Some(installation_sig.clone());
-            }
-            _ => {}
-        }
-    }
-    update
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xmtp_proto::associations::{replay, verify::recover_erc191};
+    use xmtp_proto::associations::{replay, signature_text, verify::recover_erc191};
+    use xmtp_proto::associations_proto::{identity_action::Kind, signature};
 
     #[test]
     fn inbox_id_vector() {

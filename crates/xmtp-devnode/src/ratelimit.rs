@@ -6,10 +6,9 @@
 //! 100 group messages costs 100), because the public network budgets messages, not calls; a
 //! batch larger than the tokens available is refused whole with RESOURCE_EXHAUSTED.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use token_bucket::{KeyedBuckets, Rate};
 use tonic::{Request, Status};
 
 /// Metadata key a client may set to be identified across connections.
@@ -31,22 +30,17 @@ impl Default for RateLimit {
     }
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// Per-client token buckets.
 pub struct RateLimiter {
     limit: RateLimit,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: KeyedBuckets<String>,
 }
 
 impl RateLimiter {
     pub fn new(limit: RateLimit) -> Self {
         Self {
             limit,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: KeyedBuckets::new(Rate::per_minute(limit.per_minute, limit.burst)),
         }
     }
 
@@ -63,32 +57,23 @@ impl RateLimiter {
     }
 
     fn take(&self, key: &str, cost: f64, now: Instant) -> Result<(), Status> {
-        let rate = f64::from(self.limit.per_minute) / 60.0;
-        let burst = f64::from(self.limit.burst);
-        let mut buckets = self.buckets.lock().expect("rate limiter lock poisoned");
-        let b = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
-        b.at = now;
-        if b.tokens >= cost {
-            b.tokens -= cost;
-            return Ok(());
-        }
-        let wait = Duration::from_secs_f64((cost.min(burst) - b.tokens).max(0.0) / rate);
-        Err(Status::resource_exhausted(format!(
-            "rate limit exceeded ({} burst, {}/min); retry in {} ms",
-            self.limit.burst,
-            self.limit.per_minute,
-            wait.as_millis()
-        )))
+        self.buckets
+            .take(key.to_owned(), cost, now)
+            .map_err(|wait| {
+                Status::resource_exhausted(format!(
+                    "rate limit exceeded ({} burst, {}/min); retry in {} ms",
+                    self.limit.burst,
+                    self.limit.per_minute,
+                    wait.as_millis()
+                ))
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn burst_then_refill() {

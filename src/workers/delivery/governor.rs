@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use token_bucket::Rate;
 
 use crate::store::pipeline::BudgetRow;
 use crate::store::{Store, StoreResult};
@@ -25,8 +26,8 @@ const CAS_TRIES: usize = 8;
 /// The bucket's shape.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Shape {
-    pub burst: f64,
-    pub per_second: f64,
+    /// The bucket's rate and burst (the workspace's one token-bucket math).
+    pub rate: Rate,
     /// Tokens only critical takes may use.
     pub reserve: f64,
 }
@@ -34,12 +35,14 @@ pub struct Shape {
 impl Shape {
     /// From the `[xmtp]` settings.
     pub fn new(burst: u32, per_minute: u32, multiplier: u32, reserve_percent: u32) -> Shape {
-        let m = f64::from(multiplier.max(1));
-        let burst = f64::from(burst.max(1)) * m;
+        let m = multiplier.max(1);
+        let rate = Rate::per_minute(
+            per_minute.max(1).saturating_mul(m),
+            burst.max(1).saturating_mul(m),
+        );
         Shape {
-            burst,
-            per_second: f64::from(per_minute.max(1)) * m / 60.0,
-            reserve: (burst * f64::from(reserve_percent.min(90)) / 100.0).floor(),
+            rate,
+            reserve: (rate.burst * f64::from(reserve_percent.min(90)) / 100.0).floor(),
         }
     }
 
@@ -47,15 +50,15 @@ impl Shape {
     fn refill(&self, row: Option<&BudgetRow>, now: DateTime<Utc>) -> BudgetRow {
         match row {
             None => BudgetRow {
-                tokens: self.burst,
+                tokens: self.rate.burst,
                 refilled_at: now,
                 paused_until: None,
                 version: 0,
             },
             Some(r) => {
-                let secs = (now - r.refilled_at).as_seconds_f64().max(0.0);
+                let elapsed = (now - r.refilled_at).to_std().unwrap_or_default();
                 BudgetRow {
-                    tokens: (r.tokens + secs * self.per_second).min(self.burst),
+                    tokens: self.rate.refilled(r.tokens, elapsed),
                     refilled_at: now.max(r.refilled_at),
                     paused_until: r.paused_until.filter(|p| *p > now),
                     version: r.version,
@@ -86,8 +89,7 @@ fn take_step(
         row.tokens -= n as f64;
         Ok(n)
     } else {
-        let missing = floor + 1.0 - row.tokens;
-        Err(Duration::from_secs_f64(missing / shape.per_second))
+        Err(shape.rate.time_to(row.tokens, floor + 1.0))
     }
 }
 
@@ -149,7 +151,7 @@ impl Governor {
         if n == 0 {
             return Ok(());
         }
-        let burst = self.shape.burst;
+        let burst = self.shape.rate.burst;
         self.update(|row, _| {
             row.tokens = (row.tokens + n as f64).min(burst);
             Step::Write(())
@@ -226,7 +228,7 @@ mod tests {
     #[test]
     fn the_multiplier_scales_the_allowlisted_budget() {
         let shape = Shape::new(3_000, 600, 4, 10);
-        assert_eq!(shape.burst, 12_000.0);
-        assert_eq!(shape.per_second, 40.0);
+        assert_eq!(shape.rate.burst, 12_000.0);
+        assert_eq!(shape.rate.per_second, 40.0);
     }
 }

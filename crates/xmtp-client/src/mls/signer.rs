@@ -19,7 +19,7 @@ use sha2::{Digest, Sha512};
 use zeroize::Zeroizing;
 
 /// Context string of Ed25519ph installation signatures over identity-update signature text.
-pub const IDENTITY_UPDATE_CONTEXT: &[u8] = b"IDENTITY UPDATE SIGNATURE";
+pub use xmtp_proto::associations::verify::INSTALLATION_SIGNATURE_CONTEXT as IDENTITY_UPDATE_CONTEXT;
 
 /// An installation's Ed25519 key, held expanded in memory.
 #[derive(Clone)]
@@ -58,6 +58,11 @@ impl InstallationKey {
     /// The 32-byte public key: the installation id.
     pub fn public_key(&self) -> [u8; 32] {
         self.signing.verifying_key().to_bytes()
+    }
+
+    /// The Ed25519 key itself, for the identity-update signers in `xmtp_proto`.
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing
     }
 
     /// The verifying half.
