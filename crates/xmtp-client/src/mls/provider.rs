@@ -17,6 +17,14 @@ impl XmtpProvider {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// A provider over `storage` (e.g. one that writes an earlier encoding).
+    pub(crate) fn with_storage(storage: MlsStorage) -> Self {
+        Self {
+            crypto: RustCrypto::default(),
+            storage,
+        }
+    }
 }
 
 impl OpenMlsProvider for XmtpProvider {

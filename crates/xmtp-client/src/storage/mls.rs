@@ -105,22 +105,24 @@ const MSGPACK_MARK: u8 = 0;
 /// integer at a time). One state write per message makes size matter: a DM's message secrets
 /// take ~2.2 KB so, ~3.1 KB with field names, ~10 KB as JSON. Earlier encodings (named
 /// fields, byte vectors as integer arrays, JSON) decode the same way.
-fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, MlsStorageError> {
+fn encode<V: Serialize + ?Sized>(value: &V, names: FieldNames) -> Result<Vec<u8>, MlsStorageError> {
     let mut out = vec![MSGPACK_MARK];
-    #[cfg(test)]
-    if tests::NAMED_FIELDS.with(|n| n.get()) {
-        value.serialize(
-            &mut rmp_serde::Serializer::new(&mut out)
-                .with_struct_map()
-                .with_bytes(rmp_serde::config::BytesMode::ForceIterables),
-        )?;
-        return Ok(out);
+    let serializer = rmp_serde::Serializer::new(&mut out)
+        .with_bytes(rmp_serde::config::BytesMode::ForceIterables);
+    match names {
+        FieldNames::Omitted => value.serialize(&mut { serializer })?,
+        FieldNames::Written => value.serialize(&mut serializer.with_struct_map())?,
     }
-    value.serialize(
-        &mut rmp_serde::Serializer::new(&mut out)
-            .with_bytes(rmp_serde::config::BytesMode::ForceIterables),
-    )?;
     Ok(out)
+}
+
+/// Whether [`encode`] writes struct field names. Today's encoding omits them; storages that
+/// write them exist to prove that state written by earlier versions still reloads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum FieldNames {
+    #[default]
+    Omitted,
+    Written,
 }
 
 /// Decodes what [`encode`] wrote, or the JSON earlier versions wrote.
@@ -136,12 +138,22 @@ fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, MlsStorageError> {
 pub struct MlsStorage {
     values: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
     dirty: RwLock<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    field_names: FieldNames,
 }
 
 impl MlsStorage {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty cache that writes values the way versions before the compact encoding did
+    /// (struct field names included), to prove such state still reloads.
+    pub(crate) fn writing_field_names() -> Self {
+        Self {
+            field_names: FieldNames::Written,
+            ..Self::default()
+        }
     }
 
     /// Seeds the cache from entries previously written under [`MLS_PREFIX`]; not marked dirty.
@@ -205,7 +217,7 @@ impl MlsStorage {
         key: &K,
         value: &V,
     ) -> Result<(), MlsStorageError> {
-        self.set_raw(key.encode(label)?, Some(encode(value)?));
+        self.set_raw(key.encode(label)?, Some(encode(value, self.field_names)?));
         Ok(())
     }
 

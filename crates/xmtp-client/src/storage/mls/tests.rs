@@ -13,11 +13,6 @@ use crate::mls::keypackage::build_key_package;
 use crate::mls::provider::XmtpProvider;
 use crate::mls::signer::InstallationKey;
 
-thread_local! {
-    /// Makes [`encode`] write field names, as versions before compact encoding did.
-    pub(super) static NAMED_FIELDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 #[test]
 fn values_are_message_pack_and_earlier_json_values_still_read() {
     let storage = MlsStorage::new();
@@ -65,13 +60,16 @@ fn a_group_reloads_from_its_prefix_plus_global_entries() {
 
 #[test]
 fn a_group_written_with_field_names_still_reloads() {
-    NAMED_FIELDS.with(|n| n.set(true));
     group_reloads(true);
-    NAMED_FIELDS.with(|n| n.set(false));
 }
 
 fn group_reloads(named: bool) {
-    let (sender, peer) = (XmtpProvider::new(), XmtpProvider::new());
+    let sender = if named {
+        XmtpProvider::with_storage(MlsStorage::writing_field_names())
+    } else {
+        XmtpProvider::new()
+    };
+    let peer = XmtpProvider::new();
     let key = InstallationKey::generate();
     let peer_key = InstallationKey::generate();
     let (me, them) = ("a".repeat(64), "b".repeat(64));
@@ -112,7 +110,6 @@ fn group_reloads(named: bool) {
         .unwrap();
     assert_eq!(named, secrets > 2_800, "{secrets} bytes of message secrets");
 
-    NAMED_FIELDS.with(|n| n.set(false));
     let provider = XmtpProvider::new();
     provider.storage().load(own.into_iter().chain(other));
     let mut reloaded = MlsGroup::load(provider.storage(), group.group_id())
