@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use herald::app::{self, App};
 use herald::config::Config;
 use herald::crypto::MasterKey;
-use herald::http::{keys, openapi};
+use herald::http::openapi;
 use herald::{store, telemetry};
 
 /// Read from the working directory when `--config` is not given.
@@ -223,9 +223,10 @@ async fn key_command(
         KeyCommand::Create { tenant, name } => {
             let tenant = tenant_id(&tenant)?;
             anyhow::ensure!(store.tenant_exists(&tenant).await?, "no tenant {tenant}");
-            let created = keys::create_key(store, &tenant, name, max_keys)
-                .await
-                .map_err(|e| anyhow::anyhow!("creating the key: {e}"))?;
+            let created =
+                herald::tenants::create_api_key(store, &tenant, name.as_deref(), max_keys)
+                    .await
+                    .context("creating the key")?;
             eprintln!(
                 "created key {} for tenant {tenant}; it follows and is shown only once:",
                 created.id

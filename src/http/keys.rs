@@ -21,12 +21,9 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::AppJson;
 use super::rate_limit::refuse;
 use super::AppState;
-use crate::crypto::{generate_token, hash_token, API_KEY_PREFIX};
 use crate::domain::{ApiKeyId, TenantId};
-use crate::store::{ApiKey, KeyRevoke, NewApiKey};
-
-/// Longest key name, in characters.
-const MAX_KEY_NAME_CHARS: usize = 100;
+use crate::store::{ApiKey, KeyRevoke};
+use crate::tenants::{self, CreateKeyError};
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -74,46 +71,27 @@ impl From<ApiKey> for ApiKeyOut {
     }
 }
 
-/// Creates a key for `tenant`; used by both endpoints and by `herald tenant key create`.
-pub async fn create_key(
-    store: &dyn crate::store::Store,
+/// Creates a key for `tenant` through the tenant service, as both endpoints answer it.
+async fn create_key(
+    state: &AppState,
     tenant: &TenantId,
     name: Option<String>,
-    max_active: u32,
 ) -> Result<ApiKeyCreated, ApiError> {
-    let name = match name.as_deref().map(str::trim) {
-        None => None,
-        Some(n) if !n.is_empty() && n.chars().count() <= MAX_KEY_NAME_CHARS => Some(n.to_owned()),
-        Some(_) => {
-            return Err(ApiError::validation(
-                "invalid_name",
-                "name must be 1 to 100 characters",
-            ))
-        }
-    };
-    let api_key = generate_token(API_KEY_PREFIX);
-    let new = NewApiKey {
-        id: ApiKeyId::generate(),
-        tenant: tenant.clone(),
-        name,
-        key_hash: hash_token(&api_key),
-    };
-    let created = store
-        .create_api_key(&new, max_active)
-        .await?
-        .ok_or_else(|| {
-            refuse(
-                "api_keys",
-                "quota_exceeded",
-                format!("the tenant already has {max_active} active API keys; revoke one first"),
-                60,
-            )
-        })?;
-    tracing::info!(tenant.id = %tenant, api_key.id = %created.id, "API key created");
+    let max_active = state.quotas.max_api_keys;
+    let created =
+        tenants::create_api_key(state.store.as_ref(), tenant, name.as_deref(), max_active)
+            .await
+            .map_err(|e| match e {
+                CreateKeyError::Name => ApiError::validation("invalid_name", e.to_string()),
+                CreateKeyError::TooMany(_) => {
+                    refuse("api_keys", "quota_exceeded", e.to_string(), 60)
+                }
+                CreateKeyError::Store(store) => store.into(),
+            })?;
     Ok(ApiKeyCreated {
         id: created.id.to_string(),
         name: created.name,
-        api_key,
+        api_key: created.api_key,
         created_at: created.created_at,
     })
 }
@@ -156,13 +134,7 @@ async fn create_own_key(
     Tenant(tenant): Tenant,
     AppJson(body): AppJson<ApiKeyIn>,
 ) -> Result<(StatusCode, axum::Json<ApiKeyCreated>), ApiError> {
-    let created = create_key(
-        state.store.as_ref(),
-        &tenant,
-        body.name,
-        state.quotas.max_api_keys,
-    )
-    .await?;
+    let created = create_key(&state, &tenant, body.name).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -228,13 +200,7 @@ async fn create_tenant_key(
     if !state.store.tenant_exists(&tenant).await? {
         return Err(ApiError::NotFound("tenant"));
     }
-    let created = create_key(
-        state.store.as_ref(),
-        &tenant,
-        body.name,
-        state.quotas.max_api_keys,
-    )
-    .await?;
+    let created = create_key(&state, &tenant, body.name).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
