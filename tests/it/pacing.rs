@@ -1,9 +1,10 @@
 //! Pacing: with the node's rate limit on (a small budget keeps the test short), a broadcast
-//! larger than the burst completes with no failed delivery, at ≥ 95% of the budget.
+//! larger than the burst completes with no failed delivery, never refused by the node's
+//! limit, at ≥ 85% of the speed the budget allows, measured by the node's accept timestamps.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use futures_util::{stream, StreamExt as _};
 use reqwest::StatusCode;
@@ -69,51 +70,99 @@ async fn broadcast_under_the_node_rate_limit_uses_the_budget_and_fails_nothing()
     let done = wait_completed(&app, &key, &first).await;
     assert_eq!(done["counts"]["delivered"], json!(SUBSCRIBERS), "{done}");
 
-    // Let both buckets refill to the burst, then time a repeat broadcast to existing DMs.
-    // herald's bucket may end first contact in debt: a round sized by the tokens available
-    // (at most BURST) can spend up to three times that (message + commit + welcome per new
-    // DM), so a full refill takes up to 3 × BURST tokens.
-    let refill = Duration::from_secs_f64(3.0 * f64::from(BURST) * 60.0 / f64::from(PER_MINUTE));
-    tokio::time::sleep(refill + Duration::from_secs(1)).await;
+    // Wait until herald's bucket is full again (a condition, not a fixed sleep). herald debits
+    // every write it makes and both buckets refill at the same rate, so herald's bucket is
+    // never fuller than the node's: once herald's is full, the node's is too.
+    wait_budget_full(&app, &url).await;
+    let refused_before = node.rate_limited();
     let repeat = post("repeat").await;
     let done = wait_completed(&app, &key, &repeat).await;
-    // Measured from the rows themselves (creation to last settlement), not from polling.
-    let created: DateTime<Utc> = serde_json::from_value(done["created_at"].clone()).unwrap();
-    let rows = app
-        .get(
-            &format!("/v1/announcements/{repeat}/deliveries?limit=200"),
-            &key,
-        )
-        .await
-        .body;
-    let settled: Vec<DateTime<Utc>> = rows["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| serde_json::from_value(d["updated_at"].clone()).unwrap())
-        .collect();
-    let first = *settled.iter().min().unwrap();
-    let last = *settled.iter().max().unwrap();
-    let elapsed = (last - created).as_seconds_f64();
-    // Time to the first send is lost budget (the bucket is already full): reported for
-    // diagnosis, and why SUBSCRIBERS is large enough to leave room for it.
-    eprintln!(
-        "pacing: first delivery {:.2}s after creation",
-        (first - created).as_seconds_f64()
-    );
     assert_eq!(done["counts"]["delivered"], json!(SUBSCRIBERS), "{done}");
     assert_eq!(done["counts"]["failed"], json!(0), "{done}");
-    let budget = f64::from(BURST) + elapsed * f64::from(PER_MINUTE) / 60.0;
-    let ratio = SUBSCRIBERS as f64 / budget;
+    // Never over the budget: the node refused none of the repeat's writes.
+    assert_eq!(
+        node.rate_limited(),
+        refused_before,
+        "herald overspent the node's budget"
+    );
+
+    // Measured by the node: the timestamps at which it accepted the repeat's messages. With a
+    // full bucket at the start, the fastest the budget allows is the burst at once, then the
+    // rest at the refill rate; the bar is 85% of that speed, far below what herald reaches
+    // (~100%), so a loaded machine's scheduling noise cannot fail it, while a pacer that
+    // wastes a sixth of the budget does.
+    let sender = herald_sender_inbox(&app, &key, &channel).await;
+    let accepted: Vec<u64> = stream::iter(&inboxes)
+        .map(|inbox| {
+            let sender = sender.clone();
+            async move {
+                inbox.sync_welcomes().await.unwrap();
+                let messages = inbox.sync_dm(&sender).await.unwrap();
+                let repeat: Vec<u64> = messages
+                    .iter()
+                    .filter(|m| m.text.as_deref() == Some("repeat"))
+                    .map(|m| m.created_ns)
+                    .collect();
+                assert_eq!(repeat.len(), 1, "each subscriber reads the repeat once");
+                repeat[0]
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let first = *accepted.iter().min().unwrap();
+    let last = *accepted.iter().max().unwrap();
+    let elapsed = (last - first) as f64 / 1e9;
+    let fastest = (SUBSCRIBERS as f64 - f64::from(BURST)) * 60.0 / f64::from(PER_MINUTE);
+    let speed = fastest / elapsed.max(f64::EPSILON);
     eprintln!(
-        "pacing: {SUBSCRIBERS} messages in {elapsed:.2}s, {:.0}% of the budget",
-        ratio * 100.0
+        "pacing: the node accepted {SUBSCRIBERS} messages in {elapsed:.2}s; the budget allows \
+         {fastest:.2}s ({:.0}% of the budget's speed)",
+        speed * 100.0
     );
     assert!(
-        ratio >= 0.95,
-        "used only {:.0}% of the budget ({elapsed:.2}s)",
-        ratio * 100.0
+        speed >= 0.85,
+        "used only {:.0}% of the budget ({elapsed:.2}s for {fastest:.2}s)",
+        speed * 100.0
     );
-    assert!(ratio <= 1.05, "exceeded the budget: {:.0}%", ratio * 100.0);
     node.shutdown().await;
+}
+
+/// The channel's XMTP inbox id, as its API shows it.
+async fn herald_sender_inbox(app: &TestApp, key: &str, channel: &str) -> String {
+    let ch = app.get(&format!("/v1/channels/{channel}"), key).await.body;
+    ch["xmtp"]["inbox_id"]
+        .as_str()
+        .expect("registered at creation")
+        .to_owned()
+}
+
+/// Waits until herald's write budget for the node at `url` has refilled to the burst.
+async fn wait_budget_full(app: &TestApp, url: &str) {
+    let budget = format!("writes {url}");
+    let per_second = f64::from(PER_MINUTE) / 60.0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = app.store.pipeline().budget_get(&budget).await.unwrap();
+        let missing = row.map_or(0.0, |r| {
+            let since = (Utc::now() - r.refilled_at).as_seconds_f64().max(0.0);
+            let paused = r.paused_until.is_some_and(|p| p > Utc::now());
+            if paused {
+                f64::from(BURST)
+            } else {
+                f64::from(BURST) - (r.tokens + since * per_second)
+            }
+        });
+        if missing <= 0.0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "herald's budget never refilled"
+        );
+        tokio::time::sleep(
+            Duration::from_secs_f64(missing / per_second).min(Duration::from_millis(500)),
+        )
+        .await;
+    }
 }

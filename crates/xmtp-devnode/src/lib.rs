@@ -175,10 +175,10 @@ impl DevNode {
             addr: config.listen,
             source,
         })?;
-        let node = service::Node::new(
-            store.clone(),
-            config.rate_limit.map(ratelimit::RateLimiter::new),
-        );
+        let limiter = config
+            .rate_limit
+            .map(|limit| Arc::new(ratelimit::RateLimiter::new(limit)));
+        let node = service::Node::new(store.clone(), limiter.clone());
         let identity = IdentityApiServer::new(node.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -221,6 +221,7 @@ impl DevNode {
             stop: Some(stop_tx),
             task,
             store,
+            limiter,
         })
     }
 }
@@ -233,6 +234,7 @@ pub struct DevNodeHandle {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     store: Arc<store::Store>,
+    limiter: Option<Arc<ratelimit::RateLimiter>>,
 }
 
 impl DevNodeHandle {
@@ -246,6 +248,12 @@ impl DevNodeHandle {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// Writes refused with RESOURCE_EXHAUSTED by the rate limit so far (0 without one): how a
+    /// test tells that a client kept within the budget.
+    pub fn rate_limited(&self) -> u64 {
+        self.limiter.as_ref().map_or(0, |l| l.refused())
     }
 
     /// Stops accepting requests, ends open streams, flushes `--data`, then returns.

@@ -6,6 +6,7 @@
 //! 100 group messages costs 100), because the public network budgets messages, not calls; a
 //! batch larger than the tokens available is refused whole with RESOURCE_EXHAUSTED.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use token_bucket::{KeyedBuckets, Rate};
@@ -34,6 +35,7 @@ impl Default for RateLimit {
 pub struct RateLimiter {
     limit: RateLimit,
     buckets: KeyedBuckets<String>,
+    refused: AtomicU64,
 }
 
 impl RateLimiter {
@@ -41,7 +43,13 @@ impl RateLimiter {
         Self {
             limit,
             buckets: KeyedBuckets::new(Rate::per_minute(limit.per_minute, limit.burst)),
+            refused: AtomicU64::new(0),
         }
+    }
+
+    /// Writes refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Takes `cost` tokens for the caller of `request`, or answers RESOURCE_EXHAUSTED.

@@ -21,11 +21,8 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(store: Arc<Store>, limiter: Option<RateLimiter>) -> Self {
-        Self {
-            store,
-            limiter: limiter.map(Arc::new),
-        }
+    pub fn new(store: Arc<Store>, limiter: Option<Arc<RateLimiter>>) -> Self {
+        Self { store, limiter }
     }
 
     /// Charges `cost` writes (messages) to the caller when the rate limit is on.
