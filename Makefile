@@ -44,13 +44,18 @@ test-pg:
 ## Benchmarks (figures printed, not asserted): the API on a throwaway Postgres, the delivery
 ## pipeline (10,000-subscriber broadcast next to the official SDK, 1,000,000-subscriber fan-out
 ## RSS), the XMTP node, the XMTP client's MLS costs and send rounds, and the chain matcher.
+## Ends with one table of the judged figures (goal, measured, met), which the benches append
+## to BENCH_SUMMARY as they run.
+BENCH_SUMMARY ?= $(CURDIR)/target/bench-summary.tsv
 bench:
-	$(PG) $(CARGO) bench -p herald --bench api
+	@mkdir -p $(dir $(BENCH_SUMMARY)) && rm -f $(BENCH_SUMMARY)
+	BENCH_SUMMARY=$(BENCH_SUMMARY) $(PG) $(CARGO) bench -p herald --bench api
 	interop/setup.sh
-	$(PG) $(CARGO) bench -p herald --bench pipeline
+	BENCH_SUMMARY=$(BENCH_SUMMARY) $(PG) $(CARGO) bench -p herald --bench pipeline
 	$(CARGO) bench -p xmtp-devnode
 	$(CARGO) bench -p xmtp-client
 	$(CARGO) bench -p herald --bench chain
+	@scripts/bench-table.sh $(BENCH_SUMMARY)
 
 ## Run herald's local XMTP node on 127.0.0.1:5556 (what the SDKs' env "local" expects).
 devnode:

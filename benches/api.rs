@@ -10,6 +10,9 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "summary.rs"]
+mod summary;
+
 use herald::app::App;
 use herald::config::{Config, DatabaseUrl};
 use herald::crypto::MasterKey;
@@ -131,6 +134,28 @@ async fn run() -> anyhow::Result<()> {
     println!(
         "goal (>= 2,000 req/s, p99 < 25 ms, 0 errors): {}",
         if ok { "met" } else { "NOT met" }
+    );
+    summary::record(
+        "REST POST announcements (Postgres)",
+        ">= 2,000 req/s, p99 < 25 ms, 0 errors",
+        &format!(
+            "{:.0} req/s, p99 {:.1} ms, {} errors",
+            plain.throughput(),
+            plain.percentile(0.99).as_secs_f64() * 1e3,
+            plain.errors
+        ),
+        Some(ok),
+    );
+    summary::record(
+        "REST POST announcements + Idempotency-Key",
+        ">= 1,500 req/s",
+        &format!(
+            "{:.0} req/s, p99 {:.1} ms, {} errors",
+            keyed.throughput(),
+            keyed.percentile(0.99).as_secs_f64() * 1e3,
+            keyed.errors
+        ),
+        Some(keyed.errors == 0 && keyed.throughput() >= 1500.0),
     );
     Ok(())
 }

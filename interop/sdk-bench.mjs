@@ -1,11 +1,23 @@
 // Broadcast baseline for `make bench`: the official @xmtp/node-sdk 6.0.0 sends one text to each
 // recipient inbox, the way an app would (createDm + send), with a fixed number in flight.
 //
-// Usage: node sdk-bench.mjs --api http://127.0.0.1:PORT --inboxes FILE [--concurrency 16]
-//                           [--text "..."] [--repeat true]
+// The SDK rate-limits its own gRPC client: 5,000 calls per 60 s per client (libxmtp
+// xmtp_api_grpc; no option changes it). Counted at the node, createDm + sendText is 9 calls
+// (2 GetIdentityUpdates, 2 FetchKeyPackages, 1 SendWelcomeMessages, 2 SendGroupMessages,
+// 2 QueryGroupMessages) and a repeat sendText 3. A run that crosses a window measures the wait.
+// So there are two modes, and the caller says which figure is which:
+//   --mode capacity  what the SDK can do: recipients split over fresh clients, --per-client
+//                    each (default 400: 400 x (9 + 3) = 4,800 calls, inside one window for
+//                    both phases), all clients sending at once with --concurrency in flight;
+//   --mode shipped   what one app built on the SDK gets: one client for every recipient, and
+//                    --rounds repeat sends per DM, so both phases run past several windows.
+//
+// Usage: node sdk-bench.mjs --api http://127.0.0.1:PORT --inboxes FILE [--mode capacity]
+//          [--concurrency 16] [--per-client 400] [--rounds 1] [--text "..."] [--repeat true]
 // FILE holds one inbox id per line. Phase "first" creates each DM then sends (first contact);
-// phase "repeat" (default on) sends once more over the DMs just created. Prints one JSON line:
-// {"first": {"sent", "failed", "seconds"}, "repeat": {...}}. Progress goes to stderr.
+// phase "repeat" (default on) sends `rounds` more times over the DMs just created. Prints one
+// JSON line: {"mode", "clients", "concurrency", "first": {"sent", "failed", "seconds"},
+// "repeat": {...}}. Progress goes to stderr. Client registration is not timed.
 import { readFileSync } from 'node:fs';
 import { Client, IdentifierKind } from '@xmtp/node-sdk';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
@@ -20,6 +32,9 @@ const api = arg('--api', 'http://127.0.0.1:5556');
 const concurrency = Number(arg('--concurrency', '16'));
 const text = arg('--text', 'herald bench: SDK baseline');
 const repeat = arg('--repeat', 'true') === 'true';
+const mode = arg('--mode', 'capacity');
+const perClient = Number(arg('--per-client', '400'));
+const rounds = Number(arg('--rounds', '1'));
 const inboxes = readFileSync(arg('--inboxes', '/dev/stdin'), 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
 
 function signerFor(account) {
@@ -54,24 +69,49 @@ async function pool(items, task) {
   return { sent, failed, seconds: (performance.now() - started) / 1000, firstError };
 }
 
-async function main() {
+async function newClient() {
   const account = privateKeyToAccount(generatePrivateKey());
-  const client = await Client.create(signerFor(account), {
+  return Client.create(signerFor(account), {
     apiUrl: api,
     env: 'local',
     dbPath: null,
     disableDeviceSync: true,
   });
+}
+
+// Splits `items` into `size`-long chunks.
+function chunks(items, size) {
+  const out = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+// Interleaves the clients' work lists so every client is busy from the start.
+function interleave(lists) {
+  const out = [];
+  for (let i = 0; lists.some((l) => i < l.length); i += 1) {
+    for (const l of lists) if (i < l.length) out.push(l[i]);
+  }
+  return out;
+}
+
+async function main() {
+  if (mode !== 'capacity' && mode !== 'shipped') throw new Error(`--mode must be capacity or shipped, not ${mode}`);
+  const groups = mode === 'shipped' ? [inboxes] : chunks(inboxes, Math.max(1, perClient));
+  const clients = [];
+  for (const _ of groups) clients.push(await newClient());
+  const work = interleave(groups.map((group, c) => group.map((inbox) => ({ client: clients[c], inbox }))));
   const dms = new Map();
-  const first = await pool(inboxes, async (inbox) => {
+  const first = await pool(work, async ({ client, inbox }) => {
     const dm = await client.conversations.createDm(inbox);
     dms.set(inbox, dm);
     await dm.sendText(text);
   });
-  const result = { first };
+  const result = { mode, clients: clients.length, concurrency, first };
   if (repeat) {
-    const ready = inboxes.filter((i) => dms.has(i));
-    result.repeat = await pool(ready, (inbox) => dms.get(inbox).sendText(`${text} (repeat)`));
+    const ready = work.filter(({ inbox }) => dms.has(inbox));
+    const sends = Array.from({ length: Math.max(1, rounds) }, () => ready).flat();
+    result.repeat = await pool(sends, ({ inbox }) => dms.get(inbox).sendText(`${text} (repeat)`));
   }
   process.stdout.write(JSON.stringify(result) + '\n');
   process.exit(0);

@@ -19,7 +19,7 @@ impl XmtpProvider {
     }
 
     /// A provider over `storage` (e.g. one that writes an earlier encoding).
-    pub(crate) fn with_storage(storage: MlsStorage) -> Self {
+    pub fn with_storage(storage: MlsStorage) -> Self {
         Self {
             crypto: RustCrypto::default(),
             storage,

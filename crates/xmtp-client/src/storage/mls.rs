@@ -149,7 +149,7 @@ impl MlsStorage {
 
     /// An empty cache that writes values the way versions before the compact encoding did
     /// (struct field names included), to prove such state still reloads.
-    pub(crate) fn writing_field_names() -> Self {
+    pub fn writing_field_names() -> Self {
         Self {
             field_names: FieldNames::Written,
             ..Self::default()
