@@ -10,7 +10,8 @@ use sha3::{Digest, Keccak256};
 use xmtp_proto::associations::{inbox_id, signature_text, MemberId};
 use xmtp_proto::associations_proto::{
     identity_action::Kind, signature, AddAssociation, CreateInbox, IdentifierKind, IdentityAction,
-    IdentityUpdate, RecoverableEcdsaSignature, RecoverableEd25519Signature, Signature,
+    IdentityUpdate, RecoverableEcdsaSignature, RecoverableEd25519Signature, RevokeAssociation,
+    Signature,
 };
 
 use crate::mls::signer::{InstallationKey, IDENTITY_UPDATE_CONTEXT};
@@ -112,6 +113,42 @@ pub fn add_installation_update(
         actions: vec![add_installation_action(installation)],
     };
     sign(update, wallet, installation)
+}
+
+/// The update that revokes `installations` from the inbox `inbox_id`, signed by its recovery
+/// wallet (only the recovery address may revoke). One action per installation, one signature
+/// over the whole text, as libxmtp's `revoke_installations` builds it.
+pub fn revoke_installations_update(
+    inbox_id: &str,
+    wallet: &Wallet,
+    installations: &[Vec<u8>],
+    client_timestamp_ns: u64,
+) -> IdentityUpdate {
+    let mut update = IdentityUpdate {
+        inbox_id: inbox_id.to_owned(),
+        client_timestamp_ns,
+        actions: installations
+            .iter()
+            .map(|id| IdentityAction {
+                kind: Some(Kind::Revoke(RevokeAssociation {
+                    member_to_revoke: Some(MemberId::Installation(id.clone()).to_proto()),
+                    recovery_identifier_signature: None,
+                })),
+            })
+            .collect(),
+    };
+    let text = signature_text(&update).expect("update built from well-formed fields");
+    let wallet_sig = Signature {
+        signature: Some(signature::Signature::Erc191(RecoverableEcdsaSignature {
+            bytes: wallet.sign_personal(&text).to_vec(),
+        })),
+    };
+    for action in &mut update.actions {
+        if let Some(Kind::Revoke(r)) = action.kind.as_mut() {
+            r.recovery_identifier_signature = Some(wallet_sig.clone());
+        }
+    }
+    update
 }
 
 fn add_installation_action(installation: &InstallationKey) -> IdentityAction {
@@ -222,5 +259,22 @@ mod tests {
         let state = replay([&first, &second]).unwrap();
         assert_eq!(state.installations().len(), 2);
         assert_eq!(state.addresses(), vec![w.address()]);
+        let revoke = revoke_installations_update(
+            &w.inbox_id(0),
+            &w,
+            &[i1.public_key().to_vec()],
+            3_000_000_000,
+        );
+        let state = replay([&first, &second, &revoke]).unwrap();
+        assert_eq!(state.installations(), vec![i2.public_key().to_vec()]);
+        // Only the recovery wallet may revoke.
+        let other = Wallet::generate();
+        let forged = revoke_installations_update(
+            &w.inbox_id(0),
+            &other,
+            &[i2.public_key().to_vec()],
+            4_000_000_000,
+        );
+        assert!(replay([&first, &second, &forged]).is_err());
     }
 }
