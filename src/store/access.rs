@@ -107,6 +107,8 @@ pub trait AccessStore: Send + Sync {
     ) -> StoreResult<NonceIssue>;
     /// A challenge as stored, without spending it.
     async fn issued_nonce(&self, nonce: &str) -> StoreResult<Option<IssuedNonce>>;
+    /// The tenant of a trigger that is not deleted.
+    async fn trigger_tenant(&self, trigger_id: &str) -> StoreResult<Option<TenantId>>;
 }
 
 /// API key row shape shared by both backends.

@@ -263,6 +263,16 @@ where
             },
         ))
     }
+
+    async fn trigger_tenant(&self, trigger_id: &str) -> StoreResult<Option<TenantId>> {
+        let tenant: Option<String> = sqlx::query_scalar(
+            "SELECT tenant_id FROM triggers WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(trigger_id)
+        .fetch_optional(self.sql_pool())
+        .await?;
+        Ok(tenant.map(TenantId::from_trusted))
+    }
 }
 
 /// Locks a tenant row until the transaction ends (see [`lock_row`]).
