@@ -57,7 +57,10 @@ pub async fn rotate_installation(
         .acquire_sender(channel, &owner, lease_until(xmtp), now)
         .await?
         .ok_or(ChannelXmtpError::Busy)?;
+    // A channel with many DMs takes longer than one lease period: keep it renewed meanwhile.
+    let renewer = tokio::spawn(keep_renewed(store.clone(), lease.clone(), lease_secs(xmtp)));
     let result = rotate_under(store, kek, xmtp, &lease).await;
+    renewer.abort();
     if let Err(e) = &result {
         tracing::warn!(channel.id = %channel, error = %e, "installation rotation failed");
     }
@@ -65,25 +68,31 @@ pub async fn rotate_installation(
     result
 }
 
-fn lease_until(xmtp: &Xmtp) -> chrono::DateTime<Utc> {
-    Utc::now() + chrono::Duration::seconds(xmtp.config.lease_secs as i64)
+fn lease_secs(xmtp: &Xmtp) -> u64 {
+    xmtp.config.lease_secs.max(3)
 }
 
-/// Extends the lease between steps; a lost lease stops the rotation (the fenced writes would
-/// fail anyway).
-async fn renew(
-    store: &Arc<dyn Store>,
-    xmtp: &Xmtp,
-    lease: &SenderLease,
-) -> Result<(), ChannelXmtpError> {
-    if store
-        .pipeline()
-        .renew_sender(lease, lease_until(xmtp))
-        .await?
-    {
-        Ok(())
-    } else {
-        Err(ChannelXmtpError::Busy)
+fn lease_until(xmtp: &Xmtp) -> chrono::DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(lease_secs(xmtp) as i64)
+}
+
+/// Renews `lease` every third of its period until aborted or lost. Once lost, the rotation's
+/// fenced state writes fail, so it stops without forking the channel's state.
+async fn keep_renewed(store: Arc<dyn Store>, lease: SenderLease, secs: u64) {
+    let every = std::time::Duration::from_secs(secs / 3);
+    loop {
+        tokio::time::sleep(every).await;
+        let until = Utc::now() + chrono::Duration::seconds(secs as i64);
+        match store.pipeline().renew_sender(&lease, until).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(channel.id = %lease.channel, "sender lease lost during installation rotation");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(channel.id = %lease.channel, error = %e, "renewing the sender lease failed")
+            }
+        }
     }
 }
 
@@ -104,11 +113,9 @@ async fn rotate_under(
         .await?
         .with_sender_tag_key(sender_tag_key(kek, channel));
     let installation = hex::encode(new.installation_id());
-    renew(store, xmtp, lease).await?;
 
     // 2. The old installation adds it to every DM; 3. it joins them.
     old.refresh_memberships().await?;
-    renew(store, xmtp, lease).await?;
     new.sync_welcomes().await?;
     let dms = new.dm_group_ids().await.len();
     drop(new);
@@ -133,7 +140,6 @@ async fn rotate_under(
         .set_channel_identity(channel, &client_inbox, &installation)
         .await?;
     tracing::info!(channel.id = %channel, xmtp.installation_id = %installation, previous = %previous, dms, "channel installation replaced");
-    renew(store, xmtp, lease).await?;
 
     // 4. Every other installation of the inbox is revoked; the new one drops their leaves.
     let (current, _) = open_client(store, kek, xmtp, lease).await?;
