@@ -5,7 +5,11 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use herald::domain::ChannelId;
+use herald::xmtp::channel::channel_wallet;
+use xmtp_client::{Client, GrpcTransport, MemoryStore};
 
 use crate::helpers::TestApp;
 use crate::pipeline::wait_completed;
@@ -146,9 +150,28 @@ async fn a_rotated_installation_keeps_the_dm_and_the_old_one_is_revoked() {
         "no answer to help: {texts:?}"
     );
 
-    // A second rotation works from the rotated state too.
+    // A second rotation works from the rotated state too, and also revokes an installation
+    // an interrupted rotation would leave behind (registered, its key lost).
+    let (_, wallet) = channel_wallet(&app.store, &Arc::new(app.kek.clone()), &id)
+        .await
+        .unwrap();
+    let transport = Arc::new(GrpcTransport::connect_lazy(&app.xmtp_url).unwrap());
+    let stray = Client::open(&wallet, transport, Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
+    let stray = hex::encode(stray.installation_id());
     let again = rotate(&app, &key, &channel).await;
-    assert_eq!(again["revoked_installation_ids"], json!([new]), "{again}");
+    let mut revoked: Vec<String> =
+        serde_json::from_value(again["revoked_installation_ids"].clone()).unwrap();
+    revoked.sort();
+    let mut expected = vec![new.clone(), stray];
+    expected.sort();
+    assert_eq!(revoked, expected, "{again}");
+    let newest = again["installation_id"].as_str().unwrap();
+    let state = sdk
+        .call("inboxState", json!({"name": alice.name, "inboxId": inbox}))
+        .await;
+    assert_eq!(state["installations"], json!([newest]), "{state}");
     announce(&app, &key, &channel, "again").await;
     let texts = sdk.texts(&alice, &dm).await;
     assert_eq!(texts.first().map(String::as_str), Some("before"));
