@@ -19,6 +19,7 @@
 //   reply         {name, conversationId, text}   -> message id
 //   newDm         {name, peerInboxId}            -> {id} (SDK creates the DM)
 //   revoke        {name, installationIds: [hex]} -> revokes those installations of the inbox
+//   inboxState    {name, inboxId}                -> {installations: [hex]} fetched from the network
 //   exit          {}                             -> exits the process
 import { Client, ConsentState, IdentifierKind } from '@xmtp/node-sdk';
 import { privateKeyToAccount } from 'viem/accounts';
@@ -117,6 +118,10 @@ const handlers = {
     const ids = installationIds.map((h) => hexToBytes(h.startsWith('0x') ? h : `0x${h}`));
     await need(name).revokeInstallations(ids);
     return null;
+  },
+  async inboxState({ name, inboxId }) {
+    const [state] = await need(name).preferences.fetchInboxStates([inboxId]);
+    return { installations: state.installations.map((i) => Buffer.from(i.bytes).toString('hex')) };
   },
   async exit() {
     setTimeout(() => process.exit(0), 10);

@@ -84,6 +84,9 @@ enum KeysCommand {
         /// Values re-sealed per batch.
         #[arg(long, default_value_t = herald::rotate::DEFAULT_BATCH)]
         batch: u32,
+        /// Milliseconds to pause after each batch (spreads the load on a busy database).
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
     },
 }
 
@@ -165,8 +168,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 KeysCommand::RotateMaster {
                     new_key_file,
                     batch,
+                    pause_ms,
                 },
-        } => rotate_master(&config, &new_key_file, batch).await,
+        } => {
+            let pace = herald::rotate::Pace {
+                batch,
+                max_batches: None,
+                pause: std::time::Duration::from_millis(pause_ms),
+            };
+            rotate_master(&config, &new_key_file, pace).await
+        }
         Command::Tenant {
             command: TenantCommand::Create { name },
         } => {
@@ -281,7 +292,11 @@ async fn shutdown_signal() {
     }
 }
 
-async fn rotate_master(config: &Config, new_key_file: &Path, batch: u32) -> anyhow::Result<()> {
+async fn rotate_master(
+    config: &Config,
+    new_key_file: &Path,
+    pace: herald::rotate::Pace,
+) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(new_key_file)
         .with_context(|| format!("reading {}", new_key_file.display()))?;
     let new =
@@ -295,7 +310,15 @@ async fn rotate_master(config: &Config, new_key_file: &Path, batch: u32) -> anyh
     let store = store::connect(config)
         .await
         .context("opening the database")?;
-    let run = herald::rotate::rotate_master(store.as_ref(), &old, &new, batch, None)
+    // One line per batch on stderr: how far a run got (and, if it stops, that a re-run
+    // resumes from there).
+    let progress = |run: &herald::rotate::Rotation| {
+        eprintln!(
+            "progress: {} re-sealed, {} already under the new key",
+            run.resealed, run.already
+        )
+    };
+    let run = herald::rotate::rotate_master_with(store.as_ref(), &old, &new, pace, progress)
         .await
         .context("re-sealing (run again to resume: finished values are skipped)")?;
     eprintln!(

@@ -53,6 +53,37 @@ pub async fn rotate_master(
     batch: u32,
     max_batches: Option<u32>,
 ) -> Result<Rotation, RotateError> {
+    let options = Pace {
+        batch,
+        max_batches,
+        pause: std::time::Duration::ZERO,
+    };
+    rotate_master_with(store, old, new, options, |_| {}).await
+}
+
+/// How a run proceeds: values per batch, an optional stop, and a pause after each batch (to
+/// spread the load of a large rotation on a busy database).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub batch: u32,
+    pub max_batches: Option<u32>,
+    pub pause: std::time::Duration,
+}
+
+/// [`rotate_master`], calling `progress` with the running totals after every batch (the CLI
+/// prints them, so an operator sees how far a run got).
+pub async fn rotate_master_with(
+    store: &dyn Store,
+    old: &MasterKey,
+    new: &MasterKey,
+    pace: Pace,
+    mut progress: impl FnMut(&Rotation),
+) -> Result<Rotation, RotateError> {
+    let Pace {
+        batch,
+        max_batches,
+        pause,
+    } = pace;
     let batch = batch.max(1);
     let mut run = Rotation::default();
     let mut batches = 0u32;
@@ -71,6 +102,8 @@ pub async fn rotate_master(
             after = channel.clone();
         }
         reseal_all(store, old, new, &page, &mut run).await?;
+        progress(&run);
+        pace_after_batch(pause).await;
     }
     let (mut channel, mut key) = (String::new(), Vec::new());
     loop {
@@ -83,9 +116,17 @@ pub async fn rotate_master(
             (channel, key) = (c.clone(), k.clone());
         }
         reseal_all(store, old, new, &page, &mut run).await?;
+        progress(&run);
+        pace_after_batch(pause).await;
     }
     run.finished = true;
     Ok(run)
+}
+
+async fn pace_after_batch(pause: std::time::Duration) {
+    if !pause.is_zero() {
+        tokio::time::sleep(pause).await;
+    }
 }
 
 async fn reseal_all(

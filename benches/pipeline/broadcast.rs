@@ -124,9 +124,8 @@ pub async fn run() -> anyhow::Result<()> {
         );
     }
 
-    let sample = |k: usize| -> Vec<&str> {
-        recipients.iter().take(k).map(|(_, i)| i.as_str()).collect()
-    };
+    let sample =
+        |k: usize| -> Vec<&str> { recipients.iter().take(k).map(|(_, i)| i.as_str()).collect() };
     // (a) capacity: the SDK unthrottled by its own client limit, best of two concurrencies.
     let mut capacity: Option<(f64, f64)> = None;
     if sdk_n == 0 {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod installations;
 pub mod keys;
 pub mod openapi;
 pub mod quotas;
@@ -77,6 +78,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(tenants::router())
         .merge(keys::router())
         .merge(channels::router())
+        .merge(installations::router())
         .merge(subscribers::router())
         .merge(announcements::router())
         .merge(triggers::router())

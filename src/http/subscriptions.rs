@@ -28,7 +28,9 @@ use super::subscribers::parse_address;
 use super::AppState;
 use crate::domain::siwe::{generate_nonce, verify_personal_sign, SiweError, SiweMessage};
 use crate::domain::{ChannelId, TenantId};
-use crate::store::{ConsentContext, ConsentSource, NewNonce, NonceUse, SubscribeOutcome};
+use crate::store::{
+    ConsentContext, ConsentSource, IssuedNonce, NewNonce, NonceIssue, NonceUse, SubscribeOutcome,
+};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -103,17 +105,6 @@ async fn challenge(
     // Whole seconds: the text carries second precision.
     let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_else(Utc::now);
     let ttl = Duration::seconds(config.challenge_ttl_secs as i64);
-    if let Some(existing) = state
-        .store
-        .outstanding_nonce(&channel, &address, now + ttl / 2)
-        .await?
-    {
-        return Ok(axum::Json(ChallengeOut {
-            message: existing.message,
-            nonce: existing.nonce,
-            expires_at: existing.expires_at,
-        }));
-    }
     // The endpoint is public: drop long-expired challenges as new ones are made, so the table
     // stays bounded without a separate sweeper (indexed on `expires_at`).
     state
@@ -140,17 +131,29 @@ async fn challenge(
         expires_at,
         message: message.clone(),
     };
-    if !state
+    // An address with an open challenge gets it again (so repeated requests store nothing);
+    // check and insert are atomic, also across concurrent requests.
+    match state
         .store
-        .create_nonce(&new, config.max_outstanding_challenges)
+        .issue_nonce(&new, now + ttl / 2, config.max_outstanding_challenges)
         .await?
     {
-        return Err(refuse(
-            "challenges_per_channel",
-            "too_many_challenges",
-            "this channel has too many unanswered subscribe challenges; retry later",
-            60,
-        ));
+        NonceIssue::Issued => {}
+        NonceIssue::Existing(existing) => {
+            return Ok(axum::Json(ChallengeOut {
+                message: existing.message,
+                nonce: existing.nonce,
+                expires_at: existing.expires_at,
+            }))
+        }
+        NonceIssue::ChannelFull => {
+            return Err(refuse(
+                "challenges_per_channel",
+                "too_many_challenges",
+                "this channel has too many unanswered subscribe challenges; retry later",
+                60,
+            ))
+        }
     }
     Ok(axum::Json(ChallengeOut {
         message,
@@ -246,6 +249,20 @@ async fn spend_nonce(
     text: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
+    // Checked before anything is spent: a refused text (or a challenge presented on the
+    // wrong channel or by another address) leaves the challenge usable for its subscriber.
+    // A challenge with a stored text is compared in the spending statement itself; one from
+    // before texts were stored is compared here with its text rebuilt from the row.
+    if let Some(issued) = state.store.issued_nonce(&message.nonce).await? {
+        if !issued.used {
+            if issued.channel != *channel || issued.address != message.address {
+                return Err(channel_mismatch());
+            }
+            if issued.message.is_none() && rebuilt_text(state, &message.nonce, &issued) != text {
+                return Err(text_mismatch());
+            }
+        }
+    }
     let (issued_channel, address, issued_at, expires_at, stored) =
         match state.store.use_nonce(&message.nonce, text, now).await? {
             NonceUse::Replayed => {
@@ -269,24 +286,21 @@ async fn spend_nonce(
                 message,
             } => (channel, address, issued_at, expires_at, message),
         };
+    // Rechecked after spending (a row cannot change between the two reads, but the spend is
+    // what counts).
     if issued_channel != *channel || address != message.address {
-        return Err(ApiError::bad_request(
-            "siwe_channel_mismatch",
-            "the challenge was issued for another channel or address",
-        ));
+        return Err(channel_mismatch());
     }
     if stored.is_none() {
-        let config = &state.selfservice;
-        let rebuilt = SiweMessage::new(
-            &config.siwe_domain,
-            &config.siwe_uri,
-            &issued_channel,
-            &address,
-            &message.nonce,
+        let issued = IssuedNonce {
+            channel: issued_channel,
+            address,
             issued_at,
             expires_at,
-        );
-        if rebuilt.to_text() != text {
+            message: None,
+            used: true,
+        };
+        if rebuilt_text(state, &message.nonce, &issued) != text {
             return Err(text_mismatch());
         }
     }
@@ -294,6 +308,29 @@ async fn spend_nonce(
         return Err(expired());
     }
     Ok(())
+}
+
+/// The text herald issued with a challenge stored before texts were (the same fields and
+/// configuration wrote it).
+fn rebuilt_text(state: &AppState, nonce: &str, issued: &IssuedNonce) -> String {
+    let config = &state.selfservice;
+    SiweMessage::new(
+        &config.siwe_domain,
+        &config.siwe_uri,
+        &issued.channel,
+        &issued.address,
+        nonce,
+        issued.issued_at,
+        issued.expires_at,
+    )
+    .to_text()
+}
+
+fn channel_mismatch() -> ApiError {
+    ApiError::bad_request(
+        "siwe_channel_mismatch",
+        "the challenge was issued for another channel or address",
+    )
 }
 
 fn text_mismatch() -> ApiError {

@@ -1,5 +1,5 @@
-//! Tenant API keys (several per tenant, for rotation; revocable) and the counts behind the
-//! per-tenant quotas.
+//! Tenant API keys (several per tenant, for rotation; revocable), the counts behind the
+//! per-tenant quotas, and issuing / inspecting SIWE challenges under their caps.
 //!
 //! [`AccessStore`] is a supertrait of [`Store`](super::Store); its SQL is portable and written
 //! once in `access_sql.rs`.
@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::StoreResult;
-use crate::domain::{ApiKeyId, TenantId};
+use super::{NewNonce, OutstandingNonce, StoreResult};
+use crate::domain::{Address, ApiKeyId, ChannelId, TenantId};
 
 /// A key about to be stored (as the SHA-256 of its secret).
 pub struct NewApiKey {
@@ -46,6 +46,29 @@ pub enum KeyRevoke {
     NotFound,
 }
 
+/// A SIWE challenge as stored, read without spending it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedNonce {
+    pub channel: ChannelId,
+    pub address: Address,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The issued text; `None` for challenges issued before texts were stored.
+    pub message: Option<String>,
+    pub used: bool,
+}
+
+/// Result of asking for a challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NonceIssue {
+    /// The new challenge was stored.
+    Issued,
+    /// The address already has an open challenge on the channel: hand that one out again.
+    Existing(OutstandingNonce),
+    /// The channel has its maximum of unanswered challenges.
+    ChannelFull,
+}
+
 #[async_trait]
 pub trait AccessStore: Send + Sync {
     /// Resolves an active key's hash to its tenant and id.
@@ -72,6 +95,20 @@ pub trait AccessStore: Send + Sync {
     /// Recipients of the tenant's unfinished (queued or sending) announcements on live
     /// channels: an upper bound of its pending deliveries, read from the announcements alone.
     async fn unfinished_recipient_count(&self, tenant: &TenantId) -> StoreResult<u64>;
+    /// Issues `nonce` unless its address already has an open challenge on the channel valid
+    /// at `reuse_valid_at` (returned instead) or the channel has `max_outstanding` unused,
+    /// unexpired ones (0: no cap). Check and insert hold the channel row's lock, so concurrent
+    /// requests cannot pass the cap or give one address two challenges.
+    async fn issue_nonce(
+        &self,
+        nonce: &NewNonce,
+        reuse_valid_at: DateTime<Utc>,
+        max_outstanding: u32,
+    ) -> StoreResult<NonceIssue>;
+    /// A challenge as stored, without spending it.
+    async fn issued_nonce(&self, nonce: &str) -> StoreResult<Option<IssuedNonce>>;
+    /// The tenant of a trigger that is not deleted.
+    async fn trigger_tenant(&self, trigger_id: &str) -> StoreResult<Option<TenantId>>;
 }
 
 /// API key row shape shared by both backends.

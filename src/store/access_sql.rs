@@ -28,6 +28,15 @@ where
     for<'r> (i64,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (String,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> ApiKeyRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String, String, DateTime<Utc>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (
+        String,
+        String,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+    ): FromRow<'r, <S::Db as sqlx::Database>::Row>,
 {
     async fn api_key_owner(&self, key_hash: &str) -> StoreResult<Option<KeyOwner>> {
         let row: Option<(String, String, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
@@ -75,6 +84,10 @@ where
         } else {
             i64::from(max_active)
         };
+        // The count and the insert run under the tenant row's lock: on Postgres two
+        // concurrent creates would otherwise both count below the cap (READ COMMITTED).
+        let mut tx = <S::Db as Dialect>::begin_write(self.sql_pool()).await?;
+        lock_row(&mut tx, LOCK_TENANT, key.tenant.as_str()).await?;
         let row: Option<crate::store::access::ApiKeyRow> = sqlx::query_as(
             "INSERT INTO api_keys (id, key_hash, tenant_id, name, created_at) \
              SELECT $1, $2, $3, $4, $5 WHERE (SELECT COUNT(*) FROM api_keys \
@@ -87,8 +100,9 @@ where
         .bind(&key.name)
         .bind(chrono::Utc::now())
         .bind(limit)
-        .fetch_optional(self.sql_pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(row.map(Into::into))
     }
 
@@ -167,4 +181,119 @@ where
         .await?;
         Ok(n.max(0) as u64)
     }
+
+    async fn issue_nonce(
+        &self,
+        n: &NewNonce,
+        reuse_valid_at: DateTime<Utc>,
+        max_outstanding: u32,
+    ) -> StoreResult<NonceIssue> {
+        let limit = if max_outstanding == 0 {
+            i64::MAX
+        } else {
+            i64::from(max_outstanding)
+        };
+        let mut tx = <S::Db as Dialect>::begin_write(self.sql_pool()).await?;
+        lock_row(&mut tx, LOCK_CHANNEL, n.channel.as_str()).await?;
+        let open: Option<(String, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT nonce, message, expires_at FROM siwe_nonces \
+             WHERE channel_id = $1 AND address = $2 AND used_at IS NULL \
+             AND expires_at > $3 AND message IS NOT NULL ORDER BY expires_at DESC LIMIT 1",
+        )
+        .bind(n.channel.as_str())
+        .bind(n.address.as_str())
+        .bind(reuse_valid_at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((nonce, message, expires_at)) = open {
+            tx.commit().await?;
+            return Ok(NonceIssue::Existing(OutstandingNonce {
+                nonce,
+                message,
+                expires_at,
+            }));
+        }
+        let stored: Option<String> = sqlx::query_scalar(
+            "INSERT INTO siwe_nonces (nonce, channel_id, address, issued_at, expires_at, message) \
+             SELECT $1, $2, $3, $4, $5, $6 WHERE (SELECT COUNT(*) FROM siwe_nonces \
+             WHERE channel_id = $2 AND used_at IS NULL AND expires_at > $4) < $7 \
+             RETURNING nonce",
+        )
+        .bind(n.nonce.as_str())
+        .bind(n.channel.as_str())
+        .bind(n.address.as_str())
+        .bind(n.issued_at)
+        .bind(n.expires_at)
+        .bind(n.message.as_str())
+        .bind(limit)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(if stored.is_some() {
+            NonceIssue::Issued
+        } else {
+            NonceIssue::ChannelFull
+        })
+    }
+
+    async fn issued_nonce(&self, nonce: &str) -> StoreResult<Option<IssuedNonce>> {
+        type Row = (
+            String,
+            String,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT channel_id, address, issued_at, expires_at, message, used_at \
+             FROM siwe_nonces WHERE nonce = $1",
+        )
+        .bind(nonce)
+        .fetch_optional(self.sql_pool())
+        .await?;
+        Ok(row.map(
+            |(channel, address, issued_at, expires_at, message, used_at)| IssuedNonce {
+                channel: ChannelId::from_trusted(channel),
+                address: Address::from_trusted(address),
+                issued_at,
+                expires_at,
+                message,
+                used: used_at.is_some(),
+            },
+        ))
+    }
+
+    async fn trigger_tenant(&self, trigger_id: &str) -> StoreResult<Option<TenantId>> {
+        let tenant: Option<String> = sqlx::query_scalar(
+            "SELECT tenant_id FROM triggers WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(trigger_id)
+        .fetch_optional(self.sql_pool())
+        .await?;
+        Ok(tenant.map(TenantId::from_trusted))
+    }
+}
+
+/// Locks a tenant row until the transaction ends (see [`lock_row`]).
+const LOCK_TENANT: &str = "UPDATE tenants SET name = name WHERE id = $1";
+/// Locks a channel row until the transaction ends (see [`lock_row`]).
+const LOCK_CHANNEL: &str = "UPDATE channels SET name = name WHERE id = $1";
+
+/// Locks one parent row until the transaction ends, with portable SQL: a no-op update takes
+/// the row lock on Postgres (concurrent writers of the row wait for the commit, and their
+/// next statement sees what it wrote); on SQLite the write transaction is exclusive already.
+async fn lock_row<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    sql: &'static str,
+    id: &str,
+) -> StoreResult<()>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query(sql).bind(id).execute(&mut **tx).await?;
+    Ok(())
 }

@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use crate::config::Config;
 use crate::domain::{Address, AnnouncementId, ApiKeyId, ChannelId, TenantId};
 
-pub use access::{AccessStore, ApiKey, KeyOwner, KeyRevoke, NewApiKey};
+pub use access::{AccessStore, ApiKey, IssuedNonce, KeyOwner, KeyRevoke, NewApiKey, NonceIssue};
 pub use chain::{ChainLease, LeaseLost, NewTrigger, Trigger, TriggerPatch, TriggerStore};
 pub use pipeline::PipelineStore;
 pub use postgres::PgStore;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use metrics::gauge;
 use tokio_util::sync::CancellationToken;
 
+use super::chain_quota::QuotaGate;
 use crate::chain::{ChainConfig, Watcher};
 use crate::store::{ChainLease, Store};
 
@@ -54,11 +55,13 @@ enum Held {
     Fatal,
 }
 
-/// Watches `chain` whenever this process holds its lease, until `shutdown`.
+/// Watches `chain` whenever this process holds its lease, until `shutdown`. Announcements of
+/// a tenant with `max_pending_deliveries` recipients pending wait (0: no quota).
 pub async fn run(
     store: Arc<dyn Store>,
     chain: ChainConfig,
     settings: LeaseSettings,
+    max_pending_deliveries: u64,
     shutdown: CancellationToken,
 ) {
     // Unique per process start: a restarted process must not pass for its previous self.
@@ -78,7 +81,15 @@ pub async fn run(
                     "chain lease acquired; watching"
                 );
                 gauge!(LEASE_HELD, "chain" => label.clone()).set(1.0);
-                let held = hold(store.clone(), &chain, lease, settings, &shutdown).await;
+                let held = hold(
+                    store.clone(),
+                    &chain,
+                    lease,
+                    settings,
+                    max_pending_deliveries,
+                    &shutdown,
+                )
+                .await;
                 gauge!(LEASE_HELD, "chain" => label.clone()).set(0.0);
                 match held {
                     Held::Shutdown => return,
@@ -112,9 +123,14 @@ async fn hold(
     chain: &ChainConfig,
     lease: ChainLease,
     settings: LeaseSettings,
+    max_pending_deliveries: u64,
     shutdown: &CancellationToken,
 ) -> Held {
-    let engine = store.triggers().chain_store(Some(lease.clone()));
+    let engine = QuotaGate::wrap(
+        store.triggers().chain_store(Some(lease.clone())),
+        store.clone(),
+        max_pending_deliveries,
+    );
     let watcher = match Watcher::new(chain.clone(), engine) {
         Ok(w) => w,
         Err(err) => {

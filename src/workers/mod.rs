@@ -4,6 +4,7 @@
 //! The delivery pipeline and chain watchers join here later; `spawn_all` is the one place
 //! `app` calls to start them.
 
+pub mod chain_quota;
 pub mod chain_watcher;
 pub mod delivery;
 pub mod idempotency_sweeper;
@@ -33,6 +34,7 @@ pub fn spawn_all(app: &App) {
                 state.store,
                 chain,
                 chain_watcher::LeaseSettings::default(),
+                state.quotas.max_pending_deliveries,
                 shutdown,
             )
         });

@@ -10,7 +10,7 @@ use super::state::ChannelState;
 use super::Xmtp;
 use crate::crypto::{ChannelWallet, MasterKey};
 use crate::domain::ChannelId;
-use crate::store::pipeline::SenderLease;
+use crate::store::pipeline::{ChannelSecret, SenderLease};
 use crate::store::{Store, StoreError};
 
 /// Why a channel could not act on XMTP.
@@ -50,16 +50,7 @@ pub async fn open_client(
     xmtp: &Xmtp,
     lease: &SenderLease,
 ) -> Result<(Client, Arc<ChannelState>), ChannelXmtpError> {
-    let secret = store
-        .pipeline()
-        .channel_secret(&lease.channel)
-        .await?
-        .filter(|s| !s.deleted)
-        .ok_or(ChannelXmtpError::Gone)?;
-    let key = ChannelWallet::open(kek, &secret.wallet_key_sealed, lease.channel.as_str())
-        .map_err(|_| ChannelXmtpError::Sealed)?;
-    let bytes: [u8; 32] = key.to_bytes().into();
-    let wallet = Wallet::from_bytes(&bytes).map_err(|_| ChannelXmtpError::Sealed)?;
+    let (secret, wallet) = channel_wallet(store, kek, &lease.channel).await?;
     let state = Arc::new(ChannelState::new(store.clone(), kek.clone(), lease.clone()));
     let client = Client::open(&wallet, xmtp.transport.clone(), state.clone())
         .await?
@@ -76,6 +67,25 @@ pub async fn open_client(
         tracing::info!(channel.id = %lease.channel, xmtp.inbox_id = client.inbox_id(), "channel registered on XMTP");
     }
     Ok((client, state))
+}
+
+/// The channel's registration state and its wallet, opened from the sealed key.
+pub async fn channel_wallet(
+    store: &Arc<dyn Store>,
+    kek: &MasterKey,
+    channel: &ChannelId,
+) -> Result<(ChannelSecret, Wallet), ChannelXmtpError> {
+    let secret = store
+        .pipeline()
+        .channel_secret(channel)
+        .await?
+        .filter(|s| !s.deleted)
+        .ok_or(ChannelXmtpError::Gone)?;
+    let key = ChannelWallet::open(kek, &secret.wallet_key_sealed, channel.as_str())
+        .map_err(|_| ChannelXmtpError::Sealed)?;
+    let bytes: [u8; 32] = key.to_bytes().into();
+    let wallet = Wallet::from_bytes(&bytes).map_err(|_| ChannelXmtpError::Sealed)?;
+    Ok((secret, wallet))
 }
 
 /// The key of the channel's sender tags (`sender_hmac` of what it publishes): the inbound

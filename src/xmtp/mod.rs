@@ -7,6 +7,7 @@
 pub mod channel;
 pub mod doctor;
 pub mod inbox;
+pub mod installation;
 pub mod network;
 pub mod state;
 

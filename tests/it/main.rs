@@ -16,6 +16,7 @@ mod docs;
 mod hardening;
 mod helpers;
 mod idempotency;
+mod installation_rotation;
 mod isolation;
 mod kept_clients;
 mod limits;

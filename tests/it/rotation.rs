@@ -11,8 +11,14 @@ use serde_json::json;
 use xmtp_client::Client;
 use xmtp_devnode::{DevNode, DevNodeConfig};
 
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::Command;
+
 use crate::helpers::TestApp;
 use crate::pipeline::{herald_inbox, received, wait_completed};
+use crate::sdk::Sdk;
 
 /// Sends `text` on every channel and waits until each is delivered.
 async fn announce_everywhere(app: &TestApp, key: &str, channels: &[String], text: &str) {
@@ -113,5 +119,124 @@ async fn a_rotation_stopped_halfway_and_resumed_leaves_every_channel_able_to_sen
         }
         assert_eq!(texts, ["before", "during", "after"]);
     }
+    node.shutdown().await;
+}
+
+/// `herald keys rotate-master` with the test app's database and the servers' keys.
+fn rotate_command(
+    app: &TestApp,
+    new: &MasterKey,
+    old: &MasterKey,
+    file: &std::path::Path,
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        .env_clear()
+        .env("HERALD_DATABASE_URL", &app.database_url)
+        .env("HERALD_MASTER_KEY", new.to_hex())
+        .env("HERALD_MASTER_KEY_PREVIOUS", old.to_hex())
+        .env("HERALD_LOG_FILTER", "warn")
+        .args(["keys", "rotate-master", "--new-key-file"])
+        .arg(file)
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotate_master_process_killed_halfway_and_run_again_leaves_every_channel_sending() {
+    let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
+    let url = node.url();
+    let mut app = TestApp::spawn_with(|c| {
+        c.xmtp.network = url.clone();
+        c.xmtp.workers = 1;
+    })
+    .await;
+    let key = app.tenant("acme").await;
+    let mut sdk = Sdk::start().await;
+    let alice = sdk.user("alice", &url).await;
+    let mut channels = Vec::new();
+    for i in 0..3 {
+        let ch = app.channel(&key, &format!("ch{i}")).await;
+        app.subscribe(&key, &ch, std::slice::from_ref(&alice.address))
+            .await;
+        channels.push(ch);
+    }
+    announce_everywhere(&app, &key, &channels, "before").await;
+
+    let old = app.kek.clone();
+    let new = MasterKey::generate();
+    let (new_hex, old_hex) = (new.to_hex(), old.to_hex());
+    app.restart_with(|c| {
+        c.master_key = Some(SecretString::from(new_hex.clone()));
+        c.master_key_previous = Some(SecretString::from(old_hex.clone()));
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new.key");
+    std::fs::write(&file, new.to_hex()).unwrap();
+
+    // One value per batch and a pause after each: the first progress line means one batch
+    // is done and the next has not started; SIGKILL lands there.
+    let mut child = rotate_command(&app, &new, &old, &file)
+        .args(["--batch", "1", "--pause-ms", "5000"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the run prints progress before it ends");
+        if line.starts_with("progress:") {
+            break line;
+        }
+    };
+    child.start_kill().unwrap();
+    let status = child.wait().await.unwrap();
+    assert!(!status.success(), "killed: {status:?} after {first}");
+    assert!(first.contains("1 re-sealed"), "{first}");
+    let sealed = all_sealed(app.store.as_ref()).await;
+    let under_new = sealed
+        .iter()
+        .filter(|(ctx, v)| new.opens_with_current(v, ctx))
+        .count();
+    assert!(
+        under_new >= 1 && under_new < sealed.len(),
+        "stopped halfway: {under_new} of {} under the new key",
+        sealed.len()
+    );
+    // Servers keep sending meanwhile.
+    announce_everywhere(&app, &key, &channels, "during").await;
+
+    let output = rotate_command(&app, &new, &old, &file)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("re-sealed"), "{stderr}");
+    assert!(!stderr.contains(&new_hex) && !stderr.contains(&old_hex));
+    let sealed = all_sealed(app.store.as_ref()).await;
+    assert!(
+        sealed.iter().all(|(ctx, v)| new.opens_with_current(v, ctx)),
+        "every secret under the new key"
+    );
+
+    // The new key alone: every channel sends, and the SDK reads all three in each DM.
+    app.restart_with(|c| c.master_key_previous = None).await;
+    announce_everywhere(&app, &key, &channels, "after").await;
+    for ch in &channels {
+        let r = app.get(&format!("/v1/channels/{ch}"), &key).await;
+        let inbox = r.body["xmtp"]["inbox_id"].as_str().unwrap().to_owned();
+        let dm = sdk.find_dm(&alice, &inbox).await.expect("DM listed");
+        assert_eq!(
+            sdk.texts(&alice, &dm).await,
+            ["before", "during", "after"],
+            "{ch}"
+        );
+    }
+    sdk.shutdown().await;
     node.shutdown().await;
 }

@@ -234,10 +234,29 @@ async fn challenges_issued_before_texts_were_stored_are_compared_with_their_rebu
     let edited = for_bob.replace("Chain ID: 1\n", "Chain ID: 137\n");
     let refused = submit(&app, &ch, &edited, &bob.sign_personal(&edited)).await;
     assert_eq!(refused.code(), "siwe_message_mismatch", "{}", refused.body);
+    // Another wallet presenting bob's nonce in a text of its own is refused too.
+    let carol = Wallet::generate();
+    let bob_line = for_bob.lines().nth(1).unwrap();
+    let carol_line = herald::domain::Address::parse(&carol.address())
+        .unwrap()
+        .to_checksum();
+    let stolen = for_bob.replace(bob_line, &carol_line);
+    assert_ne!(stolen, for_bob);
+    let refused = submit(&app, &ch, &stolen, &carol.sign_personal(&stolen)).await;
+    assert_eq!(refused.code(), "siwe_channel_mismatch", "{}", refused.body);
     let listed = app
         .get(&format!("/v1/channels/{ch}/subscribers"), &key)
         .await;
     assert_eq!(items(&listed).len(), 1);
+    // Neither refusal spent bob's challenge: his issued text still subscribes him, once.
+    let unused = app
+        .raw_strings("SELECT nonce FROM siwe_nonces WHERE used_at IS NULL")
+        .await;
+    assert_eq!(unused.len(), 1, "bob's challenge is unused");
+    let ok = submit(&app, &ch, &for_bob, &bob.sign_personal(&for_bob)).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    let again = submit(&app, &ch, &for_bob, &bob.sign_personal(&for_bob)).await;
+    assert_eq!(again.code(), "nonce_already_used", "{}", again.body);
 }
 
 #[tokio::test]
@@ -324,4 +343,57 @@ async fn an_address_gets_its_open_challenge_again_and_a_channel_caps_unused_ones
     let ok = submit(&app, &ch, &first, &wallets[0].sign_personal(&first)).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
     challenge(&app, &ch, &wallets[3].address()).await;
+}
+
+/// Concurrent challenge requests cannot pass the channel's cap, nor give one address two
+/// open challenges (the check and the insert hold the channel row: exact on Postgres too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_challenges_hold_the_channel_cap_and_one_per_address() {
+    let app = TestApp::spawn_with(|c| {
+        c.selfservice.max_outstanding_challenges = 3;
+        c.selfservice.client_ip_header = "x-forwarded-for".into();
+    })
+    .await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "alerts").await;
+    let requests = (0..24).map(|i| {
+        let (app, ch) = (&app, &ch);
+        async move {
+            let address = Wallet::generate().address();
+            challenge_as(app, ch, &address, Some(&format!("10.1.0.{i}"))).await
+        }
+    });
+    let replies = futures_util::future::join_all(requests).await;
+    let ok = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    let full = replies
+        .iter()
+        .filter(|r| r.code() == "too_many_challenges")
+        .count();
+    assert_eq!((ok, full), (3, 21), "exactly the cap is issued");
+    let rows = app.raw_strings("SELECT nonce FROM siwe_nonces").await;
+    assert_eq!(rows.len(), 3);
+
+    // One address asking many times at once gets one challenge.
+    let other = app.channel(&key, "other").await;
+    let address = Wallet::generate().address();
+    let requests = (0..16).map(|i| {
+        let (app, other, address) = (&app, &other, &address);
+        async move { challenge_as(app, other, address, Some(&format!("10.2.0.{i}"))).await }
+    });
+    let replies = futures_util::future::join_all(requests).await;
+    assert!(
+        replies.iter().all(|r| r.status == StatusCode::OK),
+        "{:?}",
+        replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    let nonces: std::collections::HashSet<&str> = replies
+        .iter()
+        .map(|r| r.body["nonce"].as_str().unwrap())
+        .collect();
+    assert_eq!(nonces.len(), 1, "{nonces:?}");
+    let rows = app.raw_strings("SELECT nonce FROM siwe_nonces").await;
+    assert_eq!(rows.len(), 4);
 }

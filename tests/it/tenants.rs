@@ -271,3 +271,30 @@ async fn the_admin_issues_and_revokes_any_key_and_keys_are_capped() {
         );
     }
 }
+
+/// Concurrent key creations cannot pass `max_api_keys` (the count and the insert hold the
+/// tenant row: exact on Postgres too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_key_creations_hold_the_cap() {
+    let app = TestApp::spawn_with(|c| c.quotas.max_api_keys = 4).await;
+    let first = app.tenant("acme").await;
+    let requests = (0..20).map(|_| app.post("/v1/keys", &first, json!({})));
+    let replies = futures_util::future::join_all(requests).await;
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let refused = replies
+        .iter()
+        .filter(|r| r.code() == "quota_exceeded")
+        .count();
+    assert_eq!(
+        (created, refused),
+        (3, 17),
+        "the first key plus 3 reach the cap"
+    );
+    let active = app
+        .raw_strings("SELECT id FROM api_keys WHERE revoked_at IS NULL")
+        .await;
+    assert_eq!(active.len(), 4);
+}

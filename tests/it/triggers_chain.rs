@@ -358,3 +358,85 @@ async fn a_crashed_holders_lease_is_taken_over_only_after_it_expires() {
     assert_ne!(holders, vec!["crashed".to_owned()]);
     replica.stop().await;
 }
+
+/// A trigger's announcements wait, like REST ones, while its tenant's unfinished announcements
+/// have `max_pending_deliveries` recipients: the event is kept (not lost, not announced twice)
+/// and announced once the deliveries drain.
+#[tokio::test]
+async fn trigger_announcements_wait_for_the_pending_deliveries_quota() {
+    let chain = Chain::start().await;
+    let config = chain.config();
+    let app = TestApp::spawn_with(move |c| {
+        c.chains = vec![config];
+        c.quotas.max_pending_deliveries = 3;
+    })
+    .await;
+    let key = app.tenant("dex").await;
+    let ch = app.channel(&key, "whale swaps").await;
+    app.subscribe(&key, &ch, &addresses(7, 1)).await;
+    // Another channel of the tenant fills the quota (no delivery workers in these tests).
+    let flood = app.channel(&key, "flood").await;
+    app.subscribe(&key, &flood, &addresses(8, 3)).await;
+    let r = app
+        .post_announcement(&key, &flood, json!({"text": "flood"}))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let refused = app
+        .post_announcement(&key, &ch, json!({"text": "by REST"}))
+        .await;
+    assert_eq!(refused.code(), "quota_exceeded", "{}", refused.body);
+    watcher_started(&app).await;
+
+    let created = app
+        .post(
+            &format!("/v1/channels/{ch}/triggers"),
+            &key,
+            trigger(&chain, 1),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let path = format!(
+        "/v1/channels/{ch}/triggers/{}",
+        created.body["id"].as_str().unwrap()
+    );
+    let (_, block) = chain.swap(2_000_000_000_000_000_000, -1).await;
+    chain.mine(1).await;
+    scanned(&app, &key, &path, block).await;
+    assert!(
+        announcements(&app, &ch).await.is_empty(),
+        "announced past the quota"
+    );
+    let kept = app
+        .raw_strings("SELECT text FROM chain_events WHERE announcement_id IS NULL")
+        .await;
+    assert_eq!(kept.len(), 1, "the matched event is kept: {kept:?}");
+
+    // The flood drains (its channel is deleted: deliveries skipped): the event is announced,
+    // once.
+    let deleted = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/channels/{flood}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let texts = eventually("the deferred announcement", || async {
+        let texts = announcements(&app, &ch).await;
+        (!texts.is_empty()).then_some(texts)
+    })
+    .await;
+    assert_eq!(
+        texts,
+        vec![format!("Swap 2 / -1 at block {block} on anvil")]
+    );
+    chain.mine(3).await;
+    scanned(&app, &key, &path, block + 2).await;
+    assert_eq!(announcements(&app, &ch).await.len(), 1, "announced once");
+    let metrics = herald::telemetry::metrics_handle().render();
+    assert!(
+        metrics.contains("herald_chain_events_deferred_total"),
+        "{metrics}"
+    );
+}

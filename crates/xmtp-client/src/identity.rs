@@ -91,6 +91,18 @@ pub fn add_installation_update(
     )
 }
 
+/// The update that revokes `installations` from the inbox `inbox_id`, signed by its recovery
+/// wallet (only the recovery address may revoke). One action per installation, one signature
+/// over the whole text, as libxmtp's `revoke_installations` builds it.
+pub fn revoke_installations_update(
+    inbox_id: &str,
+    wallet: &Wallet,
+    installations: &[Vec<u8>],
+    client_timestamp_ns: u64,
+) -> IdentityUpdate {
+    sign::revoke_installations_update(inbox_id, &wallet.key, installations, client_timestamp_ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +164,22 @@ mod tests {
         let state = replay([&first, &second]).unwrap();
         assert_eq!(state.installations().len(), 2);
         assert_eq!(state.addresses(), vec![w.address()]);
+        let revoke = revoke_installations_update(
+            &w.inbox_id(0),
+            &w,
+            &[i1.public_key().to_vec()],
+            3_000_000_000,
+        );
+        let state = replay([&first, &second, &revoke]).unwrap();
+        assert_eq!(state.installations(), vec![i2.public_key().to_vec()]);
+        // Only the recovery wallet may revoke.
+        let other = Wallet::generate();
+        let forged = revoke_installations_update(
+            &w.inbox_id(0),
+            &other,
+            &[i2.public_key().to_vec()],
+            4_000_000_000,
+        );
+        assert!(replay([&first, &second, &forged]).is_err());
     }
 }

@@ -83,7 +83,8 @@ pub async fn check(store: &dyn ChainStore, chain_id: u64, trigger_id: &str) {
         CommitSummary {
             announced: 1,
             pending: 1,
-            duplicates: 0
+            duplicates: 0,
+            deferred: 0,
         },
         "ready events are announced, pending ones stored"
     );
@@ -116,7 +117,8 @@ pub async fn check(store: &dyn ChainStore, chain_id: u64, trigger_id: &str) {
         CommitSummary {
             announced: 0,
             pending: 0,
-            duplicates: 2
+            duplicates: 2,
+            deferred: 0,
         },
         "existing keys are skipped"
     );

@@ -159,6 +159,10 @@ pub struct CommitSummary {
     pub pending: usize,
     /// Events skipped because their key already existed.
     pub duplicates: usize,
+    /// Ready events a store wrapper kept pending instead of announcing (a tenant over its
+    /// pending-deliveries quota; see `workers::chain_quota`). The watcher then reloads its
+    /// state, so memory matches what was stored, and promotes them in a later step.
+    pub deferred: usize,
 }
 
 /// A storage failure.

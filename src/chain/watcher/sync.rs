@@ -49,6 +49,10 @@ impl Watcher {
         for (id, block) in batch.scanned_to {
             self.scanned.insert(id, block);
         }
+        if summary.deferred > 0 {
+            // The store kept some events pending that this batch announced: reload.
+            self.memory = None;
+        }
         Ok(summary)
     }
 

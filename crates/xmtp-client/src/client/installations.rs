@@ -7,12 +7,79 @@ use std::collections::{HashMap, HashSet};
 
 use openmls::prelude::{KeyPackage, LeafNodeIndex};
 
-use super::{Client, DmBook};
+use xmtp_proto::identity_api::PublishIdentityUpdateRequest;
+
+use super::{now_ns, Client, DmBook, DmRecord};
 use crate::error::ClientError;
+use crate::identity::{revoke_installations_update, Wallet};
 use crate::mls::dm;
 use crate::mls::group_ext::read_membership;
 
 impl Client {
+    /// Brings every DM's membership up to date with the identity logs, our own inbox's
+    /// included: after another installation of our inbox registered, one commit per DM adds
+    /// it (and welcomes it); after a revocation, one commit per DM removes the revoked leaves.
+    /// Each DM is synced first, so the commit builds on the newest epoch. Returns the number
+    /// of DMs checked.
+    pub async fn refresh_memberships(&self) -> Result<usize, ClientError> {
+        let mut book = self.book.lock().await;
+        let peers: Vec<String> = book.records.keys().cloned().collect();
+        let records: Vec<DmRecord> = book.records.values().cloned().collect();
+        self.sync_records(&mut book, records).await?;
+        self.add_new_installations(&mut book, &peers).await?;
+        Ok(peers.len())
+    }
+
+    /// Revokes `installations` from our inbox with the signature of `wallet`, which must be
+    /// the inbox's recovery address. Installations already gone are skipped; an empty list
+    /// publishes nothing. DMs drop the revoked leaves on the next [`Self::refresh_memberships`]
+    /// (or send) of a remaining installation.
+    pub async fn revoke_installations(
+        &self,
+        wallet: &Wallet,
+        installations: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>, ClientError> {
+        if wallet.address() != self.address {
+            return Err(ClientError::WalletMismatch {
+                stored: self.address.clone(),
+                given: wallet.address(),
+            });
+        }
+        let states = self
+            .inbox_states(std::slice::from_ref(&self.inbox_id))
+            .await?;
+        let current: HashSet<Vec<u8>> = states
+            .get(&self.inbox_id)
+            .map(|s| s.state.installations().into_iter().collect())
+            .unwrap_or_default();
+        let todo: Vec<Vec<u8>> = installations
+            .iter()
+            .filter(|i| current.contains(*i))
+            .cloned()
+            .collect();
+        if todo.is_empty() {
+            return Ok(todo);
+        }
+        let update = revoke_installations_update(&self.inbox_id, wallet, &todo, now_ns());
+        self.transport
+            .publish_identity_update(PublishIdentityUpdateRequest {
+                identity_update: Some(update),
+            })
+            .await?;
+        Ok(todo)
+    }
+
+    /// The installations our inbox lists now (from the identity log, not cached).
+    pub async fn own_installations(&self) -> Result<Vec<Vec<u8>>, ClientError> {
+        let states = self
+            .inbox_states(std::slice::from_ref(&self.inbox_id))
+            .await?;
+        Ok(states
+            .get(&self.inbox_id)
+            .map(|s| s.state.installations())
+            .unwrap_or_default())
+    }
+
     /// Brings the membership of the DMs with `peers` up to date with the identity logs.
     pub(super) async fn add_new_installations(
         &self,

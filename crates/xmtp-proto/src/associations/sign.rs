@@ -11,7 +11,8 @@ use super::verify::{erc191_hash, INSTALLATION_SIGNATURE_CONTEXT};
 use super::MemberId;
 use crate::associations_proto::{
     identity_action::Kind, signature, AddAssociation, CreateInbox, IdentifierKind, IdentityAction,
-    IdentityUpdate, RecoverableEcdsaSignature, RecoverableEd25519Signature, Signature,
+    IdentityUpdate, RecoverableEcdsaSignature, RecoverableEd25519Signature, RevokeAssociation,
+    Signature,
 };
 
 /// ERC-191 `personal_sign` of `text`: 65 bytes `r || s || v` with low s and `v` in {27, 28}.
@@ -98,6 +99,38 @@ pub fn add_installation_update(
         actions: vec![add_installation_action(installation)],
     };
     sign_update(&mut update, wallet, installation);
+    update
+}
+
+/// The update that revokes `installations` (their public keys) from the inbox `inbox_id`,
+/// signed by its recovery wallet (only the recovery address may revoke): one action per
+/// installation, one signature over the whole text, as libxmtp's `revoke_installations`.
+pub fn revoke_installations_update(
+    inbox_id: &str,
+    wallet: &WalletKey,
+    installations: &[Vec<u8>],
+    client_timestamp_ns: u64,
+) -> IdentityUpdate {
+    let mut update = IdentityUpdate {
+        inbox_id: inbox_id.to_owned(),
+        client_timestamp_ns,
+        actions: installations
+            .iter()
+            .map(|id| IdentityAction {
+                kind: Some(Kind::Revoke(RevokeAssociation {
+                    member_to_revoke: Some(MemberId::Installation(id.clone()).to_proto()),
+                    recovery_identifier_signature: None,
+                })),
+            })
+            .collect(),
+    };
+    let text = super::signature_text(&update).expect("built from well-formed fields");
+    let wallet_sig = erc191_signature(wallet, &text);
+    for action in &mut update.actions {
+        if let Some(Kind::Revoke(r)) = action.kind.as_mut() {
+            r.recovery_identifier_signature = Some(wallet_sig.clone());
+        }
+    }
     update
 }
 
