@@ -8,7 +8,6 @@ use std::str::FromStr;
 use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::sealed::impl_sealed;
 use super::store_sql::impl_store;
 use super::*;
 
@@ -62,4 +61,3 @@ fn text_array(addresses: &[Address]) -> Vec<&str> {
 }
 
 impl_store!(PgStore);
-impl_sealed!(PgStore);

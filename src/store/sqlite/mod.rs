@@ -14,7 +14,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::sealed::impl_sealed;
 use super::store_sql::impl_store;
 use super::*;
 
@@ -141,4 +140,3 @@ fn json_list(addresses: &[Address]) -> String {
 }
 
 impl_store!(SqliteStore);
-impl_sealed!(SqliteStore);
