@@ -30,6 +30,10 @@ pub(crate) trait Dialect: Database {
     /// A table expression with one row per `[a, b]` pair of the JSON array (see
     /// [`json_pairs`]) bound as parameter `$param`, columns `a` and `b`, aliased `alias`.
     fn pair_rows(param: u8, alias: &str) -> String;
+
+    /// Moves what the database's write-ahead log holds back into its main file, if the
+    /// backend needs telling (SQLite: a passive checkpoint; Postgres does it on its own).
+    fn checkpoint(pool: &Pool<Self>) -> impl Future<Output = sqlx::Result<()>> + Send;
 }
 
 /// A JSON array of string pairs, bound as text for [`Dialect::pair_rows`].
@@ -65,6 +69,10 @@ impl Dialect for sqlx::Postgres {
              FROM json_array_elements(CAST(${param} AS json))) AS {alias}"
         )
     }
+
+    async fn checkpoint(_pool: &Pool<Self>) -> sqlx::Result<()> {
+        Ok(())
+    }
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -94,6 +102,15 @@ impl Dialect for sqlx::Sqlite {
             "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS b \
              FROM json_each(${param})) AS {alias}"
         )
+    }
+
+    /// Passive: copies what readers no longer need from the log into the database file; never
+    /// waits for (or blocks) writers and readers.
+    async fn checkpoint(pool: &Pool<Self>) -> sqlx::Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(pool)
+            .await?;
+        Ok(())
     }
 }
 

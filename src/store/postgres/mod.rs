@@ -5,16 +5,14 @@
 
 use std::str::FromStr;
 
-use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::store_sql::impl_store;
 use super::*;
 
 mod announcements;
+mod bridge;
 mod chain;
 mod chain_batch;
-use super::idempotency_sql as idempotency;
 mod pipeline;
 mod selfservice;
 mod subscribers;
@@ -32,11 +30,6 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Postgres checkpoints on its own.
-    async fn checkpoint_log(&self) -> StoreResult<()> {
-        Ok(())
-    }
-
     /// Connects and applies pending migrations.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
@@ -59,5 +52,3 @@ impl PgStore {
 fn text_array(addresses: &[Address]) -> Vec<&str> {
     addresses.iter().map(Address::as_str).collect()
 }
-
-impl_store!(PgStore);

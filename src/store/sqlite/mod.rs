@@ -9,18 +9,16 @@
 
 use std::str::FromStr;
 
-use chrono::Utc;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::store_sql::impl_store;
 use super::*;
 
 mod announcements;
+mod bridge;
 mod chain;
 mod chain_batch;
-use super::idempotency_sql as idempotency;
 mod pipeline;
 mod selfservice;
 mod subscribers;
@@ -92,15 +90,6 @@ impl SqliteStore {
         })
     }
 
-    /// A passive WAL checkpoint: copies what readers no longer need from the log into the
-    /// database file; never waits for (or blocks) writers and readers.
-    async fn checkpoint_log(&self) -> StoreResult<()> {
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// The pool, for tests and tools that need raw SQL.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -138,5 +127,3 @@ fn json_list(addresses: &[Address]) -> String {
     serde_json::to_string(&addresses.iter().map(Address::as_str).collect::<Vec<_>>())
         .expect("a list of strings always serializes")
 }
-
-impl_store!(SqliteStore);
