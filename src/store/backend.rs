@@ -20,6 +20,15 @@ pub(crate) trait Backend: Dialect {
         address: &Address,
     ) -> impl Future<Output = StoreResult<SubscribeOutcome>> + Send;
 
+    /// Subscribes (or re-activates) one address on `conn`, telling the outcome; run inside a
+    /// transaction when the outcome must be acted on atomically.
+    fn subscribe_in(
+        conn: &mut Self::Connection,
+        channel: &ChannelId,
+        address: &Address,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<SubscribeOutcome>> + Send;
+
     /// Subscribes (or re-activates) many addresses in one statement.
     fn subscribe_many(
         pool: &Pool<Self>,

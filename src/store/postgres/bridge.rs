@@ -16,6 +16,15 @@ impl Backend for Postgres {
         subscribers::subscribe(pool, channel, address).await
     }
 
+    async fn subscribe_in(
+        conn: &mut PgConnection,
+        channel: &ChannelId,
+        address: &Address,
+        now: DateTime<Utc>,
+    ) -> StoreResult<SubscribeOutcome> {
+        subscribers::subscribe_in(conn, channel, address, now).await
+    }
+
     async fn subscribe_many(
         pool: &PgPool,
         channel: &ChannelId,

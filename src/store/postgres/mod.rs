@@ -14,7 +14,6 @@ mod bridge;
 mod chain;
 mod chain_batch;
 mod pipeline;
-mod selfservice;
 mod subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -16,6 +16,15 @@ impl Backend for Sqlite {
         subscribers::subscribe(pool, channel, address).await
     }
 
+    async fn subscribe_in(
+        conn: &mut SqliteConnection,
+        channel: &ChannelId,
+        address: &Address,
+        now: DateTime<Utc>,
+    ) -> StoreResult<SubscribeOutcome> {
+        subscribers::subscribe_in(conn, channel, address, now).await
+    }
+
     async fn subscribe_many(
         pool: &SqlitePool,
         channel: &ChannelId,
