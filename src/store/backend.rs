@@ -7,7 +7,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use sqlx::Pool;
+use sqlx::{Pool, Transaction};
 
 use super::dialect::Dialect;
 use super::*;
@@ -57,4 +57,12 @@ pub(crate) trait Backend: Dialect {
         new: &NewAnnouncement,
         idempotency: Option<IdempotencyCompletion>,
     ) -> impl Future<Output = StoreResult<Option<Announcement>>> + Send;
+
+    /// Creates an announcement to all of a channel's subscribers inside `tx` (the chain
+    /// engine's batch); true when it was created.
+    fn announce_in_tx(
+        tx: &mut Transaction<'_, Self>,
+        new: &NewAnnouncement,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }

@@ -1,7 +1,7 @@
 //! Postgres's own subscribing and announcement functions behind [`Backend`].
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::{announcements, subscribers};
 use crate::store::backend::Backend;
@@ -56,5 +56,16 @@ impl Backend for Postgres {
         idempotency: Option<IdempotencyCompletion>,
     ) -> StoreResult<Option<Announcement>> {
         announcements::create(pool, new, idempotency).await
+    }
+
+    /// The REST path's single-statement fan-out.
+    async fn announce_in_tx(
+        tx: &mut Transaction<'_, Postgres>,
+        new: &NewAnnouncement,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Ok(announcements::insert_for_all(&mut **tx, new, now)
+            .await?
+            .is_some())
     }
 }

@@ -11,8 +11,6 @@ use super::*;
 
 mod announcements;
 mod bridge;
-mod chain;
-mod chain_batch;
 mod pipeline;
 mod subscribers;
 

@@ -1,7 +1,7 @@
 //! SQLite's own subscribing and announcement functions behind [`Backend`].
 
 use chrono::{DateTime, Utc};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::{announcements, subscribers};
 use crate::store::backend::Backend;
@@ -56,5 +56,14 @@ impl Backend for Sqlite {
         idempotency: Option<IdempotencyCompletion>,
     ) -> StoreResult<Option<Announcement>> {
         announcements::create(pool, new, idempotency).await
+    }
+
+    /// The REST path's fan-out, inside the batch.
+    async fn announce_in_tx(
+        tx: &mut Transaction<'_, Sqlite>,
+        new: &NewAnnouncement,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Ok(announcements::insert_in_tx(tx, new, now).await?.is_some())
     }
 }
