@@ -30,6 +30,14 @@ pub(crate) trait Dialect: Database {
     /// A table expression with one row per `[a, b]` pair of the JSON array (see
     /// [`json_pairs`]) bound as parameter `$param`, columns `a` and `b`, aliased `alias`.
     fn pair_rows(param: u8, alias: &str) -> String;
+
+    /// Moves what the database's write-ahead log holds back into its main file, if the
+    /// backend needs telling (SQLite: a passive checkpoint; Postgres does it on its own).
+    fn checkpoint(pool: &Pool<Self>) -> impl Future<Output = sqlx::Result<()>> + Send;
+
+    /// The statement recording each inbound peer's DM group id: channel bound as `$1`, the
+    /// [`json_pairs`] of (inbox id, group id) as `$2`; only peers already known are written.
+    fn set_peer_groups_sql() -> String;
 }
 
 /// A JSON array of string pairs, bound as text for [`Dialect::pair_rows`].
@@ -65,6 +73,19 @@ impl Dialect for sqlx::Postgres {
              FROM json_array_elements(CAST(${param} AS json))) AS {alias}"
         )
     }
+
+    async fn checkpoint(_pool: &Pool<Self>) -> sqlx::Result<()> {
+        Ok(())
+    }
+
+    /// One `UPDATE … FROM` join over the pairs.
+    fn set_peer_groups_sql() -> String {
+        format!(
+            "UPDATE inbound_peers SET group_id = v.b FROM {pairs} \
+             WHERE inbound_peers.channel_id = $1 AND inbound_peers.inbox_id = v.a",
+            pairs = Self::pair_rows(2, "v"),
+        )
+    }
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -94,6 +115,30 @@ impl Dialect for sqlx::Sqlite {
             "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS b \
              FROM json_each(${param})) AS {alias}"
         )
+    }
+
+    /// Passive: copies what readers no longer need from the log into the database file; never
+    /// waits for (or blocks) writers and readers.
+    async fn checkpoint(pool: &Pool<Self>) -> sqlx::Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
+    /// An upsert whose rows always conflict (only known peers are selected), so only
+    /// `group_id` is written: linear in the pairs. The portable `UPDATE … FROM json_each` join
+    /// is planned as a scan of every peer per pair, and one UPDATE per pair took ~0.5 s at
+    /// 10,000 recipients, holding the write lock meanwhile (an announcement POST waited behind
+    /// it).
+    fn set_peer_groups_sql() -> String {
+        "INSERT INTO inbound_peers (channel_id, inbox_id, address, first_seen_at, group_id) \
+         SELECT $1, json_extract(value, '$[0]'), '', '', json_extract(value, '$[1]') \
+         FROM json_each($2) \
+         WHERE EXISTS (SELECT 1 FROM inbound_peers p \
+                       WHERE p.channel_id = $1 AND p.inbox_id = json_extract(value, '$[0]')) \
+         ON CONFLICT (channel_id, inbox_id) DO UPDATE SET group_id = excluded.group_id"
+            .to_owned()
     }
 }
 

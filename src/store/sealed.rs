@@ -4,10 +4,12 @@
 //! the XMTP client state (`channel_state.value`, bound to channel and key).
 //!
 //! [`SealedStore`] is a supertrait of [`Store`](super::Store); its SQL is portable and written
-//! once here ([`impl_sealed`]), expanded into each backend.
+//! once here, one impl for every store over a [`SqlPool`] of a [`Dialect`].
 
 use async_trait::async_trait;
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
 
+use super::dialect::{Dialect, SqlPool};
 use super::StoreResult;
 
 /// One sealed value and where it lives.
@@ -36,82 +38,81 @@ pub trait SealedStore: Send + Sync {
     async fn reseal(&self, at: &SealedAt, old: &[u8], new: &[u8]) -> StoreResult<bool>;
 }
 
-/// Expands to `impl SealedStore for $store` using `self.pool`. The caller must
-/// `use crate::store::*`.
-macro_rules! impl_sealed {
-    ($store:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::SealedStore for $store {
-            async fn sealed_wallets(&self, after: &str, limit: u32) -> StoreResult<Vec<Sealed>> {
-                let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
-                    "SELECT id, wallet_key_sealed FROM channels WHERE id > $1 ORDER BY id LIMIT $2",
-                )
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(channel, value)| Sealed {
-                        at: SealedAt::Wallet { channel },
-                        value,
-                    })
-                    .collect())
-            }
+#[async_trait]
+impl<S> SealedStore for S
+where
+    S: SqlPool,
+    <S::Db as sqlx::Database>::Arguments: IntoArguments<S::Db>,
+    for<'c> &'c mut <S::Db as sqlx::Database>::Connection: Executor<'c, Database = S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q [u8]: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
+    for<'r> (String, Vec<u8>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String, Vec<u8>, Vec<u8>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+{
+    async fn sealed_wallets(&self, after: &str, limit: u32) -> StoreResult<Vec<Sealed>> {
+        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, wallet_key_sealed FROM channels WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(self.sql_pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(channel, value)| Sealed {
+                at: SealedAt::Wallet { channel },
+                value,
+            })
+            .collect())
+    }
 
-            async fn sealed_states(
-                &self,
-                after: (&str, &[u8]),
-                limit: u32,
-            ) -> StoreResult<Vec<Sealed>> {
-                let rows: Vec<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-                    "SELECT channel_id, key, value FROM channel_state \
-                     WHERE channel_id > $1 OR (channel_id = $1 AND key > $2) \
-                     ORDER BY channel_id, key LIMIT $3",
-                )
-                .bind(after.0)
-                .bind(after.1)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(channel, key, value)| Sealed {
-                        at: SealedAt::State { channel, key },
-                        value,
-                    })
-                    .collect())
-            }
+    async fn sealed_states(&self, after: (&str, &[u8]), limit: u32) -> StoreResult<Vec<Sealed>> {
+        let rows: Vec<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT channel_id, key, value FROM channel_state \
+             WHERE channel_id > $1 OR (channel_id = $1 AND key > $2) \
+             ORDER BY channel_id, key LIMIT $3",
+        )
+        .bind(after.0)
+        .bind(after.1)
+        .bind(i64::from(limit))
+        .fetch_all(self.sql_pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(channel, key, value)| Sealed {
+                at: SealedAt::State { channel, key },
+                value,
+            })
+            .collect())
+    }
 
-            async fn reseal(&self, at: &SealedAt, old: &[u8], new: &[u8]) -> StoreResult<bool> {
-                let done = match at {
-                    SealedAt::Wallet { channel } => {
-                        sqlx::query(
-                            "UPDATE channels SET wallet_key_sealed = $3 \
-                         WHERE id = $1 AND wallet_key_sealed = $2",
-                        )
-                        .bind(channel)
-                        .bind(old)
-                        .bind(new)
-                        .execute(&self.pool)
-                        .await?
-                    }
-                    SealedAt::State { channel, key } => {
-                        sqlx::query(
-                            "UPDATE channel_state SET value = $4 \
-                         WHERE channel_id = $1 AND key = $2 AND value = $3",
-                        )
-                        .bind(channel)
-                        .bind(key)
-                        .bind(old)
-                        .bind(new)
-                        .execute(&self.pool)
-                        .await?
-                    }
-                };
-                Ok(done.rows_affected() == 1)
+    async fn reseal(&self, at: &SealedAt, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let done = match at {
+            SealedAt::Wallet { channel } => {
+                sqlx::query(
+                    "UPDATE channels SET wallet_key_sealed = $3 \
+                     WHERE id = $1 AND wallet_key_sealed = $2",
+                )
+                .bind(channel.as_str())
+                .bind(old)
+                .bind(new)
+                .execute(self.sql_pool())
+                .await?
             }
-        }
-    };
+            SealedAt::State { channel, key } => {
+                sqlx::query(
+                    "UPDATE channel_state SET value = $4 \
+                     WHERE channel_id = $1 AND key = $2 AND value = $3",
+                )
+                .bind(channel.as_str())
+                .bind(key.as_slice())
+                .bind(old)
+                .bind(new)
+                .execute(self.sql_pool())
+                .await?
+            }
+        };
+        Ok(S::Db::rows_affected(&done) == 1)
+    }
 }
-pub(super) use impl_sealed;

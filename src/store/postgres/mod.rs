@@ -5,19 +5,13 @@
 
 use std::str::FromStr;
 
-use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::sealed::impl_sealed;
-use super::store_sql::impl_store;
 use super::*;
 
 mod announcements;
-mod chain;
-mod chain_batch;
-use super::idempotency_sql as idempotency;
+mod bridge;
 mod pipeline;
-mod selfservice;
 mod subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -33,11 +27,6 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Postgres checkpoints on its own.
-    async fn checkpoint_log(&self) -> StoreResult<()> {
-        Ok(())
-    }
-
     /// Connects and applies pending migrations.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
@@ -60,6 +49,3 @@ impl PgStore {
 fn text_array(addresses: &[Address]) -> Vec<&str> {
     addresses.iter().map(Address::as_str).collect()
 }
-
-impl_store!(PgStore);
-impl_sealed!(PgStore);

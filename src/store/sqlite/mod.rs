@@ -9,21 +9,15 @@
 
 use std::str::FromStr;
 
-use chrono::Utc;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::sealed::impl_sealed;
-use super::store_sql::impl_store;
 use super::*;
 
 mod announcements;
-mod chain;
-mod chain_batch;
-use super::idempotency_sql as idempotency;
+mod bridge;
 mod pipeline;
-mod selfservice;
 mod subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -93,15 +87,6 @@ impl SqliteStore {
         })
     }
 
-    /// A passive WAL checkpoint: copies what readers no longer need from the log into the
-    /// database file; never waits for (or blocks) writers and readers.
-    async fn checkpoint_log(&self) -> StoreResult<()> {
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// The pool, for tests and tools that need raw SQL.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -139,6 +124,3 @@ fn json_list(addresses: &[Address]) -> String {
     serde_json::to_string(&addresses.iter().map(Address::as_str).collect::<Vec<_>>())
         .expect("a list of strings always serializes")
 }
-
-impl_store!(SqliteStore);
-impl_sealed!(SqliteStore);
