@@ -133,17 +133,6 @@ pub trait SelfServiceStore: TopicStore + InboundStore + Send + Sync {
     /// The tenant of a channel that exists and is not deleted (public endpoints: no tenant
     /// scope; the tenant is needed for its quotas).
     async fn live_channel_tenant(&self, channel: &ChannelId) -> StoreResult<Option<TenantId>>;
-    /// Stores a fresh SIWE nonce unless its channel already has `max_outstanding` unused,
-    /// unexpired ones (checked in the same statement); returns whether it was stored.
-    async fn create_nonce(&self, nonce: &NewNonce, max_outstanding: u32) -> StoreResult<bool>;
-    /// The newest unused challenge for `address` on `channel` that is still valid at
-    /// `valid_at` (only challenges with a stored text), to hand out again.
-    async fn outstanding_nonce(
-        &self,
-        channel: &ChannelId,
-        address: &Address,
-        valid_at: DateTime<Utc>,
-    ) -> StoreResult<Option<OutstandingNonce>>;
     /// Marks a nonce used in one atomic statement, so two concurrent uses cannot both win; a
     /// nonce whose stored text differs from `message` is left unused ([`NonceUse::Mismatch`]).
     async fn use_nonce(

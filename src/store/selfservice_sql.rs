@@ -103,49 +103,6 @@ where
         Ok(tenant.map(TenantId::from_trusted))
     }
 
-    async fn create_nonce(&self, n: &NewNonce, max_outstanding: u32) -> StoreResult<bool> {
-        // The cap is checked in the insert itself: exact on SQLite (one writer), and at
-        // most a few concurrent inserts over on Postgres.
-        let done = sqlx::query(
-            "INSERT INTO siwe_nonces (nonce, channel_id, address, issued_at, expires_at, message) \
-             SELECT $1, $2, $3, $4, $5, $6 WHERE (SELECT COUNT(*) FROM siwe_nonces \
-             WHERE channel_id = $2 AND used_at IS NULL AND expires_at > $4) < $7",
-        )
-        .bind(n.nonce.as_str())
-        .bind(n.channel.as_str())
-        .bind(n.address.as_str())
-        .bind(n.issued_at)
-        .bind(n.expires_at)
-        .bind(n.message.as_str())
-        .bind(i64::from(max_outstanding))
-        .execute(self.sql_pool())
-        .await?;
-        Ok(S::Db::rows_affected(&done) == 1)
-    }
-
-    async fn outstanding_nonce(
-        &self,
-        channel: &ChannelId,
-        address: &Address,
-        valid_at: DateTime<Utc>,
-    ) -> StoreResult<Option<OutstandingNonce>> {
-        let row: Option<(String, String, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT nonce, message, expires_at FROM siwe_nonces \
-             WHERE channel_id = $1 AND address = $2 AND used_at IS NULL \
-             AND expires_at > $3 AND message IS NOT NULL ORDER BY expires_at DESC LIMIT 1",
-        )
-        .bind(channel.as_str())
-        .bind(address.as_str())
-        .bind(valid_at)
-        .fetch_optional(self.sql_pool())
-        .await?;
-        Ok(row.map(|(nonce, message, expires_at)| OutstandingNonce {
-            nonce,
-            message,
-            expires_at,
-        }))
-    }
-
     async fn use_nonce(
         &self,
         nonce: &str,
