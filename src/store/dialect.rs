@@ -30,6 +30,28 @@ pub(crate) trait Dialect: Database {
     /// A table expression with one row per `[a, b]` pair of the JSON array (see
     /// [`json_pairs`]) bound as parameter `$param`, columns `a` and `b`, aliased `alias`.
     fn pair_rows(param: u8, alias: &str) -> String;
+
+    /// The clause a `SELECT` ends with to take `lock` on the rows it reads (Postgres); empty
+    /// on SQLite, where a write transaction holds the whole database and one writer runs at
+    /// a time.
+    fn row_lock(lock: RowLock) -> &'static str;
+
+    /// A list of integers bound as one parameter (Postgres: `bigint[]`, SQLite: a JSON array).
+    type IntList: for<'q> Encode<'q, Self> + Type<Self> + Send + Sync;
+
+    /// Builds the bound value of a list of integers; see [`Dialect::int_in`].
+    fn int_list(items: impl IntoIterator<Item = i64>) -> Self::IntList;
+
+    /// A condition: `column` is one of the integers of the [`Dialect::IntList`] bound as
+    /// parameter `$param`.
+    fn int_in(column: &str, param: u8) -> String;
+}
+
+/// Row locks a read can take for the rest of its transaction (see [`Dialect::row_lock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowLock {
+    /// Claim the rows; rows another transaction holds are passed over, not waited for.
+    UpdateSkipLocked,
 }
 
 /// A JSON array of string pairs, bound as text for [`Dialect::pair_rows`].
@@ -65,6 +87,22 @@ impl Dialect for sqlx::Postgres {
              FROM json_array_elements(CAST(${param} AS json))) AS {alias}"
         )
     }
+
+    fn row_lock(lock: RowLock) -> &'static str {
+        match lock {
+            RowLock::UpdateSkipLocked => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    type IntList = Vec<i64>;
+
+    fn int_list(items: impl IntoIterator<Item = i64>) -> Self::IntList {
+        items.into_iter().collect()
+    }
+
+    fn int_in(column: &str, param: u8) -> String {
+        format!("{column} = ANY(${param})")
+    }
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -95,6 +133,21 @@ impl Dialect for sqlx::Sqlite {
              FROM json_each(${param})) AS {alias}"
         )
     }
+
+    fn row_lock(_lock: RowLock) -> &'static str {
+        ""
+    }
+
+    type IntList = String;
+
+    fn int_list(items: impl IntoIterator<Item = i64>) -> Self::IntList {
+        serde_json::to_string(&items.into_iter().collect::<Vec<_>>())
+            .expect("a list of integers always serializes")
+    }
+
+    fn int_in(column: &str, param: u8) -> String {
+        format!("{column} IN (SELECT value FROM json_each(${param}))")
+    }
 }
 
 /// A store over one connection pool of a [`Dialect`]; shared store code is implemented for
@@ -103,13 +156,25 @@ pub(crate) trait SqlPool: Send + Sync {
     type Db: Dialect;
 
     fn sql_pool(&self) -> &Pool<Self::Db>;
+
+    /// Waits for this process's turn at the hot writes (claims, leases, MLS state,
+    /// settlements); the turn ends when the returned guard drops, after the commit. SQLite
+    /// queues them (see its `WriteGate`); Postgres needs no turn (`None`): row locks suffice.
+    fn write_turn(&self) -> impl Future<Output = WriteTurn> + Send;
 }
+
+/// A turn at writing, held until dropped (see [`SqlPool::write_turn`]).
+pub(crate) type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 impl SqlPool for super::PgStore {
     type Db = sqlx::Postgres;
 
     fn sql_pool(&self) -> &Pool<Self::Db> {
         self.pool()
+    }
+
+    fn write_turn(&self) -> impl Future<Output = WriteTurn> + Send {
+        std::future::ready(None)
     }
 }
 
@@ -118,5 +183,9 @@ impl SqlPool for super::SqliteStore {
 
     fn sql_pool(&self) -> &Pool<Self::Db> {
         self.pool()
+    }
+
+    async fn write_turn(&self) -> WriteTurn {
+        Some(self.write_gate_turn().await)
     }
 }

@@ -18,7 +18,7 @@ use crate::domain::ChannelId;
 
 #[path = "pipeline_sql.rs"]
 mod sql;
-pub(crate) use sql::shared_pipeline_sql;
+pub(crate) use sql::PipelineDialect;
 
 /// Priority rank for ordering: lower is more urgent.
 pub const RANK: &str = "CASE priority WHEN 'critical' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END";
