@@ -45,11 +45,18 @@ pub(crate) trait Dialect: Database {
     /// A condition: `column` is one of the integers of the [`Dialect::IntList`] bound as
     /// parameter `$param`.
     fn int_in(column: &str, param: u8) -> String;
+
+    /// A boolean expression an upsert's `RETURNING` can read to tell a fresh insert from an
+    /// update (Postgres: `xmax = 0`); `None` where the backend has none (SQLite), so callers
+    /// insert and update in two statements instead.
+    fn upsert_inserted() -> Option<&'static str>;
 }
 
 /// Row locks a read can take for the rest of its transaction (see [`Dialect::row_lock`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RowLock {
+    /// Concurrent writers of these rows wait (e.g. a delete of a channel being announced on).
+    Share,
     /// Claim the rows; rows another transaction holds are passed over, not waited for.
     UpdateSkipLocked,
 }
@@ -90,6 +97,7 @@ impl Dialect for sqlx::Postgres {
 
     fn row_lock(lock: RowLock) -> &'static str {
         match lock {
+            RowLock::Share => "FOR SHARE",
             RowLock::UpdateSkipLocked => "FOR UPDATE SKIP LOCKED",
         }
     }
@@ -102,6 +110,10 @@ impl Dialect for sqlx::Postgres {
 
     fn int_in(column: &str, param: u8) -> String {
         format!("{column} = ANY(${param})")
+    }
+
+    fn upsert_inserted() -> Option<&'static str> {
+        Some("xmax = 0")
     }
 }
 
@@ -147,6 +159,10 @@ impl Dialect for sqlx::Sqlite {
 
     fn int_in(column: &str, param: u8) -> String {
         format!("{column} IN (SELECT value FROM json_each(${param}))")
+    }
+
+    fn upsert_inserted() -> Option<&'static str> {
+        None
     }
 }
 
