@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use crate::domain::ChannelId;
+use crate::domain::{Address, AnnouncementId, ChannelId};
 use crate::store::dialect::{Dialect, RowLock, SqlPool};
 use crate::store::pipeline::*;
 use crate::store::StoreResult;
@@ -82,7 +82,7 @@ where
     for<'r> (String, Vec<u8>, Option<String>, bool): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (f64, DateTime<Utc>, Option<DateTime<Utc>>, i64):
         FromRow<'r, <S::Db as sqlx::Database>::Row>,
-    for<'r> ClaimedDelivery: FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (i64, String, String, i32): FromRow<'r, <S::Db as sqlx::Database>::Row>,
 {
     async fn due_is_critical(&self, channel: &ChannelId, now: DateTime<Utc>) -> StoreResult<bool> {
         // Walks the claim-order index (channel, rank, id) to the first due row.
@@ -244,7 +244,7 @@ where
         .await?;
         Ok(row.map(
             |(address, wallet_key_sealed, inbox_id, deleted)| ChannelSecret {
-                address,
+                address: Address::from_trusted(address),
                 wallet_key_sealed,
                 inbox_id,
                 deleted,
@@ -287,7 +287,7 @@ where
             lock = S::Db::row_lock(RowLock::UpdateSkipLocked),
         );
         let _turn = self.write_turn().await;
-        let mut rows: Vec<ClaimedDelivery> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<(i64, String, String, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(lease.channel.as_str())
             .bind(&lease.owner)
             .bind(lease.token.to_string())
@@ -296,15 +296,24 @@ where
             .bind(limit)
             .fetch_all(self.sql_pool())
             .await?;
-        rows.sort_by_key(|r| r.id);
-        Ok(rows)
+        let mut claimed: Vec<ClaimedDelivery> = rows
+            .into_iter()
+            .map(|(id, announcement, address, attempts)| ClaimedDelivery {
+                id,
+                announcement_id: AnnouncementId::from_trusted(announcement),
+                address: Address::from_trusted(address),
+                attempts,
+            })
+            .collect();
+        claimed.sort_by_key(|d| d.id);
+        Ok(claimed)
     }
 
     async fn active_subscribers(
         &self,
         channel: &ChannelId,
-        addresses: &[String],
-    ) -> StoreResult<HashSet<String>> {
+        addresses: &[Address],
+    ) -> StoreResult<HashSet<Address>> {
         let sql = format!(
             "SELECT address FROM subscribers WHERE channel_id = $1 AND status = 'active' \
              AND address IN (SELECT value FROM {list})",
@@ -312,16 +321,16 @@ where
         );
         let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(channel.as_str())
-            .bind(S::Db::text_list(addresses.iter().map(String::as_str)))
+            .bind(S::Db::text_list(addresses.iter().map(Address::as_str)))
             .fetch_all(self.sql_pool())
             .await?;
-        Ok(rows.into_iter().collect())
+        Ok(rows.into_iter().map(Address::from_trusted).collect())
     }
 
-    async fn announcement_text(&self, id: &str) -> StoreResult<Option<String>> {
+    async fn announcement_text(&self, id: &AnnouncementId) -> StoreResult<Option<String>> {
         Ok(
             sqlx::query_scalar("SELECT text FROM announcements WHERE id = $1")
-                .bind(id)
+                .bind(id.as_str())
                 .fetch_optional(self.sql_pool())
                 .await?,
         )
@@ -372,13 +381,17 @@ where
         Ok(settled)
     }
 
-    async fn announcement_pace(&self, id: &str, since: DateTime<Utc>) -> StoreResult<Option<Pace>> {
+    async fn announcement_pace(
+        &self,
+        id: &AnnouncementId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Option<Pace>> {
         let row: Option<(Option<String>, i64)> = sqlx::query_as(
             "SELECT a.topic, (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
                AND d.status <> 'pending' AND d.updated_at > a.created_at AND d.updated_at >= $2) \
              FROM announcements a WHERE a.id = $1",
         )
-        .bind(id)
+        .bind(id.as_str())
         .bind(since)
         .fetch_optional(self.sql_pool())
         .await?;
