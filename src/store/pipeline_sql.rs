@@ -12,7 +12,7 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use crate::domain::{Address, AnnouncementId, ChannelId};
 use crate::store::dialect::{Dialect, RowLock, SqlPool};
@@ -64,17 +64,13 @@ where
     for<'q> i32: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> DateTime<Utc>: Encode<'q, S::Db> + Type<S::Db>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, S::Db> + Decode<'q, S::Db>,
-    for<'r> String: Decode<'r, S::Db> + Type<S::Db>,
-    for<'r> i32: Decode<'r, S::Db>,
-    for<'r> Option<i32>: Decode<'r, S::Db>,
-    for<'r> Option<i64>: Decode<'r, S::Db>,
-    for<'r> Vec<u8>: Decode<'r, S::Db> + Type<S::Db>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, S::Db>,
+    String: Type<S::Db>,
+    Vec<u8>: Type<S::Db>,
     for<'r> (String,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (i32,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (i64,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (Vec<u8>,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
-    for<'r> (Option<i64>,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (Option<DateTime<Utc>>,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (i64, Option<i64>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (Vec<u8>, Vec<u8>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
