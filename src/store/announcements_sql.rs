@@ -1,14 +1,23 @@
-//! Creating an announcement: the statements both backends share, written once.
+//! Creating an announcement, written once for both backends as generic functions over
+//! [`Dialect`]: the announcement row, the targeted audience's deliveries, settling the total and
+//! status from the rows created, and completing an idempotency record.
 //!
-//! How the audience "all" is fanned out differs (one CTE statement on Postgres, a transaction of
-//! small statements on SQLite) and stays in each backend's `announcements.rs`. What is the same
-//! is written here: the announcement row, the targeted audience's deliveries, settling the total
-//! and status from the rows created, and completing an idempotency record. The one dialect
-//! difference, reading a bound list of addresses as rows, is passed in.
+//! How the audience "all" (or a topic) is fanned out differs and is the one per-backend piece,
+//! [`FanOutDialect`], in each backend's `announcements.rs`: one CTE statement on Postgres
+//! (atomic on its own, so the common case needs no transaction), a few small statements in the
+//! caller's transaction on SQLite. The other differences are [`Dialect`] items: the ownership
+//! check's row lock and how a bound list of addresses reads as rows.
+
+use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
-use super::{Announcement, AnnouncementStatus, Counts, NewAnnouncement};
+use super::dialect::{Dialect, RowLock};
+use super::{
+    Address, Announcement, AnnouncementStatus, Audience, Counts, IdempotencyCompletion,
+    NewAnnouncement, StoreResult,
+};
 
 /// The announcement as just created: nothing delivered yet, completed at once if nobody is
 /// waiting for it.
@@ -34,114 +43,243 @@ pub(super) fn initial_status(counts: &Counts) -> AnnouncementStatus {
     }
 }
 
-/// Expands to free functions over a `Transaction<'_, $db>`: `insert_row`, `insert_listed`,
-/// `settle_totals` and `commit_created`. `$address_rows` is a table expression over bind
-/// parameter `$5` yielding an `address` column, and `$bind_list` turns `&[Address]` into the
-/// value bound there. The caller must `use crate::store::*`.
-macro_rules! shared_announcement_sql {
-    ($db:ty, $address_rows:literal, $bind_list:path) => {
-        /// The announcement row, `queued` with a total of 0 until `settle_totals` sets both.
-        pub(super) async fn insert_row(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            new: &NewAnnouncement,
-            now: chrono::DateTime<chrono::Utc>,
-        ) -> StoreResult<()> {
-            sqlx::query(
-                "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic) \
-                 VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $7)",
-            )
-            .bind(new.id.as_str())
-            .bind(new.tenant.as_str())
-            .bind(new.channel.as_str())
-            .bind(&new.text)
-            .bind(new.priority.as_str())
-            .bind(now)
-            .bind(new.audience.topic())
-            .execute(&mut **tx)
-            .await?;
-            Ok(())
-        }
+/// What only one backend does when creating an announcement, implemented in
+/// `postgres/announcements.rs` and `sqlite/announcements.rs`.
+pub(crate) trait FanOutDialect: Dialect {
+    /// Whether [`FanOutDialect::fan_out_all`] is one statement, atomic without a transaction
+    /// (then the common case, no idempotency record, runs it alone: no BEGIN/COMMIT round trips).
+    const FAN_OUT_ALONE: bool;
 
-        /// Targeted audience: listed addresses that are active subscribers get `pending`
-        /// deliveries, the rest `skipped` (reason `not_subscribed`). Returns the counts of the
-        /// rows actually created (a repeated address makes one row). `WHERE true` lets SQLite
-        /// parse the upsert after `INSERT … SELECT`; Postgres does not mind it.
-        pub(super) async fn insert_listed(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            new: &NewAnnouncement,
-            addresses: &[Address],
-            now: chrono::DateTime<chrono::Utc>,
-        ) -> StoreResult<Counts> {
-            sqlx::query(concat!(
-                "INSERT INTO deliveries (announcement_id, channel_id, address, priority, status, reason, next_attempt_at, created_at, updated_at) \
-                 SELECT $1, $2, a.address, $3, \
-                        CASE WHEN s.address IS NULL THEN 'skipped' ELSE 'pending' END, \
-                        CASE WHEN s.address IS NULL THEN 'not_subscribed' END, $4, $4, $4 \
-                 FROM ",
-                $address_rows,
-                " LEFT JOIN subscribers s ON s.channel_id = $2 AND s.address = a.address AND s.status = 'active' \
-                 WHERE true ON CONFLICT (announcement_id, address) DO NOTHING"
-            ))
-            .bind(new.id.as_str())
-            .bind(new.channel.as_str())
-            .bind(new.priority.as_str())
-            .bind(now)
-            .bind($bind_list(addresses))
-            .execute(&mut **tx)
-            .await?;
-            let groups: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status",
-            )
-            .bind(new.id.as_str())
-            .fetch_all(&mut **tx)
-            .await?;
-            Ok(Counts::from_groups(groups))
-        }
-
-        /// Sets the row's total and its initial status from the deliveries created.
-        pub(super) async fn settle_totals(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            new: &NewAnnouncement,
-            counts: &Counts,
-        ) -> StoreResult<()> {
-            let status = $crate::store::announcements_sql::initial_status(counts);
-            sqlx::query("UPDATE announcements SET total = $2, status = $3 WHERE id = $1")
-                .bind(new.id.as_str())
-                .bind(counts.total)
-                .bind(status.as_str())
-                .execute(&mut **tx)
-                .await?;
-            Ok(())
-        }
-
-        /// Finishes a creation: the announcement as created, with the idempotency record (if
-        /// any) completed in the same transaction so a replay never sees a half-made one, then
-        /// the commit.
-        pub(super) async fn commit_created(
-            mut tx: sqlx::Transaction<'_, $db>,
-            new: &NewAnnouncement,
-            counts: Counts,
-            now: chrono::DateTime<chrono::Utc>,
-            idempotency: Option<IdempotencyCompletion>,
-        ) -> StoreResult<Announcement> {
-            let announcement = $crate::store::announcements_sql::created(new, counts, now);
-            if let Some(completion) = idempotency {
-                let response = (completion.render)(&announcement);
-                sqlx::query(
-                    "UPDATE idempotency_keys SET state = 'done', status_code = $3, response_body = $4 \
-                     WHERE tenant_id = $1 AND key = $2",
-                )
-                .bind(completion.key.tenant.as_str())
-                .bind(&completion.key.key)
-                .bind(i32::from(response.status_code))
-                .bind(&response.body)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(announcement)
-        }
-    };
+    /// Audience "all" or a topic: the ownership check, the announcement row with its total and
+    /// status, and one `pending` delivery per receiving subscriber. `None`, creating nothing,
+    /// when the channel is missing, deleted or not the tenant's.
+    fn fan_out_all<'c>(
+        conn: &'c mut Self::Connection,
+        new: &'c NewAnnouncement,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Option<Counts>>> + Send + 'c;
 }
 
-pub(super) use shared_announcement_sql;
+/// Creates an announcement and its deliveries atomically; see `Store::create_announcement`.
+pub(super) async fn create<DB>(
+    pool: &Pool<DB>,
+    new: &NewAnnouncement,
+    idempotency: Option<IdempotencyCompletion>,
+) -> StoreResult<Option<Announcement>>
+where
+    DB: FanOutDialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> (i32,): FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+{
+    let now = Utc::now();
+    if let (true, Audience::All | Audience::Topic(_), None) =
+        (DB::FAN_OUT_ALONE, &new.audience, &idempotency)
+    {
+        let mut conn = pool.acquire().await?;
+        let counts = DB::fan_out_all(&mut conn, new, now).await?;
+        return Ok(counts.map(|counts| created(new, counts, now)));
+    }
+    let mut tx = DB::begin_write(pool).await?;
+    let Some(counts) = insert_in_tx(&mut tx, new, now).await? else {
+        return Ok(None);
+    };
+    commit_created(tx, new, counts, now, idempotency)
+        .await
+        .map(Some)
+}
+
+/// The announcement row and its deliveries inside the caller's transaction (REST announcements
+/// and chain events share it). `None`, creating nothing, when the channel is not the tenant's.
+pub(super) async fn insert_in_tx<DB>(
+    tx: &mut Transaction<'_, DB>,
+    new: &NewAnnouncement,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Counts>>
+where
+    DB: FanOutDialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> (i32,): FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+{
+    let conn: &mut DB::Connection = tx;
+    let addresses = match &new.audience {
+        Audience::All | Audience::Topic(_) => return DB::fan_out_all(conn, new, now).await,
+        Audience::Addresses(addresses) => addresses,
+    };
+    if !owns_channel::<DB>(conn, new).await? {
+        return Ok(None);
+    }
+    insert_row::<DB>(conn, new, now).await?;
+    let counts = insert_listed::<DB>(conn, new, addresses, now).await?;
+    settle_totals::<DB>(conn, new, &counts).await?;
+    Ok(Some(counts))
+}
+
+/// Whether the announcement's channel exists, is live, and belongs to its tenant. The row lock
+/// (Postgres `FOR SHARE`) keeps a concurrent delete from slipping in before the transaction
+/// commits; SQLite's single writer does the same.
+pub(super) async fn owns_channel<DB>(
+    conn: &mut DB::Connection,
+    new: &NewAnnouncement,
+) -> StoreResult<bool>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> (i32,): FromRow<'r, DB::Row>,
+{
+    let sql = format!(
+        "SELECT 1 FROM channels WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL {lock}",
+        lock = DB::row_lock(RowLock::Share),
+    );
+    let found: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(new.channel.as_str())
+        .bind(new.tenant.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The announcement row, `queued` with a total of 0 until `settle_totals` sets both.
+pub(super) async fn insert_row<DB>(
+    conn: &mut DB::Connection,
+    new: &NewAnnouncement,
+    now: DateTime<Utc>,
+) -> StoreResult<()>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query(
+        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $7)",
+    )
+    .bind(new.id.as_str())
+    .bind(new.tenant.as_str())
+    .bind(new.channel.as_str())
+    .bind(new.text.as_str())
+    .bind(new.priority.as_str())
+    .bind(now)
+    .bind(new.audience.topic())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Targeted audience: listed addresses that are active subscribers get `pending` deliveries,
+/// the rest `skipped` (reason `not_subscribed`). Returns the counts of the rows actually
+/// created (a repeated address makes one row). `WHERE true` lets SQLite parse the upsert after
+/// `INSERT … SELECT`; Postgres does not mind it.
+async fn insert_listed<DB>(
+    conn: &mut DB::Connection,
+    new: &NewAnnouncement,
+    addresses: &[Address],
+    now: DateTime<Utc>,
+) -> StoreResult<Counts>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+{
+    let sql = format!(
+        "INSERT INTO deliveries (announcement_id, channel_id, address, priority, status, reason, next_attempt_at, created_at, updated_at) \
+         SELECT $1, $2, list.value, $3, \
+                CASE WHEN s.address IS NULL THEN 'skipped' ELSE 'pending' END, \
+                CASE WHEN s.address IS NULL THEN 'not_subscribed' END, $4, $4, $4 \
+         FROM {list} \
+         LEFT JOIN subscribers s ON s.channel_id = $2 AND s.address = list.value AND s.status = 'active' \
+         WHERE true ON CONFLICT (announcement_id, address) DO NOTHING",
+        list = DB::text_rows(5),
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(new.id.as_str())
+        .bind(new.channel.as_str())
+        .bind(new.priority.as_str())
+        .bind(now)
+        .bind(DB::text_list(addresses.iter().map(Address::as_str)))
+        .execute(&mut *conn)
+        .await?;
+    let groups: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status",
+    )
+    .bind(new.id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Counts::from_groups(groups))
+}
+
+/// Sets the row's total and its initial status from the deliveries created.
+pub(super) async fn settle_totals<DB>(
+    conn: &mut DB::Connection,
+    new: &NewAnnouncement,
+    counts: &Counts,
+) -> StoreResult<()>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query("UPDATE announcements SET total = $2, status = $3 WHERE id = $1")
+        .bind(new.id.as_str())
+        .bind(counts.total)
+        .bind(initial_status(counts).as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Finishes a creation: the announcement as created, with the idempotency record (if any)
+/// completed in the same transaction so a replay never sees a half-made one, then the commit.
+async fn commit_created<DB>(
+    mut tx: Transaction<'_, DB>,
+    new: &NewAnnouncement,
+    counts: Counts,
+    now: DateTime<Utc>,
+    idempotency: Option<IdempotencyCompletion>,
+) -> StoreResult<Announcement>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
+{
+    let announcement = created(new, counts, now);
+    if let Some(completion) = idempotency {
+        let response = (completion.render)(&announcement);
+        sqlx::query(
+            "UPDATE idempotency_keys SET state = 'done', status_code = $3, response_body = $4 \
+             WHERE tenant_id = $1 AND key = $2",
+        )
+        .bind(completion.key.tenant.as_str())
+        .bind(completion.key.key.as_str())
+        .bind(i32::from(response.status_code))
+        .bind(response.body.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(announcement)
+}

@@ -38,6 +38,35 @@ pub(crate) trait Dialect: Database {
     /// The statement recording each inbound peer's DM group id: channel bound as `$1`, the
     /// [`json_pairs`] of (inbox id, group id) as `$2`; only peers already known are written.
     fn set_peer_groups_sql() -> String;
+
+    /// The clause a `SELECT` ends with to take `lock` on the rows it reads (Postgres); empty
+    /// on SQLite, where a write transaction holds the whole database and one writer runs at
+    /// a time.
+    fn row_lock(lock: RowLock) -> &'static str;
+
+    /// A list of integers bound as one parameter (Postgres: `bigint[]`, SQLite: a JSON array).
+    type IntList: for<'q> Encode<'q, Self> + Type<Self> + Send + Sync;
+
+    /// Builds the bound value of a list of integers; see [`Dialect::int_in`].
+    fn int_list(items: impl IntoIterator<Item = i64>) -> Self::IntList;
+
+    /// A condition: `column` is one of the integers of the [`Dialect::IntList`] bound as
+    /// parameter `$param`.
+    fn int_in(column: &str, param: u8) -> String;
+
+    /// A boolean expression an upsert's `RETURNING` can read to tell a fresh insert from an
+    /// update (Postgres: `xmax = 0`); `None` where the backend has none (SQLite), so callers
+    /// insert and update in two statements instead.
+    fn upsert_inserted() -> Option<&'static str>;
+}
+
+/// Row locks a read can take for the rest of its transaction (see [`Dialect::row_lock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowLock {
+    /// Concurrent writers of these rows wait (e.g. a delete of a channel being announced on).
+    Share,
+    /// Claim the rows; rows another transaction holds are passed over, not waited for.
+    UpdateSkipLocked,
 }
 
 /// A JSON array of string pairs, bound as text for [`Dialect::pair_rows`].
@@ -85,6 +114,27 @@ impl Dialect for sqlx::Postgres {
              WHERE inbound_peers.channel_id = $1 AND inbound_peers.inbox_id = v.a",
             pairs = Self::pair_rows(2, "v"),
         )
+    }
+
+    fn row_lock(lock: RowLock) -> &'static str {
+        match lock {
+            RowLock::Share => "FOR SHARE",
+            RowLock::UpdateSkipLocked => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    type IntList = Vec<i64>;
+
+    fn int_list(items: impl IntoIterator<Item = i64>) -> Self::IntList {
+        items.into_iter().collect()
+    }
+
+    fn int_in(column: &str, param: u8) -> String {
+        format!("{column} = ANY(${param})")
+    }
+
+    fn upsert_inserted() -> Option<&'static str> {
+        Some("xmax = 0")
     }
 }
 
@@ -140,6 +190,25 @@ impl Dialect for sqlx::Sqlite {
          ON CONFLICT (channel_id, inbox_id) DO UPDATE SET group_id = excluded.group_id"
             .to_owned()
     }
+
+    fn row_lock(_lock: RowLock) -> &'static str {
+        ""
+    }
+
+    type IntList = String;
+
+    fn int_list(items: impl IntoIterator<Item = i64>) -> Self::IntList {
+        serde_json::to_string(&items.into_iter().collect::<Vec<_>>())
+            .expect("a list of integers always serializes")
+    }
+
+    fn int_in(column: &str, param: u8) -> String {
+        format!("{column} IN (SELECT value FROM json_each(${param}))")
+    }
+
+    fn upsert_inserted() -> Option<&'static str> {
+        None
+    }
 }
 
 /// A store over one connection pool of a [`Dialect`]; shared store code is implemented for
@@ -148,13 +217,25 @@ pub(crate) trait SqlPool: Send + Sync {
     type Db: Dialect;
 
     fn sql_pool(&self) -> &Pool<Self::Db>;
+
+    /// Waits for this process's turn at the hot writes (claims, leases, MLS state,
+    /// settlements); the turn ends when the returned guard drops, after the commit. SQLite
+    /// queues them (see its `WriteGate`); Postgres needs no turn (`None`): row locks suffice.
+    fn write_turn(&self) -> impl Future<Output = WriteTurn> + Send;
 }
+
+/// A turn at writing, held until dropped (see [`SqlPool::write_turn`]).
+pub(crate) type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 impl SqlPool for super::PgStore {
     type Db = sqlx::Postgres;
 
     fn sql_pool(&self) -> &Pool<Self::Db> {
         self.pool()
+    }
+
+    fn write_turn(&self) -> impl Future<Output = WriteTurn> + Send {
+        std::future::ready(None)
     }
 }
 
@@ -163,5 +244,9 @@ impl SqlPool for super::SqliteStore {
 
     fn sql_pool(&self) -> &Pool<Self::Db> {
         self.pool()
+    }
+
+    async fn write_turn(&self) -> WriteTurn {
+        Some(self.write_gate_turn().await)
     }
 }

@@ -14,11 +14,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
-use crate::domain::ChannelId;
+use crate::domain::{Address, AnnouncementId, ChannelId};
 
 #[path = "pipeline_sql.rs"]
 mod sql;
-pub(crate) use sql::shared_pipeline_sql;
+pub(crate) use sql::PipelineDialect;
 
 /// Priority rank for ordering: lower is more urgent.
 pub const RANK: &str = "CASE priority WHEN 'critical' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END";
@@ -36,18 +36,18 @@ pub struct SenderLease {
 
 /// What the pipeline needs to act as a channel.
 pub struct ChannelSecret {
-    pub address: String,
+    pub address: Address,
     pub wallet_key_sealed: Vec<u8>,
     pub inbox_id: Option<String>,
     pub deleted: bool,
 }
 
 /// One delivery claimed under a lease.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     pub id: i64,
-    pub announcement_id: String,
-    pub address: String,
+    pub announcement_id: AnnouncementId,
+    pub address: Address,
     /// Failed attempts so far (rate-limit pauses do not count).
     pub attempts: i32,
 }
@@ -182,10 +182,10 @@ pub trait PipelineStore: Send + Sync {
     async fn active_subscribers(
         &self,
         channel: &ChannelId,
-        addresses: &[String],
-    ) -> StoreResult<HashSet<String>>;
+        addresses: &[Address],
+    ) -> StoreResult<HashSet<Address>>;
     /// The text of an announcement.
-    async fn announcement_text(&self, id: &str) -> StoreResult<Option<String>>;
+    async fn announcement_text(&self, id: &AnnouncementId) -> StoreResult<Option<String>>;
     /// Settles claimed rows in one transaction (only rows still under `lease`), then moves
     /// their announcements to `sending` or `completed`. Returns rows settled.
     async fn settle(
@@ -196,7 +196,11 @@ pub trait PipelineStore: Send + Sync {
     ) -> StoreResult<u64>;
     /// The announcement's topic and how many of its deliveries workers settled since `since`
     /// (None when it does not exist). Served by the `(announcement_id, status)` index.
-    async fn announcement_pace(&self, id: &str, since: DateTime<Utc>) -> StoreResult<Option<Pace>>;
+    async fn announcement_pace(
+        &self,
+        id: &AnnouncementId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Option<Pace>>;
     /// When the oldest pending delivery that is due at `now` became due (None: none is due).
     /// Served by the partial `deliveries_due` index; backs `herald_delivery_lag_seconds`.
     async fn oldest_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;

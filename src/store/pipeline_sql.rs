@@ -1,222 +1,491 @@
-//! The pipeline SQL that is identical on Postgres and SQLite, written once as a macro that each
-//! backend expands over its own pool type (the same approach as `selfservice_sql.rs`).
+//! The SQL behind [`PipelineStore`], written once for both backends: one impl for every store
+//! over a [`SqlPool`] whose [`Dialect`] is also a [`PipelineDialect`].
+//!
+//! The real differences are visible in two places: [`Dialect`] items (`row_lock` makes the
+//! claim `FOR UPDATE SKIP LOCKED` on Postgres and a plain `UPDATE … RETURNING` on SQLite's
+//! single writer; lists are bound as arrays or JSON text) and [`PipelineDialect`], implemented
+//! in each backend's `pipeline.rs` (the multi-row MLS state statements, the range scan, and
+//! `NOTIFY`/`LISTEN`). [`SqlPool::write_turn`] queues SQLite's hot writes within the process.
 
-/// Expands to the pipeline's queries whose SQL is the same on both backends (leases, channel
-/// identity, texts, state reads, progress), as free functions over `$pool` (`PgPool` or
-/// `SqlitePool`); each backend's impl delegates to them. Claims, settlements and state writes
-/// differ (row locks, array binding) and stay in the backends.
-macro_rules! shared_pipeline_sql {
-    ($pool:ty) => {
-        pub(super) async fn due_is_critical(pool: &$pool,
-            channel: &ChannelId,
-            now: DateTime<Utc>,
-        ) -> StoreResult<bool> {
-            // Walks the claim-order index (channel, rank, id) to the first due row.
-            let sql = format!(
-                "SELECT {RANK} FROM deliveries WHERE channel_id = $1 AND status = 'pending' \
-                 AND next_attempt_at <= $2 ORDER BY {RANK}, id LIMIT 1"
-            );
-            let rank: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .bind(channel.as_str())
-                .bind(now)
-                .fetch_optional(pool)
-                .await?;
-            Ok(rank == Some(0))
-        }
+use std::collections::HashSet;
+use std::future::Future;
 
-        pub(super) async fn sender_candidates(pool: &$pool,
-            now: DateTime<Utc>,
-            limit: i64,
-        ) -> StoreResult<Vec<ChannelId>> {
-            let sql = format!(
-                "SELECT channel_id FROM (SELECT channel_id, MIN({RANK}) AS r FROM deliveries \
-                 WHERE status = 'pending' AND next_attempt_at <= $1 GROUP BY channel_id) AS c ORDER BY r LIMIT $2"
-            );
-            let mut ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .bind(now)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-            let unregistered: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM channels WHERE xmtp_inbox_id IS NULL AND deleted_at IS NULL LIMIT $1",
-            )
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            ids.extend(unregistered);
-            Ok(ids.into_iter().map(ChannelId::from_trusted).collect())
-        }
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-        pub(super) async fn acquire_sender(pool: &$pool,
-            channel: &ChannelId,
-            owner: &str,
-            until: DateTime<Utc>,
-            now: DateTime<Utc>,
-        ) -> StoreResult<Option<SenderLease>> {
-            let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-                "INSERT INTO channel_senders (channel_id, lease_owner, lease_until, lease_token, updated_at) \
-                 VALUES ($1, $2, $3, 1, $4) \
-                 ON CONFLICT (channel_id) DO UPDATE SET lease_owner = excluded.lease_owner, \
-                   lease_until = excluded.lease_until, lease_token = channel_senders.lease_token + 1, \
-                   updated_at = excluded.updated_at \
-                 WHERE channel_senders.lease_until IS NULL OR channel_senders.lease_until < $4 \
-                    OR channel_senders.lease_owner = $2 \
-                 RETURNING lease_token, state_token",
-            )
-            .bind(channel.as_str())
-            .bind(owner)
-            .bind(until)
-            .bind(now)
-            .fetch_optional(pool)
-            .await?;
-            Ok(row.map(|(token, state_token)| SenderLease {
-                channel: channel.clone(),
-                owner: owner.to_owned(),
-                token,
-                state_token,
-            }))
-        }
+use crate::domain::{Address, AnnouncementId, ChannelId};
+use crate::store::dialect::{Dialect, RowLock, SqlPool};
+use crate::store::pipeline::*;
+use crate::store::StoreResult;
 
-        pub(super) async fn renew_sender(pool: &$pool, lease: &SenderLease, until: DateTime<Utc>) -> StoreResult<bool> {
-            let n = sqlx::query(
-                "UPDATE channel_senders SET lease_until = $3 WHERE channel_id = $1 AND lease_token = $2",
-            )
-            .bind(lease.channel.as_str())
-            .bind(lease.token)
-            .bind(until)
-            .execute(pool)
-            .await?
-            .rows_affected();
-            Ok(n == 1)
-        }
+/// What only one backend does in the pipeline, implemented in `postgres/pipeline.rs` and
+/// `sqlite/pipeline.rs`.
+pub(crate) trait PipelineDialect: Dialect {
+    /// Applies a collapsed state batch (upserts, deletes; see [`split_batch`]) for `channel` on
+    /// `conn`, inside the fenced transaction of [`PipelineStore::state_write`].
+    fn write_state<'c>(
+        conn: &'c mut Self::Connection,
+        channel: &'c str,
+        batch: (Entries, Vec<Vec<u8>>),
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'c;
 
-        pub(super) async fn release_sender(pool: &$pool,
-            lease: &SenderLease,
-            error: Option<&str>,
-            hold_until: Option<DateTime<Utc>>,
-        ) -> StoreResult<()> {
-            sqlx::query(
-                "UPDATE channel_senders SET lease_owner = NULL, lease_until = $5, last_error = $3, updated_at = $4 \
-                 WHERE channel_id = $1 AND lease_token = $2",
-            )
-            .bind(lease.channel.as_str())
-            .bind(lease.token)
-            .bind(error)
-            .bind(Utc::now())
-            .bind(hold_until)
-            .execute(pool)
-            .await?;
-            Ok(())
-        }
+    /// Every state entry of `channel` in any of the half-open `ranges`, in one statement (no
+    /// order).
+    fn scan_state_ranges<'c>(
+        pool: &'c Pool<Self>,
+        channel: &'c str,
+        ranges: Vec<KeyRange>,
+    ) -> impl Future<Output = StoreResult<Entries>> + Send + 'c;
 
-        pub(super) async fn channel_secret(pool: &$pool, channel: &ChannelId) -> StoreResult<Option<ChannelSecret>> {
-            let row = sqlx::query(
-                "SELECT address, wallet_key_sealed, xmtp_inbox_id, deleted_at IS NOT NULL AS deleted FROM channels WHERE id = $1",
-            )
-            .bind(channel.as_str())
-            .fetch_optional(pool)
-            .await?;
-            Ok(row.map(|r| ChannelSecret {
-                address: r.get("address"),
-                wallet_key_sealed: r.get("wallet_key_sealed"),
-                inbox_id: r.get("xmtp_inbox_id"),
-                deleted: r.get("deleted"),
-            }))
-        }
+    /// See [`PipelineStore::wake_others`].
+    fn wake_others(pool: &Pool<Self>) -> impl Future<Output = StoreResult<()>> + Send;
 
-        pub(super) async fn set_channel_identity(pool: &$pool,
-            channel: &ChannelId,
-            inbox_id: &str,
-            installation_id: &str,
-        ) -> StoreResult<()> {
-            sqlx::query(
-                "UPDATE channels SET xmtp_inbox_id = $2, xmtp_installation_id = $3 WHERE id = $1",
-            )
-            .bind(channel.as_str())
-            .bind(inbox_id)
-            .bind(installation_id)
-            .execute(pool)
-            .await?;
-            Ok(())
-        }
-
-        pub(super) async fn announcement_text(pool: &$pool, id: &str) -> StoreResult<Option<String>> {
-            Ok(
-                sqlx::query_scalar("SELECT text FROM announcements WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await?,
-            )
-        }
-
-        pub(super) async fn state_get(pool: &$pool, channel: &ChannelId, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
-            Ok(
-                sqlx::query_scalar(
-                    "SELECT value FROM channel_state WHERE channel_id = $1 AND key = $2",
-                )
-                .bind(channel.as_str())
-                .bind(key)
-                .fetch_optional(pool)
-                .await?,
-            )
-        }
-
-        pub(super) async fn state_scan(pool: &$pool,
-            channel: &ChannelId,
-            prefix: &[u8],
-        ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
-            let rows = match prefix_end(prefix) {
-                Some(end) => sqlx::query_as(
-                    "SELECT key, value FROM channel_state WHERE channel_id = $1 AND key >= $2 AND key < $3 ORDER BY key",
-                )
-                .bind(channel.as_str())
-                .bind(prefix)
-                .bind(end)
-                .fetch_all(pool)
-                .await?,
-                None => sqlx::query_as(
-                    "SELECT key, value FROM channel_state WHERE channel_id = $1 AND key >= $2 ORDER BY key",
-                )
-                .bind(channel.as_str())
-                .bind(prefix)
-                .fetch_all(pool)
-                .await?,
-            };
-            Ok(rows)
-        }
-
-        pub(super) async fn announcement_pace(
-            pool: &$pool,
-            id: &str,
-            since: DateTime<Utc>,
-        ) -> StoreResult<Option<Pace>> {
-            let row: Option<(Option<String>, i64)> = sqlx::query_as(
-                "SELECT a.topic, (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
-                   AND d.status <> 'pending' AND d.updated_at > a.created_at AND d.updated_at >= $2) \
-                 FROM announcements a WHERE a.id = $1",
-            )
-            .bind(id)
-            .bind(since)
-            .fetch_optional(pool)
-            .await?;
-            Ok(row.map(|(topic, settled_since)| Pace {
-                topic,
-                settled_since,
-            }))
-        }
-
-        pub(super) async fn oldest_due(
-            pool: &$pool,
-            now: DateTime<Utc>,
-        ) -> StoreResult<Option<DateTime<Utc>>> {
-            Ok(sqlx::query_scalar(
-                "SELECT MIN(next_attempt_at) FROM deliveries \
-                 WHERE status = 'pending' AND next_attempt_at <= $1",
-            )
-            .bind(now)
-            .fetch_one(pool)
-            .await?)
-        }
-    };
+    /// See [`PipelineStore::listen_others`].
+    fn listen_others(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = StoreResult<Option<Box<dyn WakeListener>>>> + Send;
 }
-pub(crate) use shared_pipeline_sql;
+
+#[async_trait]
+impl<S> PipelineStore for S
+where
+    S: SqlPool,
+    S::Db: PipelineDialect,
+    <S::Db as sqlx::Database>::Arguments: IntoArguments<S::Db>,
+    for<'c> &'c mut <S::Db as sqlx::Database>::Connection: Executor<'c, Database = S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q [u8]: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Vec<u8>: Encode<'q, S::Db>,
+    for<'q> String: Encode<'q, S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db>,
+    for<'q> Option<String>: Encode<'q, S::Db>,
+    for<'q> f64: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i32: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> DateTime<Utc>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, S::Db>,
+    String: Type<S::Db>,
+    Vec<u8>: Type<S::Db>,
+    for<'r> (String,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (i32,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (Vec<u8>,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (Option<DateTime<Utc>>,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (i64, Option<i64>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (Vec<u8>, Vec<u8>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (Option<String>, i64): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String, Vec<u8>, Option<String>, bool): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (f64, DateTime<Utc>, Option<DateTime<Utc>>, i64):
+        FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (i64, String, String, i32): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+{
+    async fn due_is_critical(&self, channel: &ChannelId, now: DateTime<Utc>) -> StoreResult<bool> {
+        // Walks the claim-order index (channel, rank, id) to the first due row.
+        let sql = format!(
+            "SELECT {RANK} FROM deliveries WHERE channel_id = $1 AND status = 'pending' \
+             AND next_attempt_at <= $2 ORDER BY {RANK}, id LIMIT 1"
+        );
+        let rank: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(channel.as_str())
+            .bind(now)
+            .fetch_optional(self.sql_pool())
+            .await?;
+        Ok(rank == Some(0))
+    }
+
+    async fn budget_get(&self, key: &str) -> StoreResult<Option<BudgetRow>> {
+        let row: Option<(f64, DateTime<Utc>, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
+            "SELECT tokens, refilled_at, paused_until, version FROM xmtp_budgets WHERE budget_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(self.sql_pool())
+        .await?;
+        Ok(
+            row.map(|(tokens, refilled_at, paused_until, version)| BudgetRow {
+                tokens,
+                refilled_at,
+                paused_until,
+                version,
+            }),
+        )
+    }
+
+    async fn budget_put(&self, key: &str, row: &BudgetRow) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
+        let done = if row.version == 1 {
+            sqlx::query(
+                "INSERT INTO xmtp_budgets (budget_key, tokens, refilled_at, paused_until, version) \
+                 VALUES ($1, $2, $3, $4, 1) ON CONFLICT (budget_key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(row.tokens)
+            .bind(row.refilled_at)
+            .bind(row.paused_until)
+            .execute(self.sql_pool())
+            .await?
+        } else {
+            sqlx::query(
+                "UPDATE xmtp_budgets SET tokens = $2, refilled_at = $3, paused_until = $4, version = $5 \
+                 WHERE budget_key = $1 AND version = $6",
+            )
+            .bind(key)
+            .bind(row.tokens)
+            .bind(row.refilled_at)
+            .bind(row.paused_until)
+            .bind(row.version)
+            .bind(row.version - 1)
+            .execute(self.sql_pool())
+            .await?
+        };
+        Ok(S::Db::rows_affected(&done) == 1)
+    }
+
+    async fn sender_candidates(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<ChannelId>> {
+        let sql = format!(
+            "SELECT channel_id FROM (SELECT channel_id, MIN({RANK}) AS r FROM deliveries \
+             WHERE status = 'pending' AND next_attempt_at <= $1 GROUP BY channel_id) AS c ORDER BY r LIMIT $2"
+        );
+        let mut ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.sql_pool())
+            .await?;
+        let unregistered: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM channels WHERE xmtp_inbox_id IS NULL AND deleted_at IS NULL LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.sql_pool())
+        .await?;
+        ids.extend(unregistered);
+        Ok(ids.into_iter().map(ChannelId::from_trusted).collect())
+    }
+
+    async fn acquire_sender(
+        &self,
+        channel: &ChannelId,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SenderLease>> {
+        let _turn = self.write_turn().await;
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "INSERT INTO channel_senders (channel_id, lease_owner, lease_until, lease_token, updated_at) \
+             VALUES ($1, $2, $3, 1, $4) \
+             ON CONFLICT (channel_id) DO UPDATE SET lease_owner = excluded.lease_owner, \
+               lease_until = excluded.lease_until, lease_token = channel_senders.lease_token + 1, \
+               updated_at = excluded.updated_at \
+             WHERE channel_senders.lease_until IS NULL OR channel_senders.lease_until < $4 \
+                OR channel_senders.lease_owner = $2 \
+             RETURNING lease_token, state_token",
+        )
+        .bind(channel.as_str())
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .fetch_optional(self.sql_pool())
+        .await?;
+        Ok(row.map(|(token, state_token)| SenderLease {
+            channel: channel.clone(),
+            owner: owner.to_owned(),
+            token,
+            state_token,
+        }))
+    }
+
+    async fn renew_sender(&self, lease: &SenderLease, until: DateTime<Utc>) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(
+            "UPDATE channel_senders SET lease_until = $3 WHERE channel_id = $1 AND lease_token = $2",
+        )
+        .bind(lease.channel.as_str())
+        .bind(lease.token)
+        .bind(until)
+        .execute(self.sql_pool())
+        .await?;
+        Ok(S::Db::rows_affected(&done) == 1)
+    }
+
+    async fn release_sender(
+        &self,
+        lease: &SenderLease,
+        error: Option<&str>,
+        hold_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "UPDATE channel_senders SET lease_owner = NULL, lease_until = $5, last_error = $3, updated_at = $4 \
+             WHERE channel_id = $1 AND lease_token = $2",
+        )
+        .bind(lease.channel.as_str())
+        .bind(lease.token)
+        .bind(error)
+        .bind(Utc::now())
+        .bind(hold_until)
+        .execute(self.sql_pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn channel_secret(&self, channel: &ChannelId) -> StoreResult<Option<ChannelSecret>> {
+        let row: Option<(String, Vec<u8>, Option<String>, bool)> = sqlx::query_as(
+            "SELECT address, wallet_key_sealed, xmtp_inbox_id, deleted_at IS NOT NULL AS deleted FROM channels WHERE id = $1",
+        )
+        .bind(channel.as_str())
+        .fetch_optional(self.sql_pool())
+        .await?;
+        Ok(row.map(
+            |(address, wallet_key_sealed, inbox_id, deleted)| ChannelSecret {
+                address: Address::from_trusted(address),
+                wallet_key_sealed,
+                inbox_id,
+                deleted,
+            },
+        ))
+    }
+
+    async fn set_channel_identity(
+        &self,
+        channel: &ChannelId,
+        inbox_id: &str,
+        installation_id: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE channels SET xmtp_inbox_id = $2, xmtp_installation_id = $3 WHERE id = $1",
+        )
+        .bind(channel.as_str())
+        .bind(inbox_id)
+        .bind(installation_id)
+        .execute(self.sql_pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        lease: &SenderLease,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        // Postgres: concurrent workers pass over each other's rows instead of blocking;
+        // SQLite: one writer at a time, so the plain `UPDATE … RETURNING` suffices.
+        let sql = format!(
+            "UPDATE deliveries SET lease_owner = $2, lease_token = $3, lease_until = $4 \
+             WHERE id IN (SELECT id FROM deliveries WHERE channel_id = $1 AND status = 'pending' \
+               AND next_attempt_at <= $5 AND (lease_until IS NULL OR lease_until < $5) \
+               ORDER BY {RANK}, id LIMIT $6 {lock}) \
+             RETURNING id, announcement_id, address, attempts",
+            lock = S::Db::row_lock(RowLock::UpdateSkipLocked),
+        );
+        let _turn = self.write_turn().await;
+        let rows: Vec<(i64, String, String, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(lease.channel.as_str())
+            .bind(&lease.owner)
+            .bind(lease.token.to_string())
+            .bind(until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.sql_pool())
+            .await?;
+        let mut claimed: Vec<ClaimedDelivery> = rows
+            .into_iter()
+            .map(|(id, announcement, address, attempts)| ClaimedDelivery {
+                id,
+                announcement_id: AnnouncementId::from_trusted(announcement),
+                address: Address::from_trusted(address),
+                attempts,
+            })
+            .collect();
+        claimed.sort_by_key(|d| d.id);
+        Ok(claimed)
+    }
+
+    async fn active_subscribers(
+        &self,
+        channel: &ChannelId,
+        addresses: &[Address],
+    ) -> StoreResult<HashSet<Address>> {
+        let sql = format!(
+            "SELECT address FROM subscribers WHERE channel_id = $1 AND status = 'active' \
+             AND address IN (SELECT value FROM {list})",
+            list = S::Db::text_rows(2),
+        );
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(channel.as_str())
+            .bind(S::Db::text_list(addresses.iter().map(Address::as_str)))
+            .fetch_all(self.sql_pool())
+            .await?;
+        Ok(rows.into_iter().map(Address::from_trusted).collect())
+    }
+
+    async fn announcement_text(&self, id: &AnnouncementId) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT text FROM announcements WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(self.sql_pool())
+                .await?,
+        )
+    }
+
+    async fn settle(
+        &self,
+        lease: &SenderLease,
+        results: &[(i64, SettleOutcome)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
+        let mut tx = S::Db::begin_write(self.sql_pool()).await?;
+        let mut settled = 0;
+        let settle_sql = format!(
+            "UPDATE deliveries SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + $4, \
+               lease_owner = NULL, lease_until = NULL, updated_at = $5 \
+             WHERE {ids} AND channel_id = $7 AND lease_token = $8",
+            ids = S::Db::int_in("id", 6),
+        );
+        for (outcome, ids) in group_outcomes(results) {
+            let (status, reason, next, inc) = outcome.columns(now);
+            let done = sqlx::query(sqlx::AssertSqlSafe(settle_sql.as_str()))
+                .bind(status)
+                .bind(reason)
+                .bind(next)
+                .bind(inc)
+                .bind(now)
+                .bind(S::Db::int_list(ids))
+                .bind(lease.channel.as_str())
+                .bind(lease.token.to_string())
+                .execute(&mut *tx)
+                .await?;
+            settled += S::Db::rows_affected(&done);
+        }
+        let sql = format!(
+            "UPDATE announcements SET updated_at = $1, status = CASE WHEN EXISTS (SELECT 1 FROM deliveries d \
+               WHERE d.announcement_id = announcements.id AND d.status = 'pending') THEN 'sending' ELSE 'completed' END \
+             WHERE id IN (SELECT DISTINCT announcement_id FROM deliveries WHERE {ids})",
+            ids = S::Db::int_in("id", 2),
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(S::Db::int_list(results.iter().map(|(id, _)| *id)))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(settled)
+    }
+
+    async fn announcement_pace(
+        &self,
+        id: &AnnouncementId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Option<Pace>> {
+        let row: Option<(Option<String>, i64)> = sqlx::query_as(
+            "SELECT a.topic, (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
+               AND d.status <> 'pending' AND d.updated_at > a.created_at AND d.updated_at >= $2) \
+             FROM announcements a WHERE a.id = $1",
+        )
+        .bind(id.as_str())
+        .bind(since)
+        .fetch_optional(self.sql_pool())
+        .await?;
+        Ok(row.map(|(topic, settled_since)| Pace {
+            topic,
+            settled_since,
+        }))
+    }
+
+    async fn oldest_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries \
+             WHERE status = 'pending' AND next_attempt_at <= $1",
+        )
+        .bind(now)
+        .fetch_one(self.sql_pool())
+        .await?)
+    }
+
+    async fn wake_others(&self) -> StoreResult<()> {
+        S::Db::wake_others(self.sql_pool()).await
+    }
+
+    async fn listen_others(&self) -> StoreResult<Option<Box<dyn WakeListener>>> {
+        S::Db::listen_others(self.sql_pool()).await
+    }
+
+    async fn state_get(&self, channel: &ChannelId, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT value FROM channel_state WHERE channel_id = $1 AND key = $2",
+            )
+            .bind(channel.as_str())
+            .bind(key)
+            .fetch_optional(self.sql_pool())
+            .await?,
+        )
+    }
+
+    async fn state_scan(
+        &self,
+        channel: &ChannelId,
+        prefix: &[u8],
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let rows = match prefix_end(prefix) {
+            Some(end) => sqlx::query_as(
+                "SELECT key, value FROM channel_state WHERE channel_id = $1 AND key >= $2 AND key < $3 ORDER BY key",
+            )
+            .bind(channel.as_str())
+            .bind(prefix)
+            .bind(end)
+            .fetch_all(self.sql_pool())
+            .await?,
+            None => sqlx::query_as(
+                "SELECT key, value FROM channel_state WHERE channel_id = $1 AND key >= $2 ORDER BY key",
+            )
+            .bind(channel.as_str())
+            .bind(prefix)
+            .fetch_all(self.sql_pool())
+            .await?,
+        };
+        Ok(rows)
+    }
+
+    async fn state_scan_many(
+        &self,
+        channel: &ChannelId,
+        prefixes: &[Vec<u8>],
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let (ranges, open_ended) = prefix_ranges(prefixes);
+        let mut rows = S::Db::scan_state_ranges(self.sql_pool(), channel.as_str(), ranges).await?;
+        for prefix in open_ended {
+            rows.extend(self.state_scan(channel, prefix).await?);
+        }
+        Ok(rows)
+    }
+
+    async fn state_write(
+        &self,
+        lease: &SenderLease,
+        batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> StoreResult<bool> {
+        // The fencing check and the writes share one write transaction: on Postgres the row
+        // lock holds off a takeover until this batch is committed, on SQLite the write lock
+        // does (a mismatch rolls the state_token update back with the transaction).
+        let _turn = self.write_turn().await;
+        let mut tx = S::Db::begin_write(self.sql_pool()).await?;
+        let current: Option<i64> = sqlx::query_scalar(
+            "UPDATE channel_senders SET state_token = lease_token WHERE channel_id = $1 RETURNING lease_token",
+        )
+        .bind(lease.channel.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if current != Some(lease.token) {
+            return Ok(false);
+        }
+        S::Db::write_state(&mut *tx, lease.channel.as_str(), split_batch(batch)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

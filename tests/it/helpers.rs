@@ -286,10 +286,10 @@ pub async fn deliverable(
     let one = [address.as_str().to_owned()];
     let active = store
         .pipeline()
-        .active_subscribers(channel, &one)
+        .active_subscribers(channel, std::slice::from_ref(address))
         .await
         .unwrap();
-    if !active.contains(&one[0]) {
+    if !active.contains(address) {
         return false;
     }
     match topic {

@@ -49,7 +49,7 @@ pub(super) async fn progress(
     let pace = state
         .store
         .pipeline()
-        .announcement_pace(announcement.id.as_str(), since)
+        .announcement_pace(&announcement.id, since)
         .await?
         .unwrap_or_default();
     let config = &state.xmtp.config;

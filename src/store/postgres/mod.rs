@@ -1,7 +1,7 @@
 //! Postgres backend: the production store. This file holds the connection; the [`Store`] SQL
 //! itself is shared with SQLite (`store/store_sql.rs` and the other `store/*_sql.rs`), and the
-//! modules below keep what only Postgres does (`announcements.rs` fan-out with arrays,
-//! `pipeline.rs` with `SKIP LOCKED`, `subscribers.rs` upserts).
+//! modules below keep what only Postgres does (`announcements.rs`: the one-statement fan-out,
+//! `pipeline.rs`: MLS state as arrays, `NOTIFY`/`LISTEN`).
 
 use std::str::FromStr;
 
@@ -12,7 +12,7 @@ use super::*;
 mod announcements;
 mod bridge;
 mod pipeline;
-mod subscribers;
+use super::subscribers_sql as subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -43,9 +43,4 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
-}
-
-/// Binds addresses as one `text[]` parameter, read as rows with `unnest`.
-fn text_array(addresses: &[Address]) -> Vec<&str> {
-    addresses.iter().map(Address::as_str).collect()
 }

@@ -5,7 +5,7 @@
 //! parameter read with `json_each`, and its upsert needs `WHERE true` after an `INSERT … SELECT`
 //! to parse. This file holds the connection; the [`Store`] SQL itself is shared with Postgres
 //! (`store/store_sql.rs` and the other `store/*_sql.rs`), and the modules below keep what only
-//! SQLite does (`announcements.rs` fan-out, `pipeline.rs` claims, `subscribers.rs` upserts).
+//! SQLite does (`announcements.rs`: the stepwise fan-out, `pipeline.rs`: multi-row MLS state).
 
 use std::str::FromStr;
 
@@ -18,7 +18,7 @@ use super::*;
 mod announcements;
 mod bridge;
 mod pipeline;
-mod subscribers;
+use super::subscribers_sql as subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -117,10 +117,4 @@ fn create_private(path: &std::path::Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn create_private(_path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
-}
-
-/// Encodes addresses as a JSON array for `json_each`.
-fn json_list(addresses: &[Address]) -> String {
-    serde_json::to_string(&addresses.iter().map(Address::as_str).collect::<Vec<_>>())
-        .expect("a list of strings always serializes")
 }

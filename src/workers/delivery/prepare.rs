@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use xmtp_client::{ClientError, OutgoingText};
 
 use super::send::{idempotency_key, Round};
-use crate::domain::Address;
+use crate::domain::{Address, AnnouncementId};
 use crate::store::pipeline::{ClaimedDelivery, SettleOutcome};
 use crate::xmtp::channel::ChannelXmtpError;
 
@@ -16,8 +16,8 @@ use crate::xmtp::channel::ChannelXmtpError;
 /// drains, and dropped with it when another worker wrote the channel in between.
 #[derive(Default)]
 pub struct DrainCache {
-    texts: HashMap<String, String>,
-    topics: HashMap<String, Option<String>>,
+    texts: HashMap<AnnouncementId, String>,
+    topics: HashMap<AnnouncementId, Option<String>>,
     /// Inbox ids the inbound step already reads (`None`: not loaded yet).
     peers: Option<HashSet<String>>,
     /// Address → inbox id, and when it was resolved.
@@ -69,7 +69,7 @@ impl Round<'_> {
         let t0 = std::time::Instant::now();
         let pipeline = self.worker.store.pipeline();
         let channel = &self.lease.channel;
-        let addresses: Vec<String> = batch
+        let addresses: Vec<Address> = batch
             .iter()
             .map(|d| d.address.clone())
             .collect::<HashSet<_>>()
@@ -92,11 +92,11 @@ impl Round<'_> {
         let mut inboxes: HashMap<String, Option<String>> = HashMap::with_capacity(rest.len());
         let mut unknown = Vec::new();
         for d in &rest {
-            match cache.inboxes.get(&d.address) {
+            match cache.inboxes.get(d.address.as_str()) {
                 Some((at, inbox)) if now.duration_since(*at) < INBOX_FRESH => {
-                    inboxes.insert(d.address.clone(), Some(inbox.clone()));
+                    inboxes.insert(d.address.as_str().to_owned(), Some(inbox.clone()));
                 }
-                _ => unknown.push(d.address.clone()),
+                _ => unknown.push(d.address.as_str().to_owned()),
             }
         }
         if !unknown.is_empty() {
@@ -129,7 +129,7 @@ impl Round<'_> {
         let mut sendable = Vec::with_capacity(rest.len());
         let mut items = Vec::with_capacity(rest.len());
         for d in rest {
-            match inboxes.get(&d.address).cloned().flatten() {
+            match inboxes.get(d.address.as_str()).cloned().flatten() {
                 Some(inbox) => {
                     let text = match cache.texts.get(&d.announcement_id) {
                         Some(t) => t.clone(),
@@ -145,7 +145,10 @@ impl Round<'_> {
                     items.push(OutgoingText {
                         peer_inbox_id: inbox,
                         text,
-                        idempotency_key: idempotency_key(&d.announcement_id, &d.address),
+                        idempotency_key: idempotency_key(
+                            d.announcement_id.as_str(),
+                            d.address.as_str(),
+                        ),
                     });
                     sendable.push(d);
                 }
@@ -173,14 +176,14 @@ impl Round<'_> {
         let mut by_topic: HashMap<String, Vec<String>> = HashMap::new();
         for d in &batch {
             if !cache.topics.contains_key(&d.announcement_id) {
-                let topic = store.announcement_topic(&d.announcement_id).await?;
+                let topic = store.announcement_topic(d.announcement_id.as_str()).await?;
                 cache.topics.insert(d.announcement_id.clone(), topic);
             }
             if let Some(topic) = &cache.topics[&d.announcement_id] {
                 by_topic
                     .entry(topic.clone())
                     .or_default()
-                    .push(d.address.clone());
+                    .push(d.address.as_str().to_owned());
             }
         }
         if by_topic.is_empty() {
@@ -196,7 +199,7 @@ impl Round<'_> {
         let mut kept = Vec::with_capacity(batch.len());
         for d in batch {
             let receives = match &cache.topics[&d.announcement_id] {
-                Some(topic) => receivers[topic].contains(&d.address),
+                Some(topic) => receivers[topic].contains(d.address.as_str()),
                 None => true,
             };
             if receives {
