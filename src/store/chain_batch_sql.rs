@@ -6,14 +6,14 @@
 //! same fan-out REST announcements use, then the window, cursor and per-trigger scan marks. The
 //! batch starts with [`Dialect::begin_write`] (SQLite: `BEGIN IMMEDIATE`, so it takes the write
 //! lock before its first read; Postgres: a plain transaction, the lease fence row-locks what the
-//! batch must own), and creates announcements with [`Backend::announce_in_tx`].
+//! batch must own), and creates announcements with `announcements_sql::insert_in_tx`.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
-use super::backend::Backend;
+use super::announcements_sql::{self, FanOutDialect};
 use super::chain::{block_ref, chain_err, pending_event, trigger_record, EventRow};
 use super::dialect::Dialect;
 use super::*;
@@ -32,7 +32,7 @@ pub(super) struct SqlChainStore<DB: Dialect> {
 #[async_trait::async_trait]
 impl<DB> ChainStore for SqlChainStore<DB>
 where
-    DB: Backend,
+    DB: FanOutDialect,
     DB::Arguments: IntoArguments<DB>,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
@@ -41,8 +41,11 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (String, String): FromRow<'r, DB::Row>,
+    for<'r> (i32,): FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
     for<'r> (i64, Vec<u8>, Vec<u8>): FromRow<'r, DB::Row>,
     for<'r> (String, String, i64, i64, Option<i64>): FromRow<'r, DB::Row>,
     for<'r> EventRow: FromRow<'r, DB::Row>,
@@ -113,7 +116,7 @@ struct Owners(HashMap<String, Option<(String, String)>>);
 /// The steps of one batch, inside its transaction.
 impl<DB> SqlChainStore<DB>
 where
-    DB: Backend,
+    DB: FanOutDialect,
     DB::Arguments: IntoArguments<DB>,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
@@ -122,8 +125,11 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (String, String): FromRow<'r, DB::Row>,
+    for<'r> (i32,): FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
 {
     async fn apply(
         tx: &mut Transaction<'_, DB>,
@@ -293,8 +299,9 @@ where
             priority: Priority::Normal,
             audience: Audience::All,
         };
-        let created = DB::announce_in_tx(tx, &new, now)
+        let created = announcements_sql::insert_in_tx::<DB>(tx, &new, now)
             .await
+            .map(|counts| counts.is_some())
             .map_err(|e| match e.into_sqlx() {
                 Ok(e) => chain_err(e),
                 Err(other) => ChainStoreError::Corrupt(other.to_string()),

@@ -9,7 +9,6 @@
 mod access;
 mod access_sql;
 mod announcements_sql;
-mod backend;
 mod chain;
 mod chain_batch_sql;
 mod chain_sql;

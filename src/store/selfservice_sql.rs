@@ -8,8 +8,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 
-use super::backend::Backend;
 use super::dialect::{Dialect, SqlPool};
+use super::subscribers_sql;
 use super::*;
 
 /// Appends one consent log entry (inside the caller's transaction).
@@ -77,7 +77,6 @@ where
 impl<S> SelfServiceStore for S
 where
     S: SqlPool + TopicStore + InboundStore,
-    S::Db: Backend,
     <S::Db as sqlx::Database>::Arguments: IntoArguments<S::Db>,
     for<'c> &'c mut <S::Db as sqlx::Database>::Connection: Executor<'c, Database = S::Db>,
     <S::Db as Dialect>::TextList: 'static,
@@ -157,7 +156,8 @@ where
     ) -> StoreResult<SubscribeOutcome> {
         let now = Utc::now();
         let mut tx = S::Db::begin_write(self.sql_pool()).await?;
-        let outcome = S::Db::subscribe_in(&mut tx, channel, address, now).await?;
+        let outcome =
+            subscribers_sql::subscribe_in::<_, S::Db>(&mut *tx, channel, address, now).await?;
         let changed = outcome != SubscribeOutcome::AlreadyActive;
         commit_logged(
             tx,
@@ -180,7 +180,7 @@ where
     ) -> StoreResult<bool> {
         let now = Utc::now();
         let mut tx = S::Db::begin_write(self.sql_pool()).await?;
-        let done = S::Db::unsubscribe(&mut tx, channel, address, now).await?;
+        let done = subscribers_sql::unsubscribe::<S::Db>(&mut *tx, channel, address, now).await?;
         commit_logged(
             tx,
             done,

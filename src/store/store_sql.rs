@@ -4,15 +4,16 @@
 //!
 //! Portable SQL: `CAST($n AS TEXT) IS NULL` instead of `$n::text`, booleans and timestamps
 //! bound as Rust values. What really differs per backend is a [`Dialect`] method (the write
-//! transaction, the log checkpoint) or, for subscribing and the announcement fan-out, still
-//! written per backend behind [`Backend`].
+//! transaction, the log checkpoint); subscribing and creating announcements call the generic
+//! functions of `subscribers_sql.rs` and `announcements_sql.rs`.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::backend::Backend;
+use super::announcements_sql::{self, FanOutDialect};
 use super::dialect::{Dialect, SqlPool};
 use super::idempotency_sql as idempotency;
+use super::subscribers_sql;
 use super::*;
 
 // The last registration error shows only while the channel has no inbox yet.
@@ -43,7 +44,7 @@ where
 impl<S> Store for S
 where
     S: SqlPool + 'static,
-    S::Db: Backend,
+    S::Db: FanOutDialect,
     <S::Db as sqlx::Database>::Arguments: IntoArguments<S::Db>,
     for<'c> &'c mut <S::Db as sqlx::Database>::Connection: Executor<'c, Database = S::Db>,
     for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
@@ -52,7 +53,11 @@ where
     for<'q> DateTime<Utc>: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> bool: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i32: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<String>: Encode<'q, S::Db>,
     for<'r> i64: Decode<'r, S::Db>,
+    for<'r> (bool,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String, DateTime<Utc>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> String: Decode<'r, S::Db> + Type<S::Db>,
     for<'r> (String, i64): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (i32,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
@@ -242,7 +247,7 @@ where
         channel: &ChannelId,
         address: &Address,
     ) -> StoreResult<SubscribeOutcome> {
-        S::Db::subscribe(self.sql_pool(), channel, address).await
+        subscribers_sql::subscribe::<S::Db>(self.sql_pool(), channel, address).await
     }
 
     async fn subscribe_many(
@@ -250,12 +255,12 @@ where
         channel: &ChannelId,
         addresses: &[Address],
     ) -> StoreResult<BatchOutcome> {
-        S::Db::subscribe_many(self.sql_pool(), channel, addresses).await
+        subscribers_sql::subscribe_many::<S::Db>(self.sql_pool(), channel, addresses).await
     }
 
     async fn unsubscribe(&self, channel: &ChannelId, address: &Address) -> StoreResult<bool> {
         let mut conn = self.sql_pool().acquire().await?;
-        S::Db::unsubscribe(&mut conn, channel, address, Utc::now()).await
+        subscribers_sql::unsubscribe::<S::Db>(&mut *conn, channel, address, Utc::now()).await
     }
 
     async fn list_subscribers(
@@ -263,7 +268,7 @@ where
         channel: &ChannelId,
         page: &Page,
     ) -> StoreResult<Vec<Subscriber>> {
-        S::Db::list_subscribers(self.sql_pool(), channel, page).await
+        subscribers_sql::list::<S::Db>(self.sql_pool(), channel, page).await
     }
 
     async fn create_announcement(
@@ -271,7 +276,7 @@ where
         new: &NewAnnouncement,
         idempotency: Option<IdempotencyCompletion>,
     ) -> StoreResult<Option<Announcement>> {
-        S::Db::create_announcement(self.sql_pool(), new, idempotency).await
+        announcements_sql::create::<S::Db>(self.sql_pool(), new, idempotency).await
     }
 
     async fn get_announcement(

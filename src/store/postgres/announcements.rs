@@ -9,7 +9,6 @@ use chrono::Utc;
 use sqlx::postgres::PgConnection;
 use sqlx::PgExecutor;
 
-pub(super) use crate::store::announcements_sql::create;
 use crate::store::announcements_sql::FanOutDialect;
 use crate::store::*;
 

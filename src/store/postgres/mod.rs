@@ -10,9 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::*;
 
 mod announcements;
-mod bridge;
 mod pipeline;
-use super::subscribers_sql as subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -6,7 +6,6 @@ use chrono::Utc;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Sqlite;
 
-pub(super) use crate::store::announcements_sql::{create, insert_in_tx};
 use crate::store::announcements_sql::{insert_row, owns_channel, settle_totals, FanOutDialect};
 use crate::store::*;
 

@@ -16,9 +16,7 @@ use sqlx::sqlite::{
 use super::*;
 
 mod announcements;
-mod bridge;
 mod pipeline;
-use super::subscribers_sql as subscribers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
