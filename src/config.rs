@@ -147,6 +147,25 @@ pub enum ConfigError {
     MissingFile(PathBuf),
     #[error("invalid configuration: {0}")]
     Value(&'static str),
+    #[error(
+        "invalid configuration: {key} ({env}) is still the example placeholder (\"CHANGE-ME\"); {fix}"
+    )]
+    Placeholder {
+        key: &'static str,
+        env: &'static str,
+        fix: &'static str,
+    },
+}
+
+/// Whether a secret is an example file's placeholder, e.g. `CHANGE-ME-64-HEX-CHARACTERS` or a
+/// URL with `CHANGE-ME` as its password.
+pub fn is_placeholder(value: &str) -> bool {
+    let folded: String = value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    folded.contains("changeme")
 }
 
 impl Config {
@@ -169,6 +188,7 @@ impl Config {
 
     /// Checks values that parse but cannot work.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.refuse_placeholders()?;
         // An idempotency claim older than two minutes is presumed dead and may be taken over,
         // so no request may legitimately run that long.
         if !(1..=60).contains(&self.http.request_timeout_secs) {
@@ -210,6 +230,50 @@ impl Config {
             return Err(ConfigError::Value("db_max_connections must be at least 1"));
         }
         Ok(())
+    }
+
+    /// Refuses secrets still set to an example file's placeholder (`deploy/k8s/secret.example.yaml`).
+    fn refuse_placeholders(&self) -> Result<(), ConfigError> {
+        let secret = |s: &Option<SecretString>| {
+            s.as_ref()
+                .is_some_and(|v| is_placeholder(v.expose_secret()))
+        };
+        let checks: [(bool, &'static str, &'static str, &'static str); 5] = [
+            (
+                is_placeholder(self.database_url.expose()),
+                "database_url",
+                "HERALD_DATABASE_URL",
+                "put the real database password in the URL",
+            ),
+            (
+                secret(&self.master_key),
+                "master_key",
+                "HERALD_MASTER_KEY",
+                "generate one with `openssl rand -hex 32`",
+            ),
+            (
+                secret(&self.master_key_previous),
+                "master_key_previous",
+                "HERALD_MASTER_KEY_PREVIOUS",
+                "set the previous master key or remove the setting",
+            ),
+            (
+                secret(&self.admin_token),
+                "admin_token",
+                "HERALD_ADMIN_TOKEN",
+                "generate one with `echo hadm_$(openssl rand -hex 24)`, or remove it to have herald generate one",
+            ),
+            (
+                secret(&self.xmtp.gateway_auth_token),
+                "xmtp.gateway_auth_token",
+                "HERALD_XMTP_GATEWAY_AUTH_TOKEN",
+                "set your gateway's credential or remove the setting",
+            ),
+        ];
+        match checks.into_iter().find(|(hit, ..)| *hit) {
+            Some((_, key, env, fix)) => Err(ConfigError::Placeholder { key, env, fix }),
+            None => Ok(()),
+        }
     }
 
     /// Treats empty secret values as unset, so `HERALD_ADMIN_TOKEN=` (as compose files and

@@ -1,5 +1,6 @@
 //! The `herald` command line: `serve`, `migrate`, `tenant create NAME`, `tenant key
-//! create|revoke`, `inbox`, `openapi`, `devnode`, `doctor`.
+//! create|revoke`, `admin reset-token`, `inbox`, `openapi`, `devnode`, `doctor`, `keys
+//! rotate-master`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,11 +65,24 @@ enum Command {
         #[arg(long)]
         network: Option<String>,
     },
+    /// Admin credentials.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Manage the master key.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Replace the generated admin token with a new one and print it once, alone on stdout.
+    /// The old token stops working (running servers switch within 30 s). Not for a token set
+    /// in the configuration (`admin_token`): change that there.
+    ResetToken,
 }
 
 #[derive(Subcommand)]
@@ -181,6 +195,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 created.id, created.name
             );
             println!("{}", created.api_key);
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::ResetToken,
+        } => {
+            let store = store::connect(&config)
+                .await
+                .context("opening the database")?;
+            let token = app::reset_admin_token(&config, store.as_ref()).await?;
+            eprintln!(
+                "issued a new admin token; the old one stops working (running servers switch \
+                 within {} s). It follows and is shown only once:",
+                herald::http::auth::AUTH_CACHE_TTL.as_secs()
+            );
+            println!("{token}");
             Ok(())
         }
         Command::Tenant {

@@ -51,8 +51,8 @@ use rate_limit::RateLimiter;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub kek: Arc<MasterKey>,
-    /// SHA-256 (hex) of the admin token.
-    pub admin_token_hash: Arc<str>,
+    /// The admin token's SHA-256 (hex).
+    pub admin_token: Arc<auth::AdminToken>,
     pub rate_limiter: Arc<RateLimiter>,
     /// Per-client limit of the public self-service endpoints.
     pub public_limiter: Arc<RateLimiter>,

@@ -15,6 +15,8 @@ mod chain_sql;
 mod dialect;
 mod idempotency_sql;
 mod inbound_sql;
+mod ops;
+mod ops_sql;
 pub mod pipeline;
 mod postgres;
 mod sealed;
@@ -36,6 +38,7 @@ use crate::domain::{Address, AnnouncementId, ApiKeyId, ChannelId, TenantId};
 
 pub use access::{AccessStore, ApiKey, KeyOwner, KeyRevoke, NewApiKey};
 pub use chain::{ChainLease, LeaseLost, NewTrigger, Trigger, TriggerPatch, TriggerStore};
+pub use ops::{OpsStore, TenantSummary};
 pub use pipeline::PipelineStore;
 pub use postgres::PgStore;
 pub use sealed::{Sealed, SealedAt, SealedStore};
@@ -144,7 +147,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything herald persists. Methods taking a `tenant` only ever see that tenant's rows.
 #[async_trait]
-pub trait Store: SelfServiceStore + AccessStore + SealedStore + Send + Sync + 'static {
+pub trait Store:
+    SelfServiceStore + AccessStore + SealedStore + OpsStore + Send + Sync + 'static
+{
     /// Triggers, chain watcher leases and the chain engine's store (see [`TriggerStore`]).
     fn triggers(&self) -> &dyn TriggerStore;
     /// The delivery pipeline's side of the same database.

@@ -203,7 +203,18 @@ impl Xmtp {
                     rate_limit: None,
                     tls: config.embedded_tls()?,
                 })
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    xmtp_devnode::DevNodeError::Bind { addr, source } => {
+                        anyhow::anyhow!(crate::app::bind_message(
+                            addr,
+                            &source,
+                            "xmtp.embedded_listen",
+                            "HERALD_XMTP_EMBEDDED_LISTEN"
+                        ))
+                    }
+                    other => anyhow::Error::new(other),
+                })?;
                 (node.url(), Some(node), *d14n)
             }
             Network::V3 { url } => (url.clone(), None, false),

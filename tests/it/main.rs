@@ -33,6 +33,7 @@ mod selfservice_chat;
 mod selfservice_schedule;
 mod selfservice_serve;
 mod siwe;
+mod startup;
 mod store_story;
 mod subscribers;
 mod tenants;

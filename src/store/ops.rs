@@ -1,0 +1,53 @@
+//! Operator reads and writes: the admin's tenant list and setting replacement (`herald admin
+//! reset-token`).
+//!
+//! [`OpsStore`] is a supertrait of [`Store`](super::Store); its SQL is portable and written
+//! once in `ops_sql.rs`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{Page, StoreResult, Tenant};
+use crate::domain::TenantId;
+
+/// A tenant as the admin sees it in the list.
+#[derive(Debug, Clone)]
+pub struct TenantSummary {
+    pub tenant: Tenant,
+    /// Its live (not deleted) channels.
+    pub channels: i64,
+    /// Its active API keys.
+    pub active_keys: i64,
+}
+
+#[async_trait]
+pub trait OpsStore: Send + Sync {
+    /// Every tenant ordered by id (ids sort by creation time), after `page.cursor`.
+    async fn list_tenants(&self, page: &Page) -> StoreResult<Vec<TenantSummary>>;
+    /// Stores a setting, replacing any value it had.
+    async fn replace_setting(&self, name: &str, value: &str) -> StoreResult<()>;
+}
+
+/// Tenant list row shape shared by both backends.
+#[derive(sqlx::FromRow)]
+pub(super) struct TenantSummaryRow {
+    id: String,
+    name: String,
+    created_at: DateTime<Utc>,
+    channels: i64,
+    active_keys: i64,
+}
+
+impl From<TenantSummaryRow> for TenantSummary {
+    fn from(row: TenantSummaryRow) -> Self {
+        Self {
+            tenant: Tenant {
+                id: TenantId::from_trusted(row.id),
+                name: row.name,
+                created_at: row.created_at,
+            },
+            channels: row.channels,
+            active_keys: row.active_keys,
+        }
+    }
+}
