@@ -18,6 +18,14 @@ pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
 /// Sections whose keys are reached from the environment as `HERALD_<SECTION>_<KEY>`.
 const SECTIONS: &[&str] = &["http", "log", "quotas", "selfservice", "xmtp"];
 
+/// `HERALD_*` variables that belong to the command line, not to the configuration (`clap`
+/// reads them): the loader skips them (lowercase, without the prefix).
+pub const CLI_ENV_VARS: &[&str] = &["config", "inbox_key"];
+
+/// Where every key is documented.
+const REFERENCE: &str =
+    "every key is documented in src/config.default.toml (`herald serve --help`)";
+
 /// All settings herald reads.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,10 +149,13 @@ impl DatabaseUrl {
 /// Why configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// One line per problem, each naming the key, its environment variable and the fix.
     #[error("invalid configuration: {0}")]
-    Invalid(#[from] Box<figment::Error>),
-    #[error("configuration file {0} does not exist")]
+    Invalid(String),
+    #[error("configuration file {0} does not exist (given with --config or HERALD_CONFIG)")]
     MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Scheme(String),
     #[error("invalid configuration: {0}")]
     Value(&'static str),
     #[error(
@@ -178,8 +189,12 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment =
-            figment.merge(Env::prefixed("HERALD_").map(|key| env_key_to_path(key.as_str()).into()));
+        figment = figment.merge(
+            Env::prefixed("HERALD_")
+                .filter(|key| !CLI_ENV_VARS.contains(&key.as_str().to_ascii_lowercase().as_str()))
+                .map(|key| env_key_to_path(key.as_str()).into()),
+        );
+        check_database_scheme(&figment)?;
         let config: Config = with_default_database(figment)?.extract().map_err(invalid)?;
         let config = config.without_empty_secrets();
         config.validate()?;
@@ -304,7 +319,85 @@ impl Config {
 }
 
 fn invalid(err: figment::Error) -> ConfigError {
-    ConfigError::Invalid(Box::new(err))
+    let lines: Vec<String> = err.into_iter().map(|e| describe(&e)).collect();
+    ConfigError::Invalid(lines.join("; "))
+}
+
+/// The environment variable of a config path: `http.body_limit_bytes` →
+/// `HERALD_HTTP_BODY_LIMIT_BYTES`.
+pub fn env_var(path: &str) -> String {
+    format!("HERALD_{}", path.replace('.', "_").to_ascii_uppercase())
+}
+
+/// One figment error as "`key` (HERALD_KEY) from SOURCE: problem; fix".
+fn describe(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    let from = e
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(source) => format!(" (from {source})"),
+            None if m.name.contains("environment") => " (from the environment)".to_owned(),
+            None => String::new(),
+        })
+        .unwrap_or_default();
+    let mut path = e.path.join(".");
+    let joined = |path: &str, field: &str| {
+        if path.is_empty() {
+            field.to_owned()
+        } else if e.path.last().is_some_and(|last| last == field) {
+            path.to_owned()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    let problem = match &e.kind {
+        Kind::UnknownField(field, expected) => {
+            path = joined(&path, field);
+            format!(
+                "is not a setting; check its spelling (known here: {})",
+                expected.join(", ")
+            )
+        }
+        Kind::MissingField(field) => {
+            path = joined(&path, field);
+            "is required; set it".to_owned()
+        }
+        Kind::InvalidType(actual, expected) => format!("is {actual}, expected {expected}"),
+        Kind::InvalidValue(actual, expected) => format!("is {actual}, expected {expected}"),
+        Kind::UnknownVariant(given, expected) => {
+            format!("is \"{given}\", expected one of: {}", expected.join(", "))
+        }
+        other => other.to_string(),
+    };
+    if path.is_empty() {
+        return format!("{problem}{from}; {REFERENCE}");
+    }
+    format!("`{path}` ({}){from} {problem}; {REFERENCE}", env_var(&path))
+}
+
+/// The database URL's scheme is checked before anything else, so a wrong backend is the
+/// first (and only) thing reported.
+fn check_database_scheme(figment: &Figment) -> Result<(), ConfigError> {
+    let Ok(url) = figment.extract_inner::<String>("database_url") else {
+        return Ok(());
+    };
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(());
+    }
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("sqlite" | "postgres" | "postgresql") => Ok(()),
+        Some(scheme) => Err(ConfigError::Scheme(format!(
+            "`database_url` (HERALD_DATABASE_URL) uses `{scheme}://`, which herald does not \
+             support; use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB"
+        ))),
+        None => Err(ConfigError::Scheme(
+            "`database_url` (HERALD_DATABASE_URL) is not a URL; use sqlite://PATH or \
+             postgres://USER:PASSWORD@HOST:PORT/DB"
+                .to_owned(),
+        )),
+    }
 }
 
 /// Without an explicit `database_url`, the embedded SQLite database lives in `data_dir`.

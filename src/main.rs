@@ -34,6 +34,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API (migrating the database first).
+    ///
+    /// Settings come from the built-in defaults, then the file given with --config (or
+    /// HERALD_CONFIG; default ./herald.toml when present), then HERALD_* environment
+    /// variables: HERALD_LISTEN, HERALD_DATABASE_URL, HERALD_DATA_DIR, HERALD_MASTER_KEY,
+    /// HERALD_ADMIN_TOKEN, HERALD_XMTP_NETWORK, and every other key as HERALD_<SECTION>_<KEY>.
+    /// Every key is documented in src/config.default.toml.
     Serve,
     /// Apply database migrations and exit.
     Migrate,

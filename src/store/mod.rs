@@ -12,6 +12,7 @@ mod announcements_sql;
 mod chain;
 mod chain_batch_sql;
 mod chain_sql;
+mod connect_failure;
 mod dialect;
 mod idempotency_sql;
 mod inbound_sql;
@@ -74,6 +75,11 @@ pub enum StoreError {
     /// Preparing the SQLite data folder failed. Not retryable.
     #[error("cannot create the database folder")]
     Io(#[from] std::io::Error),
+    /// The database server could not be reached at startup: `target` is where (host, port,
+    /// database; never the password), `cause` why (refused, DNS, authentication, timeout). Not
+    /// retryable by herald itself: the operator fixes the URL or the server.
+    #[error("cannot connect to the database at {target}: {cause}")]
+    Unreachable { target: String, cause: String },
 }
 
 impl StoreError {
@@ -258,9 +264,10 @@ pub async fn connect(config: &Config) -> StoreResult<Arc<dyn Store>> {
         "sqlite" => Ok(Arc::new(
             SqliteStore::connect(url, config.db_max_connections).await?,
         )),
-        "postgres" | "postgresql" => Ok(Arc::new(
-            PgStore::connect(url, config.db_max_connections).await?,
-        )),
+        "postgres" | "postgresql" => match PgStore::connect(url, config.db_max_connections).await {
+            Ok(store) => Ok(Arc::new(store)),
+            Err(err) => Err(connect_failure::explain(url, err).await),
+        },
         other => Err(StoreError::UnsupportedScheme(other.to_owned())),
     }
 }

@@ -9,6 +9,7 @@ mod channel_state;
 mod channels;
 mod chat_limits;
 mod cli;
+mod config_errors;
 mod connections;
 mod crash;
 mod d14n;
