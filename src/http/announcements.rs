@@ -195,6 +195,7 @@ async fn get_announcement(
     Ok(axum::Json(AnnouncementOut {
         topic: progress.topic,
         eta_seconds: progress.eta_seconds,
+        eta_stale: progress.eta_stale,
         ..announcement.into()
     }))
 }

@@ -39,7 +39,7 @@ use crate::domain::{Address, AnnouncementId, ApiKeyId, ChannelId, TenantId};
 
 pub use access::{AccessStore, ApiKey, KeyOwner, KeyRevoke, NewApiKey};
 pub use chain::{ChainLease, LeaseLost, NewTrigger, Trigger, TriggerPatch, TriggerStore};
-pub use ops::{OpsStore, TenantSummary};
+pub use ops::{AnnouncementState, OpsStore, TenantSummary};
 pub use pipeline::PipelineStore;
 pub use postgres::PgStore;
 pub use sealed::{Sealed, SealedAt, SealedStore};

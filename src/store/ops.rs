@@ -26,6 +26,25 @@ pub trait OpsStore: Send + Sync {
     async fn list_tenants(&self, page: &Page) -> StoreResult<Vec<TenantSummary>>;
     /// Stores a setting, replacing any value it had.
     async fn replace_setting(&self, name: &str, value: &str) -> StoreResult<()>;
+    /// The announcements the given deliveries belong to, with their status and delivery
+    /// counts (for the worker's "started sending" / "completed" log lines).
+    async fn announcements_of_deliveries(
+        &self,
+        deliveries: &[i64],
+    ) -> StoreResult<Vec<AnnouncementState>>;
+}
+
+/// An announcement's status and counts at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AnnouncementState {
+    pub id: String,
+    pub status: String,
+    pub total: i64,
+    pub pending: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Tenant list row shape shared by both backends.

@@ -2,8 +2,10 @@
 
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::dialect::SqlPool;
-use super::ops::{OpsStore, TenantSummary, TenantSummaryRow};
+use chrono::{DateTime, Utc};
+
+use super::dialect::{Dialect, SqlPool};
+use super::ops::{AnnouncementState, OpsStore, TenantSummary, TenantSummaryRow};
 use super::{Page, StoreResult};
 
 #[async_trait::async_trait]
@@ -15,6 +17,8 @@ where
     for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
     for<'r> TenantSummaryRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> AnnouncementState: FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> DateTime<Utc>: sqlx::Decode<'r, S::Db> + Type<S::Db>,
 {
     async fn list_tenants(&self, page: &Page) -> StoreResult<Vec<TenantSummary>> {
         let rows: Vec<TenantSummaryRow> = sqlx::query_as(
@@ -30,6 +34,40 @@ where
         .fetch_all(self.sql_pool())
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn announcements_of_deliveries(
+        &self,
+        deliveries: &[i64],
+    ) -> StoreResult<Vec<AnnouncementState>> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = deliveries.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "SELECT a.id, a.status, CAST(a.total AS BIGINT) AS total, \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
+               AND d.status = 'pending') AS pending, \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
+               AND d.status = 'delivered') AS delivered, \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
+               AND d.status = 'failed') AS failed, \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
+               AND d.status = 'skipped') AS skipped, \
+             a.created_at \
+             FROM announcements a WHERE a.id IN (SELECT DISTINCT d.announcement_id \
+               FROM deliveries d WHERE d.id IN (SELECT CAST(value AS BIGINT) FROM {})) \
+             ORDER BY a.id",
+            <S::Db as Dialect>::text_rows(1)
+        );
+        // Audited: the only inserted fragment is the dialect's fixed list expression.
+        let rows: Vec<AnnouncementState> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(<S::Db as Dialect>::text_list(
+                ids.iter().map(String::as_str),
+            ))
+            .fetch_all(self.sql_pool())
+            .await?;
+        Ok(rows)
     }
 
     async fn replace_setting(&self, name: &str, value: &str) -> StoreResult<()> {

@@ -119,6 +119,15 @@ impl Running {
         let _ = self.0.wait();
     }
 
+    /// SIGTERM (as `docker stop` / Ctrl-C would), then waits for the process to exit and
+    /// returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let pid = self.0.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        self.0.wait().unwrap().success()
+    }
+
     /// Whether the process is still running (it has not exited or been restarted).
     pub fn alive(&mut self) -> bool {
         self.0.try_wait().unwrap().is_none()

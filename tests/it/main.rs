@@ -33,6 +33,7 @@ mod selfservice;
 mod selfservice_chat;
 mod selfservice_schedule;
 mod selfservice_serve;
+mod shutdown;
 mod siwe;
 mod startup;
 mod store_story;

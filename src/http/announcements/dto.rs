@@ -96,8 +96,13 @@ pub struct AnnouncementOut {
     /// last minute (capped by the channel's rate budget when the governor is on; the budget
     /// alone before anything was sent). Null when completed or not yet known. Shown by
     /// `GET /v1/announcements/{id}`.
+    /// Null too while the announcement is stalled: deliveries are pending but none was
+    /// settled in the last 10 seconds (e.g. right after a restart, or waiting for retries).
     #[schema(example = 42)]
     pub eta_seconds: Option<u64>,
+    /// True while deliveries are pending and none moved in the last 10 seconds; the ETA is
+    /// then null rather than a guess that keeps growing.
+    pub eta_stale: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -170,6 +175,7 @@ impl From<Announcement> for AnnouncementOut {
             topic: None,
             counts: counts_out(a.counts),
             eta_seconds: None,
+            eta_stale: false,
             created_at: a.created_at,
         }
     }
