@@ -59,6 +59,10 @@ enum Command {
         /// Default: the configured `xmtp.network`.
         #[arg(long)]
         network: Option<String>,
+        /// Print every message this inbox showed before too (kept in its state file), not
+        /// only the new ones.
+        #[arg(long)]
+        all: bool,
     },
     /// Run herald's local XMTP v3 node (the API the official SDKs speak), e.g. for offline development.
     Devnode(xmtp_devnode::DevNodeArgs),
@@ -226,10 +230,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("opening the database")?;
             key_command(store.as_ref(), command, config.quotas.max_api_keys).await
         }
-        Command::Inbox { key, network } => {
+        Command::Inbox { key, network, all } => {
             let network = network.unwrap_or_else(|| config.xmtp.network.clone());
             let dir = config.data_dir.join("inboxes");
-            herald::xmtp::inbox::print_inbox(&key, &network, &config.xmtp, &dir).await
+            herald::xmtp::inbox::print_inbox(&key, &network, &config.xmtp, &dir, all).await
         }
         Command::Doctor { network } => {
             let network = network.unwrap_or_else(|| config.xmtp.network.clone());

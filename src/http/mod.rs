@@ -7,6 +7,7 @@ pub mod announcements;
 pub mod auth;
 pub mod channels;
 pub mod consent;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -87,7 +88,8 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The complete service: routes plus layers, ready to serve.
 pub fn router(state: AppState, config: &HttpConfig) -> Router {
-    let (routes, _spec) = api().split_for_parts();
+    let (routes, spec) = api().split_for_parts();
+    let routes = routes.merge(docs::router(&openapi::finish(spec)));
     let body_limit = config.body_limit_bytes;
     let timeout = Duration::from_secs(config.request_timeout_secs);
     routes

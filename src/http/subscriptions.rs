@@ -97,7 +97,7 @@ async fn challenge(
     Path(id): Path<String>,
     AppQuery(params): AppQuery<ChallengeParams>,
 ) -> Result<axum::Json<ChallengeOut>, ApiError> {
-    let (channel, _tenant) = live_channel(&state, &id).await?;
+    let (channel, tenant) = live_channel(&state, &id).await?;
     let address = parse_address(&params.address)?;
     let config = &state.selfservice;
     // Whole seconds: the text carries second precision.
@@ -122,6 +122,12 @@ async fn challenge(
         .await?;
     let nonce = generate_nonce();
     let expires_at = now + ttl;
+    let name = state
+        .store
+        .get_channel(&tenant, &channel)
+        .await?
+        .ok_or(ApiError::NotFound("channel"))?
+        .name;
     let message = SiweMessage::new(
         &config.siwe_domain,
         &config.siwe_uri,
@@ -131,6 +137,7 @@ async fn challenge(
         now,
         expires_at,
     )
+    .with_channel_name(&name)
     .to_text();
     let new = NewNonce {
         nonce: nonce.clone(),
@@ -286,7 +293,17 @@ async fn spend_nonce(
             issued_at,
             expires_at,
         );
-        if rebuilt.to_text() != text {
+        // Such a challenge named the channel by id alone, or (issued since names are shown)
+        // by its name as well.
+        let named = match state.store.live_channel_tenant(&issued_channel).await? {
+            Some(tenant) => state
+                .store
+                .get_channel(&tenant, &issued_channel)
+                .await?
+                .map(|c| rebuilt.clone().with_channel_name(&c.name).to_text()),
+            None => None,
+        };
+        if rebuilt.to_text() != text && named.as_deref() != Some(text) {
             return Err(text_mismatch());
         }
     }

@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Page, StoreResult, Tenant};
-use crate::domain::TenantId;
+use super::{Announcement, Page, StoreResult, Tenant};
+use crate::domain::{ChannelId, TenantId};
 
 /// A tenant as the admin sees it in the list.
 #[derive(Debug, Clone)]
@@ -32,6 +32,16 @@ pub trait OpsStore: Send + Sync {
         &self,
         deliveries: &[i64],
     ) -> StoreResult<Vec<AnnouncementState>>;
+    /// A live channel's announcements, newest first, after `page.cursor` (an announcement
+    /// id), optionally only those in `status` (`queued`, `sending`, `completed`); `None` when
+    /// the tenant has no such live channel.
+    async fn list_channel_announcements(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        status: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Option<Vec<Announcement>>>;
 }
 
 /// An announcement's status and counts at one moment.

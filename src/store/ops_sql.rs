@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 
 use super::dialect::{Dialect, SqlPool};
 use super::ops::{AnnouncementState, OpsStore, TenantSummary, TenantSummaryRow};
-use super::{Page, StoreResult};
+use super::types::AnnouncementRow;
+use super::{Announcement, Counts, Page, StoreResult};
+use crate::domain::{ChannelId, TenantId};
 
 #[async_trait::async_trait]
 impl<S> OpsStore for S
@@ -19,6 +21,10 @@ where
     for<'r> TenantSummaryRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> AnnouncementState: FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> DateTime<Utc>: sqlx::Decode<'r, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'r> AnnouncementRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (i32,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String, String, i64): FromRow<'r, <S::Db as sqlx::Database>::Row>,
 {
     async fn list_tenants(&self, page: &Page) -> StoreResult<Vec<TenantSummary>> {
         let rows: Vec<TenantSummaryRow> = sqlx::query_as(
@@ -68,6 +74,70 @@ where
             .fetch_all(self.sql_pool())
             .await?;
         Ok(rows)
+    }
+
+    async fn list_channel_announcements(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        status: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Option<Vec<Announcement>>> {
+        let live: Option<(i32,)> = sqlx::query_as(
+            "SELECT 1 FROM channels WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(channel.as_str())
+        .bind(tenant.as_str())
+        .fetch_optional(self.sql_pool())
+        .await?;
+        if live.is_none() {
+            return Ok(None);
+        }
+        let rows: Vec<AnnouncementRow> = sqlx::query_as(
+            "SELECT id, channel_id, text, priority, status, created_at FROM announcements \
+             WHERE channel_id = $1 AND tenant_id = $2 \
+             AND (CAST($3 AS TEXT) IS NULL OR status = $3) \
+             AND (CAST($4 AS TEXT) IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+        )
+        .bind(channel.as_str())
+        .bind(tenant.as_str())
+        .bind(status)
+        .bind(page.cursor.as_deref())
+        .bind(i64::from(page.limit))
+        .fetch_all(self.sql_pool())
+        .await?;
+        let ids: Vec<String> = rows.iter().map(AnnouncementRow::id).collect();
+        let groups: Vec<(String, String, i64)> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            let sql = format!(
+                "SELECT announcement_id, status, COUNT(*) FROM deliveries \
+                 WHERE announcement_id IN (SELECT value FROM {}) \
+                 GROUP BY announcement_id, status",
+                <S::Db as Dialect>::text_rows(1)
+            );
+            // Audited: the only inserted fragment is the dialect's fixed list expression.
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(<S::Db as Dialect>::text_list(
+                    ids.iter().map(String::as_str),
+                ))
+                .fetch_all(self.sql_pool())
+                .await?
+        };
+        Ok(Some(
+            rows.into_iter()
+                .map(|row| {
+                    let id = row.id();
+                    let counts = Counts::from_groups(
+                        groups
+                            .iter()
+                            .filter(|(a, _, _)| *a == id)
+                            .map(|(_, status, n)| (status.clone(), *n)),
+                    );
+                    row.into_announcement(counts)
+                })
+                .collect(),
+        ))
     }
 
     async fn replace_setting(&self, name: &str, value: &str) -> StoreResult<()> {

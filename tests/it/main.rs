@@ -21,6 +21,7 @@ mod isolation;
 mod kept_clients;
 mod limits;
 mod operations;
+mod operator_api;
 mod outage;
 mod pacing;
 mod pipeline;

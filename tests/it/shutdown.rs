@@ -100,6 +100,24 @@ async fn sigterm_mid_broadcast_releases_the_lease_so_a_restart_resumes_at_once()
     assert_eq!(done["counts"]["delivered"], json!(SUBSCRIBERS), "{done}");
     assert_eq!(done["eta_stale"], json!(false), "{done}");
     assert_each_inbox_once(&inboxes, &cast.sender).await;
+    // Deliveries show the sends attempted: one for each delivered at the first try.
+    let page = send(
+        http.get(format!(
+            "{b}/v1/announcements/{}/deliveries?limit=20",
+            cast.id
+        ))
+        .bearer_auth(&cast.key),
+    )
+    .await;
+    let items = page.body["items"].as_array().unwrap();
+    assert!(
+        !items.is_empty()
+            && items
+                .iter()
+                .all(|d| d["status"] == "delivered" && d["attempts"] == 1),
+        "{}",
+        page.body
+    );
 
     let text = without_ansi(&std::fs::read_to_string(&log).unwrap());
     let line = |needle: &str| {
