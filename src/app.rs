@@ -53,6 +53,7 @@ impl App {
         crate::chain::ChainConfig::validate_all(&config.chains).context("[[chains]]")?;
         let network = config.xmtp.resolve()?;
         let embedded = matches!(network, crate::xmtp::Network::Embedded { .. });
+        check_postgres_setup(config, embedded)?;
         let data_lock = if config.database_url.is_sqlite() || embedded {
             Some(crate::datadir::DataDirLock::acquire(&config.data_dir)?)
         } else {
@@ -237,6 +238,32 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
+}
+
+/// What Postgres (a real deployment) needs before anything starts: a shared master key, and a
+/// real XMTP network rather than a private embedded node per replica (unless overridden for
+/// a single-node development setup).
+fn check_postgres_setup(config: &Config, embedded: bool) -> anyhow::Result<()> {
+    if config.database_url.is_sqlite() {
+        return Ok(());
+    }
+    if config.master_key.is_none() {
+        anyhow::bail!(
+            "master_key (HERALD_MASTER_KEY) is required with Postgres: every replica must use the same key; \
+             create one with `openssl rand -hex 32`"
+        );
+    }
+    if embedded && !config.xmtp.embedded_with_postgres {
+        anyhow::bail!(
+            "xmtp.network = {:?} runs a private XMTP node inside this process, which no wallet \
+             reaches, and every replica would run its own: with Postgres set xmtp.network \
+             (HERALD_XMTP_NETWORK) to \"production\", \"dev\" or a node URL (e.g. a `herald \
+             devnode` service's), or, for a single-node development setup only, set \
+             xmtp.embedded_with_postgres = true (HERALD_XMTP_EMBEDDED_WITH_POSTGRES)",
+            config.xmtp.network
+        );
+    }
+    Ok(())
 }
 
 /// Binds an HTTP listener; a failure names the port and the setting that moves it.

@@ -39,6 +39,9 @@ pub struct Config {
     #[serde(default)]
     pub master_key_previous: Option<SecretString>,
     pub admin_token: Option<SecretString>,
+    /// Where subscribers and clients reach herald; sets the SIWE domain and URI.
+    #[serde(default)]
+    pub public_url: Option<String>,
     pub db_max_connections: u32,
     pub http: HttpConfig,
     pub log: LogConfig,
@@ -196,7 +199,7 @@ impl Config {
         );
         check_database_scheme(&figment)?;
         let config: Config = with_default_database(figment)?.extract().map_err(invalid)?;
-        let config = config.without_empty_secrets();
+        let config = config.without_empty_secrets().with_public_url()?;
         config.validate()?;
         Ok(config)
     }
@@ -245,6 +248,46 @@ impl Config {
             return Err(ConfigError::Value("db_max_connections must be at least 1"));
         }
         Ok(())
+    }
+
+    /// Derives the SIWE domain and URI from `public_url`, where those still have their
+    /// defaults.
+    fn with_public_url(mut self) -> Result<Self, ConfigError> {
+        let Some(url) = self
+            .public_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        else {
+            self.public_url = None;
+            return Ok(self);
+        };
+        let bad = || {
+            ConfigError::Scheme(format!(
+                "`public_url` (HERALD_PUBLIC_URL) = {url:?} is not an http:// or https:// URL with \
+                 a host, e.g. https://herald.example.com"
+            ))
+        };
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(bad)?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if authority.is_empty()
+            || authority.contains('@')
+            || authority.contains(char::is_whitespace)
+        {
+            return Err(bad());
+        }
+        let defaults = Self::defaults().selfservice;
+        if self.selfservice.siwe_domain == defaults.siwe_domain {
+            self.selfservice.siwe_domain = authority.to_owned();
+        }
+        if self.selfservice.siwe_uri == defaults.siwe_uri {
+            self.selfservice.siwe_uri = url.trim_end_matches('/').to_owned();
+        }
+        self.public_url = Some(url.to_owned());
+        Ok(self)
     }
 
     /// Refuses secrets still set to an example file's placeholder (`deploy/k8s/secret.example.yaml`).
@@ -477,6 +520,30 @@ mod tests {
             jail.set_env("HERALD_HTTP_REQUEST_TIMEOUT_SECS", "30");
             jail.set_env("HERALD_LISTN", "typo");
             assert!(Config::load(None).is_err(), "unknown keys are rejected");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type.
+    fn the_public_url_sets_the_siwe_domain_and_uri() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HERALD_PUBLIC_URL", "https://herald.example.com:8443/");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.selfservice.siwe_domain, "herald.example.com:8443");
+            assert_eq!(
+                config.selfservice.siwe_uri,
+                "https://herald.example.com:8443"
+            );
+            jail.set_env("HERALD_SELFSERVICE_SIWE_DOMAIN", "other.example");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(
+                config.selfservice.siwe_domain, "other.example",
+                "explicit wins"
+            );
+            jail.set_env("HERALD_PUBLIC_URL", "herald.example.com");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("HERALD_PUBLIC_URL"), "{err}");
             Ok(())
         });
     }

@@ -43,6 +43,9 @@ pub struct XmtpConfig {
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
     pub embedded_listen: SocketAddr,
+    /// Allow the embedded node with Postgres (a single-node development setup only).
+    #[serde(default)]
+    pub embedded_with_postgres: bool,
     /// Serve the embedded node over TLS with this certificate chain (PEM) ...
     #[serde(default)]
     pub embedded_tls_cert: Option<PathBuf>,

@@ -135,3 +135,32 @@ fn url_without_database(url: &str) -> String {
     let authority = rest.split('/').next().unwrap();
     format!("{scheme}://{authority}")
 }
+
+#[test]
+fn the_embedded_node_on_postgres_is_refused_without_the_override() {
+    let key = "ab".repeat(32);
+    let postgres = [
+        ("HERALD_DATABASE_URL", "postgres://u@127.0.0.1:1/herald"),
+        ("HERALD_MASTER_KEY", key.as_str()),
+    ];
+    let stderr = one_error(
+        herald(&["serve"], &postgres),
+        &[
+            "xmtp.embedded_with_postgres",
+            "HERALD_XMTP_EMBEDDED_WITH_POSTGRES",
+            "HERALD_XMTP_NETWORK",
+            "no wallet",
+        ],
+    );
+    assert!(
+        !stderr.contains("connection refused"),
+        "refused before connecting: {stderr}"
+    );
+    // With the override (a single-node dev setup) startup goes on, here to the database.
+    let mut overridden = postgres.to_vec();
+    overridden.push(("HERALD_XMTP_EMBEDDED_WITH_POSTGRES", "true"));
+    one_error(
+        herald(&["serve"], &overridden),
+        &["127.0.0.1:1", "connection refused"],
+    );
+}

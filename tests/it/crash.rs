@@ -44,6 +44,8 @@ impl Serve {
                 ("HERALD_LOG_FILTER", "info".to_owned()),
                 ("HERALD_XMTP_NETWORK", node_url),
                 ("HERALD_XMTP_EMBEDDED_LISTEN", "127.0.0.1:0".to_owned()),
+                // Tests that use the embedded node run one server per database.
+                ("HERALD_XMTP_EMBEDDED_WITH_POSTGRES", "true".to_owned()),
                 ("HERALD_HTTP_RATE_LIMIT_PER_SECOND", "0".to_owned()),
             ]
             .into_iter()

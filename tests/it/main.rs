@@ -13,6 +13,7 @@ mod config_errors;
 mod connections;
 mod crash;
 mod d14n;
+mod deploy;
 mod docs;
 mod hardening;
 mod helpers;
