@@ -136,3 +136,30 @@ async fn the_siwe_statement_names_the_channel() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn the_eta_is_null_and_flagged_stale_while_nothing_moves() {
+    // No workers: the delivery stays pending.
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "news").await;
+    app.subscribe(&key, &ch, &[CHECKSUMMED.to_owned()]).await;
+    let r = app
+        .post_announcement(&key, &ch, json!({ "text": "hi" }))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let fresh = app.get(&format!("/v1/announcements/{id}"), &key).await;
+    assert_eq!(fresh.body["eta_stale"], json!(false), "{}", fresh.body);
+
+    // Made long ago, still pending, nothing settled recently: stalled.
+    let moved = app
+        .raw_strings(&format!(
+            "UPDATE announcements SET created_at = '2020-01-01T00:00:00+00:00' \
+             WHERE id = '{id}' RETURNING id"
+        ))
+        .await;
+    assert_eq!(moved, [id.clone()]);
+    let stalled = app.get(&format!("/v1/announcements/{id}"), &key).await;
+    assert_eq!(stalled.body["eta_stale"], json!(true), "{}", stalled.body);
+    assert!(stalled.body["eta_seconds"].is_null(), "{}", stalled.body);
+}
