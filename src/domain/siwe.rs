@@ -20,6 +20,10 @@ pub struct SiweMessage {
     pub address: Address,
     pub uri: String,
     pub channel: String,
+    /// The channel's display name, named in the statement the wallet shows (`None`: the
+    /// statement names only the id, as challenges issued before names were shown did; a
+    /// parsed message leaves it `None`, since herald never reads the statement back).
+    pub channel_name: Option<String>,
     pub nonce: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -55,9 +59,35 @@ impl SiweMessage {
             address: address.clone(),
             uri: uri.to_owned(),
             channel: channel.as_str().to_owned(),
+            channel_name: None,
             nonce: nonce.to_owned(),
             issued_at,
             expires_at,
+        }
+    }
+
+    /// Names the channel by its display name in the statement.
+    pub fn with_channel_name(mut self, name: &str) -> Self {
+        // The statement is one line (EIP-4361): no control characters.
+        let clean: String = name
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self.channel_name = Some(clean.trim().to_owned());
+        self
+    }
+
+    /// The statement line: what the wallet shows the subscriber as the purpose.
+    fn statement(&self) -> String {
+        match &self.channel_name {
+            Some(name) => format!(
+                "Subscribe to announcements from \"{name}\" (herald channel {}).",
+                self.channel
+            ),
+            None => format!(
+                "Subscribe to announcements from herald channel {}.",
+                self.channel
+            ),
         }
     }
 
@@ -65,11 +95,12 @@ impl SiweMessage {
     pub fn to_text(&self) -> String {
         format!(
             "{domain}{HEADER_SUFFIX}\n{address}\n\n\
-             Subscribe to announcements from herald channel {channel}.\n\n\
+             {statement}\n\n\
              URI: {uri}\nVersion: 1\nChain ID: 1\nNonce: {nonce}\n\
              Issued At: {issued}\nExpiration Time: {expires}\nResources:\n- {RESOURCE_PREFIX}{channel}",
             domain = self.domain,
             address = self.address.to_checksum(),
+            statement = self.statement(),
             channel = self.channel,
             uri = self.uri,
             nonce = self.nonce,
@@ -124,6 +155,7 @@ impl SiweMessage {
             address,
             uri,
             channel,
+            channel_name: None,
             nonce,
             issued_at,
             expires_at,

@@ -6,8 +6,8 @@ mod dto;
 mod eta;
 
 pub use dto::{
-    AddressList, AnnouncementIn, AnnouncementOut, AudienceIn, AudienceKeyword, CountsOut,
-    DeliveryList, DeliveryOut, DeliveryParams, PriorityIn,
+    AddressList, AnnouncementIn, AnnouncementList, AnnouncementOut, AnnouncementParams, AudienceIn,
+    AudienceKeyword, CountsOut, DeliveryList, DeliveryOut, DeliveryParams, PriorityIn,
 };
 
 use axum::extract::{Path, State};
@@ -195,6 +195,7 @@ async fn get_announcement(
     Ok(axum::Json(AnnouncementOut {
         topic: progress.topic,
         eta_seconds: progress.eta_seconds,
+        eta_stale: progress.eta_stale,
         ..announcement.into()
     }))
 }
@@ -246,9 +247,59 @@ async fn list_deliveries(
     }))
 }
 
+/// List a channel's announcements, newest first, optionally by status.
+#[utoipa::path(
+    get, path = "/v1/channels/{id}/announcements", tag = "announcements",
+    params(("id" = String, Path, description = "Channel id"), AnnouncementParams),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "OK", body = AnnouncementList),
+        (status = 400, description = "Invalid cursor", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody),
+        (status = 422, description = "Validation failed", body = ErrorBody),
+    )
+)]
+async fn list_channel_announcements(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<AnnouncementParams>,
+) -> Result<axum::Json<AnnouncementList>, ApiError> {
+    let channel = ChannelId::parse(&id).ok_or(ApiError::NotFound("channel"))?;
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(s @ ("queued" | "sending" | "completed")) => Some(s),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "invalid_status",
+                "status must be queued, sending or completed",
+            ))
+        }
+    };
+    let limit = check_limit(params.limit)?;
+    check_cursor(params.cursor.as_deref(), |c| {
+        AnnouncementId::parse(c).is_some()
+    })?;
+    let page = Page {
+        limit: limit + 1,
+        cursor: params.cursor.clone(),
+    };
+    let announcements = state
+        .store
+        .list_channel_announcements(&tenant, &channel, status, &page)
+        .await?
+        .ok_or(ApiError::NotFound("channel"))?;
+    let (items, next_cursor) = paginate(announcements, limit, |a| a.id.to_string());
+    Ok(axum::Json(AnnouncementList {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_announcement))
+        .routes(routes!(create_announcement, list_channel_announcements))
         .routes(routes!(get_announcement))
         .routes(routes!(list_deliveries))
 }

@@ -113,6 +113,45 @@ fn touch(state: &AppState, key: ApiKeyId, now: chrono::DateTime<chrono::Utc>) {
 /// Proof that the request carries the admin token.
 pub struct Admin;
 
+/// The admin token's hash. A configured token (`admin_token`) is fixed; a generated one lives
+/// (hashed) in the database and is re-read after [`AUTH_CACHE_TTL`], so `herald admin
+/// reset-token` takes effect on running servers within that time.
+pub struct AdminToken {
+    configured: bool,
+    hash: Mutex<(String, Instant)>,
+}
+
+impl AdminToken {
+    /// The hash of a token set in the configuration.
+    pub fn configured(hash: String) -> Self {
+        Self {
+            configured: true,
+            hash: Mutex::new((hash, Instant::now())),
+        }
+    }
+
+    /// The hash read from the database's settings.
+    pub fn stored(hash: String) -> Self {
+        Self {
+            configured: false,
+            hash: Mutex::new((hash, Instant::now())),
+        }
+    }
+
+    async fn current(&self, store: &dyn crate::store::Store) -> Result<String, ApiError> {
+        let (hash, read_at) = self.hash.lock().expect("admin token lock").clone();
+        if self.configured || read_at.elapsed() < AUTH_CACHE_TTL {
+            return Ok(hash);
+        }
+        let fresh = store
+            .setting(crate::app::ADMIN_TOKEN_SETTING)
+            .await?
+            .unwrap_or(hash);
+        *self.hash.lock().expect("admin token lock") = (fresh.clone(), Instant::now());
+        Ok(fresh)
+    }
+}
+
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
@@ -121,8 +160,9 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let expected = state.admin_token.current(state.store.as_ref()).await?;
         // Comparing SHA-256 digests: timing reveals nothing useful about a 200-bit token.
-        if hash_token(token) == *state.admin_token_hash {
+        if hash_token(token) == expected {
             Ok(Admin)
         } else {
             Err(ApiError::Unauthorized)

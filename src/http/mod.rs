@@ -7,6 +7,7 @@ pub mod announcements;
 pub mod auth;
 pub mod channels;
 pub mod consent;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -52,8 +53,8 @@ use rate_limit::RateLimiter;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub kek: Arc<MasterKey>,
-    /// SHA-256 (hex) of the admin token.
-    pub admin_token_hash: Arc<str>,
+    /// The admin token's SHA-256 (hex).
+    pub admin_token: Arc<auth::AdminToken>,
     pub rate_limiter: Arc<RateLimiter>,
     /// Per-client limit of the public self-service endpoints.
     pub public_limiter: Arc<RateLimiter>,
@@ -89,7 +90,8 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The complete service: routes plus layers, ready to serve.
 pub fn router(state: AppState, config: &HttpConfig) -> Router {
-    let (routes, _spec) = api().split_for_parts();
+    let (routes, spec) = api().split_for_parts();
+    let routes = routes.merge(docs::router(&openapi::finish(spec)));
     let body_limit = config.body_limit_bytes;
     let timeout = Duration::from_secs(config.request_timeout_secs);
     routes

@@ -53,10 +53,17 @@ pub fn base() -> utoipa::openapi::OpenApi {
 
 /// The full specification as YAML.
 pub fn yaml() -> String {
-    let (_, mut spec) = super::api().split_for_parts();
-    add_common_errors(&mut spec);
-    spec.to_yaml()
+    let (_, spec) = super::api().split_for_parts();
+    finish(spec)
+        .to_yaml()
         .expect("the OpenAPI document serializes to YAML")
+}
+
+/// The routers' document completed with the errors common to every operation: what
+/// `openapi.yaml` and `/openapi.json` show.
+pub fn finish(mut spec: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    add_common_errors(&mut spec);
+    spec
 }
 
 /// Documents, on every operation that does not already, the errors any request of its kind

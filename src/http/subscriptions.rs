@@ -99,7 +99,7 @@ async fn challenge(
     Path(id): Path<String>,
     AppQuery(params): AppQuery<ChallengeParams>,
 ) -> Result<axum::Json<ChallengeOut>, ApiError> {
-    let (channel, _tenant) = live_channel(&state, &id).await?;
+    let (channel, tenant) = live_channel(&state, &id).await?;
     let address = parse_address(&params.address)?;
     let config = &state.selfservice;
     // Whole seconds: the text carries second precision.
@@ -113,6 +113,12 @@ async fn challenge(
         .await?;
     let nonce = generate_nonce();
     let expires_at = now + ttl;
+    let name = state
+        .store
+        .get_channel(&tenant, &channel)
+        .await?
+        .ok_or(ApiError::NotFound("channel"))?
+        .name;
     let message = SiweMessage::new(
         &config.siwe_domain,
         &config.siwe_uri,
@@ -122,6 +128,7 @@ async fn challenge(
         now,
         expires_at,
     )
+    .with_channel_name(&name)
     .to_text();
     let new = NewNonce {
         nonce: nonce.clone(),

@@ -12,9 +12,12 @@ mod announcements_sql;
 mod chain;
 mod chain_batch_sql;
 mod chain_sql;
+mod connect_failure;
 mod dialect;
 mod idempotency_sql;
 mod inbound_sql;
+mod ops;
+mod ops_sql;
 pub mod pipeline;
 mod postgres;
 mod sealed;
@@ -36,6 +39,7 @@ use crate::domain::{Address, AnnouncementId, ApiKeyId, ChannelId, TenantId};
 
 pub use access::{AccessStore, ApiKey, IssuedNonce, KeyOwner, KeyRevoke, NewApiKey, NonceIssue};
 pub use chain::{ChainLease, LeaseLost, NewTrigger, Trigger, TriggerPatch, TriggerStore};
+pub use ops::{AnnouncementState, OpsStore, TenantSummary};
 pub use pipeline::PipelineStore;
 pub use postgres::PgStore;
 pub use sealed::{Sealed, SealedAt, SealedStore};
@@ -71,6 +75,11 @@ pub enum StoreError {
     /// Preparing the SQLite data folder failed. Not retryable.
     #[error("cannot create the database folder")]
     Io(#[from] std::io::Error),
+    /// The database server could not be reached at startup: `target` is where (host, port,
+    /// database; never the password), `cause` why (refused, DNS, authentication, timeout). Not
+    /// retryable by herald itself: the operator fixes the URL or the server.
+    #[error("cannot connect to the database at {target}: {cause}")]
+    Unreachable { target: String, cause: String },
 }
 
 impl StoreError {
@@ -144,7 +153,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything herald persists. Methods taking a `tenant` only ever see that tenant's rows.
 #[async_trait]
-pub trait Store: SelfServiceStore + AccessStore + SealedStore + Send + Sync + 'static {
+pub trait Store:
+    SelfServiceStore + AccessStore + SealedStore + OpsStore + Send + Sync + 'static
+{
     /// Triggers, chain watcher leases and the chain engine's store (see [`TriggerStore`]).
     fn triggers(&self) -> &dyn TriggerStore;
     /// The delivery pipeline's side of the same database.
@@ -253,9 +264,10 @@ pub async fn connect(config: &Config) -> StoreResult<Arc<dyn Store>> {
         "sqlite" => Ok(Arc::new(
             SqliteStore::connect(url, config.db_max_connections).await?,
         )),
-        "postgres" | "postgresql" => Ok(Arc::new(
-            PgStore::connect(url, config.db_max_connections).await?,
-        )),
+        "postgres" | "postgresql" => match PgStore::connect(url, config.db_max_connections).await {
+            Ok(store) => Ok(Arc::new(store)),
+            Err(err) => Err(connect_failure::explain(url, err).await),
+        },
         other => Err(StoreError::UnsupportedScheme(other.to_owned())),
     }
 }

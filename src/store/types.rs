@@ -298,6 +298,11 @@ pub(super) struct AnnouncementRow {
 }
 
 impl AnnouncementRow {
+    /// The announcement's id.
+    pub(super) fn id(&self) -> String {
+        self.id.clone()
+    }
+
     pub(super) fn into_announcement(self, counts: Counts) -> Announcement {
         Announcement {
             id: AnnouncementId::from_trusted(self.id),

@@ -3,7 +3,9 @@
 //!
 //! The installation state is kept in a small redb file (default
 //! `<data_dir>/inboxes/<address>.redb`) so repeated runs reuse one installation (an inbox may
-//! have at most 10) and show only what arrived since the last run.
+//! have at most 10) and show only what arrived since the last run. Messages decrypt only once
+//! (MLS forgets the keys), so every message shown is also kept in that file: `--all` prints
+//! them all again, oldest first, with the new ones.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,12 +18,25 @@ use super::{Network, XmtpConfig};
 /// Store key under which the peers we have DMs with are remembered between runs.
 const PEERS_KEY: &[u8] = b"herald-inbox/peers";
 
-/// Syncs the wallet's inbox and prints every message received since the last run.
+/// Store key of the messages shown so far (for `--all`).
+const HISTORY_KEY: &[u8] = b"herald-inbox/history";
+
+/// One message as kept for `--all`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Shown {
+    created_ns: u64,
+    sender: String,
+    text: String,
+}
+
+/// Syncs the wallet's inbox and prints every message received since the last run (with
+/// `all`, also every message shown before).
 pub async fn print_inbox(
     key_hex: &str,
     network: &str,
     config: &XmtpConfig,
     state_dir: &Path,
+    all: bool,
 ) -> anyhow::Result<()> {
     let network = Network::parse(network, config.gateway_url.as_deref())?;
     let url = config.dial_url(&network);
@@ -55,21 +70,40 @@ pub async fn print_inbox(
         )])
         .await?;
     println!("inbox {} ({})", client.inbox_id(), client.address());
-    let mut shown = 0;
+    let mut history: Vec<Shown> = match store.get(HISTORY_KEY).await? {
+        Some(raw) => serde_json::from_slice(&raw).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let earlier = history.len();
     for peer in &peers {
         for m in client.sync_dm(peer).await? {
-            let at = chrono::DateTime::from_timestamp_nanos(m.created_ns as i64);
-            let text = m.text.unwrap_or_else(|| "(non-text content)".into());
-            println!(
-                "[{}] from {}: {}",
-                at.format("%Y-%m-%d %H:%M:%S UTC"),
-                m.sender_inbox_id,
-                text
-            );
-            shown += 1;
+            history.push(Shown {
+                created_ns: m.created_ns,
+                sender: m.sender_inbox_id,
+                text: m.text.unwrap_or_else(|| "(non-text content)".into()),
+            });
         }
     }
-    if shown == 0 {
+    let new = history.len() - earlier;
+    if new > 0 {
+        store
+            .write_batch(&[(
+                HISTORY_KEY.to_vec(),
+                Some(serde_json::to_vec(&history).expect("messages serialize")),
+            )])
+            .await?;
+    }
+    let from = if all { 0 } else { earlier };
+    for m in &history[from..] {
+        let at = chrono::DateTime::from_timestamp_nanos(m.created_ns as i64);
+        println!(
+            "[{}] from {}: {}",
+            at.format("%Y-%m-%d %H:%M:%S UTC"),
+            m.sender,
+            m.text
+        );
+    }
+    if new == 0 {
         println!("no new messages");
     }
     Ok(())

@@ -44,6 +44,9 @@ pub struct XmtpConfig {
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
     pub embedded_listen: SocketAddr,
+    /// Allow the embedded node with Postgres (a single-node development setup only).
+    #[serde(default)]
+    pub embedded_with_postgres: bool,
     /// Serve the embedded node over TLS with this certificate chain (PEM) ...
     #[serde(default)]
     pub embedded_tls_cert: Option<PathBuf>,
@@ -204,7 +207,18 @@ impl Xmtp {
                     rate_limit: None,
                     tls: config.embedded_tls()?,
                 })
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    xmtp_devnode::DevNodeError::Bind { addr, source } => {
+                        anyhow::anyhow!(crate::app::bind_message(
+                            addr,
+                            &source,
+                            "xmtp.embedded_listen",
+                            "HERALD_XMTP_EMBEDDED_LISTEN"
+                        ))
+                    }
+                    other => anyhow::Error::new(other),
+                })?;
                 (node.url(), Some(node), *d14n)
             }
             Network::V3 { url } => (url.clone(), None, false),

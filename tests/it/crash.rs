@@ -44,6 +44,8 @@ impl Serve {
                 ("HERALD_LOG_FILTER", "info".to_owned()),
                 ("HERALD_XMTP_NETWORK", node_url),
                 ("HERALD_XMTP_EMBEDDED_LISTEN", "127.0.0.1:0".to_owned()),
+                // Tests that use the embedded node run one server per database.
+                ("HERALD_XMTP_EMBEDDED_WITH_POSTGRES", "true".to_owned()),
                 ("HERALD_HTTP_RATE_LIMIT_PER_SECOND", "0".to_owned()),
             ]
             .into_iter()
@@ -117,6 +119,15 @@ impl Running {
     pub fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+
+    /// SIGTERM (as `docker stop` / Ctrl-C would), then waits for the process to exit and
+    /// returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let pid = self.0.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        self.0.wait().unwrap().success()
     }
 
     /// Whether the process is still running (it has not exited or been restarted).

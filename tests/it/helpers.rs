@@ -77,6 +77,8 @@ impl TestApp {
         config.db_max_connections = 5;
         // Every app runs its own embedded XMTP node on a free port.
         config.xmtp.embedded_listen = "127.0.0.1:0".parse().unwrap();
+        // One app per database: the embedded node is fine on Postgres here.
+        config.xmtp.embedded_with_postgres = true;
         // API tests look at deliveries as enqueued; pipeline tests turn the workers on.
         config.xmtp.workers = 0;
         adjust(&mut config);

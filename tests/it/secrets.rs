@@ -34,6 +34,7 @@ async fn secrets_do_not_appear_in_logs() {
         .env("HERALD_ADMIN_TOKEN", admin)
         .env("HERALD_LOG_FILTER", "trace")
         .env("HERALD_XMTP_EMBEDDED_LISTEN", "127.0.0.1:0")
+        .env("HERALD_XMTP_EMBEDDED_WITH_POSTGRES", "true")
         .arg("serve")
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))

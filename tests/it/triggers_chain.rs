@@ -205,6 +205,7 @@ async fn replica_of(app: &TestApp, chain: &Chain) -> Replica {
     // Each replica runs its own embedded XMTP node; port 0 keeps them from colliding on 5556,
     // and no delivery workers are needed to watch a chain.
     config.xmtp.embedded_listen = "127.0.0.1:0".parse().unwrap();
+    config.xmtp.embedded_with_postgres = true;
     config.xmtp.workers = 0;
     let replica = App::build(&config).await.expect("replica builds");
     let stop = replica.shutdown_token();

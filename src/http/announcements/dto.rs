@@ -96,8 +96,13 @@ pub struct AnnouncementOut {
     /// last minute (capped by the channel's rate budget when the governor is on; the budget
     /// alone before anything was sent). Null when completed or not yet known. Shown by
     /// `GET /v1/announcements/{id}`.
+    /// Null too while the announcement is stalled: deliveries are pending but none was
+    /// settled in the last 10 seconds (e.g. right after a restart, or waiting for retries).
     #[schema(example = 42)]
     pub eta_seconds: Option<u64>,
+    /// True while deliveries are pending and none moved in the last 10 seconds; the ETA is
+    /// then null rather than a guess that keeps growing.
+    pub eta_stale: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -106,6 +111,8 @@ pub struct DeliveryOut {
     pub address: String,
     /// `pending`, `delivered`, `failed` or `skipped`.
     pub status: String,
+    /// Sends attempted so far: the failed tries plus, once delivered, the one that succeeded
+    /// (a delivered delivery shows at least 1; rate-limit pauses never count).
     pub attempts: i32,
     /// Why a delivery failed or was skipped.
     pub reason: Option<String>,
@@ -116,6 +123,29 @@ pub struct DeliveryOut {
 pub struct DeliveryList {
     pub items: Vec<DeliveryOut>,
     pub next_cursor: Option<String>,
+}
+
+/// A page of a channel's announcements, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AnnouncementList {
+    /// Each with its delivery counts; `topic` and `eta_seconds` are shown by
+    /// `GET /v1/announcements/{id}` only (null here).
+    pub items: Vec<AnnouncementOut>,
+    /// Pass as `cursor` to get the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AnnouncementParams {
+    /// Only announcements in this status: `queued`, `sending` or `completed`.
+    pub status: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -170,6 +200,7 @@ impl From<Announcement> for AnnouncementOut {
             topic: None,
             counts: counts_out(a.counts),
             eta_seconds: None,
+            eta_stale: false,
             created_at: a.created_at,
         }
     }
@@ -180,7 +211,7 @@ impl From<Delivery> for DeliveryOut {
         DeliveryOut {
             address: d.address.to_string(),
             status: d.status.as_str().into(),
-            attempts: d.attempts,
+            attempts: d.attempts + i32::from(d.status == crate::store::DeliveryStatus::Delivered),
             reason: d.reason,
             updated_at: d.updated_at,
         }

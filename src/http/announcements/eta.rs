@@ -11,6 +11,10 @@ use crate::store::Announcement;
 /// Window over which an announcement's sending pace is measured for its ETA.
 const PACE_WINDOW: chrono::Duration = chrono::Duration::seconds(60);
 
+/// An announcement older than this with pending deliveries and nothing settled within it is
+/// stalled: its ETA is shown as unknown (null, `eta_stale`) instead of growing.
+const STALL_WINDOW: chrono::Duration = chrono::Duration::seconds(10);
+
 /// Seconds until `pending` deliveries are out: at the measured pace (`settled` in
 /// `window_secs`), capped by `budget_per_sec` when a rate governor applies, or at the budget
 /// alone before anything was measured. None when nothing is pending or the pace is unknown.
@@ -36,6 +40,7 @@ fn eta_seconds(
 pub(super) struct Progress {
     pub topic: Option<String>,
     pub eta_seconds: Option<u64>,
+    pub eta_stale: bool,
 }
 
 /// Measures `announcement`'s pace since its creation, over at most the last minute, and turns
@@ -57,14 +62,27 @@ pub(super) async fn progress(
         f64::from(config.rate_per_minute) * f64::from(config.rate_multiplier.max(1)) / 60.0
     });
     let window = (now - since).as_seconds_f64();
+    let stale = announcement.counts.pending > 0
+        && announcement.created_at < now - STALL_WINDOW
+        && state
+            .store
+            .pipeline()
+            .announcement_pace(&announcement.id, now - STALL_WINDOW)
+            .await?
+            .is_some_and(|recent| recent.settled_since == 0);
     Ok(Progress {
         topic: pace.topic,
-        eta_seconds: eta_seconds(
-            announcement.counts.pending,
-            pace.settled_since,
-            window,
-            budget,
-        ),
+        eta_seconds: if stale {
+            None
+        } else {
+            eta_seconds(
+                announcement.counts.pending,
+                pace.settled_since,
+                window,
+                budget,
+            )
+        },
+        eta_stale: stale,
     })
 }
 

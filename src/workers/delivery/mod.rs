@@ -50,6 +50,15 @@ const ERROR_PAUSE: Duration = Duration::from_secs(2);
 const CHANNEL_HOLD_OFF: chrono::Duration = chrono::Duration::seconds(10);
 /// Channels looked at per step.
 const CANDIDATES: i64 = 16;
+/// How long a shutdown waits for a worker's step to end on its own (it stops between
+/// batches) before dropping it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Completes [`SHUTDOWN_GRACE`] after `shutdown` fires.
+async fn grace_expired(shutdown: &CancellationToken) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
 /// Channel clients kept open between drains, per worker.
 const KEPT_CLIENTS_PER_WORKER: usize = 2;
 
@@ -141,8 +150,11 @@ impl Worker {
             tokio::pin!(notified, inbound);
             notified.as_mut().enable();
             inbound.as_mut().enable();
+            // A step sees the shutdown itself (between batches) and then gives its sender
+            // lease back, so a restart resumes at once; only a step still busy after
+            // SHUTDOWN_GRACE is dropped, its lease left to expire.
             let pause = tokio::select! {
-                _ = shutdown.cancelled() => break,
+                () = grace_expired(&shutdown) => break,
                 r = self.run_once(&shutdown) => match r {
                     Ok(Outcome::Worked(_)) => continue,
                     Ok(Outcome::Idle) => IDLE_POLL,
@@ -163,6 +175,9 @@ impl Worker {
 
     /// Takes one channel with work and drains it.
     pub async fn run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<Outcome> {
+        if shutdown.is_cancelled() {
+            return Ok(Outcome::Idle);
+        }
         let now = Utc::now();
         let pipeline = self.store.pipeline();
         let mut candidates = pipeline.sender_candidates(now, CANDIDATES).await?;

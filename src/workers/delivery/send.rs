@@ -11,6 +11,7 @@ use super::governor::Governor;
 use super::prepare::Prepared;
 use super::Worker;
 use crate::store::pipeline::{ClaimedDelivery, SenderLease, SettleOutcome};
+use crate::store::AnnouncementState;
 use crate::xmtp::channel::ChannelXmtpError;
 use crate::xmtp::state::StateError;
 
@@ -266,12 +267,18 @@ impl Round<'_> {
     }
 
     async fn settle(&self, results: &[(i64, SettleOutcome)]) -> Result<u64, ChannelXmtpError> {
+        let ids: Vec<i64> = results.iter().map(|(id, _)| *id).collect();
+        let before = self.announcement_states(&ids).await;
         let n = self
             .worker
             .store
             .pipeline()
             .settle(self.lease, results, Utc::now())
             .await?;
+        if n > 0 {
+            let after = self.announcement_states(&ids).await;
+            log_transitions(&before, &after);
+        }
         for (_, o) in results {
             let label = match o {
                 SettleOutcome::Delivered => "delivered",
@@ -283,5 +290,45 @@ impl Round<'_> {
             metrics::counter!("herald_deliveries_total", "outcome" => label).increment(1);
         }
         Ok(n)
+    }
+
+    /// The announcements of these deliveries (empty if the read fails: it only feeds logs).
+    async fn announcement_states(&self, ids: &[i64]) -> Vec<AnnouncementState> {
+        match self.worker.store.announcements_of_deliveries(ids).await {
+            Ok(states) => states,
+            Err(error) => {
+                tracing::debug!(%error, "could not read announcement states for the log");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Logs, at info, each announcement that started sending (was `queued`) or completed with
+/// this settle.
+fn log_transitions(before: &[AnnouncementState], after: &[AnnouncementState]) {
+    for now in after {
+        let was = before.iter().find(|b| b.id == now.id);
+        let was_status = was.map_or("", |b| b.status.as_str());
+        if was_status == "queued" && now.status != "queued" {
+            tracing::info!(
+                announcement.id = %now.id,
+                recipients = now.total,
+                pending = now.pending,
+                "announcement started sending"
+            );
+        }
+        if was_status != "completed" && now.status == "completed" {
+            let duration = Utc::now() - now.created_at;
+            tracing::info!(
+                announcement.id = %now.id,
+                recipients = now.total,
+                delivered = now.delivered,
+                failed = now.failed,
+                skipped = now.skipped,
+                duration_ms = duration.num_milliseconds(),
+                "announcement completed"
+            );
+        }
     }
 }

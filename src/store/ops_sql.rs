@@ -1,0 +1,154 @@
+//! The SQL behind [`OpsStore`](super::OpsStore), written once for both backends.
+
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
+
+use chrono::{DateTime, Utc};
+
+use super::dialect::{Dialect, SqlPool};
+use super::ops::{AnnouncementState, OpsStore, TenantSummary, TenantSummaryRow};
+use super::types::AnnouncementRow;
+use super::{Announcement, Counts, Page, StoreResult};
+use crate::domain::{ChannelId, TenantId};
+
+#[async_trait::async_trait]
+impl<S> OpsStore for S
+where
+    S: SqlPool,
+    <S::Db as sqlx::Database>::Arguments: IntoArguments<S::Db>,
+    for<'c> &'c mut <S::Db as sqlx::Database>::Connection: Executor<'c, Database = S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
+    for<'r> TenantSummaryRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> AnnouncementState: FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> DateTime<Utc>: sqlx::Decode<'r, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'r> AnnouncementRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (i32,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String, String, i64): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+{
+    async fn list_tenants(&self, page: &Page) -> StoreResult<Vec<TenantSummary>> {
+        let rows: Vec<TenantSummaryRow> = sqlx::query_as(
+            "SELECT t.id, t.name, t.created_at, \
+             (SELECT COUNT(*) FROM channels c WHERE c.tenant_id = t.id AND c.deleted_at IS NULL) \
+               AS channels, \
+             (SELECT COUNT(*) FROM api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL) \
+               AS active_keys \
+             FROM tenants t WHERE t.id > $1 ORDER BY t.id LIMIT $2",
+        )
+        .bind(page.cursor.as_deref().unwrap_or(""))
+        .bind(i64::from(page.limit))
+        .fetch_all(self.sql_pool())
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn announcements_of_deliveries(
+        &self,
+        deliveries: &[i64],
+    ) -> StoreResult<Vec<AnnouncementState>> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = deliveries.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "SELECT a.id, a.status, CAST(a.total AS BIGINT) AS total, \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
+               AND d.status = 'pending') AS pending, \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
+               AND d.status = 'delivered') AS delivered, \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
+               AND d.status = 'failed') AS failed, \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
+               AND d.status = 'skipped') AS skipped, \
+             a.created_at \
+             FROM announcements a WHERE a.id IN (SELECT DISTINCT d.announcement_id \
+               FROM deliveries d WHERE d.id IN (SELECT CAST(value AS BIGINT) FROM {})) \
+             ORDER BY a.id",
+            <S::Db as Dialect>::text_rows(1)
+        );
+        // Audited: the only inserted fragment is the dialect's fixed list expression.
+        let rows: Vec<AnnouncementState> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(<S::Db as Dialect>::text_list(
+                ids.iter().map(String::as_str),
+            ))
+            .fetch_all(self.sql_pool())
+            .await?;
+        Ok(rows)
+    }
+
+    async fn list_channel_announcements(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+        status: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Option<Vec<Announcement>>> {
+        let live: Option<(i32,)> = sqlx::query_as(
+            "SELECT 1 FROM channels WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(channel.as_str())
+        .bind(tenant.as_str())
+        .fetch_optional(self.sql_pool())
+        .await?;
+        if live.is_none() {
+            return Ok(None);
+        }
+        let rows: Vec<AnnouncementRow> = sqlx::query_as(
+            "SELECT id, channel_id, text, priority, status, created_at FROM announcements \
+             WHERE channel_id = $1 AND tenant_id = $2 \
+             AND (CAST($3 AS TEXT) IS NULL OR status = $3) \
+             AND (CAST($4 AS TEXT) IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+        )
+        .bind(channel.as_str())
+        .bind(tenant.as_str())
+        .bind(status)
+        .bind(page.cursor.as_deref())
+        .bind(i64::from(page.limit))
+        .fetch_all(self.sql_pool())
+        .await?;
+        let ids: Vec<String> = rows.iter().map(AnnouncementRow::id).collect();
+        let groups: Vec<(String, String, i64)> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            let sql = format!(
+                "SELECT announcement_id, status, COUNT(*) FROM deliveries \
+                 WHERE announcement_id IN (SELECT value FROM {}) \
+                 GROUP BY announcement_id, status",
+                <S::Db as Dialect>::text_rows(1)
+            );
+            // Audited: the only inserted fragment is the dialect's fixed list expression.
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(<S::Db as Dialect>::text_list(
+                    ids.iter().map(String::as_str),
+                ))
+                .fetch_all(self.sql_pool())
+                .await?
+        };
+        Ok(Some(
+            rows.into_iter()
+                .map(|row| {
+                    let id = row.id();
+                    let counts = Counts::from_groups(
+                        groups
+                            .iter()
+                            .filter(|(a, _, _)| *a == id)
+                            .map(|(_, status, n)| (status.clone(), *n)),
+                    );
+                    row.into_announcement(counts)
+                })
+                .collect(),
+        ))
+    }
+
+    async fn replace_setting(&self, name: &str, value: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(self.sql_pool())
+        .await?;
+        Ok(())
+    }
+}
