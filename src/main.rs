@@ -181,10 +181,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(&config).await,
         Command::Migrate => {
-            store::connect(&config)
+            // The migration table stores whole seconds on SQLite: compare at that precision.
+            let started = chrono::Timelike::with_nanosecond(&chrono::Utc::now(), 0)
+                .expect("zero nanoseconds is valid");
+            let store = store::connect(&config)
                 .await
                 .context("migrating the database")?;
-            eprintln!("database is up to date");
+            let applied = store.applied_migrations().await?;
+            let now = applied.iter().filter(|(_, at)| *at >= started).count();
+            let latest = applied.last().map_or(0, |(version, _)| *version);
+            if now == 0 {
+                eprintln!("database is up to date (schema version {latest:04})");
+            } else {
+                eprintln!(
+                    "database migrated: {now} migration(s) applied, now at schema version \
+                     {latest:04}"
+                );
+            }
             Ok(())
         }
         Command::Keys {

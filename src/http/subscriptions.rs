@@ -265,7 +265,9 @@ async fn spend_nonce(
             if issued.channel != *channel || issued.address != message.address {
                 return Err(channel_mismatch());
             }
-            if issued.message.is_none() && rebuilt_text(state, &message.nonce, &issued) != text {
+            if issued.message.is_none()
+                && !matches_rebuilt(state, &message.nonce, &issued, text).await?
+            {
                 return Err(text_mismatch());
             }
         }
@@ -307,7 +309,7 @@ async fn spend_nonce(
             message: None,
             used: true,
         };
-        if rebuilt_text(state, &message.nonce, &issued) != text {
+        if !matches_rebuilt(state, &message.nonce, &issued, text).await? {
             return Err(text_mismatch());
         }
     }
@@ -317,11 +319,17 @@ async fn spend_nonce(
     Ok(())
 }
 
-/// The text herald issued with a challenge stored before texts were (the same fields and
-/// configuration wrote it).
-fn rebuilt_text(state: &AppState, nonce: &str, issued: &IssuedNonce) -> String {
+/// Whether `text` is the text herald issued with a challenge stored before texts were (the
+/// same fields and configuration wrote it): such a challenge named the channel by id alone, or,
+/// issued since statements name the channel, by its name as well.
+async fn matches_rebuilt(
+    state: &AppState,
+    nonce: &str,
+    issued: &IssuedNonce,
+    text: &str,
+) -> Result<bool, ApiError> {
     let config = &state.selfservice;
-    SiweMessage::new(
+    let rebuilt = SiweMessage::new(
         &config.siwe_domain,
         &config.siwe_uri,
         &issued.channel,
@@ -329,8 +337,19 @@ fn rebuilt_text(state: &AppState, nonce: &str, issued: &IssuedNonce) -> String {
         nonce,
         issued.issued_at,
         issued.expires_at,
-    )
-    .to_text()
+    );
+    if rebuilt.to_text() == text {
+        return Ok(true);
+    }
+    let Some(tenant) = state.store.live_channel_tenant(&issued.channel).await? else {
+        return Ok(false);
+    };
+    let named = state
+        .store
+        .get_channel(&tenant, &issued.channel)
+        .await?
+        .map(|c| rebuilt.with_channel_name(&c.name).to_text());
+    Ok(named.as_deref() == Some(text))
 }
 
 fn channel_mismatch() -> ApiError {

@@ -24,6 +24,8 @@ pub struct TenantSummary {
 pub trait OpsStore: Send + Sync {
     /// Every tenant ordered by id (ids sort by creation time), after `page.cursor`.
     async fn list_tenants(&self, page: &Page) -> StoreResult<Vec<TenantSummary>>;
+    /// The schema migrations applied to this database: (version, when), oldest first.
+    async fn applied_migrations(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>>;
     /// Stores a setting, replacing any value it had.
     async fn replace_setting(&self, name: &str, value: &str) -> StoreResult<()>;
     /// The announcements the given deliveries belong to, with their status and delivery

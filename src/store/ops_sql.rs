@@ -25,7 +25,16 @@ where
     for<'r> AnnouncementRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (i32,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (String, String, i64): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (i64, DateTime<Utc>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
 {
+    async fn applied_migrations(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>> {
+        Ok(sqlx::query_as(
+            "SELECT version, installed_on FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(self.sql_pool())
+        .await?)
+    }
+
     async fn list_tenants(&self, page: &Page) -> StoreResult<Vec<TenantSummary>> {
         let rows: Vec<TenantSummaryRow> = sqlx::query_as(
             "SELECT t.id, t.name, t.created_at, \

@@ -53,6 +53,23 @@ async fn migrate_and_openapi_commands_succeed() {
         "{}",
         String::from_utf8_lossy(&migrate.stderr)
     );
+    assert!(
+        String::from_utf8_lossy(&migrate.stderr).contains("schema version"),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    // A new database says what it applied, not "up to date".
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_db = format!("sqlite://{}", fresh.path().join("new.db").display());
+    let created = herald(&app)
+        .env("HERALD_DATABASE_URL", &fresh_db)
+        .env("HERALD_DATA_DIR", fresh.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&created.stderr);
+    assert!(created.status.success(), "{said}");
+    assert!(said.contains("database migrated:"), "{said}");
     let spec = herald(&app).arg("openapi").output().unwrap();
     assert!(String::from_utf8(spec.stdout)
         .unwrap()
@@ -157,4 +174,64 @@ async fn keys_rotate_master_reseals_every_wallet_under_the_new_key() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+}
+
+/// `herald inbox`: the first run registers the wallet's installation, a later run prints the
+/// announcement it received, the next one only "no new messages", and `--all` prints the
+/// announcement again from the inbox's state file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_prints_new_messages_once_and_all_of_them_with_all() {
+    let app = TestApp::spawn_with(|c| c.xmtp.workers = 1).await;
+    let key = app.tenant("inbox").await;
+    let channel = app.channel(&key, "inbox-news").await;
+    let secret: [u8; 32] = rand::random();
+    let secret_hex = hex::encode(secret);
+    let address = xmtp_client::Wallet::from_bytes(&secret).unwrap().address();
+    let data = tempfile::tempdir().unwrap();
+    let inbox = |all: bool| {
+        let mut command = herald(&app);
+        command
+            .env("HERALD_DATA_DIR", data.path())
+            .env("HERALD_INBOX_KEY", &secret_hex)
+            .args(["inbox", "--network", &app.xmtp_url]);
+        if all {
+            command.arg("--all");
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // Registers the installation; nothing has been sent yet.
+    let first = inbox(false);
+    assert!(first.contains("no new messages"), "{first}");
+
+    app.subscribe(&key, &channel, std::slice::from_ref(&address))
+        .await;
+    let r = app
+        .post(
+            &format!("/v1/channels/{channel}/announcements"),
+            &key,
+            serde_json::json!({ "text": "hello from herald inbox" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let done = crate::pipeline::wait_completed(&app, &key, &id).await;
+    assert_eq!(done["counts"]["delivered"], serde_json::json!(1), "{done}");
+
+    let second = inbox(false);
+    assert_eq!(
+        second.matches("hello from herald inbox").count(),
+        1,
+        "{second}"
+    );
+    let third = inbox(false);
+    assert!(!third.contains("hello from herald inbox"), "{third}");
+    assert!(third.contains("no new messages"), "{third}");
+    let all = inbox(true);
+    assert_eq!(all.matches("hello from herald inbox").count(), 1, "{all}");
 }
