@@ -332,6 +332,21 @@ where
         )
     }
 
+    async fn claimed_pending(&self, lease: &SenderLease, ids: &[i64]) -> StoreResult<u64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM deliveries WHERE {ids} AND channel_id = $2 AND lease_token = $3 \
+             AND status = 'pending'",
+            ids = S::Db::int_in("id", 1),
+        );
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(S::Db::int_list(ids.iter().copied()))
+            .bind(lease.channel.as_str())
+            .bind(lease.token.to_string())
+            .fetch_one(self.sql_pool())
+            .await?;
+        Ok(n as u64)
+    }
+
     async fn settle(
         &self,
         lease: &SenderLease,
@@ -344,7 +359,8 @@ where
         let settle_sql = format!(
             "UPDATE deliveries SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + $4, \
                lease_owner = NULL, lease_until = NULL, updated_at = $5 \
-             WHERE {ids} AND channel_id = $7 AND lease_token = $8",
+             WHERE {ids} AND channel_id = $7 AND lease_token = $8 \
+               AND (status = 'pending' OR $1 = 'delivered')",
             ids = S::Db::int_in("id", 6),
         );
         for (outcome, ids) in group_outcomes(results) {

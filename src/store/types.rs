@@ -115,6 +115,8 @@ pub struct NewAnnouncement {
     pub text: String,
     pub priority: Priority,
     pub audience: Audience,
+    /// Not sent before this instant (its deliveries are created due then); `None`: now.
+    pub send_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,10 @@ pub enum AnnouncementStatus {
     Queued,
     Sending,
     Completed,
+    /// Shown, never stored: queued with a `send_at` still ahead.
+    Scheduled,
+    /// Shown, never stored: cancelled (stored `completed` with `cancelled_at` set).
+    Cancelled,
 }
 
 impl AnnouncementStatus {
@@ -130,6 +136,23 @@ impl AnnouncementStatus {
             Self::Queued => "queued",
             Self::Sending => "sending",
             Self::Completed => "completed",
+            Self::Scheduled => "scheduled",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status an API shows for a `stored` status: `cancelled` once cancelled, `scheduled`
+    /// while queued before its `send_at`.
+    pub fn shown(
+        stored: Self,
+        send_at: Option<DateTime<Utc>>,
+        cancelled_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        match (stored, send_at, cancelled_at) {
+            (_, _, Some(_)) => Self::Cancelled,
+            (Self::Queued, Some(at), None) if at > now => Self::Scheduled,
+            _ => stored,
         }
     }
 
@@ -140,6 +163,17 @@ impl AnnouncementStatus {
             _ => Self::Queued,
         }
     }
+}
+
+/// What `Store::cancel_announcement` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// No such announcement for this tenant.
+    NotFound,
+    /// Nothing was pending (completed, or cancelled before): nothing changed.
+    Finished,
+    /// This many pending deliveries ended `skipped` with reason `cancelled`.
+    Cancelled(u64),
 }
 
 /// Per-status delivery counts of one announcement.
@@ -175,9 +209,12 @@ pub struct Announcement {
     pub channel_id: ChannelId,
     pub text: String,
     pub priority: Priority,
+    /// As shown (see [`AnnouncementStatus::shown`]).
     pub status: AnnouncementStatus,
     pub counts: Counts,
     pub created_at: DateTime<Utc>,
+    pub send_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,6 +332,8 @@ pub(super) struct AnnouncementRow {
     priority: String,
     status: String,
     created_at: DateTime<Utc>,
+    send_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
 }
 
 impl AnnouncementRow {
@@ -304,9 +343,16 @@ impl AnnouncementRow {
             channel_id: ChannelId::from_trusted(self.channel_id),
             text: self.text,
             priority: self.priority.parse().unwrap_or_default(),
-            status: AnnouncementStatus::parse(&self.status),
+            status: AnnouncementStatus::shown(
+                AnnouncementStatus::parse(&self.status),
+                self.send_at,
+                self.cancelled_at,
+                Utc::now(),
+            ),
             counts,
             created_at: self.created_at,
+            send_at: self.send_at,
+            cancelled_at: self.cancelled_at,
         }
     }
 }

@@ -27,6 +27,7 @@ mod pipeline;
 mod progress;
 mod quotas;
 mod rotation;
+mod schedule;
 mod sdk;
 mod secrets;
 mod selfservice;

@@ -108,6 +108,7 @@ async fn store_story() {
         text: "hello".into(),
         priority: Default::default(),
         audience: Audience::All,
+        send_at: None,
     };
     let completion = IdempotencyCompletion {
         key: key.clone(),
@@ -123,6 +124,7 @@ async fn store_story() {
         text: "not yours".into(),
         priority: Default::default(),
         audience: Audience::All,
+        send_at: None,
     };
     assert!(
         store

@@ -21,6 +21,10 @@ pub struct AnnouncementIn {
     /// Send only to subscribers who receive this channel topic (audience must be `all`).
     /// Opt-outs are honoured again at send time.
     pub topic: Option<String>,
+    /// Send at this instant (RFC 3339, in the future, at most 366 days ahead) instead of now.
+    /// Until then the announcement is `scheduled` and nothing is sent; it can be cancelled.
+    #[schema(example = "2026-12-24T09:00:00Z")]
+    pub send_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,7 +89,8 @@ pub struct AnnouncementOut {
     #[schema(example = "ann_01JD3S8Z6XKQ8W4N2M5V7B9C1D")]
     pub id: String,
     pub channel_id: String,
-    /// `queued`, `sending` or `completed`.
+    /// `scheduled` (waiting for `send_at`), `queued`, `sending`, `completed`, or `cancelled`
+    /// (pending deliveries ended `skipped`, reason `cancelled`; see `POST …/cancel`).
     pub status: String,
     pub priority: PriorityIn,
     pub text: String,
@@ -99,6 +104,10 @@ pub struct AnnouncementOut {
     #[schema(example = 42)]
     pub eta_seconds: Option<u64>,
     pub created_at: DateTime<Utc>,
+    /// When sending starts (null: at creation).
+    pub send_at: Option<DateTime<Utc>>,
+    /// When it was cancelled (null: not cancelled).
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -171,6 +180,8 @@ impl From<Announcement> for AnnouncementOut {
             counts: counts_out(a.counts),
             eta_seconds: None,
             created_at: a.created_at,
+            send_at: a.send_at,
+            cancelled_at: a.cancelled_at,
         }
     }
 }
