@@ -7,8 +7,9 @@ mod eta;
 mod schedule;
 
 pub use dto::{
-    AddressList, AnnouncementIn, AnnouncementOut, AudienceIn, AudienceKeyword, CountsOut,
-    DeliveryList, DeliveryOut, DeliveryParams, PriorityIn,
+    AddressList, AnnouncementContent, AnnouncementIn, AnnouncementOut, AudienceIn, AudienceKeyword,
+    CountsOut, DeliveryList, DeliveryOut, DeliveryParams, NetworkId, PriorityIn,
+    TransactionMetadataIn,
 };
 
 use axum::extract::{Path, State};
@@ -99,6 +100,14 @@ async fn create_announcement(
     let body: AnnouncementIn = serde_json::from_value(raw)
         .map_err(|e| ApiError::validation("invalid_body", e.to_string()))?;
     let send_at = schedule::check_send_at(body.send_at.as_deref(), chrono::Utc::now())?;
+    let content = body
+        .content
+        .clone()
+        .and_then(AnnouncementContent::into_domain);
+    if let Some(c) = &content {
+        c.check()
+            .map_err(|e| ApiError::validation("invalid_content", e.to_string()))?;
+    }
     let (text, priority, audience) = validate(body)?;
     if let Some(topic) = audience.topic() {
         // Checked here (not in `validate`) because it needs the store.
@@ -122,6 +131,7 @@ async fn create_announcement(
         priority,
         audience,
         send_at,
+        content,
     };
     let topic = new.audience.topic().map(str::to_owned);
     let out = move |a: Announcement| AnnouncementOut {

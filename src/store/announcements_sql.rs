@@ -32,6 +32,7 @@ pub(super) fn created(new: &NewAnnouncement, counts: Counts, now: DateTime<Utc>)
         created_at: now,
         send_at: new.send_at,
         cancelled_at: None,
+        content: new.content.clone(),
     }
 }
 
@@ -178,8 +179,8 @@ where
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
 {
     sqlx::query(
-        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic, send_at) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $7, $8)",
+        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic, send_at, content) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $7, $8, $9)",
     )
     .bind(new.id.as_str())
     .bind(new.tenant.as_str())
@@ -189,6 +190,7 @@ where
     .bind(now)
     .bind(new.audience.topic())
     .bind(new.send_at)
+    .bind(new.content_json().as_deref())
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -301,6 +301,7 @@ where
             priority: Priority::Normal,
             audience: Audience::All,
             send_at: None,
+            content: None,
         };
         let created = announcements_sql::insert_in_tx::<DB>(tx, &new, now)
             .await

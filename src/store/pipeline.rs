@@ -184,8 +184,11 @@ pub trait PipelineStore: Send + Sync {
         channel: &ChannelId,
         addresses: &[Address],
     ) -> StoreResult<HashSet<Address>>;
-    /// The text of an announcement.
-    async fn announcement_text(&self, id: &AnnouncementId) -> StoreResult<Option<String>>;
+    /// The text of an announcement and its rich content (`None`: plain text).
+    async fn announcement_message(
+        &self,
+        id: &AnnouncementId,
+    ) -> StoreResult<Option<(String, Option<crate::domain::RichContent>)>>;
     /// How many of the claimed rows `ids` are still pending under `lease`: fewer than asked
     /// when the announcement was cancelled since the claim (a sender checks this just before
     /// publishing, and gives the batch up then).

@@ -75,6 +75,7 @@ where
     for<'r> (i64, Option<i64>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (Vec<u8>, Vec<u8>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (Option<String>, i64): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String, Option<String>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (String, Vec<u8>, Option<String>, bool): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (f64, DateTime<Utc>, Option<DateTime<Utc>>, i64):
         FromRow<'r, <S::Db as sqlx::Database>::Row>,
@@ -323,13 +324,19 @@ where
         Ok(rows.into_iter().map(Address::from_trusted).collect())
     }
 
-    async fn announcement_text(&self, id: &AnnouncementId) -> StoreResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT text FROM announcements WHERE id = $1")
+    async fn announcement_message(
+        &self,
+        id: &AnnouncementId,
+    ) -> StoreResult<Option<(String, Option<crate::domain::RichContent>)>> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT text, content FROM announcements WHERE id = $1")
                 .bind(id.as_str())
                 .fetch_optional(self.sql_pool())
-                .await?,
-        )
+                .await?;
+        Ok(row.map(|(text, content)| {
+            let content = crate::store::parse_content(content.as_deref());
+            (text, content)
+        }))
     }
 
     async fn claimed_pending(&self, lease: &SenderLease, ids: &[i64]) -> StoreResult<u64> {

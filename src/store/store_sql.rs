@@ -286,7 +286,7 @@ where
         id: &AnnouncementId,
     ) -> StoreResult<Option<Announcement>> {
         let row: Option<AnnouncementRow> = sqlx::query_as(
-            "SELECT id, channel_id, text, priority, status, created_at, send_at, cancelled_at FROM announcements WHERE id = $1 AND tenant_id = $2",
+            "SELECT id, channel_id, text, priority, status, created_at, send_at, cancelled_at, content FROM announcements WHERE id = $1 AND tenant_id = $2",
         )
         .bind(id.as_str())
         .bind(tenant.as_str())

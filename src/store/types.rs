@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Address, AnnouncementId, ChannelId, Priority, TenantId};
+use crate::domain::{Address, AnnouncementId, ChannelId, Priority, RichContent, TenantId};
 
 /// Idempotency records older than this are forgotten and the key may be reused.
 pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
@@ -117,6 +117,17 @@ pub struct NewAnnouncement {
     pub audience: Audience,
     /// Not sent before this instant (its deliveries are created due then); `None`: now.
     pub send_at: Option<DateTime<Utc>>,
+    /// How `text` goes out when not as plain text.
+    pub content: Option<RichContent>,
+}
+
+impl NewAnnouncement {
+    /// The content as the `content` column keeps it (JSON; NULL is plain text).
+    pub(super) fn content_json(&self) -> Option<String> {
+        self.content
+            .as_ref()
+            .map(|c| serde_json::to_string(c).expect("rich content always serializes"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +226,7 @@ pub struct Announcement {
     pub created_at: DateTime<Utc>,
     pub send_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    pub content: Option<RichContent>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +346,7 @@ pub(super) struct AnnouncementRow {
     created_at: DateTime<Utc>,
     send_at: Option<DateTime<Utc>>,
     cancelled_at: Option<DateTime<Utc>>,
+    content: Option<String>,
 }
 
 impl AnnouncementRow {
@@ -353,6 +366,7 @@ impl AnnouncementRow {
             created_at: self.created_at,
             send_at: self.send_at,
             cancelled_at: self.cancelled_at,
+            content: parse_content(self.content.as_deref()),
         }
     }
 }
@@ -407,4 +421,10 @@ impl IdempotencyRow {
             _ => Some(IdempotencyBegin::InProgress),
         }
     }
+}
+
+/// Reads the `content` column (NULL, or JSON written by this version: anything else reads as
+/// plain text rather than failing the read).
+pub(crate) fn parse_content(raw: Option<&str>) -> Option<RichContent> {
+    raw.and_then(|json| serde_json::from_str(json).ok())
 }

@@ -26,6 +26,7 @@ mod pacing;
 mod pipeline;
 mod progress;
 mod quotas;
+mod rich_content;
 mod rotation;
 mod schedule;
 mod sdk;

@@ -109,6 +109,7 @@ async fn store_story() {
         priority: Default::default(),
         audience: Audience::All,
         send_at: None,
+        content: None,
     };
     let completion = IdempotencyCompletion {
         key: key.clone(),
@@ -125,6 +126,7 @@ async fn store_story() {
         priority: Default::default(),
         audience: Audience::All,
         send_at: None,
+        content: None,
     };
     assert!(
         store

@@ -41,8 +41,8 @@ pub(super) async fn insert_for_all<'e>(
              WHERE s.status = 'active' AND ($7::text IS NULL OR {topic}) \
          ), created AS ( \
              INSERT INTO announcements \
-                 (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic, send_at) \
-             SELECT $1, $2, $3, $4, $5, CASE WHEN n = 0 THEN 'completed' ELSE 'queued' END, n, $6, $6, $7, $8 \
+                 (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic, send_at, content) \
+             SELECT $1, $2, $3, $4, $5, CASE WHEN n = 0 THEN 'completed' ELSE 'queued' END, n, $6, $6, $7, $8, $9 \
              FROM (SELECT COUNT(*) AS n FROM recipients) AS c, owned \
              RETURNING total \
          ), fanned AS ( \
@@ -61,6 +61,7 @@ pub(super) async fn insert_for_all<'e>(
     .bind(now)
     .bind(new.audience.topic())
     .bind(new.send_at)
+    .bind(new.content_json().as_deref())
     .fetch_optional(executor)
     .await?;
     Ok(total.map(|total| Counts {
