@@ -428,3 +428,30 @@ impl IdempotencyRow {
 pub(crate) fn parse_content(raw: Option<&str>) -> Option<RichContent> {
     raw.and_then(|json| serde_json::from_str(json).ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_status_follows_send_at_and_cancel() {
+        let now = Utc::now();
+        let later = Some(now + chrono::Duration::seconds(5));
+        let earlier = Some(now - chrono::Duration::seconds(5));
+        use AnnouncementStatus::*;
+        assert_eq!(
+            AnnouncementStatus::shown(Queued, later, None, now),
+            Scheduled
+        );
+        assert_eq!(
+            AnnouncementStatus::shown(Queued, earlier, None, now),
+            Queued
+        );
+        assert_eq!(AnnouncementStatus::shown(Queued, None, None, now), Queued);
+        assert_eq!(
+            AnnouncementStatus::shown(Completed, later, Some(now), now),
+            Cancelled
+        );
+        assert_eq!(AnnouncementStatus::shown(Sending, None, None, now), Sending);
+    }
+}
