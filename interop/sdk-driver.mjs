@@ -14,6 +14,11 @@
 //   syncAll       {name}                         -> conversations.syncAll(all consent states)
 //   list          {name}                         -> [{id, kind, peerInboxId}]
 //   messages      {name, conversationId}         -> [{id, senderInboxId, text, contentType}]
+//   contents      {name, conversationId}         -> [{id, contentType, sdkContent, sdkFallback,
+//                                                    official, rawFallback}]: the SDK's own
+//                 decoding, and the raw EncodedContent decoded by the official codec packages
+//                 (@xmtp/content-type-markdown, -transaction-reference; null for other types);
+//                 rawFallback is what a client without the codec shows
 //   streamStart   {name}                         -> starts conversation + message streams
 //   streamed      {name}                         -> {conversations: [...], messages: [...]}
 //   reply         {name, conversationId, text}   -> message id
@@ -63,6 +68,32 @@ async function findConversation(client, id) {
   return conv;
 }
 
+// The raw EncodedContent of messages: the SDK wraps the native conversation in a private
+// field, so the native method the SDK calls is wrapped once to see which object it runs on.
+let lastNativeConversation = null;
+async function rawMessages(conv) {
+  const { Conversation: Native } = await import('@xmtp/node-bindings');
+  if (!Native.prototype.__heraldWrapped) {
+    const original = Native.prototype.listEnrichedMessages;
+    Native.prototype.listEnrichedMessages = function (...args) {
+      lastNativeConversation = this;
+      return original.apply(this, args);
+    };
+    Native.prototype.__heraldWrapped = true;
+  }
+  lastNativeConversation = null;
+  const decoded = await conv.messages();
+  if (!lastNativeConversation) throw new Error('native conversation not seen');
+  const raw = await lastNativeConversation.listMessages();
+  return { decoded, raw: new Map(raw.map((m) => [m.id, m])) };
+}
+
+async function officialCodecs() {
+  const { MarkdownCodec } = await import('@xmtp/content-type-markdown');
+  const { TransactionReferenceCodec } = await import('@xmtp/content-type-transaction-reference');
+  return { 'xmtp.org/markdown': new MarkdownCodec(), 'xmtp.org/transactionReference': new TransactionReferenceCodec() };
+}
+
 const handlers = {
   async create({ name, key, apiUrl, gatewayHost }) {
     const network = gatewayHost ? { apiUrl, gatewayHost } : { apiUrl };
@@ -85,6 +116,28 @@ const handlers = {
     const conv = await findConversation(need(name), conversationId);
     await conv.sync();
     return (await conv.messages()).map(describeMessage);
+  },
+  async contents({ name, conversationId }) {
+    const conv = await findConversation(need(name), conversationId);
+    await conv.sync();
+    const codecs = await officialCodecs();
+    const { decoded, raw } = await rawMessages(conv);
+    return decoded
+      .filter((m) => m.contentType?.typeId !== 'group_updated')
+      .map((m) => {
+        const encoded = raw.get(m.id)?.content;
+        const type = encoded?.type ? `${encoded.type.authorityId}/${encoded.type.typeId}` : null;
+        const codec = type ? codecs[type] : undefined;
+        return {
+          id: m.id,
+          contentType: m.contentType ? `${m.contentType.authorityId}/${m.contentType.typeId}` : null,
+          sdkContent: m.content ?? null,
+          sdkFallback: m.fallback ?? null,
+          official: codec && encoded ? codec.decode(encoded) : null,
+          rawType: type,
+          rawFallback: encoded?.fallback ?? null,
+        };
+      });
   },
   async streamStart({ name }) {
     const client = need(name);

@@ -5,10 +5,12 @@
 
 pub mod address;
 pub mod announcement;
+pub mod content;
 pub mod ids;
 pub mod name;
 pub mod siwe;
 
 pub use address::{Address, AddressError};
 pub use announcement::{AnnouncementText, Priority, TextError};
+pub use content::{ContentError, RichContent, TransactionMetadata};
 pub use ids::{AnnouncementId, ApiKeyId, ChannelId, TenantId, TriggerId};

@@ -4,10 +4,12 @@
 
 mod dto;
 mod eta;
+mod schedule;
 
 pub use dto::{
-    AddressList, AnnouncementIn, AnnouncementList, AnnouncementOut, AnnouncementParams, AudienceIn,
-    AudienceKeyword, CountsOut, DeliveryList, DeliveryOut, DeliveryParams, PriorityIn,
+    AddressList, AnnouncementContent, AnnouncementIn, AnnouncementList, AnnouncementOut,
+    AnnouncementParams, AudienceIn, AudienceKeyword, CountsOut, DeliveryList, DeliveryOut,
+    DeliveryParams, NetworkId, PriorityIn, TransactionMetadataIn,
 };
 
 use axum::extract::{Path, State};
@@ -97,6 +99,15 @@ async fn create_announcement(
     let hash = idempotency::request_hash(channel.as_str(), &raw);
     let body: AnnouncementIn = serde_json::from_value(raw)
         .map_err(|e| ApiError::validation("invalid_body", e.to_string()))?;
+    let send_at = schedule::check_send_at(body.send_at.as_deref(), chrono::Utc::now())?;
+    let content = body
+        .content
+        .clone()
+        .and_then(AnnouncementContent::into_domain);
+    if let Some(c) = &content {
+        c.check()
+            .map_err(|e| ApiError::validation("invalid_content", e.to_string()))?;
+    }
     let (text, priority, audience) = validate(body)?;
     if let Some(topic) = audience.topic() {
         // Checked here (not in `validate`) because it needs the store.
@@ -119,6 +130,8 @@ async fn create_announcement(
         text,
         priority,
         audience,
+        send_at,
+        content,
     };
     let topic = new.audience.topic().map(str::to_owned);
     let out = move |a: Announcement| AnnouncementOut {
@@ -154,7 +167,8 @@ async fn create_announcement(
         }
     };
     record_created(&created.counts);
-    if created.counts.pending > 0 {
+    // A scheduled one is found by the workers' poll once due.
+    if created.counts.pending > 0 && created.send_at.is_none() {
         state.wake.deliveries();
         if let Err(e) = state.store.pipeline().wake_others().await {
             // Other replicas still find the work on their next poll.
@@ -302,4 +316,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_announcement, list_channel_announcements))
         .routes(routes!(get_announcement))
         .routes(routes!(list_deliveries))
+        .routes(routes!(schedule::cancel_announcement))
 }

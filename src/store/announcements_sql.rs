@@ -15,8 +15,8 @@ use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::dialect::{Dialect, RowLock};
 use super::{
-    Address, Announcement, AnnouncementStatus, Audience, Counts, IdempotencyCompletion,
-    NewAnnouncement, StoreResult,
+    Address, Announcement, AnnouncementId, AnnouncementStatus, Audience, CancelOutcome, Counts,
+    IdempotencyCompletion, NewAnnouncement, StoreResult, TenantId,
 };
 
 /// The announcement as just created: nothing delivered yet, completed at once if nobody is
@@ -27,10 +27,18 @@ pub(super) fn created(new: &NewAnnouncement, counts: Counts, now: DateTime<Utc>)
         channel_id: new.channel.clone(),
         text: new.text.clone(),
         priority: new.priority,
-        status: initial_status(&counts),
+        status: AnnouncementStatus::shown(initial_status(&counts), new.send_at, None, now),
         counts,
         created_at: now,
+        send_at: new.send_at,
+        cancelled_at: None,
+        content: new.content.clone(),
     }
+}
+
+/// When the announcement's deliveries first become due: its `send_at`, else at once.
+pub(super) fn first_due(new: &NewAnnouncement, now: DateTime<Utc>) -> DateTime<Utc> {
+    new.send_at.unwrap_or(now)
 }
 
 /// `completed` when no delivery is pending (every listed address was skipped, or nobody
@@ -73,6 +81,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
     for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'r> (i32,): FromRow<'r, DB::Row>,
@@ -109,6 +118,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'r> (i32,): FromRow<'r, DB::Row>,
     for<'r> (String, i64): FromRow<'r, DB::Row>,
@@ -166,10 +176,11 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
 {
     sqlx::query(
-        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $7)",
+        "INSERT INTO announcements (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic, send_at, content) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $7, $8, $9)",
     )
     .bind(new.id.as_str())
     .bind(new.tenant.as_str())
@@ -178,6 +189,8 @@ where
     .bind(new.priority.as_str())
     .bind(now)
     .bind(new.audience.topic())
+    .bind(new.send_at)
+    .bind(new.content_json().as_deref())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -205,7 +218,7 @@ where
         "INSERT INTO deliveries (announcement_id, channel_id, address, priority, status, reason, next_attempt_at, created_at, updated_at) \
          SELECT $1, $2, list.value, $3, \
                 CASE WHEN s.address IS NULL THEN 'skipped' ELSE 'pending' END, \
-                CASE WHEN s.address IS NULL THEN 'not_subscribed' END, $4, $4, $4 \
+                CASE WHEN s.address IS NULL THEN 'not_subscribed' END, $6, $4, $4 \
          FROM {list} \
          LEFT JOIN subscribers s ON s.channel_id = $2 AND s.address = list.value AND s.status = 'active' \
          WHERE true ON CONFLICT (announcement_id, address) DO NOTHING",
@@ -217,6 +230,7 @@ where
         .bind(new.priority.as_str())
         .bind(now)
         .bind(DB::text_list(addresses.iter().map(Address::as_str)))
+        .bind(first_due(new, now))
         .execute(&mut *conn)
         .await?;
     let groups: Vec<(String, i64)> = sqlx::query_as(
@@ -282,4 +296,60 @@ where
     }
     tx.commit().await?;
     Ok(announcement)
+}
+
+/// Cancels an announcement in one write transaction: every `pending` delivery (claimed by a
+/// sender or not) ends `skipped` with reason `cancelled` in one statement, and the row gets
+/// `cancelled_at` and status `completed`. What was sent stays as it is.
+///
+/// The rows keep their lease token: a sender publishing a batch at this instant still settles
+/// what it published as `delivered` (settle may turn a cancelled row into `delivered` and
+/// nothing else), and a sender about to publish sees the rows are no longer pending and gives
+/// the batch up (see `PipelineStore::claimed_pending`).
+pub(super) async fn cancel<DB>(
+    pool: &Pool<DB>,
+    tenant: &TenantId,
+    id: &AnnouncementId,
+    now: DateTime<Utc>,
+) -> StoreResult<CancelOutcome>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'r> (i32,): FromRow<'r, DB::Row>,
+{
+    let mut tx = DB::begin_write(pool).await?;
+    let owned: Option<(i32,)> =
+        sqlx::query_as("SELECT 1 FROM announcements WHERE id = $1 AND tenant_id = $2")
+            .bind(id.as_str())
+            .bind(tenant.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    if owned.is_none() {
+        return Ok(CancelOutcome::NotFound);
+    }
+    let skipped = sqlx::query(
+        "UPDATE deliveries SET status = 'skipped', reason = 'cancelled', lease_owner = NULL, \
+           lease_until = NULL, updated_at = $2 \
+         WHERE announcement_id = $1 AND status = 'pending'",
+    )
+    .bind(id.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let skipped = DB::rows_affected(&skipped);
+    if skipped == 0 {
+        return Ok(CancelOutcome::Finished);
+    }
+    sqlx::query(
+        "UPDATE announcements SET cancelled_at = $2, status = 'completed', updated_at = $2 WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(CancelOutcome::Cancelled(skipped))
 }

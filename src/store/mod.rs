@@ -230,6 +230,13 @@ pub trait Store:
         tenant: &TenantId,
         id: &AnnouncementId,
     ) -> StoreResult<Option<Announcement>>;
+    /// Ends the announcement's pending deliveries `skipped: cancelled` in one statement and
+    /// marks it cancelled; see [`CancelOutcome`].
+    async fn cancel_announcement(
+        &self,
+        tenant: &TenantId,
+        id: &AnnouncementId,
+    ) -> StoreResult<CancelOutcome>;
     /// Deliveries of one announcement ordered by address; `None` if the announcement is not the
     /// tenant's.
     async fn list_deliveries(

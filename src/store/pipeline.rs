@@ -184,10 +184,19 @@ pub trait PipelineStore: Send + Sync {
         channel: &ChannelId,
         addresses: &[Address],
     ) -> StoreResult<HashSet<Address>>;
-    /// The text of an announcement.
-    async fn announcement_text(&self, id: &AnnouncementId) -> StoreResult<Option<String>>;
-    /// Settles claimed rows in one transaction (only rows still under `lease`), then moves
-    /// their announcements to `sending` or `completed`. Returns rows settled.
+    /// The text of an announcement and its rich content (`None`: plain text).
+    async fn announcement_message(
+        &self,
+        id: &AnnouncementId,
+    ) -> StoreResult<Option<(String, Option<crate::domain::RichContent>)>>;
+    /// How many of the claimed rows `ids` are still pending under `lease`: fewer than asked
+    /// when the announcement was cancelled since the claim (a sender checks this just before
+    /// publishing, and gives the batch up then).
+    async fn claimed_pending(&self, lease: &SenderLease, ids: &[i64]) -> StoreResult<u64>;
+    /// Settles claimed rows in one transaction (only rows still under `lease`, and only
+    /// pending ones, except that a row cancelled while its message was being published may
+    /// still become `delivered`), then moves their announcements to `sending` or `completed`.
+    /// Returns rows settled.
     async fn settle(
         &self,
         lease: &SenderLease,

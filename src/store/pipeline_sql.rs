@@ -75,6 +75,7 @@ where
     for<'r> (i64, Option<i64>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (Vec<u8>, Vec<u8>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (Option<String>, i64): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String, Option<String>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (String, Vec<u8>, Option<String>, bool): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (f64, DateTime<Utc>, Option<DateTime<Utc>>, i64):
         FromRow<'r, <S::Db as sqlx::Database>::Row>,
@@ -323,13 +324,34 @@ where
         Ok(rows.into_iter().map(Address::from_trusted).collect())
     }
 
-    async fn announcement_text(&self, id: &AnnouncementId) -> StoreResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT text FROM announcements WHERE id = $1")
+    async fn announcement_message(
+        &self,
+        id: &AnnouncementId,
+    ) -> StoreResult<Option<(String, Option<crate::domain::RichContent>)>> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT text, content FROM announcements WHERE id = $1")
                 .bind(id.as_str())
                 .fetch_optional(self.sql_pool())
-                .await?,
-        )
+                .await?;
+        Ok(row.map(|(text, content)| {
+            let content = crate::store::parse_content(content.as_deref());
+            (text, content)
+        }))
+    }
+
+    async fn claimed_pending(&self, lease: &SenderLease, ids: &[i64]) -> StoreResult<u64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM deliveries WHERE {ids} AND channel_id = $2 AND lease_token = $3 \
+             AND status = 'pending'",
+            ids = S::Db::int_in("id", 1),
+        );
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(S::Db::int_list(ids.iter().copied()))
+            .bind(lease.channel.as_str())
+            .bind(lease.token.to_string())
+            .fetch_one(self.sql_pool())
+            .await?;
+        Ok(n as u64)
     }
 
     async fn settle(
@@ -344,7 +366,8 @@ where
         let settle_sql = format!(
             "UPDATE deliveries SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + $4, \
                lease_owner = NULL, lease_until = NULL, updated_at = $5 \
-             WHERE {ids} AND channel_id = $7 AND lease_token = $8",
+             WHERE {ids} AND channel_id = $7 AND lease_token = $8 \
+               AND (status = 'pending' OR $1 = 'delivered')",
             ids = S::Db::int_in("id", 6),
         );
         for (outcome, ids) in group_outcomes(results) {

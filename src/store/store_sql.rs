@@ -51,6 +51,7 @@ where
     for<'q> &'q [u8]: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> DateTime<Utc>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, S::Db>,
     for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> bool: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> i32: Encode<'q, S::Db> + Type<S::Db>,
@@ -285,7 +286,7 @@ where
         id: &AnnouncementId,
     ) -> StoreResult<Option<Announcement>> {
         let row: Option<AnnouncementRow> = sqlx::query_as(
-            "SELECT id, channel_id, text, priority, status, created_at FROM announcements WHERE id = $1 AND tenant_id = $2",
+            "SELECT id, channel_id, text, priority, status, created_at, send_at, cancelled_at, content FROM announcements WHERE id = $1 AND tenant_id = $2",
         )
         .bind(id.as_str())
         .bind(tenant.as_str())
@@ -297,6 +298,14 @@ where
             )),
             None => Ok(None),
         }
+    }
+
+    async fn cancel_announcement(
+        &self,
+        tenant: &TenantId,
+        id: &AnnouncementId,
+    ) -> StoreResult<CancelOutcome> {
+        announcements_sql::cancel::<S::Db>(self.sql_pool(), tenant, id, Utc::now()).await
     }
 
     async fn list_deliveries(

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Address, AnnouncementId, ChannelId, Priority, TenantId};
+use crate::domain::{Address, AnnouncementId, ChannelId, Priority, RichContent, TenantId};
 
 /// Idempotency records older than this are forgotten and the key may be reused.
 pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
@@ -115,6 +115,19 @@ pub struct NewAnnouncement {
     pub text: String,
     pub priority: Priority,
     pub audience: Audience,
+    /// Not sent before this instant (its deliveries are created due then); `None`: now.
+    pub send_at: Option<DateTime<Utc>>,
+    /// How `text` goes out when not as plain text.
+    pub content: Option<RichContent>,
+}
+
+impl NewAnnouncement {
+    /// The content as the `content` column keeps it (JSON; NULL is plain text).
+    pub(super) fn content_json(&self) -> Option<String> {
+        self.content
+            .as_ref()
+            .map(|c| serde_json::to_string(c).expect("rich content always serializes"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +135,10 @@ pub enum AnnouncementStatus {
     Queued,
     Sending,
     Completed,
+    /// Shown, never stored: queued with a `send_at` still ahead.
+    Scheduled,
+    /// Shown, never stored: cancelled (stored `completed` with `cancelled_at` set).
+    Cancelled,
 }
 
 impl AnnouncementStatus {
@@ -130,6 +147,23 @@ impl AnnouncementStatus {
             Self::Queued => "queued",
             Self::Sending => "sending",
             Self::Completed => "completed",
+            Self::Scheduled => "scheduled",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status an API shows for a `stored` status: `cancelled` once cancelled, `scheduled`
+    /// while queued before its `send_at`.
+    pub fn shown(
+        stored: Self,
+        send_at: Option<DateTime<Utc>>,
+        cancelled_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        match (stored, send_at, cancelled_at) {
+            (_, _, Some(_)) => Self::Cancelled,
+            (Self::Queued, Some(at), None) if at > now => Self::Scheduled,
+            _ => stored,
         }
     }
 
@@ -140,6 +174,17 @@ impl AnnouncementStatus {
             _ => Self::Queued,
         }
     }
+}
+
+/// What `Store::cancel_announcement` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// No such announcement for this tenant.
+    NotFound,
+    /// Nothing was pending (completed, or cancelled before): nothing changed.
+    Finished,
+    /// This many pending deliveries ended `skipped` with reason `cancelled`.
+    Cancelled(u64),
 }
 
 /// Per-status delivery counts of one announcement.
@@ -175,9 +220,13 @@ pub struct Announcement {
     pub channel_id: ChannelId,
     pub text: String,
     pub priority: Priority,
+    /// As shown (see [`AnnouncementStatus::shown`]).
     pub status: AnnouncementStatus,
     pub counts: Counts,
     pub created_at: DateTime<Utc>,
+    pub send_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub content: Option<RichContent>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +336,10 @@ impl From<ChannelRow> for Channel {
     }
 }
 
+/// The columns an [`AnnouncementRow`] reads, in its order.
+pub(super) const ANNOUNCEMENT_COLUMNS: &str =
+    "id, channel_id, text, priority, status, created_at, send_at, cancelled_at, content";
+
 #[derive(sqlx::FromRow)]
 pub(super) struct AnnouncementRow {
     id: String,
@@ -295,6 +348,9 @@ pub(super) struct AnnouncementRow {
     priority: String,
     status: String,
     created_at: DateTime<Utc>,
+    send_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
+    content: Option<String>,
 }
 
 impl AnnouncementRow {
@@ -309,9 +365,17 @@ impl AnnouncementRow {
             channel_id: ChannelId::from_trusted(self.channel_id),
             text: self.text,
             priority: self.priority.parse().unwrap_or_default(),
-            status: AnnouncementStatus::parse(&self.status),
+            status: AnnouncementStatus::shown(
+                AnnouncementStatus::parse(&self.status),
+                self.send_at,
+                self.cancelled_at,
+                Utc::now(),
+            ),
             counts,
             created_at: self.created_at,
+            send_at: self.send_at,
+            cancelled_at: self.cancelled_at,
+            content: parse_content(self.content.as_deref()),
         }
     }
 }
@@ -365,5 +429,38 @@ impl IdempotencyRow {
             _ if age > IDEMPOTENCY_STALE_IN_FLIGHT => None,
             _ => Some(IdempotencyBegin::InProgress),
         }
+    }
+}
+
+/// Reads the `content` column (NULL, or JSON written by this version: anything else reads as
+/// plain text rather than failing the read).
+pub(crate) fn parse_content(raw: Option<&str>) -> Option<RichContent> {
+    raw.and_then(|json| serde_json::from_str(json).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_status_follows_send_at_and_cancel() {
+        let now = Utc::now();
+        let later = Some(now + chrono::Duration::seconds(5));
+        let earlier = Some(now - chrono::Duration::seconds(5));
+        use AnnouncementStatus::*;
+        assert_eq!(
+            AnnouncementStatus::shown(Queued, later, None, now),
+            Scheduled
+        );
+        assert_eq!(
+            AnnouncementStatus::shown(Queued, earlier, None, now),
+            Queued
+        );
+        assert_eq!(AnnouncementStatus::shown(Queued, None, None, now), Queued);
+        assert_eq!(
+            AnnouncementStatus::shown(Completed, later, Some(now), now),
+            Cancelled
+        );
+        assert_eq!(AnnouncementStatus::shown(Sending, None, None, now), Sending);
     }
 }

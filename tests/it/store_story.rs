@@ -108,6 +108,8 @@ async fn store_story() {
         text: "hello".into(),
         priority: Default::default(),
         audience: Audience::All,
+        send_at: None,
+        content: None,
     };
     let completion = IdempotencyCompletion {
         key: key.clone(),
@@ -123,6 +125,8 @@ async fn store_story() {
         text: "not yours".into(),
         priority: Default::default(),
         audience: Audience::All,
+        send_at: None,
+        content: None,
     };
     assert!(
         store

@@ -190,7 +190,7 @@ fn bench_end_to_end(peers: usize, per_peer: usize) {
                 .flat_map(|n| {
                     inboxes.iter().map(move |p| OutgoingText {
                         peer_inbox_id: p.clone(),
-                        text: "x".repeat(200),
+                        content: "x".repeat(200).into(),
                         idempotency_key: format!("{label}-{p}-{n}"),
                     })
                 })

@@ -72,7 +72,7 @@ fn main() {
                     .iter()
                     .map(|p| OutgoingText {
                         peer_inbox_id: p.clone(),
-                        text: "x".repeat(200),
+                        content: "x".repeat(200).into(),
                         idempotency_key: format!("{phase}-{p}"),
                     })
                     .collect();

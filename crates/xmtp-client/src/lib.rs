@@ -18,7 +18,7 @@
 //!     // The idempotency key makes a resend show once to the receiver.
 //!     client.send_batch(vec![OutgoingText {
 //!         peer_inbox_id: inbox.clone(),
-//!         text: "Block 19000001: 5 ETH received".into(),
+//!         content: "Block 19000001: 5 ETH received".into(),
 //!         idempotency_key: "delivery-42".into(),
 //!     }]).await?;
 //!     let replies = client.sync_dm(&inbox).await?;
@@ -43,6 +43,7 @@ pub mod transport;
 pub use client::{Client, InboxState, OutgoingText, ReceivedMessage, SealedBatch, SendOptions};
 pub use error::ClientError;
 pub use identity::Wallet;
+pub use mls::content::{Content, TransactionMetadata, TransactionReference};
 pub use storage::{MemoryStore, RedbStore, Store};
 pub use transport::{
     ConnectProblem, D14nTransport, GatewayAuth, GroupArrival, GroupStream, GrpcTransport,

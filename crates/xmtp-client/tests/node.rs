@@ -105,7 +105,7 @@ async fn dm_to_an_unregistered_inbox_is_a_retryable_per_peer_error() {
     let herald = Arc::new(herald);
     let item = xmtp_client::OutgoingText {
         peer_inbox_id: ghost.clone(),
-        text: "hello?".into(),
+        content: "hello?".into(),
         idempotency_key: "k".into(),
     };
     // Client futures are Send: the service drives them from spawned worker tasks.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::Priority;
+use crate::domain::{Priority, RichContent, TransactionMetadata};
 use crate::store::{Announcement, Counts, Delivery};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -21,6 +21,123 @@ pub struct AnnouncementIn {
     /// Send only to subscribers who receive this channel topic (audience must be `all`).
     /// Opt-outs are honoured again at send time.
     pub topic: Option<String>,
+    /// Send at this instant (RFC 3339, in the future, at most 366 days ahead) instead of now.
+    /// Until then the announcement is `scheduled` and nothing is sent; it can be cancelled.
+    #[schema(example = "2026-12-24T09:00:00Z")]
+    pub send_at: Option<String>,
+    /// How `text` goes out (default `{"type": "text"}`).
+    pub content: Option<AnnouncementContent>,
+}
+
+/// An announcement's content type. Every type other than `text` carries a fallback text that
+/// XMTP clients without its codec show: `text` itself, or markdown's `fallback`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AnnouncementContent {
+    /// Plain text (`xmtp.org/text:1.0`).
+    Text,
+    /// `xmtp.org/markdown:1.0`: `text` is markdown; clients without the codec show `fallback`
+    /// (default: `text` as it is).
+    Markdown {
+        #[serde(default)]
+        fallback: Option<String>,
+    },
+    /// `xmtp.org/transactionReference:1.0` (XIP-21); `text` is the fallback.
+    TransactionReference {
+        /// E.g. `eip155`.
+        #[serde(default)]
+        namespace: Option<String>,
+        /// Chain id: a number, or a decimal or `0x` hex string.
+        network_id: NetworkId,
+        /// The transaction hash (`0x…`).
+        reference: String,
+        #[serde(default)]
+        metadata: Option<TransactionMetadataIn>,
+    },
+    /// `text` with `url` on its own last line (unless the text holds it), which XMTP apps show
+    /// as a link; sent as plain text.
+    Link { url: String },
+}
+
+/// A network id as a JSON number or string.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum NetworkId {
+    Number(u64),
+    Text(String),
+}
+
+/// XIP-21 transaction metadata; every field is required when `metadata` is given.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionMetadataIn {
+    #[schema(example = "transfer")]
+    pub transaction_type: String,
+    #[schema(example = "USDC")]
+    pub currency: String,
+    /// In the currency's smallest unit.
+    pub amount: f64,
+    pub decimals: u32,
+    pub from_address: String,
+    pub to_address: String,
+}
+
+impl AnnouncementContent {
+    /// The stored form (`None`: plain text).
+    pub fn into_domain(self) -> Option<RichContent> {
+        Some(match self {
+            AnnouncementContent::Text => return None,
+            AnnouncementContent::Markdown { fallback } => RichContent::Markdown { fallback },
+            AnnouncementContent::TransactionReference {
+                namespace,
+                network_id,
+                reference,
+                metadata,
+            } => RichContent::TransactionReference {
+                namespace,
+                network_id: match network_id {
+                    NetworkId::Number(n) => n.to_string(),
+                    NetworkId::Text(s) => s,
+                },
+                reference,
+                metadata: metadata.map(|m| TransactionMetadata {
+                    transaction_type: m.transaction_type,
+                    currency: m.currency,
+                    amount: m.amount,
+                    decimals: m.decimals,
+                    from_address: m.from_address,
+                    to_address: m.to_address,
+                }),
+            },
+            AnnouncementContent::Link { url } => RichContent::Link { url },
+        })
+    }
+
+    fn from_domain(content: Option<RichContent>) -> Self {
+        match content {
+            None => AnnouncementContent::Text,
+            Some(RichContent::Markdown { fallback }) => AnnouncementContent::Markdown { fallback },
+            Some(RichContent::TransactionReference {
+                namespace,
+                network_id,
+                reference,
+                metadata,
+            }) => AnnouncementContent::TransactionReference {
+                namespace,
+                network_id: NetworkId::Text(network_id),
+                reference,
+                metadata: metadata.map(|m| TransactionMetadataIn {
+                    transaction_type: m.transaction_type,
+                    currency: m.currency,
+                    amount: m.amount,
+                    decimals: m.decimals,
+                    from_address: m.from_address,
+                    to_address: m.to_address,
+                }),
+            },
+            Some(RichContent::Link { url }) => AnnouncementContent::Link { url },
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,7 +202,8 @@ pub struct AnnouncementOut {
     #[schema(example = "ann_01JD3S8Z6XKQ8W4N2M5V7B9C1D")]
     pub id: String,
     pub channel_id: String,
-    /// `queued`, `sending` or `completed`.
+    /// `scheduled` (waiting for `send_at`), `queued`, `sending`, `completed`, or `cancelled`
+    /// (pending deliveries ended `skipped`, reason `cancelled`; see `POST …/cancel`).
     pub status: String,
     pub priority: PriorityIn,
     pub text: String,
@@ -104,6 +222,12 @@ pub struct AnnouncementOut {
     /// then null rather than a guess that keeps growing.
     pub eta_stale: bool,
     pub created_at: DateTime<Utc>,
+    /// When sending starts (null: at creation).
+    pub send_at: Option<DateTime<Utc>>,
+    /// When it was cancelled (null: not cancelled).
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// How `text` goes out.
+    pub content: AnnouncementContent,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -202,6 +326,9 @@ impl From<Announcement> for AnnouncementOut {
             eta_seconds: None,
             eta_stale: false,
             created_at: a.created_at,
+            send_at: a.send_at,
+            cancelled_at: a.cancelled_at,
+            content: AnnouncementContent::from_domain(a.content),
         }
     }
 }

@@ -62,26 +62,35 @@ pub(super) async fn progress(
         f64::from(config.rate_per_minute) * f64::from(config.rate_multiplier.max(1)) / 60.0
     });
     let window = (now - since).as_seconds_f64();
+    // Stalled: pending rows made long enough ago (or due long enough ago, when scheduled)
+    // and nothing settled recently.
+    let due = announcement.send_at.unwrap_or(announcement.created_at);
     let stale = announcement.counts.pending > 0
         && announcement.created_at < now - STALL_WINDOW
+        && due < now - STALL_WINDOW
         && state
             .store
             .pipeline()
             .announcement_pace(&announcement.id, now - STALL_WINDOW)
             .await?
             .is_some_and(|recent| recent.settled_since == 0);
+    let mut eta = eta_seconds(
+        announcement.counts.pending,
+        pace.settled_since,
+        window,
+        budget,
+    );
+    // Scheduled: nothing moves before send_at, then at the budget (or an unknown pace).
+    if let Some(wait) = announcement
+        .send_at
+        .filter(|at| *at > now && announcement.counts.pending > 0)
+        .map(|at| (at - now).num_seconds().max(0) as u64)
+    {
+        eta = Some(wait + eta.unwrap_or(0));
+    }
     Ok(Progress {
         topic: pace.topic,
-        eta_seconds: if stale {
-            None
-        } else {
-            eta_seconds(
-                announcement.counts.pending,
-                pace.settled_since,
-                window,
-                budget,
-            )
-        },
+        eta_seconds: if stale { None } else { eta },
         eta_stale: stale,
     })
 }

@@ -41,14 +41,14 @@ pub(super) async fn insert_for_all<'e>(
              WHERE s.status = 'active' AND ($7::text IS NULL OR {topic}) \
          ), created AS ( \
              INSERT INTO announcements \
-                 (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic) \
-             SELECT $1, $2, $3, $4, $5, CASE WHEN n = 0 THEN 'completed' ELSE 'queued' END, n, $6, $6, $7 \
+                 (id, tenant_id, channel_id, text, priority, status, total, created_at, updated_at, topic, send_at, content) \
+             SELECT $1, $2, $3, $4, $5, CASE WHEN n = 0 THEN 'completed' ELSE 'queued' END, n, $6, $6, $7, $8, $9 \
              FROM (SELECT COUNT(*) AS n FROM recipients) AS c, owned \
              RETURNING total \
          ), fanned AS ( \
              INSERT INTO deliveries \
                  (announcement_id, channel_id, address, priority, status, next_attempt_at, created_at, updated_at) \
-             SELECT $1, $3, address, $5, 'pending', $6, $6, $6 FROM recipients \
+             SELECT $1, $3, address, $5, 'pending', COALESCE($8, $6), $6, $6 FROM recipients \
          ) \
          SELECT total FROM created",
         topic = topic_filter("$7")
@@ -60,6 +60,8 @@ pub(super) async fn insert_for_all<'e>(
     .bind(new.priority.as_str())
     .bind(now)
     .bind(new.audience.topic())
+    .bind(new.send_at)
+    .bind(new.content_json().as_deref())
     .fetch_optional(executor)
     .await?;
     Ok(total.map(|total| Counts {

@@ -6,7 +6,9 @@ use chrono::Utc;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Sqlite;
 
-use crate::store::announcements_sql::{insert_row, owns_channel, settle_totals, FanOutDialect};
+use crate::store::announcements_sql::{
+    first_due, insert_row, owns_channel, settle_totals, FanOutDialect,
+};
 use crate::store::*;
 
 impl FanOutDialect for Sqlite {
@@ -22,7 +24,7 @@ impl FanOutDialect for Sqlite {
         insert_row::<Sqlite>(conn, new, now).await?;
         let sql = format!(
             "INSERT INTO deliveries (announcement_id, channel_id, address, priority, status, next_attempt_at, created_at, updated_at) \
-             SELECT $1, $2, s.address, $3, 'pending', $4, $4, $4 FROM subscribers s \
+             SELECT $1, $2, s.address, $3, 'pending', $6, $4, $4 FROM subscribers s \
              WHERE s.channel_id = $2 AND s.status = 'active' AND ($5 IS NULL OR {topic})",
             topic = topic_filter("$5")
         );
@@ -32,6 +34,7 @@ impl FanOutDialect for Sqlite {
             .bind(new.priority.as_str())
             .bind(now)
             .bind(new.audience.topic())
+            .bind(first_due(new, now))
             .execute(&mut *conn)
             .await?
             .rows_affected() as i64;

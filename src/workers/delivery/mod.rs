@@ -19,6 +19,7 @@
 //! expired lease hands both jobs to another replica.
 
 mod clients;
+pub mod content;
 pub mod governor;
 mod inbound;
 mod prepare;

@@ -4,19 +4,21 @@
 
 use std::collections::{HashMap, HashSet};
 
-use xmtp_client::{ClientError, OutgoingText};
+use xmtp_client::{ClientError, Content, OutgoingText};
+
+use super::content::message_content;
 
 use super::send::{idempotency_key, Round};
 use crate::domain::{Address, AnnouncementId};
 use crate::store::pipeline::{ClaimedDelivery, SettleOutcome};
 use crate::xmtp::channel::ChannelXmtpError;
 
-/// What drains of a channel load once: announcement texts and topics (never edited), the
+/// What drains of a channel load once: announcement messages and topics (never edited), the
 /// channel's known chat peers (only ever added), and recently resolved inbox ids. Kept with the channel's client between
 /// drains, and dropped with it when another worker wrote the channel in between.
 #[derive(Default)]
 pub struct DrainCache {
-    texts: HashMap<AnnouncementId, String>,
+    messages: HashMap<AnnouncementId, Content>,
     topics: HashMap<AnnouncementId, Option<String>>,
     /// Inbox ids the inbound step already reads (`None`: not loaded yet).
     peers: Option<HashSet<String>>,
@@ -35,8 +37,8 @@ const CACHED_ANNOUNCEMENTS: usize = 256;
 impl DrainCache {
     /// Bounds the per-announcement entries (called as a drain starts).
     pub fn trim(&mut self) {
-        if self.texts.len() > CACHED_ANNOUNCEMENTS || self.topics.len() > CACHED_ANNOUNCEMENTS {
-            self.texts.clear();
+        if self.messages.len() > CACHED_ANNOUNCEMENTS || self.topics.len() > CACHED_ANNOUNCEMENTS {
+            self.messages.clear();
             self.topics.clear();
         }
         if self.inboxes.len() > CACHED_INBOXES {
@@ -131,20 +133,21 @@ impl Round<'_> {
         for d in rest {
             match inboxes.get(d.address.as_str()).cloned().flatten() {
                 Some(inbox) => {
-                    let text = match cache.texts.get(&d.announcement_id) {
-                        Some(t) => t.clone(),
+                    let content = match cache.messages.get(&d.announcement_id) {
+                        Some(c) => c.clone(),
                         None => {
-                            let t = pipeline
-                                .announcement_text(&d.announcement_id)
+                            let (text, rich) = pipeline
+                                .announcement_message(&d.announcement_id)
                                 .await?
                                 .unwrap_or_default();
-                            cache.texts.insert(d.announcement_id.clone(), t.clone());
-                            t
+                            let c = message_content(text, rich);
+                            cache.messages.insert(d.announcement_id.clone(), c.clone());
+                            c
                         }
                     };
                     items.push(OutgoingText {
                         peer_inbox_id: inbox,
-                        text,
+                        content,
                         idempotency_key: idempotency_key(
                             d.announcement_id.as_str(),
                             d.address.as_str(),

@@ -196,6 +196,14 @@ impl Round<'_> {
         if lease_lost {
             return Ok(RoundEnd::Paused(0));
         }
+        if batch.is_some() && !self.still_claimed(&sent).await? {
+            // Cancelled since the claim: publish none of it. The rest of the batch is pending
+            // again at once (its ciphertexts are dropped, as in `release_sealed`); cancelled
+            // rows are left as they are.
+            results.extend(sent.iter().map(|d| (d.id, SettleOutcome::Release)));
+            let n = self.settle(&results).await?;
+            return Ok(RoundEnd::Continue(n));
+        }
         if let Some(batch) = batch {
             match self.client.publish_sealed(batch).await {
                 Ok(()) => results.extend(sent.iter().map(|d| (d.id, SettleOutcome::Delivered))),
@@ -215,6 +223,19 @@ impl Round<'_> {
         } else {
             RoundEnd::Continue(n)
         })
+    }
+
+    /// Whether every delivery of a sealed batch is still pending under this lease (an
+    /// announcement cancelled since the claim ends its rows `skipped`).
+    async fn still_claimed(&self, sent: &[ClaimedDelivery]) -> Result<bool, ChannelXmtpError> {
+        let ids: Vec<i64> = sent.iter().map(|d| d.id).collect();
+        let pending = self
+            .worker
+            .store
+            .pipeline()
+            .claimed_pending(self.lease, &ids)
+            .await?;
+        Ok(pending == ids.len() as u64)
     }
 
     /// Gives back a sealed batch the drain will not publish (it ended first): outcomes

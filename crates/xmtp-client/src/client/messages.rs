@@ -9,14 +9,14 @@ use crate::error::ClientError;
 
 /// How long a DM counts as up to date after a send checked it (synced, installations added).
 const CHECK_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
-/// One text message to send.
+/// One message to send (text, or a rich [`Content`](crate::mls::content::Content)).
 #[derive(Debug, Clone)]
 pub struct OutgoingText {
     /// Recipient inbox id.
     pub peer_inbox_id: String,
-    /// UTF-8 text.
-    pub text: String,
-    /// Deterministic key: the same (key, text) sent twice shows once to receivers.
+    /// What it says.
+    pub content: crate::mls::content::Content,
+    /// Deterministic key: the same (key, content) sent twice shows once to receivers.
     pub idempotency_key: String,
 }
 
@@ -56,7 +56,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         let item = OutgoingText {
             peer_inbox_id: peer_inbox_id.to_owned(),
-            text: text.to_owned(),
+            content: text.into(),
             idempotency_key: idempotency_key.to_owned(),
         };
         self.send_batch(vec![item])

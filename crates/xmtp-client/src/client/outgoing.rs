@@ -7,7 +7,7 @@ use openmls::prelude::MlsGroup;
 use super::messages::OutgoingText;
 use super::{parallel, Client, DmBook};
 use crate::error::ClientError;
-use crate::mls::content::{encode_text, envelope};
+use crate::mls::content::envelope;
 use crate::mls::dm;
 
 /// Per item: `Ok` if encrypted, else why not; plus every ciphertext to publish.
@@ -36,7 +36,7 @@ impl Client {
                         .get(&item.peer_inbox_id)
                         .map(|r| r.group_id_bytes())
                         .unwrap_or_default();
-                    let payload = envelope(encode_text(&item.text), &item.idempotency_key);
+                    let payload = envelope(item.content.encode(), &item.idempotency_key);
                     payloads
                         .entry(gid.clone())
                         .or_insert_with(|| {

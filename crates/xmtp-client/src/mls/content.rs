@@ -1,4 +1,11 @@
-//! Message contents: `xmtp.org/text:1.0` EncodedContent inside a PlaintextEnvelope V1.
+//! Message contents inside a PlaintextEnvelope V1: `xmtp.org/text:1.0`, and the rich types
+//! [`Content`] knows (`xmtp.org/markdown:1.0`, `xmtp.org/transactionReference:1.0`), each of
+//! those with a `fallback` text that clients without the codec show instead.
+//!
+//! Wire facts (from XIP-21 and the public content-type definitions): markdown is UTF-8 bytes
+//! with the parameter `encoding = UTF-8`; a transaction reference is a UTF-8 JSON object
+//! `{namespace?, networkId, reference, metadata?: {transactionType, currency, amount, decimals,
+//! fromAddress, toAddress}}` with no parameters.
 
 use std::collections::HashMap;
 
@@ -15,6 +22,110 @@ pub fn text_content_type() -> ContentTypeId {
         type_id: "text".into(),
         version_major: 1,
         version_minor: 0,
+    }
+}
+
+fn xmtp_type(type_id: &str) -> ContentTypeId {
+    ContentTypeId {
+        authority_id: "xmtp.org".into(),
+        type_id: type_id.into(),
+        version_major: 1,
+        version_minor: 0,
+    }
+}
+
+/// The markdown content type id (`xmtp.org/markdown:1.0`).
+pub fn markdown_content_type() -> ContentTypeId {
+    xmtp_type("markdown")
+}
+
+/// The transaction reference content type id (`xmtp.org/transactionReference:1.0`).
+pub fn transaction_reference_content_type() -> ContentTypeId {
+    xmtp_type("transactionReference")
+}
+
+/// An on-chain transaction a message points at (XIP-21), as its JSON is laid out on the wire.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TransactionReference {
+    /// The network's namespace, e.g. `eip155`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The network id, decimal or `0x` hex (a JSON string).
+    #[serde(rename = "networkId")]
+    pub network_id: String,
+    /// The transaction hash.
+    pub reference: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<TransactionMetadata>,
+}
+
+/// Optional details of a referenced transaction (all fields required when present).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TransactionMetadata {
+    #[serde(rename = "transactionType")]
+    pub transaction_type: String,
+    pub currency: String,
+    /// In the currency's smallest unit (see `decimals`).
+    pub amount: f64,
+    pub decimals: u32,
+    #[serde(rename = "fromAddress")]
+    pub from_address: String,
+    #[serde(rename = "toAddress")]
+    pub to_address: String,
+}
+
+/// What one message says: plain text, or a rich type with the text shown without its codec.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    Text(String),
+    Markdown {
+        markdown: String,
+        fallback: String,
+    },
+    TransactionReference {
+        reference: TransactionReference,
+        fallback: String,
+    },
+}
+
+impl From<String> for Content {
+    fn from(text: String) -> Self {
+        Content::Text(text)
+    }
+}
+
+impl From<&str> for Content {
+    fn from(text: &str) -> Self {
+        Content::Text(text.to_owned())
+    }
+}
+
+impl Content {
+    /// The EncodedContent bytes of this content.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Content::Text(text) => encode_text(text),
+            Content::Markdown { markdown, fallback } => EncodedContent {
+                r#type: Some(markdown_content_type()),
+                parameters: HashMap::from([("encoding".to_owned(), "UTF-8".to_owned())]),
+                fallback: Some(fallback.clone()),
+                compression: None,
+                content: markdown.as_bytes().to_vec(),
+            }
+            .encode_to_vec(),
+            Content::TransactionReference {
+                reference,
+                fallback,
+            } => EncodedContent {
+                r#type: Some(transaction_reference_content_type()),
+                parameters: HashMap::new(),
+                fallback: Some(fallback.clone()),
+                compression: None,
+                content: serde_json::to_vec(reference)
+                    .expect("a transaction reference always serializes"),
+            }
+            .encode_to_vec(),
+        }
     }
 }
 
@@ -94,6 +205,40 @@ mod tests {
         // Fixture from libxmtp's serialized_content.json ("Hello, World!").
         let want = "0a120a08786d74702e6f7267120474657874180112110a08656e636f64696e6712055554462d38220d48656c6c6f2c20576f726c6421";
         assert_eq!(hex::encode(encode_text("Hello, World!")), want);
+    }
+
+    #[test]
+    fn markdown_and_transaction_references_carry_type_body_and_fallback() {
+        let md = Content::Markdown {
+            markdown: "**vote** now".into(),
+            fallback: "vote now".into(),
+        }
+        .encode();
+        let md = EncodedContent::decode(md.as_slice()).unwrap();
+        assert_eq!(md.r#type, Some(markdown_content_type()));
+        assert_eq!(md.content, b"**vote** now");
+        assert_eq!(md.fallback.as_deref(), Some("vote now"));
+        assert_eq!(md.parameters["encoding"], "UTF-8");
+
+        let tx = Content::TransactionReference {
+            reference: TransactionReference {
+                namespace: Some("eip155".into()),
+                network_id: "1".into(),
+                reference: "0xabc".into(),
+                metadata: None,
+            },
+            fallback: "sent".into(),
+        }
+        .encode();
+        let tx = EncodedContent::decode(tx.as_slice()).unwrap();
+        assert_eq!(tx.r#type.unwrap().type_id, "transactionReference");
+        let body: serde_json::Value = serde_json::from_slice(&tx.content).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"namespace": "eip155", "networkId": "1", "reference": "0xabc"})
+        );
+        assert_eq!(tx.fallback.as_deref(), Some("sent"));
+        assert!(tx.parameters.is_empty());
     }
 
     #[test]

@@ -57,7 +57,7 @@ async fn g_batch_creates_dms_with_one_key_package_round_and_sends_in_one_call() 
         .flat_map(|inbox| {
             (0..2).map(move |n| xmtp_client::OutgoingText {
                 peer_inbox_id: inbox.clone(),
-                text: format!("batch message {n}"),
+                content: format!("batch message {n}").into(),
                 idempotency_key: format!("{inbox}-{n}"),
             })
         })
