@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned official XMTP SDK (@xmtp/node-sdk 6.0.0) for the conformance tests and,
+# Installs the pinned official XMTP SDK (@xmtp/node-sdk 6.0.0) for the conformance tests, the
+# reference `standardwebhooks` package (the webhook tests verify signatures with it) and,
 # only where the platform's glibc is older than 2.38, makes its prebuilt native binding load.
 # Idempotent: reinstalls only when node_modules is missing or older than package-lock.json.
 # Needs node + npm; on old-glibc hosts also gcc, python3 and patchelf (installed via apt if missing).
@@ -22,3 +23,4 @@ if [ -n "$glibc" ] && [ "$(printf '%s\n2.38\n' "$glibc" | sort -V | head -n1)" !
 fi
 
 node -e "import('@xmtp/node-sdk').then(m => { if (typeof m.Client !== 'function') process.exit(1); console.log('interop: @xmtp/node-sdk loads') })"
+node -e "import('standardwebhooks').then(m => { if (typeof m.Webhook !== 'function') process.exit(1); console.log('interop: standardwebhooks loads') })"

@@ -11,4 +11,4 @@ pub mod siwe;
 
 pub use address::{Address, AddressError};
 pub use announcement::{AnnouncementText, Priority, TextError};
-pub use ids::{AnnouncementId, ApiKeyId, ChannelId, TenantId, TriggerId};
+pub use ids::{AnnouncementId, ApiKeyId, ChannelId, TenantId, TriggerId, WebhookEndpointId};

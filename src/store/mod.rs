@@ -26,6 +26,8 @@ mod store_sql;
 mod subscribers_sql;
 mod topics_sql;
 mod types;
+mod webhooks;
+mod webhooks_sql;
 mod write_tx;
 
 use std::sync::Arc;
@@ -43,6 +45,10 @@ pub use sealed::{Sealed, SealedAt, SealedStore};
 pub use selfservice::*;
 pub use sqlite::SqliteStore;
 pub use types::*;
+pub use webhooks::{
+    CapturedEvent, ClaimedWebhook, EventSource, NewWebhookEndpoint, WebhookAttemptLog,
+    WebhookEndpoint, WebhookEndpointPatch, WebhookSettle, WebhookStore,
+};
 
 /// Errors from the store. Database failures come in three classes, told apart once here
 /// (see [`StoreError::from`]) so callers never look at sqlx: the database cannot serve now
@@ -145,7 +151,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything herald persists. Methods taking a `tenant` only ever see that tenant's rows.
 #[async_trait]
-pub trait Store: SelfServiceStore + AccessStore + SealedStore + Send + Sync + 'static {
+pub trait Store:
+    SelfServiceStore + AccessStore + SealedStore + WebhookStore + Send + Sync + 'static
+{
     /// Triggers, chain watcher leases and the chain engine's store (see [`TriggerStore`]).
     fn triggers(&self) -> &dyn TriggerStore;
     /// The delivery pipeline's side of the same database.

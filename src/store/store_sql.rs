@@ -62,7 +62,7 @@ where
     for<'r> AnnouncementRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> DeliveryRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> IdempotencyRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
-    S: SelfServiceStore + AccessStore + SealedStore + TriggerStore + PipelineStore,
+    S: SelfServiceStore + AccessStore + SealedStore + WebhookStore + TriggerStore + PipelineStore,
 {
     fn triggers(&self) -> &dyn TriggerStore {
         self

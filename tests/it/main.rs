@@ -41,6 +41,7 @@ mod tls;
 mod triggers;
 mod triggers_chain;
 mod triggers_reorg;
+mod webhooks;
 
 /// The chain engine's anvil harness (deploy, emit, mine), shared with `tests/chain`.
 #[path = "../chain/harness.rs"]
