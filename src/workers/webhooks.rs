@@ -138,17 +138,24 @@ impl Dispatcher {
     }
 
     /// The endpoint's signing keys, current first, then the previous one while it overlaps.
+    /// Only the current one is required: a previous secret that no longer opens (say, copied
+    /// aside under a master key rotated away since) is left out of the signature.
     fn keys(&self, attempt: &ClaimedWebhook) -> Result<Vec<Vec<u8>>, String> {
-        let mut keys = Vec::with_capacity(2);
-        let sealed =
-            std::iter::once(&attempt.secret_sealed).chain(attempt.previous_sealed.as_ref());
-        for blob in sealed {
-            let secret = self
-                .kek
-                .open(blob, &attempt.endpoint_id)
-                .map_err(|_| "signing secret could not be opened".to_owned())?;
-            let text = String::from_utf8(secret).unwrap_or_default();
-            keys.push(sign::key_of(&text).ok_or("signing secret is malformed")?);
+        let open = |blob: &[u8]| {
+            let secret = self.kek.open(blob, &attempt.endpoint_id).ok()?;
+            sign::key_of(std::str::from_utf8(&secret).ok()?)
+        };
+        let current = open(&attempt.secret_sealed)
+            .ok_or_else(|| "signing secret could not be opened".to_owned())?;
+        let mut keys = vec![current];
+        if let Some(previous) = attempt.previous_sealed.as_deref() {
+            match open(previous) {
+                Some(key) => keys.push(key),
+                None => tracing::warn!(
+                    webhook.id = %attempt.endpoint_id,
+                    "previous webhook secret could not be opened; signing with the current one"
+                ),
+            }
         }
         Ok(keys)
     }
