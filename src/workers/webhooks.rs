@@ -26,8 +26,9 @@ const CAPTURE_BATCH: u32 = 200;
 /// Attempts leased per dispatch step (sent concurrently).
 const SEND_BATCH: u32 = 16;
 
-/// Lease slack beyond the request timeout before another replica may take an attempt over.
-const LEASE_SLACK: Duration = Duration::from_secs(30);
+/// Lease slack beyond the send's own bound (twice the timeout: the URL's resolution, then the
+/// request) before another replica (or this one, restarted) may take an attempt over.
+const LEASE_SLACK: Duration = Duration::from_secs(5);
 
 /// Pause after a failed step.
 const ERROR_PAUSE: Duration = Duration::from_secs(2);
@@ -97,8 +98,8 @@ impl Dispatcher {
         let owner = format!("whd_{}", ulid::Ulid::new());
         let now = Utc::now();
         let timeout = Duration::from_secs(self.config.timeout_secs);
-        let lease_until =
-            now + chrono::Duration::from_std(timeout + LEASE_SLACK).unwrap_or_default();
+        let lease = timeout * 2 + LEASE_SLACK;
+        let lease_until = now + chrono::Duration::from_std(lease).unwrap_or_default();
         let claimed = self
             .store
             .claim_webhooks(&owner, now, lease_until, SEND_BATCH)
@@ -134,7 +135,13 @@ impl Dispatcher {
             body: &attempt.payload,
             keys: &keys,
         };
-        send::post(&attempt.url, &message, &self.allow, timeout).await
+        // Resolution and request each get the timeout; the lease covers both.
+        tokio::time::timeout(
+            timeout * 2,
+            send::post(&attempt.url, &message, &self.allow, timeout),
+        )
+        .await
+        .unwrap_or_else(|_| Err(SendError::Transport("timed out".into())))
     }
 
     /// The endpoint's signing keys, current first, then the previous one while it overlaps.

@@ -4,6 +4,7 @@
 //! creation and at send time; a rotated secret overlaps with its successor.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,13 +26,18 @@ struct Received {
     body: String,
 }
 
-/// A loopback HTTP receiver recording every POST; answers 500 while `failing` is set.
+/// A loopback HTTP receiver recording every POST; answers 200, or 500 ([`FAIL`]), or never
+/// ([`HANG`]), as its mode says.
 #[derive(Clone, Default)]
 struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
-    failing: Arc<std::sync::atomic::AtomicBool>,
+    mode: Arc<AtomicU8>,
     base: String,
 }
+
+const OK: u8 = 0;
+const FAIL: u8 = 1;
+const HANG: u8 = 2;
 
 impl Receiver {
     async fn start() -> Self {
@@ -52,10 +58,10 @@ impl Receiver {
                             headers,
                             body,
                         });
-                        if shared.failing.load(std::sync::atomic::Ordering::SeqCst) {
-                            AxumStatus::INTERNAL_SERVER_ERROR
-                        } else {
-                            AxumStatus::OK
+                        match shared.mode.load(Ordering::SeqCst) {
+                            OK => AxumStatus::OK,
+                            FAIL => AxumStatus::INTERNAL_SERVER_ERROR,
+                            _ => std::future::pending().await,
                         }
                     }
                 },
@@ -67,9 +73,8 @@ impl Receiver {
         receiver
     }
 
-    fn set_failing(&self, failing: bool) {
-        self.failing
-            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    fn set_mode(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
     }
 
     fn at(&self, path: &str) -> Vec<Received> {
@@ -378,7 +383,7 @@ async fn every_event_type_is_signed_and_verified_by_the_reference_implementation
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_answered_500_is_retried_across_a_restart_and_then_delivered() {
     let receiver = Receiver::start().await;
-    receiver.set_failing(true);
+    receiver.set_mode(FAIL);
     let mut app = TestApp::spawn_with(|c| {
         fast(c);
         c.webhooks.retry_schedule_secs = vec![1; 100];
@@ -403,7 +408,7 @@ async fn an_event_answered_500_is_retried_across_a_restart_and_then_delivered() 
 
     // herald stops between retries; the event is in the database, not in memory.
     app.restart().await;
-    receiver.set_failing(false);
+    receiver.set_mode(OK);
     let got = receiver
         .wait_for("/h", "a retry after the restart", |g| g.len() >= 2)
         .await;
@@ -422,7 +427,7 @@ async fn an_event_answered_500_is_retried_across_a_restart_and_then_delivered() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_failing_past_the_ladder_is_given_up() {
     let receiver = Receiver::start().await;
-    receiver.set_failing(true);
+    receiver.set_mode(FAIL);
     let app = TestApp::spawn_with(fast).await;
     let key = app.tenant("acme").await;
     let hook = create_webhook(&app, &key, json!({"url": format!("{}/h", receiver.base)})).await;
@@ -561,4 +566,114 @@ async fn a_rotated_secret_signs_alongside_its_successor_during_the_overlap() {
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
     let r = app.get(&format!("/v1/webhooks/{id}"), &key).await;
     assert_eq!(r.code(), "webhook_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_killed_mid_retry_loses_no_event() {
+    let receiver = Receiver::start().await;
+    receiver.set_mode(FAIL);
+    let node = xmtp_devnode::DevNode::start(xmtp_devnode::DevNodeConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match std::env::var("TEST_DATABASE_URL") {
+        Ok(server) if !server.is_empty() => fresh_postgres_database(&server).await,
+        _ => format!("sqlite://{}", dir.path().join("h.db").display()),
+    };
+    let serve = crate::crash::Serve::new(database_url, dir.path(), node.url()).with(&[
+        ("HERALD_WEBHOOKS_ALLOW_PRIVATE", "[\"127.0.0.1/32\"]"),
+        (
+            "HERALD_WEBHOOKS_RETRY_SCHEDULE_SECS",
+            "[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]",
+        ),
+        ("HERALD_WEBHOOKS_TIMEOUT_SECS", "1"),
+        ("HERALD_WEBHOOKS_CAPTURE_LAG_MS", "200"),
+        ("HERALD_WEBHOOKS_POLL_INTERVAL_MS", "50"),
+    ]);
+    let log = dir.path().join("herald.log");
+    let mut child = serve.spawn(&log);
+    serve.wait_ready().await;
+    let http = reqwest::Client::new();
+    let b = &serve.base;
+    let key = send(
+        http.post(format!("{b}/v1/tenants"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"name": "acme"})),
+    )
+    .await
+    .body["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hook = send(
+        http.post(format!("{b}/v1/webhooks"))
+            .bearer_auth(&key)
+            .json(&json!({"url": format!("{}/h", receiver.base)})),
+    )
+    .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
+    let secret = hook.body["secret"].as_str().unwrap().to_owned();
+    let channel = send(
+        http.post(format!("{b}/v1/channels"))
+            .bearer_auth(&key)
+            .json(&json!({"name": "alerts"})),
+    )
+    .await
+    .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let address = addresses(0x06, 1).remove(0);
+    let r = send(
+        http.put(format!("{b}/v1/channels/{channel}/subscribers/{address}"))
+            .bearer_auth(&key),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+
+    // The first attempt fails; the retry is left hanging and herald is SIGKILLed under it.
+    receiver
+        .wait_for("/h", "a first attempt", |g| !g.is_empty())
+        .await;
+    receiver.set_mode(HANG);
+    receiver.wait_for("/h", "a retry", |g| g.len() >= 2).await;
+    child.kill();
+    let before_restart = receiver.at("/h").len();
+    receiver.set_mode(OK);
+    let mut child = serve.spawn(&log);
+    serve.wait_ready().await;
+    // Only the restarted process can send (and settle) from here on.
+    let got = receiver
+        .wait_for("/h", "the event after the crash", |g| {
+            g.len() > before_restart
+        })
+        .await;
+    let hook_id = hook.body["id"].as_str().unwrap();
+    let start = Instant::now();
+    loop {
+        let log = send(
+            http.get(format!("{b}/v1/webhooks/{hook_id}/deliveries"))
+                .bearer_auth(&key),
+        )
+        .await
+        .body;
+        if log["items"][0]["status"] == "delivered" {
+            assert!(log["items"][0]["attempts"].as_i64().unwrap() >= 2, "{log}");
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "never settled after the crash: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill();
+    let id = &got[0].headers["webhook-id"];
+    assert!(
+        got.iter().all(|r| &r.headers["webhook-id"] == id),
+        "one event throughout"
+    );
+    let checks: Vec<(&str, &Received)> = got.iter().map(|r| (secret.as_str(), r)).collect();
+    assert!(verify(&checks).await.iter().all(|v| *v));
+    node.shutdown().await;
 }
