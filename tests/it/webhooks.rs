@@ -1,7 +1,9 @@
 //! Signed webhooks to tenants: every event type reaches a receiver whose signatures are
 //! verified by the reference `standardwebhooks` package (run by node, independent of herald's
-//! code); a 500 is retried, across a restart; the SSRF guard refuses private targets at
-//! creation and at send time; a rotated secret overlaps with its successor.
+//! code; `interop/setup.sh` installs it); a 500 is retried, across a restart and across a
+//! SIGKILL under a hanging retry; the SSRF guard refuses private targets at creation and at
+//! send time; a rotated secret overlaps with its successor; a swap matched on anvil arrives as
+//! `trigger.matched` (`scripts/setup-anvil.sh`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -676,4 +678,71 @@ async fn herald_killed_mid_retry_loses_no_event() {
     let checks: Vec<(&str, &Received)> = got.iter().map(|r| (secret.as_str(), r)).collect();
     assert!(verify(&checks).await.iter().all(|v| *v));
     node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_matched_on_anvil_is_a_signed_trigger_matched_event() {
+    use crate::chain_harness::{Chain, CHAIN_ID, SWAP, SWAP_TEMPLATE};
+    let receiver = Receiver::start().await;
+    let chain = Chain::start().await;
+    let config = chain.config();
+    let app = TestApp::spawn_with(move |c| {
+        fast(c);
+        c.chains = vec![config];
+    })
+    .await;
+    let key = app.tenant("dex").await;
+    let hook = create_webhook(
+        &app,
+        &key,
+        json!({"url": format!("{}/t", receiver.base), "event_types": ["trigger.matched"]}),
+    )
+    .await;
+    let secret = hook.body["secret"].as_str().unwrap().to_owned();
+    let channel = app.channel(&key, "whale swaps").await;
+    app.subscribe(&key, &channel, &addresses(0x07, 2)).await;
+    // A trigger created once the watcher has its cursor starts at the next block.
+    let start = Instant::now();
+    while app
+        .raw_strings("SELECT CAST(block_number AS TEXT) FROM chain_cursors")
+        .await
+        .is_empty()
+    {
+        assert!(start.elapsed() < WAIT, "the chain watcher never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let created = app
+        .post(
+            &format!("/v1/channels/{channel}/triggers"),
+            &key,
+            json!({
+                "chain_id": CHAIN_ID,
+                "address": chain.contract.to_string(),
+                "event": SWAP,
+                "template": SWAP_TEMPLATE,
+                "confirmations": 1
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let trigger = created.body["id"].as_str().unwrap().to_owned();
+    let (tx, block) = chain.swap(2, -1).await;
+    chain.mine(1).await;
+
+    let got = receiver
+        .wait_for("/t", "the trigger.matched event", |g| !g.is_empty())
+        .await;
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["type"], "trigger.matched", "{body}");
+    assert_eq!(body["data"]["trigger_id"], trigger, "{body}");
+    assert_eq!(body["data"]["channel_id"], channel, "{body}");
+    assert_eq!(body["data"]["chain_id"], CHAIN_ID, "{body}");
+    assert_eq!(body["data"]["block_number"], block, "{body}");
+    assert_eq!(body["data"]["tx_hash"], tx.to_string(), "{body}");
+    let announcement = body["data"]["announcement_id"].as_str().unwrap();
+    let r = app
+        .get(&format!("/v1/announcements/{announcement}"), &key)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(verify(&[(&secret, &got[0])]).await, [true]);
 }
