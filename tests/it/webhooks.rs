@@ -440,6 +440,11 @@ async fn an_endpoint_failing_past_the_ladder_is_given_up() {
     // One attempt plus one retry (the ladder has one rung).
     assert_eq!(log["items"][0]["attempts"], 2, "{log}");
     assert_eq!(receiver.at("/h").len(), 2);
+    let metrics = herald::telemetry::metrics_handle().render();
+    for outcome in ["retry", "failed"] {
+        let line = format!("herald_webhook_deliveries_total{{outcome=\"{outcome}\"}}");
+        assert!(metrics.contains(&line), "{line} missing: {metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
