@@ -751,3 +751,55 @@ async fn a_swap_matched_on_anvil_is_a_signed_trigger_matched_event() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(verify(&[(&secret, &got[0])]).await, [true]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_send_each_event_once() {
+    let receiver = Receiver::start().await;
+    let app = TestApp::spawn_with(fast).await;
+    // A second herald on the same database: both dispatchers claim from the same queue.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = herald::config::Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.database_url = herald::config::DatabaseUrl::new(app.database_url.clone());
+    config.data_dir = dir.path().to_owned();
+    config.master_key = Some(secrecy::SecretString::from(app.kek.to_hex()));
+    config.admin_token = Some(secrecy::SecretString::from(ADMIN_TOKEN.to_owned()));
+    config.db_max_connections = 5;
+    config.xmtp.embedded_listen = "127.0.0.1:0".parse().unwrap();
+    config.xmtp.workers = 0;
+    fast(&mut config);
+    let replica = herald::app::App::build(&config)
+        .await
+        .expect("replica builds");
+    let stop = replica.shutdown_token();
+    let running = tokio::spawn(async move { replica.run().await.expect("replica runs") });
+
+    let key = app.tenant("acme").await;
+    let hook = create_webhook(&app, &key, json!({"url": format!("{}/h", receiver.base)})).await;
+    let id = hook.body["id"].as_str().unwrap().to_owned();
+    let channel = app.channel(&key, "alerts").await;
+    const N: usize = 40;
+    app.subscribe(&key, &channel, &addresses(0x08, N)).await;
+    let start = Instant::now();
+    loop {
+        let r = app
+            .get(&format!("/v1/webhooks/{id}/deliveries?limit=1000"), &key)
+            .await;
+        let items = r.body["items"].as_array().unwrap();
+        if items.len() == N && items.iter().all(|i| i["status"] == "delivered") {
+            assert!(items.iter().all(|i| i["attempts"] == 1), "{}", r.body);
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "never all delivered: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = receiver.at("/h");
+    let ids: std::collections::HashSet<&str> = got
+        .iter()
+        .map(|r| r.headers["webhook-id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), N);
+    assert_eq!(got.len(), N, "an event was sent twice");
+    stop.cancel();
+    running.await.unwrap();
+}
