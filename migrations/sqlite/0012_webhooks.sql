@@ -49,6 +49,9 @@ CREATE TABLE webhook_attempts (
 );
 CREATE INDEX webhook_attempts_due ON webhook_attempts (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_attempts_endpoint ON webhook_attempts (endpoint_id, id);
+-- Settled attempts are deleted after `[webhooks] retention_days`, oldest first.
+CREATE INDEX webhook_attempts_settled ON webhook_attempts (updated_at) WHERE status <> 'pending';
+CREATE INDEX webhook_events_created ON webhook_events (created_at);
 
 -- How far the capture of each event source has read: (timestamp, key) of the last row seen.
 CREATE TABLE webhook_cursors (

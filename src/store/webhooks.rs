@@ -203,6 +203,9 @@ pub trait WebhookStore: Send + Sync {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<ClaimedWebhook>>;
+    /// Deletes up to `limit` settled attempts last changed before `before`, then up to `limit`
+    /// events created before it that no attempt refers to any more; returns the rows deleted.
+    async fn purge_webhook_history(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
     /// Settles an attempt still leased to `owner`; false if the lease was lost.
     async fn settle_webhook(
         &self,

@@ -627,6 +627,28 @@ where
         Ok(claimed)
     }
 
+    async fn purge_webhook_history(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        let attempts = sqlx::query(
+            "DELETE FROM webhook_attempts WHERE id IN (SELECT id FROM webhook_attempts \
+             WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(self.sql_pool())
+        .await?;
+        let events = sqlx::query(
+            "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e \
+             WHERE e.created_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM webhook_attempts w WHERE w.event_id = e.id) \
+             ORDER BY e.created_at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(self.sql_pool())
+        .await?;
+        Ok(S::Db::rows_affected(&attempts) + S::Db::rows_affected(&events))
+    }
+
     async fn settle_webhook(
         &self,
         attempt_id: i64,

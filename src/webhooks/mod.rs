@@ -35,6 +35,8 @@ pub struct WebhookConfig {
     pub capture_lag_ms: u64,
     /// How often an idle dispatcher looks for work, in milliseconds.
     pub poll_interval_ms: u64,
+    /// Days a settled delivery (and its event) stays in the delivery log.
+    pub retention_days: u32,
 }
 
 impl WebhookConfig {
@@ -45,6 +47,9 @@ impl WebhookConfig {
         }
         if !(1..=60).contains(&self.timeout_secs) {
             return Err("webhooks.timeout_secs must be between 1 and 60");
+        }
+        if self.retention_days == 0 {
+            return Err("webhooks.retention_days must be at least 1");
         }
         if self.poll_interval_ms == 0 {
             return Err("webhooks.poll_interval_ms must be at least 1");

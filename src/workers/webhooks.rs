@@ -30,6 +30,12 @@ const SEND_BATCH: u32 = 16;
 /// request) before another replica (or this one, restarted) may take an attempt over.
 const LEASE_SLACK: Duration = Duration::from_secs(5);
 
+/// Rows deleted per purge statement.
+const PURGE_BATCH: u32 = 1_000;
+
+/// How often a dispatcher purges the delivery log past its retention.
+const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+
 /// Pause after a failed step.
 const ERROR_PAUSE: Duration = Duration::from_secs(2);
 
@@ -39,6 +45,8 @@ pub struct Dispatcher {
     pub kek: Arc<MasterKey>,
     pub config: Arc<WebhookConfig>,
     allow: AllowList,
+    /// When the delivery log was last purged (`None`: not yet in this process).
+    purged_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Dispatcher {
@@ -49,18 +57,39 @@ impl Dispatcher {
             kek,
             config,
             allow,
+            purged_at: std::sync::Mutex::new(None),
         }
     }
 
     /// Captures new events, then sends one batch of due attempts.
     #[tracing::instrument(skip_all, name = "webhooks.run_once")]
     pub async fn run_once(&self) -> StoreResult<Outcome> {
+        self.purge().await?;
         let captured = self.capture().await?;
         let sent = self.dispatch().await?;
         Ok(match captured + sent {
             0 => Outcome::Idle,
             n => Outcome::Worked(n),
         })
+    }
+
+    /// Deletes settled deliveries and events past the retention, every [`PURGE_INTERVAL`].
+    async fn purge(&self) -> StoreResult<()> {
+        {
+            let mut last = self.purged_at.lock().expect("not poisoned");
+            if last.is_some_and(|at| at.elapsed() < PURGE_INTERVAL) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let before = Utc::now() - chrono::Duration::days(i64::from(self.config.retention_days));
+        while self
+            .store
+            .purge_webhook_history(before, PURGE_BATCH)
+            .await?
+            > 0
+        {}
+        Ok(())
     }
 
     /// Moves every source's new rows into the outbox; returns the rows read.

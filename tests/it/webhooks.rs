@@ -440,6 +440,11 @@ async fn an_endpoint_failing_past_the_ladder_is_given_up() {
     // One attempt plus one retry (the ladder has one rung).
     assert_eq!(log["items"][0]["attempts"], 2, "{log}");
     assert_eq!(receiver.at("/h").len(), 2);
+    // Past the retention the log line and its event are deleted.
+    let future = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let deleted = app.store.purge_webhook_history(future, 1000).await.unwrap();
+    assert_eq!(deleted, 2, "one attempt and its event");
+    assert_eq!(delivery_log(&app, &key, &id).await["items"], json!([]));
     let metrics = herald::telemetry::metrics_handle().render();
     for outcome in ["retry", "failed"] {
         let line = format!("herald_webhook_deliveries_total{{outcome=\"{outcome}\"}}");
