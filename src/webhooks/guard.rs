@@ -99,10 +99,22 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    let unique_local = first & 0xfe00 == 0xfc00;
-    let link_local = first & 0xffc0 == 0xfe80;
-    !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || unique_local || link_local)
+    let seg = ip.segments();
+    let unique_local = seg[0] & 0xfe00 == 0xfc00;
+    let link_local = seg[0] & 0xffc0 == 0xfe80;
+    if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || unique_local || link_local {
+        return false;
+    }
+    // Addresses that carry an IPv4 address a gateway may route to: NAT64 (64:ff9b::/96) and
+    // 6to4 (2002::/16) count as the address they embed.
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return is_public_v4(v4(seg[6], seg[7]));
+    }
+    if seg[0] == 0x2002 {
+        return is_public_v4(v4(seg[1], seg[2]));
+    }
+    true
 }
 
 /// A URL that passed the guard, with the addresses to connect to.
@@ -184,7 +196,12 @@ mod tests {
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "64:ff9b::808:808",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
     }
