@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use super::auth::Tenant;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{check_limit, paginate, AppJson, AppQuery};
+use super::rate_limit::refuse;
 use super::AppState;
 use crate::domain::WebhookEndpointId;
 use crate::store::{NewWebhookEndpoint, WebhookAttemptLog, WebhookEndpoint, WebhookEndpointPatch};
@@ -209,6 +210,7 @@ fn endpoint_id(raw: &str) -> Result<WebhookEndpointId, ApiError> {
         (status = 201, description = "Created, with its secret", body = WebhookWithSecret),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 422, description = "`invalid_webhook_url`, `webhook_url_forbidden` (SSRF guard), `invalid_event_type`, `invalid_description`", body = ErrorBody),
+        (status = 429, description = "The tenant has `[webhooks] max_endpoints` endpoints (`quota_exceeded`) or exceeded its request rate", body = ErrorBody),
     )
 )]
 async fn create_webhook(
@@ -230,7 +232,19 @@ async fn create_webhook(
         description,
         event_types,
     };
-    let endpoint = state.store.create_webhook_endpoint(&new).await?;
+    let max = state.webhooks.max_endpoints;
+    let endpoint = state
+        .store
+        .create_webhook_endpoint(&new, max)
+        .await?
+        .ok_or_else(|| {
+            refuse(
+                "webhook_endpoints",
+                "quota_exceeded",
+                format!("a tenant may have at most {max} webhook endpoints"),
+                60,
+            )
+        })?;
     Ok((
         StatusCode::CREATED,
         axum::Json(WebhookWithSecret {

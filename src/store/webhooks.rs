@@ -141,10 +141,13 @@ pub struct CapturedEvent {
 
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
+    /// Stores an endpoint unless the tenant already has `max` live ones (checked under the
+    /// tenant row's lock); `None` when the limit is reached.
     async fn create_webhook_endpoint(
         &self,
         new: &NewWebhookEndpoint,
-    ) -> StoreResult<WebhookEndpoint>;
+        max: u32,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
     /// The tenant's endpoints, oldest first.
     async fn list_webhook_endpoints(&self, tenant: &TenantId) -> StoreResult<Vec<WebhookEndpoint>>;
     async fn get_webhook_endpoint(

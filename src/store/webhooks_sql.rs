@@ -145,11 +145,21 @@ where
     async fn create_webhook_endpoint(
         &self,
         new: &NewWebhookEndpoint,
-    ) -> StoreResult<WebhookEndpoint> {
+        max: u32,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
         let now = Utc::now();
-        let row: EndpointRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        // Count and insert under the tenant row's lock, so concurrent creates cannot pass
+        // the cap (Postgres runs READ COMMITTED; SQLite's write transaction is exclusive).
+        let mut tx = <S::Db as Dialect>::begin_write(self.sql_pool()).await?;
+        sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+            .bind(new.tenant.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let row: Option<EndpointRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO webhook_endpoints (id, tenant_id, url, description, event_types, \
-             secret_sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             secret_sealed, created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, $7 \
+             WHERE (SELECT COUNT(*) FROM webhook_endpoints \
+                    WHERE tenant_id = $2 AND deleted_at IS NULL) < $8 \
              RETURNING {ENDPOINT_COLUMNS}"
         )))
         .bind(new.id.as_str())
@@ -159,9 +169,11 @@ where
         .bind(types_json(&new.event_types).as_str())
         .bind(new.secret_sealed.as_slice())
         .bind(now)
-        .fetch_one(self.sql_pool())
+        .bind(i64::from(max))
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(endpoint_from(row))
+        tx.commit().await?;
+        Ok(row.map(endpoint_from))
     }
 
     async fn list_webhook_endpoints(&self, tenant: &TenantId) -> StoreResult<Vec<WebhookEndpoint>> {

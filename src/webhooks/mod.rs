@@ -37,6 +37,8 @@ pub struct WebhookConfig {
     pub poll_interval_ms: u64,
     /// Days a settled delivery (and its event) stays in the delivery log.
     pub retention_days: u32,
+    /// Live endpoints one tenant may have.
+    pub max_endpoints: u32,
 }
 
 impl WebhookConfig {
@@ -47,6 +49,9 @@ impl WebhookConfig {
         }
         if !(1..=60).contains(&self.timeout_secs) {
             return Err("webhooks.timeout_secs must be between 1 and 60");
+        }
+        if self.max_endpoints == 0 {
+            return Err("webhooks.max_endpoints must be at least 1");
         }
         if self.retention_days == 0 {
             return Err("webhooks.retention_days must be at least 1");

@@ -490,6 +490,50 @@ async fn the_ssrf_guard_refuses_private_targets_at_creation_and_at_send_time() {
     .await;
     assert_eq!(r.code(), "invalid_event_type", "{}", r.body);
 
+    // At most max_endpoints live endpoints per tenant; a deleted one frees its place.
+    app.restart_with(|c| {
+        fast(c);
+        c.webhooks.max_endpoints = 2;
+    })
+    .await;
+    let url = json!({"url": format!("{}/h", receiver.base)});
+    let first = create_webhook(&app, &key, url.clone()).await;
+    assert_eq!(
+        create_webhook(&app, &key, url.clone()).await.status,
+        StatusCode::CREATED
+    );
+    let third = create_webhook(&app, &key, url.clone()).await;
+    assert_eq!(
+        third.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        third.body
+    );
+    assert_eq!(third.code(), "quota_exceeded");
+    let first = first.body["id"].as_str().unwrap();
+    let gone = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/webhooks/{first}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let after = create_webhook(&app, &key, url).await;
+    assert_eq!(after.status, StatusCode::CREATED, "{}", after.body);
+    let listed = app.get("/v1/webhooks", &key).await;
+    for item in listed.body["items"].as_array().unwrap() {
+        let id = item["id"].as_str().unwrap();
+        app.call(
+            Method::DELETE,
+            &format!("/v1/webhooks/{id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    }
+
     // Allowed when the endpoint is made, no longer when it is sent to: refused after resolving.
     app.restart_with(fast).await;
     let hook = create_webhook(&app, &key, json!({"url": format!("{}/h", receiver.base)})).await;
