@@ -27,6 +27,7 @@ mod subscribers_sql;
 mod topics_sql;
 mod types;
 mod webhooks;
+mod webhooks_capture_sql;
 mod webhooks_sql;
 mod write_tx;
 
