@@ -86,6 +86,7 @@ impl App {
             selfservice: Arc::new(config.selfservice.clone()),
             xmtp: xmtp.clone(),
             wake: crate::workers::Wake::default(),
+            webhooks: Arc::new(config.webhooks.clone()),
         };
         let router = http::router(state.clone(), &config.http);
         let app = Self {

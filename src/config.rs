@@ -16,7 +16,7 @@ use serde::Deserialize;
 pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
 
 /// Sections whose keys are reached from the environment as `HERALD_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["http", "log", "quotas", "selfservice", "xmtp"];
+const SECTIONS: &[&str] = &["http", "log", "quotas", "selfservice", "webhooks", "xmtp"];
 
 /// `HERALD_*` variables that belong to the command line, not to the configuration (`clap`
 /// reads them): the loader skips them (lowercase, without the prefix).
@@ -51,6 +51,8 @@ pub struct Config {
     pub selfservice: SelfServiceConfig,
     pub quotas: QuotaConfig,
     pub xmtp: crate::xmtp::XmtpConfig,
+    /// Signed webhooks to tenants (`[webhooks]`).
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 /// Per-tenant quotas; 0 turns one off. Refusals are 429 `quota_exceeded`.
@@ -244,6 +246,7 @@ impl Config {
                 "quotas.max_import_batch must be at least 1",
             ));
         }
+        self.webhooks.validate().map_err(ConfigError::Value)?;
         if self.db_max_connections == 0 {
             return Err(ConfigError::Value("db_max_connections must be at least 1"));
         }

@@ -19,5 +19,6 @@ pub mod rotate;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;
+pub mod webhooks;
 pub mod workers;
 pub mod xmtp;

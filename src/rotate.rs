@@ -1,5 +1,6 @@
 //! Master-key rotation: `herald keys rotate-master --new-key-file F` re-seals every secret
-//! sealed under the old master key (channel wallet keys, XMTP client state) under the new one.
+//! sealed under the old master key (channel wallet keys, XMTP client state, webhook signing
+//! secrets) under the new one.
 //!
 //! Without downtime: servers run with the new key as `master_key` and the old one as
 //! `master_key_previous` (they seal under the new key and open both) while this runs. Each
@@ -119,6 +120,20 @@ pub async fn rotate_master_with(
         progress(&run);
         pace_after_batch(pause).await;
     }
+    let mut after = String::new();
+    loop {
+        if !more(&mut batches) {
+            return Ok(run);
+        }
+        let page = store.sealed_webhooks(&after, batch).await?;
+        let Some(last) = page.last() else { break };
+        if let SealedAt::Webhook { endpoint, .. } = &last.at {
+            after = endpoint.clone();
+        }
+        reseal_all(store, old, new, &page, &mut run).await?;
+        progress(&run);
+        pace_after_batch(pause).await;
+    }
     run.finished = true;
     Ok(run)
 }
@@ -140,6 +155,7 @@ async fn reseal_all(
         let context = match &sealed.at {
             SealedAt::Wallet { channel } => channel.clone(),
             SealedAt::State { channel, key } => state_context(channel, key),
+            SealedAt::Webhook { endpoint, .. } => endpoint.clone(),
         };
         if new.opens_with_current(&sealed.value, &context) {
             run.already += 1;
@@ -164,6 +180,10 @@ fn describe(at: &SealedAt) -> String {
         SealedAt::Wallet { channel } => format!("the wallet key of channel {channel}"),
         SealedAt::State { channel, key } => {
             format!("client state {} of channel {channel}", hex::encode(key))
+        }
+        SealedAt::Webhook { endpoint, previous } => {
+            let which = if *previous { "previous " } else { "" };
+            format!("the {which}signing secret of webhook {endpoint}")
         }
     }
 }

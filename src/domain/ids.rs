@@ -120,6 +120,10 @@ id_kind!(
     /// A trigger: an on-chain event filter that creates a channel's announcements.
     Trigger, TriggerId, "trg_"
 );
+id_kind!(
+    /// A tenant's webhook endpoint: a URL that receives signed event notifications.
+    WebhookEndpoint, WebhookEndpointId, "wh_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -13,4 +13,4 @@ pub mod siwe;
 pub use address::{Address, AddressError};
 pub use announcement::{AnnouncementText, Priority, TextError};
 pub use content::{ContentError, RichContent, TransactionMetadata};
-pub use ids::{AnnouncementId, ApiKeyId, ChannelId, TenantId, TriggerId};
+pub use ids::{AnnouncementId, ApiKeyId, ChannelId, TenantId, TriggerId, WebhookEndpointId};

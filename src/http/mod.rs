@@ -24,6 +24,7 @@ pub mod subscriptions;
 pub mod tenants;
 pub mod topics;
 pub mod triggers;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,6 +71,8 @@ pub struct AppState {
     pub xmtp: Arc<crate::xmtp::Xmtp>,
     /// Wakes this app's delivery workers when work arrives.
     pub wake: crate::workers::Wake,
+    /// Webhook settings (`[webhooks]`): the SSRF allow-list, the secret overlap.
+    pub webhooks: Arc<crate::webhooks::WebhookConfig>,
 }
 
 /// All documented routes, before state and layers are applied.
@@ -86,6 +89,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(subscriptions::router())
         .merge(consent::router())
         .merge(topics::router())
+        .merge(webhooks::router())
 }
 
 /// The complete service: routes plus layers, ready to serve.

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         (name = "triggers", description = "On-chain events that become announcements"),
         (name = "self-service", description = "Subscribers opting in and out themselves; the consent log"),
         (name = "topics", description = "Channel topics and subscribers' topic choices"),
+        (name = "webhooks", description = "Signed notifications to the tenant's own endpoints (Standard Webhooks) and their delivery log"),
         (name = "operations", description = "Probes and metrics"),
     )
 )]

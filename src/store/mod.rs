@@ -28,6 +28,9 @@ mod store_sql;
 mod subscribers_sql;
 mod topics_sql;
 mod types;
+mod webhooks;
+mod webhooks_capture_sql;
+mod webhooks_sql;
 mod write_tx;
 
 use std::sync::Arc;
@@ -46,6 +49,10 @@ pub use sealed::{Sealed, SealedAt, SealedStore};
 pub use selfservice::*;
 pub use sqlite::SqliteStore;
 pub use types::*;
+pub use webhooks::{
+    CapturedEvent, ClaimedWebhook, EventSource, NewWebhookEndpoint, WebhookAttemptLog,
+    WebhookEndpoint, WebhookEndpointPatch, WebhookSettle, WebhookStore,
+};
 
 /// Errors from the store. Database failures come in three classes, told apart once here
 /// (see [`StoreError::from`]) so callers never look at sqlx: the database cannot serve now
@@ -154,7 +161,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything herald persists. Methods taking a `tenant` only ever see that tenant's rows.
 #[async_trait]
 pub trait Store:
-    SelfServiceStore + AccessStore + SealedStore + OpsStore + Send + Sync + 'static
+    SelfServiceStore + AccessStore + SealedStore + OpsStore + WebhookStore + Send + Sync + 'static
 {
     /// Triggers, chain watcher leases and the chain engine's store (see [`TriggerStore`]).
     fn triggers(&self) -> &dyn TriggerStore;

@@ -68,7 +68,13 @@ where
     for<'r> AnnouncementRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> DeliveryRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> IdempotencyRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
-    S: SelfServiceStore + AccessStore + SealedStore + TriggerStore + PipelineStore + OpsStore,
+    S: SelfServiceStore
+        + AccessStore
+        + SealedStore
+        + WebhookStore
+        + TriggerStore
+        + PipelineStore
+        + OpsStore,
 {
     fn triggers(&self) -> &dyn TriggerStore {
         self

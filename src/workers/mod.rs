@@ -11,6 +11,7 @@ pub mod idempotency_sweeper;
 pub mod inbound_watch;
 pub mod wake;
 pub mod wal_checkpointer;
+pub mod webhooks;
 
 pub use wake::Wake;
 
@@ -28,6 +29,10 @@ pub enum Outcome {
 /// Starts every background worker on `app`'s shared cancellation token.
 pub fn spawn_all(app: &App) {
     app.spawn_worker(|state, shutdown| idempotency_sweeper::run(state.store, shutdown));
+    app.spawn_worker(|state, shutdown| {
+        let dispatcher = webhooks::Dispatcher::new(state.store, state.kek, state.webhooks);
+        webhooks::run(dispatcher, shutdown)
+    });
     for chain in app.chains() {
         app.spawn_worker(move |state, shutdown| {
             chain_watcher::run(

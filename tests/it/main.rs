@@ -1,7 +1,7 @@
 //! herald's integration tests: one binary, each test against a real app on a loopback port.
 //! SQLite by default; set `TEST_DATABASE_URL` (or use `make test`) to run them on Postgres.
-//! The trigger tests (`triggers_chain`, `triggers_reorg`) spawn anvil: `scripts/setup-anvil.sh`
-//! installs it (the Makefile test targets run it), or set `ANVIL_BIN`.
+//! The trigger tests (`triggers_chain`, `triggers_reorg`, one of `webhooks`) spawn anvil:
+//! `scripts/setup-anvil.sh` installs it (the Makefile test targets run it), or set `ANVIL_BIN`.
 
 mod announcements;
 mod budget;
@@ -48,6 +48,7 @@ mod tls;
 mod triggers;
 mod triggers_chain;
 mod triggers_reorg;
+mod webhooks;
 
 /// The chain engine's anvil harness (deploy, emit, mine), shared with `tests/chain`.
 #[path = "../chain/harness.rs"]

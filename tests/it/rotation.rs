@@ -41,7 +41,7 @@ async fn all_sealed(store: &dyn Store) -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .map(|s| match s.at {
             SealedAt::Wallet { channel } => (channel, s.value),
-            SealedAt::State { .. } => unreachable!(),
+            SealedAt::State { .. } | SealedAt::Webhook { .. } => unreachable!(),
         })
         .collect();
     for s in store.sealed_states(("", &[]), 10_000).await.unwrap() {
@@ -49,6 +49,12 @@ async fn all_sealed(store: &dyn Store) -> Vec<(String, Vec<u8>)> {
             unreachable!()
         };
         out.push((state_context(channel, key), s.value));
+    }
+    for s in store.sealed_webhooks("", 10_000).await.unwrap() {
+        let SealedAt::Webhook { endpoint, .. } = &s.at else {
+            unreachable!()
+        };
+        out.push((endpoint.clone(), s.value));
     }
     out
 }
@@ -60,9 +66,30 @@ async fn a_rotation_stopped_halfway_and_resumed_leaves_every_channel_able_to_sen
     let mut app = TestApp::spawn_with(|c| {
         c.xmtp.network = url.clone();
         c.xmtp.workers = 1;
+        c.webhooks.allow_private = vec!["127.0.0.1/32".into()];
     })
     .await;
     let key = app.tenant("acme").await;
+    // A webhook endpoint whose secret was rotated: two sealed secrets.
+    let hook = app
+        .post(
+            "/v1/webhooks",
+            &key,
+            serde_json::json!({"url": "http://127.0.0.1:9/h"}),
+        )
+        .await;
+    let hook = hook.body["id"]
+        .as_str()
+        .expect("webhook created")
+        .to_owned();
+    let rotated = app
+        .post(
+            &format!("/v1/webhooks/{hook}/rotate-secret"),
+            &key,
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(rotated.status.is_success(), "{}", rotated.body);
     let mut channels = Vec::new();
     let mut readers: Vec<Client> = Vec::new();
     for i in 0..3 {
@@ -79,6 +106,7 @@ async fn a_rotation_stopped_halfway_and_resumed_leaves_every_channel_able_to_sen
     let new = MasterKey::generate();
     let sealed = all_sealed(app.store.as_ref()).await;
     assert!(sealed.len() > channels.len(), "wallets and client state");
+    assert_eq!(sealed.iter().filter(|(ctx, _)| *ctx == hook).count(), 2);
     assert!(sealed.iter().all(|(ctx, v)| old.opens_with_current(v, ctx)));
 
     // Servers switch first: the new key seals, the old one still opens.
