@@ -816,6 +816,7 @@ async fn two_replicas_send_each_event_once() {
     config.db_max_connections = 5;
     config.xmtp.embedded_listen = "127.0.0.1:0".parse().unwrap();
     config.xmtp.workers = 0;
+    config.xmtp.embedded_with_postgres = true;
     fast(&mut config);
     let replica = herald::app::App::build(&config)
         .await
