@@ -19,6 +19,7 @@
 
 mod broadcast;
 mod rss;
+mod sdk;
 #[path = "../summary.rs"]
 mod summary;
 
