@@ -2,6 +2,7 @@
 //! XMTP group extensions, welcome wrapping and message contents.
 
 pub mod content;
+pub mod crypto;
 pub mod dm;
 pub mod group_ext;
 pub mod keypackage;

@@ -1,14 +1,16 @@
-//! The openmls provider: RustCrypto for crypto and randomness, [`MlsStorage`] for state.
+//! The openmls provider: [`XmtpCrypto`] (RustCrypto with aws-lc X25519) for crypto, RustCrypto
+//! for randomness, [`MlsStorage`] for state.
 
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider;
 
+use super::crypto::XmtpCrypto;
 use crate::storage::MlsStorage;
 
 /// Crypto plus the write-through state cache that one client uses for all its groups.
 #[derive(Debug, Default)]
 pub struct XmtpProvider {
-    crypto: RustCrypto,
+    crypto: XmtpCrypto,
     storage: MlsStorage,
 }
 
@@ -21,14 +23,14 @@ impl XmtpProvider {
     /// A provider over `storage` (e.g. one that writes an earlier encoding).
     pub fn with_storage(storage: MlsStorage) -> Self {
         Self {
-            crypto: RustCrypto::default(),
+            crypto: XmtpCrypto::default(),
             storage,
         }
     }
 }
 
 impl OpenMlsProvider for XmtpProvider {
-    type CryptoProvider = RustCrypto;
+    type CryptoProvider = XmtpCrypto;
     type RandProvider = RustCrypto;
     type StorageProvider = MlsStorage;
 
@@ -36,11 +38,11 @@ impl OpenMlsProvider for XmtpProvider {
         &self.storage
     }
 
-    fn crypto(&self) -> &RustCrypto {
+    fn crypto(&self) -> &XmtpCrypto {
         &self.crypto
     }
 
     fn rand(&self) -> &RustCrypto {
-        &self.crypto
+        self.crypto.rust()
     }
 }

@@ -9,10 +9,11 @@
 //! they also advertise an X-Wing key (0xff03).
 
 use hpke_rs::hpke_types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
-use hpke_rs::rustcrypto::HpkeRustCrypto;
-use hpke_rs::{Hpke, HpkePrivateKey, HpkePublicKey, Mode};
+use hpke_rs::{Hpke, HpkePrivateKey, HpkePublicKey};
 use openmls_traits::types::HpkeCiphertext;
 use tls_codec::{Deserialize as _, Serialize as _};
+
+use super::crypto::{hpke, AwsLcX25519};
 
 /// `info` bytes: TLS EncryptContext with label "MLS 1.0 MLS_WELCOME" and an empty context.
 fn welcome_info() -> Vec<u8> {
@@ -24,9 +25,8 @@ fn welcome_info() -> Vec<u8> {
     info
 }
 
-fn suite() -> Hpke<HpkeRustCrypto> {
-    Hpke::new(
-        Mode::Base,
+fn suite() -> Hpke<AwsLcX25519> {
+    hpke(
         KemAlgorithm::DhKem25519,
         KdfAlgorithm::HkdfSha256,
         AeadAlgorithm::ChaCha20Poly1305,

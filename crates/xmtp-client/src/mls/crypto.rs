@@ -1,0 +1,447 @@
+//! The crypto under openmls and the welcome wrapper: RustCrypto, with X25519 from aws-lc.
+//!
+//! A first-contact DM costs about seven X25519 operations (the commit's path key and its HPKE
+//! seal, the group secrets' HPKE seal, the welcome wrapper's HPKE context, the new leaf's
+//! encryption key). Through x25519-dalek's portable Montgomery ladder they were ~14% of a
+//! first-contact broadcast's CPU (perf, 2026-12-05); aws-lc's X25519 (already linked for TLS
+//! and Ed25519 signing) does the same RFC 7748 function in about half the time. Everything
+//! else — hashing, HKDF, AEAD, signatures, randomness — stays with RustCrypto.
+//!
+//! [`AwsLcX25519`] is the HPKE backend (hpke-rs) with that one change; [`XmtpCrypto`] is the
+//! openmls crypto provider that runs its HPKE through it.
+
+use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey, X25519};
+use hpke_rs::hpke_types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
+use hpke_rs::rustcrypto::HpkeRustCrypto;
+use hpke_rs::{Hpke, HpkeError, Mode};
+use hpke_rs_crypto::{error::Error as HpkeCryptoError, HpkeCrypto};
+use openmls_rust_crypto::RustCrypto;
+use openmls_traits::crypto::OpenMlsCrypto;
+use openmls_traits::types::{
+    AeadType, Ciphersuite, CryptoError, ExporterSecret, HashType, HpkeAeadType, HpkeCiphertext,
+    HpkeConfig, HpkeKdfType, HpkeKemType, HpkeKeyPair, SignatureScheme,
+};
+use tls_codec::SecretVLBytes;
+
+/// hpke-rs backend: RustCrypto, except X25519 (key derivation and Diffie-Hellman) from aws-lc.
+#[derive(Debug)]
+pub struct AwsLcX25519;
+
+fn x25519_key(sk: &[u8]) -> Result<PrivateKey, HpkeCryptoError> {
+    if sk.len() != 32 {
+        return Err(HpkeCryptoError::KemInvalidSecretKey);
+    }
+    PrivateKey::from_private_key(&X25519, sk).map_err(|_| HpkeCryptoError::KemInvalidSecretKey)
+}
+
+impl HpkeCrypto for AwsLcX25519 {
+    type HpkePrng = <HpkeRustCrypto as HpkeCrypto>::HpkePrng;
+
+    fn name() -> String {
+        "RustCrypto with aws-lc X25519".to_owned()
+    }
+
+    fn supports_kdf(alg: KdfAlgorithm) -> Result<(), HpkeCryptoError> {
+        HpkeRustCrypto::supports_kdf(alg)
+    }
+
+    fn supports_kem(alg: KemAlgorithm) -> Result<(), HpkeCryptoError> {
+        HpkeRustCrypto::supports_kem(alg)
+    }
+
+    fn supports_aead(alg: AeadAlgorithm) -> Result<(), HpkeCryptoError> {
+        HpkeRustCrypto::supports_aead(alg)
+    }
+
+    fn prng() -> Self::HpkePrng {
+        HpkeRustCrypto::prng()
+    }
+
+    fn kdf_extract(alg: KdfAlgorithm, salt: &[u8], ikm: &[u8]) -> Result<Vec<u8>, HpkeCryptoError> {
+        HpkeRustCrypto::kdf_extract(alg, salt, ikm)
+    }
+
+    fn kdf_expand(
+        alg: KdfAlgorithm,
+        prk: &[u8],
+        info: &[u8],
+        output_size: usize,
+    ) -> Result<Vec<u8>, HpkeCryptoError> {
+        HpkeRustCrypto::kdf_expand(alg, prk, info, output_size)
+    }
+
+    fn dh(alg: KemAlgorithm, pk: &[u8], sk: &[u8]) -> Result<Vec<u8>, HpkeCryptoError> {
+        if alg != KemAlgorithm::DhKem25519 {
+            return HpkeRustCrypto::dh(alg, pk, sk);
+        }
+        if pk.len() != 32 {
+            return Err(HpkeCryptoError::KemInvalidPublicKey);
+        }
+        let sk = x25519_key(sk)?;
+        // aws-lc refuses a peer key whose shared secret is all zeros (a low-order point), as
+        // RFC 9180 requires and RustCrypto's backend does.
+        agreement::agree(
+            &sk,
+            UnparsedPublicKey::new(&X25519, pk),
+            HpkeCryptoError::KemInvalidPublicKey,
+            |secret| Ok(secret.to_vec()),
+        )
+    }
+
+    fn secret_to_public(alg: KemAlgorithm, sk: &[u8]) -> Result<Vec<u8>, HpkeCryptoError> {
+        if alg != KemAlgorithm::DhKem25519 {
+            return HpkeRustCrypto::secret_to_public(alg, sk);
+        }
+        let public = x25519_key(sk)?
+            .compute_public_key()
+            .map_err(|_| HpkeCryptoError::KemInvalidSecretKey)?;
+        Ok(public.as_ref().to_vec())
+    }
+
+    fn kem_key_gen(
+        alg: KemAlgorithm,
+        prng: &mut Self::HpkePrng,
+    ) -> Result<(Vec<u8>, Vec<u8>), HpkeCryptoError> {
+        HpkeRustCrypto::kem_key_gen(alg, prng)
+    }
+
+    fn kem_key_gen_derand(
+        alg: KemAlgorithm,
+        seed: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), HpkeCryptoError> {
+        HpkeRustCrypto::kem_key_gen_derand(alg, seed)
+    }
+
+    fn kem_encaps(
+        alg: KemAlgorithm,
+        pk_r: &[u8],
+        prng: &mut Self::HpkePrng,
+    ) -> Result<(Vec<u8>, Vec<u8>), HpkeCryptoError> {
+        HpkeRustCrypto::kem_encaps(alg, pk_r, prng)
+    }
+
+    fn kem_decaps(alg: KemAlgorithm, ct: &[u8], sk_r: &[u8]) -> Result<Vec<u8>, HpkeCryptoError> {
+        HpkeRustCrypto::kem_decaps(alg, ct, sk_r)
+    }
+
+    fn dh_validate_sk(alg: KemAlgorithm, sk: &[u8]) -> Result<Vec<u8>, HpkeCryptoError> {
+        HpkeRustCrypto::dh_validate_sk(alg, sk)
+    }
+
+    fn aead_seal(
+        alg: AeadAlgorithm,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        msg: &[u8],
+    ) -> Result<Vec<u8>, HpkeCryptoError> {
+        HpkeRustCrypto::aead_seal(alg, key, nonce, aad, msg)
+    }
+
+    fn aead_open(
+        alg: AeadAlgorithm,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        msg: &[u8],
+    ) -> Result<Vec<u8>, HpkeCryptoError> {
+        HpkeRustCrypto::aead_open(alg, key, nonce, aad, msg)
+    }
+}
+
+/// An HPKE base-mode suite on [`AwsLcX25519`].
+pub fn hpke(kem: KemAlgorithm, kdf: KdfAlgorithm, aead: AeadAlgorithm) -> Hpke<AwsLcX25519> {
+    Hpke::new(Mode::Base, kem, kdf, aead)
+}
+
+fn hpke_for(config: HpkeConfig) -> Result<Hpke<AwsLcX25519>, CryptoError> {
+    let kem = match config.0 {
+        HpkeKemType::DhKemP256 => KemAlgorithm::DhKemP256,
+        HpkeKemType::DhKemP384 => KemAlgorithm::DhKemP384,
+        HpkeKemType::DhKemP521 => KemAlgorithm::DhKemP521,
+        HpkeKemType::DhKem25519 => KemAlgorithm::DhKem25519,
+        HpkeKemType::DhKem448 => KemAlgorithm::DhKem448,
+    };
+    let kdf = match config.1 {
+        HpkeKdfType::HkdfSha256 => KdfAlgorithm::HkdfSha256,
+        HpkeKdfType::HkdfSha384 => KdfAlgorithm::HkdfSha384,
+        HpkeKdfType::HkdfSha512 => KdfAlgorithm::HkdfSha512,
+    };
+    let aead = match config.2 {
+        HpkeAeadType::AesGcm128 => AeadAlgorithm::Aes128Gcm,
+        HpkeAeadType::AesGcm256 => AeadAlgorithm::Aes256Gcm,
+        HpkeAeadType::ChaCha20Poly1305 => AeadAlgorithm::ChaCha20Poly1305,
+        HpkeAeadType::Export => AeadAlgorithm::HpkeExport,
+    };
+    Ok(hpke(kem, kdf, aead))
+}
+
+fn seal_error(e: HpkeError) -> CryptoError {
+    match e {
+        HpkeError::InvalidInput => CryptoError::InvalidLength,
+        HpkeError::InsufficientRandomness => CryptoError::InsufficientRandomness,
+        _ => CryptoError::HpkeEncryptionError,
+    }
+}
+
+/// The openmls crypto provider: RustCrypto with its HPKE on [`AwsLcX25519`].
+#[derive(Debug, Default)]
+pub struct XmtpCrypto {
+    rust: RustCrypto,
+}
+
+impl XmtpCrypto {
+    /// RustCrypto, also the provider's source of randomness.
+    pub fn rust(&self) -> &RustCrypto {
+        &self.rust
+    }
+}
+
+impl OpenMlsCrypto for XmtpCrypto {
+    fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
+        self.rust.supports(ciphersuite)
+    }
+
+    fn supported_ciphersuites(&self) -> Vec<Ciphersuite> {
+        self.rust.supported_ciphersuites()
+    }
+
+    fn hkdf_extract(
+        &self,
+        hash_type: HashType,
+        salt: &[u8],
+        ikm: &[u8],
+    ) -> Result<SecretVLBytes, CryptoError> {
+        self.rust.hkdf_extract(hash_type, salt, ikm)
+    }
+
+    fn hmac(
+        &self,
+        hash_type: HashType,
+        key: &[u8],
+        message: &[u8],
+    ) -> Result<SecretVLBytes, CryptoError> {
+        self.rust.hmac(hash_type, key, message)
+    }
+
+    fn hkdf_expand(
+        &self,
+        hash_type: HashType,
+        prk: &[u8],
+        info: &[u8],
+        okm_len: usize,
+    ) -> Result<SecretVLBytes, CryptoError> {
+        self.rust.hkdf_expand(hash_type, prk, info, okm_len)
+    }
+
+    fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.rust.hash(hash_type, data)
+    }
+
+    fn aead_encrypt(
+        &self,
+        alg: AeadType,
+        key: &[u8],
+        data: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.rust.aead_encrypt(alg, key, data, nonce, aad)
+    }
+
+    fn aead_decrypt(
+        &self,
+        alg: AeadType,
+        key: &[u8],
+        ct_tag: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.rust.aead_decrypt(alg, key, ct_tag, nonce, aad)
+    }
+
+    fn signature_key_gen(&self, alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
+        self.rust.signature_key_gen(alg)
+    }
+
+    fn verify_signature(
+        &self,
+        alg: SignatureScheme,
+        data: &[u8],
+        pk: &[u8],
+        signature: &[u8],
+    ) -> Result<(), CryptoError> {
+        self.rust.verify_signature(alg, data, pk, signature)
+    }
+
+    fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.rust.sign(alg, data, key)
+    }
+
+    fn hpke_seal(
+        &self,
+        config: HpkeConfig,
+        pk_r: &[u8],
+        info: &[u8],
+        aad: &[u8],
+        ptxt: &[u8],
+    ) -> Result<HpkeCiphertext, CryptoError> {
+        let (kem_output, ciphertext) = hpke_for(config)?
+            .seal(&pk_r.into(), info, aad, ptxt, None, None, None)
+            .map_err(seal_error)?;
+        Ok(HpkeCiphertext {
+            kem_output: kem_output.into(),
+            ciphertext: ciphertext.into(),
+        })
+    }
+
+    fn hpke_open(
+        &self,
+        config: HpkeConfig,
+        input: &HpkeCiphertext,
+        sk_r: &[u8],
+        info: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        hpke_for(config)?
+            .open(
+                input.kem_output.as_slice(),
+                &sk_r.into(),
+                info,
+                aad,
+                input.ciphertext.as_slice(),
+                None,
+                None,
+                None,
+            )
+            .map_err(|_| CryptoError::HpkeDecryptionError)
+    }
+
+    fn hpke_setup_sender_and_export(
+        &self,
+        config: HpkeConfig,
+        pk_r: &[u8],
+        info: &[u8],
+        exporter_context: &[u8],
+        exporter_length: usize,
+    ) -> Result<(Vec<u8>, ExporterSecret), CryptoError> {
+        let (kem_output, context) = hpke_for(config)?
+            .setup_sender(&pk_r.into(), info, None, None, None)
+            .map_err(|_| CryptoError::SenderSetupError)?;
+        let secret = context
+            .export(exporter_context, exporter_length)
+            .map_err(|_| CryptoError::ExporterError)?;
+        Ok((kem_output, secret.into()))
+    }
+
+    fn hpke_setup_receiver_and_export(
+        &self,
+        config: HpkeConfig,
+        enc: &[u8],
+        sk_r: &[u8],
+        info: &[u8],
+        exporter_context: &[u8],
+        exporter_length: usize,
+    ) -> Result<ExporterSecret, CryptoError> {
+        let context = hpke_for(config)?
+            .setup_receiver(enc, &sk_r.into(), info, None, None, None)
+            .map_err(|_| CryptoError::ReceiverSetupError)?;
+        let secret = context
+            .export(exporter_context, exporter_length)
+            .map_err(|_| CryptoError::ExporterError)?;
+        Ok(secret.into())
+    }
+
+    fn derive_hpke_keypair(
+        &self,
+        config: HpkeConfig,
+        ikm: &[u8],
+    ) -> Result<HpkeKeyPair, CryptoError> {
+        let (private, public) = hpke_for(config)?
+            .derive_key_pair(ikm)
+            .map_err(|e| match e {
+                HpkeError::InvalidInput => CryptoError::InvalidLength,
+                _ => CryptoError::CryptoLibraryError,
+            })?
+            .into_keys();
+        Ok(HpkeKeyPair {
+            private: private.as_slice().to_vec().into(),
+            public: public.as_slice().to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::RngCore;
+
+    fn random_key() -> [u8; 32] {
+        let mut k = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        k
+    }
+
+    #[test]
+    fn x25519_agrees_with_rustcrypto() {
+        for _ in 0..32 {
+            let (a, b) = (random_key(), random_key());
+            let kem = KemAlgorithm::DhKem25519;
+            let pub_a = AwsLcX25519::secret_to_public(kem, &a).unwrap();
+            let pub_b = AwsLcX25519::secret_to_public(kem, &b).unwrap();
+            assert_eq!(pub_a, HpkeRustCrypto::secret_to_public(kem, &a).unwrap());
+            let ours = AwsLcX25519::dh(kem, &pub_b, &a).unwrap();
+            assert_eq!(ours, HpkeRustCrypto::dh(kem, &pub_b, &a).unwrap());
+            assert_eq!(ours, AwsLcX25519::dh(kem, &pub_a, &b).unwrap());
+        }
+    }
+
+    #[test]
+    fn x25519_refuses_what_rustcrypto_refuses() {
+        let kem = KemAlgorithm::DhKem25519;
+        let sk = random_key();
+        // The all-zero point has order 1: its shared secret is all zeros.
+        assert!(AwsLcX25519::dh(kem, &[0u8; 32], &sk).is_err());
+        assert!(HpkeRustCrypto::dh(kem, &[0u8; 32], &sk).is_err());
+        assert!(AwsLcX25519::dh(kem, &[9u8; 31], &sk).is_err());
+        assert!(AwsLcX25519::secret_to_public(kem, &[1u8; 31]).is_err());
+    }
+
+    #[test]
+    fn hpke_interoperates_with_rustcrypto_both_ways() {
+        let config = || {
+            HpkeConfig(
+                HpkeKemType::DhKem25519,
+                HpkeKdfType::HkdfSha256,
+                HpkeAeadType::ChaCha20Poly1305,
+            )
+        };
+        let ours = XmtpCrypto::default();
+        let theirs = RustCrypto::default();
+        let keys = theirs.derive_hpke_keypair(config(), &random_key()).unwrap();
+        let same = ours.derive_hpke_keypair(config(), &keys.private).unwrap();
+        let again = theirs.derive_hpke_keypair(config(), &keys.private).unwrap();
+        assert_eq!(same.public, again.public);
+        let sealed = ours
+            .hpke_seal(config(), &keys.public, b"info", b"aad", b"hello")
+            .unwrap();
+        let opened = theirs
+            .hpke_open(config(), &sealed, &keys.private, b"info", b"aad")
+            .unwrap();
+        assert_eq!(opened, b"hello");
+        let sealed = theirs
+            .hpke_seal(config(), &keys.public, b"info", b"aad", b"back")
+            .unwrap();
+        let opened = ours
+            .hpke_open(config(), &sealed, &keys.private, b"info", b"aad")
+            .unwrap();
+        assert_eq!(opened, b"back");
+        let (enc, secret) = ours
+            .hpke_setup_sender_and_export(config(), &keys.public, b"i", b"ctx", 32)
+            .unwrap();
+        let theirs_secret = theirs
+            .hpke_setup_receiver_and_export(config(), &enc, &keys.private, b"i", b"ctx", 32)
+            .unwrap();
+        assert_eq!(secret.to_vec(), theirs_secret.to_vec());
+    }
+}
