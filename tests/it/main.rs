@@ -49,6 +49,7 @@ mod triggers;
 mod triggers_chain;
 mod triggers_reorg;
 mod watches;
+mod watches_store;
 mod webhooks;
 
 /// The chain engine's anvil harness (deploy, emit, mine), shared with `tests/chain`.

@@ -335,3 +335,53 @@ async fn watches_are_validated_paused_resumed_and_deleted() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_restart_keeps_an_alerted_wallet_disarmed() {
+    let lending = Lending::start().await;
+    let config = lending.config();
+    let mut app = TestApp::spawn_with(move |c| c.chains = vec![config]).await;
+    let key = app.tenant("lender").await;
+    let ch = app.channel(&key, "positions").await;
+    let wallets = addresses(0x4e, 3);
+    for w in &wallets {
+        lending.set(w, 200).await;
+    }
+    app.subscribe(&key, &ch, &wallets).await;
+    let mut watch = lending.watch();
+    watch["rearm"] = Value::Null;
+    watch["cooldown_blocks"] = json!(2);
+    let created = app
+        .post(&format!("/v1/channels/{ch}/watches"), &key, watch)
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let path = format!(
+        "/v1/channels/{ch}/watches/{}",
+        created.body["id"].as_str().unwrap()
+    );
+    let b1 = lending.set(&wallets[1], 90).await;
+    evaluated(&app, &key, &path, b1).await;
+    assert_eq!(alerts(&app, &ch).await.len(), 1);
+
+    // herald restarts (the chain lease is released on shutdown and taken again): the state in
+    // the database keeps the wallet disarmed while it stays below.
+    app.restart().await;
+    lending.chain.mine(4).await;
+    let head = lending.chain.head().await;
+    let w = evaluated(&app, &key, &path, head).await;
+    assert_eq!(w["alerted"], 1, "{w}");
+    assert_eq!(
+        alerts(&app, &ch).await.len(),
+        1,
+        "alerted again after restart"
+    );
+
+    // Without `rearm`, the wallet re-arms once the condition is false; below again alerts.
+    let b2 = lending.set(&wallets[1], 150).await;
+    evaluated(&app, &key, &path, b2).await;
+    let b3 = lending.set(&wallets[1], 95).await;
+    evaluated(&app, &key, &path, b3).await;
+    let got = alerts(&app, &ch).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|(_, _, to)| to == &vec![wallets[1].clone()]));
+}
