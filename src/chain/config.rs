@@ -252,6 +252,16 @@ mod tests {
         assert!(c.validate().is_err());
         c.rpc_urls = vec!["http://127.0.0.1:1".into()];
         c.validate().unwrap();
+        assert_eq!(
+            c.multicall(),
+            Some(crate::chain::watch::multicall::CANONICAL_ADDRESS)
+        );
+        c.multicall_address = "0x12".into();
+        assert!(c.validate().is_err());
+        c.multicall_address = "0x5FbDB2315678afecb367f032d93F642f64180aa3".into();
+        c.watch_batch_size = 0;
+        assert!(c.validate().is_err());
+        c.watch_batch_size = 500;
         assert!(ChainConfig::validate_all(&[c.clone(), c]).is_err());
     }
 }

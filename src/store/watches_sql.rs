@@ -3,8 +3,8 @@
 //! announcements through `announcements_sql::insert_in_tx`, the statement REST announcements
 //! with an address list use).
 //!
-//! Portable SQL as in `chain_sql.rs`: `CAST($n AS TEXT) IS NULL` for optional text, the bound
-//! `paused` flag compared with `false` (SQLite reads it as `0`), booleans tested bare.
+//! Portable SQL as in `chain_sql.rs`: `CAST($n AS TEXT) IS NULL` for optional text, booleans
+//! tested bare (`NOT paused`, which SQLite reads on its 0/1 integers).
 
 use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Transaction, Type};
@@ -14,8 +14,7 @@ use super::dialect::{Dialect, SqlPool};
 use super::selfservice::topic_filter;
 use super::watches::*;
 use super::*;
-use crate::chain::watch::rule::SubscriberState;
-use crate::chain::watch::WatchSpec;
+use crate::chain::watch::{rule::SubscriberState, WatchSpec};
 use crate::domain::{Priority, WatchId};
 
 /// id, channel, spec, revision, paused, evaluated block, alerted, created, updated.

@@ -12,19 +12,19 @@
 
 pub mod multicall;
 pub mod rule;
+mod signature;
 #[cfg(test)]
 mod tests;
 
 use std::str::FromStr;
 
-use alloy::dyn_abi::{DynSolType, DynSolValue, FunctionExt, JsonAbiExt, Specifier};
-use alloy::json_abi::{Event, EventParam, Function};
+use alloy::dyn_abi::{DynSolValue, FunctionExt, JsonAbiExt};
+use alloy::json_abi::Function;
 use alloy::primitives::Address;
 use serde::{Deserialize, Serialize};
 
 use super::condition::Condition;
 use super::config::ChainConfig;
-use super::event::EventDef;
 use super::template::{Template, TemplateError, WatchRenderInput};
 use super::trigger::{template_error_code, FieldError, ValidationErrors};
 
@@ -87,7 +87,7 @@ pub struct ArgBinding {
 
 /// A bound input: the subscriber's address or a constant.
 #[derive(Debug, Clone)]
-enum Bound {
+pub(super) enum Bound {
     Subscriber,
     Constant(DynSolValue),
 }
@@ -129,13 +129,15 @@ impl WatchSpec {
                 ))
             })
             .ok();
-        let function = parse_function(&self.function)
+        let function = signature::parse_function(&self.function)
             .map_err(|e| errors.push(e))
             .ok();
-        let outputs = function.as_ref().and_then(|f| outputs_of(f, &mut errors));
+        let outputs = function
+            .as_ref()
+            .and_then(|f| signature::outputs_of(f, &mut errors));
         let inputs = function
             .as_ref()
-            .map(|f| self.bind_inputs(f, &mut errors))
+            .map(|f| signature::bind_inputs(&self.args, f, &mut errors))
             .unwrap_or_default();
         let condition = outputs.as_ref().and_then(|o| {
             Condition::compile_at(&self.condition, o, "condition")
@@ -185,54 +187,6 @@ impl WatchSpec {
         Ok(compiled)
     }
 
-    fn bind_inputs(&self, function: &Function, errors: &mut Vec<FieldError>) -> Vec<Bound> {
-        let mut bound: Vec<Option<Bound>> = vec![None; function.inputs.len()];
-        for (i, binding) in self.args.iter().enumerate() {
-            let path = format!("args[{i}]");
-            let Some(index) = function.inputs.iter().position(|p| p.name == binding.arg) else {
-                let known: Vec<_> = function.inputs.iter().map(|p| p.name.as_str()).collect();
-                errors.push(FieldError::new(
-                    format!("{path}.arg"),
-                    "unknown_argument",
-                    format!(
-                        "{} has no input {:?} (inputs: {})",
-                        function.name,
-                        binding.arg,
-                        known.join(", ")
-                    ),
-                ));
-                continue;
-            };
-            if bound[index].is_some() {
-                errors.push(FieldError::new(
-                    format!("{path}.arg"),
-                    "duplicate_binding",
-                    format!("input {:?} is bound twice", binding.arg),
-                ));
-                continue;
-            }
-            let ty = function.inputs[index].resolve().ok();
-            bound[index] = bind_one(binding, ty.as_ref(), &path, errors);
-        }
-        for (param, slot) in function.inputs.iter().zip(&bound) {
-            if slot.is_none() && !self.args.iter().any(|b| b.arg == param.name) {
-                errors.push(FieldError::new(
-                    "args",
-                    "unbound_argument",
-                    format!("input {:?} has no binding", param.name),
-                ));
-            }
-        }
-        if !bound.iter().any(|b| matches!(b, Some(Bound::Subscriber))) && errors.is_empty() {
-            errors.push(FieldError::new(
-                "args",
-                "subscriber_not_bound",
-                "bind one address input to the subscriber: {\"arg\": \"user\", \"from\": \"subscriber\"}",
-            ));
-        }
-        bound.into_iter().flatten().collect()
-    }
-
     fn check_numbers(&self, errors: &mut Vec<FieldError>) {
         if !(1..=MAX_EVERY_BLOCKS).contains(&self.every_blocks) {
             errors.push(FieldError::new(
@@ -258,134 +212,6 @@ impl WatchSpec {
             }
         }
     }
-}
-
-fn bind_one(
-    binding: &ArgBinding,
-    ty: Option<&DynSolType>,
-    path: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<Bound> {
-    match (&binding.from, &binding.value) {
-        (Some(from), None) if from == "subscriber" => {
-            if ty != Some(&DynSolType::Address) {
-                errors.push(FieldError::new(
-                    format!("{path}.from"),
-                    "binding_type_mismatch",
-                    format!("input {:?} is not an address", binding.arg),
-                ));
-                return None;
-            }
-            Some(Bound::Subscriber)
-        }
-        (Some(from), None) => {
-            errors.push(FieldError::new(
-                format!("{path}.from"),
-                "invalid_binding",
-                format!("unknown source {from:?}; the only source is \"subscriber\""),
-            ));
-            None
-        }
-        (None, Some(value)) => {
-            let text = match value {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            match ty.map(|t| t.coerce_str(&text)) {
-                Some(Ok(v)) => Some(Bound::Constant(v)),
-                _ => {
-                    errors.push(FieldError::new(
-                        format!("{path}.value"),
-                        "invalid_literal",
-                        format!("{text:?} is not a value of input {:?}", binding.arg),
-                    ));
-                    None
-                }
-            }
-        }
-        _ => {
-            errors.push(FieldError::new(
-                path,
-                "invalid_binding",
-                "give either \"from\": \"subscriber\" or a constant \"value\"",
-            ));
-            None
-        }
-    }
-}
-
-fn parse_function(text: &str) -> Result<Function, FieldError> {
-    if text.len() > MAX_FUNCTION_BYTES {
-        return Err(FieldError::new(
-            "function",
-            "function_too_large",
-            format!("at most {MAX_FUNCTION_BYTES} bytes"),
-        ));
-    }
-    let function = Function::parse(text.trim())
-        .map_err(|e| FieldError::new("function", "invalid_function", e.to_string()))?;
-    if function.inputs.len() > MAX_FUNCTION_INPUTS {
-        return Err(FieldError::new(
-            "function",
-            "function_too_large",
-            format!("at most {MAX_FUNCTION_INPUTS} inputs"),
-        ));
-    }
-    if let Some((i, _)) = function
-        .inputs
-        .iter()
-        .enumerate()
-        .find(|(_, p)| p.name.is_empty())
-    {
-        return Err(FieldError::new(
-            "function",
-            "unnamed_input",
-            format!("input {i} has no name; name every input so args can bind it"),
-        ));
-    }
-    if function.outputs.is_empty() {
-        return Err(FieldError::new(
-            "function",
-            "function_without_outputs",
-            "the function must return values (`returns (…)`)",
-        ));
-    }
-    Ok(function)
-}
-
-/// The outputs as an argument list the condition compiler understands: an event whose
-/// (non-indexed) arguments are the outputs, unnamed ones called `out<i>`.
-fn outputs_of(function: &Function, errors: &mut Vec<FieldError>) -> Option<EventDef> {
-    let inputs = function
-        .outputs
-        .iter()
-        .enumerate()
-        .map(|(i, p)| EventParam {
-            ty: p.ty.clone(),
-            name: if p.name.is_empty() {
-                format!("out{i}")
-            } else {
-                p.name.clone()
-            },
-            indexed: false,
-            components: p.components.clone(),
-            internal_type: p.internal_type.clone(),
-        })
-        .collect();
-    let event = Event {
-        name: function.name.clone(),
-        inputs,
-        anonymous: false,
-    };
-    EventDef::from_abi(event)
-        .map_err(|e| {
-            errors.push(FieldError::new(
-                "function",
-                "invalid_function_outputs",
-                e.to_string(),
-            ))
-        })
-        .ok()
 }
 
 fn template_field_error(e: &TemplateError) -> FieldError {
