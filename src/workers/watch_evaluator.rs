@@ -150,7 +150,7 @@ impl Evaluator {
     async fn round(
         &self,
         watch: &WatchRecord,
-        compiled: &CompiledWatch,
+        compiled: &Arc<CompiledWatch>,
         block: u64,
     ) -> Result<u64, EvalError> {
         let batch = self.chain.watch_batch_size.max(1);
@@ -192,7 +192,7 @@ impl Evaluator {
     /// re-arm rule; returns the changed states (with alert texts).
     async fn evaluate(
         &self,
-        compiled: &CompiledWatch,
+        compiled: &Arc<CompiledWatch>,
         targets: &[WatchTarget],
         block: u64,
     ) -> Result<Vec<WatchChange>, EvalError> {
@@ -221,50 +221,72 @@ impl Evaluator {
                 targets.len()
             )));
         }
-        let mut failures = 0u64;
-        let mut changes = Vec::new();
-        for ((target, address), result) in targets.iter().zip(&addresses).zip(results) {
-            let outputs = match result.map(|data| compiled.decode(&data)) {
-                Some(Ok(outputs)) => outputs,
-                _ => {
-                    failures += 1;
-                    continue;
-                }
-            };
-            let condition = compiled.condition.eval(&outputs);
-            let rearm = match &compiled.rearm {
-                Some(r) => r.eval(&outputs),
-                None => !condition,
-            };
-            let state = target.state.unwrap_or_default();
-            let (next, step) = rule::step(state, condition, rearm, block, compiled.cooldown_blocks);
-            if step == Step::Stay {
-                continue;
-            }
-            let alert = match step {
-                Step::Alert => match compiled.render(&outputs, *address, block, &self.chain) {
-                    Ok(text) => Some(text),
-                    Err(err) => {
-                        // The state still moves, so a template failing on this value does not
-                        // retry (and fail) on every block.
-                        tracing::warn!(subscriber = %target.address, error = %err, "watch alert did not render");
-                        None
-                    }
-                },
-                _ => None,
-            };
-            changes.push(WatchChange {
-                address: target.address.clone(),
-                state: next,
-                value: Some(outputs_json(compiled, &outputs)),
-                alert,
-            });
-        }
+        // Decoding, the conditions and alert rendering are CPU work: off the async runtime
+        // (templates come from API users; their render is bounded but not free).
+        let (compiled, chain) = (compiled.clone(), self.chain.clone());
+        let targets = targets.to_vec();
+        let (changes, failures) = tokio::task::spawn_blocking(move || {
+            decide(&compiled, &chain, &targets, &addresses, results, block)
+        })
+        .await
+        .map_err(|e| EvalError::Multicall(format!("evaluation task failed: {e}")))?;
         if failures > 0 {
             counter!(CALL_FAILURES, "chain" => self.chain.chain_id.to_string()).increment(failures);
         }
         Ok(changes)
     }
+}
+
+/// Applies the re-arm rule to each target's call result; returns the changed states (alerts
+/// rendered) and how many calls failed or did not decode.
+fn decide(
+    compiled: &CompiledWatch,
+    chain: &ChainConfig,
+    targets: &[WatchTarget],
+    addresses: &[Address],
+    results: Vec<Option<Bytes>>,
+    block: u64,
+) -> (Vec<WatchChange>, u64) {
+    let mut failures = 0u64;
+    let mut changes = Vec::new();
+    for ((target, address), result) in targets.iter().zip(addresses).zip(results) {
+        let outputs = match result.map(|data| compiled.decode(&data)) {
+            Some(Ok(outputs)) => outputs,
+            _ => {
+                failures += 1;
+                continue;
+            }
+        };
+        let condition = compiled.condition.eval(&outputs);
+        let rearm = match &compiled.rearm {
+            Some(r) => r.eval(&outputs),
+            None => !condition,
+        };
+        let state = target.state.unwrap_or_default();
+        let (next, step) = rule::step(state, condition, rearm, block, compiled.cooldown_blocks);
+        if step == Step::Stay {
+            continue;
+        }
+        let alert = match step {
+            Step::Alert => match compiled.render(&outputs, *address, block, chain) {
+                Ok(text) => Some(text),
+                Err(err) => {
+                    // The state still moves, so a template failing on this value does not
+                    // retry (and fail) on every block.
+                    tracing::warn!(subscriber = %target.address, error = %err, "watch alert did not render");
+                    None
+                }
+            },
+            _ => None,
+        };
+        changes.push(WatchChange {
+            address: target.address.clone(),
+            state: next,
+            value: Some(outputs_json(compiled, &outputs)),
+            alert,
+        });
+    }
+    (changes, failures)
 }
 
 /// The decoded outputs as a JSON object of strings, kept as the subscriber's last value.
