@@ -39,6 +39,8 @@ pub const ALERTS: &str = "herald_watch_alerts_total";
 pub const CALL_FAILURES: &str = "herald_watch_call_failures_total";
 /// Blocks between the head and the oldest evaluated block among the chain's active watches.
 pub const LAG_BLOCKS: &str = "herald_watch_lag_blocks";
+/// The oldest evaluated block among the chain's active watches (progress).
+pub const EVALUATED_BLOCK: &str = "herald_watch_evaluated_block";
 /// Rounds (a watch evaluated for all its subscribers at one block) completed, by chain.
 pub const ROUNDS: &str = "herald_watch_rounds_total";
 
@@ -101,9 +103,13 @@ impl Evaluator {
         let head = self.rpc.block_number().await?;
         let watches = self.store.active_watches(self.chain.chain_id).await?;
         let label = self.chain.chain_id.to_string();
-        let oldest = watches.iter().map(|w| w.evaluated_block.unwrap_or(0)).min();
+        // A watch not evaluated yet has no lag to show (its first round is due now).
+        let oldest = watches.iter().filter_map(|w| w.evaluated_block).min();
         gauge!(LAG_BLOCKS, "chain" => label.clone())
             .set(oldest.map_or(0, |b| head.saturating_sub(b)) as f64);
+        if let Some(oldest) = oldest {
+            gauge!(EVALUATED_BLOCK, "chain" => label.clone()).set(oldest as f64);
+        }
         let mut evaluated = 0;
         for watch in &watches {
             let Some(compiled) = self.compiled(watch) else {

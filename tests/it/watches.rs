@@ -243,7 +243,12 @@ async fn a_crossing_alerts_only_that_wallet_once_and_again_after_rearm() {
         .text()
         .await
         .unwrap();
-    for name in ["herald_watch_evaluations_total", "herald_watch_lag_blocks"] {
+    for name in [
+        "herald_watch_evaluations_total",
+        "herald_watch_alerts_total",
+        "herald_watch_lag_blocks",
+        "herald_watch_evaluated_block",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
 }
