@@ -47,7 +47,8 @@ test-pg:
 
 ## Benchmarks (figures printed, not asserted): the API on a throwaway Postgres, the delivery
 ## pipeline (10,000-subscriber broadcast next to the official SDK, 1,000,000-subscriber fan-out
-## RSS), the XMTP node, the XMTP client's MLS costs and send rounds, and the chain matcher.
+## RSS), the XMTP node, the XMTP client's MLS costs and send rounds, the chain matcher, and
+## watch evaluation (10,000 subscribers through aggregate3 against anvil).
 ## Ends with one table of the judged figures (goal, measured, met), which the benches append
 ## to BENCH_SUMMARY as they run.
 BENCH_SUMMARY ?= $(CURDIR)/target/bench-summary.tsv
@@ -59,6 +60,8 @@ bench:
 	$(CARGO) bench -p xmtp-devnode
 	$(CARGO) bench -p xmtp-client
 	$(CARGO) bench -p herald --bench chain
+	scripts/setup-anvil.sh
+	BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench -p herald --bench watch
 	@scripts/bench-table.sh $(BENCH_SUMMARY)
 
 ## Run herald's local XMTP node on 127.0.0.1:5556 (what the SDKs' env "local" expects).

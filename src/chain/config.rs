@@ -47,6 +47,13 @@ pub struct ChainConfig {
     /// Per-request timeout in milliseconds.
     #[serde(default = "defaults::request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// Address of a Multicall3-compatible contract (`aggregate3`) that watches batch their
+    /// per-subscriber calls through; the canonical Multicall3 deployment by default.
+    #[serde(default = "defaults::multicall_address")]
+    pub multicall_address: String,
+    /// Subscribers per `aggregate3` call when evaluating a watch.
+    #[serde(default = "defaults::watch_batch_size")]
+    pub watch_batch_size: usize,
 }
 
 mod defaults {
@@ -70,6 +77,12 @@ mod defaults {
     }
     pub fn request_timeout_ms() -> u64 {
         15_000
+    }
+    pub fn multicall_address() -> String {
+        crate::chain::watch::multicall::CANONICAL_ADDRESS.to_checksum(None)
+    }
+    pub fn watch_batch_size() -> usize {
+        500
     }
 }
 
@@ -110,6 +123,8 @@ impl ChainConfig {
             reorg_window: defaults::reorg_window(),
             max_backfill_blocks: defaults::max_backfill_blocks(),
             request_timeout_ms: defaults::request_timeout_ms(),
+            multicall_address: defaults::multicall_address(),
+            watch_batch_size: defaults::watch_batch_size(),
         }
     }
 
@@ -148,7 +163,19 @@ impl ChainConfig {
         if self.confirmations > self.reorg_window {
             return Err(range("confirmations", "must not exceed reorg_window"));
         }
+        if self.multicall().is_none() {
+            return Err(range("multicall_address", "is not a 20-byte hex address"));
+        }
+        if !(1..=5_000).contains(&self.watch_batch_size) {
+            return Err(range("watch_batch_size", "must be between 1 and 5000"));
+        }
         Ok(())
+    }
+
+    /// The Multicall3-compatible aggregator watches call (`None` if the setting is invalid,
+    /// which [`ChainConfig::validate`] refuses at startup).
+    pub fn multicall(&self) -> Option<alloy::primitives::Address> {
+        self.multicall_address.trim().parse().ok()
     }
 
     /// Validates a whole `[[chains]]` list, including duplicate ids.
@@ -179,6 +206,8 @@ impl std::fmt::Debug for ChainConfig {
             .field("explorer_url", &self.explorer_url)
             .field("reorg_window", &self.reorg_window)
             .field("max_backfill_blocks", &self.max_backfill_blocks)
+            .field("multicall_address", &self.multicall_address)
+            .field("watch_batch_size", &self.watch_batch_size)
             .finish()
     }
 }
@@ -223,6 +252,16 @@ mod tests {
         assert!(c.validate().is_err());
         c.rpc_urls = vec!["http://127.0.0.1:1".into()];
         c.validate().unwrap();
+        assert_eq!(
+            c.multicall(),
+            Some(crate::chain::watch::multicall::CANONICAL_ADDRESS)
+        );
+        c.multicall_address = "0x12".into();
+        assert!(c.validate().is_err());
+        c.multicall_address = "0x5FbDB2315678afecb367f032d93F642f64180aa3".into();
+        c.watch_batch_size = 0;
+        assert!(c.validate().is_err());
+        c.watch_batch_size = 500;
         assert!(ChainConfig::validate_all(&[c.clone(), c]).is_err());
     }
 }

@@ -34,6 +34,7 @@ pub mod store;
 pub mod template;
 pub mod trigger;
 mod wake;
+pub mod watch;
 pub mod watcher;
 
 pub use config::ChainConfig;

@@ -172,6 +172,23 @@ impl ChainRpc {
         .await
     }
 
+    /// `eth_call` of `data` to `to` at block `number` (a view call; nothing is sent).
+    pub async fn call_at(
+        &self,
+        to: alloy::primitives::Address,
+        data: alloy::primitives::Bytes,
+        number: u64,
+    ) -> Result<alloy::primitives::Bytes, RpcError> {
+        let request = alloy::rpc::types::TransactionRequest::default()
+            .to(to)
+            .input(data.into());
+        self.call(|p| {
+            let request = request.clone();
+            async move { p.call(request).block(number.into()).await }
+        })
+        .await
+    }
+
     /// The block hash a transaction is included in and the block-wide index of its first
     /// log; `None` when the node does not know the transaction (e.g. just reorged out).
     pub async fn tx_log_base(&self, tx_hash: B256) -> Result<Option<(B256, u64)>, RpcError> {

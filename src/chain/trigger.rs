@@ -297,7 +297,7 @@ fn event_error_code(e: &EventParseError) -> &'static str {
     }
 }
 
-fn template_error_code(e: &TemplateError) -> &'static str {
+pub(super) fn template_error_code(e: &TemplateError) -> &'static str {
     match e {
         TemplateError::TooLong => "template_too_long",
         TemplateError::Forbidden(_) => "template_forbidden_construct",

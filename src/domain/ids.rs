@@ -121,6 +121,11 @@ id_kind!(
     Trigger, TriggerId, "trg_"
 );
 id_kind!(
+    /// A watch: a per-subscriber condition on chain state that alerts only the subscriber
+    /// whose own state crossed.
+    Watch, WatchId, "wch_"
+);
+id_kind!(
     /// A tenant's webhook endpoint: a URL that receives signed event notifications.
     WebhookEndpoint, WebhookEndpointId, "wh_"
 );

@@ -13,4 +13,6 @@ pub mod siwe;
 pub use address::{Address, AddressError};
 pub use announcement::{AnnouncementText, Priority, TextError};
 pub use content::{ContentError, RichContent, TransactionMetadata};
-pub use ids::{AnnouncementId, ApiKeyId, ChannelId, TenantId, TriggerId, WebhookEndpointId};
+pub use ids::{
+    AnnouncementId, ApiKeyId, ChannelId, TenantId, TriggerId, WatchId, WebhookEndpointId,
+};

@@ -24,6 +24,7 @@ pub mod subscriptions;
 pub mod tenants;
 pub mod topics;
 pub mod triggers;
+pub mod watches;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -86,6 +87,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(subscribers::router())
         .merge(announcements::router())
         .merge(triggers::router())
+        .merge(watches::router())
         .merge(subscriptions::router())
         .merge(consent::router())
         .merge(topics::router())

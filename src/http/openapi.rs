@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         (name = "subscribers", description = "Who receives a channel's announcements"),
         (name = "announcements", description = "Messages and their per-recipient deliveries"),
         (name = "triggers", description = "On-chain events that become announcements"),
+        (name = "watches", description = "Per-subscriber conditions on chain state that alert only the subscriber whose state crossed"),
         (name = "self-service", description = "Subscribers opting in and out themselves; the consent log"),
         (name = "topics", description = "Channel topics and subscribers' topic choices"),
         (name = "webhooks", description = "Signed notifications to the tenant's own endpoints (Standard Webhooks) and their delivery log"),

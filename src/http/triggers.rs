@@ -6,7 +6,7 @@
 //! condition names real arguments with comparable types, and the template renders on a sample
 //! log. Failures are a 422 listing every problem under `errors`.
 
-mod dto;
+pub(super) mod dto;
 
 pub use dto::{
     FieldErrorOut, TriggerIn, TriggerList, TriggerOut, TriggerPatchIn, TriggerValidationBody,

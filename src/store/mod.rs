@@ -28,6 +28,8 @@ mod store_sql;
 mod subscribers_sql;
 mod topics_sql;
 mod types;
+mod watches;
+mod watches_sql;
 mod webhooks;
 mod webhooks_capture_sql;
 mod webhooks_sql;
@@ -49,6 +51,9 @@ pub use sealed::{Sealed, SealedAt, SealedStore};
 pub use selfservice::*;
 pub use sqlite::SqliteStore;
 pub use types::*;
+pub use watches::{
+    NewWatch, PageCommit, Watch, WatchChange, WatchPatch, WatchRecord, WatchStore, WatchTarget,
+};
 pub use webhooks::{
     CapturedEvent, ClaimedWebhook, EventSource, NewWebhookEndpoint, WebhookAttemptLog,
     WebhookEndpoint, WebhookEndpointPatch, WebhookSettle, WebhookStore,
@@ -161,7 +166,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything herald persists. Methods taking a `tenant` only ever see that tenant's rows.
 #[async_trait]
 pub trait Store:
-    SelfServiceStore + AccessStore + SealedStore + OpsStore + WebhookStore + Send + Sync + 'static
+    SelfServiceStore
+    + AccessStore
+    + SealedStore
+    + OpsStore
+    + WebhookStore
+    + WatchStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Triggers, chain watcher leases and the chain engine's store (see [`TriggerStore`]).
     fn triggers(&self) -> &dyn TriggerStore;

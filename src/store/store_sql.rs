@@ -72,6 +72,7 @@ where
         + AccessStore
         + SealedStore
         + WebhookStore
+        + WatchStore
         + TriggerStore
         + PipelineStore
         + OpsStore,

@@ -7,7 +7,8 @@
 //! (another replica took it over after it expired) the watcher is stopped; until then the
 //! fencing inside every commit already refuses its batches, so a paused or partitioned process
 //! can never write over its successor. On shutdown the watcher is cancelled and the lease
-//! released, so another replica takes over without waiting for expiry.
+//! released, so another replica takes over without waiting for expiry. The chain's watch
+//! evaluator (`watch_evaluator`) runs beside the watcher under the same lease.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use metrics::gauge;
 use tokio_util::sync::CancellationToken;
 
 use super::chain_quota::QuotaGate;
+use super::watch_evaluator;
 use crate::chain::{ChainConfig, Watcher};
 use crate::store::{ChainLease, Store};
 
@@ -141,10 +143,22 @@ async fn hold(
     };
     let stop = shutdown.child_token();
     let mut task = tokio::spawn(watcher.run(stop.clone()));
+    // The chain's watches are evaluated under the same lease, stopped with the watcher.
+    let evaluator = tokio::spawn(watch_evaluator::run(
+        store.clone(),
+        chain.clone(),
+        lease.clone(),
+        stop.clone(),
+    ));
+    let stop_evaluator = |stop: CancellationToken| async move {
+        stop.cancel();
+        let _ = evaluator.await;
+    };
     let mut renewed_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             ended = &mut task => {
+                stop_evaluator(stop).await;
                 release(store.as_ref(), &lease).await;
                 return match ended {
                     Ok(Ok(())) => Held::Shutdown,
@@ -155,6 +169,7 @@ async fn hold(
             () = shutdown.cancelled() => {
                 stop.cancel();
                 let _ = task.await;
+                stop_evaluator(stop).await;
                 release(store.as_ref(), &lease).await;
                 return Held::Shutdown;
             }
@@ -164,6 +179,7 @@ async fn hold(
                     Ok(false) => {
                         stop.cancel();
                         let _ = task.await;
+                        stop_evaluator(stop).await;
                         return Held::Lost;
                     }
                     Err(err) => {
@@ -173,6 +189,7 @@ async fn hold(
                         if renewed_at.elapsed() >= settings.ttl {
                             stop.cancel();
                             let _ = task.await;
+                            stop_evaluator(stop).await;
                             return Held::Lost;
                         }
                     }

@@ -11,6 +11,7 @@ pub mod idempotency_sweeper;
 pub mod inbound_watch;
 pub mod wake;
 pub mod wal_checkpointer;
+pub mod watch_evaluator;
 pub mod webhooks;
 
 pub use wake::Wake;

@@ -48,6 +48,8 @@ mod tls;
 mod triggers;
 mod triggers_chain;
 mod triggers_reorg;
+mod watches;
+mod watches_store;
 mod webhooks;
 
 /// The chain engine's anvil harness (deploy, emit, mine), shared with `tests/chain`.

@@ -63,12 +63,22 @@ impl Condition {
     /// Parses and type-checks `json` against the event's arguments; errors name the JSON path
     /// (`condition.all[1].value`) so the API can point at the exact mistake.
     pub fn compile(json: &Value, event: &EventDef) -> Result<Self, Vec<FieldError>> {
+        Self::compile_at(json, event, "condition")
+    }
+
+    /// Like [`Condition::compile`], for a condition found at another request field (a
+    /// watch's `rearm`); error paths start with `field`.
+    pub fn compile_at(
+        json: &Value,
+        event: &EventDef,
+        field: &str,
+    ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut nodes = 0;
-        let cond = compile_node(json, event, "condition", 0, &mut nodes, &mut errors);
+        let cond = compile_node(json, event, field, 0, &mut nodes, &mut errors);
         if nodes > MAX_NODES {
             errors.push(FieldError::new(
-                "condition",
+                field,
                 "condition_too_large",
                 format!("more than {MAX_NODES} nodes"),
             ));

@@ -17,6 +17,8 @@
 //! Context: `args.<name>` (integers as exact decimal strings, addresses EIP-55), `event.name`,
 //! `tx.hash`, `block.number`, `block.hash`, `chain.id`, `chain.name`, `log.address`, `log.index`.
 //! Filters: `units(decimals)`, `short`, `explorer_tx`, `explorer_address`.
+//! Watch alerts (`chain::watch`) see `outputs.<name>`, `subscriber`, `contract`, `block.number`
+//! and `chain` instead ([`Template::render_watch`]).
 
 //!
 //! This file compiles and renders; `sandbox.rs` builds the restricted environment and vets the
@@ -145,6 +147,18 @@ pub struct RenderInput<'a> {
     pub explorer_url: Option<&'a str>,
 }
 
+/// Everything a watch template can see about one subscriber's crossing.
+pub struct WatchRenderInput<'a> {
+    pub output_names: &'a [&'a str],
+    pub outputs: &'a [DynSolValue],
+    pub subscriber: Address,
+    pub contract: Address,
+    pub block_number: u64,
+    pub chain_id: u64,
+    pub chain_name: &'a str,
+    pub explorer_url: Option<&'a str>,
+}
+
 impl Template {
     /// Compiles `source` in a fresh sandboxed environment.
     pub fn compile(source: &str) -> Result<Self, TemplateError> {
@@ -188,12 +202,43 @@ impl Template {
 
     /// Renders the announcement text for one log.
     pub fn render(&self, input: &RenderInput<'_>) -> Result<String, TemplateError> {
+        self.render_context(self.context(input))
+    }
+
+    /// Renders a watch alert for one subscriber: `outputs.<name>` (the view function's
+    /// decoded outputs), `subscriber` (EIP-55), `contract`, `block.number` and `chain`.
+    pub fn render_watch(&self, input: &WatchRenderInput<'_>) -> Result<String, TemplateError> {
+        let mut converter = Converter::default();
+        let outputs: Value = input
+            .output_names
+            .iter()
+            .zip(input.outputs)
+            .map(|(name, value)| (*name, converter.value(value)))
+            .collect();
+        let context: Value = [
+            ("outputs", outputs),
+            (
+                "subscriber",
+                Value::from(input.subscriber.to_checksum(None)),
+            ),
+            ("contract", Value::from(input.contract.to_checksum(None))),
+            ("block", map([("number", Value::from(input.block_number))])),
+            (
+                "chain",
+                chain_value(input.chain_id, input.chain_name, input.explorer_url),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        self.render_context(context)
+    }
+
+    fn render_context(&self, context: Value) -> Result<String, TemplateError> {
         let tmpl = self.env.get_template(NAME).map_err(TemplateError::Syntax)?;
         let mut out = BoundedWriter {
             buf: Vec::with_capacity(256),
             overflow: false,
         };
-        let context = self.context(input);
         let (result, late) = with_deadline(self.time_limit, || {
             tmpl.render_captured_to(context, &mut out)
         });
@@ -225,17 +270,7 @@ impl Template {
             .collect();
         // `chain` is always present: the explorer filters read it even when the template
         // itself does not mention it.
-        let explorer = input
-            .explorer_url
-            .map(Value::from)
-            .unwrap_or(Value::from(()));
-        let chain: Value = [
-            ("id", Value::from(input.chain_id)),
-            ("name", Value::from(input.chain_name)),
-            ("explorer_url", explorer),
-        ]
-        .into_iter()
-        .collect();
+        let chain = chain_value(input.chain_id, input.chain_name, input.explorer_url);
         let mut sections: Vec<(&str, Value)> = vec![("args", args), ("chain", chain)];
         if used.event {
             sections.push(("event", map([("name", Value::from(input.event_name))])));
@@ -258,6 +293,15 @@ impl Template {
         }
         sections.into_iter().collect()
     }
+}
+
+fn chain_value(id: u64, name: &str, explorer_url: Option<&str>) -> Value {
+    let explorer = explorer_url.map(Value::from).unwrap_or(Value::from(()));
+    map([
+        ("id", Value::from(id)),
+        ("name", Value::from(name)),
+        ("explorer_url", explorer),
+    ])
 }
 
 fn map<const N: usize>(entries: [(&str, Value); N]) -> Value {

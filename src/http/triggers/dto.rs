@@ -173,7 +173,7 @@ fn event_schema() -> utoipa::openapi::schema::Schema {
 /// What every trigger route may answer besides success (the same on all five routes).
 #[derive(IntoResponses)]
 #[allow(dead_code)] // Only documents responses; ApiError produces them.
-pub(super) enum TriggerErrors {
+pub(in crate::http) enum TriggerErrors {
     #[response(status = 401, description = "Missing or invalid API key")]
     Unauthorized(ErrorBody),
     #[response(
@@ -189,13 +189,18 @@ const MAX_LISTED_ERRORS: usize = 50;
 /// Every validation problem at once (up to [`MAX_LISTED_ERRORS`]), as a 422. Details quote
 /// input and are clipped like every error detail.
 pub(super) fn invalid(errors: ValidationErrors) -> Response {
+    invalid_as("invalid_trigger", errors)
+}
+
+/// [`invalid`] with another top-level code (`invalid_watch` for watches).
+pub(in crate::http) fn invalid_as(code: &str, errors: ValidationErrors) -> Response {
     let total = errors.0.len();
     let mut detail = ValidationErrors(errors.0.iter().take(5).cloned().collect()).to_string();
     if total > 5 {
         detail.push_str(&format!(" (and {} more)", total - 5));
     }
     let body = TriggerValidationBody {
-        code: "invalid_trigger".into(),
+        code: code.into(),
         detail: clip(detail),
         errors: errors
             .0
