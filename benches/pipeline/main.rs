@@ -17,6 +17,10 @@
 //! d14n gateway/node API).
 //! Part 2 needs `TEST_DATABASE_URL` (run under scripts/with-postgres.sh, as `make bench` does).
 
+/// The allocator `herald serve` uses (src/main.rs), so the in-process App is measured as shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod broadcast;
 mod rss;
 mod sdk;
