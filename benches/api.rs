@@ -55,6 +55,8 @@ async fn run() -> anyhow::Result<()> {
     config.db_max_connections = 32;
     // The benchmark measures the server's ceiling, not the per-tenant limit.
     config.http.rate_limit_per_second = 0;
+    // One process, its own embedded node (the benchmark is not a deployment).
+    config.xmtp.embedded_with_postgres = true;
     let app = App::build(&config).await?;
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(async move { app.run().await });

@@ -80,6 +80,7 @@ impl App {
                 config.selfservice.public_burst,
             )),
             quotas: Arc::new(config.quotas.clone()),
+            quota_tallies: Arc::default(),
             auth_cache: Arc::default(),
             metrics: telemetry::metrics_handle(),
             chains: config.chains.clone().into(),

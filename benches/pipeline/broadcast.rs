@@ -48,6 +48,8 @@ pub async fn run() -> anyhow::Result<()> {
     config.admin_token = Some(SecretString::from(ADMIN.to_owned()));
     config.http.rate_limit_per_second = 0;
     config.xmtp.embedded_listen = "127.0.0.1:0".parse()?;
+    // With BENCH_PIPELINE_DB=postgres: one process with its own embedded node, not a deployment.
+    config.xmtp.embedded_with_postgres = true;
     // Inbound chat (streams over every DM, a read pass after each drain) is on by default, as
     // in `herald serve`; BENCH_INBOUND=0 shows what it costs the send path.
     config.xmtp.inbound = knob("BENCH_INBOUND", 1u8) != 0;

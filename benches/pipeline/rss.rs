@@ -58,6 +58,7 @@ pub async fn run() -> anyhow::Result<()> {
         .env("HERALD_LOG_FILTER", "warn")
         .env("HERALD_XMTP_EMBEDDED_LISTEN", "127.0.0.1:0")
         .env("HERALD_XMTP_WORKERS", "0")
+        .env("HERALD_XMTP_EMBEDDED_WITH_POSTGRES", "true")
         .env("HERALD_HTTP_RATE_LIMIT_PER_SECOND", "0")
         // One million rows in one statement can outlast the default 30 s request timeout.
         .env("HERALD_HTTP_REQUEST_TIMEOUT_SECS", "60")

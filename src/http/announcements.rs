@@ -167,6 +167,10 @@ async fn create_announcement(
         }
     };
     record_created(&created.counts);
+    state
+        .quota_tallies
+        .pending
+        .admitted(&new.tenant, created.counts.total as u64);
     // A scheduled one is found by the workers' poll once due.
     if created.counts.pending > 0 && created.send_at.is_none() {
         state.wake.deliveries();

@@ -62,6 +62,8 @@ pub struct AppState {
     pub public_limiter: Arc<RateLimiter>,
     /// Per-tenant quotas.
     pub quotas: Arc<crate::config::QuotaConfig>,
+    /// This replica's recent per-tenant quota figures (see [`quotas`]).
+    pub quota_tallies: Arc<quotas::QuotaTallies>,
     pub auth_cache: Arc<auth::AuthCache>,
     pub metrics: PrometheusHandle,
     /// Configured chains (`[[chains]]`), against which triggers are validated.
