@@ -9,6 +9,7 @@ mod channel_state;
 mod channels;
 mod chat_limits;
 mod cli;
+mod cli_tenant;
 mod config_errors;
 mod connections;
 mod crash;
