@@ -14,6 +14,7 @@ mod config_errors;
 mod connections;
 mod crash;
 mod d14n;
+mod dashboards;
 mod deploy;
 mod docs;
 mod hardening;
