@@ -31,6 +31,7 @@ mod pacing;
 mod pipeline;
 mod progress;
 mod quotas;
+mod retraction;
 mod rich_content;
 mod rotation;
 mod schedule;
