@@ -17,7 +17,8 @@
 //   contents      {name, conversationId}         -> [{id, contentType, sdkContent, sdkFallback,
 //                                                    official, rawFallback}]: the SDK's own
 //                 decoding, and the raw EncodedContent decoded by the official codec packages
-//                 (@xmtp/content-type-markdown, -transaction-reference; null for other types);
+//                 (@xmtp/content-type-markdown, -transaction-reference, -reply with
+//                 -text for the reply's inner content; null for other types);
 //                 rawFallback is what a client without the codec shows
 //   streamStart   {name}                         -> starts conversation + message streams
 //   streamed      {name}                         -> {conversations: [...], messages: [...]}
@@ -91,7 +92,19 @@ async function rawMessages(conv) {
 async function officialCodecs() {
   const { MarkdownCodec } = await import('@xmtp/content-type-markdown');
   const { TransactionReferenceCodec } = await import('@xmtp/content-type-transaction-reference');
-  return { 'xmtp.org/markdown': new MarkdownCodec(), 'xmtp.org/transactionReference': new TransactionReferenceCodec() };
+  const { ReplyCodec } = await import('@xmtp/content-type-reply');
+  const { TextCodec } = await import('@xmtp/content-type-text');
+  return {
+    'xmtp.org/markdown': new MarkdownCodec(),
+    'xmtp.org/transactionReference': new TransactionReferenceCodec(),
+    'xmtp.org/reply': new ReplyCodec(),
+    'xmtp.org/text': new TextCodec(),
+  };
+}
+
+// The registry a reply codec decodes its inner content with (the official codecs by type).
+function registryOf(codecs) {
+  return { codecFor: (type) => codecs[`${type.authorityId}/${type.typeId}`] };
 }
 
 const handlers = {
@@ -133,7 +146,7 @@ const handlers = {
           contentType: m.contentType ? `${m.contentType.authorityId}/${m.contentType.typeId}` : null,
           sdkContent: m.content ?? null,
           sdkFallback: m.fallback ?? null,
-          official: codec && encoded ? codec.decode(encoded) : null,
+          official: codec && encoded && type !== 'xmtp.org/text' ? codec.decode(encoded, registryOf(codecs)) : null,
           rawType: type,
           rawFallback: encoded?.fallback ?? null,
         };

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned official XMTP SDK (@xmtp/node-sdk 6.0.0) and the official content-type
-# codecs (@xmtp/content-type-markdown 1.0.0, @xmtp/content-type-transaction-reference 2.0.2)
+# codecs (@xmtp/content-type-markdown 1.0.0, @xmtp/content-type-transaction-reference 2.0.2,
+# @xmtp/content-type-reply 2.0.3 with @xmtp/content-type-text 2.0.2 for a reply's inner text)
 # for the conformance tests, the reference `standardwebhooks` package (the webhook tests verify
 # signatures with it) and,
 # only where the platform's glibc is older than 2.38, makes its prebuilt native binding load.
@@ -25,5 +26,5 @@ if [ -n "$glibc" ] && [ "$(printf '%s\n2.38\n' "$glibc" | sort -V | head -n1)" !
 fi
 
 node -e "import('@xmtp/node-sdk').then(m => { if (typeof m.Client !== 'function') process.exit(1); console.log('interop: @xmtp/node-sdk loads') })"
-node -e "Promise.all([import('@xmtp/content-type-markdown'), import('@xmtp/content-type-transaction-reference')]).then(([m, t]) => { if (typeof m.MarkdownCodec !== 'function' || typeof t.TransactionReferenceCodec !== 'function') process.exit(1); console.log('interop: content-type codecs load') })"
+node -e "Promise.all([import('@xmtp/content-type-markdown'), import('@xmtp/content-type-transaction-reference'), import('@xmtp/content-type-reply'), import('@xmtp/content-type-text')]).then(([m, t, r, x]) => { if (typeof m.MarkdownCodec !== 'function' || typeof t.TransactionReferenceCodec !== 'function' || typeof r.ReplyCodec !== 'function' || typeof x.TextCodec !== 'function') process.exit(1); console.log('interop: content-type codecs load') })"
 node -e "import('standardwebhooks').then(m => { if (typeof m.Webhook !== 'function') process.exit(1); console.log('interop: standardwebhooks loads') })"

@@ -20,7 +20,7 @@ const SECTIONS: &[&str] = &["http", "log", "quotas", "selfservice", "webhooks", 
 
 /// `HERALD_*` variables that belong to the command line, not to the configuration (`clap`
 /// reads them): the loader skips them (lowercase, without the prefix).
-pub const CLI_ENV_VARS: &[&str] = &["config", "inbox_key"];
+pub const CLI_ENV_VARS: &[&str] = &["config", "inbox_key", "url", "api_key"];
 
 /// Where every key is documented.
 const REFERENCE: &str =

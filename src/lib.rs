@@ -5,10 +5,11 @@
 //! values with no web or database knowledge; `crypto` holds key material handling; `store` persists
 //! everything behind the [`store::Store`] trait (Postgres or SQLite); `tenants` is the service both the REST handler and the CLI call to create a tenant; `http` is the REST surface;
 //! `telemetry` sets up logs and metrics; `workers` are the background loops; `app` wires them
-//! together and runs them.
+//! together and runs them; `client` is the tenant command line's REST client for a running herald.
 
 pub mod app;
 pub mod chain;
+pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod datadir;

@@ -90,6 +90,15 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Send an announcement through a running herald (HERALD_URL, HERALD_API_KEY) and print
+    /// its id; --wait follows it with a progress bar. Exit status 3: herald refused the
+    /// request; 4: some deliveries failed.
+    Announce(herald::client::AnnounceArgs),
+    /// Manage a channel's subscribers on a running herald (HERALD_URL, HERALD_API_KEY).
+    Subscribers {
+        #[command(subcommand)]
+        command: herald::client::SubscribersCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -151,7 +160,14 @@ enum KeyCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // The tenant commands talk to a running herald: no configuration, no database.
+    let cli = match cli.command {
+        Command::Announce(args) => return herald::client::run_announce(args).await,
+        Command::Subscribers { command } => return herald::client::run_subscribers(command).await,
+        _ => cli,
+    };
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -275,7 +291,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(failed) => anyhow::bail!("XMTP check `{}` failed", failed.name),
             }
         }
-        Command::Openapi | Command::Devnode(_) => unreachable!("handled above"),
+        Command::Openapi
+        | Command::Devnode(_)
+        | Command::Announce(_)
+        | Command::Subscribers { .. } => unreachable!("handled above"),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Subscriber;
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::fmt::MakeWriter;
@@ -62,13 +62,26 @@ pub fn init_logging(config: &LogConfig) {
     let _ = subscriber(&directives, config.format, std::io::stderr).try_init();
 }
 
+/// Request latency histogram: `herald_http_request_duration_seconds`.
+pub const HTTP_DURATION: &str = "herald_http_request_duration_seconds";
+
+/// Bucket bounds (seconds) of [`HTTP_DURATION`]: from a cached read (a few ms) to the request
+/// timeout's range. Buckets rather than a summary so dashboards can aggregate replicas
+/// (`histogram_quantile` over `sum by (le)`), which quantiles computed per process cannot.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 /// The process-wide metrics recorder (a global, so it is installed once and shared by every
 /// app instance in the process, e.g. in tests).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), LATENCY_BUCKETS)
+                .expect("the bucket list is not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (e.g. by an embedding program); then
             // our handle renders nothing, which is visible on /metrics rather than fatal.

@@ -20,9 +20,10 @@
 //!   exported as `herald_chain_watcher_failed`.
 //!
 //! Guarantees (tested against anvil in `tests/chain`): nothing is announced before its
-//! trigger's confirmations; a reorg drops unconfirmed matches; a log is announced at most once
-//! per trigger, keyed by (trigger, chain, tx hash, position in the tx); a restart resumes from
-//! the committed cursor with no gap and no duplicate.
+//! trigger's confirmations; a reorg drops unconfirmed matches and retracts announced ones (a
+//! log the new chain includes again is announced anew); a log is announced at most once per
+//! trigger while it stays in the canonical chain, keyed by (trigger, chain, tx hash, position
+//! in the tx); a restart resumes from the committed cursor with no gap and no duplicate.
 
 pub mod condition;
 pub mod config;

@@ -25,6 +25,15 @@ pub enum RichContent {
     },
     /// Plain text with the URL on its own last line, which XMTP apps render as a link.
     Link { url: String },
+    /// A retraction (made by herald, never accepted from the API): sent as an XMTP reply
+    /// (`xmtp.org/reply:1.0`) to the message each recipient got for announcement `retracts`,
+    /// whose text and content are kept here to derive that message's id; the announcement's
+    /// own text is the reply and its fallback.
+    Retraction {
+        retracts: String,
+        original_text: String,
+        original: Option<Box<RichContent>>,
+    },
 }
 
 /// Details of a referenced transaction (XIP-21's metadata; all fields required).
@@ -125,6 +134,8 @@ impl RichContent {
                 }
                 Ok(())
             }
+            // Built by herald from an announcement it already sent.
+            RichContent::Retraction { .. } => Ok(()),
             RichContent::Link { url } => {
                 let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
                 let host = url.split("://").nth(1).unwrap_or_default();
@@ -147,6 +158,7 @@ impl RichContent {
             RichContent::Markdown { .. } => "markdown",
             RichContent::TransactionReference { .. } => "transaction_reference",
             RichContent::Link { .. } => "link",
+            RichContent::Retraction { .. } => "retraction",
         }
     }
 }

@@ -187,7 +187,7 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("herald_http_requests_total", &labels).increment(1);
-    metrics::histogram!("herald_http_request_duration_seconds", &labels)
+    metrics::histogram!(crate::telemetry::HTTP_DURATION, &labels)
         .record(started.elapsed().as_secs_f64());
     response
 }

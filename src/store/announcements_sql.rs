@@ -33,6 +33,7 @@ pub(super) fn created(new: &NewAnnouncement, counts: Counts, now: DateTime<Utc>)
         send_at: new.send_at,
         cancelled_at: None,
         content: new.content.clone(),
+        retracted_by: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The engine's [`ChainStore`](crate::chain::store::ChainStore) on SQL, written once for both
 //! backends (portable SQL, conventions as in `selfservice_sql.rs`).
 //!
-//! A batch is one transaction: fence on the lease, roll back above a fork, insert matched
+//! A batch is one transaction: fence on the lease, roll back above a fork (retracting what
+//! was announced there, `chain_retract_sql.rs`), insert matched
 //! events (`ON CONFLICT DO NOTHING` on the at-most-once key), create announcements through the
 //! same fan-out REST announcements use, then the window, cursor and per-trigger scan marks. The
 //! batch starts with [`Dialect::begin_write`] (SQLite: `BEGIN IMMEDIATE`, so it takes the write
@@ -15,6 +16,7 @@ use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::announcements_sql::{self, FanOutDialect};
 use super::chain::{block_ref, chain_err, pending_event, trigger_record, EventRow};
+use super::chain_retract_sql::retract_above;
 use super::dialect::Dialect;
 use super::*;
 use crate::chain::store::{
@@ -47,6 +49,7 @@ where
     for<'r> (String, String): FromRow<'r, DB::Row>,
     for<'r> (i32,): FromRow<'r, DB::Row>,
     for<'r> (String, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, String, String, Option<String>): FromRow<'r, DB::Row>,
     for<'r> (i64, Vec<u8>, Vec<u8>): FromRow<'r, DB::Row>,
     for<'r> (String, String, i64, i64, Option<i64>): FromRow<'r, DB::Row>,
     for<'r> EventRow: FromRow<'r, DB::Row>,
@@ -132,6 +135,7 @@ where
     for<'r> (String, String): FromRow<'r, DB::Row>,
     for<'r> (i32,): FromRow<'r, DB::Row>,
     for<'r> (String, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, String, String, Option<String>): FromRow<'r, DB::Row>,
 {
     async fn apply(
         tx: &mut Transaction<'_, DB>,
@@ -159,21 +163,18 @@ where
                 .into());
             }
         }
+        let mut summary = CommitSummary::default();
         if let Some(fork) = batch.rollback_above {
             let fork = fork as i64;
-            for sql in [
-                "DELETE FROM chain_blocks WHERE chain_id = $1 AND block_number > $2",
-                "DELETE FROM chain_events WHERE chain_id = $1 AND block_number > $2 AND ready_at IS NOT NULL",
-            ] {
-                sqlx::query(sql)
-                    .bind(chain)
-                    .bind(fork)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(chain_err)?;
-            }
+            sqlx::query("DELETE FROM chain_blocks WHERE chain_id = $1 AND block_number > $2")
+                .bind(chain)
+                .bind(fork)
+                .execute(&mut **tx)
+                .await
+                .map_err(chain_err)?;
+            // Pending events above the fork go; announced ones are retracted, then go too.
+            summary.retracted = retract_above(tx, chain, fork, now).await?;
         }
-        let mut summary = CommitSummary::default();
         let mut owners = Owners::default();
         for event in &batch.events {
             let ready_at = match event.status {

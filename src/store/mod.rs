@@ -11,6 +11,7 @@ mod access_sql;
 mod announcements_sql;
 mod chain;
 mod chain_batch_sql;
+mod chain_retract_sql;
 mod chain_sql;
 mod connect_failure;
 mod dialect;

@@ -292,9 +292,9 @@ where
         tenant: &TenantId,
         id: &AnnouncementId,
     ) -> StoreResult<Option<Announcement>> {
-        let row: Option<AnnouncementRow> = sqlx::query_as(
-            "SELECT id, channel_id, text, priority, status, created_at, send_at, cancelled_at, content FROM announcements WHERE id = $1 AND tenant_id = $2",
-        )
+        let row: Option<AnnouncementRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ANNOUNCEMENT_COLUMNS} FROM announcements WHERE id = $1 AND tenant_id = $2"
+        )))
         .bind(id.as_str())
         .bind(tenant.as_str())
         .fetch_optional(self.sql_pool())

@@ -227,6 +227,9 @@ pub struct Announcement {
     pub send_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub content: Option<RichContent>,
+    /// The retraction herald sent after a reorg removed the chain log this announcement was
+    /// about.
+    pub retracted_by: Option<AnnouncementId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,7 +341,8 @@ impl From<ChannelRow> for Channel {
 
 /// The columns an [`AnnouncementRow`] reads, in its order.
 pub(super) const ANNOUNCEMENT_COLUMNS: &str =
-    "id, channel_id, text, priority, status, created_at, send_at, cancelled_at, content";
+    "id, channel_id, text, priority, status, created_at, send_at, cancelled_at, content, \
+     (SELECT MIN(r.id) FROM announcements r WHERE r.retracts = announcements.id) AS retracted_by";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AnnouncementRow {
@@ -351,6 +355,7 @@ pub(super) struct AnnouncementRow {
     send_at: Option<DateTime<Utc>>,
     cancelled_at: Option<DateTime<Utc>>,
     content: Option<String>,
+    retracted_by: Option<String>,
 }
 
 impl AnnouncementRow {
@@ -376,6 +381,7 @@ impl AnnouncementRow {
             send_at: self.send_at,
             cancelled_at: self.cancelled_at,
             content: parse_content(self.content.as_deref()),
+            retracted_by: self.retracted_by.map(AnnouncementId::from_trusted),
         }
     }
 }

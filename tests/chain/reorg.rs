@@ -98,7 +98,7 @@ async fn pending_tx_reincluded_at_another_height_is_announced_once_with_its_new_
 }
 
 #[tokio::test]
-async fn announced_tx_reincluded_after_a_deeper_reorg_is_not_announced_again() {
+async fn announced_tx_moved_by_a_deeper_reorg_is_retracted_then_announced_at_its_new_block() {
     let chain = Chain::start().await;
     let config = chain.config();
     let store = Arc::new(MemoryChainStore::new());
@@ -124,13 +124,18 @@ async fn announced_tx_reincluded_after_a_deeper_reorg_is_not_announced_again() {
         outcomes.iter().any(|o| matches!(o, Outcome::Reorg { .. })),
         "{outcomes:?}"
     );
+    // The announcement of the removed log is retracted; the log in its new block is a new
+    // event of the canonical chain, announced once.
+    let retracted = store.retracted();
+    assert_eq!(retracted.len(), 1, "{retracted:?}");
+    assert_eq!(retracted[0].block_number, block);
     let announced = store.announced();
-    assert_eq!(
-        announced.len(),
-        1,
-        "same (trigger, tx, position) must not be announced twice: {announced:?}"
-    );
-    assert_eq!(announced[0].block_number, block);
+    assert_eq!(announced.len(), 2, "{announced:?}");
+    assert_eq!(announced[1].key, announced[0].key);
+    assert_eq!(announced[1].block_number, block + 1);
+    chain.mine(3).await;
+    run_until_idle(&mut w).await;
+    assert_eq!(store.announced().len(), 2, "not again");
 }
 
 #[tokio::test]

@@ -43,7 +43,7 @@ pub mod transport;
 pub use client::{Client, InboxState, OutgoingText, ReceivedMessage, SealedBatch, SendOptions};
 pub use error::ClientError;
 pub use identity::Wallet;
-pub use mls::content::{Content, TransactionMetadata, TransactionReference};
+pub use mls::content::{Content, ReplyTarget, TransactionMetadata, TransactionReference};
 pub use storage::{MemoryStore, RedbStore, Store};
 pub use transport::{
     ConnectProblem, D14nTransport, GatewayAuth, GroupArrival, GroupStream, GrpcTransport,

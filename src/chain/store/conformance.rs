@@ -85,6 +85,7 @@ pub async fn check(store: &dyn ChainStore, chain_id: u64, trigger_id: &str) {
             pending: 1,
             duplicates: 0,
             deferred: 0,
+            retracted: 0,
         },
         "ready events are announced, pending ones stored"
     );
@@ -119,15 +120,20 @@ pub async fn check(store: &dyn ChainStore, chain_id: u64, trigger_id: &str) {
             pending: 0,
             duplicates: 2,
             deferred: 0,
+            retracted: 0,
         },
         "existing keys are skipped"
     );
 
-    // A reorg above block 10 drops the pending event (block 12) but not the announced one;
-    // the same tx re-included at block 11 keeps its key and is therefore not announced again.
+    // A reorg above block 10 drops the pending event (block 12) and retracts the announced
+    // one (block 11); the same tx re-included at block 11 is then announced again.
     let mut b = batch(chain_id, 10);
     b.rollback_above = Some(10);
-    store.commit_batch(b).await.unwrap();
+    assert_eq!(
+        store.commit_batch(b).await.unwrap().retracted,
+        1,
+        "the announced event above the fork is retracted"
+    );
     let state = store.load_state(chain_id).await.unwrap();
     assert!(
         state.pending.is_empty(),
@@ -146,8 +152,9 @@ pub async fn check(store: &dyn ChainStore, chain_id: u64, trigger_id: &str) {
     b.events = vec![moved];
     let summary = store.commit_batch(b).await.unwrap();
     assert_eq!(
-        summary.duplicates, 1,
-        "an announced key stays announced across reorgs"
+        (summary.announced, summary.duplicates),
+        (1, 0),
+        "a retracted log included again is announced again"
     );
 
     // Pending again, then promoted once its depth is reached; promoting twice is a no-op.

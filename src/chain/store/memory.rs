@@ -24,6 +24,7 @@ struct Inner {
     windows: HashMap<u64, BTreeMap<u64, BlockRef>>,
     events: BTreeMap<EventKey, MatchedEvent>,
     announced: Vec<Announced>,
+    retracted: Vec<Announced>,
     triggers: HashMap<u64, Vec<TriggerRecord>>,
 }
 
@@ -58,6 +59,11 @@ impl MemoryChainStore {
     /// Announcements created so far, in creation order.
     pub fn announced(&self) -> Vec<Announced> {
         self.lock().announced.clone()
+    }
+
+    /// Announced events a reorg removed (each would get a retraction), in order.
+    pub fn retracted(&self) -> Vec<Announced> {
+        self.lock().retracted.clone()
     }
 
     /// Events still waiting for confirmations.
@@ -125,11 +131,20 @@ impl ChainStore for MemoryChainStore {
             if let Some(w) = inner.windows.get_mut(&chain) {
                 w.retain(|n, _| *n <= fork);
             }
+            let mut retracted = Vec::new();
             inner.events.retain(|k, e| {
-                !(k.chain_id == chain
-                    && e.block_number > fork
-                    && matches!(e.status, EventStatus::Pending { .. }))
+                let above = k.chain_id == chain && e.block_number > fork;
+                if above && matches!(e.status, EventStatus::Ready) {
+                    retracted.push(Announced {
+                        key: k.clone(),
+                        block_number: e.block_number,
+                        text: e.text.clone(),
+                    });
+                }
+                !above
             });
+            summary.retracted = retracted.len();
+            inner.retracted.extend(retracted);
         }
         for event in batch.events {
             if inner.events.contains_key(&event.key) {

@@ -2,10 +2,13 @@
 //!
 //! The service implements [`ChainStore`] on SQL. `commit_batch` must be ONE transaction that,
 //! in this order:
-//! 1. if `rollback_above` is set, deletes window blocks and *pending* events above it
-//!    (announced events stay: a sent message cannot be unsent);
+//! 1. if `rollback_above` is set, deletes window blocks and events above it; an event that
+//!    was already announced (possible when a trigger's `confirmations` is below the reorg
+//!    depth) gets a retraction announcement first (a sent message cannot be unsent, so its
+//!    recipients are told), and if the new chain includes the log again it is announced anew;
 //! 2. inserts `events`, skipping keys that already exist (`ON CONFLICT DO NOTHING` on the
-//!    unique key below): that uniqueness is what makes a log announced at most once;
+//!    unique key below): that uniqueness is what makes a log announced at most once (per
+//!    inclusion in the canonical chain, see 1.);
 //! 3. creates an announcement (+ delivery rows) for every inserted `Ready` event and for every
 //!    `promote` key that is still pending, marking those events announced;
 //! 4. inserts `window_add`, deletes window blocks below `window_prune_below`;
@@ -163,6 +166,8 @@ pub struct CommitSummary {
     /// pending-deliveries quota; see `workers::chain_quota`). The watcher then reloads its
     /// state, so memory matches what was stored, and promotes them in a later step.
     pub deferred: usize,
+    /// Announced events above a rollback's fork that got a retraction announcement.
+    pub retracted: usize,
 }
 
 /// A storage failure.

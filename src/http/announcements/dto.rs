@@ -136,6 +136,8 @@ impl AnnouncementContent {
                 }),
             },
             Some(RichContent::Link { url }) => AnnouncementContent::Link { url },
+            // Sent as an XMTP reply whose body and fallback is `text`; `retracts` names it.
+            Some(RichContent::Retraction { .. }) => AnnouncementContent::Text,
         }
     }
 }
@@ -228,6 +230,16 @@ pub struct AnnouncementOut {
     pub cancelled_at: Option<DateTime<Utc>>,
     /// How `text` goes out.
     pub content: AnnouncementContent,
+    /// Set on a retraction: the announcement it retracts. herald sends one when a reorg
+    /// removes the chain log a trigger announced (possible with `confirmations` below the
+    /// reorg depth), to everyone the original was delivered or queued to, as an XMTP reply
+    /// (`xmtp.org/reply:1.0`) to their copy of the original message, `text` being the reply
+    /// and the fallback of clients without the reply codec.
+    #[schema(example = json!(null))]
+    pub retracts: Option<String>,
+    /// The retraction sent for this announcement (null: not retracted).
+    #[schema(example = json!(null))]
+    pub retracted_by: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -328,6 +340,11 @@ impl From<Announcement> for AnnouncementOut {
             created_at: a.created_at,
             send_at: a.send_at,
             cancelled_at: a.cancelled_at,
+            retracts: match &a.content {
+                Some(RichContent::Retraction { retracts, .. }) => Some(retracts.clone()),
+                _ => None,
+            },
+            retracted_by: a.retracted_by.map(|id| id.to_string()),
             content: AnnouncementContent::from_domain(a.content),
         }
     }

@@ -4,9 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use xmtp_client::{ClientError, Content, OutgoingText};
+use xmtp_client::{ClientError, OutgoingText};
 
-use super::content::message_content;
+use super::content::{announcement_message, Message};
 
 use super::send::{idempotency_key, Round};
 use crate::domain::{Address, AnnouncementId};
@@ -18,7 +18,7 @@ use crate::xmtp::channel::ChannelXmtpError;
 /// drains, and dropped with it when another worker wrote the channel in between.
 #[derive(Default)]
 pub struct DrainCache {
-    messages: HashMap<AnnouncementId, Content>,
+    messages: HashMap<AnnouncementId, Message>,
     topics: HashMap<AnnouncementId, Option<String>>,
     /// Inbox ids the inbound step already reads (`None`: not loaded yet).
     peers: Option<HashSet<String>>,
@@ -133,18 +133,16 @@ impl Round<'_> {
         for d in rest {
             match inboxes.get(d.address.as_str()).cloned().flatten() {
                 Some(inbox) => {
-                    let content = match cache.messages.get(&d.announcement_id) {
-                        Some(c) => c.clone(),
-                        None => {
-                            let (text, rich) = pipeline
-                                .announcement_message(&d.announcement_id)
-                                .await?
-                                .unwrap_or_default();
-                            let c = message_content(text, rich);
-                            cache.messages.insert(d.announcement_id.clone(), c.clone());
-                            c
-                        }
-                    };
+                    if !cache.messages.contains_key(&d.announcement_id) {
+                        let (text, rich) = pipeline
+                            .announcement_message(&d.announcement_id)
+                            .await?
+                            .unwrap_or_default();
+                        let message = announcement_message(text, rich);
+                        cache.messages.insert(d.announcement_id.clone(), message);
+                    }
+                    let content =
+                        cache.messages[&d.announcement_id].for_recipient(d.address.as_str());
                     items.push(OutgoingText {
                         peer_inbox_id: inbox,
                         content,

@@ -36,7 +36,7 @@ impl Client {
                         .get(&item.peer_inbox_id)
                         .map(|r| r.group_id_bytes())
                         .unwrap_or_default();
-                    let payload = envelope(item.content.encode(), &item.idempotency_key);
+                    let payload = envelope(item.content.encode_in(&gid), &item.idempotency_key);
                     payloads
                         .entry(gid.clone())
                         .or_insert_with(|| {

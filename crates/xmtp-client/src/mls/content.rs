@@ -1,11 +1,14 @@
 //! Message contents inside a PlaintextEnvelope V1: `xmtp.org/text:1.0`, and the rich types
-//! [`Content`] knows (`xmtp.org/markdown:1.0`, `xmtp.org/transactionReference:1.0`), each of
-//! those with a `fallback` text that clients without the codec show instead.
+//! [`Content`] knows (`xmtp.org/markdown:1.0`, `xmtp.org/transactionReference:1.0`,
+//! `xmtp.org/reply:1.0`), each of those with a `fallback` text that clients without the codec
+//! show instead.
 //!
 //! Wire facts (from XIP-21 and the public content-type definitions): markdown is UTF-8 bytes
 //! with the parameter `encoding = UTF-8`; a transaction reference is a UTF-8 JSON object
 //! `{namespace?, networkId, reference, metadata?: {transactionType, currency, amount, decimals,
-//! fromAddress, toAddress}}` with no parameters.
+//! fromAddress, toAddress}}` with no parameters. A reply's content is the replying message's
+//! own EncodedContent, protobuf-encoded, with the parameters `reference` (the hex id of the
+//! message replied to) and `contentType` (the inner type as `authority/type:major.minor`).
 
 use std::collections::HashMap;
 
@@ -42,6 +45,25 @@ pub fn markdown_content_type() -> ContentTypeId {
 /// The transaction reference content type id (`xmtp.org/transactionReference:1.0`).
 pub fn transaction_reference_content_type() -> ContentTypeId {
     xmtp_type("transactionReference")
+}
+
+/// The reply content type id (`xmtp.org/reply:1.0`).
+pub fn reply_content_type() -> ContentTypeId {
+    xmtp_type("reply")
+}
+
+/// The message a reply refers to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyTarget {
+    /// A message id as clients show it (lowercase hex).
+    Id(String),
+    /// A message this client sent earlier in the same DM, named by the idempotency key and
+    /// content it was sent with: its id ([`message_id`]) depends on the DM's group id, so it
+    /// is derived when the reply is encrypted for that DM.
+    Sent {
+        idempotency_key: String,
+        content: Box<Content>,
+    },
 }
 
 /// An on-chain transaction a message points at (XIP-21), as its JSON is laid out on the wire.
@@ -86,6 +108,12 @@ pub enum Content {
         reference: TransactionReference,
         fallback: String,
     },
+    /// A text reply to an earlier message (`xmtp.org/reply:1.0`).
+    Reply {
+        target: ReplyTarget,
+        text: String,
+        fallback: String,
+    },
 }
 
 impl From<String> for Content {
@@ -101,8 +129,14 @@ impl From<&str> for Content {
 }
 
 impl Content {
-    /// The EncodedContent bytes of this content.
+    /// The EncodedContent bytes of this content, for a DM whose group id does not matter
+    /// (every content but a reply to a [`ReplyTarget::Sent`] message).
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_in(&[])
+    }
+
+    /// The EncodedContent bytes of this content as sent in the DM `group_id`.
+    pub fn encode_in(&self, group_id: &[u8]) -> Vec<u8> {
         match self {
             Content::Text(text) => encode_text(text),
             Content::Markdown { markdown, fallback } => EncodedContent {
@@ -125,6 +159,39 @@ impl Content {
                     .expect("a transaction reference always serializes"),
             }
             .encode_to_vec(),
+            Content::Reply {
+                target,
+                text,
+                fallback,
+            } => {
+                let reference = match target {
+                    ReplyTarget::Id(id) => id.clone(),
+                    ReplyTarget::Sent {
+                        idempotency_key,
+                        content,
+                    } => hex::encode(message_id(
+                        group_id,
+                        idempotency_key,
+                        &content.encode_in(group_id),
+                    )),
+                };
+                let inner = text_content_type();
+                let inner_type = format!(
+                    "{}/{}:{}.{}",
+                    inner.authority_id, inner.type_id, inner.version_major, inner.version_minor
+                );
+                EncodedContent {
+                    r#type: Some(reply_content_type()),
+                    parameters: HashMap::from([
+                        ("reference".to_owned(), reference),
+                        ("contentType".to_owned(), inner_type),
+                    ]),
+                    fallback: Some(fallback.clone()),
+                    compression: None,
+                    content: encode_text(text),
+                }
+                .encode_to_vec()
+            }
         }
     }
 }
@@ -239,6 +306,40 @@ mod tests {
         );
         assert_eq!(tx.fallback.as_deref(), Some("sent"));
         assert!(tx.parameters.is_empty());
+    }
+
+    #[test]
+    fn a_reply_names_the_sent_message_by_its_id_in_that_dm() {
+        let original = Content::Text("Swap 5 ETH".into());
+        let reply = Content::Reply {
+            target: ReplyTarget::Sent {
+                idempotency_key: "ann_1:0xabc".into(),
+                content: Box::new(original.clone()),
+            },
+            text: "Retracted".into(),
+            fallback: "Retracted: Swap 5 ETH".into(),
+        };
+        let group = b"group-1";
+        let encoded = EncodedContent::decode(reply.encode_in(group).as_slice()).unwrap();
+        assert_eq!(encoded.r#type, Some(reply_content_type()));
+        let want = hex::encode(message_id(group, "ann_1:0xabc", &encode_text("Swap 5 ETH")));
+        assert_eq!(encoded.parameters["reference"], want);
+        assert_eq!(encoded.parameters["contentType"], "xmtp.org/text:1.0");
+        assert_eq!(encoded.fallback.as_deref(), Some("Retracted: Swap 5 ETH"));
+        let inner = EncodedContent::decode(encoded.content.as_slice()).unwrap();
+        assert_eq!(inner.r#type, Some(text_content_type()));
+        assert_eq!(inner.content, b"Retracted");
+        // Another DM, another id.
+        let other = EncodedContent::decode(reply.encode_in(b"group-2").as_slice()).unwrap();
+        assert_ne!(other.parameters["reference"], want);
+        // A given id is used as it is.
+        let by_id = Content::Reply {
+            target: ReplyTarget::Id("abcd".into()),
+            text: "x".into(),
+            fallback: "x".into(),
+        };
+        let by_id = EncodedContent::decode(by_id.encode().as_slice()).unwrap();
+        assert_eq!(by_id.parameters["reference"], "abcd");
     }
 
     #[test]
