@@ -4,6 +4,7 @@
 
 mod dto;
 mod eta;
+mod events;
 mod schedule;
 
 pub use dto::{
@@ -316,5 +317,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_announcement, list_channel_announcements))
         .routes(routes!(get_announcement))
         .routes(routes!(list_deliveries))
+        .routes(routes!(events::announcement_events))
         .routes(routes!(schedule::cancel_announcement))
 }

@@ -73,6 +73,9 @@ pub struct AppState {
     pub wake: crate::workers::Wake,
     /// Webhook settings (`[webhooks]`): the SSRF allow-list, the secret overlap.
     pub webhooks: Arc<crate::webhooks::WebhookConfig>,
+    /// The app's shutdown token: long-lived responses (the progress event stream) end when it
+    /// fires, so a graceful shutdown never waits on them.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// All documented routes, before state and layers are applied.

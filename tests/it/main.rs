@@ -15,6 +15,7 @@ mod crash;
 mod d14n;
 mod deploy;
 mod docs;
+mod events;
 mod hardening;
 mod helpers;
 mod idempotency;
