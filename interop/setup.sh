@@ -2,7 +2,8 @@
 # Installs the pinned official XMTP SDK (@xmtp/node-sdk 6.0.0) and the official content-type
 # codecs (@xmtp/content-type-markdown 1.0.0, @xmtp/content-type-transaction-reference 2.0.2)
 # for the conformance tests, the reference `standardwebhooks` package (the webhook tests verify
-# signatures with it) and,
+# signatures with it), `puppeteer-core` (the browser tests drive Debian's /usr/bin/chromium with
+# it; puppeteer-core never downloads a browser) and,
 # only where the platform's glibc is older than 2.38, makes its prebuilt native binding load.
 # Idempotent: reinstalls only when node_modules is missing or older than package-lock.json.
 # Needs node + npm; on old-glibc hosts also gcc, python3 and patchelf (installed via apt if missing).
@@ -27,3 +28,4 @@ fi
 node -e "import('@xmtp/node-sdk').then(m => { if (typeof m.Client !== 'function') process.exit(1); console.log('interop: @xmtp/node-sdk loads') })"
 node -e "Promise.all([import('@xmtp/content-type-markdown'), import('@xmtp/content-type-transaction-reference')]).then(([m, t]) => { if (typeof m.MarkdownCodec !== 'function' || typeof t.TransactionReferenceCodec !== 'function') process.exit(1); console.log('interop: content-type codecs load') })"
 node -e "import('standardwebhooks').then(m => { if (typeof m.Webhook !== 'function') process.exit(1); console.log('interop: standardwebhooks loads') })"
+node -e "import('puppeteer-core').then(m => { if (typeof m.default.launch !== 'function') process.exit(1); console.log('interop: puppeteer-core loads') })"

@@ -89,6 +89,7 @@ impl App {
             wake: crate::workers::Wake::default(),
             webhooks: Arc::new(config.webhooks.clone()),
             shutdown: shutdown.clone(),
+            pages: Arc::new(config.pages.clone()),
         };
         let router = http::router(state.clone(), &config.http);
         let app = Self {

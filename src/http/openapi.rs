@@ -35,7 +35,14 @@ struct BearerSchemes;
 impl Modify for BearerSchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        for (name, format) in [("api_key", "hk_…"), ("admin_token", "admin token")] {
+        for (name, format) in [
+            ("api_key", "hk_…"),
+            ("admin_token", "admin token"),
+            (
+                "subscriber_session",
+                "hsub.… (from a wallet-signature subscribe)",
+            ),
+        ] {
             let scheme = HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format(format)
