@@ -103,9 +103,11 @@ async function subscribe() {
     if (!chosen) throw new Error(`EIP-6963 wallets not listed: ${JSON.stringify(options)}`);
     await page.select('#wallet-select', chosen[0]);
     log('connect');
+    await page.waitForSelector('#connect:not([disabled])', { ...WAIT, visible: true });
     await page.click('#connect');
     await waitText(page, '#wallet-status', 'is on XMTP');
     log('sign and subscribe');
+    await page.waitForSelector('#subscribe:not([disabled])', { ...WAIT, visible: true });
     await page.click('#subscribe');
     await waitText(page, '#wallet-status', 'Subscribed');
     await page.waitForSelector('#topics:not([hidden])', WAIT);

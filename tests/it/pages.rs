@@ -278,3 +278,31 @@ async fn a_subscriber_session_reaches_only_its_own_preferences_on_its_channel() 
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn the_subscriber_count_is_per_channel_and_per_tenant() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let other = app.tenant("other").await;
+    let ch = app.channel(&key, "alerts").await;
+    let quiet = app.channel(&key, "quiet").await;
+    app.subscribe(&key, &ch, &addresses(41, 5)).await;
+    app.subscribe(&key, &quiet, &addresses(42, 2)).await;
+    let gone = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/channels/{ch}/subscribers/{}", addresses(41, 1)[0]),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let count = app
+        .get(&format!("/v1/channels/{ch}/subscribers/count"), &key)
+        .await;
+    assert_eq!(count.body, json!({"active": 4}));
+    let foreign = app
+        .get(&format!("/v1/channels/{ch}/subscribers/count"), &other)
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+}
