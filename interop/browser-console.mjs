@@ -61,6 +61,27 @@ export async function run({ open, waitText, textOf, env, log, base, report, WAIT
     const skippedRows = await page.$$eval('#delivery-rows tr', (rows) => rows.map((r) => r.cells[1].textContent));
     await page.screenshot({ path: env('SCREENSHOT') });
 
+    log('trigger with errors');
+    await page.click('#tab-triggers');
+    await page.type('#trigger-chain_id', '999999');
+    await page.type('#trigger-address', '0x12');
+    await page.type('#trigger-event', 'Transfer(');
+    await page.type('#trigger-template', 'moved {{ args.value }}');
+    seen.allow = 'status of 422';
+    await page.click('#trigger-form button[type=submit]');
+    await waitText(page, '#trigger-form-status', 'Not created');
+    seen.allow = null;
+    const triggerErrors = {};
+    for (const f of ['chain_id', 'address', 'event', 'template']) triggerErrors[f] = await textOf(page, `#error-${f}`);
+    const focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
+
+    log('consent export');
+    await page.click('#tab-consent');
+    await page.waitForFunction(() => document.querySelectorAll('#consent-rows tr').length > 0, WAIT);
+    const consentRows = await page.$$eval('#consent-rows tr', (rows) => rows.length);
+    await page.click('#consent-export');
+    await waitText(page, '#consent-export-status', 'Exported');
+
     // Phone width: nothing wider than the screen outside the scrollable tables.
     await page.setViewport({ width: 375, height: 800 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -68,7 +89,7 @@ export async function run({ open, waitText, textOf, env, log, base, report, WAIT
     return {
       ok: true, wrongKeyError, keyInUrl, storedKey: stored, localStorageItems: local, channelId,
       importStatus, importBar, importErrors, countText, preview, progress, counts, announcementId,
-      skippedRows: [...new Set(skippedRows)], phoneOverflow: overflow, ...report(seen),
+      skippedRows: [...new Set(skippedRows)], phoneOverflow: overflow, triggerErrors, focused, consentRows, ...report(seen),
     };
   } finally {
     await browser.close();

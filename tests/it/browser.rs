@@ -290,9 +290,11 @@ async fn the_console_imports_a_csv_sends_and_follows_progress_to_completion() {
     // A wrong key is refused in plain words; the right one stays in the tab, not the URL.
     let wrong = result["wrongKeyError"].as_str().unwrap();
     assert!(wrong.contains("API key was not accepted"), "{wrong}");
+    // Chromium logs each refused request itself (the 401 sign-in and the 422 trigger);
+    // nothing else may be logged.
     assert_eq!(
         result["allowedErrors"].as_array().unwrap().len(),
-        1,
+        2,
         "{result:#}"
     );
     assert_eq!(result["keyInUrl"], false);
@@ -351,4 +353,20 @@ async fn the_console_imports_a_csv_sends_and_follows_progress_to_completion() {
         result["phoneOverflow"], 0,
         "the console fits a 375 px screen"
     );
+
+    // The trigger form shows the API's per-field errors under their fields.
+    let errors = &result["triggerErrors"];
+    for field in ["chain_id", "address", "event"] {
+        assert!(
+            !errors[field].as_str().unwrap().is_empty(),
+            "{field}: {result:#}"
+        );
+    }
+    assert_eq!(errors["template"], "", "{result:#}");
+    assert_eq!(
+        result["focused"], "trigger-chain_id",
+        "focus moves to the first error"
+    );
+    // The consent log lists the imported subscribers (first page) and exports.
+    assert_eq!(result["consentRows"], 100, "{result:#}");
 }

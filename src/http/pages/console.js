@@ -429,7 +429,8 @@
       $('trigger-rows').replaceChildren(...page.items.map((t) => {
         const tr = document.createElement('tr');
         const event = typeof t.event === 'string' ? t.event : (t.event.name || JSON.stringify(t.event));
-        tr.append(cell(t.id, 'mono'), cell(t.chain_id), cell(event), cell(t.paused ? 'paused' : 'active'), cell(t.scanned_to ?? '–'));
+        tr.append(cell(t.id, 'mono'), cell(t.chain_id), cell(event), cell(t.paused ? 'paused' : 'active'), cell(t.scanned_to ?? '–'),
+          cell(t.last_match_block != null ? `block ${t.last_match_block}` : 'none yet'));
         const td = document.createElement('td');
         td.append(button(t.paused ? 'Resume' : 'Pause', () => pauseTrigger(t, !t.paused)));
         tr.append(td);
@@ -469,11 +470,16 @@
       loadTriggers();
     } catch (e) {
       const errors = (e.body && e.body.errors) || [];
+      const elsewhere = [];
       for (const err of errors) {
-        const field = TRIGGER_FIELDS.find((f) => err.field === f || err.field.startsWith(`${f}.`) || err.field.startsWith(`${f}[`)) || null;
+        const name = err.field.startsWith('addresses') ? 'address' : err.field;
+        const field = TRIGGER_FIELDS.find((f) => name === f || name.startsWith(`${f}.`) || name.startsWith(`${f}[`));
         if (field) say(`error-${field}`, `${$(`error-${field}`).textContent} ${err.detail}`.trim());
+        else elsewhere.push(`${err.field}: ${err.detail}`);
       }
-      say('trigger-form-status', `Not created: ${e.message}`, 'bad');
+      const first = TRIGGER_FIELDS.find((f) => $(`error-${f}`).textContent);
+      if (first) $(`trigger-${first}`).focus();
+      say('trigger-form-status', errors.length ? `Not created: fix the fields marked above.${elsewhere.length ? ` ${elsewhere.join('; ')}` : ''}` : `Not created: ${e.message}`, 'bad');
     }
   }
 
@@ -526,14 +532,23 @@
     }
   }
 
+  // Sections other tabs change are read again when shown.
+  function refresh(name) {
+    if (!state.channel) return;
+    if (name === 'consent') loadConsent(true);
+    if (name === 'announcements') loadAnnouncements();
+    if (name === 'triggers') loadTriggers();
+  }
+
   TABS.forEach((t, i) => {
     const tab = $(`tab-${t}`);
-    tab.addEventListener('click', () => showTab(t));
+    tab.addEventListener('click', () => { showTab(t); refresh(t); });
     tab.addEventListener('keydown', (e) => {
       const step = e.key === 'ArrowRight' ? 1 : e.key === 'ArrowLeft' ? -1 : 0;
       if (!step) return;
       const next = TABS[(i + step + TABS.length) % TABS.length];
       showTab(next);
+      refresh(next);
       $(`tab-${next}`).focus();
     });
   });
