@@ -105,6 +105,13 @@ async function subscribe() {
     log('connect');
     await page.waitForSelector('#connect:not([disabled])', { ...WAIT, visible: true });
     await page.click('#connect');
+    if (process.env.EXPECT_NOT_ON_XMTP) {
+      // A wallet without an XMTP inbox: the page explains instead of offering the signature.
+      await page.waitForSelector('#not-on-xmtp', { ...WAIT, visible: true });
+      const subscribeShown = await page.$eval('#subscribe', (b) => !b.hidden);
+      const warning = await textOf(page, '#not-on-xmtp');
+      return { ok: true, address: account.address.toLowerCase(), subscribeShown, warning, ...report(seen) };
+    }
     await waitText(page, '#wallet-status', 'is on XMTP');
     log('sign and subscribe');
     await page.waitForSelector('#subscribe:not([disabled])', { ...WAIT, visible: true });

@@ -370,3 +370,40 @@ async fn the_console_imports_a_csv_sends_and_follows_progress_to_completion() {
     // The consent log lists the imported subscribers (first page) and exports.
     assert_eq!(result["consentRows"], 100, "{result:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscribe_page_explains_a_wallet_that_is_not_on_xmtp_before_any_signature() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("pages").await;
+    let channel = app.channel(&key, "Protocol alerts").await;
+    // Never registered on XMTP.
+    let wallet_key = format!("0x{}", hex::encode(rand::random::<[u8; 32]>()));
+    let result = Pages::start(
+        "subscribe",
+        &[
+            ("HERALD_URL", app.base.clone()),
+            ("CHANNEL_ID", channel.clone()),
+            ("CHANNEL_NAME", "Protocol alerts".into()),
+            ("WALLET_KEY", wallet_key),
+            ("TOPIC_OFF", "none".into()),
+            ("SCREENSHOT", "unused".into()),
+            ("EXPECT_NOT_ON_XMTP", "1".into()),
+        ],
+    )
+    .await
+    .finish()
+    .await;
+    assert_eq!(result["subscribeShown"], false, "{result:#}");
+    let warning = result["warning"].as_str().unwrap();
+    assert!(warning.contains("not on XMTP yet"), "{warning}");
+    assert!(warning.contains("not_on_xmtp"), "{warning}");
+    // Nothing was signed or stored: no subscriber, no challenge spent.
+    let address = result["address"].as_str().unwrap();
+    let consent = app
+        .get(
+            &format!("/v1/channels/{channel}/subscribers/{address}/consent"),
+            &key,
+        )
+        .await;
+    assert_eq!(consent.body["status"], "never", "{}", consent.body);
+}
