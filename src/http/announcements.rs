@@ -5,6 +5,8 @@
 mod dto;
 mod eta;
 mod events;
+
+pub use events::ProgressEvent;
 mod schedule;
 
 pub use dto::{

@@ -15,6 +15,8 @@ use utoipa::{Modify, OpenApi};
         license(name = "MIT")
     ),
     modifiers(&BearerSchemes),
+    // Named in the progress stream's event data, which the document can only describe as text.
+    components(schemas(super::announcements::ProgressEvent)),
     tags(
         (name = "tenants", description = "Admin: create tenants and their API keys"),
         (name = "keys", description = "A tenant's own API keys: create, list, revoke (rotation)"),

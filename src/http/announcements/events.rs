@@ -44,6 +44,18 @@ pub struct ProgressEvent {
     pub eta_stale: bool,
 }
 
+/// One event of the stream as it goes over the wire (what each item of the
+/// `text/event-stream` response looks like).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Documentation only: events are written by axum's `Event`.
+pub struct ProgressStreamEvent {
+    /// `progress` or `completed`.
+    #[schema(pattern = "^(progress|completed)$")]
+    pub event: String,
+    /// A `ProgressEvent` (see the schema of that name) as JSON.
+    pub data: String,
+}
+
 /// Stream an announcement's progress (Server-Sent Events).
 ///
 /// Events: `progress` (data: the counts, rate and ETA) whenever they change, first at once;
@@ -55,7 +67,7 @@ pub struct ProgressEvent {
     params(("id" = String, Path, description = "Announcement id")),
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "`text/event-stream` of `progress` events and a final `completed` event; each event's data is a ProgressEvent", content_type = "text/event-stream", body = ProgressEvent),
+        (status = 200, description = "`text/event-stream` of `progress` events and a final `completed` event; each event's data is a ProgressEvent as JSON", content_type = "text/event-stream", body = ProgressStreamEvent),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody),
     )
