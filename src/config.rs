@@ -574,6 +574,32 @@ mod tests {
 
     #[test]
     #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type.
+    fn page_framing_and_session_lifetime_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None).expect("loads");
+            assert!(config.pages.enabled);
+            assert_eq!(config.pages.frame_ancestors, "*");
+            assert_eq!(config.selfservice.session_ttl_secs, 3600);
+            jail.set_env("HERALD_PAGES_FRAME_ANCESTORS", "https://a.example 'self'");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.pages.frame_ancestors, "https://a.example 'self'");
+            for bad in [
+                "*; script-src *",
+                "https://a.example, https://b.example",
+                " ",
+            ] {
+                jail.set_env("HERALD_PAGES_FRAME_ANCESTORS", bad);
+                assert!(Config::load(None).is_err(), "{bad:?} is refused");
+            }
+            jail.set_env("HERALD_PAGES_FRAME_ANCESTORS", "'none'");
+            jail.set_env("HERALD_SELFSERVICE_SESSION_TTL_SECS", "5");
+            assert!(Config::load(None).is_err(), "too short a session");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type.
     fn the_public_url_sets_the_siwe_domain_and_uri() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("HERALD_PUBLIC_URL", "https://herald.example.com:8443/");
