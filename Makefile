@@ -30,6 +30,7 @@ test: test-sqlite schemathesis test-pg fuzz-smoke
 
 ## Test harnesses from npm (idempotent): the official XMTP SDK (interop/) and anvil (tools/anvil/).
 test-deps:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 	interop/setup.sh
 	scripts/setup-anvil.sh
 

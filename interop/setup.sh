@@ -3,7 +3,8 @@
 # codecs (@xmtp/content-type-markdown 1.0.0, @xmtp/content-type-transaction-reference 2.0.2,
 # @xmtp/content-type-reply 2.0.3 with @xmtp/content-type-text 2.0.2 for a reply's inner text)
 # for the conformance tests, the reference `standardwebhooks` package (the webhook tests verify
-# signatures with it) and,
+# signatures with it), `puppeteer-core` (the browser tests drive Debian's /usr/bin/chromium with
+# it; puppeteer-core never downloads a browser) and,
 # only where the platform's glibc is older than 2.38, makes its prebuilt native binding load.
 # Idempotent: reinstalls only when node_modules is missing or older than package-lock.json.
 # Needs node + npm; on old-glibc hosts also gcc, python3 and patchelf (installed via apt if missing).
@@ -28,3 +29,4 @@ fi
 node -e "import('@xmtp/node-sdk').then(m => { if (typeof m.Client !== 'function') process.exit(1); console.log('interop: @xmtp/node-sdk loads') })"
 node -e "Promise.all([import('@xmtp/content-type-markdown'), import('@xmtp/content-type-transaction-reference'), import('@xmtp/content-type-reply'), import('@xmtp/content-type-text')]).then(([m, t, r, x]) => { if (typeof m.MarkdownCodec !== 'function' || typeof t.TransactionReferenceCodec !== 'function' || typeof r.ReplyCodec !== 'function' || typeof x.TextCodec !== 'function') process.exit(1); console.log('interop: content-type codecs load') })"
 node -e "import('standardwebhooks').then(m => { if (typeof m.Webhook !== 'function') process.exit(1); console.log('interop: standardwebhooks loads') })"
+node -e "import('puppeteer-core').then(m => { if (typeof m.default.launch !== 'function') process.exit(1); console.log('interop: puppeteer-core loads') })"

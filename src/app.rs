@@ -69,6 +69,7 @@ impl App {
             .context("opening the database")?;
         let (admin_token, generated_admin_token) =
             resolve_admin_token(config, store.as_ref()).await?;
+        let shutdown = CancellationToken::new();
         let state = AppState {
             store,
             kek: Arc::new(kek),
@@ -88,6 +89,8 @@ impl App {
             xmtp: xmtp.clone(),
             wake: crate::workers::Wake::default(),
             webhooks: Arc::new(config.webhooks.clone()),
+            shutdown: shutdown.clone(),
+            pages: Arc::new(config.pages.clone()),
         };
         let router = http::router(state.clone(), &config.http);
         let app = Self {
@@ -98,7 +101,7 @@ impl App {
                 header_read_timeout: Duration::from_secs(config.http.header_read_timeout_secs),
                 max_connections: config.http.max_connections,
             },
-            shutdown: CancellationToken::new(),
+            shutdown,
             workers: TaskTracker::new(),
             xmtp: xmtp.clone(),
             generated_admin_token,

@@ -16,7 +16,15 @@ use serde::Deserialize;
 pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
 
 /// Sections whose keys are reached from the environment as `HERALD_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["http", "log", "quotas", "selfservice", "webhooks", "xmtp"];
+const SECTIONS: &[&str] = &[
+    "http",
+    "log",
+    "pages",
+    "quotas",
+    "selfservice",
+    "webhooks",
+    "xmtp",
+];
 
 /// `HERALD_*` variables that belong to the command line, not to the configuration (`clap`
 /// reads them): the loader skips them (lowercase, without the prefix).
@@ -49,6 +57,8 @@ pub struct Config {
     #[serde(default)]
     pub chains: Vec<crate::chain::ChainConfig>,
     pub selfservice: SelfServiceConfig,
+    /// The browser pages herald serves (`[pages]`): subscribe page and console.
+    pub pages: PagesConfig,
     pub quotas: QuotaConfig,
     pub xmtp: crate::xmtp::XmtpConfig,
     /// Signed webhooks to tenants (`[webhooks]`).
@@ -91,6 +101,35 @@ pub struct SelfServiceConfig {
     pub client_ip_header: String,
     /// Unused, unexpired challenges one channel may have at once.
     pub max_outstanding_challenges: u32,
+    /// Lifetime of the subscriber session token a wallet-signature subscribe returns (it
+    /// authorises that subscriber's own topic preferences).
+    pub session_ttl_secs: u64,
+}
+
+/// `[pages]`: the subscribe page (`/subscribe/{channel_id}`) and the console (`/console`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesConfig {
+    /// Whether herald serves the pages at all (the API is unaffected).
+    pub enabled: bool,
+    /// CSP `frame-ancestors` of the subscribe page: who may embed it in an `<iframe>`.
+    pub frame_ancestors: String,
+}
+
+impl PagesConfig {
+    /// A source list is words without `;`, `,` or control characters (they would end or
+    /// split the CSP header's directive).
+    fn validate(&self) -> Result<(), &'static str> {
+        let value = self.frame_ancestors.trim();
+        if value.is_empty()
+            || value
+                .chars()
+                .any(|c| c == ';' || c == ',' || c.is_control())
+        {
+            return Err("pages.frame_ancestors must be a CSP source list such as \"*\", \"'none'\" or \"https://a.example https://b.example\"");
+        }
+        Ok(())
+    }
 }
 
 /// HTTP limits.
@@ -241,6 +280,12 @@ impl Config {
                 "selfservice.max_outstanding_challenges must be at least 1",
             ));
         }
+        if !(60..=86_400).contains(&self.selfservice.session_ttl_secs) {
+            return Err(ConfigError::Value(
+                "selfservice.session_ttl_secs must be between 60 and 86400",
+            ));
+        }
+        self.pages.validate().map_err(ConfigError::Value)?;
         if self.quotas.max_import_batch == 0 {
             return Err(ConfigError::Value(
                 "quotas.max_import_batch must be at least 1",
@@ -523,6 +568,32 @@ mod tests {
             jail.set_env("HERALD_HTTP_REQUEST_TIMEOUT_SECS", "30");
             jail.set_env("HERALD_LISTN", "typo");
             assert!(Config::load(None).is_err(), "unknown keys are rejected");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type.
+    fn page_framing_and_session_lifetime_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None).expect("loads");
+            assert!(config.pages.enabled);
+            assert_eq!(config.pages.frame_ancestors, "*");
+            assert_eq!(config.selfservice.session_ttl_secs, 3600);
+            jail.set_env("HERALD_PAGES_FRAME_ANCESTORS", "https://a.example 'self'");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.pages.frame_ancestors, "https://a.example 'self'");
+            for bad in [
+                "*; script-src *",
+                "https://a.example, https://b.example",
+                " ",
+            ] {
+                jail.set_env("HERALD_PAGES_FRAME_ANCESTORS", bad);
+                assert!(Config::load(None).is_err(), "{bad:?} is refused");
+            }
+            jail.set_env("HERALD_PAGES_FRAME_ANCESTORS", "'none'");
+            jail.set_env("HERALD_SELFSERVICE_SESSION_TTL_SECS", "5");
+            assert!(Config::load(None).is_err(), "too short a session");
             Ok(())
         });
     }

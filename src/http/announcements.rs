@@ -4,6 +4,9 @@
 
 mod dto;
 mod eta;
+mod events;
+
+pub use events::ProgressEvent;
 mod schedule;
 
 pub use dto::{
@@ -320,5 +323,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_announcement, list_channel_announcements))
         .routes(routes!(get_announcement))
         .routes(routes!(list_deliveries))
+        .routes(routes!(events::announcement_events))
         .routes(routes!(schedule::cancel_announcement))
 }

@@ -80,8 +80,32 @@ pub struct ChannelOut {
     pub name: String,
     pub description: Option<String>,
     pub xmtp: XmtpIdentityOut,
+    /// The hosted subscribe page for wallets (`/subscribe/{id}` under `public_url`).
+    pub subscribe_url: String,
+    /// An `<iframe>` snippet embedding that page on a website (who may embed it is
+    /// `pages.frame_ancestors`).
+    pub subscribe_embed: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl ChannelOut {
+    /// The response for `channel`, with its subscribe-page links.
+    pub fn new(state: &AppState, channel: Channel) -> Self {
+        let url = super::profile::subscribe_url(state, channel.id.as_str());
+        let title = channel
+            .name
+            .replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;");
+        ChannelOut {
+            subscribe_embed: format!(
+                "<iframe src=\"{url}\" title=\"Subscribe to {title}\" width=\"420\" height=\"640\" style=\"border:0\"></iframe>"
+            ),
+            subscribe_url: url,
+            ..ChannelOut::from(channel)
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -91,6 +115,7 @@ pub struct ChannelList {
     pub next_cursor: Option<String>,
 }
 
+/// Without the links, which need the configuration; see [`ChannelOut::new`].
 impl From<Channel> for ChannelOut {
     fn from(c: Channel) -> Self {
         ChannelOut {
@@ -108,6 +133,8 @@ impl From<Channel> for ChannelOut {
                 installation_id: c.xmtp_installation_id,
                 registration_error: c.xmtp_registration_error,
             },
+            subscribe_url: String::new(),
+            subscribe_embed: String::new(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -190,7 +217,10 @@ async fn create_channel(
             state.wake.deliveries();
         }
     }
-    Ok((StatusCode::CREATED, axum::Json(channel.into())))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(ChannelOut::new(&state, channel)),
+    ))
 }
 
 /// List channels, oldest first.
@@ -208,7 +238,10 @@ async fn list_channels(
     let channels = state.store.list_channels(&tenant, &page).await?;
     let (items, next_cursor) = paginate(channels, limit, |c| c.id.to_string());
     Ok(axum::Json(ChannelList {
-        items: items.into_iter().map(Into::into).collect(),
+        items: items
+            .into_iter()
+            .map(|c| ChannelOut::new(&state, c))
+            .collect(),
         next_cursor,
     }))
 }
@@ -225,7 +258,8 @@ async fn get_channel(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ChannelOut>, ApiError> {
-    Ok(axum::Json(load_channel(&state, &tenant, &id).await?.into()))
+    let channel = load_channel(&state, &tenant, &id).await?;
+    Ok(axum::Json(ChannelOut::new(&state, channel)))
 }
 
 /// Change a channel's name or description.
@@ -254,7 +288,7 @@ async fn update_channel(
         .update_channel(&tenant, &id, &patch)
         .await?
         .ok_or(ApiError::NotFound("channel"))?;
-    Ok(axum::Json(channel.into()))
+    Ok(axum::Json(ChannelOut::new(&state, channel)))
 }
 
 /// Delete a channel. Its pending deliveries are skipped; announcements stay readable.

@@ -30,7 +30,9 @@ pub struct ConsentEntry {
     pub topic: Option<String>,
     /// `api`, `dm`, `signature` or `import`.
     pub source: String,
-    /// What proves it: for `signature` a JSON object with the signed message and signature;
+    /// What proves it: for `signature` a JSON object with the signed message and signature
+    /// (a topic change made on the subscribe page with the session that signature opened:
+    /// `{"via": "subscriber_session", "session_expires_unix": …}`);
     /// for `dm` a JSON object with `xmtp_message_id` (hex, the id the subscriber's XMTP app
     /// shows), `sender_inbox_id`, `sender_wallet` and `node_sequence` (older entries
     /// hold `xmtp-message:<inbox>:<sequence>`); for `api`/`import` `request:<id>`.

@@ -15,10 +15,13 @@ pub mod idempotency;
 pub mod installations;
 pub mod keys;
 pub mod openapi;
+pub mod pages;
+pub mod profile;
 pub mod quotas;
 pub mod rate_limit;
 pub mod serve;
 pub mod strict_json;
+pub mod subscriber_session;
 pub mod subscribers;
 pub mod subscriptions;
 pub mod tenants;
@@ -76,6 +79,11 @@ pub struct AppState {
     pub wake: crate::workers::Wake,
     /// Webhook settings (`[webhooks]`): the SSRF allow-list, the secret overlap.
     pub webhooks: Arc<crate::webhooks::WebhookConfig>,
+    /// The app's shutdown token: long-lived responses (the progress event stream) end when it
+    /// fires, so a graceful shutdown never waits on them.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// `[pages]`: whether the subscribe page and console are served, who may frame them.
+    pub pages: Arc<crate::config::PagesConfig>,
 }
 
 /// All documented routes, before state and layers are applied.
@@ -91,6 +99,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(triggers::router())
         .merge(watches::router())
         .merge(subscriptions::router())
+        .merge(subscriber_session::router())
+        .merge(profile::router())
         .merge(consent::router())
         .merge(topics::router())
         .merge(webhooks::router())
@@ -99,7 +109,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 /// The complete service: routes plus layers, ready to serve.
 pub fn router(state: AppState, config: &HttpConfig) -> Router {
     let (routes, spec) = api().split_for_parts();
-    let routes = routes.merge(docs::router(&openapi::finish(spec)));
+    let routes = routes
+        .merge(docs::router(&openapi::finish(spec)))
+        .merge(pages::router(&state.pages));
     let body_limit = config.body_limit_bytes;
     let timeout = Duration::from_secs(config.request_timeout_secs);
     routes

@@ -15,6 +15,8 @@ use utoipa::{Modify, OpenApi};
         license(name = "MIT")
     ),
     modifiers(&BearerSchemes),
+    // Named in the progress stream's event data, which the document can only describe as text.
+    components(schemas(super::announcements::ProgressEvent)),
     tags(
         (name = "tenants", description = "Admin: create tenants and their API keys"),
         (name = "keys", description = "A tenant's own API keys: create, list, revoke (rotation)"),
@@ -36,7 +38,14 @@ struct BearerSchemes;
 impl Modify for BearerSchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        for (name, format) in [("api_key", "hk_…"), ("admin_token", "admin token")] {
+        for (name, format) in [
+            ("api_key", "hk_…"),
+            ("admin_token", "admin token"),
+            (
+                "subscriber_session",
+                "hsub.… (from a wallet-signature subscribe)",
+            ),
+        ] {
             let scheme = HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format(format)

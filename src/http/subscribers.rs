@@ -178,6 +178,29 @@ async fn list_subscribers(
     Ok(axum::Json(SubscriberList { items, next_cursor }))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct SubscriberCount {
+    /// Active subscribers of the channel.
+    pub active: u64,
+}
+
+/// Count a channel's active subscribers.
+#[utoipa::path(
+    get, path = "/v1/channels/{id}/subscribers/count", tag = "subscribers",
+    params(("id" = String, Path, description = "Channel id")),
+    security(("api_key" = [])),
+    responses((status = 200, description = "OK", body = SubscriberCount), (status = 401, description = "Missing or invalid API key", body = ErrorBody), (status = 404, description = "No such object (or it belongs to another tenant)", body = ErrorBody))
+)]
+async fn count_subscribers(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> Result<axum::Json<SubscriberCount>, ApiError> {
+    let channel = load_channel(&state, &tenant, &id).await?;
+    let active = state.store.channel_subscriber_count(&channel.id).await?;
+    Ok(axum::Json(SubscriberCount { active }))
+}
+
 /// Subscribe up to 10,000 addresses at once (`[quotas] max_import_batch`); invalid entries are
 /// reported, not fatal.
 #[utoipa::path(
@@ -260,5 +283,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(put_subscriber, delete_subscriber))
         .routes(routes!(list_subscribers))
+        .routes(routes!(count_subscribers))
         .routes(routes!(batch_subscribe))
 }

@@ -64,11 +64,19 @@ pub struct SignedSubscribeOut {
     pub address: String,
     /// Always `active`.
     pub status: String,
+    /// Subscriber session token (`Authorization: Bearer …`) for this address's own topic
+    /// preferences on this channel (`/v1/channels/{id}/me/topics`), valid until
+    /// `session_expires_at`.
+    pub session_token: String,
+    pub session_expires_at: DateTime<Utc>,
 }
 
 /// Resolves a public channel id to the channel and its tenant (deleted or unknown channels
 /// are 404).
-async fn live_channel(state: &AppState, raw: &str) -> Result<(ChannelId, TenantId), ApiError> {
+pub(super) async fn live_channel(
+    state: &AppState,
+    raw: &str,
+) -> Result<(ChannelId, TenantId), ApiError> {
     let id = ChannelId::parse(raw).ok_or(ApiError::NotFound("channel"))?;
     let tenant = state
         .store
@@ -236,12 +244,21 @@ async fn subscribe_signed(
         SubscribeOutcome::AlreadyActive => StatusCode::OK,
         SubscribeOutcome::Added | SubscribeOutcome::Reactivated => StatusCode::CREATED,
     };
+    let session_expires_at = now + Duration::seconds(state.selfservice.session_ttl_secs as i64);
+    let session_token = super::subscriber_session::issue(
+        &state.kek,
+        &channel,
+        &message.address,
+        session_expires_at,
+    );
     Ok((
         status,
         axum::Json(SignedSubscribeOut {
             channel_id: channel.as_str().to_owned(),
             address: message.address.to_string(),
             status: "active".into(),
+            session_token,
+            session_expires_at,
         }),
     ))
 }

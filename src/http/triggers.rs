@@ -143,10 +143,24 @@ async fn list_triggers(
         .await?
         .ok_or(ApiError::NotFound("channel"))?;
     let (items, next_cursor) = paginate(triggers, limit, |t| t.id.to_string());
-    Ok(axum::Json(TriggerList {
-        items: items.into_iter().map(Into::into).collect(),
-        next_cursor,
-    }))
+    let last: std::collections::HashMap<String, i64> = state
+        .store
+        .triggers()
+        .last_match_blocks(&channel)
+        .await?
+        .into_iter()
+        .collect();
+    let items = items
+        .into_iter()
+        .map(|t| {
+            let last_match_block = last.get(t.id.as_str()).map(|b| *b as u64);
+            TriggerOut {
+                last_match_block,
+                ..t.into()
+            }
+        })
+        .collect();
+    Ok(axum::Json(TriggerList { items, next_cursor }))
 }
 
 /// Get one trigger.

@@ -92,6 +92,8 @@ pub trait AccessStore: Send + Sync {
     ) -> StoreResult<KeyRevoke>;
     /// Active subscribers across the tenant's live channels.
     async fn active_subscriber_count(&self, tenant: &TenantId) -> StoreResult<u64>;
+    /// Active subscribers of one channel.
+    async fn channel_subscriber_count(&self, channel: &ChannelId) -> StoreResult<u64>;
     /// Recipients of the tenant's unfinished (queued or sending) announcements on live
     /// channels: an upper bound of its pending deliveries, read from the announcements alone.
     async fn unfinished_recipient_count(&self, tenant: &TenantId) -> StoreResult<u64>;

@@ -170,6 +170,16 @@ where
         Ok(n.max(0) as u64)
     }
 
+    async fn channel_subscriber_count(&self, channel: &ChannelId) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM subscribers WHERE channel_id = $1 AND status = 'active'",
+        )
+        .bind(channel.as_str())
+        .fetch_one(self.sql_pool())
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn unfinished_recipient_count(&self, tenant: &TenantId) -> StoreResult<u64> {
         let n: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(a.total), 0) AS BIGINT) FROM announcements a \

@@ -93,6 +93,9 @@ pub trait TriggerStore: Send + Sync {
         id: &TriggerId,
         patch: &TriggerPatch,
     ) -> StoreResult<Option<Trigger>>;
+    /// The highest block of a matched event, per trigger of the channel (triggers that never
+    /// matched are absent).
+    async fn last_match_blocks(&self, channel: &ChannelId) -> StoreResult<Vec<(String, i64)>>;
     /// Soft-deletes a trigger and drops its events still waiting for confirmations.
     async fn delete_trigger(
         &self,

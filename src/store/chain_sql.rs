@@ -35,7 +35,18 @@ where
     for<'r> (i32,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (i64,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> TriggerRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String, i64): FromRow<'r, <S::Db as sqlx::Database>::Row>,
 {
+    async fn last_match_blocks(&self, channel: &ChannelId) -> StoreResult<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT e.trigger_id, MAX(e.block_number) FROM chain_events e \
+             JOIN triggers t ON t.id = e.trigger_id WHERE t.channel_id = $1 GROUP BY e.trigger_id",
+        )
+        .bind(channel.as_str())
+        .fetch_all(self.sql_pool())
+        .await?)
+    }
+
     async fn create_trigger(&self, new: &NewTrigger) -> StoreResult<Option<Trigger>> {
         let spec = serde_json::to_string(&new.spec).expect("a TriggerSpec serializes");
         let now = Utc::now();

@@ -290,6 +290,21 @@ impl Xmtp {
         report
     }
 
+    /// Whether `address` (lowercase 0x hex) has an XMTP inbox on this network, i.e. whether a
+    /// delivery to it could land rather than end `not_on_xmtp`. One `GetInboxIds` call.
+    pub async fn has_inbox(&self, address: &str) -> Result<bool, xmtp_client::TransportError> {
+        use xmtp_proto::identity_api::{get_inbox_ids_request, GetInboxIdsRequest};
+        use xmtp_proto::xmtp::identity::associations::IdentifierKind;
+        let req = GetInboxIdsRequest {
+            requests: vec![get_inbox_ids_request::Request {
+                identifier: address.to_ascii_lowercase(),
+                identifier_kind: IdentifierKind::Ethereum as i32,
+            }],
+        };
+        let resp = self.transport.get_inbox_ids(req).await?;
+        Ok(resp.responses.iter().any(|r| r.inbox_id.is_some()))
+    }
+
     /// Stops the embedded node (flushing its data), if any.
     pub async fn shutdown(&self) {
         if let Some(node) = self.node.lock().await.take() {

@@ -211,6 +211,11 @@ impl TestApp {
         self.raw_column(sql, None).await
     }
 
+    /// Runs one SQL statement with `bind` as `$1`, returning the text column of all rows.
+    pub async fn raw_strings_bound(&self, sql: &str, bind: &str) -> Vec<String> {
+        self.raw_column(sql, Some(bind)).await
+    }
+
     /// The single column of every row of `sql` (with `bind` as `$1`), read on a fresh
     /// connection to whichever backend the app runs on.
     async fn raw_column<T>(&self, sql: &str, bind: Option<&str>) -> Vec<T>

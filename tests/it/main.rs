@@ -4,6 +4,7 @@
 //! `scripts/setup-anvil.sh` installs it (the Makefile test targets run it), or set `ANVIL_BIN`.
 
 mod announcements;
+mod browser;
 mod budget;
 mod channel_state;
 mod channels;
@@ -17,6 +18,7 @@ mod d14n;
 mod dashboards;
 mod deploy;
 mod docs;
+mod events;
 mod hardening;
 mod helpers;
 mod idempotency;
@@ -28,6 +30,7 @@ mod operations;
 mod operator_api;
 mod outage;
 mod pacing;
+mod pages;
 mod pipeline;
 mod progress;
 mod quotas;

@@ -6,7 +6,7 @@ use xmtp_client::Wallet;
 
 use crate::helpers::{Reply, TestApp};
 
-async fn challenge(app: &TestApp, ch: &str, address: &str) -> String {
+pub async fn challenge(app: &TestApp, ch: &str, address: &str) -> String {
     let reply = app
         .call(
             Method::GET,
@@ -19,7 +19,7 @@ async fn challenge(app: &TestApp, ch: &str, address: &str) -> String {
     reply.body["message"].as_str().unwrap().to_owned()
 }
 
-async fn submit(app: &TestApp, ch: &str, message: &str, signature: &[u8]) -> Reply {
+pub async fn submit(app: &TestApp, ch: &str, message: &str, signature: &[u8]) -> Reply {
     let body = json!({"message": message, "signature": format!("0x{}", hex::encode(signature))});
     app.call(
         Method::POST,

@@ -147,6 +147,13 @@ async fn a_swap_becomes_one_announcement_with_deliveries_after_confirmations() {
     let fetched = app.get(&format!("/v1/announcements/{ann}"), &key).await;
     assert_eq!(fetched.status, StatusCode::OK, "{}", fetched.body);
     assert_eq!(fetched.body["counts"]["total"], 3);
+    // The listing shows the trigger's last match (the console's "last match" column).
+    let listed = app.get(&format!("/v1/channels/{ch}/triggers"), &key).await;
+    assert_eq!(
+        listed.body["items"][0]["last_match_block"], block,
+        "{}",
+        listed.body
+    );
 
     // Later blocks never announce it again.
     chain.mine(5).await;

@@ -190,7 +190,7 @@ pub enum PriorityIn {
     Bulk,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, Clone, PartialEq)]
 pub struct CountsOut {
     pub total: i64,
     pub pending: i64,
@@ -297,7 +297,7 @@ pub struct DeliveryParams {
     pub cursor: Option<String>,
 }
 
-fn counts_out(c: Counts) -> CountsOut {
+pub(super) fn counts_out(c: Counts) -> CountsOut {
     CountsOut {
         total: c.total,
         pending: c.pending,

@@ -41,6 +41,8 @@ pub(super) struct Progress {
     pub topic: Option<String>,
     pub eta_seconds: Option<u64>,
     pub eta_stale: bool,
+    /// Deliveries settled per second over the pace window (0 before anything settled).
+    pub rate_per_second: f64,
 }
 
 /// Measures `announcement`'s pace since its creation, over at most the last minute, and turns
@@ -92,6 +94,7 @@ pub(super) async fn progress(
         topic: pace.topic,
         eta_seconds: if stale { None } else { eta },
         eta_stale: stale,
+        rate_per_second: pace.settled_since as f64 / window.max(1.0),
     })
 }
 

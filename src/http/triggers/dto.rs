@@ -101,6 +101,8 @@ pub struct TriggerOut {
     pub start_block: u64,
     /// Highest block scanned for it so far.
     pub scanned_to: Option<u64>,
+    /// Block of the latest event it matched (null: none yet). Shown in listings.
+    pub last_match_block: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -123,6 +125,7 @@ impl From<Trigger> for TriggerOut {
             revision: t.revision,
             start_block: t.start_block,
             scanned_to: t.scanned_to,
+            last_match_block: None,
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
