@@ -1,8 +1,8 @@
 //! The browser pages in headless Chromium (Debian's `chromium`, driven by npm `puppeteer-core`
 //! from `interop/browser-pages.mjs`): the subscribe page with an injected EIP-1193 wallet, and
 //! the console. Each run also checks that no request left herald's origin and that no console
-//! error was logged, and writes the screenshots linked from the README
-//! (`docs/screenshots/*.png`). Fails, never skips, without Chromium or the npm packages
+//! error was logged, and takes the screenshots linked from the README
+//! (`docs/screenshots/*.png`, rewritten with `HERALD_UPDATE_SCREENSHOTS=1`). Fails, never skips, without Chromium or the npm packages
 //! (`make test-deps`).
 
 use std::path::PathBuf;
@@ -18,8 +18,16 @@ use crate::pipeline::wait_completed;
 use crate::sdk::driver::{interop_dir, require_sdk};
 use crate::sdk::Sdk;
 
+/// Where a screenshot goes: target/screenshots on every run, docs/screenshots (the committed
+/// ones the README shows) when `HERALD_UPDATE_SCREENSHOTS=1`, so a test run leaves the checkout
+/// clean (the pictures hold fresh ids and times each run).
 fn screenshot(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = if std::env::var("HERALD_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
     std::fs::create_dir_all(&dir).expect("screenshot folder");
     dir.join(name)
 }
