@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorBody};
 use super::extract::AppJson;
 use super::rate_limit::PublicClient;
-use super::topics::{PreferenceIn, PreferenceList, PreferenceOut};
+use super::topics::{PreferenceIn, PreferenceList};
 use super::AppState;
 use crate::crypto::MasterKey;
 use crate::domain::{Address, ChannelId};
@@ -119,18 +119,7 @@ async fn get_my_preferences(
 ) -> Result<axum::Json<PreferenceList>, ApiError> {
     let (channel, address) = session_address(&state, &id, &token)?;
     let prefs = state.store.topic_preferences(&channel, &address).await?;
-    Ok(axum::Json(PreferenceList {
-        address: address.to_string(),
-        items: prefs
-            .into_iter()
-            .map(|p| PreferenceOut {
-                topic: p.topic.name,
-                default: p.topic.default_mode.as_str().into(),
-                enabled: p.enabled,
-                explicit: p.explicit,
-            })
-            .collect(),
-    }))
+    Ok(axum::Json(PreferenceList::new(&address, prefs)))
 }
 
 /// Turn a topic on or off for the session's own address (logged with source `signature`:

@@ -18,7 +18,10 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::AppJson;
 use super::subscribers::parse_address;
 use super::AppState;
-use crate::store::{ConsentContext, ConsentSource, PreferenceOutcome, Topic, TopicMode};
+use crate::domain::Address;
+use crate::store::{
+    ConsentContext, ConsentSource, PreferenceOutcome, Topic, TopicMode, TopicPreference,
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +69,24 @@ pub struct PreferenceOut {
 pub struct PreferenceList {
     pub address: String,
     pub items: Vec<PreferenceOut>,
+}
+
+impl PreferenceList {
+    /// An address's effective setting for every topic of the channel.
+    pub fn new(address: &Address, prefs: Vec<TopicPreference>) -> Self {
+        Self {
+            address: address.to_string(),
+            items: prefs
+                .into_iter()
+                .map(|p| PreferenceOut {
+                    topic: p.topic.name,
+                    default: p.topic.default_mode.as_str().into(),
+                    enabled: p.enabled,
+                    explicit: p.explicit,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -209,18 +230,7 @@ async fn get_preferences(
     let channel = load_channel(&state, &tenant, &id).await?;
     let address = parse_address(&address)?;
     let prefs = state.store.topic_preferences(&channel.id, &address).await?;
-    Ok(axum::Json(PreferenceList {
-        address: address.to_string(),
-        items: prefs
-            .into_iter()
-            .map(|p| PreferenceOut {
-                topic: p.topic.name,
-                default: p.topic.default_mode.as_str().into(),
-                enabled: p.enabled,
-                explicit: p.explicit,
-            })
-            .collect(),
-    }))
+    Ok(axum::Json(PreferenceList::new(&address, prefs)))
 }
 
 /// Turn a topic on or off for a subscriber (logged with source `api`).
