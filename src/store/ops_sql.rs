@@ -24,6 +24,7 @@ where
     for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
     for<'r> AnnouncementRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (i32,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String, String): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (String, String, i64): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (i64, DateTime<Utc>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
 {
@@ -51,15 +52,31 @@ where
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn announcements_of_deliveries(
+    async fn announcement_statuses_of_deliveries(
         &self,
         deliveries: &[i64],
-    ) -> StoreResult<Vec<AnnouncementState>> {
+    ) -> StoreResult<Vec<(String, String)>> {
         if deliveries.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = deliveries.iter().map(i64::to_string).collect();
         let sql = format!(
+            "SELECT a.id, a.status FROM announcements a WHERE a.id IN (SELECT DISTINCT \
+               d.announcement_id FROM deliveries d WHERE d.id IN (SELECT CAST(value AS BIGINT) FROM {})) \
+             ORDER BY a.id",
+            <S::Db as Dialect>::text_rows(1)
+        );
+        // Audited: the only inserted fragment is the dialect's fixed list expression.
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(<S::Db as Dialect>::text_list(
+                ids.iter().map(String::as_str),
+            ))
+            .fetch_all(self.sql_pool())
+            .await?)
+    }
+
+    async fn announcement_state(&self, id: &str) -> StoreResult<Option<AnnouncementState>> {
+        Ok(sqlx::query_as(
             "SELECT a.id, a.status, CAST(a.total AS BIGINT) AS total, \
              (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
                AND d.status = 'pending') AS pending, \
@@ -69,20 +86,11 @@ where
                AND d.status = 'failed') AS failed, \
              (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
                AND d.status = 'skipped') AS skipped, \
-             a.created_at \
-             FROM announcements a WHERE a.id IN (SELECT DISTINCT d.announcement_id \
-               FROM deliveries d WHERE d.id IN (SELECT CAST(value AS BIGINT) FROM {})) \
-             ORDER BY a.id",
-            <S::Db as Dialect>::text_rows(1)
-        );
-        // Audited: the only inserted fragment is the dialect's fixed list expression.
-        let rows: Vec<AnnouncementState> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(<S::Db as Dialect>::text_list(
-                ids.iter().map(String::as_str),
-            ))
-            .fetch_all(self.sql_pool())
-            .await?;
-        Ok(rows)
+             a.created_at FROM announcements a WHERE a.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.sql_pool())
+        .await?)
     }
 
     async fn list_channel_announcements(

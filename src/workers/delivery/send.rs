@@ -289,7 +289,7 @@ impl Round<'_> {
 
     async fn settle(&self, results: &[(i64, SettleOutcome)]) -> Result<u64, ChannelXmtpError> {
         let ids: Vec<i64> = results.iter().map(|(id, _)| *id).collect();
-        let before = self.announcement_states(&ids).await;
+        let before = self.announcement_statuses(&ids).await;
         let n = self
             .worker
             .store
@@ -297,8 +297,18 @@ impl Round<'_> {
             .settle(self.lease, results, Utc::now())
             .await?;
         if n > 0 {
-            let after = self.announcement_states(&ids).await;
-            log_transitions(&before, &after);
+            let after = self.announcement_statuses(&ids).await;
+            for id in transitions(&before, &after) {
+                // Counts only for the (rare) announcement that changed state: reading them on
+                // every settle cost four counts over the whole announcement per round.
+                match self.worker.store.announcement_state(id).await {
+                    Ok(Some(state)) => log_transition(&before, &state),
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::debug!(%error, "could not read announcement counts for the log")
+                    }
+                }
+            }
         }
         for (_, o) in results {
             let label = match o {
@@ -313,9 +323,15 @@ impl Round<'_> {
         Ok(n)
     }
 
-    /// The announcements of these deliveries (empty if the read fails: it only feeds logs).
-    async fn announcement_states(&self, ids: &[i64]) -> Vec<AnnouncementState> {
-        match self.worker.store.announcements_of_deliveries(ids).await {
+    /// The (id, status) of these deliveries' announcements (empty if the read fails: it only
+    /// feeds logs).
+    async fn announcement_statuses(&self, ids: &[i64]) -> Vec<(String, String)> {
+        match self
+            .worker
+            .store
+            .announcement_statuses_of_deliveries(ids)
+            .await
+        {
             Ok(states) => states,
             Err(error) => {
                 tracing::debug!(%error, "could not read announcement states for the log");
@@ -325,31 +341,47 @@ impl Round<'_> {
     }
 }
 
-/// Logs, at info, each announcement that started sending (was `queued`) or completed with
-/// this settle.
-fn log_transitions(before: &[AnnouncementState], after: &[AnnouncementState]) {
-    for now in after {
-        let was = before.iter().find(|b| b.id == now.id);
-        let was_status = was.map_or("", |b| b.status.as_str());
-        if was_status == "queued" && now.status != "queued" {
-            tracing::info!(
-                announcement.id = %now.id,
-                recipients = now.total,
-                pending = now.pending,
-                "announcement started sending"
-            );
-        }
-        if was_status != "completed" && now.status == "completed" {
-            let duration = Utc::now() - now.created_at;
-            tracing::info!(
-                announcement.id = %now.id,
-                recipients = now.total,
-                delivered = now.delivered,
-                failed = now.failed,
-                skipped = now.skipped,
-                duration_ms = duration.num_milliseconds(),
-                "announcement completed"
-            );
-        }
+/// The announcements whose status changed in a way [`log_transition`] reports: it started
+/// sending (was `queued`) or it completed.
+fn transitions<'a>(before: &[(String, String)], after: &'a [(String, String)]) -> Vec<&'a str> {
+    after
+        .iter()
+        .filter(|(id, status)| {
+            let was = before
+                .iter()
+                .find(|(b, _)| b == id)
+                .map_or("", |(_, s)| s.as_str());
+            (was == "queued" && status != "queued") || (was != "completed" && status == "completed")
+        })
+        .map(|(id, _)| id.as_str())
+        .collect()
+}
+
+/// Logs, at info, that an announcement started sending (was `queued`) or completed with this
+/// settle.
+fn log_transition(before: &[(String, String)], now: &AnnouncementState) {
+    let was_status = before
+        .iter()
+        .find(|(id, _)| *id == now.id)
+        .map_or("", |(_, s)| s.as_str());
+    if was_status == "queued" && now.status != "queued" {
+        tracing::info!(
+            announcement.id = %now.id,
+            recipients = now.total,
+            pending = now.pending,
+            "announcement started sending"
+        );
+    }
+    if was_status != "completed" && now.status == "completed" {
+        let duration = Utc::now() - now.created_at;
+        tracing::info!(
+            announcement.id = %now.id,
+            recipients = now.total,
+            delivered = now.delivered,
+            failed = now.failed,
+            skipped = now.skipped,
+            duration_ms = duration.num_milliseconds(),
+            "announcement completed"
+        );
     }
 }
