@@ -19,7 +19,13 @@ use crate::store::Store as HeraldStore;
 
 /// The associated data a state value is sealed with: its channel and key.
 pub fn state_context(channel: &str, key: &[u8]) -> String {
-    format!("{channel}/{}", hex::encode(key))
+    // `hex::encode` builds its string a char at a time; a state write seals one value per
+    // message sent, so the table-driven slice encoder is used instead (same text).
+    let mut out = vec![0u8; channel.len() + 1 + key.len() * 2];
+    out[..channel.len()].copy_from_slice(channel.as_bytes());
+    out[channel.len()] = b'/';
+    hex::encode_to_slice(key, &mut out[channel.len() + 1..]).expect("sized for the key");
+    String::from_utf8(out).expect("channel ids and hex digits are UTF-8")
 }
 
 /// Why a state write was refused.
@@ -164,5 +170,18 @@ impl Store for ChannelState {
         } else {
             Err(StoreError::Backend(Box::new(StateError::LeaseLost)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn state_context_is_channel_slash_hex_key() {
+        let key = b"mls/g/\x00\xff/message_secrets";
+        assert_eq!(
+            super::state_context("ch_1", key),
+            format!("ch_1/{}", hex::encode(key))
+        );
+        assert_eq!(super::state_context("ch_1", b""), "ch_1/");
     }
 }
