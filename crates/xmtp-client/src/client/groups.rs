@@ -4,7 +4,7 @@ use openmls::prelude::{GroupId, MlsGroup};
 
 use super::{parallel, Client, DmBook};
 use crate::error::ClientError;
-use crate::storage::group_prefix;
+use crate::storage::{group_load_prefixes, group_prefix};
 use openmls_traits::OpenMlsProvider as _;
 
 /// Groups loaded per store query.
@@ -56,7 +56,7 @@ impl Client {
             .map(|g| GroupId::from_slice(g))
             .collect();
         for chunk in missing.chunks(LOAD_CHUNK) {
-            let prefixes: Vec<Vec<u8>> = chunk.iter().map(group_prefix).collect();
+            let prefixes: Vec<Vec<u8>> = chunk.iter().flat_map(group_load_prefixes).collect();
             self.provider
                 .storage()
                 .load(self.store.scan_prefixes(&prefixes).await?);

@@ -61,7 +61,10 @@ impl<K: Serialize + ?Sized> StoreKey for Gl<'_, K> {
     }
 }
 
+mod delta;
 mod provider_impl;
+
+pub use delta::DELTA_PREFIX;
 
 const JOIN_CONFIG: &str = "join_config";
 const OWN_LEAF_NODES: &str = "own_leaf_nodes";
@@ -138,7 +141,26 @@ fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, MlsStorageError> {
 pub struct MlsStorage {
     values: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
     dirty: RwLock<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Per message-secrets key: the full value as stored (or about to be, with the next flush)
+    /// under that key, which deltas are computed against (see [`delta`]).
+    bases: RwLock<HashMap<Vec<u8>, Base>>,
     field_names: FieldNames,
+}
+
+/// A stored message-secrets value and the key its deltas go under.
+#[derive(Debug)]
+struct Base {
+    value: Vec<u8>,
+    delta_key: Vec<u8>,
+}
+
+/// The prefixes that hold one group's state, for [`Store::scan_prefixes`](super::Store):
+/// its keys and the delta of its message secrets.
+pub fn group_load_prefixes(group_id: &openmls::prelude::GroupId) -> [Vec<u8>; 2] {
+    [
+        group_prefix(group_id),
+        delta::delta_key(group_id.as_slice()),
+    ]
 }
 
 impl MlsStorage {
@@ -157,11 +179,41 @@ impl MlsStorage {
     }
 
     /// Seeds the cache from entries previously written under [`MLS_PREFIX`]; not marked dirty.
+    /// A stored delta is applied to its base; one that does not fit drops the value, so the
+    /// group fails to load rather than reuse an old ratchet.
     pub fn load(&self, entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
+        let mut bases = self.bases.write().expect("poisoned");
         let mut values = self.values.write().expect("poisoned");
+        let mut deltas = Vec::new();
         for (k, v) in entries {
-            if k.starts_with(MLS_PREFIX) {
+            if k.starts_with(DELTA_PREFIX) {
+                deltas.push((k, v));
+            } else if k.starts_with(MLS_PREFIX) {
                 values.insert(k, v);
+            }
+        }
+        for (delta_key, delta) in deltas {
+            let Some(key) = delta::base_key_of(&delta_key) else {
+                continue;
+            };
+            let Some(base) = values.get(&key).cloned() else {
+                continue;
+            };
+            match delta::apply(&base, &delta) {
+                Some(value) => {
+                    values.insert(key.clone(), value);
+                    bases.insert(
+                        key,
+                        Base {
+                            value: base,
+                            delta_key,
+                        },
+                    );
+                }
+                None => {
+                    tracing::error!("stored message secrets do not match their delta");
+                    values.remove(&key);
+                }
             }
         }
     }
@@ -185,11 +237,13 @@ impl MlsStorage {
     /// Drops cached entries under `prefix` that are already durable (not dirty). Used to
     /// release an idle group's state from memory; it reloads from the store on next use.
     pub fn forget_prefix(&self, prefix: &[u8]) {
+        let mut bases = self.bases.write().expect("poisoned");
+        let mut values = self.values.write().expect("poisoned");
         let dirty = self.dirty.read().expect("poisoned");
-        self.values
-            .write()
-            .expect("poisoned")
-            .retain(|k, _| !k.starts_with(prefix) || dirty.contains_key(k));
+        values.retain(|k, _| !k.starts_with(prefix) || dirty.contains_key(k));
+        bases.retain(|k, b| {
+            !k.starts_with(prefix) || dirty.contains_key(k) || dirty.contains_key(&b.delta_key)
+        });
     }
 
     /// Number of entries held (for tests and sizing).
@@ -217,8 +271,46 @@ impl MlsStorage {
         key: &K,
         value: &V,
     ) -> Result<(), MlsStorageError> {
-        self.set_raw(key.encode(label)?, Some(encode(value, self.field_names)?));
+        let key = key.encode(label)?;
+        let value = encode(value, self.field_names)?;
+        if label == MESSAGE_SECRETS {
+            self.put_secrets(key, value);
+        } else {
+            self.set_raw(key, Some(value));
+        }
         Ok(())
+    }
+
+    /// Stores message secrets as a delta against their base when the change is small, else
+    /// as a new base with an empty delta (see [`delta`]).
+    fn put_secrets(&self, key: Vec<u8>, value: Vec<u8>) {
+        let mut bases = self.bases.write().expect("poisoned");
+        let mut values = self.values.write().expect("poisoned");
+        let mut dirty = self.dirty.write().expect("poisoned");
+        if let Some(base) = bases.get(&key) {
+            if let Some(d) = delta::diff(&base.value, &value) {
+                dirty.insert(base.delta_key.clone(), Some(d));
+                values.insert(key, value);
+                return;
+            }
+        }
+        match delta::delta_key_of(&key) {
+            Some(delta_key) => {
+                dirty.insert(delta_key.clone(), Some(delta::unchanged(&value)));
+                bases.insert(
+                    key.clone(),
+                    Base {
+                        value: value.clone(),
+                        delta_key,
+                    },
+                );
+            }
+            None => {
+                bases.remove(&key);
+            }
+        }
+        values.insert(key.clone(), value.clone());
+        dirty.insert(key, Some(value));
     }
 
     fn get<K: StoreKey, V: DeserializeOwned>(
@@ -232,7 +324,17 @@ impl MlsStorage {
     }
 
     fn delete<K: StoreKey>(&self, label: &str, key: &K) -> Result<(), MlsStorageError> {
-        self.set_raw(key.encode(label)?, None);
+        let key = key.encode(label)?;
+        if label == MESSAGE_SECRETS {
+            let base = self.bases.write().expect("poisoned").remove(&key);
+            if let Some(delta_key) = base
+                .map(|b| b.delta_key)
+                .or_else(|| delta::delta_key_of(&key))
+            {
+                self.set_raw(delta_key, None);
+            }
+        }
+        self.set_raw(key, None);
         Ok(())
     }
 

@@ -22,4 +22,6 @@ mod kv;
 mod mls;
 
 pub use kv::{MemoryStore, RedbStore, Store, StoreError};
-pub use mls::{group_prefix, MlsStorage, MlsStorageError, MLS_GLOBAL_PREFIX, MLS_PREFIX};
+pub use mls::{
+    group_load_prefixes, group_prefix, MlsStorage, MlsStorageError, MLS_GLOBAL_PREFIX, MLS_PREFIX,
+};

@@ -1,6 +1,6 @@
 //! Tests of the MLS state encoding and of reloading groups from it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::MlsGroup;
@@ -94,10 +94,10 @@ fn group_reloads(named: bool) {
         sender.storage().take_dirty().is_empty(),
         "dirty set drained"
     );
-    let prefix = group_prefix(group.group_id());
+    let prefixes = group_load_prefixes(group.group_id());
     let (own, other): (Vec<_>, Vec<_>) = written
         .into_iter()
-        .partition(|(k, _)| k.starts_with(&prefix));
+        .partition(|(k, _)| prefixes.iter().any(|p| k.starts_with(p)));
     assert!(
         other.iter().all(|(k, _)| k.starts_with(MLS_GLOBAL_PREFIX)),
         "no stray keys"
@@ -127,7 +127,9 @@ fn group_reloads(named: bool) {
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
-    assert!(rewritten.iter().all(|(_, v)| v[0] == MSGPACK_MARK));
+    assert!(rewritten
+        .iter()
+        .all(|(k, v)| v[0] == MSGPACK_MARK || k.starts_with(DELTA_PREFIX)));
     provider.storage().load(rewritten);
     let again = MlsGroup::load(provider.storage(), group.group_id())
         .unwrap()
@@ -234,7 +236,11 @@ fn golden_state_written_earlier_still_loads_and_sends() {
         "sending advances the message secrets"
     );
     let stored: HashMap<_, _> = entries.into_iter().collect();
+    let delta_key = group_load_prefixes(&group_id)[1].clone();
     for (k, v) in &rewritten {
+        if *k == delta_key {
+            continue; // the first write of a group's message secrets adds their delta key
+        }
         assert!(
             stored.contains_key(k),
             "new key {}",
@@ -242,4 +248,118 @@ fn golden_state_written_earlier_still_loads_and_sends() {
         );
         assert_eq!(v[0], MSGPACK_MARK);
     }
+}
+
+/// Applies written batches to a map, as a store would.
+fn flush_into(store: &mut BTreeMap<Vec<u8>, Vec<u8>>, batch: WriteBatch) {
+    for (k, v) in batch {
+        match v {
+            Some(v) => store.insert(k, v),
+            None => store.remove(&k),
+        };
+    }
+}
+
+/// After the first send, a send stores only a small delta of the message secrets; the state
+/// reloads from base plus delta exactly as it was in memory, keeps sending from there, and a
+/// reload after a forget also sees the latest delta.
+#[test]
+fn message_secrets_are_stored_as_small_deltas_and_reload_exactly() {
+    let sender = XmtpProvider::new();
+    let peer = XmtpProvider::new();
+    let key = InstallationKey::generate();
+    let peer_key = InstallationKey::generate();
+    let (me, them) = ("a".repeat(64), "b".repeat(64));
+    let kp = build_key_package(&peer, &peer_key, &them).unwrap();
+    let kp_bytes = kp.key_package().tls_serialize_detached().unwrap();
+    let kp = validate_key_package(&sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
+    let spec = DmSpec {
+        creator_inbox_id: me.clone(),
+        peer_inbox_id: them.clone(),
+        membership: HashMap::from([(me, 1), (them, 1)]),
+        failed_installations: vec![],
+    };
+    let (mut group, _) = create_dm(&sender, &key, &spec, &[kp]).unwrap();
+    merge_pending(&sender, &mut group).unwrap();
+    let gid = group.group_id().clone();
+    let [prefix, delta_key] = group_load_prefixes(&gid);
+    let secrets_key = G(&gid, ()).encode(MESSAGE_SECRETS).unwrap();
+    let mut store = BTreeMap::new();
+    let first = sender.storage().take_dirty();
+    assert!(
+        first.iter().any(|(k, _)| *k == delta_key),
+        "a new group's first write includes its (empty) delta"
+    );
+    assert_eq!(first[0].0, delta_key, "delta keys sort before group keys");
+    flush_into(&mut store, first);
+
+    for i in 0..50 {
+        group
+            .create_message(&sender, &key, format!("m{i}").as_bytes())
+            .unwrap();
+        let batch = sender.storage().take_dirty();
+        if i > 0 {
+            assert_eq!(batch.len(), 1, "one key per send");
+            assert_eq!(batch[0].0, delta_key);
+            let size = batch[0].1.as_ref().unwrap().len();
+            assert!(size < 300, "a send writes {size} bytes");
+        }
+        flush_into(&mut store, batch);
+    }
+    let in_memory = sender.storage().values.read().unwrap()[&secrets_key].clone();
+    let reload = |store: &BTreeMap<Vec<u8>, Vec<u8>>| {
+        let fresh = XmtpProvider::new();
+        fresh.storage().load(
+            store
+                .iter()
+                .filter(|(k, _)| {
+                    k.starts_with(&prefix) || **k == delta_key || k.starts_with(MLS_GLOBAL_PREFIX)
+                })
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        fresh
+    };
+    let fresh = reload(&store);
+    assert_eq!(
+        fresh.storage().values.read().unwrap()[&secrets_key],
+        in_memory,
+        "base + delta = the value in memory"
+    );
+    let mut reloaded = MlsGroup::load(fresh.storage(), &gid).unwrap().unwrap();
+    reloaded
+        .create_message(&fresh, &key, b"after reload")
+        .unwrap();
+    let batch = fresh.storage().take_dirty();
+    assert_eq!(batch.len(), 1, "a reloaded group keeps writing deltas");
+    flush_into(&mut store, batch);
+    let again = reload(&store);
+    assert_eq!(
+        again.storage().values.read().unwrap()[&secrets_key],
+        fresh.storage().values.read().unwrap()[&secrets_key],
+    );
+
+    // Forgetting and reloading in the same storage sees the latest delta too.
+    fresh.storage().forget_prefix(&prefix);
+    assert!(fresh.storage().bases.read().unwrap().is_empty());
+    let latest = again.storage().values.read().unwrap()[&secrets_key].clone();
+    fresh.storage().load(
+        store
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix) || **k == delta_key)
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    assert_eq!(fresh.storage().values.read().unwrap()[&secrets_key], latest);
+
+    // A delta that does not fit its base drops the value: the group fails to load instead
+    // of reusing an old ratchet.
+    let mut broken = store.clone();
+    broken.insert(secrets_key.clone(), vec![MSGPACK_MARK, 1, 2]);
+    let bad = reload(&broken);
+    assert!(!bad
+        .storage()
+        .values
+        .read()
+        .unwrap()
+        .contains_key(&secrets_key));
+    assert!(MlsGroup::load(bad.storage(), &gid).map_or(true, |g| g.is_none()));
 }
