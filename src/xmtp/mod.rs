@@ -7,6 +7,7 @@
 pub mod channel;
 pub mod doctor;
 pub mod inbox;
+mod inproc;
 pub mod installation;
 pub mod network;
 pub mod state;
@@ -53,6 +54,10 @@ pub struct XmtpConfig {
     /// ... and this private key (PEM).
     #[serde(default)]
     pub embedded_tls_key: Option<PathBuf>,
+    /// herald calls its embedded node in-process (no gRPC hop) unless the node serves TLS or
+    /// this is false.
+    #[serde(default = "yes")]
+    pub embedded_in_process: bool,
     pub workers: usize,
     pub batch_size: usize,
     pub lease_secs: u64,
@@ -88,6 +93,10 @@ pub enum GovernorMode {
 
 fn authorization() -> String {
     "authorization".into()
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> u32 {
@@ -233,7 +242,12 @@ impl Xmtp {
             (t.clone(), t)
         } else {
             let t = Arc::new(GrpcTransport::connect_lazy_with(&url, &tls)?);
-            (t.clone(), t)
+            match &node {
+                Some(n) if config.embedded_in_process && config.embedded_tls_cert.is_none() => {
+                    (Arc::new(inproc::InProcessTransport::new(n.node())), t)
+                }
+                _ => (t.clone(), t),
+            }
         };
         tracing::info!(xmtp.url = %url, xmtp.network = %resolved, embedded = node.is_some(), "XMTP network");
         Ok(Arc::new(Xmtp {

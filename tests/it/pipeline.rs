@@ -158,3 +158,37 @@ async fn fifty_subscribers_sdk_and_herald_inboxes_read_the_announcement_once() {
         "unsubscribed wallet got a message"
     );
 }
+
+/// herald calls its embedded node in-process by default; with that off it goes through gRPC
+/// over loopback like any client (the path a separate `herald devnode` or a real v3 node
+/// takes). Both first contact and a repeat reach the official SDK that way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_in_process_calls_off_the_sdk_reads_first_contact_and_repeat() {
+    let app = TestApp::spawn_with(|c| {
+        c.xmtp.workers = 1;
+        c.xmtp.embedded_in_process = false;
+    })
+    .await;
+    let key = app.tenant("acme").await;
+    let channel = app.channel(&key, "alerts").await;
+    let ch = app.get(&format!("/v1/channels/{channel}"), &key).await.body;
+    let sender = ch["xmtp"]["inbox_id"].as_str().unwrap().to_owned();
+    let mut sdk = Sdk::start().await;
+    let user = sdk.user("grpc-reader", &app.xmtp_url).await;
+    app.subscribe(&key, &channel, &[user.address.to_lowercase()])
+        .await;
+    let mut sent = Vec::new();
+    for n in ["first", "second"] {
+        let text = format!("{n} over gRPC ({})", ulid::Ulid::new());
+        let r = app
+            .post_announcement(&key, &channel, json!({ "text": text }))
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        let done = wait_completed(&app, &key, r.body["id"].as_str().unwrap()).await;
+        assert_eq!(done["counts"]["delivered"], 1, "{done}");
+        sent.push(text);
+    }
+    let texts = sdk.dm_texts(&user.name, &sender).await.expect("a DM");
+    assert_eq!(texts, sent);
+    sdk.shutdown().await;
+}

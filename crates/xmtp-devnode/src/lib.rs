@@ -26,6 +26,8 @@ pub mod ratelimit;
 mod service;
 mod store;
 
+pub use service::Node;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -189,7 +191,7 @@ impl DevNode {
                 MAX_MESSAGE_BYTES,
                 config.tls.as_ref().map(|_| format!("https://{addr}")),
             );
-        let mls = MlsApiServer::new(node)
+        let mls = MlsApiServer::new(node.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -222,6 +224,7 @@ impl DevNode {
             task,
             store,
             limiter,
+            node,
         })
     }
 }
@@ -235,9 +238,16 @@ pub struct DevNodeHandle {
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     store: Arc<store::Store>,
     limiter: Option<Arc<ratelimit::RateLimiter>>,
+    node: Node,
 }
 
 impl DevNodeHandle {
+    /// The node's request handlers, for a caller in the same process (the `IdentityApi` and
+    /// `MlsApi` traits called directly: same validation and storage, no gRPC hop).
+    pub fn node(&self) -> Node {
+        self.node.clone()
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr

@@ -13,7 +13,8 @@ use tonic::{Request, Status};
 use crate::ratelimit::RateLimiter;
 use crate::store::{Store, StoreError, Ticket};
 
-/// State shared by both services.
+/// State shared by both services; also what an in-process caller calls the `IdentityApi` /
+/// `MlsApi` traits on.
 #[derive(Clone)]
 pub struct Node {
     store: Arc<Store>,
@@ -21,7 +22,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(store: Arc<Store>, limiter: Option<Arc<RateLimiter>>) -> Self {
+    pub(crate) fn new(store: Arc<Store>, limiter: Option<Arc<RateLimiter>>) -> Self {
         Self { store, limiter }
     }
 
