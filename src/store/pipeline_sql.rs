@@ -378,17 +378,22 @@ where
     ) -> StoreResult<u64> {
         let _turn = self.write_turn().await;
         let mut tx = S::Db::begin_write(self.sql_pool()).await?;
-        let mut settled = 0;
+        // The status test is spelled so that it implies no partial index over pending rows:
+        // a fresh database has no statistics for its first minute or so, and the planner then
+        // walked the channel's whole pending backlog in claim order (62 ms per 500-row batch
+        // at 20,000 pending in the REST bench; issue 15) instead of probing the listed ids.
         let settle_sql = format!(
             "UPDATE deliveries SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + $4, \
                lease_owner = NULL, lease_until = NULL, updated_at = $5 \
              WHERE {ids} AND channel_id = $7 AND lease_token = $8 \
-               AND (status = 'pending' OR $1 = 'delivered')",
+               AND (status NOT IN ('delivered', 'failed', 'skipped') OR $1 = 'delivered') \
+             RETURNING announcement_id",
             ids = S::Db::int_in("id", 6),
         );
+        let mut announcements: Vec<String> = Vec::new();
         for (outcome, ids) in group_outcomes(results) {
             let (status, reason, next, inc) = outcome.columns(now);
-            let done = sqlx::query(sqlx::AssertSqlSafe(settle_sql.as_str()))
+            let touched: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(settle_sql.as_str()))
                 .bind(status)
                 .bind(reason)
                 .bind(next)
@@ -397,21 +402,29 @@ where
                 .bind(S::Db::int_list(ids))
                 .bind(lease.channel.as_str())
                 .bind(lease.token.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+            announcements.extend(touched);
+        }
+        let settled = announcements.len() as u64;
+        announcements.sort_unstable();
+        announcements.dedup();
+        if !announcements.is_empty() {
+            // A scalar subquery (not EXISTS, which the planner may turn into a hash of every
+            // pending row) probes each announcement's pending deliveries in the status index.
+            let sql = format!(
+                "UPDATE announcements SET updated_at = $1, status = CASE WHEN (SELECT 1 FROM deliveries d \
+                   WHERE d.announcement_id = announcements.id AND d.status = 'pending' LIMIT 1) IS NULL \
+                   THEN 'completed' ELSE 'sending' END \
+                 WHERE id IN (SELECT value FROM {list})",
+                list = S::Db::text_rows(2),
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now)
+                .bind(S::Db::text_list(announcements.iter().map(String::as_str)))
                 .execute(&mut *tx)
                 .await?;
-            settled += S::Db::rows_affected(&done);
         }
-        let sql = format!(
-            "UPDATE announcements SET updated_at = $1, status = CASE WHEN EXISTS (SELECT 1 FROM deliveries d \
-               WHERE d.announcement_id = announcements.id AND d.status = 'pending') THEN 'sending' ELSE 'completed' END \
-             WHERE id IN (SELECT DISTINCT announcement_id FROM deliveries WHERE {ids})",
-            ids = S::Db::int_in("id", 2),
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now)
-            .bind(S::Db::int_list(results.iter().map(|(id, _)| *id)))
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(settled)
     }
