@@ -174,10 +174,13 @@ async fn create_announcement(
     // A scheduled one is found by the workers' poll once due.
     if created.counts.pending > 0 && created.send_at.is_none() {
         state.wake.deliveries();
-        if let Err(e) = state.store.pipeline().wake_others().await {
-            // Other replicas still find the work on their next poll.
-            tracing::debug!(error = %e, "could not notify other replicas");
-        }
+        let store = state.store.clone();
+        state.wake.others(move || async move {
+            if let Err(e) = store.pipeline().wake_others().await {
+                // Other replicas still find the work on their next poll.
+                tracing::debug!(error = %e, "could not notify other replicas");
+            }
+        });
     }
     tracing::info!(announcement.id = %created.id, channel.id = %created.channel_id, recipients = created.counts.total, "announcement queued");
     Ok((StatusCode::ACCEPTED, axum::Json(out(created))).into_response())
