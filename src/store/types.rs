@@ -316,6 +316,7 @@ pub struct IdempotencyCompletion {
 
 /// What `create_announcement` did.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Returned once per request and unpacked at once.
 pub enum Creation {
     /// Created, with its deliveries (and its idempotency record, if any).
     Created(Announcement),

@@ -3,7 +3,7 @@
 
 use chrono::{Duration, Utc};
 use herald::domain::{Address, AnnouncementId, ChannelId, Priority, TenantId};
-use herald::store::{Audience, Creation, NewAnnouncement, NewChannel, NewTenant, Store as _};
+use herald::store::{Audience, Creation, NewAnnouncement, NewChannel, NewTenant};
 
 use crate::helpers::TestApp;
 
