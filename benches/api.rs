@@ -118,6 +118,7 @@ async fn run() -> anyhow::Result<()> {
     CpuTicks::sample()
         .since(&cpu_before)
         .print(plain.latencies.len());
+    let cpu_before = CpuTicks::sample();
     let keyed = hammer(
         &client,
         &url,
@@ -128,6 +129,9 @@ async fn run() -> anyhow::Result<()> {
     )
     .await;
     keyed.print("POST announcements + Idempotency-Key");
+    CpuTicks::sample()
+        .since(&cpu_before)
+        .print(keyed.latencies.len());
 
     fan_out(&client, &base, &key).await?;
     let ok = plain.errors == 0

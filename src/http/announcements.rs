@@ -28,7 +28,8 @@ use super::subscribers::{partition_addresses, MAX_BATCH};
 use super::{idempotency, AppState};
 use crate::domain::{Address, AnnouncementId, AnnouncementText, ChannelId, Priority};
 use crate::store::{
-    Announcement, Audience, Counts, IdempotencyCompletion, NewAnnouncement, Page, StoredResponse,
+    Announcement, Audience, Counts, Creation, IdempotencyCompletion, IdempotencyKey,
+    NewAnnouncement, Page, StoredResponse,
 };
 
 /// Checks the body and turns it into what the store needs (everything but ids).
@@ -99,7 +100,9 @@ async fn create_announcement(
     // fewer on the hot path); a malformed id cannot exist at all.
     let channel = ChannelId::parse(&id).ok_or(ApiError::NotFound("channel"))?;
     let key = idempotency::key_from_headers(&headers, &tenant)?;
-    let hash = idempotency::request_hash(channel.as_str(), &raw);
+    let hash = key
+        .as_ref()
+        .map(|_| idempotency::request_hash(channel.as_str(), &raw));
     let body: AnnouncementIn = serde_json::from_value(raw)
         .map_err(|e| ApiError::validation("invalid_body", e.to_string()))?;
     let send_at = schedule::check_send_at(body.send_at.as_deref(), chrono::Utc::now())?;
@@ -121,11 +124,6 @@ async fn create_announcement(
             ));
         }
     }
-    if let Some(key) = &key {
-        if let Some(replayed) = idempotency::begin(state.store.as_ref(), key, &hash).await? {
-            return Ok(replayed);
-        }
-    }
     let new = NewAnnouncement {
         id: AnnouncementId::generate(),
         tenant,
@@ -142,32 +140,31 @@ async fn create_announcement(
         ..AnnouncementOut::from(a)
     };
     let render_out = out.clone();
-    let completion = key.clone().map(|key| IdempotencyCompletion {
-        key,
-        render: Box::new(move |a: &Announcement| StoredResponse {
-            status_code: StatusCode::ACCEPTED.as_u16(),
-            body: serde_json::to_string(&render_out(a.clone())).expect("DTO serializes"),
-        }),
-    });
-    let outcome = match super::quotas::ensure_delivery_room(&state, &new.tenant).await {
-        Err(refused) => Err(refused),
-        Ok(()) => match state.store.create_announcement(&new, completion).await {
-            Ok(Some(created)) => Ok(created),
-            Ok(None) => Err(ApiError::NotFound("channel")),
-            Err(err) => Err(err.into()),
-        },
+    let render = move |a: &Announcement| StoredResponse {
+        status_code: StatusCode::ACCEPTED.as_u16(),
+        body: serde_json::to_string(&render_out(a.clone())).expect("DTO serializes"),
     };
-    let created = match outcome {
-        Ok(created) => created,
-        Err(err) => {
-            if let Some(key) = &key {
-                // Release the key so the client's retry is not stuck behind a failed attempt.
-                if let Err(release) = state.store.abandon_idempotent(key).await {
-                    tracing::warn!(error = %release, "could not release idempotency key");
-                }
+    let keyed = key.zip(hash);
+    if let Err(refused) = super::quotas::ensure_delivery_room(&state, &new.tenant).await {
+        // A request that already finished is replayed (and a reused or busy key reported)
+        // even over the quota, as before any work.
+        if let Some((key, hash)) = &keyed {
+            if let Some(replayed) = idempotency::begin(state.store.as_ref(), key, hash).await? {
+                return Ok(replayed);
             }
-            return Err(err);
+            release(&state, key).await;
         }
+        return Err(refused);
+    }
+    let created = match keyed {
+        None => match state.store.create_announcement(&new, None).await? {
+            Creation::Created(created) => created,
+            Creation::NoChannel | Creation::KeyExists => return Err(ApiError::NotFound("channel")),
+        },
+        Some((key, hash)) => match create_keyed(&state, &new, key, hash, render).await? {
+            Ok(created) => created,
+            Err(replayed) => return Ok(replayed),
+        },
     };
     record_created(&created.counts);
     state
@@ -177,13 +174,67 @@ async fn create_announcement(
     // A scheduled one is found by the workers' poll once due.
     if created.counts.pending > 0 && created.send_at.is_none() {
         state.wake.deliveries();
-        if let Err(e) = state.store.pipeline().wake_others().await {
-            // Other replicas still find the work on their next poll.
-            tracing::debug!(error = %e, "could not notify other replicas");
-        }
+        let store = state.store.clone();
+        state.wake.others(move || async move {
+            if let Err(e) = store.pipeline().wake_others().await {
+                // Other replicas still find the work on their next poll.
+                tracing::debug!(error = %e, "could not notify other replicas");
+            }
+        });
     }
     tracing::info!(announcement.id = %created.id, channel.id = %created.channel_id, recipients = created.counts.total, "announcement queued");
     Ok((StatusCode::ACCEPTED, axum::Json(out(created))).into_response())
+}
+
+/// Creates a keyed announcement. A new key (the usual case) costs one transaction, which
+/// records the key with its response; a key already recorded is looked at
+/// ([`idempotency::begin`]): replayed or refused, or, when its record expired or went stale,
+/// taken over and the announcement created under that claim. `Ok(Err(response))` is a replay.
+async fn create_keyed(
+    state: &AppState,
+    new: &NewAnnouncement,
+    key: IdempotencyKey,
+    hash: String,
+    render: impl Fn(&Announcement) -> StoredResponse + Clone + Send + 'static,
+) -> Result<Result<Announcement, Response>, ApiError> {
+    let completion = IdempotencyCompletion {
+        key: key.clone(),
+        unclaimed_hash: Some(hash.clone()),
+        render: Box::new(render.clone()),
+    };
+    match state
+        .store
+        .create_announcement(new, Some(completion))
+        .await?
+    {
+        Creation::Created(created) => return Ok(Ok(created)),
+        Creation::NoChannel => return Err(ApiError::NotFound("channel")),
+        Creation::KeyExists => {}
+    }
+    if let Some(replayed) = idempotency::begin(state.store.as_ref(), &key, &hash).await? {
+        return Ok(Err(replayed));
+    }
+    let completion = IdempotencyCompletion {
+        key: key.clone(),
+        unclaimed_hash: None,
+        render: Box::new(render),
+    };
+    let outcome = state.store.create_announcement(new, Some(completion)).await;
+    if let Ok(Creation::Created(created)) = outcome {
+        return Ok(Ok(created));
+    }
+    release(state, &key).await;
+    match outcome {
+        Err(err) => Err(err.into()),
+        Ok(_) => Err(ApiError::NotFound("channel")),
+    }
+}
+
+/// Releases a claimed key so the client's retry is not stuck behind a failed attempt.
+async fn release(state: &AppState, key: &IdempotencyKey) {
+    if let Err(release) = state.store.abandon_idempotent(key).await {
+        tracing::warn!(error = %release, "could not release idempotency key");
+    }
 }
 
 fn record_created(counts: &Counts) {

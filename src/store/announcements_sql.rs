@@ -16,7 +16,7 @@ use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use super::dialect::{Dialect, RowLock};
 use super::{
     Address, Announcement, AnnouncementId, AnnouncementStatus, Audience, CancelOutcome, Counts,
-    IdempotencyCompletion, NewAnnouncement, StoreResult, TenantId,
+    Creation, IdempotencyCompletion, NewAnnouncement, StoreResult, TenantId,
 };
 
 /// The announcement as just created: nothing delivered yet, completed at once if nobody is
@@ -74,7 +74,7 @@ pub(super) async fn create<DB>(
     pool: &Pool<DB>,
     new: &NewAnnouncement,
     idempotency: Option<IdempotencyCompletion>,
-) -> StoreResult<Option<Announcement>>
+) -> StoreResult<Creation>
 where
     DB: FanOutDialect,
     DB::Arguments: IntoArguments<DB>,
@@ -94,15 +94,15 @@ where
     {
         let mut conn = pool.acquire().await?;
         let counts = DB::fan_out_all(&mut conn, new, now).await?;
-        return Ok(counts.map(|counts| created(new, counts, now)));
+        return Ok(counts.map_or(Creation::NoChannel, |counts| {
+            Creation::Created(created(new, counts, now))
+        }));
     }
     let mut tx = DB::begin_write(pool).await?;
     let Some(counts) = insert_in_tx(&mut tx, new, now).await? else {
-        return Ok(None);
+        return Ok(Creation::NoChannel);
     };
-    commit_created(tx, new, counts, now, idempotency)
-        .await
-        .map(Some)
+    commit_created(tx, new, counts, now, idempotency).await
 }
 
 /// The announcement row and its deliveries inside the caller's transaction (REST announcements
@@ -266,37 +266,65 @@ where
 }
 
 /// Finishes a creation: the announcement as created, with the idempotency record (if any)
-/// completed in the same transaction so a replay never sees a half-made one, then the commit.
+/// completed or inserted in the same transaction so a replay never sees a half-made one, then
+/// the commit. An unclaimed key found recorded rolls everything back.
 async fn commit_created<DB>(
     mut tx: Transaction<'_, DB>,
     new: &NewAnnouncement,
     counts: Counts,
     now: DateTime<Utc>,
     idempotency: Option<IdempotencyCompletion>,
-) -> StoreResult<Announcement>
+) -> StoreResult<Creation>
 where
     DB: Dialect,
     DB::Arguments: IntoArguments<DB>,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> i32: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
 {
     let announcement = created(new, counts, now);
     if let Some(completion) = idempotency {
         let response = (completion.render)(&announcement);
-        sqlx::query(
-            "UPDATE idempotency_keys SET state = 'done', status_code = $3, response_body = $4 \
-             WHERE tenant_id = $1 AND key = $2",
-        )
-        .bind(completion.key.tenant.as_str())
-        .bind(completion.key.key.as_str())
-        .bind(i32::from(response.status_code))
-        .bind(response.body.as_str())
-        .execute(&mut *tx)
-        .await?;
+        let key = &completion.key;
+        match &completion.unclaimed_hash {
+            None => {
+                sqlx::query(
+                    "UPDATE idempotency_keys SET state = 'done', status_code = $3, response_body = $4 \
+                     WHERE tenant_id = $1 AND key = $2",
+                )
+                .bind(key.tenant.as_str())
+                .bind(key.key.as_str())
+                .bind(i32::from(response.status_code))
+                .bind(response.body.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            // Inserted last, so the key's row lock is held only until the commit; a concurrent
+            // request with the same key waits here, then finds the key recorded.
+            Some(hash) => {
+                let inserted = sqlx::query(
+                    "INSERT INTO idempotency_keys \
+                       (tenant_id, key, request_hash, state, status_code, response_body, created_at) \
+                     VALUES ($1, $2, $3, 'done', $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING",
+                )
+                .bind(key.tenant.as_str())
+                .bind(key.key.as_str())
+                .bind(hash.as_str())
+                .bind(i32::from(response.status_code))
+                .bind(response.body.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if DB::rows_affected(&inserted) == 0 {
+                    tx.rollback().await?;
+                    return Ok(Creation::KeyExists);
+                }
+            }
+        }
     }
     tx.commit().await?;
-    Ok(announcement)
+    Ok(Creation::Created(announcement))
 }
 
 /// Cancels an announcement in one write transaction: every `pending` delivery (claimed by a

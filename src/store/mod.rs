@@ -236,16 +236,17 @@ pub trait Store:
     ) -> StoreResult<Vec<Subscriber>>;
 
     /// Creates an announcement and all its delivery rows atomically (rows are produced by
-    /// `INSERT … SELECT`, never loaded into memory). Returns `None`, creating nothing, when the
-    /// channel is missing, deleted or another tenant's: the ownership check is part of the same
-    /// statement or transaction, which saves the hot path a round trip. When `idempotency` is
-    /// given, its record is completed in the same transaction, so a replay can never see a
-    /// half-made announcement.
+    /// `INSERT … SELECT`, never loaded into memory). Creates nothing ([`Creation::NoChannel`])
+    /// when the channel is missing, deleted or another tenant's: the ownership check is part of
+    /// the same statement or transaction, which saves the hot path a round trip. When
+    /// `idempotency` is given, its record is completed (or inserted, see
+    /// [`IdempotencyCompletion::unclaimed_hash`]) in the same transaction, so a replay can never
+    /// see a half-made announcement.
     async fn create_announcement(
         &self,
         announcement: &NewAnnouncement,
         idempotency: Option<IdempotencyCompletion>,
-    ) -> StoreResult<Option<Announcement>>;
+    ) -> StoreResult<Creation>;
     async fn get_announcement(
         &self,
         tenant: &TenantId,

@@ -283,7 +283,7 @@ where
         &self,
         new: &NewAnnouncement,
         idempotency: Option<IdempotencyCompletion>,
-    ) -> StoreResult<Option<Announcement>> {
+    ) -> StoreResult<Creation> {
         announcements_sql::create::<S::Db>(self.sql_pool(), new, idempotency).await
     }
 

@@ -305,7 +305,26 @@ pub enum IdempotencyBegin {
 /// created announcement into the exact response the client receives.
 pub struct IdempotencyCompletion {
     pub key: IdempotencyKey,
+    /// `None`: `begin_idempotent` claimed the key before, and its `in_flight` record becomes
+    /// `done`. `Some(request hash)`: nobody claimed it; the record is inserted, already `done`,
+    /// in the announcement's transaction (one commit instead of two), and if the key is
+    /// recorded by then nothing is created ([`Creation::KeyExists`]). A concurrent request
+    /// with the same key waits for that transaction and then finds the record.
+    pub unclaimed_hash: Option<String>,
     pub render: Box<dyn FnOnce(&Announcement) -> StoredResponse + Send>,
+}
+
+/// What `create_announcement` did.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Returned once per request and unpacked at once.
+pub enum Creation {
+    /// Created, with its deliveries (and its idempotency record, if any).
+    Created(Announcement),
+    /// The channel is missing, deleted or another tenant's: nothing was created.
+    NoChannel,
+    /// The key of an unclaimed [`IdempotencyCompletion`] was already recorded: nothing was
+    /// created, and the caller asks `begin_idempotent` what to answer.
+    KeyExists,
 }
 
 // ---- Row shapes shared by both backends ----

@@ -9,6 +9,7 @@ mod budget;
 mod channel_state;
 mod channels;
 mod chat_limits;
+mod claim_rank;
 mod cli;
 mod cli_tenant;
 mod config_errors;

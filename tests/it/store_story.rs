@@ -2,8 +2,8 @@
 
 use herald::domain::{Address, AnnouncementId, ChannelId, TenantId};
 use herald::store::{
-    Audience, IdempotencyBegin, IdempotencyCompletion, IdempotencyKey, NewAnnouncement, NewChannel,
-    NewTenant, Page, Store as _, StoreError, StoredResponse, SubscribeOutcome,
+    Audience, Creation, IdempotencyBegin, IdempotencyCompletion, IdempotencyKey, NewAnnouncement,
+    NewChannel, NewTenant, Page, Store as _, StoreError, StoredResponse, SubscribeOutcome,
 };
 
 use crate::helpers::TestApp;
@@ -113,6 +113,7 @@ async fn store_story() {
     };
     let completion = IdempotencyCompletion {
         key: key.clone(),
+        unclaimed_hash: None,
         render: Box::new(|a| StoredResponse {
             status_code: 202,
             body: a.id.to_string(),
@@ -129,23 +130,81 @@ async fn store_story() {
         content: None,
     };
     assert!(
-        store
-            .create_announcement(&stranger, None)
-            .await
-            .unwrap()
-            .is_none(),
+        matches!(
+            store.create_announcement(&stranger, None).await.unwrap(),
+            Creation::NoChannel
+        ),
         "not the tenant's channel"
     );
-    let created = store
+    let Creation::Created(created) = store
         .create_announcement(&new, Some(completion))
         .await
         .unwrap()
-        .expect("own channel");
+    else {
+        panic!("own channel")
+    };
     assert_eq!(created.counts.total, 1);
     let replay = StoredResponse {
         status_code: 202,
         body: created.id.to_string(),
     };
+    assert_eq!(
+        store.begin_idempotent(&key, "hash").await.unwrap(),
+        IdempotencyBegin::Replay(replay.clone())
+    );
+
+    // Unclaimed: the record is inserted with the announcement, unless the key is taken.
+    let unclaimed = |key: &IdempotencyKey| IdempotencyCompletion {
+        key: key.clone(),
+        unclaimed_hash: Some("hash".into()),
+        render: Box::new(|a| StoredResponse {
+            status_code: 202,
+            body: a.id.to_string(),
+        }),
+    };
+    let again = NewAnnouncement {
+        id: AnnouncementId::generate(),
+        tenant: tenant.clone(),
+        channel: channel.clone(),
+        text: "hello again".into(),
+        priority: Default::default(),
+        audience: Audience::All,
+        send_at: None,
+        content: None,
+    };
+    assert!(matches!(
+        store
+            .create_announcement(&again, Some(unclaimed(&key)))
+            .await
+            .unwrap(),
+        Creation::KeyExists
+    ));
+    assert!(
+        store
+            .get_announcement(&tenant, &again.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "a taken key creates nothing"
+    );
+    let fresh = IdempotencyKey {
+        tenant: tenant.clone(),
+        key: "fresh".into(),
+    };
+    let Creation::Created(once) = store
+        .create_announcement(&again, Some(unclaimed(&fresh)))
+        .await
+        .unwrap()
+    else {
+        panic!("a new key creates")
+    };
+    assert_eq!(
+        store.begin_idempotent(&fresh, "hash").await.unwrap(),
+        IdempotencyBegin::Replay(StoredResponse {
+            status_code: 202,
+            body: once.id.to_string(),
+        })
+    );
     assert_eq!(
         store.begin_idempotent(&key, "hash").await.unwrap(),
         IdempotencyBegin::Replay(replay)
