@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{
     BasicCredential, GroupId, KeyPackage, KeyPackageIn, LeafNodeIndex, MlsGroup,
-    MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage,
-    ProtocolVersion, StagedWelcome, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn, PastEpochDeletion, ProcessedMessageContent,
+    ProtocolMessage, ProtocolVersion, StagedWelcome, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
 };
 use openmls_traits::OpenMlsProvider;
 
@@ -82,7 +82,7 @@ pub struct CommitOutput {
 
 /// Creates a DM group whose context already carries the final membership, and the commit that
 /// adds every installation in `key_packages`. The commit is left pending: merge it with
-/// [`merge_pending`] once the node accepted it.
+/// [`merge_creation`] once the node accepted it.
 pub fn create_dm(
     provider: &XmtpProvider,
     signer: &InstallationKey,
@@ -158,6 +158,18 @@ pub fn update_installations(
 /// Merges our own pending commit after the node accepted it.
 pub fn merge_pending(provider: &XmtpProvider, group: &mut MlsGroup) -> Result<(), MlsError> {
     group.merge_pending_commit(provider).map_err(mls_err)
+}
+
+/// Merges the commit [`create_dm`] left pending and drops the secrets of epoch 0, which only
+/// we were ever in: every member joins at epoch 1 and our own epoch-0 message (the commit)
+/// is never read back. openmls would otherwise keep them as a past epoch for
+/// [`MAX_PAST_EPOCHS`] commits, doubling the message-secrets entry that every later send
+/// rewrites.
+pub fn merge_creation(provider: &XmtpProvider, group: &mut MlsGroup) -> Result<(), MlsError> {
+    group.merge_pending_commit(provider).map_err(mls_err)?;
+    group
+        .delete_past_epoch_secrets(provider, PastEpochDeletion::delete_all())
+        .map_err(mls_err)
 }
 
 /// Encrypts one application payload (a PlaintextEnvelope) as a TLS `MLSMessage`.

@@ -51,7 +51,7 @@ fn dm_round_trip_with_peer_commit_and_new_installation() {
         std::slice::from_ref(&kp),
     )
     .unwrap();
-    merge_pending(&alice.provider, &mut group).unwrap();
+    merge_creation(&alice.provider, &mut group).unwrap();
 
     // Welcome travels HPKE-wrapped to Bob's init key.
     let wrapped = wrap_welcome(&out.welcome, b"", kp.hpke_init_key().as_slice()).unwrap();
@@ -175,4 +175,51 @@ fn dm_round_trip_with_peer_commit_and_new_installation() {
             Some("to all")
         );
     }
+}
+
+/// Bytes of the group's message-secrets entry written since the last drain.
+fn message_secrets_len(p: &Party) -> usize {
+    p.provider
+        .storage()
+        .take_dirty()
+        .into_iter()
+        .find(|(k, _)| k.ends_with(b"/message_secrets/null"))
+        .and_then(|(_, v)| v)
+        .map(|v| v.len())
+        .expect("message secrets written")
+}
+
+#[test]
+fn creation_drops_the_epoch_zero_secrets() {
+    let (alice, bob) = (party('a'), party('b'));
+    let (kp_bytes, _) = published_kp(&bob);
+    let kp = validate_key_package(
+        &alice.provider,
+        &kp_bytes,
+        &bob.key.public_key(),
+        &bob.inbox,
+    )
+    .unwrap();
+    let spec = DmSpec {
+        creator_inbox_id: alice.inbox.clone(),
+        peer_inbox_id: bob.inbox.clone(),
+        membership: HashMap::from([(alice.inbox.clone(), 1), (bob.inbox.clone(), 2)]),
+        failed_installations: vec![],
+    };
+    let mut sizes = Vec::new();
+    for creation in [false, true] {
+        let kps = std::slice::from_ref(&kp);
+        let (mut group, _) = create_dm(&alice.provider, &alice.key, &spec, kps).unwrap();
+        if creation {
+            merge_creation(&alice.provider, &mut group).unwrap();
+        } else {
+            merge_pending(&alice.provider, &mut group).unwrap();
+        }
+        assert_eq!(group.epoch().as_u64(), 1);
+        encrypt(&alice.provider, &alice.key, &mut group, b"x").unwrap();
+        sizes.push(message_secrets_len(&alice));
+    }
+    // Epoch 0's secret tree was as large as epoch 1's: dropping it about halves the entry
+    // every send rewrites.
+    assert!(sizes[1] * 5 < sizes[0] * 3, "{sizes:?}");
 }
