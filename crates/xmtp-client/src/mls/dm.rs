@@ -13,6 +13,7 @@ use openmls::prelude::{
 };
 use openmls_traits::OpenMlsProvider;
 
+use super::discard::CreationProvider;
 use super::group_ext::{dm_extensions, membership_extension, DmSpec};
 use super::keypackage::{
     credential_for, inbox_id_from_identity, leaf_capabilities, leaf_extensions, CIPHERSUITE,
@@ -83,12 +84,17 @@ pub struct CommitOutput {
 /// Creates a DM group whose context already carries the final membership, and the commit that
 /// adds every installation in `key_packages`. The commit is left pending: merge it with
 /// [`merge_creation`] once the node accepted it.
+///
+/// Of the group's state only its configuration is stored now: the epoch-0 state and the
+/// pending commit would be superseded by the merge before anything could load them (see
+/// [`CreationProvider`]); the merge stores the rest.
 pub fn create_dm(
     provider: &XmtpProvider,
     signer: &InstallationKey,
     spec: &DmSpec,
     key_packages: &[KeyPackage],
 ) -> Result<(MlsGroup, CommitOutput), MlsError> {
+    let scratch = CreationProvider::new(provider.crypto());
     let group_id = GroupId::from_slice(&rand::random::<[u8; 16]>());
     let mut group = MlsGroup::builder()
         .with_group_id(group_id)
@@ -101,13 +107,17 @@ pub fn create_dm(
         .map_err(mls_err)?
         .with_group_context_extensions(dm_extensions(spec))
         .build(
-            provider,
+            &scratch,
             signer,
             credential_for(&spec.creator_inbox_id, signer),
         )
         .map_err(mls_err)?;
     let (commit, welcome, _) = group
-        .add_members(provider, signer, key_packages)
+        .add_members(&scratch, signer, key_packages)
+        .map_err(mls_err)?;
+    let config = group.configuration().clone();
+    group
+        .set_configuration(provider.storage(), &config)
         .map_err(mls_err)?;
     let output = CommitOutput {
         commit: commit.tls_serialize_detached()?,
