@@ -1,48 +1,49 @@
-//! [`CreationProvider`]: openmls crypto with a storage that keeps nothing, for the steps of a
-//! DM's creation whose state is superseded before anyone could load it.
+//! [`CreationProvider`]: openmls crypto with a storage that keeps only key pairs, for the steps
+//! of a DM's creation whose other state is superseded before anyone could load it.
 //!
 //! Building a group stores its whole epoch-0 state, and staging the add commit stores the
 //! pending commit (the staged diff and the next epoch's secrets); merging the commit then
 //! rewrites every one of those entities for epoch 1. A new DM is never loaded between the two
 //! (the caller owns the group in memory and persists only after the merge), so encoding the
-//! epoch-0 state was wasted work: a tenth of a first contact's CPU went to it. With this
-//! provider the group is built and its commit staged without storing anything; the merge then
-//! runs on the real provider, which stores the complete epoch-1 state (see
-//! [`super::dm::create_dm`]).
+//! epoch-0 state was wasted work. With this provider the group is built and its commit staged
+//! storing only the creator's leaf key pair (in the real storage: the merge carries it into
+//! epoch 1); the merge then runs on the real provider, which stores the complete epoch-1 state
+//! (see [`super::dm::create_dm`]).
 //!
-//! Reads find nothing, as in a fresh store: the group id is new, and the add commit loads no
-//! pre-shared keys or queued proposals.
+//! Other reads find nothing, as in a fresh store: the group id is new, and the add commit
+//! loads no pre-shared keys or queued proposals.
 
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::storage::{traits, StorageProvider, CURRENT_VERSION};
 use openmls_traits::OpenMlsProvider;
 
 use super::crypto::XmtpCrypto;
+use super::provider::XmtpProvider;
+use crate::storage::{MlsStorage, MlsStorageError};
 
-/// Crypto and randomness of an [`XmtpProvider`](super::provider::XmtpProvider), storage
-/// discarded.
+/// Crypto and randomness of an [`XmtpProvider`], storage reduced to its key pairs.
 #[derive(Debug)]
 pub struct CreationProvider<'a> {
     crypto: &'a XmtpCrypto,
-    storage: DiscardStorage,
+    storage: KeyPairsOnly<'a>,
 }
 
 impl<'a> CreationProvider<'a> {
-    /// Borrows `crypto` (the real provider's, so randomness comes from the same source).
-    pub fn new(crypto: &'a XmtpCrypto) -> Self {
+    /// Borrows `provider`'s crypto (so randomness comes from the same source) and storage.
+    pub fn new(provider: &'a XmtpProvider) -> Self {
         Self {
-            crypto,
-            storage: DiscardStorage,
+            crypto: provider.crypto(),
+            storage: KeyPairsOnly(provider.storage()),
         }
     }
 }
 
-impl OpenMlsProvider for CreationProvider<'_> {
+impl<'a> OpenMlsProvider for CreationProvider<'a> {
     type CryptoProvider = XmtpCrypto;
     type RandProvider = RustCrypto;
-    type StorageProvider = DiscardStorage;
+    type StorageProvider = KeyPairsOnly<'a>;
 
-    fn storage(&self) -> &DiscardStorage {
+    fn storage(&self) -> &KeyPairsOnly<'a> {
         &self.storage
     }
 
@@ -55,14 +56,10 @@ impl OpenMlsProvider for CreationProvider<'_> {
     }
 }
 
-/// A `StorageProvider` that drops every write and finds nothing.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct DiscardStorage;
-
-/// Never produced: discarding cannot fail.
-#[derive(Debug, thiserror::Error)]
-#[error("discarding storage failed")]
-pub struct DiscardError;
+/// A `StorageProvider` that passes a group's epoch key pairs to an [`MlsStorage`] and drops
+/// every other write (finding nothing on read).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPairsOnly<'a>(&'a MlsStorage);
 
 /// `write_*(group_id, value)`: dropped.
 macro_rules! group_writes {
@@ -135,8 +132,8 @@ macro_rules! keyed_deletes {
     )*};
 }
 
-impl StorageProvider<CURRENT_VERSION> for DiscardStorage {
-    type Error = DiscardError;
+impl StorageProvider<CURRENT_VERSION> for KeyPairsOnly<'_> {
+    type Error = MlsStorageError;
 
     group_writes! {
         write_mls_join_config(MlsGroupJoinConfig);
@@ -256,12 +253,13 @@ impl StorageProvider<CURRENT_VERSION> for DiscardStorage {
         HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
     >(
         &self,
-        _group_id: &GroupId,
-        _epoch: &EpochKey,
-        _leaf_index: u32,
-        _key_pairs: &[HpkeKeyPair],
+        group_id: &GroupId,
+        epoch: &EpochKey,
+        leaf_index: u32,
+        key_pairs: &[HpkeKeyPair],
     ) -> Result<(), Self::Error> {
-        Ok(())
+        self.0
+            .write_encryption_epoch_key_pairs(group_id, epoch, leaf_index, key_pairs)
     }
 
     fn own_leaf_nodes<
@@ -301,11 +299,12 @@ impl StorageProvider<CURRENT_VERSION> for DiscardStorage {
         HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
     >(
         &self,
-        _group_id: &GroupId,
-        _epoch: &EpochKey,
-        _leaf_index: u32,
+        group_id: &GroupId,
+        epoch: &EpochKey,
+        leaf_index: u32,
     ) -> Result<Vec<HpkeKeyPair>, Self::Error> {
-        Ok(Vec::new())
+        self.0
+            .encryption_epoch_key_pairs(group_id, epoch, leaf_index)
     }
 
     fn remove_proposal<
@@ -334,10 +333,11 @@ impl StorageProvider<CURRENT_VERSION> for DiscardStorage {
         EpochKey: traits::EpochKey<CURRENT_VERSION>,
     >(
         &self,
-        _group_id: &GroupId,
-        _epoch: &EpochKey,
-        _leaf_index: u32,
+        group_id: &GroupId,
+        epoch: &EpochKey,
+        leaf_index: u32,
     ) -> Result<(), Self::Error> {
-        Ok(())
+        self.0
+            .delete_encryption_epoch_key_pairs(group_id, epoch, leaf_index)
     }
 }

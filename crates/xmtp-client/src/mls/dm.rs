@@ -85,16 +85,16 @@ pub struct CommitOutput {
 /// adds every installation in `key_packages`. The commit is left pending: merge it with
 /// [`merge_creation`] once the node accepted it.
 ///
-/// Of the group's state only its configuration is stored now: the epoch-0 state and the
-/// pending commit would be superseded by the merge before anything could load them (see
-/// [`CreationProvider`]); the merge stores the rest.
+/// Of the group's state only its configuration and our leaf's key pair are stored now: the
+/// epoch-0 state and the pending commit would be superseded by the merge before anything
+/// could load them (see [`CreationProvider`]); the merge stores the rest.
 pub fn create_dm(
     provider: &XmtpProvider,
     signer: &InstallationKey,
     spec: &DmSpec,
     key_packages: &[KeyPackage],
 ) -> Result<(MlsGroup, CommitOutput), MlsError> {
-    let scratch = CreationProvider::new(provider.crypto());
+    let scratch = CreationProvider::new(provider);
     let group_id = GroupId::from_slice(&rand::random::<[u8; 16]>());
     let mut group = MlsGroup::builder()
         .with_group_id(group_id)
@@ -112,15 +112,28 @@ pub fn create_dm(
             credential_for(&spec.creator_inbox_id, signer),
         )
         .map_err(mls_err)?;
-    let (commit, welcome, _) = group
-        .add_members(&scratch, signer, key_packages)
+    // Only Add proposals: no update path (RFC 9420 §12.4). Our leaf was made a moment ago
+    // with a fresh encryption key, so a path would only replace it with another fresh one,
+    // at the cost of more key derivations, an HPKE encryption and a signature per DM.
+    let bundle = group
+        .commit_builder()
+        .propose_adds(key_packages.iter().cloned())
+        .force_self_update(false)
+        .load_psks(scratch.storage())
+        .map_err(mls_err)?
+        .build(scratch.rand(), scratch.crypto(), signer, |_| true)
+        .map_err(mls_err)?
+        .stage_commit(&scratch)
         .map_err(mls_err)?;
+    let welcome = bundle
+        .to_welcome_msg()
+        .ok_or_else(|| mls_err("an add commit without a welcome"))?;
     let config = group.configuration().clone();
     group
         .set_configuration(provider.storage(), &config)
         .map_err(mls_err)?;
     let output = CommitOutput {
-        commit: commit.tls_serialize_detached()?,
+        commit: bundle.commit().tls_serialize_detached()?,
         welcome: welcome.tls_serialize_detached()?,
     };
     Ok((group, output))
