@@ -18,7 +18,6 @@ use crate::error::ClientError;
 use crate::mls::dm::{self, CommitOutput};
 use crate::mls::group_ext::DmSpec;
 use crate::mls::welcome::wrap_welcome;
-use crate::storage::group_prefix;
 
 /// libxmtp sends at most this many welcomes per SendWelcomeMessages call.
 pub const WELCOME_BATCH: usize = 50;
@@ -273,18 +272,11 @@ impl Client {
         for p in &mut pending {
             p.record.status = DmStatus::Ready;
         }
-        // Merging deleted the group's epoch-0 key pairs, own leaf nodes and proposal queue,
-        // none of which was ever stored (see `dm::create_dm`): no delete goes to the store.
-        let new_groups: HashSet<Vec<u8>> = pending
-            .iter()
-            .map(|p| group_prefix(p.group.group_id()))
-            .collect();
-        self.persist_skipping(
+        self.persist(
             pending
                 .iter()
                 .map(|p| Self::record_write(&p.record))
                 .collect(),
-            |key| key_group_prefix(key).is_some_and(|p| new_groups.contains(p)),
         )
         .await?;
         tracing::debug!(target: "xmtp_client::timing", ?t_commits, ?t_wrap, ?t_welcomes, total = ?t0.elapsed(), "publish_new_dms");
@@ -383,33 +375,5 @@ impl Client {
             .first()
             .and_then(super::messages::message_id)
             .unwrap_or(0))
-    }
-}
-
-/// The [`group_prefix`] a store key starts with (`mls/g/<hex>/`), if it is a group's.
-fn key_group_prefix(key: &[u8]) -> Option<&[u8]> {
-    const GROUPS: &[u8] = b"mls/g/";
-    let rest = key.strip_prefix(GROUPS)?;
-    let end = GROUPS.len() + rest.iter().position(|&b| b == b'/')? + 1;
-    Some(&key[..end])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_group_key_maps_to_its_group_prefix_only() {
-        let gid = openmls::prelude::GroupId::from_slice(&[1, 2, 3]);
-        let other = openmls::prelude::GroupId::from_slice(&[1, 2]);
-        let prefix = group_prefix(&gid);
-        let key = [prefix.as_slice(), b"epoch_key_pairs/[0,0]"].concat();
-        assert_eq!(key_group_prefix(&key), Some(prefix.as_slice()));
-        assert_ne!(
-            key_group_prefix(&key),
-            Some(group_prefix(&other).as_slice())
-        );
-        assert_eq!(key_group_prefix(b"mls/k/key_package/[1]"), None);
-        assert_eq!(key_group_prefix(b"mls/g/unterminated"), None);
     }
 }

@@ -349,19 +349,7 @@ impl Client {
     /// Writes all dirty MLS state plus `extra` in one atomic batch. On failure the MLS changes
     /// are kept dirty so the next flush retries them.
     async fn persist(&self, extra: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), ClientError> {
-        self.persist_skipping(extra, |_| false).await
-    }
-
-    /// [`Client::persist`] leaving out the MLS deletes `never_written` picks: deletes of keys
-    /// that were never given a value (a new group's), which would only cost the store a
-    /// lookup each.
-    async fn persist_skipping(
-        &self,
-        extra: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-        never_written: impl Fn(&[u8]) -> bool,
-    ) -> Result<(), ClientError> {
         let mut batch = self.provider.storage().take_dirty();
-        batch.retain(|(k, v)| v.is_some() || !never_written(k));
         let mls = batch.len();
         batch.extend(extra);
         if let Err(e) = self.store.write_batch(&batch).await {
