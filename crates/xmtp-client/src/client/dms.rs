@@ -242,7 +242,7 @@ impl Client {
         let commits: Vec<Vec<u8>> = pending.iter().map(|p| p.output.commit.clone()).collect();
         self.send_group_messages(commits, false).await?;
         for p in &mut pending {
-            dm::merge_pending(&self.provider, &mut p.group)?;
+            dm::merge_creation(&self.provider, &mut p.group)?;
         }
         // 2. The commit's node id seeds the joiners' read cursor: one query per DM, run
         //    concurrently on the shared HTTP/2 connection.

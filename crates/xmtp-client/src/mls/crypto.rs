@@ -10,7 +10,10 @@
 //! [`AwsLcX25519`] is the HPKE backend (hpke-rs) with that one change; [`XmtpCrypto`] is the
 //! openmls crypto provider that runs its HPKE through it.
 
+use std::cell::RefCell;
+
 use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey, X25519};
+use aws_lc_rs::constant_time;
 use hpke_rs::hpke_types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
 use hpke_rs::rustcrypto::HpkeRustCrypto;
 use hpke_rs::{Hpke, HpkeError, Mode};
@@ -22,6 +25,7 @@ use openmls_traits::types::{
     HpkeConfig, HpkeKdfType, HpkeKemType, HpkeKeyPair, SignatureScheme,
 };
 use tls_codec::SecretVLBytes;
+use zeroize::Zeroizing;
 
 /// hpke-rs backend: RustCrypto, except X25519 (key derivation and Diffie-Hellman) from aws-lc.
 #[derive(Debug)]
@@ -32,6 +36,34 @@ fn x25519_key(sk: &[u8]) -> Result<PrivateKey, HpkeCryptoError> {
         return Err(HpkeCryptoError::KemInvalidSecretKey);
     }
     PrivateKey::from_private_key(&X25519, sk).map_err(|_| HpkeCryptoError::KemInvalidSecretKey)
+}
+
+thread_local! {
+    /// The X25519 key this thread parsed last, kept for the next call only.
+    static LAST_KEY: RefCell<Option<(Zeroizing<Vec<u8>>, PrivateKey)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on `sk` parsed as an aws-lc key. Parsing computes the public key (a fixed-base
+/// scalar multiplication), and HPKE uses each key twice in a row: encapsulation derives the
+/// ephemeral public key, then runs Diffie-Hellman with the same secret; decapsulation does
+/// the reverse. So a parsed key is kept (per thread) for exactly one more call: a second use
+/// takes it, anything else replaces it. Halves the base-point multiplications of an HPKE
+/// encryption. The secret comparison is constant-time.
+fn with_x25519_key<R>(sk: &[u8], f: impl FnOnce(&PrivateKey) -> R) -> Result<R, HpkeCryptoError> {
+    LAST_KEY.with(|last| {
+        let mut last = last.borrow_mut();
+        let hit = last
+            .as_ref()
+            .is_some_and(|(bytes, _)| constant_time::verify_slices_are_equal(bytes, sk).is_ok());
+        if hit {
+            let (_, key) = last.take().expect("checked");
+            return Ok(f(&key));
+        }
+        let key = x25519_key(sk)?;
+        let out = f(&key);
+        *last = Some((Zeroizing::new(sk.to_vec()), key));
+        Ok(out)
+    })
 }
 
 impl HpkeCrypto for AwsLcX25519 {
@@ -77,25 +109,27 @@ impl HpkeCrypto for AwsLcX25519 {
         if pk.len() != 32 {
             return Err(HpkeCryptoError::KemInvalidPublicKey);
         }
-        let sk = x25519_key(sk)?;
         // aws-lc refuses a peer key whose shared secret is all zeros (a low-order point), as
         // RFC 9180 requires and RustCrypto's backend does.
-        agreement::agree(
-            &sk,
-            UnparsedPublicKey::new(&X25519, pk),
-            HpkeCryptoError::KemInvalidPublicKey,
-            |secret| Ok(secret.to_vec()),
-        )
+        with_x25519_key(sk, |sk| {
+            agreement::agree(
+                sk,
+                UnparsedPublicKey::new(&X25519, pk),
+                HpkeCryptoError::KemInvalidPublicKey,
+                |secret| Ok(secret.to_vec()),
+            )
+        })?
     }
 
     fn secret_to_public(alg: KemAlgorithm, sk: &[u8]) -> Result<Vec<u8>, HpkeCryptoError> {
         if alg != KemAlgorithm::DhKem25519 {
             return HpkeRustCrypto::secret_to_public(alg, sk);
         }
-        let public = x25519_key(sk)?
-            .compute_public_key()
-            .map_err(|_| HpkeCryptoError::KemInvalidSecretKey)?;
-        Ok(public.as_ref().to_vec())
+        with_x25519_key(sk, |sk| {
+            sk.compute_public_key()
+                .map(|public| public.as_ref().to_vec())
+                .map_err(|_| HpkeCryptoError::KemInvalidSecretKey)
+        })?
     }
 
     fn kem_key_gen(

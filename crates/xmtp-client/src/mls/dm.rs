@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{
     BasicCredential, GroupId, KeyPackage, KeyPackageIn, LeafNodeIndex, MlsGroup,
-    MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage,
-    ProtocolVersion, StagedWelcome, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn, PastEpochDeletion, ProcessedMessageContent,
+    ProtocolMessage, ProtocolVersion, StagedWelcome, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
 };
 use openmls_traits::OpenMlsProvider;
 
+use super::discard::CreationProvider;
 use super::group_ext::{dm_extensions, membership_extension, DmSpec};
 use super::keypackage::{
     credential_for, inbox_id_from_identity, leaf_capabilities, leaf_extensions, CIPHERSUITE,
@@ -82,13 +83,18 @@ pub struct CommitOutput {
 
 /// Creates a DM group whose context already carries the final membership, and the commit that
 /// adds every installation in `key_packages`. The commit is left pending: merge it with
-/// [`merge_pending`] once the node accepted it.
+/// [`merge_creation`] once the node accepted it.
+///
+/// Of the group's state only its configuration and our leaf's key pair are stored now: the
+/// epoch-0 state and the pending commit would be superseded by the merge before anything
+/// could load them (see [`CreationProvider`]); the merge stores the rest.
 pub fn create_dm(
     provider: &XmtpProvider,
     signer: &InstallationKey,
     spec: &DmSpec,
     key_packages: &[KeyPackage],
 ) -> Result<(MlsGroup, CommitOutput), MlsError> {
+    let scratch = CreationProvider::new(provider);
     let group_id = GroupId::from_slice(&rand::random::<[u8; 16]>());
     let mut group = MlsGroup::builder()
         .with_group_id(group_id)
@@ -101,16 +107,33 @@ pub fn create_dm(
         .map_err(mls_err)?
         .with_group_context_extensions(dm_extensions(spec))
         .build(
-            provider,
+            &scratch,
             signer,
             credential_for(&spec.creator_inbox_id, signer),
         )
         .map_err(mls_err)?;
-    let (commit, welcome, _) = group
-        .add_members(provider, signer, key_packages)
+    // Only Add proposals: no update path (RFC 9420 §12.4). Our leaf was made a moment ago
+    // with a fresh encryption key, so a path would only replace it with another fresh one,
+    // at the cost of more key derivations, an HPKE encryption and a signature per DM.
+    let bundle = group
+        .commit_builder()
+        .propose_adds(key_packages.iter().cloned())
+        .force_self_update(false)
+        .load_psks(scratch.storage())
+        .map_err(mls_err)?
+        .build(scratch.rand(), scratch.crypto(), signer, |_| true)
+        .map_err(mls_err)?
+        .stage_commit(&scratch)
+        .map_err(mls_err)?;
+    let welcome = bundle
+        .to_welcome_msg()
+        .ok_or_else(|| mls_err("an add commit without a welcome"))?;
+    let config = group.configuration().clone();
+    group
+        .set_configuration(provider.storage(), &config)
         .map_err(mls_err)?;
     let output = CommitOutput {
-        commit: commit.tls_serialize_detached()?,
+        commit: bundle.commit().tls_serialize_detached()?,
         welcome: welcome.tls_serialize_detached()?,
     };
     Ok((group, output))
@@ -158,6 +181,18 @@ pub fn update_installations(
 /// Merges our own pending commit after the node accepted it.
 pub fn merge_pending(provider: &XmtpProvider, group: &mut MlsGroup) -> Result<(), MlsError> {
     group.merge_pending_commit(provider).map_err(mls_err)
+}
+
+/// Merges the commit [`create_dm`] left pending and drops the secrets of epoch 0, which only
+/// we were ever in: every member joins at epoch 1 and our own epoch-0 message (the commit)
+/// is never read back. openmls would otherwise keep them as a past epoch for
+/// [`MAX_PAST_EPOCHS`] commits, doubling the message-secrets entry that every later send
+/// rewrites.
+pub fn merge_creation(provider: &XmtpProvider, group: &mut MlsGroup) -> Result<(), MlsError> {
+    group.merge_pending_commit(provider).map_err(mls_err)?;
+    group
+        .delete_past_epoch_secrets(provider, PastEpochDeletion::delete_all())
+        .map_err(mls_err)
 }
 
 /// Encrypts one application payload (a PlaintextEnvelope) as a TLS `MLSMessage`.

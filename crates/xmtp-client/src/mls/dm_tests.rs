@@ -51,7 +51,7 @@ fn dm_round_trip_with_peer_commit_and_new_installation() {
         std::slice::from_ref(&kp),
     )
     .unwrap();
-    merge_pending(&alice.provider, &mut group).unwrap();
+    merge_creation(&alice.provider, &mut group).unwrap();
 
     // Welcome travels HPKE-wrapped to Bob's init key.
     let wrapped = wrap_welcome(&out.welcome, b"", kp.hpke_init_key().as_slice()).unwrap();
@@ -175,4 +175,119 @@ fn dm_round_trip_with_peer_commit_and_new_installation() {
             Some("to all")
         );
     }
+}
+
+/// Bytes of the group's message-secrets entry written since the last drain.
+fn message_secrets_len(p: &Party) -> usize {
+    p.provider
+        .storage()
+        .take_dirty()
+        .into_iter()
+        .find(|(k, _)| k.ends_with(b"/message_secrets/null"))
+        .and_then(|(_, v)| v)
+        .map(|v| v.len())
+        .expect("message secrets written")
+}
+
+#[test]
+fn creation_drops_the_epoch_zero_secrets() {
+    let (alice, bob) = (party('a'), party('b'));
+    let (kp_bytes, _) = published_kp(&bob);
+    let kp = validate_key_package(
+        &alice.provider,
+        &kp_bytes,
+        &bob.key.public_key(),
+        &bob.inbox,
+    )
+    .unwrap();
+    let spec = DmSpec {
+        creator_inbox_id: alice.inbox.clone(),
+        peer_inbox_id: bob.inbox.clone(),
+        membership: HashMap::from([(alice.inbox.clone(), 1), (bob.inbox.clone(), 2)]),
+        failed_installations: vec![],
+    };
+    let mut sizes = Vec::new();
+    for creation in [false, true] {
+        let kps = std::slice::from_ref(&kp);
+        let (mut group, _) = create_dm(&alice.provider, &alice.key, &spec, kps).unwrap();
+        if creation {
+            merge_creation(&alice.provider, &mut group).unwrap();
+        } else {
+            merge_pending(&alice.provider, &mut group).unwrap();
+        }
+        assert_eq!(group.epoch().as_u64(), 1);
+        encrypt(&alice.provider, &alice.key, &mut group, b"x").unwrap();
+        sizes.push(message_secrets_len(&alice));
+    }
+    // Epoch 0's secret tree was as large as epoch 1's: dropping it about halves the entry
+    // every send rewrites.
+    assert!(sizes[1] * 5 < sizes[0] * 3, "{sizes:?}");
+}
+
+#[test]
+fn a_created_dm_reloads_from_what_its_creation_wrote() {
+    let (alice, bob) = (party('a'), party('b'));
+    let (kp_bytes, init_sk) = published_kp(&bob);
+    let kp = validate_key_package(
+        &alice.provider,
+        &kp_bytes,
+        &bob.key.public_key(),
+        &bob.inbox,
+    )
+    .unwrap();
+    let spec = DmSpec {
+        creator_inbox_id: alice.inbox.clone(),
+        peer_inbox_id: bob.inbox.clone(),
+        membership: HashMap::from([(alice.inbox.clone(), 1), (bob.inbox.clone(), 2)]),
+        failed_installations: vec![],
+    };
+    let (mut group, out) = create_dm(
+        &alice.provider,
+        &alice.key,
+        &spec,
+        std::slice::from_ref(&kp),
+    )
+    .unwrap();
+    merge_creation(&alice.provider, &mut group).unwrap();
+    let written: Vec<(Vec<u8>, Vec<u8>)> = alice
+        .provider
+        .storage()
+        .take_dirty()
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+
+    // A restarted sender loads the group from those entries alone and sends in epoch 1.
+    let restarted = XmtpProvider::new();
+    restarted.storage().load(written);
+    let mut reloaded = MlsGroup::load(restarted.storage(), group.group_id())
+        .unwrap()
+        .expect("group stored");
+    assert_eq!(reloaded.epoch().as_u64(), 1);
+    assert_eq!(reloaded.configuration(), group.configuration());
+    let ct = encrypt(
+        &restarted,
+        &alice.key,
+        &mut reloaded,
+        &envelope(encode_text("after restart"), "k"),
+    )
+    .unwrap();
+    let wrapped = wrap_welcome(&out.welcome, b"", kp.hpke_init_key().as_slice()).unwrap();
+    let (welcome, _) = unwrap_welcome(&wrapped.data, &wrapped.welcome_metadata, &init_sk).unwrap();
+    let mut bob_group = join(&bob.provider, &welcome).unwrap();
+    let Incoming::Application { payload, .. } =
+        process(&bob.provider, &mut bob_group, &ct).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        decode_envelope(&payload).unwrap().text.as_deref(),
+        Some("after restart")
+    );
+    // And the peer's replies in epoch 1 decrypt for it.
+    let reply = encrypt(&bob.provider, &bob.key, &mut bob_group, b"reply").unwrap();
+    assert!(matches!(
+        process(&restarted, &mut reloaded, &reply).unwrap(),
+        Incoming::Application { .. }
+    ));
 }

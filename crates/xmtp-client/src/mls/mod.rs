@@ -3,6 +3,7 @@
 
 pub mod content;
 pub mod crypto;
+pub mod discard;
 pub mod dm;
 pub mod group_ext;
 pub mod keypackage;

@@ -71,3 +71,33 @@ fn hpke_interoperates_with_rustcrypto_both_ways() {
         .unwrap();
     assert_eq!(secret.to_vec(), theirs_secret.to_vec());
 }
+
+#[test]
+fn a_kept_key_serves_only_its_own_secret() {
+    let kem = KemAlgorithm::DhKem25519;
+    let (a, b) = (random_key(), random_key());
+    let pub_a = HpkeRustCrypto::secret_to_public(kem, &a).unwrap();
+    let pub_b = HpkeRustCrypto::secret_to_public(kem, &b).unwrap();
+    let ab = HpkeRustCrypto::dh(kem, &pub_b, &a).unwrap();
+    // Every order of uses: derive then agree (encapsulation), agree then derive
+    // (decapsulation), and keys interleaved, each against the reference.
+    assert_eq!(AwsLcX25519::secret_to_public(kem, &a).unwrap(), pub_a);
+    assert_eq!(AwsLcX25519::dh(kem, &pub_b, &a).unwrap(), ab);
+    assert_eq!(AwsLcX25519::dh(kem, &pub_a, &b).unwrap(), ab);
+    assert_eq!(AwsLcX25519::secret_to_public(kem, &b).unwrap(), pub_b);
+    assert_eq!(AwsLcX25519::secret_to_public(kem, &a).unwrap(), pub_a);
+    assert_eq!(AwsLcX25519::secret_to_public(kem, &b).unwrap(), pub_b);
+    assert_eq!(AwsLcX25519::dh(kem, &pub_a, &b).unwrap(), ab);
+    assert_eq!(AwsLcX25519::dh(kem, &pub_a, &b).unwrap(), ab);
+    // A secret differing in one bit from the kept one is parsed afresh.
+    let mut a2 = a;
+    a2[0] ^= 0x08; // a bit clamping keeps
+    AwsLcX25519::secret_to_public(kem, &a).unwrap();
+    let pub_a2 = AwsLcX25519::secret_to_public(kem, &a2).unwrap();
+    assert_ne!(pub_a2, pub_a);
+    assert_eq!(pub_a2, HpkeRustCrypto::secret_to_public(kem, &a2).unwrap());
+    // A refused peer key does not poison the kept key.
+    AwsLcX25519::secret_to_public(kem, &a).unwrap();
+    assert!(AwsLcX25519::dh(kem, &[0u8; 32], &a).is_err());
+    assert_eq!(AwsLcX25519::dh(kem, &pub_b, &a).unwrap(), ab);
+}
