@@ -63,27 +63,34 @@ fn a_group_written_with_field_names_still_reloads() {
     group_reloads(true);
 }
 
-fn group_reloads(named: bool) {
-    let sender = if named {
-        XmtpProvider::with_storage(MlsStorage::writing_field_names())
-    } else {
-        XmtpProvider::new()
-    };
+/// A DM created by `sender` with a fresh peer, its creation commit merged; and the sender's
+/// installation key.
+fn new_dm(sender: &XmtpProvider) -> (MlsGroup, InstallationKey) {
     let peer = XmtpProvider::new();
     let key = InstallationKey::generate();
     let peer_key = InstallationKey::generate();
     let (me, them) = ("a".repeat(64), "b".repeat(64));
     let kp = build_key_package(&peer, &peer_key, &them).unwrap();
     let kp_bytes = kp.key_package().tls_serialize_detached().unwrap();
-    let kp = validate_key_package(&sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
+    let kp = validate_key_package(sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
     let spec = DmSpec {
         creator_inbox_id: me.clone(),
         peer_inbox_id: them.clone(),
         membership: HashMap::from([(me, 1), (them, 1)]),
         failed_installations: vec![],
     };
-    let (mut group, _) = create_dm(&sender, &key, &spec, &[kp]).unwrap();
-    merge_pending(&sender, &mut group).unwrap();
+    let (mut group, _) = create_dm(sender, &key, &spec, &[kp]).unwrap();
+    merge_pending(sender, &mut group).unwrap();
+    (group, key)
+}
+
+fn group_reloads(named: bool) {
+    let sender = if named {
+        XmtpProvider::with_storage(MlsStorage::writing_field_names())
+    } else {
+        XmtpProvider::new()
+    };
+    let (group, key) = new_dm(&sender);
     let written: HashMap<Vec<u8>, Vec<u8>> = sender
         .storage()
         .take_dirty()
@@ -266,21 +273,7 @@ fn flush_into(store: &mut BTreeMap<Vec<u8>, Vec<u8>>, batch: WriteBatch) {
 #[test]
 fn message_secrets_are_stored_as_small_deltas_and_reload_exactly() {
     let sender = XmtpProvider::new();
-    let peer = XmtpProvider::new();
-    let key = InstallationKey::generate();
-    let peer_key = InstallationKey::generate();
-    let (me, them) = ("a".repeat(64), "b".repeat(64));
-    let kp = build_key_package(&peer, &peer_key, &them).unwrap();
-    let kp_bytes = kp.key_package().tls_serialize_detached().unwrap();
-    let kp = validate_key_package(&sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
-    let spec = DmSpec {
-        creator_inbox_id: me.clone(),
-        peer_inbox_id: them.clone(),
-        membership: HashMap::from([(me, 1), (them, 1)]),
-        failed_installations: vec![],
-    };
-    let (mut group, _) = create_dm(&sender, &key, &spec, &[kp]).unwrap();
-    merge_pending(&sender, &mut group).unwrap();
+    let (mut group, key) = new_dm(&sender);
     let gid = group.group_id().clone();
     let [prefix, delta_key] = group_load_prefixes(&gid);
     let secrets_key = G(&gid, ()).encode(MESSAGE_SECRETS).unwrap();
