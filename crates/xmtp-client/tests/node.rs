@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use xmtp_client::{Client, ClientError, GrpcTransport, MemoryStore, Transport, Wallet};
+use xmtp_client::{Client, ClientError, GrpcTransport, MemoryStore, Store as _, Transport, Wallet};
 use xmtp_devnode::{DevNode, DevNodeConfig};
 
 fn transport(url: &str) -> Arc<dyn Transport> {
@@ -185,4 +185,70 @@ async fn a_group_stream_shows_which_messages_carry_our_sender_tag() {
         ));
     }
     assert_eq!(own, [true, true, false]);
+}
+
+#[tokio::test]
+async fn a_sync_passes_over_our_own_tagged_messages_without_rewriting_the_dm() {
+    let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
+    let url = node.url();
+    let store = MemoryStore::new();
+    let alice = Client::open(
+        &Wallet::generate(),
+        transport(&url),
+        Arc::new(store.clone()),
+    )
+    .await
+    .unwrap()
+    .with_sender_tag_key([5u8; 32]);
+    let bob = Client::open(
+        &Wallet::generate(),
+        transport(&url),
+        Arc::new(MemoryStore::new()),
+    )
+    .await
+    .unwrap();
+    let peer = [bob.inbox_id().to_owned()];
+    let record_key = format!("dm/{}", bob.inbox_id());
+    let stored_record = || async { store.get(record_key.as_bytes()).await.unwrap().unwrap() };
+    for n in 0..4 {
+        alice
+            .send_text(bob.inbox_id(), "announcement", &format!("a{n}"))
+            .await
+            .unwrap();
+    }
+    // The last announcement is new to a sync (a send only syncs what came before it).
+    let before = stored_record().await;
+    assert!(alice.sync_dms(&peer).await.unwrap().is_empty());
+    assert_eq!(
+        stored_record().await,
+        before,
+        "our own messages alone leave the DM's record as it was"
+    );
+
+    // A reply is read once, and the record (its read cursor) is written.
+    bob.sync_welcomes().await.unwrap();
+    bob.send_text(alice.inbox_id(), "reply", "b0")
+        .await
+        .unwrap();
+    let read = alice.sync_dms(&peer).await.unwrap();
+    let texts: Vec<_> = read[bob.inbox_id()]
+        .iter()
+        .map(|m| m.text.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(texts, ["reply"]);
+    let after_reply = stored_record().await;
+    assert_ne!(after_reply, before);
+    assert!(alice.sync_dms(&peer).await.unwrap().is_empty());
+
+    // A long run of our own messages still moves the stored cursor (one page at most stays
+    // to be passed over again after a restart).
+    for n in 0..100 {
+        alice
+            .send_text(bob.inbox_id(), "announcement", &format!("c{n}"))
+            .await
+            .unwrap();
+    }
+    assert!(alice.sync_dms(&peer).await.unwrap().is_empty());
+    assert_ne!(stored_record().await, after_reply);
+    node.shutdown().await;
 }

@@ -103,7 +103,16 @@ struct DmBook {
     groups: HashMap<Vec<u8>, MlsGroup>,
     /// Peer inbox → when a send last brought its DM up to date (memory only).
     checked: HashMap<String, std::time::Instant>,
+    /// Group id (hex) → our own messages a sync passed over since the DM's record was last
+    /// written (memory only; see [`OWN_UNSAVED_MAX`]).
+    own_unsaved: HashMap<String, u32>,
 }
+
+/// Our own messages a sync may pass over before the DM's advanced read cursor is written. A
+/// broadcast-only DM would otherwise rewrite its record after every announcement; a stale
+/// stored cursor only makes the first sync after a restart skip those messages again (by
+/// their sender tag, without decrypting), one query page at most.
+const OWN_UNSAVED_MAX: u32 = 100;
 
 impl DmBook {
     fn put_record(&mut self, record: DmRecord) {

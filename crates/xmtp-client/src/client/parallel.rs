@@ -9,8 +9,15 @@
 /// Below this many items a batch stays on the calling thread (spawning costs more).
 const MIN_PARALLEL: usize = 16;
 
+/// The cores this process may use, asked once: the answer comes from cgroup files, read anew
+/// on every call.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 fn threads_for(items: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     if items < MIN_PARALLEL {
         1
     } else {

@@ -11,7 +11,7 @@ use xmtp_proto::mls_api::{
     group_message, GroupMessage, PagingInfo, QueryGroupMessagesRequest, SortDirection,
 };
 
-use super::{Client, DmBook, DmRecord, DmStatus};
+use super::{Client, DmBook, DmRecord, DmStatus, OWN_UNSAVED_MAX};
 use crate::error::ClientError;
 use crate::mls::content::{decode_envelope, message_id as libxmtp_message_id};
 use crate::mls::dm::{self, Incoming};
@@ -185,8 +185,17 @@ impl Client {
             let group = book.groups.get_mut(&gid).ok_or_else(|| {
                 ClientError::CorruptState(format!("group {} not loaded", record.group_id))
             })?;
+            // Our own messages carry our sender tag: passed over without decrypting (MLS
+            // cannot decrypt them for us anyway), unless an unmerged commit of ours may be
+            // among them (see `process_one`).
+            let (mut own, mut other) = (0u32, false);
             for v1 in msgs {
                 record.cursor = record.cursor.max(v1.id);
+                if self.is_own_message(group, &v1) {
+                    own += 1;
+                    continue;
+                }
+                other = true;
                 if let Some(m) = self.process_one(group, &v1.data, v1.id, v1.created_ns) {
                     writes.push(inbox_write(&record.peer_inbox_id, &m));
                 }
@@ -197,9 +206,15 @@ impl Client {
                     .clear_pending_commit(self.provider.storage())
                     .map_err(|e| dm::MlsError::Openmls(format!("{e:?}")))?;
             }
-            // Most DMs have nothing new: rewriting their record would be pure write volume.
+            // Most DMs have nothing new, or only what we sent: rewriting their record would be
+            // pure write volume.
             if record.cursor != seen {
-                writes.push(Self::record_write(&record));
+                let unsaved = book.own_unsaved.entry(record.group_id.clone()).or_default();
+                *unsaved += own;
+                if other || *unsaved >= OWN_UNSAVED_MAX {
+                    book.own_unsaved.remove(&record.group_id);
+                    writes.push(Self::record_write(&record));
+                }
             }
             updated.push(record);
         }
@@ -241,6 +256,17 @@ impl Client {
                 return Ok(out);
             }
         }
+    }
+
+    /// Whether `v1` is a message we published (our sender tag verifies) that needs no
+    /// processing: always, unless the group has a pending commit, which only its published
+    /// copy confirms.
+    fn is_own_message(&self, group: &MlsGroup, v1: &group_message::V1) -> bool {
+        let Some(key) = &self.sender_tag_key else {
+            return false;
+        };
+        group.pending_commit().is_none()
+            && crate::sender_tag::is_own(key, &v1.data, &v1.sender_hmac)
     }
 
     /// Processes one group message. Our own messages cannot be decrypted by us (MLS): they
