@@ -10,8 +10,12 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "summary.rs"]
 mod summary;
+
+use cpu::CpuTicks;
 
 use herald::app::App;
 use herald::config::{Config, DatabaseUrl};
@@ -326,44 +330,13 @@ async fn post(
     Ok(value)
 }
 
-/// CPU time (clock ticks from /proc) used by this process (server and load generator) and by
-/// all `postgres` processes. Dividing by the requests served gives the cost of one request,
-/// which, unlike throughput, does not depend on what else the machine is running.
-struct CpuTicks {
-    own: u64,
-    postgres: u64,
-}
-
+/// Dividing the CPU a run used by the requests served gives the cost of one request.
 impl CpuTicks {
-    fn sample() -> Self {
-        let own = proc_ticks("/proc/self/stat").unwrap_or(0);
-        let mut postgres = 0;
-        if let Ok(entries) = std::fs::read_dir("/proc") {
-            for entry in entries.flatten() {
-                let dir = entry.path();
-                let is_postgres =
-                    std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim() == "postgres");
-                if is_postgres {
-                    postgres += proc_ticks(&dir.join("stat").to_string_lossy()).unwrap_or(0);
-                }
-            }
-        }
-        Self { own, postgres }
-    }
-
-    fn since(&self, before: &CpuTicks) -> CpuTicks {
-        CpuTicks {
-            own: self.own.saturating_sub(before.own),
-            postgres: self.postgres.saturating_sub(before.postgres),
-        }
-    }
-
     fn print(&self, requests: usize) {
         if requests == 0 || self.own + self.postgres == 0 {
             return;
         }
-        // Linux reports these in USER_HZ, 100 per second on every mainstream configuration.
-        let ms = |ticks: u64| ticks as f64 * 10.0 / requests as f64;
+        let ms = |ticks: u64| ticks as f64 * 1000.0 / cpu::TICKS_PER_SECOND / requests as f64;
         let per_request = ms(self.own + self.postgres);
         println!(
             "CPU per request: {:.3} ms herald + load generator, {:.3} ms postgres; \
@@ -374,13 +347,6 @@ impl CpuTicks {
             num_cores() as f64 * 1000.0 / per_request
         );
     }
-}
-
-/// utime + stime of one process, from its `/proc/<pid>/stat`.
-fn proc_ticks(path: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 fn num_cores() -> usize {
@@ -399,6 +365,10 @@ async fn fresh_database(server: &str) -> anyhow::Result<String> {
         ulid::Ulid::new().to_string().to_lowercase()
     );
     let mut admin = sqlx::PgConnection::connect(server).await?;
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut admin)
+        .await?;
+    cpu::count_server_of(backend);
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await?;

@@ -16,6 +16,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use xmtp_client::{Client, GrpcTransport, MemoryStore, Transport, Wallet};
 
+use crate::cpu::{self, CpuTicks};
 use crate::{fresh_postgres, knob, sdk, summary, Api, ADMIN};
 
 /// Labels (and texts) of the repeat broadcasts.
@@ -218,6 +219,8 @@ struct Broadcast {
     posted: f64,
     /// CPU time the whole process (herald, its node, this bench) used meanwhile.
     cpu: f64,
+    /// CPU time the machine's `postgres` processes used meanwhile (0 on SQLite).
+    postgres_cpu: f64,
     samples: Vec<(f64, Value)>,
     last: Value,
 }
@@ -270,33 +273,27 @@ impl Broadcast {
             self.posted * 1e3,
             first * 1e3
         );
-        println!(
-            "  CPU used (whole process, herald + node + bench): {:.2} s = {:.0} µs per message",
-            self.cpu,
-            self.cpu_per_message() * 1e6
-        );
+        if self.postgres_cpu > 0.0 {
+            println!(
+                "  CPU used (whole process, herald + node + bench): {:.2} s, Postgres {:.2} s = \
+                 {:.0} µs per message",
+                self.cpu,
+                self.postgres_cpu,
+                self.cpu_per_message() * 1e6
+            );
+        } else {
+            println!(
+                "  CPU used (whole process, herald + node + bench): {:.2} s = {:.0} µs per message",
+                self.cpu,
+                self.cpu_per_message() * 1e6
+            );
+        }
     }
 
+    /// Process CPU (and Postgres's, on Postgres) per delivered message.
     fn cpu_per_message(&self) -> f64 {
-        self.cpu / self.delivered.max(1) as f64
+        (self.cpu + self.postgres_cpu) / self.delivered.max(1) as f64
     }
-}
-
-/// User + system CPU time of this process so far (0 where /proc is missing). A figure steadier
-/// than wall time on a shared machine: it is what an optimization has to bring down.
-fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: f64 = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0 // USER_HZ, 100 on Linux
 }
 
 async fn announce(
@@ -306,7 +303,7 @@ async fn announce(
     label: &'static str,
 ) -> anyhow::Result<Broadcast> {
     let text = format!("herald bench: {label}");
-    let cpu_before = process_cpu_seconds();
+    let cpu_before = CpuTicks::sample();
     let started = Instant::now();
     let path = format!("/v1/channels/{channel}/announcements");
     let created = api
@@ -316,10 +313,11 @@ async fn announce(
     let posted = started.elapsed().as_secs_f64();
     let samples = api.follow(key, &id, started, TIMEOUT).await?;
     let (seconds, last) = samples.last().cloned().unwrap_or((0.0, Value::Null));
-    let cpu = process_cpu_seconds() - cpu_before;
+    let used = CpuTicks::sample().since(&cpu_before);
     Ok(Broadcast {
         label,
-        cpu,
+        cpu: used.own as f64 / cpu::TICKS_PER_SECOND,
+        postgres_cpu: used.postgres as f64 / cpu::TICKS_PER_SECOND,
         delivered: last["counts"]["delivered"].as_u64().unwrap_or(0),
         seconds,
         posted,

@@ -22,6 +22,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod broadcast;
+#[path = "../support/cpu.rs"]
+mod cpu;
 mod rss;
 mod sdk;
 #[path = "../summary.rs"]
@@ -78,6 +80,10 @@ pub async fn fresh_postgres(server: &str) -> anyhow::Result<String> {
         ulid::Ulid::new().to_string().to_lowercase()
     );
     let mut admin = sqlx::PgConnection::connect(server).await?;
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut admin)
+        .await?;
+    cpu::count_server_of(backend);
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await?;
