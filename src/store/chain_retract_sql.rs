@@ -3,10 +3,11 @@
 //! reorg depth) gets a retraction announcement, and the event row goes, so the log is
 //! announced again if the new chain includes it.
 //!
-//! A retraction goes to the original's recipients that were sent it or still may be (its
-//! `delivered` and `pending` deliveries; someone who unsubscribed meanwhile is `skipped:
-//! not_subscribed`), as an XMTP reply to each one's copy of the original (see
-//! `domain::RichContent::Retraction`), and the original shows it as `retracted_by`.
+//! A retraction goes to the original's recipients that were sent it or may be being sent it
+//! right now (its `delivered` deliveries and the `pending` ones a sender holds; someone who
+//! unsubscribed meanwhile is `skipped: not_subscribed`), as an XMTP reply to each one's copy of
+//! the original (see `domain::RichContent::Retraction`), and the original shows it as
+//! `retracted_by`. Its other pending deliveries are not sent at all (`skipped: retracted`).
 
 use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Transaction, Type};
@@ -113,6 +114,7 @@ where
     let Some((tenant, channel, text, content)) = row else {
         return Ok(false);
     };
+    cancel_unsent(tx, original, now).await?;
     let recipients: Vec<(String,)> = sqlx::query_as(
         "SELECT address FROM deliveries WHERE announcement_id = $1 \
          AND status IN ('delivered', 'pending') ORDER BY address",
@@ -161,6 +163,55 @@ where
         .map_err(chain_err)?;
     tracing::info!(announcement.id = %new.id, retracts = original, chain.block = block, "reorg removed an announced log: retraction queued");
     Ok(true)
+}
+
+/// The original's deliveries no sender has started on end `skipped: retracted`: the event is
+/// gone, so those recipients get neither the stale message nor a retraction. Rows a sender
+/// holds right now (an unexpired lease) may be being published: they stay pending, and get the
+/// retraction with the recipients who already have the original. The original completes once
+/// nothing of it is pending.
+async fn cancel_unsent<DB>(
+    tx: &mut Transaction<'_, DB>,
+    original: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ChainStoreError>
+where
+    DB: FanOutDialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
+    let cancelled = sqlx::query(
+        "UPDATE deliveries SET status = 'skipped', reason = 'retracted', updated_at = $2 \
+         WHERE announcement_id = $1 AND status = 'pending' \
+           AND (lease_until IS NULL OR lease_until < $2)",
+    )
+    .bind(original)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(chain_err)?;
+    if DB::rows_affected(&cancelled) == 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE announcements SET updated_at = $2, status = CASE WHEN (SELECT 1 FROM deliveries d \
+           WHERE d.announcement_id = announcements.id AND d.status = 'pending' LIMIT 1) IS NULL \
+           THEN 'completed' ELSE status END \
+         WHERE id = $1",
+    )
+    .bind(original)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(chain_err)?;
+    tracing::info!(
+        announcement.id = original,
+        cancelled = DB::rows_affected(&cancelled),
+        "reorg removed a log before its announcement reached everyone: unsent deliveries skipped"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
