@@ -301,8 +301,8 @@ where
                AND next_attempt_at <= $5 AND (lease_until IS NULL OR lease_until < $5) \
                ORDER BY id LIMIT $6 {lock}) \
              RETURNING id, announcement_id, address, attempts",
-            critical = format!("({})", claimable_probe(0)),
-            normal = format!("({})", claimable_probe(1)),
+            critical = claimable_probe(0),
+            normal = claimable_probe(1),
             lock = S::Db::row_lock(RowLock::UpdateSkipLocked),
         );
         let _turn = self.write_turn().await;
@@ -558,13 +558,13 @@ fn first_due_rank(channel: &str, now: &str) -> String {
     format!("COALESCE({}, {}, {})", probe(0), probe(1), probe(2))
 }
 
-/// A query returning `rank` when the claim's channel (`$1`) has a due pending delivery of that
-/// rank at `$5` that no lease holds, no row otherwise: one probe of the claim-order index.
+/// A scalar subquery: `rank` when the claim's channel (`$1`) has a due pending delivery of that
+/// rank at `$5` that no lease holds, else NULL. One probe of the claim-order index.
 fn claimable_probe(rank: u8) -> String {
     format!(
-        "SELECT {rank} FROM deliveries d WHERE d.channel_id = $1 AND {RANK} = {rank} \
+        "(SELECT {rank} FROM deliveries d WHERE d.channel_id = $1 AND {RANK} = {rank} \
          AND d.status = 'pending' AND d.next_attempt_at <= $5 \
-         AND (d.lease_until IS NULL OR d.lease_until < $5) LIMIT 1"
+         AND (d.lease_until IS NULL OR d.lease_until < $5) LIMIT 1)"
     )
 }
 

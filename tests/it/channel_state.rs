@@ -209,20 +209,20 @@ async fn a_claim_takes_the_most_urgent_claimable_rank_then_the_next() {
         .await
         .unwrap();
     assert_eq!(first.len(), 2);
-    assert_eq!(claimed_of(&first), [critical.clone()]);
+    assert_eq!(claimed_of(&first), std::slice::from_ref(critical));
     // The critical rows are still pending but leased: the next claim moves on to normal.
     let second = pipeline
         .claim_deliveries(&held, now, until, 1)
         .await
         .unwrap();
-    assert_eq!(claimed_of(&second), [normal.clone()]);
+    assert_eq!(claimed_of(&second), std::slice::from_ref(normal));
     let third = pipeline
         .claim_deliveries(&held, now, until, 10)
         .await
         .unwrap();
     assert_eq!(
         claimed_of(&third),
-        [normal.clone()],
+        std::slice::from_ref(normal),
         "the rest of normal first"
     );
     let fourth = pipeline
@@ -230,7 +230,7 @@ async fn a_claim_takes_the_most_urgent_claimable_rank_then_the_next() {
         .await
         .unwrap();
     assert_eq!(fourth.len(), 2);
-    assert_eq!(claimed_of(&fourth), [bulk.clone()]);
+    assert_eq!(claimed_of(&fourth), std::slice::from_ref(bulk));
     assert!(pipeline
         .claim_deliveries(&held, now, until, 10)
         .await
