@@ -163,3 +163,77 @@ async fn a_released_delivery_is_pending_again_at_once_with_its_attempts_unchange
     assert_eq!(again[0].id, first.id);
     assert_eq!(again[0].attempts, first.attempts, "no attempt counted");
 }
+
+#[tokio::test]
+async fn a_claim_takes_the_most_urgent_claimable_rank_then_the_next() {
+    let app = TestApp::spawn_with(|c| c.xmtp.workers = 0).await;
+    let tenant = app.tenant("ranks").await;
+    let channel_id = app.channel(&tenant, "ranks").await;
+    let channel = ChannelId::parse(&channel_id).unwrap();
+    app.subscribe(&tenant, &channel_id, &crate::helpers::addresses(0x7a, 2))
+        .await;
+    // Posted least urgent first, so id order alone would claim them the wrong way round.
+    let mut posted = Vec::new();
+    for priority in ["bulk", "normal", "critical"] {
+        let created = app
+            .post_announcement(
+                &tenant,
+                &channel_id,
+                serde_json::json!({ "text": priority, "priority": priority }),
+            )
+            .await;
+        assert_eq!(
+            created.status,
+            reqwest::StatusCode::ACCEPTED,
+            "{}",
+            created.body
+        );
+        posted.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    let (bulk, normal, critical) = (&posted[0], &posted[1], &posted[2]);
+    let pipeline = app.store.pipeline();
+    let held = lease(&app, &channel, "drain").await.expect("free lease");
+    let now = Utc::now();
+    let until = now + chrono::Duration::seconds(60);
+    let claimed_of = |batch: &[herald::store::pipeline::ClaimedDelivery]| {
+        let mut ids: Vec<String> = batch
+            .iter()
+            .map(|d| d.announcement_id.as_str().to_owned())
+            .collect();
+        ids.dedup();
+        ids
+    };
+    // A batch holds one rank: the critical rows, though the limit leaves room for more.
+    let first = pipeline
+        .claim_deliveries(&held, now, until, 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(claimed_of(&first), std::slice::from_ref(critical));
+    // The critical rows are still pending but leased: the next claim moves on to normal.
+    let second = pipeline
+        .claim_deliveries(&held, now, until, 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed_of(&second), std::slice::from_ref(normal));
+    let third = pipeline
+        .claim_deliveries(&held, now, until, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed_of(&third),
+        std::slice::from_ref(normal),
+        "the rest of normal first"
+    );
+    let fourth = pipeline
+        .claim_deliveries(&held, now, until, 10)
+        .await
+        .unwrap();
+    assert_eq!(fourth.len(), 2);
+    assert_eq!(claimed_of(&fourth), std::slice::from_ref(bulk));
+    assert!(pipeline
+        .claim_deliveries(&held, now, until, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -1,0 +1,3 @@
+-- Postgres leaves free space in new deliveries pages here, so a claim (lease columns only) can
+-- update a row without touching its indexes (see migrations/postgres/0018). SQLite has no
+-- fillfactor and rewrites a changed row in place: nothing to do.
