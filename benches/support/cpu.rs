@@ -3,8 +3,8 @@
 //! USER_HZ, 100 per second on every mainstream configuration.
 
 /// Clock ticks used by this process (server, node and load generator alike) and by the
-/// `postgres` processes of the bench's server (so the database's share is counted on Postgres
-/// runs; every `postgres` process on the machine until [`count_server_of`] names the server).
+/// `postgres` processes of the bench's server once [`count_server_of`] named it (so the
+/// database's share is counted on Postgres runs; none on SQLite runs).
 pub struct CpuTicks {
     pub own: u64,
     pub postgres: u64,
@@ -32,6 +32,9 @@ impl CpuTicks {
     pub fn sample() -> Self {
         let own = proc_ticks("/proc/self/stat").unwrap_or(0);
         let mut postgres = 0;
+        let Some(&postmaster) = POSTMASTER.get() else {
+            return Self { own, postgres };
+        };
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for entry in entries.flatten() {
                 let dir = entry.path();
@@ -43,10 +46,8 @@ impl CpuTicks {
                 let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
                     continue;
                 };
-                let ours = POSTMASTER.get().is_none_or(|&postmaster| {
-                    let pid = entry.file_name().to_string_lossy().parse::<u64>().ok();
-                    pid == Some(postmaster) || field(&stat, 1) == Some(postmaster)
-                });
+                let pid = entry.file_name().to_string_lossy().parse::<u64>().ok();
+                let ours = pid == Some(postmaster) || field(&stat, 1) == Some(postmaster);
                 if ours {
                     postgres += ticks(&stat).unwrap_or(0);
                 }
