@@ -10,6 +10,17 @@ fn transport(url: &str) -> Arc<dyn Transport> {
     Arc::new(GrpcTransport::connect_lazy(url).unwrap())
 }
 
+/// A client of a new wallet, its state in memory.
+async fn fresh_client(url: &str) -> Client {
+    Client::open(
+        &Wallet::generate(),
+        transport(url),
+        Arc::new(MemoryStore::new()),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn reuses_the_inbox_and_refuses_an_eleventh_installation() {
     let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
@@ -48,13 +59,7 @@ async fn reuses_the_inbox_and_refuses_an_eleventh_installation() {
 }
 
 async fn installations_of(wallet: &Wallet, url: &str) -> usize {
-    let probe = Client::open(
-        &Wallet::generate(),
-        transport(url),
-        Arc::new(MemoryStore::new()),
-    )
-    .await
-    .unwrap();
+    let probe = fresh_client(url).await;
     let states = probe.inbox_states(&[wallet.inbox_id(0)]).await.unwrap();
     states[&wallet.inbox_id(0)].state.installations().len()
 }
@@ -68,13 +73,7 @@ async fn resolves_addresses_in_batches() {
             .await
             .unwrap();
     }
-    let herald = Client::open(
-        &Wallet::generate(),
-        transport(&node.url()),
-        Arc::new(MemoryStore::new()),
-    )
-    .await
-    .unwrap();
+    let herald = fresh_client(&node.url()).await;
     // 120 addresses → three GetInboxIds calls of ≤50; upper-case input is normalised.
     let mut addresses: Vec<String> = (0..117).map(|_| Wallet::generate().address()).collect();
     addresses.extend(
@@ -94,13 +93,7 @@ async fn resolves_addresses_in_batches() {
 #[tokio::test]
 async fn dm_to_an_unregistered_inbox_is_a_retryable_per_peer_error() {
     let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
-    let herald = Client::open(
-        &Wallet::generate(),
-        transport(&node.url()),
-        Arc::new(MemoryStore::new()),
-    )
-    .await
-    .unwrap();
+    let herald = fresh_client(&node.url()).await;
     let ghost = Wallet::generate().inbox_id(0);
     let herald = Arc::new(herald);
     let item = xmtp_client::OutgoingText {
@@ -143,21 +136,8 @@ async fn a_group_stream_shows_which_messages_carry_our_sender_tag() {
     let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
     let url = node.url();
     let key = [9u8; 32];
-    let alice = Client::open(
-        &Wallet::generate(),
-        transport(&url),
-        Arc::new(MemoryStore::new()),
-    )
-    .await
-    .unwrap()
-    .with_sender_tag_key(key);
-    let bob = Client::open(
-        &Wallet::generate(),
-        transport(&url),
-        Arc::new(MemoryStore::new()),
-    )
-    .await
-    .unwrap();
+    let alice = fresh_client(&url).await.with_sender_tag_key(key);
+    let bob = fresh_client(&url).await;
     alice
         .send_text(bob.inbox_id(), "tagged", "k1")
         .await
@@ -200,13 +180,7 @@ async fn a_sync_passes_over_our_own_tagged_messages_without_rewriting_the_dm() {
     .await
     .unwrap()
     .with_sender_tag_key([5u8; 32]);
-    let bob = Client::open(
-        &Wallet::generate(),
-        transport(&url),
-        Arc::new(MemoryStore::new()),
-    )
-    .await
-    .unwrap();
+    let bob = fresh_client(&url).await;
     let peer = [bob.inbox_id().to_owned()];
     let record_key = format!("dm/{}", bob.inbox_id());
     let stored_record = || async { store.get(record_key.as_bytes()).await.unwrap().unwrap() };
