@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::dialect::{json_pairs, Dialect, SqlPool};
+use super::dialect::{json_object, json_pairs, Dialect, SqlPool};
 use super::*;
 
 #[async_trait]
@@ -143,7 +143,7 @@ where
         }
         sqlx::query(sqlx::AssertSqlSafe(S::Db::set_peer_groups_sql()))
             .bind(channel.as_str())
-            .bind(json_pairs(
+            .bind(json_object(
                 groups
                     .iter()
                     .map(|(inbox, group)| (inbox.as_str(), group.as_str())),

@@ -4,7 +4,7 @@ use openmls::prelude::{GroupId, MlsGroup};
 
 use super::{parallel, Client, DmBook};
 use crate::error::ClientError;
-use crate::storage::{group_load_prefixes, group_prefix};
+use crate::storage::group_load_prefixes;
 use openmls_traits::OpenMlsProvider as _;
 
 /// Groups loaded per store query.
@@ -21,7 +21,7 @@ impl Client {
         for (gid, _) in book.groups.drain() {
             self.provider
                 .storage()
-                .forget_prefix(&group_prefix(&GroupId::from_slice(&gid)));
+                .forget_group(&GroupId::from_slice(&gid));
         }
         Ok(released)
     }

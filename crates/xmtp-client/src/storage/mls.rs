@@ -2,12 +2,31 @@
 //!
 //! openmls calls its storage synchronously in the middle of cryptographic operations, while our
 //! [`Store`](super::Store) is async and may sit on a network database. So every openmls entity
-//! lives in a `HashMap` here (MessagePack values, see [`encode`]; older JSON values still read) and each
-//! change is also recorded in a dirty set. The client drains the dirty set with
-//! [`MlsStorage::take_dirty`] and writes it in one atomic batch before it publishes anything
+//! lives in memory here (MessagePack values, see [`encode`]; older JSON values still read) and
+//! each change marks what it belongs to as dirty. The client drains the changes with
+//! [`MlsStorage::take_dirty`] and writes them in one atomic batch before it publishes anything
 //! (see the crash-safe ordering in the parent module).
+//!
+//! # Layout in the store
+//!
+//! - `mls/k/<label>/<json(key)>`: an entity not tied to a group (key packages, key pairs,
+//!   pre-shared keys), one key each.
+//! - `mls/g/<hex(json(group id))>/bundle`: everything openmls keeps for one group (tree,
+//!   context, secrets, configuration, …; ~4.7 KB for a DM) in one value, a *bundle* (see
+//!   [`bundle`]). A new DM so costs one stored row and one seal instead of one per entity
+//!   (eleven), and a change to any entity rewrites the whole bundle — openmls rewrites most of
+//!   them together anyway (a merge, a processed commit).
+//! - `mls/d/<hex(group id)>`: the delta of the group's message secrets against the value in
+//!   its bundle (the *base*). openmls rewrites the message secrets after every message it
+//!   encrypts, and only they change then: a send writes this small delta, not the bundle (see
+//!   [`delta`]).
+//!
+//! Earlier versions stored every group entity under its own key,
+//! `mls/g/<hex(json(group id))>/<label>/<json(sub key)>` (message secrets included, their
+//! delta as above). Those keys still load; a group loaded from them is written back as a
+//! bundle with the next flush, which deletes the old keys in the same batch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::RwLock;
 
 use serde::de::DeserializeOwned;
@@ -19,48 +38,75 @@ use super::kv::WriteBatch;
 pub const MLS_PREFIX: &[u8] = b"mls/";
 /// Prefix of entries not tied to a group (key packages, key pairs, PSKs): loaded at start.
 pub const MLS_GLOBAL_PREFIX: &[u8] = b"mls/k/";
+/// Prefix of the keys of a group's state (before the hex of its id's JSON).
+const GROUP_KEYS: &[u8] = b"mls/g/";
+/// Last part of a group's bundle key; never a label (those are followed by `/`).
+const BUNDLE_NAME: &[u8] = b"bundle";
 
 /// Store key prefix of everything openmls keeps for one group, so a group's state can be
-/// loaded (or dropped) on its own: `mls/g/<hex(json(group id))>/`.
+/// loaded on its own: `mls/g/<hex(json(group id))>/`.
 pub fn group_prefix(group_id: &openmls::prelude::GroupId) -> Vec<u8> {
     let json = serde_json::to_vec(group_id).expect("group ids serialize");
     group_prefix_from_json(&json)
 }
 
 fn group_prefix_from_json(json: &[u8]) -> Vec<u8> {
-    [b"mls/g/".as_slice(), hex::encode(json).as_bytes(), b"/"].concat()
+    let mut out = vec![0u8; GROUP_KEYS.len() + json.len() * 2 + 1];
+    out[..GROUP_KEYS.len()].copy_from_slice(GROUP_KEYS);
+    hex::encode_to_slice(
+        json,
+        &mut out[GROUP_KEYS.len()..GROUP_KEYS.len() + json.len() * 2],
+    )
+    .expect("sized for the id");
+    *out.last_mut().expect("not empty") = b'/';
+    out
 }
 
-/// A key scoped to one group (`G(group_id, sub_key)`).
+/// An entity scoped to one group (`G(group_id, sub_key)`).
 struct G<'a, Id: ?Sized, S>(&'a Id, S);
-/// A key not tied to a group.
+/// An entity not tied to a group.
 struct Gl<'a, K: ?Sized>(&'a K);
 
-/// How an openmls key becomes a store key.
-trait StoreKey {
-    fn encode(&self, label: &str) -> Result<Vec<u8>, MlsStorageError>;
+/// Where an entity lives.
+enum Place {
+    /// Under its own store key.
+    Global(Vec<u8>),
+    /// In the bundle of the group with this id JSON, under this name (`label/json(sub key)`,
+    /// also the tail of the entity's store key in the per-entity layout).
+    Group { group: Vec<u8>, name: Vec<u8> },
 }
 
-impl<Id: Serialize + ?Sized, S: Serialize> StoreKey for G<'_, Id, S> {
-    fn encode(&self, label: &str) -> Result<Vec<u8>, MlsStorageError> {
-        let mut out = group_prefix_from_json(&serde_json::to_vec(self.0)?);
-        out.extend_from_slice(label.as_bytes());
-        out.push(b'/');
-        out.extend_from_slice(&serde_json::to_vec(&self.1)?);
-        Ok(out)
+/// How an openmls key locates an entity.
+trait EntityKey {
+    fn place(&self, label: &str) -> Result<Place, MlsStorageError>;
+}
+
+fn entity_name<S: Serialize + ?Sized>(label: &str, sub: &S) -> Result<Vec<u8>, MlsStorageError> {
+    let mut name = Vec::with_capacity(label.len() + 8);
+    name.extend_from_slice(label.as_bytes());
+    name.push(b'/');
+    serde_json::to_writer(&mut name, sub)?;
+    Ok(name)
+}
+
+impl<Id: Serialize + ?Sized, S: Serialize> EntityKey for G<'_, Id, S> {
+    fn place(&self, label: &str) -> Result<Place, MlsStorageError> {
+        Ok(Place::Group {
+            group: serde_json::to_vec(self.0)?,
+            name: entity_name(label, &self.1)?,
+        })
     }
 }
 
-impl<K: Serialize + ?Sized> StoreKey for Gl<'_, K> {
-    fn encode(&self, label: &str) -> Result<Vec<u8>, MlsStorageError> {
-        let mut out = MLS_GLOBAL_PREFIX.to_vec();
-        out.extend_from_slice(label.as_bytes());
-        out.push(b'/');
-        out.extend_from_slice(&serde_json::to_vec(self.0)?);
-        Ok(out)
+impl<K: Serialize + ?Sized> EntityKey for Gl<'_, K> {
+    fn place(&self, label: &str) -> Result<Place, MlsStorageError> {
+        let mut key = MLS_GLOBAL_PREFIX.to_vec();
+        key.extend_from_slice(&entity_name(label, self.0)?);
+        Ok(Place::Global(key))
     }
 }
 
+mod bundle;
 mod delta;
 mod provider_impl;
 
@@ -84,6 +130,9 @@ const ENCRYPTION_KEY: &str = "encryption_key";
 const EPOCH_KEY_PAIRS: &str = "epoch_key_pairs";
 const KEY_PACKAGE: &str = "key_package";
 const PSK: &str = "psk";
+
+/// The name of a group's message secrets in its bundle (`message_secrets/null`).
+const SECRETS_NAME: &[u8] = b"message_secrets/null";
 
 /// Errors openmls sees from [`MlsStorage`].
 #[derive(Debug, thiserror::Error)]
@@ -139,28 +188,125 @@ fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, MlsStorageError> {
 /// openmls state held in memory, with a record of what changed since the last flush.
 #[derive(Debug, Default)]
 pub struct MlsStorage {
-    values: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
-    dirty: RwLock<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
-    /// Per message-secrets key: the full value as stored (or about to be, with the next flush)
-    /// under that key, which deltas are computed against (see [`delta`]).
-    bases: RwLock<HashMap<Vec<u8>, Base>>,
+    state: RwLock<State>,
     field_names: FieldNames,
 }
 
-/// A stored message-secrets value and the key its deltas go under.
-#[derive(Debug)]
-struct Base {
-    value: Vec<u8>,
-    delta_key: Vec<u8>,
+#[derive(Debug, Default)]
+struct State {
+    /// Entities not tied to a group, by store key.
+    global: HashMap<Vec<u8>, Vec<u8>>,
+    /// Each resident group's entities, by the JSON of its id.
+    groups: HashMap<Vec<u8>, Group>,
+    /// Groups changed since the last flush (their rows are built when it drains them).
+    dirty_groups: HashSet<Vec<u8>>,
+    /// Other writes for the next flush: changed global entities, and the rows of a failed
+    /// flush put back by [`MlsStorage::restore_dirty`].
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl State {
+    /// Whether the group with this id JSON has changes not yet durable: it is dirty, or rows
+    /// of a failed flush wait in `pending`.
+    fn unflushed(&self, json: &[u8]) -> bool {
+        if self.dirty_groups.contains(json) {
+            return true;
+        }
+        if self.pending.is_empty() {
+            return false;
+        }
+        let prefix = group_prefix_from_json(json);
+        let delta_waits = raw_group_id(json)
+            .is_some_and(|raw| self.pending.contains_key(&delta::delta_key(&raw)));
+        delta_waits
+            || self
+                .pending
+                .range(prefix.clone()..)
+                .next()
+                .is_some_and(|(k, _)| k.starts_with(&prefix))
+    }
+}
+
+/// One group's entities and what of them the next flush writes.
+#[derive(Debug, Default)]
+struct Group {
+    /// Name (`label/json(sub key)`) → encoded value, message secrets as they are now.
+    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The message secrets as the bundle stores them (or will, at the next flush): the base
+    /// the delta applies to. Present exactly when `entries` holds message secrets.
+    base: Option<Vec<u8>>,
+    /// The delta to write at the next flush (`Some(None)`: delete it).
+    delta: Option<Option<Vec<u8>>>,
+    /// The bundle must be written at the next flush.
+    rewrite: bool,
+    /// Keys of the per-entity layout this group was loaded from: deleted when the bundle is
+    /// written.
+    legacy: Vec<Vec<u8>>,
+    /// The group's delta key, once known.
+    delta_key: Option<Vec<u8>>,
+}
+
+impl Group {
+    /// The entries as the bundle stores them: message secrets as their base.
+    fn stored_entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+        self.entries.iter().map(|(name, value)| match &self.base {
+            Some(base) if name == SECRETS_NAME => (name.as_slice(), base.as_slice()),
+            _ => (name.as_slice(), value.as_slice()),
+        })
+    }
+
+    fn put(&mut self, name: Vec<u8>, value: Vec<u8>) {
+        if self.entries.get(&name) == Some(&value) {
+            return;
+        }
+        if name == SECRETS_NAME {
+            // A small change against the stored base is written as a delta; a larger one
+            // stores a new base (the bundle) with an empty delta, in the same batch.
+            match self.base.as_deref().and_then(|b| delta::diff(b, &value)) {
+                Some(d) => self.delta = Some(Some(d)),
+                None => {
+                    self.delta = Some(Some(delta::unchanged(&value)));
+                    self.base = Some(value.clone());
+                    self.rewrite = true;
+                }
+            }
+        } else {
+            self.rewrite = true;
+        }
+        self.entries.insert(name, value);
+    }
+
+    fn delete(&mut self, name: &[u8]) {
+        if self.entries.remove(name).is_none() {
+            return;
+        }
+        if name == SECRETS_NAME {
+            self.base = None;
+            self.delta = Some(None);
+        }
+        self.rewrite = true;
+    }
+
+    fn is_dirty(&self) -> bool {
+        self.rewrite || self.delta.is_some()
+    }
 }
 
 /// The prefixes that hold one group's state, for [`Store::scan_prefixes`](super::Store):
-/// its keys and the delta of its message secrets.
+/// its keys (the bundle, or the per-entity keys of earlier versions) and the delta of its
+/// message secrets.
 pub fn group_load_prefixes(group_id: &openmls::prelude::GroupId) -> [Vec<u8>; 2] {
     [
         group_prefix(group_id),
         delta::delta_key(group_id.as_slice()),
     ]
+}
+
+/// The raw group id a group id JSON names (`None` if it is not one).
+fn raw_group_id(json: &[u8]) -> Option<Vec<u8>> {
+    serde_json::from_slice::<openmls::prelude::GroupId>(json)
+        .ok()
+        .map(|g| g.as_slice().to_vec())
 }
 
 impl MlsStorage {
@@ -178,167 +324,249 @@ impl MlsStorage {
         }
     }
 
-    /// Seeds the cache from entries previously written under [`MLS_PREFIX`]; not marked dirty.
-    /// A stored delta is applied to its base; one that does not fit drops the value, so the
-    /// group fails to load rather than reuse an old ratchet.
+    /// Seeds the cache from entries previously written under [`MLS_PREFIX`]; not marked dirty
+    /// (except groups stored in the per-entity layout, written back as bundles with the next
+    /// flush). A group with unflushed changes keeps them: memory is newer than the store. A
+    /// stored delta is applied to its base; one that does not fit drops the message secrets,
+    /// and a bundle that does not decode drops its group, so the group fails to load rather
+    /// than reuse an old ratchet.
     pub fn load(&self, entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
-        let mut bases = self.bases.write().expect("poisoned");
-        let mut values = self.values.write().expect("poisoned");
+        let mut loaded: HashMap<Vec<u8>, Group> = HashMap::new();
+        let mut bundles = Vec::new();
         let mut deltas = Vec::new();
+        let mut global = Vec::new();
         for (k, v) in entries {
-            if k.starts_with(DELTA_PREFIX) {
+            if let Some(rest) = k.strip_prefix(GROUP_KEYS) {
+                let Some(slash) = rest.iter().position(|b| *b == b'/') else {
+                    continue;
+                };
+                let Ok(json) = hex::decode(&rest[..slash]) else {
+                    continue;
+                };
+                let name = &rest[slash + 1..];
+                if name == BUNDLE_NAME {
+                    bundles.push((json, v));
+                } else {
+                    let group = loaded.entry(json).or_default();
+                    group.entries.insert(name.to_vec(), v);
+                    group.legacy.push(k);
+                }
+            } else if k.starts_with(DELTA_PREFIX) {
                 deltas.push((k, v));
             } else if k.starts_with(MLS_PREFIX) {
-                values.insert(k, v);
+                global.push((k, v));
             }
         }
-        for (delta_key, delta) in deltas {
-            let Some(key) = delta::base_key_of(&delta_key) else {
+        for (json, value) in bundles {
+            let group = loaded.entry(json).or_default();
+            // The bundle is what was last written; per-entity keys beside it are leftovers.
+            group.entries.clear();
+            match bundle::decode(&value) {
+                Some(entries) => group.entries.extend(entries),
+                None => tracing::error!("a stored MLS group bundle does not decode"),
+            }
+        }
+        for group in loaded.values_mut() {
+            group.base = group.entries.get(SECRETS_NAME).cloned();
+        }
+        for (delta_key, d) in deltas {
+            let Some(json) = delta::group_json_of(&delta_key) else {
                 continue;
             };
-            let Some(base) = values.get(&key).cloned() else {
+            let Some(group) = loaded.get_mut(&json) else {
                 continue;
             };
-            match delta::apply(&base, &delta) {
+            group.delta_key = Some(delta_key);
+            let Some(base) = &group.base else {
+                continue;
+            };
+            match delta::apply(base, &d) {
                 Some(value) => {
-                    values.insert(key.clone(), value);
-                    bases.insert(
-                        key,
-                        Base {
-                            value: base,
-                            delta_key,
-                        },
-                    );
+                    group.entries.insert(SECRETS_NAME.to_vec(), value);
                 }
                 None => {
                     tracing::error!("stored message secrets do not match their delta");
-                    values.remove(&key);
+                    group.entries.remove(SECRETS_NAME);
+                    group.base = None;
                 }
             }
+        }
+        let mut state = self.state.write().expect("poisoned");
+        state.global.extend(global);
+        for (json, mut group) in loaded {
+            if state.unflushed(&json) {
+                continue;
+            }
+            if !group.legacy.is_empty() {
+                group.rewrite = true;
+                state.dirty_groups.insert(json.clone());
+            }
+            state.groups.insert(json, group);
         }
     }
 
     /// Removes and returns every change since the previous call, ready for
-    /// [`Store::write_batch`](super::Store::write_batch).
+    /// [`Store::write_batch`](super::Store::write_batch): per changed group its bundle (with
+    /// deletes of its per-entity keys, if it was loaded from those) and/or its delta.
     pub fn take_dirty(&self) -> WriteBatch {
-        std::mem::take(&mut *self.dirty.write().expect("poisoned"))
-            .into_iter()
-            .collect()
+        let mut state = self.state.write().expect("poisoned");
+        let State {
+            groups,
+            dirty_groups,
+            pending,
+            ..
+        } = &mut *state;
+        for json in dirty_groups.drain() {
+            let Some(group) = groups.get_mut(&json) else {
+                continue;
+            };
+            if std::mem::take(&mut group.rewrite) {
+                let mut key = group_prefix_from_json(&json);
+                key.extend_from_slice(BUNDLE_NAME);
+                let value =
+                    (!group.entries.is_empty()).then(|| bundle::encode(group.stored_entries()));
+                pending.insert(key, value);
+                for old in group.legacy.drain(..) {
+                    pending.insert(old, None);
+                }
+            }
+            if let Some(d) = group.delta.take() {
+                if group.delta_key.is_none() {
+                    group.delta_key = raw_group_id(&json).map(|raw| delta::delta_key(&raw));
+                }
+                if let Some(key) = &group.delta_key {
+                    pending.insert(key.clone(), d);
+                }
+            }
+            if group.entries.is_empty() {
+                groups.remove(&json);
+            }
+        }
+        std::mem::take(pending).into_iter().collect()
     }
 
-    /// Puts changes back after a failed flush, unless newer ones superseded them.
+    /// Puts changes back after a failed flush, unless newer ones superseded them (a group
+    /// changed since writes its rows anew with the next flush).
     pub fn restore_dirty(&self, batch: WriteBatch) {
-        let mut dirty = self.dirty.write().expect("poisoned");
+        let mut state = self.state.write().expect("poisoned");
         for (k, v) in batch {
-            dirty.entry(k).or_insert(v);
+            state.pending.entry(k).or_insert(v);
         }
     }
 
-    /// Drops cached entries under `prefix` that are already durable (not dirty). Used to
-    /// release an idle group's state from memory; it reloads from the store on next use.
-    pub fn forget_prefix(&self, prefix: &[u8]) {
-        let mut bases = self.bases.write().expect("poisoned");
-        let mut values = self.values.write().expect("poisoned");
-        let dirty = self.dirty.read().expect("poisoned");
-        values.retain(|k, _| !k.starts_with(prefix) || dirty.contains_key(k));
-        bases.retain(|k, b| {
-            !k.starts_with(prefix) || dirty.contains_key(k) || dirty.contains_key(&b.delta_key)
-        });
+    /// Drops a group's state from memory if it is durable (nothing of it waits for a flush).
+    /// Used to release an idle group; it reloads from the store on next use.
+    pub fn forget_group(&self, group_id: &openmls::prelude::GroupId) {
+        let json = serde_json::to_vec(group_id).expect("group ids serialize");
+        let mut state = self.state.write().expect("poisoned");
+        if !state.unflushed(&json) {
+            state.groups.remove(&json);
+        }
     }
 
-    /// Number of entries held (for tests and sizing).
+    /// Number of entities held (for tests and sizing).
     pub fn len(&self) -> usize {
-        self.values.read().expect("poisoned").len()
+        let state = self.state.read().expect("poisoned");
+        state.global.len()
+            + state
+                .groups
+                .values()
+                .map(|g| g.entries.len())
+                .sum::<usize>()
     }
 
-    /// Whether no entries are held.
+    /// Whether no entities are held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn set_raw(&self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        let mut values = self.values.write().expect("poisoned");
-        match &value {
-            Some(v) => values.insert(key.clone(), v.clone()),
-            None => values.remove(&key),
-        };
-        self.dirty.write().expect("poisoned").insert(key, value);
+    /// A group entity's encoded value as held now, by name (`label/json(sub key)`).
+    #[cfg(test)]
+    pub(crate) fn raw_entity(
+        &self,
+        group_id: &openmls::prelude::GroupId,
+        name: &[u8],
+    ) -> Option<Vec<u8>> {
+        let json = serde_json::to_vec(group_id).expect("group ids serialize");
+        let state = self.state.read().expect("poisoned");
+        state.groups.get(&json)?.entries.get(name).cloned()
     }
 
-    fn put<K: StoreKey, V: Serialize + ?Sized>(
+    fn put<K: EntityKey, V: Serialize + ?Sized>(
         &self,
         label: &str,
         key: &K,
         value: &V,
     ) -> Result<(), MlsStorageError> {
-        let key = key.encode(label)?;
+        let place = key.place(label)?;
         let value = encode(value, self.field_names)?;
-        if label == MESSAGE_SECRETS {
-            self.put_secrets(key, value);
-        } else {
-            self.set_raw(key, Some(value));
+        let mut state = self.state.write().expect("poisoned");
+        match place {
+            Place::Global(key) => {
+                state.global.insert(key.clone(), value.clone());
+                state.pending.insert(key, Some(value));
+            }
+            Place::Group { group, name } => {
+                let State {
+                    groups,
+                    dirty_groups,
+                    ..
+                } = &mut *state;
+                let entry = match groups.get_mut(&group) {
+                    Some(entry) => entry,
+                    None => groups.entry(group.clone()).or_default(),
+                };
+                entry.put(name, value);
+                if entry.is_dirty() && !dirty_groups.contains(&group) {
+                    dirty_groups.insert(group);
+                }
+            }
         }
         Ok(())
     }
 
-    /// Stores message secrets as a delta against their base when the change is small, else
-    /// as a new base with an empty delta (see [`delta`]).
-    fn put_secrets(&self, key: Vec<u8>, value: Vec<u8>) {
-        let mut bases = self.bases.write().expect("poisoned");
-        let mut values = self.values.write().expect("poisoned");
-        let mut dirty = self.dirty.write().expect("poisoned");
-        if let Some(base) = bases.get(&key) {
-            if let Some(d) = delta::diff(&base.value, &value) {
-                dirty.insert(base.delta_key.clone(), Some(d));
-                values.insert(key, value);
-                return;
-            }
-        }
-        match delta::delta_key_of(&key) {
-            Some(delta_key) => {
-                dirty.insert(delta_key.clone(), Some(delta::unchanged(&value)));
-                bases.insert(
-                    key.clone(),
-                    Base {
-                        value: value.clone(),
-                        delta_key,
-                    },
-                );
-            }
-            None => {
-                bases.remove(&key);
-            }
-        }
-        values.insert(key.clone(), value.clone());
-        dirty.insert(key, Some(value));
-    }
-
-    fn get<K: StoreKey, V: DeserializeOwned>(
+    fn get<K: EntityKey, V: DeserializeOwned>(
         &self,
         label: &str,
         key: &K,
     ) -> Result<Option<V>, MlsStorageError> {
-        let key = key.encode(label)?;
-        let values = self.values.read().expect("poisoned");
-        values.get(&key).map(|v| decode(v)).transpose()
+        let place = key.place(label)?;
+        let state = self.state.read().expect("poisoned");
+        let raw = match &place {
+            Place::Global(key) => state.global.get(key),
+            Place::Group { group, name } => {
+                state.groups.get(group).and_then(|g| g.entries.get(name))
+            }
+        };
+        raw.map(|v| decode(v)).transpose()
     }
 
-    fn delete<K: StoreKey>(&self, label: &str, key: &K) -> Result<(), MlsStorageError> {
-        let key = key.encode(label)?;
-        if label == MESSAGE_SECRETS {
-            let base = self.bases.write().expect("poisoned").remove(&key);
-            if let Some(delta_key) = base
-                .map(|b| b.delta_key)
-                .or_else(|| delta::delta_key_of(&key))
-            {
-                self.set_raw(delta_key, None);
+    fn delete<K: EntityKey>(&self, label: &str, key: &K) -> Result<(), MlsStorageError> {
+        let place = key.place(label)?;
+        let mut state = self.state.write().expect("poisoned");
+        match place {
+            Place::Global(key) => {
+                state.global.remove(&key);
+                state.pending.insert(key, None);
+            }
+            Place::Group { group, name } => {
+                let State {
+                    groups,
+                    dirty_groups,
+                    ..
+                } = &mut *state;
+                if let Some(entry) = groups.get_mut(&group) {
+                    entry.delete(&name);
+                    if entry.is_dirty() {
+                        dirty_groups.insert(group);
+                    }
+                }
             }
         }
-        self.set_raw(key, None);
         Ok(())
     }
 
-    fn list_get<K: StoreKey, V: DeserializeOwned>(
+    fn list_get<K: EntityKey, V: DeserializeOwned>(
         &self,
         label: &str,
         key: &K,
@@ -349,7 +577,7 @@ impl MlsStorage {
             .collect()
     }
 
-    fn list_push<K: StoreKey, V: Serialize>(
+    fn list_push<K: EntityKey, V: Serialize>(
         &self,
         label: &str,
         key: &K,
@@ -360,7 +588,7 @@ impl MlsStorage {
         self.put(label, key, &raw)
     }
 
-    fn list_remove<K: StoreKey, V: Serialize>(
+    fn list_remove<K: EntityKey, V: Serialize>(
         &self,
         label: &str,
         key: &K,

@@ -2,25 +2,22 @@
 //!
 //! openmls rewrites a group's whole message-secrets store (~2 KB for a DM) after every message
 //! it encrypts, yet a send changes only the sender ratchet: about 160 bytes in one place. So
-//! [`MlsStorage`](super::MlsStorage) keeps the last full value it stored (the *base*, under the
-//! usual group key) and, while a new value differs from it in one short span, stores only that
-//! span under a separate *delta* key: `mls/d/<hex(group id)>`. Loading applies the delta to the
-//! base. A larger change (a new epoch, a received message) stores a new base together with an
-//! empty delta, in the same batch, so a base and the delta written against it are always
-//! durable together.
+//! [`MlsStorage`](super::MlsStorage) keeps the message secrets as last stored in the group's
+//! bundle (the *base*) and, while a new value differs from it in one short span, stores only
+//! that span under a separate *delta* key: `mls/d/<hex(group id)>`. Loading applies the delta
+//! to the base. A larger change (a new epoch, a received message) stores a new base (the
+//! bundle is rewritten) together with an empty delta, in the same batch, so a base and the
+//! delta written against it are always durable together.
 //!
 //! Why a separate key space: delta keys sort before every group's keys, so the deltas of the
 //! groups created in one round are inserted next to each other and a later round that sends to
-//! the same groups rewrites a few densely packed small rows instead of one 2 KB row per group
-//! (one database page each).
+//! the same groups rewrites a few densely packed small rows instead of one large row per group
+//! (a database page or more each).
 //!
 //! Format: a marker byte, the length of the unchanged prefix and of the unchanged suffix (u32
 //! little-endian each), then the replacement for what lies between them.
 
 use openmls::prelude::GroupId;
-
-use super::{G, MESSAGE_SECRETS};
-use crate::storage::mls::StoreKey;
 
 /// Prefix of every delta key; sorts before `mls/g/` (group state) and `mls/k/` (global).
 pub const DELTA_PREFIX: &[u8] = b"mls/d/";
@@ -34,28 +31,16 @@ const MAX_CHANGED: usize = 512;
 
 /// The delta key of a group's message secrets.
 pub fn delta_key(group_id: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(DELTA_PREFIX.len() + group_id.len() * 2);
-    key.extend_from_slice(DELTA_PREFIX);
-    key.extend_from_slice(hex::encode(group_id).as_bytes());
+    let mut key = vec![0u8; DELTA_PREFIX.len() + group_id.len() * 2];
+    key[..DELTA_PREFIX.len()].copy_from_slice(DELTA_PREFIX);
+    hex::encode_to_slice(group_id, &mut key[DELTA_PREFIX.len()..]).expect("sized for the id");
     key
 }
 
-/// The group whose message secrets a delta key belongs to, and that value's (base) key.
-pub fn base_key_of(delta_key: &[u8]) -> Option<Vec<u8>> {
+/// The JSON of the id of the group a delta key belongs to (how the storage names groups).
+pub fn group_json_of(delta_key: &[u8]) -> Option<Vec<u8>> {
     let raw = hex::decode(delta_key.strip_prefix(DELTA_PREFIX)?).ok()?;
-    G(&GroupId::from_slice(&raw), ())
-        .encode(MESSAGE_SECRETS)
-        .ok()
-}
-
-/// The delta key of the message secrets stored under `base_key`
-/// (`mls/g/<hex(json(group id))>/message_secrets/null`).
-pub fn delta_key_of(base_key: &[u8]) -> Option<Vec<u8>> {
-    let rest = base_key.strip_prefix(b"mls/g/")?;
-    let end = rest.iter().position(|b| *b == b'/')?;
-    let json = hex::decode(&rest[..end]).ok()?;
-    let group: GroupId = serde_json::from_slice(&json).ok()?;
-    Some(delta_key(group.as_slice()))
+    serde_json::to_vec(&GroupId::from_slice(&raw)).ok()
 }
 
 /// The delta that turns `base` into `value`, or `None` when they differ in more than
@@ -145,13 +130,18 @@ mod tests {
     }
 
     #[test]
-    fn delta_keys_map_to_the_base_key_and_back() {
+    fn delta_keys_name_their_group() {
         let group = GroupId::from_slice(&[3u8; 16]);
-        let base = G(&group, ()).encode(MESSAGE_SECRETS).unwrap();
         let delta = delta_key(group.as_slice());
-        assert!(delta.starts_with(DELTA_PREFIX) && delta.len() == DELTA_PREFIX.len() + 32);
-        assert_eq!(base_key_of(&delta).unwrap(), base);
-        assert_eq!(delta_key_of(&base).unwrap(), delta);
+        assert_eq!(
+            delta,
+            [DELTA_PREFIX, hex::encode([3u8; 16]).as_bytes()].concat()
+        );
+        assert_eq!(
+            group_json_of(&delta).unwrap(),
+            serde_json::to_vec(&group).unwrap()
+        );
+        assert!(group_json_of(b"mls/d/zz").is_none());
         assert!(delta.as_slice() < b"mls/g/".as_slice() && delta.as_slice() < b"mls/k/".as_slice());
     }
 }

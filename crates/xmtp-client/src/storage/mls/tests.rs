@@ -13,6 +13,32 @@ use crate::mls::keypackage::build_key_package;
 use crate::mls::provider::XmtpProvider;
 use crate::mls::signer::InstallationKey;
 
+/// The store key of a global entity.
+fn global_key<K: Serialize + ?Sized>(label: &str, key: &K) -> Vec<u8> {
+    match Gl(key).place(label).unwrap() {
+        Place::Global(key) => key,
+        Place::Group { .. } => unreachable!("a global entity"),
+    }
+}
+
+/// The store key of a group's bundle.
+fn bundle_key(group_id: &openmls::prelude::GroupId) -> Vec<u8> {
+    [group_prefix(group_id).as_slice(), BUNDLE_NAME].concat()
+}
+
+/// The entities of a stored bundle.
+fn bundle_entries(value: &[u8]) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    bundle::decode(value).unwrap().into_iter().collect()
+}
+
+/// A group's message secrets as held in memory.
+fn secrets_in(provider: &XmtpProvider, group_id: &openmls::prelude::GroupId) -> Vec<u8> {
+    provider
+        .storage()
+        .raw_entity(group_id, SECRETS_NAME)
+        .expect("message secrets held")
+}
+
 #[test]
 fn values_are_message_pack_and_earlier_json_values_still_read() {
     let storage = MlsStorage::new();
@@ -38,7 +64,7 @@ fn values_are_message_pack_and_earlier_json_values_still_read() {
     );
     // Values earlier versions stored: JSON, and MessagePack with bytes as integer arrays.
     let old = MlsStorage::new();
-    old.load([(Gl(&1u8).encode("t").unwrap(), json)]);
+    old.load([(global_key("t", &1u8), json)]);
     assert_eq!(
         old.get::<_, Vec<u8>>("t", &Gl(&1u8)).unwrap(),
         Some(secret.clone())
@@ -49,7 +75,7 @@ fn values_are_message_pack_and_earlier_json_values_still_read() {
         .unwrap();
     assert!(ints.len() > secret.len() + 100, "integer array");
     let old = MlsStorage::new();
-    old.load([(Gl(&1u8).encode("t").unwrap(), ints)]);
+    old.load([(global_key("t", &1u8), ints)]);
     assert_eq!(old.get::<_, Vec<u8>>("t", &Gl(&1u8)).unwrap(), Some(secret));
 }
 
@@ -110,11 +136,28 @@ fn group_reloads(named: bool) {
         "no stray keys"
     );
 
-    let secrets = own
+    // One bundle and one (empty) delta: a new group is two rows.
+    let keys: Vec<&Vec<u8>> = own.iter().map(|(k, _)| k).collect();
+    assert_eq!(own.len(), 2, "{keys:?}");
+    let bundle = &own
         .iter()
-        .find(|(k, _)| k.ends_with(b"/message_secrets/null"))
-        .map(|(_, v)| v.len())
-        .unwrap();
+        .find(|(k, _)| *k == bundle_key(group.group_id()))
+        .unwrap()
+        .1;
+    let entities = bundle_entries(bundle);
+    for name in [
+        &b"tree/null"[..],
+        b"context/null",
+        b"group_state/null",
+        b"join_config/null",
+    ] {
+        assert!(
+            entities.contains_key(name),
+            "{}",
+            String::from_utf8_lossy(name)
+        );
+    }
+    let secrets = entities[SECRETS_NAME].len();
     assert_eq!(named, secrets > 2_800, "{secrets} bytes of message secrets");
 
     let provider = XmtpProvider::new();
@@ -134,9 +177,15 @@ fn group_reloads(named: bool) {
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
-    assert!(rewritten
-        .iter()
-        .all(|(k, v)| v[0] == MSGPACK_MARK || k.starts_with(DELTA_PREFIX)));
+    for (k, v) in &rewritten {
+        if *k == bundle_key(group.group_id()) {
+            assert!(bundle_entries(v).values().all(|v| v[0] == MSGPACK_MARK));
+        } else {
+            assert!(k.starts_with(DELTA_PREFIX) || v[0] == MSGPACK_MARK);
+        }
+    }
+    // Re-encoding the message secrets without field names is a large change: a new base.
+    assert_eq!(named, rewritten.len() == 2, "{} rows", rewritten.len());
     provider.storage().load(rewritten);
     let again = MlsGroup::load(provider.storage(), group.group_id())
         .unwrap()
@@ -144,10 +193,11 @@ fn group_reloads(named: bool) {
     assert_eq!(again.epoch(), group.epoch());
 }
 
-/// MLS state of a DM as this encoding wrote it (see `write_golden_state`): one line
-/// `group <hex(json(group id))>`, then `<hex key> <hex value>` per entry. The signer's seed is
-/// [`GOLDEN_SEED`].
-const GOLDEN: &str = include_str!("../../../tests/fixtures/mls-dm-state.txt");
+/// MLS state of a DM as versions before bundles wrote it (one key per entity), and as this
+/// version writes it (see `write_golden_state`): one line `group <hex(json(group id))>`, then
+/// `<hex key> <hex value>` per entry. The signer's seed is [`GOLDEN_SEED`].
+const GOLDEN_PER_ENTITY: &str = include_str!("../../../tests/fixtures/mls-dm-state.txt");
+const GOLDEN_BUNDLED: &str = include_str!("../../../tests/fixtures/mls-dm-bundle.txt");
 const GOLDEN_SEED: [u8; 32] = [7; 32];
 
 fn golden_dm() -> (MlsGroup, HashMap<Vec<u8>, Vec<u8>>) {
@@ -176,8 +226,9 @@ fn golden_dm() -> (MlsGroup, HashMap<Vec<u8>, Vec<u8>>) {
     (group, written)
 }
 
-/// Regenerates the fixture: `cargo test -p xmtp-client write_golden_state -- --ignored`.
-/// Only when the stored format changes on purpose (with a migration for existing state).
+/// Regenerates the fixture of the current layout:
+/// `cargo test -p xmtp-client write_golden_state -- --ignored`. Only when the stored format
+/// changes on purpose (keep the earlier fixture, and a test that it still loads).
 #[test]
 #[ignore = "writes the golden fixture"]
 fn write_golden_state() {
@@ -195,66 +246,105 @@ fn write_golden_state() {
     );
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/mls-dm-state.txt"
+        "/tests/fixtures/mls-dm-bundle.txt"
     );
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 
-/// State written by an earlier build must still load: an openmls or serializer upgrade that
-/// changes the stored shape fails here, not on a deployment's channels.
-#[test]
-fn golden_state_written_earlier_still_loads_and_sends() {
-    let mut lines = GOLDEN.lines();
+/// Stored (key, value) entries.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A golden fixture: the group id and the stored entries.
+fn read_golden(text: &str) -> (openmls::prelude::GroupId, Entries) {
+    let mut lines = text.lines();
     let group_line = lines.next().unwrap().strip_prefix("group ").unwrap();
-    let group_id: openmls::prelude::GroupId =
-        serde_json::from_slice(&hex::decode(group_line).unwrap()).unwrap();
-    let entries: Vec<(Vec<u8>, Vec<u8>)> = lines
+    let group_id = serde_json::from_slice(&hex::decode(group_line).unwrap()).unwrap();
+    let entries = lines
         .map(|l| {
             let (k, v) = l.split_once(' ').unwrap();
             (hex::decode(k).unwrap(), hex::decode(v).unwrap())
         })
         .collect();
-    assert!(entries.len() > 5, "a whole group's state");
-    assert!(entries.iter().all(|(_, v)| v[0] == MSGPACK_MARK));
+    (group_id, entries)
+}
 
+/// Loads the golden group from `store`, checks it is the fixture's DM and sends in it; returns
+/// the provider (with the send's changes not yet drained).
+fn load_golden_and_send(
+    store: &BTreeMap<Vec<u8>, Vec<u8>>,
+    group_id: &openmls::prelude::GroupId,
+) -> XmtpProvider {
     let provider = XmtpProvider::new();
-    provider.storage().load(entries.clone());
-    let mut group = MlsGroup::load(provider.storage(), &group_id)
+    provider
+        .storage()
+        .load(store.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut group = MlsGroup::load(provider.storage(), group_id)
         .unwrap()
-        .expect("the group is in the fixture");
+        .expect("the group is in the store");
     assert_eq!(group.epoch().as_u64(), 1);
     assert_eq!(group.members().count(), 2);
     assert_eq!(group.own_leaf_index().u32(), 0);
-
-    // The loaded group works (the signer's seed is fixed), and what it writes back lands under
-    // the keys already stored, in the current encoding.
+    // The loaded group works (the signer's seed is fixed).
     let key = InstallationKey::from_seed(&GOLDEN_SEED);
     group
         .create_message(&provider, &key, b"after an upgrade")
         .unwrap();
-    let rewritten: HashMap<Vec<u8>, Vec<u8>> = provider
+    provider
+}
+
+/// State written by an earlier build must still load: an openmls or serializer upgrade that
+/// changes the stored shape fails here, not on a deployment's channels. A send then writes
+/// only the delta of its message secrets.
+#[test]
+fn golden_state_written_earlier_still_loads_and_sends() {
+    let (group_id, entries) = read_golden(GOLDEN_BUNDLED);
+    assert_eq!(entries.len(), 2, "a bundle and a delta");
+    let store: BTreeMap<_, _> = entries.into_iter().collect();
+    assert!(store.contains_key(&bundle_key(&group_id)));
+    let provider = load_golden_and_send(&store, &group_id);
+    let rewritten = provider.storage().take_dirty();
+    let keys: Vec<_> = rewritten.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys, vec![group_load_prefixes(&group_id)[1].clone()]);
+}
+
+/// A group stored one key per entity (before bundles) loads, and the next flush rewrites it
+/// as a bundle and deletes every old key in the same batch; the result loads and sends too.
+#[test]
+fn per_entity_state_loads_and_is_rewritten_as_a_bundle() {
+    let (group_id, entries) = read_golden(GOLDEN_PER_ENTITY);
+    assert!(entries.len() > 5, "a whole group's state");
+    assert!(entries.iter().all(|(_, v)| v[0] == MSGPACK_MARK));
+    let old_keys: Vec<Vec<u8>> = entries.iter().map(|(k, _)| k.clone()).collect();
+    let mut store: BTreeMap<_, _> = entries.into_iter().collect();
+    let provider = load_golden_and_send(&store, &group_id);
+    let batch = provider.storage().take_dirty();
+    for old in &old_keys {
+        assert!(
+            batch.iter().any(|(k, v)| k == old && v.is_none()),
+            "old key {} deleted",
+            String::from_utf8_lossy(old)
+        );
+    }
+    let [_, delta_key] = group_load_prefixes(&group_id);
+    let written: Vec<&Vec<u8>> = batch
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|_| k))
+        .collect();
+    assert_eq!(written, vec![&delta_key, &bundle_key(&group_id)]);
+    flush_into(&mut store, batch);
+    assert_eq!(store.len(), 2, "only the bundle and the delta remain");
+    let again = load_golden_and_send(&store, &group_id);
+    let keys: Vec<_> = again
         .storage()
         .take_dirty()
         .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .map(|(k, _)| k)
         .collect();
-    assert!(
-        !rewritten.is_empty(),
-        "sending advances the message secrets"
+    assert_eq!(
+        keys,
+        vec![delta_key],
+        "a migrated group is not rewritten again"
     );
-    let stored: HashMap<_, _> = entries.into_iter().collect();
-    let delta_key = group_load_prefixes(&group_id)[1].clone();
-    for (k, v) in &rewritten {
-        if *k == delta_key {
-            continue; // the first write of a group's message secrets adds their delta key
-        }
-        assert!(
-            stored.contains_key(k),
-            "new key {}",
-            String::from_utf8_lossy(k)
-        );
-        assert_eq!(v[0], MSGPACK_MARK);
-    }
 }
 
 /// Applies written batches to a map, as a store would.
@@ -267,16 +357,15 @@ fn flush_into(store: &mut BTreeMap<Vec<u8>, Vec<u8>>, batch: WriteBatch) {
     }
 }
 
-/// After the first send, a send stores only a small delta of the message secrets; the state
-/// reloads from base plus delta exactly as it was in memory, keeps sending from there, and a
-/// reload after a forget also sees the latest delta.
+/// A send stores only a small delta of the message secrets; the state reloads from base plus
+/// delta exactly as it was in memory, keeps sending from there, and a reload after a forget
+/// also sees the latest delta.
 #[test]
 fn message_secrets_are_stored_as_small_deltas_and_reload_exactly() {
     let sender = XmtpProvider::new();
     let (mut group, key) = new_dm(&sender);
     let gid = group.group_id().clone();
     let [prefix, delta_key] = group_load_prefixes(&gid);
-    let secrets_key = G(&gid, ()).encode(MESSAGE_SECRETS).unwrap();
     let mut store = BTreeMap::new();
     let first = sender.storage().take_dirty();
     assert!(
@@ -291,15 +380,13 @@ fn message_secrets_are_stored_as_small_deltas_and_reload_exactly() {
             .create_message(&sender, &key, format!("m{i}").as_bytes())
             .unwrap();
         let batch = sender.storage().take_dirty();
-        if i > 0 {
-            assert_eq!(batch.len(), 1, "one key per send");
-            assert_eq!(batch[0].0, delta_key);
-            let size = batch[0].1.as_ref().unwrap().len();
-            assert!(size < 300, "a send writes {size} bytes");
-        }
+        assert_eq!(batch.len(), 1, "one key per send");
+        assert_eq!(batch[0].0, delta_key);
+        let size = batch[0].1.as_ref().unwrap().len();
+        assert!(size < 300, "a send writes {size} bytes");
         flush_into(&mut store, batch);
     }
-    let in_memory = sender.storage().values.read().unwrap()[&secrets_key].clone();
+    let in_memory = secrets_in(&sender, &gid);
     let reload = |store: &BTreeMap<Vec<u8>, Vec<u8>>| {
         let fresh = XmtpProvider::new();
         fresh.storage().load(
@@ -314,7 +401,7 @@ fn message_secrets_are_stored_as_small_deltas_and_reload_exactly() {
     };
     let fresh = reload(&store);
     assert_eq!(
-        fresh.storage().values.read().unwrap()[&secrets_key],
+        secrets_in(&fresh, &gid),
         in_memory,
         "base + delta = the value in memory"
     );
@@ -326,33 +413,86 @@ fn message_secrets_are_stored_as_small_deltas_and_reload_exactly() {
     assert_eq!(batch.len(), 1, "a reloaded group keeps writing deltas");
     flush_into(&mut store, batch);
     let again = reload(&store);
-    assert_eq!(
-        again.storage().values.read().unwrap()[&secrets_key],
-        fresh.storage().values.read().unwrap()[&secrets_key],
-    );
+    assert_eq!(secrets_in(&again, &gid), secrets_in(&fresh, &gid));
 
     // Forgetting and reloading in the same storage sees the latest delta too.
-    fresh.storage().forget_prefix(&prefix);
-    assert!(fresh.storage().bases.read().unwrap().is_empty());
-    let latest = again.storage().values.read().unwrap()[&secrets_key].clone();
+    fresh.storage().forget_group(&gid);
+    assert!(fresh.storage().raw_entity(&gid, SECRETS_NAME).is_none());
+    let latest = secrets_in(&again, &gid);
     fresh.storage().load(
         store
             .iter()
             .filter(|(k, _)| k.starts_with(&prefix) || **k == delta_key)
             .map(|(k, v)| (k.clone(), v.clone())),
     );
-    assert_eq!(fresh.storage().values.read().unwrap()[&secrets_key], latest);
+    assert_eq!(secrets_in(&fresh, &gid), latest);
 
     // A delta that does not fit its base drops the value: the group fails to load instead
     // of reusing an old ratchet.
     let mut broken = store.clone();
-    broken.insert(secrets_key.clone(), vec![MSGPACK_MARK, 1, 2]);
+    let mut entities = bundle_entries(&broken[&bundle_key(&gid)]);
+    entities.insert(SECRETS_NAME.to_vec(), vec![MSGPACK_MARK, 1, 2]);
+    broken.insert(
+        bundle_key(&gid),
+        bundle::encode(entities.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))),
+    );
     let bad = reload(&broken);
-    assert!(!bad
-        .storage()
-        .values
-        .read()
-        .unwrap()
-        .contains_key(&secrets_key));
+    assert!(bad.storage().raw_entity(&gid, SECRETS_NAME).is_none());
     assert!(MlsGroup::load(bad.storage(), &gid).map_or(true, |g| g.is_none()));
+    // So does a bundle that does not decode.
+    let mut broken = store.clone();
+    broken.get_mut(&bundle_key(&gid)).unwrap().pop();
+    let bad = reload(&broken);
+    assert!(MlsGroup::load(bad.storage(), &gid).map_or(true, |g| g.is_none()));
+}
+
+/// A failed flush puts its rows back: the next flush writes them, or newer ones where the
+/// group changed since; a group with unflushed changes is not forgotten, and a reload of the
+/// store does not overwrite them.
+#[test]
+fn a_failed_flush_is_retried_and_unflushed_groups_stay() {
+    let sender = XmtpProvider::new();
+    let (mut group, key) = new_dm(&sender);
+    let gid = group.group_id().clone();
+    let [_, delta_key] = group_load_prefixes(&gid);
+    let failed = sender.storage().take_dirty();
+    assert!(sender.storage().take_dirty().is_empty());
+    sender.storage().restore_dirty(failed.clone());
+    sender.storage().forget_group(&gid);
+    assert!(
+        sender.storage().raw_entity(&gid, SECRETS_NAME).is_some(),
+        "kept"
+    );
+    assert_eq!(sender.storage().take_dirty(), failed, "retried as it was");
+
+    // Fails again; meanwhile a send changes the delta: the retry carries the bundle of the
+    // failed flush and the newer delta.
+    sender.storage().restore_dirty(failed.clone());
+    group.create_message(&sender, &key, b"later").unwrap();
+    let retry = sender.storage().take_dirty();
+    assert_eq!(retry.len(), 2);
+    assert_eq!(retry[1], failed[1], "the bundle");
+    assert_eq!(retry[0].0, delta_key);
+    assert_ne!(retry[0], failed[0], "the newer delta");
+    let mut store = BTreeMap::new();
+    flush_into(&mut store, retry);
+    let fresh = XmtpProvider::new();
+    fresh
+        .storage()
+        .load(store.iter().map(|(k, v)| (k.clone(), v.clone())));
+    assert_eq!(secrets_in(&fresh, &gid), secrets_in(&sender, &gid));
+
+    // Unflushed changes survive a reload of (older) stored state.
+    group.create_message(&sender, &key, b"unflushed").unwrap();
+    let newest = secrets_in(&sender, &gid);
+    sender
+        .storage()
+        .load(store.iter().map(|(k, v)| (k.clone(), v.clone())));
+    assert_eq!(secrets_in(&sender, &gid), newest);
+    assert_eq!(sender.storage().take_dirty().len(), 1);
+    sender.storage().forget_group(&gid);
+    assert!(
+        sender.storage().raw_entity(&gid, SECRETS_NAME).is_none(),
+        "released once durable"
+    );
 }
