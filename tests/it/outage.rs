@@ -355,3 +355,23 @@ async fn counts_now(
         r.body["counts"]["pending"].clone(),
     )
 }
+
+/// A transaction left open on a pooled connection cannot hold its locks for good: every
+/// session herald opens carries `idle_in_transaction_session_timeout`.
+#[tokio::test]
+async fn postgres_sessions_end_an_abandoned_transaction() {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("outage: Postgres-only; runs in the Postgres pass (make test-pg)");
+        return;
+    };
+    if server.is_empty() {
+        return;
+    }
+    let url = fresh_postgres_database(&server).await;
+    let store = herald::store::PgStore::connect(&url, 2).await.unwrap();
+    let timeout: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(timeout, "1min");
+}

@@ -18,6 +18,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// runs out (default 30 s), so while Postgres is down it bounds how fast the API answers 503.
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a session may sit in an open transaction doing nothing before Postgres ends it.
+/// herald's transactions never wait on anything outside the database, so only a transaction
+/// left open by mistake (a connection back in the pool mid-transaction) waits this long; ended,
+/// it releases its row locks (a channel's sender lease, say) instead of stalling every writer
+/// of that row for good, and the pool replaces the connection.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
+
 /// Postgres-backed [`Store`].
 #[derive(Clone)]
 pub struct PgStore {
@@ -27,7 +34,10 @@ pub struct PgStore {
 impl PgStore {
     /// Connects and applies pending migrations.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let options = PgConnectOptions::from_str(url)?;
+        let options = PgConnectOptions::from_str(url)?.options([(
+            "idle_in_transaction_session_timeout",
+            IDLE_IN_TRANSACTION_TIMEOUT,
+        )]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
