@@ -375,3 +375,46 @@ async fn postgres_sessions_end_an_abandoned_transaction() {
         .unwrap();
     assert_eq!(timeout, "1min");
 }
+
+/// A write cancelled at any point (a client hanging up, a worker giving a round up) leaves no
+/// transaction open on its pooled connection: with one connection, whatever runs next would
+/// run inside it and hold its locks.
+#[tokio::test]
+async fn a_write_cancelled_at_any_point_leaves_no_transaction_open() {
+    use herald::store::Store as _;
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("outage: Postgres-only; runs in the Postgres pass (make test-pg)");
+        return;
+    };
+    if server.is_empty() {
+        return;
+    }
+    let url = fresh_postgres_database(&server).await;
+    let store = herald::store::PgStore::connect(&url, 1).await.unwrap();
+    let mut observer = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    for attempt in 0..400u64 {
+        let tenant = herald::store::NewTenant {
+            id: herald::domain::TenantId::generate(),
+            name: format!("t{attempt}"),
+            key_hash: format!("h{attempt}"),
+        };
+        let cut = std::time::Duration::from_micros(attempt % 100 * 10);
+        let _ = tokio::time::timeout(cut, store.create_tenant(&tenant)).await;
+        // The next statement on the pool's one connection, then a look from outside: it must
+        // not be left `idle in transaction`.
+        sqlx::query("SELECT 1").execute(store.pool()).await.unwrap();
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND state = 'idle in transaction'",
+        )
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        assert_eq!(
+            open, 0,
+            "attempt {attempt} (cancelled after {cut:?}): the connection came back inside a transaction"
+        );
+    }
+}
