@@ -356,19 +356,30 @@ async fn counts_now(
     )
 }
 
+/// In the Postgres pass: a store on a new database with `connections` pooled connections,
+/// and the database's URL.
+async fn postgres_store(connections: u32) -> Option<(herald::store::PgStore, String)> {
+    let server = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let Some(server) = server else {
+        eprintln!("outage: Postgres-only; runs in the Postgres pass (make test-pg)");
+        return None;
+    };
+    let url = fresh_postgres_database(&server).await;
+    let store = herald::store::PgStore::connect(&url, connections)
+        .await
+        .unwrap();
+    Some((store, url))
+}
+
 /// A transaction left open on a pooled connection cannot hold its locks for good: every
 /// session herald opens carries `idle_in_transaction_session_timeout`.
 #[tokio::test]
 async fn postgres_sessions_end_an_abandoned_transaction() {
-    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("outage: Postgres-only; runs in the Postgres pass (make test-pg)");
+    let Some((store, _)) = postgres_store(2).await else {
         return;
     };
-    if server.is_empty() {
-        return;
-    }
-    let url = fresh_postgres_database(&server).await;
-    let store = herald::store::PgStore::connect(&url, 2).await.unwrap();
     let timeout: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
         .fetch_one(store.pool())
         .await
@@ -382,15 +393,9 @@ async fn postgres_sessions_end_an_abandoned_transaction() {
 #[tokio::test]
 async fn a_write_cancelled_at_any_point_leaves_no_transaction_open() {
     use herald::store::Store as _;
-    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("outage: Postgres-only; runs in the Postgres pass (make test-pg)");
+    let Some((store, url)) = postgres_store(1).await else {
         return;
     };
-    if server.is_empty() {
-        return;
-    }
-    let url = fresh_postgres_database(&server).await;
-    let store = herald::store::PgStore::connect(&url, 1).await.unwrap();
     let mut observer = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
         .await
         .unwrap();
