@@ -1,4 +1,4 @@
-//! [`Transport`] over XMTP's decentralized network (d14n), as libxmtp 1.10 speaks it
+//! [`Transport`](super::Transport) over XMTP's decentralized network (d14n), as libxmtp 1.10 speaks it
 //! (docs/D14N.md).
 //!
 //! Writes become unsigned `ClientEnvelope`s (the v3 payload, `aad.target_topic` = kind byte +
@@ -7,7 +7,7 @@
 //! `grpc.health.v1` check), through `ReplicationApi`; the originator → payer → client envelope
 //! nesting is unwrapped back into the v3 response types.
 //!
-//! Cursors: d14n keeps one position per originator. The v3-shaped [`Transport`] carries one id
+//! Cursors: d14n keeps one position per originator. The v3-shaped [`Transport`](super::Transport) carries one id
 //! per topic, so a message's id is its `originator_sequence_id` and the transport remembers,
 //! per topic, the per-originator cursor behind the last id it handed out; a query from that id
 //! continues exactly there. A query from any other id (e.g. after a restart) starts from that
@@ -75,7 +75,7 @@ struct Position {
     cursor: HashMap<u32, u64>,
 }
 
-/// [`Transport`] over d14n: writes to a gateway, reads from a node it lists.
+/// [`Transport`](super::Transport) over d14n: writes to a gateway, reads from a node it lists.
 #[derive(Clone)]
 pub struct D14nTransport {
     gateway: Gateway,
