@@ -333,9 +333,13 @@ where
         channel: &ChannelId,
         addresses: &[Address],
     ) -> StoreResult<HashSet<Address>> {
+        // Driven from the list: one primary-key probe per address, a plan that needs no
+        // statistics. (As `address IN (list)`, Postgres with a freshly filled subscribers table
+        // and no statistics yet joined every subscriber of the channel against every item of
+        // the list: 5 million comparisons, ~180 ms per 500-row round at 10,000 subscribers.)
         let sql = format!(
-            "SELECT address FROM subscribers WHERE channel_id = $1 AND status = 'active' \
-             AND address IN (SELECT value FROM {list})",
+            "SELECT list.value FROM {list} WHERE (SELECT s.status FROM subscribers s \
+             WHERE s.channel_id = $1 AND s.address = list.value) = 'active'",
             list = S::Db::text_rows(2),
         );
         let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))

@@ -203,12 +203,12 @@ where
         addresses: &[String],
     ) -> StoreResult<HashSet<String>> {
         let sql = format!(
-            "SELECT s.address FROM subscribers s WHERE s.channel_id = $1 AND s.status = 'active' \
-             AND s.address IN (SELECT value FROM {rows}) \
+            "SELECT list.value FROM {rows} WHERE (SELECT s.status FROM subscribers s \
+             WHERE s.channel_id = $1 AND s.address = list.value) = 'active' \
              AND (NOT EXISTS (SELECT 1 FROM topics t WHERE t.channel_id = $1 AND t.name = $3) \
              OR EXISTS (SELECT 1 FROM topics t WHERE t.channel_id = $1 AND t.name = $3 \
                  AND (t.default_mode = 'required' OR COALESCE((SELECT p.enabled FROM topic_preferences p \
-                     WHERE p.channel_id = $1 AND p.address = s.address AND p.topic = $3), t.default_mode = 'on'))))",
+                     WHERE p.channel_id = $1 AND p.address = list.value AND p.topic = $3), t.default_mode = 'on'))))",
             rows = S::Db::text_rows(2),
         );
         let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))

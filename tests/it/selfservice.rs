@@ -159,6 +159,35 @@ async fn topic_announcements_reach_only_opted_in_subscribers_and_send_time_check
     assert!(!deliverable(b, Some("marketing")).await);
     assert!(!deliverable(b, None).await);
 
+    // The same calls over a whole batch: listed twice, never subscribed and unsubscribed
+    // addresses mixed in; each answer holds the deliverable ones once.
+    let stranger = addresses(8, 1).remove(0);
+    let batch: Vec<String> = [a, b, c, &stranger, a].map(|s| s.to_owned()).to_vec();
+    let parsed: Vec<Address> = batch.iter().map(|s| Address::parse(s).unwrap()).collect();
+    let active = app
+        .store
+        .pipeline()
+        .active_subscribers(&channel, &parsed)
+        .await
+        .unwrap();
+    let want: std::collections::HashSet<Address> = [a, c]
+        .into_iter()
+        .map(|s| Address::parse(s).unwrap())
+        .collect();
+    assert_eq!(active, want);
+    let legal_now = app
+        .store
+        .topic_receivers(&channel, "legal", &batch)
+        .await
+        .unwrap();
+    assert_eq!(legal_now, [a.clone(), c.clone()].into_iter().collect());
+    let marketing_now = app
+        .store
+        .topic_receivers(&channel, "marketing", &batch)
+        .await
+        .unwrap();
+    assert!(marketing_now.is_empty(), "{marketing_now:?}");
+
     // Deleting a topic removes the choices made for it.
     let del = app
         .call(
