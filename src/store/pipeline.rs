@@ -211,7 +211,8 @@ pub trait PipelineStore: Send + Sync {
         since: DateTime<Utc>,
     ) -> StoreResult<Option<Pace>>;
     /// When the oldest pending delivery that is due at `now` became due (None: none is due).
-    /// Served by the partial `deliveries_due` index; backs `herald_delivery_lag_seconds`.
+    /// Served by the partial `deliveries_due` index (the only query that may use it);
+    /// backs `herald_delivery_lag_seconds`.
     async fn oldest_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
     /// Tells workers in other processes that work arrived (Postgres `NOTIFY`; SQLite has a
     /// single process, where the in-process wake suffices).

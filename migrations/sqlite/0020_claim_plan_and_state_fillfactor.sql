@@ -1,0 +1,4 @@
+-- Postgres-only changes (see migrations/postgres/0020): its `deliveries_due` index gets a second
+-- condition so that a claim planned from stale statistics cannot pick it, and channel_state
+-- keeps free space for heap-only updates. SQLite plans the claim on the claim-order index
+-- without statistics, has no fillfactor, and rewrites a changed row in place: nothing to do.
