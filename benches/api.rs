@@ -3,7 +3,8 @@
 //! exports `TEST_DATABASE_URL`; fsync stays on).
 //!
 //! Knobs: `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (concurrent connections, default 16,
-//! as in the research baseline), `BENCH_SUBSCRIBERS` (recipients per announcement, default 10).
+//! as in the research baseline), `BENCH_SUBSCRIBERS` (recipients per announcement, default 10),
+//! `BENCH_DB_CONNECTIONS` (herald's database pool, default 32).
 //!
 //! Server, Postgres and load generator share the machine, so the figures are only comparable to
 //! the goal on an otherwise idle one; the printed load average says how busy it was.
@@ -56,7 +57,7 @@ async fn run() -> anyhow::Result<()> {
     config.database_url = DatabaseUrl::new(fresh_database(&server).await?);
     config.master_key = Some(SecretString::from(MasterKey::generate().to_hex()));
     config.admin_token = Some(SecretString::from(ADMIN.to_owned()));
-    config.db_max_connections = 32;
+    config.db_max_connections = env_or("BENCH_DB_CONNECTIONS", 32) as u32;
     // The benchmark measures the server's ceiling, not the per-tenant limit.
     config.http.rate_limit_per_second = 0;
     // One process, its own embedded node (the benchmark is not a deployment).

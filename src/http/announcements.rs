@@ -186,8 +186,9 @@ async fn create_announcement(
     Ok((StatusCode::ACCEPTED, axum::Json(out(created))).into_response())
 }
 
-/// Creates a keyed announcement. A new key (the usual case) costs one transaction, which
-/// records the key with its response; a key already recorded is looked at
+/// Creates a keyed announcement. A new key (the usual case) costs one transaction (one
+/// statement on Postgres for audience "all" or a topic), which records the key with its
+/// response; a key already recorded is looked at
 /// ([`idempotency::begin`]): replayed or refused, or, when its record expired or went stale,
 /// taken over and the announcement created under that claim. `Ok(Err(response))` is a replay.
 async fn create_keyed(
@@ -195,7 +196,7 @@ async fn create_keyed(
     new: &NewAnnouncement,
     key: IdempotencyKey,
     hash: String,
-    render: impl Fn(&Announcement) -> StoredResponse + Clone + Send + 'static,
+    render: impl Fn(&Announcement) -> StoredResponse + Clone + Send + Sync + 'static,
 ) -> Result<Result<Announcement, Response>, ApiError> {
     let completion = IdempotencyCompletion {
         key: key.clone(),

@@ -2,10 +2,10 @@
 //!
 //! Keys are scoped per tenant and remembered for 24 hours. The same key with the same request
 //! replays the original response; with a different request it is 422
-//! `idempotency_key_reused`. A new key is recorded, done, in the transaction that does the work
-//! (one commit), so a concurrent request with the same key waits for it and then replays it;
-//! a key already recorded goes through [`begin`], where a record being taken over (expired or
-//! stale) answers 409 `idempotency_in_progress`. Validation failures happen before anything is
+//! `idempotency_key_reused`. A new key is recorded, done, in the transaction (or, on Postgres,
+//! the statement) that does the work (one commit), so a concurrent request with the same key
+//! waits for it and then replays it; a key already recorded goes through [`begin`], where a
+//! record being taken over (expired or stale) answers 409 `idempotency_in_progress`. Validation failures happen before anything is
 //! stored, and a request that fails after claiming releases its key for a retry.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

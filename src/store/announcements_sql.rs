@@ -16,7 +16,7 @@ use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use super::dialect::{Dialect, RowLock};
 use super::{
     Address, Announcement, AnnouncementId, AnnouncementStatus, Audience, CancelOutcome, Counts,
-    Creation, IdempotencyCompletion, NewAnnouncement, StoreResult, TenantId,
+    Creation, IdempotencyCompletion, IdempotencyKey, NewAnnouncement, StoreResult, TenantId,
 };
 
 /// The announcement as just created: nothing delivered yet, completed at once if nobody is
@@ -56,7 +56,8 @@ pub(super) fn initial_status(counts: &Counts) -> AnnouncementStatus {
 /// `postgres/announcements.rs` and `sqlite/announcements.rs`.
 pub(crate) trait FanOutDialect: Dialect {
     /// Whether [`FanOutDialect::fan_out_all`] is one statement, atomic without a transaction
-    /// (then the common case, no idempotency record, runs it alone: no BEGIN/COMMIT round trips).
+    /// (then the common cases, no idempotency record or a new key, run alone: no BEGIN/COMMIT
+    /// round trips).
     const FAN_OUT_ALONE: bool;
 
     /// Audience "all" or a topic: the ownership check, the announcement row with its total and
@@ -67,6 +68,66 @@ pub(crate) trait FanOutDialect: Dialect {
         new: &'c NewAnnouncement,
         now: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<Option<Counts>>> + Send + 'c;
+
+    /// [`FanOutDialect::fan_out_all`] with a new idempotency key recorded, done, by the same
+    /// single statement (no transaction round trips): `Created`, `NoChannel`, or `KeyExists`
+    /// (nothing created) as in [`create`]. `None`, doing nothing, where the backend has no
+    /// such statement (the caller then uses its transaction).
+    fn fan_out_all_recorded<'c>(
+        conn: &'c mut Self::Connection,
+        new: &'c NewAnnouncement,
+        now: DateTime<Utc>,
+        record: &'c RecordedResponse<'c>,
+    ) -> impl Future<Output = StoreResult<Option<Creation>>> + Send + 'c;
+}
+
+/// An unclaimed idempotency key and the response to record with it, for a single statement
+/// that creates an announcement to audience "all" (or a topic) and records the key together.
+/// The response depends on how many recipients the statement finds, so it is rendered ahead
+/// as two texts: `empty` for none (the announcement completes at once), and `template` for
+/// any other number `n`, which the statement writes with every [`RecordedResponse::SENTINEL`]
+/// replaced by `n`.
+pub(crate) struct RecordedResponse<'a> {
+    pub key: &'a IdempotencyKey,
+    pub request_hash: &'a str,
+    pub status_code: u16,
+    pub empty: String,
+    pub template: String,
+}
+
+impl<'a> RecordedResponse<'a> {
+    /// Stands in for the recipient count (total and pending) in `template`.
+    pub const SENTINEL: i64 = i64::MAX;
+
+    /// The two texts, or `None` when a replaced template would not be exactly what `render`
+    /// gives: the sentinel also stands elsewhere in the response (the text quotes it, say).
+    /// Checked by rendering a second count and comparing.
+    fn render(
+        new: &NewAnnouncement,
+        now: DateTime<Utc>,
+        completion: &'a IdempotencyCompletion,
+    ) -> Option<Self> {
+        let request_hash = completion.unclaimed_hash.as_deref()?;
+        let with = |n: i64| {
+            let counts = Counts {
+                total: n,
+                pending: n,
+                ..Counts::default()
+            };
+            (completion.render)(&created(new, counts, now))
+        };
+        let (empty, template, two) = (with(0), with(Self::SENTINEL), with(2));
+        let exact = template.status_code == two.status_code
+            && empty.status_code == two.status_code
+            && template.body.replace(&Self::SENTINEL.to_string(), "2") == two.body;
+        exact.then_some(Self {
+            key: &completion.key,
+            request_hash,
+            status_code: two.status_code,
+            empty: empty.body,
+            template: template.body,
+        })
+    }
 }
 
 /// Creates an announcement and its deliveries atomically; see `Store::create_announcement`.
@@ -89,6 +150,16 @@ where
     for<'r> (String, i64): FromRow<'r, DB::Row>,
 {
     let now = Utc::now();
+    if let (true, Audience::All | Audience::Topic(_), Some(completion)) =
+        (DB::FAN_OUT_ALONE, &new.audience, &idempotency)
+    {
+        if let Some(record) = RecordedResponse::render(new, now, completion) {
+            let mut conn = pool.acquire().await?;
+            if let Some(creation) = DB::fan_out_all_recorded(&mut conn, new, now, &record).await? {
+                return Ok(creation);
+            }
+        }
+    }
     if let (true, Audience::All | Audience::Topic(_), None) =
         (DB::FAN_OUT_ALONE, &new.audience, &idempotency)
     {

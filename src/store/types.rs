@@ -311,7 +311,9 @@ pub struct IdempotencyCompletion {
     /// recorded by then nothing is created ([`Creation::KeyExists`]). A concurrent request
     /// with the same key waits for that transaction and then finds the record.
     pub unclaimed_hash: Option<String>,
-    pub render: Box<dyn FnOnce(&Announcement) -> StoredResponse + Send>,
+    /// Called more than once when the response is recorded by a single statement (see
+    /// `store/announcements_sql.rs`, `RecordedResponse`); every call must render the same way.
+    pub render: Box<dyn Fn(&Announcement) -> StoredResponse + Send + Sync>,
 }
 
 /// What `create_announcement` did.

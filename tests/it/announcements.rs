@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{addresses, TestApp};
+use crate::helpers::{addresses, send, TestApp};
 
 #[tokio::test]
 async fn announcement_to_all_creates_one_pending_delivery_per_active_subscriber() {
@@ -239,4 +239,97 @@ async fn ten_thousand_subscriber_fan_out() {
     let id = created.body["id"].as_str().unwrap();
     let fetched = app.get(&format!("/v1/announcements/{id}"), &key).await;
     assert_eq!(fetched.body["counts"]["pending"], 10_000);
+}
+
+/// On Postgres announcements and idempotency records have no foreign keys (migrations 0017,
+/// 0019): only the code keeps a row from naming a missing channel, another tenant's channel or
+/// a deleted one. Every way of creating an announcement is refused for each such channel, and
+/// afterwards every stored row still points at rows that exist and agree on the tenant.
+#[tokio::test]
+async fn announcements_never_name_a_missing_or_foreign_channel() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("a").await;
+    let b = app.tenant("b").await;
+    let own = app.channel(&a, "own").await;
+    let foreign = app.channel(&b, "foreign").await;
+    let deleted = app.channel(&a, "deleted").await;
+    let subs = addresses(1, 3);
+    for ch in [&own, &foreign, &deleted] {
+        let key = if *ch == foreign { &b } else { &a };
+        app.subscribe(key, ch, &subs).await;
+    }
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/v1/channels/{deleted}"),
+        Some(&a),
+        None,
+    )
+    .await;
+    let missing = "ch_01JD3S8Z6XKQ8W4N2M5V7B9C1D".to_owned();
+    let bodies = [
+        json!({ "text": "to all" }),
+        json!({ "text": "listed", "audience": { "addresses": [subs[0], subs[1]] } }),
+    ];
+    let mut n = 0;
+    for ch in [&missing, &foreign, &deleted] {
+        for body in &bodies {
+            for keyed in [false, true] {
+                n += 1;
+                let mut request = app
+                    .client
+                    .post(app.url(&format!("/v1/channels/{ch}/announcements")))
+                    .bearer_auth(&a)
+                    .json(body);
+                if keyed {
+                    request = request.header("Idempotency-Key", format!("k{n}"));
+                }
+                let reply = send(request).await;
+                assert_eq!(
+                    reply.status,
+                    StatusCode::NOT_FOUND,
+                    "{ch} {body}: {}",
+                    reply.body
+                );
+            }
+        }
+    }
+    for (body, keyed) in bodies.iter().zip([false, true]) {
+        let mut request = app
+            .client
+            .post(app.url(&format!("/v1/channels/{own}/announcements")))
+            .bearer_auth(&a)
+            .json(body);
+        if keyed {
+            request = request.header("Idempotency-Key", "accepted");
+        }
+        let reply = send(request).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    }
+
+    let stored = app
+        .raw_strings("SELECT channel_id FROM announcements")
+        .await;
+    assert_eq!(
+        stored,
+        vec![own.clone(), own.clone()],
+        "only the two accepted"
+    );
+    let keys = app.raw_strings("SELECT key FROM idempotency_keys").await;
+    assert_eq!(keys, vec!["accepted"], "refused requests keep no key");
+    let dangling = app
+        .raw_strings(
+            "SELECT a.id FROM announcements a LEFT JOIN channels c \
+               ON c.id = a.channel_id AND c.tenant_id = a.tenant_id \
+             WHERE c.id IS NULL \
+             UNION ALL SELECT CAST(d.id AS TEXT) FROM deliveries d \
+               LEFT JOIN announcements a ON a.id = d.announcement_id AND a.channel_id = d.channel_id \
+             WHERE a.id IS NULL \
+             UNION ALL SELECT k.key FROM idempotency_keys k LEFT JOIN tenants t ON t.id = k.tenant_id \
+             WHERE t.id IS NULL",
+        )
+        .await;
+    assert!(
+        dangling.is_empty(),
+        "rows naming no existing owner: {dangling:?}"
+    );
 }

@@ -159,3 +159,66 @@ async fn concurrent_requests_with_one_key_create_one_announcement() {
     assert_eq!(later.body["id"], ids[0]);
     assert_eq!(later.body["counts"]["total"], Value::from(5_000));
 }
+
+/// On Postgres a new key is recorded by the statement that creates the announcement, with the
+/// response rendered ahead for "no recipients" and, as a template, for any other count; the
+/// replay must still be exactly the response first sent, whatever the count, the status or the
+/// text (one quoting the template's stand-in number must not be rewritten).
+#[tokio::test]
+async fn replays_are_the_first_response_whatever_the_count_status_or_text() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let ch = app.channel(&key, "alerts").await;
+    let empty = app.channel(&key, "empty").await;
+    app.subscribe(&key, &ch, &addresses(1, 12)).await;
+    let at = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let cases = [
+        (&ch, "twelve", json!({ "text": "hi" }), "queued", 12),
+        (&empty, "none", json!({ "text": "hi" }), "completed", 0),
+        (
+            &ch,
+            "later",
+            json!({ "text": "hi", "send_at": at }),
+            "scheduled",
+            14,
+        ),
+        (
+            &ch,
+            "quoted",
+            json!({ "text": "9223372036854775807 and 2 and 15" }),
+            "queued",
+            15,
+        ),
+    ];
+    for (i, (channel, idem, body, status, total)) in (0u8..).zip(cases) {
+        let body = body.to_string();
+        let first = post_with_key(&app, &key, channel, idem, &body).await;
+        assert_eq!(first.status, StatusCode::ACCEPTED, "{idem}: {}", first.body);
+        assert_eq!(
+            (
+                first.body["status"].as_str(),
+                &first.body["counts"]["total"]
+            ),
+            (Some(status), &Value::from(total)),
+            "{idem}: {}",
+            first.body
+        );
+        let stored = app
+            .raw_strings_bound(
+                "SELECT response_body FROM idempotency_keys WHERE key = $1",
+                idem,
+            )
+            .await;
+        let stored: Value = serde_json::from_str(&stored[0]).unwrap();
+        assert_eq!(
+            stored, first.body,
+            "{idem}: the record holds the response sent"
+        );
+        // More subscribers later (one per case) must not change the replay.
+        app.subscribe(&key, &ch, &addresses(10 + i, 1)).await;
+        let again = post_with_key(&app, &key, channel, idem, &body).await;
+        assert_eq!(again.headers["idempotent-replayed"], "true", "{idem}");
+        assert_eq!(again.body, first.body, "{idem}");
+    }
+}

@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::Sqlite;
 
 use crate::store::announcements_sql::{
-    first_due, insert_row, owns_channel, settle_totals, FanOutDialect,
+    first_due, insert_row, owns_channel, settle_totals, FanOutDialect, RecordedResponse,
 };
 use crate::store::*;
 
@@ -48,4 +48,14 @@ impl FanOutDialect for Sqlite {
     }
 
     const FAN_OUT_ALONE: bool = false;
+
+    /// No single statement here: a keyed announcement records its key in the transaction.
+    async fn fan_out_all_recorded(
+        _conn: &mut SqliteConnection,
+        _new: &NewAnnouncement,
+        _now: chrono::DateTime<Utc>,
+        _record: &RecordedResponse<'_>,
+    ) -> StoreResult<Option<Creation>> {
+        Ok(None)
+    }
 }

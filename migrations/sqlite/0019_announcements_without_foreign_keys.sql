@@ -1,0 +1,4 @@
+-- Postgres drops the foreign keys of announcements and idempotency records in this migration
+-- (a row-locking query per inserted row there; see migrations/postgres/0019). SQLite keeps
+-- them: its checks are index probes inside the same statement, and dropping one would mean
+-- rebuilding the table. Nothing to do here.
