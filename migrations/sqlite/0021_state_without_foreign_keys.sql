@@ -1,0 +1,3 @@
+-- Postgres drops the foreign keys of channel_state and inbound_peers here (see
+-- migrations/postgres/0021: one locking check per inserted row). SQLite checks its foreign keys
+-- in-process with an index probe and no row lock: nothing to do.
