@@ -204,6 +204,8 @@ struct State {
     /// Other writes for the next flush: changed global entities, and the rows of a failed
     /// flush put back by [`MlsStorage::restore_dirty`].
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Groups being created ([`MlsStorage::hold_group`]): left out of flushes until released.
+    held: HashSet<Vec<u8>>,
 }
 
 impl State {
