@@ -41,6 +41,15 @@ pub(super) struct PendingDm {
     recipients: Vec<Recipient>,
 }
 
+/// Who makes new DMs durable ([`Client::create_dms_in`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durable {
+    /// The creation writes them before it returns.
+    Now,
+    /// The caller writes the returned records with its next persist.
+    ByCaller,
+}
+
 /// DMs built ahead of their creation ([`Client::prebuild_dms`]): peer inbox id → when it was
 /// built, and the DM. Kept apart from the DM book, whose lock a send holds throughout.
 #[derive(Default)]
@@ -93,6 +102,20 @@ impl Client {
         peers: &[String],
     ) -> Result<HashMap<String, Result<Vec<u8>, ClientError>>, ClientError> {
         let mut book = self.book.lock().await;
+        let (out, _) = self.create_dms_in(&mut book, peers, Durable::Now).await?;
+        Ok(out)
+    }
+
+    /// [`Client::create_dms`] under the caller's book lock. With [`Durable::ByCaller`] the
+    /// new DMs are in the book but not written: the caller writes the returned records with
+    /// its own next persist, before it publishes anything in them, or calls
+    /// [`Client::forget_new_dms`] if that fails.
+    pub(super) async fn create_dms_in(
+        &self,
+        book: &mut DmBook,
+        peers: &[String],
+        durable: Durable,
+    ) -> Result<(HashMap<String, Result<Vec<u8>, ClientError>>, Vec<DmRecord>), ClientError> {
         let mut out = HashMap::new();
         let mut todo = Vec::new();
         for peer in peers.iter().collect::<HashSet<_>>() {
@@ -107,7 +130,7 @@ impl Client {
             }
         }
         if todo.is_empty() {
-            return Ok(out);
+            return Ok((out, Vec::new()));
         }
         let t0 = std::time::Instant::now();
         // DMs built ahead (the delivery pipeline builds the next batch's while this one is
@@ -127,11 +150,21 @@ impl Client {
             }
         }
         let t_build = t0.elapsed();
-        for p in self.publish_new_dms(&mut book, pending).await? {
-            out.insert(p.0, Ok(p.1));
+        let created = self.publish_new_dms(book, pending, durable).await?;
+        for r in &created {
+            out.insert(r.peer_inbox_id.clone(), Ok(r.group_id_bytes()));
         }
         tracing::debug!(target: "xmtp_client::timing", prebuilt, ?t_build, total = ?t0.elapsed(), "create_dms");
-        Ok(out)
+        Ok((out, created))
+    }
+
+    /// Takes DMs [`Client::create_dms_in`] left to the caller to write out of the book (the
+    /// write failed): a retry creates fresh ones, as after a crash.
+    pub(super) fn forget_new_dms(&self, book: &mut DmBook, created: &[DmRecord]) {
+        for r in created {
+            book.records.remove(&r.peer_inbox_id);
+            book.groups.remove(&r.group_id_bytes());
+        }
     }
 
     /// Builds DMs with `peers` (none ready), publishing nothing: identities verified (from a
@@ -337,7 +370,8 @@ impl Client {
         &self,
         book: &mut DmBook,
         mut pending: Vec<PendingDm>,
-    ) -> Result<Vec<(String, Vec<u8>)>, ClientError> {
+        durable: Durable,
+    ) -> Result<Vec<DmRecord>, ClientError> {
         if pending.is_empty() {
             return Ok(Vec::new());
         }
@@ -382,21 +416,22 @@ impl Client {
         for p in &mut pending {
             p.record.status = DmStatus::Ready;
         }
-        self.persist(
-            pending
-                .iter()
-                .map(|p| Self::record_write(&p.record))
-                .collect(),
-        )
-        .await?;
+        if durable == Durable::Now {
+            self.persist(
+                pending
+                    .iter()
+                    .map(|p| Self::record_write(&p.record))
+                    .collect(),
+            )
+            .await?;
+            self.prefetch
+                .note_ready(pending.iter().map(|p| &p.record.peer_inbox_id));
+        }
         tracing::debug!(target: "xmtp_client::timing", ?t_commits, ?t_wrap, ?t_welcomes, total = ?t0.elapsed(), "publish_new_dms");
-        self.prefetch
-            .note_ready(pending.iter().map(|p| &p.record.peer_inbox_id));
         let mut created = Vec::new();
         for p in pending {
-            let gid = p.record.group_id_bytes();
-            created.push((p.record.peer_inbox_id.clone(), gid.clone()));
-            book.groups.insert(gid, p.group);
+            created.push(p.record.clone());
+            book.groups.insert(p.record.group_id_bytes(), p.group);
             book.records
                 .insert(p.record.peer_inbox_id.clone(), p.record);
         }
