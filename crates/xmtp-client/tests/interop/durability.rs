@@ -140,6 +140,8 @@ async fn h_failed_publishes_and_restarts_neither_fork_nor_duplicate() {
 struct FailNextWrite {
     inner: xmtp_client::MemoryStore,
     fail: std::sync::atomic::AtomicBool,
+    /// Non-empty writes that succeeded.
+    writes: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -162,7 +164,12 @@ impl Store for FailNextWrite {
                 "injected write failure".into(),
             ));
         }
-        self.inner.write_batch(batch).await
+        self.inner.write_batch(batch).await?;
+        if !batch.is_empty() {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
     }
 }
 
@@ -192,10 +199,16 @@ async fn h_a_failed_first_write_keeps_no_dm_and_the_retry_is_read() {
     );
     assert!(store.inner.scan_prefix(b"dm/").await.unwrap().is_empty());
 
+    let before = store.writes.load(std::sync::atomic::Ordering::SeqCst);
     herald
         .send_text(&bob.inbox_id, "hello", "k-1")
         .await
         .unwrap();
+    assert_eq!(
+        store.writes.load(std::sync::atomic::Ordering::SeqCst) - before,
+        1,
+        "the new DM and its first ratchet step in one write"
+    );
     let gid = herald.dm_group_id(&bob.inbox_id).await.expect("DM ready");
     let stored = store.inner.scan_prefix(b"dm/").await.unwrap();
     assert_eq!(stored.len(), 1, "the retry's DM is written");
