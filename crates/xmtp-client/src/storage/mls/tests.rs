@@ -524,7 +524,7 @@ fn a_dm_being_created_is_not_flushed_until_merged_and_a_discarded_one_leaves_not
     };
 
     // Built, commit not merged: a flush (another send's) writes nothing of it.
-    let (mut kept, _) = create_dm(&sender, &key, &spec, &[kp.clone()]).unwrap();
+    let (mut kept, _) = create_dm(&sender, &key, &spec, std::slice::from_ref(&kp)).unwrap();
     let (given_up, _) = create_dm(&sender, &key, &spec, &[kp]).unwrap();
     let batch = sender.storage().take_dirty();
     assert_eq!(group_rows(&batch, &kept), 0, "{batch:?}");
