@@ -1,5 +1,5 @@
 //! Preparing a claimed batch: the checks that need no MLS state (unsubscribes and topic
-//! opt-outs since enqueue, inbox ids, chat peers, new peers' identities), and what drains of a
+//! opt-outs since enqueue, inbox ids, chat peers, new peers' DMs built), and what drains of a
 //! channel keep between batches ([`DrainCache`]).
 
 use std::collections::{HashMap, HashSet};
@@ -122,11 +122,13 @@ impl Round<'_> {
             }
         }
         self.watch_recipients(&inboxes, cache).await?;
-        // First contacts: verify the new peers' identities now (concurrently with the previous
-        // batch's send), not inside the DM creation. Best effort: creation fetches what is missing.
+        // First contacts: build the new peers' DMs now (identities verified, key packages
+        // validated, commits and welcomes made), concurrently with the previous batch's seal,
+        // so sealing this batch only publishes them. Best effort: creation builds what is
+        // missing and reports why a DM cannot be made.
         let peers: Vec<String> = inboxes.values().flatten().cloned().collect();
-        if let Err(e) = self.client.prefetch_inbox_states(&peers).await {
-            tracing::debug!(channel.id = %channel, error = %e, "identity prefetch failed");
+        if let Err(e) = self.client.prebuild_dms(&peers).await {
+            tracing::debug!(channel.id = %channel, error = %e, "building DMs ahead failed");
         }
         let mut sendable = Vec::with_capacity(rest.len());
         let mut items = Vec::with_capacity(rest.len());

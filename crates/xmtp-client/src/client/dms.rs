@@ -1,6 +1,7 @@
 //! Creating DMs (one at a time or in batches) and adding installations a peer gained later.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use openmls::prelude::{KeyPackage, MlsGroup};
@@ -12,7 +13,7 @@ use xmtp_proto::mls_api::{
 };
 use xmtp_proto::mls_contents::WelcomeWrapperAlgorithm;
 
-use super::inbox::InboxState;
+use super::inbox::{InboxState, PREFETCH_FRESH};
 use super::{parallel, Client, DmBook, DmRecord, DmStatus};
 use crate::error::ClientError;
 use crate::mls::dm::{self, CommitOutput};
@@ -33,11 +34,53 @@ pub(super) struct Recipient {
 }
 
 /// A DM whose commit is built but not yet published.
-struct PendingDm {
+pub(super) struct PendingDm {
     record: DmRecord,
     group: MlsGroup,
     output: CommitOutput,
     recipients: Vec<Recipient>,
+}
+
+/// Who makes new DMs durable ([`Client::create_dms_in`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durable {
+    /// The creation writes them before it returns.
+    Now,
+    /// The caller writes the returned records with its next persist.
+    ByCaller,
+}
+
+/// DMs built ahead of their creation ([`Client::prebuild_dms`]): peer inbox id → when it was
+/// built, and the DM. Kept apart from the DM book, whose lock a send holds throughout.
+#[derive(Default)]
+pub(super) struct Prebuilt(std::sync::Mutex<HashMap<String, (Instant, PendingDm)>>);
+
+impl Prebuilt {
+    /// Takes the still-fresh DMs built for `peers`.
+    fn take(&self, peers: &[String]) -> HashMap<String, PendingDm> {
+        let mut built = self.0.lock().expect("poisoned");
+        let now = Instant::now();
+        peers
+            .iter()
+            .filter_map(|peer| {
+                let (at, dm) = built.remove(peer)?;
+                if now.duration_since(at) < PREFETCH_FRESH {
+                    Some((peer.clone(), dm))
+                } else {
+                    built.insert(peer.clone(), (at, dm));
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Whether a fresh DM is built for `peer`.
+    fn has_fresh(&self, peer: &str, now: Instant) -> bool {
+        let built = self.0.lock().expect("poisoned");
+        built
+            .get(peer)
+            .is_some_and(|(at, _)| now.duration_since(*at) < PREFETCH_FRESH)
+    }
 }
 
 impl Client {
@@ -59,6 +102,20 @@ impl Client {
         peers: &[String],
     ) -> Result<HashMap<String, Result<Vec<u8>, ClientError>>, ClientError> {
         let mut book = self.book.lock().await;
+        let (out, _) = self.create_dms_in(&mut book, peers, Durable::Now).await?;
+        Ok(out)
+    }
+
+    /// [`Client::create_dms`] under the caller's book lock. With [`Durable::ByCaller`] the
+    /// new DMs are in the book but not written: the caller writes the returned records with
+    /// its own next persist, before it publishes anything in them, or calls
+    /// [`Client::forget_new_dms`] if that fails.
+    pub(super) async fn create_dms_in(
+        &self,
+        book: &mut DmBook,
+        peers: &[String],
+        durable: Durable,
+    ) -> Result<(HashMap<String, Result<Vec<u8>, ClientError>>, Vec<DmRecord>), ClientError> {
         let mut out = HashMap::new();
         let mut todo = Vec::new();
         for peer in peers.iter().collect::<HashSet<_>>() {
@@ -73,40 +130,120 @@ impl Client {
             }
         }
         if todo.is_empty() {
-            return Ok(out);
+            return Ok((out, Vec::new()));
         }
         let t0 = std::time::Instant::now();
-        let mut states = self.inbox_states_prefetched(&todo).await?;
+        // DMs built ahead (the delivery pipeline builds the next batch's while this one is
+        // sealed) are only published; the rest are built now.
+        let mut pending: Vec<PendingDm> = self.prebuilt.take(&todo).into_values().collect();
+        let todo: Vec<String> = todo
+            .into_iter()
+            .filter(|peer| !pending.iter().any(|p| p.record.peer_inbox_id == *peer))
+            .collect();
+        let prebuilt = pending.len();
+        for (peer, dm) in todo.iter().zip(self.build_dms(&todo).await?) {
+            match dm {
+                Ok(p) => pending.push(p),
+                Err(e) => {
+                    out.insert(peer.clone(), Err(e));
+                }
+            }
+        }
+        let t_build = t0.elapsed();
+        let created = self.publish_new_dms(book, pending, durable).await?;
+        for r in &created {
+            out.insert(r.peer_inbox_id.clone(), Ok(r.group_id_bytes()));
+        }
+        tracing::debug!(target: "xmtp_client::timing", prebuilt, ?t_build, total = ?t0.elapsed(), "create_dms");
+        Ok((out, created))
+    }
+
+    /// Takes DMs [`Client::create_dms_in`] left to the caller to write out of the book (the
+    /// write failed): a retry creates fresh ones, as after a crash.
+    pub(super) fn forget_new_dms(&self, book: &mut DmBook, created: &[DmRecord]) {
+        for r in created {
+            book.records.remove(&r.peer_inbox_id);
+            book.groups.remove(&r.group_id_bytes());
+        }
+    }
+
+    /// Builds DMs with `peers` (none ready), publishing nothing: identities verified (from a
+    /// fresh prefetch where there is one), one FetchKeyPackages call, commits and welcomes
+    /// made in parallel. The outer error means nothing could be built; inner ones are per
+    /// peer, in order.
+    async fn build_dms(
+        &self,
+        peers: &[String],
+    ) -> Result<Vec<Result<PendingDm, ClientError>>, ClientError> {
+        if peers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut states = self.inbox_states_prefetched(peers).await?;
         // Our own state is always fetched now: it lists the installations the DM includes.
         states.extend(
             self.inbox_states(std::slice::from_ref(&self.inbox_id))
                 .await?,
         );
-        let t_states = t0.elapsed();
         let me = states
             .get(&self.inbox_id)
             .ok_or_else(|| ClientError::UnknownInbox(self.inbox_id.clone()))?;
-        let mut pending = Vec::new();
-        let key_packages = self.fetch_key_packages(&todo, &states).await?;
-        let t_kp = t0.elapsed();
-        let built = parallel::map(&todo, |peer| match states.get(peer) {
+        let key_packages = self.fetch_key_packages(peers, &states).await?;
+        Ok(parallel::map(peers, |peer| match states.get(peer) {
             Some(peer_state) => self.build_dm(peer, me, peer_state, &key_packages),
             None => Err(ClientError::UnknownInbox(peer.clone())),
-        });
-        for (peer, dm) in todo.into_iter().zip(built) {
-            match dm {
-                Ok(p) => pending.push(p),
-                Err(e) => {
-                    out.insert(peer, Err(e));
+        }))
+    }
+
+    /// Builds now the DMs a creation with `peers` will need — identities verified, key
+    /// packages validated, commits and welcomes made — and publishes and writes nothing, so
+    /// that a [`Client::create_dms`] (or a send) with them within 30 s only publishes them.
+    /// Takes no lock a send holds: the delivery pipeline calls it for the next batch while the
+    /// current one is sealed. Skips peers with a ready DM or a fresh built one; a peer whose DM
+    /// cannot be built (unknown inbox, no key package) is left to the creation, which reports
+    /// why. A DM built but not created within 30 s is dropped (it was never published or
+    /// written). Returns how many DMs were built.
+    pub async fn prebuild_dms(&self, peers: &[String]) -> Result<usize, ClientError> {
+        let now = Instant::now();
+        let wanted: Vec<String> = {
+            let ready = self.prefetch.ready.read().expect("poisoned");
+            peers
+                .iter()
+                .filter(|p| {
+                    !ready.contains(*p) && **p != self.inbox_id && !self.prebuilt.has_fresh(p, now)
+                })
+                .cloned()
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        let built = self.build_dms(&wanted).await?;
+        let now = Instant::now();
+        let mut dropped = Vec::new();
+        let mut n = 0;
+        {
+            let mut prebuilt = self.prebuilt.0.lock().expect("poisoned");
+            let stale: Vec<String> = prebuilt
+                .iter()
+                .filter(|(_, (at, _))| now.duration_since(*at) >= PREFETCH_FRESH)
+                .map(|(peer, _)| peer.clone())
+                .collect();
+            for peer in stale {
+                dropped.extend(prebuilt.remove(&peer).map(|(_, dm)| dm));
+            }
+            for (peer, dm) in wanted.into_iter().zip(built) {
+                if let Ok(dm) = dm {
+                    n += 1;
+                    dropped.extend(prebuilt.insert(peer, (now, dm)).map(|(_, old)| old));
                 }
             }
         }
-        let t_build = t0.elapsed();
-        for p in self.publish_new_dms(&mut book, pending).await? {
-            out.insert(p.0, Ok(p.1));
+        for dm in dropped {
+            dm::discard_creation(&self.provider, &dm.group);
         }
-        tracing::debug!(target: "xmtp_client::timing", ?t_states, ?t_kp, ?t_build, total = ?t0.elapsed(), "create_dms");
-        Ok(out)
+        Ok(n)
     }
 
     /// One FetchKeyPackages call for every installation of the peers and our other
@@ -233,17 +370,24 @@ impl Client {
         &self,
         book: &mut DmBook,
         mut pending: Vec<PendingDm>,
-    ) -> Result<Vec<(String, Vec<u8>)>, ClientError> {
+        durable: Durable,
+    ) -> Result<Vec<DmRecord>, ClientError> {
         if pending.is_empty() {
             return Ok(Vec::new());
         }
         let t0 = std::time::Instant::now();
-        // 1. Commits.
+        // 1. Commits (DMs whose commit is refused are given up: nothing of them was written).
         let commits: Vec<Vec<u8>> = pending.iter().map(|p| p.output.commit.clone()).collect();
-        self.send_group_messages(commits, false).await?;
-        for p in &mut pending {
-            dm::merge_creation(&self.provider, &mut p.group)?;
+        if let Err(e) = self.send_group_messages(commits, false).await {
+            for p in &pending {
+                dm::discard_creation(&self.provider, &p.group);
+            }
+            return Err(e);
         }
+        let merged = parallel::map_mut(&mut pending, |p| {
+            dm::merge_creation(&self.provider, &mut p.group)
+        });
+        merged.into_iter().collect::<Result<Vec<()>, _>>()?;
         // 2. The commit's node id seeds the joiners' read cursor: one query per DM, run
         //    concurrently on the shared HTTP/2 connection.
         let queries: Vec<_> = pending
@@ -272,21 +416,22 @@ impl Client {
         for p in &mut pending {
             p.record.status = DmStatus::Ready;
         }
-        self.persist(
-            pending
-                .iter()
-                .map(|p| Self::record_write(&p.record))
-                .collect(),
-        )
-        .await?;
+        if durable == Durable::Now {
+            self.persist(
+                pending
+                    .iter()
+                    .map(|p| Self::record_write(&p.record))
+                    .collect(),
+            )
+            .await?;
+            self.prefetch
+                .note_ready(pending.iter().map(|p| &p.record.peer_inbox_id));
+        }
         tracing::debug!(target: "xmtp_client::timing", ?t_commits, ?t_wrap, ?t_welcomes, total = ?t0.elapsed(), "publish_new_dms");
-        self.prefetch
-            .note_ready(pending.iter().map(|p| &p.record.peer_inbox_id));
         let mut created = Vec::new();
         for p in pending {
-            let gid = p.record.group_id_bytes();
-            created.push((p.record.peer_inbox_id.clone(), gid.clone()));
-            book.groups.insert(gid, p.group);
+            created.push(p.record.clone());
+            book.groups.insert(p.record.group_id_bytes(), p.group);
             book.records
                 .insert(p.record.peer_inbox_id.clone(), p.record);
         }

@@ -23,7 +23,7 @@ const IDENTITY_CONCURRENCY: usize = 8;
 
 /// How long a prefetched inbox state stands in for a fresh one when a DM is created (about
 /// the delay between fetching the next batch's identities and creating its DMs, with room).
-const PREFETCH_FRESH: Duration = Duration::from_secs(30);
+pub(super) const PREFETCH_FRESH: Duration = Duration::from_secs(30);
 
 /// Identities verified ahead of the DM creations that need them, and the peers that need
 /// none (a DM with them exists). Kept apart from the DM book, whose lock a send holds
@@ -31,7 +31,7 @@ const PREFETCH_FRESH: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub(super) struct Prefetch {
     /// Peers we have a ready DM with (a prefetch skips them).
-    ready: RwLock<HashSet<String>>,
+    pub(super) ready: RwLock<HashSet<String>>,
     states: Mutex<HashMap<String, (Instant, InboxState)>>,
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::dms::Durable;
 pub(super) use super::reading::message_id;
 use super::{Client, DmBook, DmRecord, DmStatus};
 use crate::error::ClientError;
@@ -105,22 +106,56 @@ impl Client {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let existing: HashSet<String> = {
-            let book = self.book.lock().await;
-            peers
-                .iter()
-                .filter(|p| {
-                    book.records
-                        .get(*p)
-                        .is_some_and(|r| r.status == DmStatus::Ready)
-                })
-                .cloned()
-                .collect()
-        };
-        let t0 = std::time::Instant::now();
-        let dms = self.create_dms(&peers).await?;
-        let t_create = t0.elapsed();
         let mut book = self.book.lock().await;
+        let existing: HashSet<String> = peers
+            .iter()
+            .filter(|p| {
+                book.records
+                    .get(*p)
+                    .is_some_and(|r| r.status == DmStatus::Ready)
+            })
+            .cloned()
+            .collect();
+        let t0 = std::time::Instant::now();
+        // New DMs are written with the advanced ratchets below, in one write (their commits
+        // and welcomes are out; a crash before it orphans them, as it would before any write).
+        let (dms, created) = self
+            .create_dms_in(&mut book, &peers, Durable::ByCaller)
+            .await?;
+        let t_create = t0.elapsed();
+        match self
+            .encrypt_durably(
+                &mut book, &items, &peers, &existing, &dms, &created, options,
+            )
+            .await
+        {
+            Ok(sealed) => {
+                self.prefetch
+                    .note_ready(created.iter().map(|r| &r.peer_inbox_id));
+                tracing::debug!(target: "xmtp_client::timing", n = items_len, new_dms = created.len(), ?t_create, total = ?t0.elapsed(), "seal_batch");
+                Ok(sealed)
+            }
+            Err(e) => {
+                // The new DMs were not written: a retry creates fresh ones.
+                self.forget_new_dms(&mut book, &created);
+                Err(e)
+            }
+        }
+    }
+
+    /// The rest of [`Client::seal_batch`] once missing DMs exist: older DMs brought up to date,
+    /// items encrypted, ratchets and the records of the DMs just `created` written.
+    #[allow(clippy::too_many_arguments)]
+    async fn encrypt_durably(
+        &self,
+        book: &mut DmBook,
+        items: &[OutgoingText],
+        peers: &[String],
+        existing: &HashSet<String>,
+        dms: &HashMap<String, Result<Vec<u8>, ClientError>>,
+        created: &[DmRecord],
+        options: SendOptions,
+    ) -> Result<(Vec<Result<(), ClientError>>, SealedBatch), ClientError> {
         let ready: Vec<String> = peers
             .iter()
             .filter(|p| matches!(dms.get(*p), Some(Ok(_))))
@@ -130,8 +165,7 @@ impl Client {
             .iter()
             .filter_map(|p| book.records.get(p).map(|r| r.group_id_bytes()))
             .collect();
-        self.ensure_groups(&mut book, &gids).await?;
-        let t_ensure = t0.elapsed();
+        self.ensure_groups(book, &gids).await?;
         // A DM created by this call was built from the current identity states and its cursor
         // is our commit: nothing to sync or add yet, so only older DMs are checked.
         let older: Vec<String> = ready
@@ -140,28 +174,27 @@ impl Client {
             .cloned()
             .collect();
         let now = std::time::Instant::now();
-        let check = self.needing_checks(&book, older, now, options).await?;
+        let check = self.needing_checks(book, older, now, options).await?;
         if options.sync_groups {
             let records: Vec<DmRecord> = check
                 .iter()
                 .filter_map(|p| book.records.get(p).cloned())
                 .collect();
-            self.sync_records(&mut book, records).await?;
+            self.sync_records(book, records).await?;
         }
         if options.add_new_installations {
-            self.add_new_installations(&mut book, &check).await?;
+            self.add_new_installations(book, &check).await?;
         }
         if options.sync_groups && options.add_new_installations {
             for peer in &ready {
                 book.checked.insert(peer.clone(), now);
             }
         }
-        let t_sync = t0.elapsed();
-        let (results, ciphertexts) = self.encrypt_items(&mut book, &items, &dms)?;
-        let t_enc = t0.elapsed();
-        // Advanced ratchets are durable before any ciphertext leaves: no generation reuse.
-        self.persist(Vec::new()).await?;
-        tracing::debug!(target: "xmtp_client::timing", n = items_len, ?t_create, ?t_ensure, ?t_sync, ?t_enc, t_persist = ?t0.elapsed(), "seal_batch");
+        let (results, ciphertexts) = self.encrypt_items(book, items, dms)?;
+        // Advanced ratchets (and new DMs) are durable before any ciphertext leaves: no
+        // generation reuse.
+        let records = created.iter().map(Self::record_write).collect();
+        self.persist(records).await?;
         Ok((results, SealedBatch { ciphertexts }))
     }
 

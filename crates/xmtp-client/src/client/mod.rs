@@ -137,6 +137,8 @@ pub struct Client {
     sender_tag_key: Option<[u8; 32]>,
     /// Identities verified ahead of a DM creation ([`Client::prefetch_inbox_states`]).
     prefetch: inbox::Prefetch,
+    /// DMs built ahead of their creation ([`Client::prebuild_dms`]).
+    prebuilt: dms::Prebuilt,
 }
 
 impl std::fmt::Debug for Client {
@@ -229,6 +231,7 @@ impl Client {
             inbox_id: id.inbox_id,
             address: id.address,
             prefetch: inbox::Prefetch::with_peers(&book),
+            prebuilt: dms::Prebuilt::default(),
             book: Mutex::new(book),
             sender_tag_key: None,
         })
@@ -251,6 +254,7 @@ impl Client {
             book: Mutex::new(DmBook::default()),
             sender_tag_key: None,
             prefetch: inbox::Prefetch::default(),
+            prebuilt: dms::Prebuilt::default(),
         };
         if let Some(Some(existing)) = client
             .resolve_inbox_ids(&[address])

@@ -161,6 +161,11 @@ impl Client {
         book: &mut DmBook,
         records: Vec<DmRecord>,
     ) -> Result<(), ClientError> {
+        if records.is_empty() {
+            // Nothing to read, so nothing to write: a flush here would write what the caller
+            // changed before it meant to (a send's new DMs, ahead of their first message).
+            return Ok(());
+        }
         let t0 = std::time::Instant::now();
         let n = records.len();
         let gids: Vec<Vec<u8>> = records.iter().map(|r| r.group_id_bytes()).collect();

@@ -83,19 +83,36 @@ pub struct CommitOutput {
 
 /// Creates a DM group whose context already carries the final membership, and the commit that
 /// adds every installation in `key_packages`. The commit is left pending: merge it with
-/// [`merge_creation`] once the node accepted it.
+/// [`merge_creation`] once the node accepted it, or give the DM up with [`discard_creation`].
 ///
 /// Of the group's state only its configuration and our leaf's key pair are stored now: the
 /// epoch-0 state and the pending commit would be superseded by the merge before anything
-/// could load them (see [`CreationProvider`]); the merge stores the rest.
+/// could load them (see [`CreationProvider`]); the merge stores the rest. Until then the
+/// group is held out of flushes ([`MlsStorage::hold_group`](crate::storage::MlsStorage)), so a
+/// DM built ahead of its creation writes nothing, and one given up leaves nothing behind.
 pub fn create_dm(
     provider: &XmtpProvider,
     signer: &InstallationKey,
     spec: &DmSpec,
     key_packages: &[KeyPackage],
 ) -> Result<(MlsGroup, CommitOutput), MlsError> {
-    let scratch = CreationProvider::new(provider);
     let group_id = GroupId::from_slice(&rand::random::<[u8; 16]>());
+    provider.storage().hold_group(&group_id);
+    let built = build_dm(provider, signer, spec, key_packages, group_id.clone());
+    if built.is_err() {
+        provider.storage().discard_group(&group_id);
+    }
+    built
+}
+
+fn build_dm(
+    provider: &XmtpProvider,
+    signer: &InstallationKey,
+    spec: &DmSpec,
+    key_packages: &[KeyPackage],
+    group_id: GroupId,
+) -> Result<(MlsGroup, CommitOutput), MlsError> {
+    let scratch = CreationProvider::new(provider);
     let mut group = MlsGroup::builder()
         .with_group_id(group_id)
         .ciphersuite(CIPHERSUITE)
@@ -178,9 +195,12 @@ pub fn update_installations(
     })
 }
 
-/// Merges our own pending commit after the node accepted it.
+/// Merges our own pending commit after the node accepted it (a group [`create_dm`] built is
+/// then written with the next flush).
 pub fn merge_pending(provider: &XmtpProvider, group: &mut MlsGroup) -> Result<(), MlsError> {
-    group.merge_pending_commit(provider).map_err(mls_err)
+    group.merge_pending_commit(provider).map_err(mls_err)?;
+    provider.storage().release_group(group.group_id());
+    Ok(())
 }
 
 /// Merges the commit [`create_dm`] left pending and drops the secrets of epoch 0, which only
@@ -188,11 +208,29 @@ pub fn merge_pending(provider: &XmtpProvider, group: &mut MlsGroup) -> Result<()
 /// is never read back. openmls would otherwise keep them as a past epoch for
 /// [`MAX_PAST_EPOCHS`] commits, doubling the message-secrets entry that every later send
 /// rewrites.
+///
+/// The group is then written with the next flush (see [`create_dm`]); a merge that fails
+/// gives the DM up.
 pub fn merge_creation(provider: &XmtpProvider, group: &mut MlsGroup) -> Result<(), MlsError> {
-    group.merge_pending_commit(provider).map_err(mls_err)?;
-    group
-        .delete_past_epoch_secrets(provider, PastEpochDeletion::delete_all())
+    let merged = group
+        .merge_pending_commit(provider)
         .map_err(mls_err)
+        .and_then(|()| {
+            group
+                .delete_past_epoch_secrets(provider, PastEpochDeletion::delete_all())
+                .map_err(mls_err)
+        });
+    match merged {
+        Ok(()) => provider.storage().release_group(group.group_id()),
+        Err(_) => provider.storage().discard_group(group.group_id()),
+    }
+    merged
+}
+
+/// Gives up a DM [`create_dm`] built whose commit was not merged: its state leaves memory
+/// (nothing of it was written).
+pub fn discard_creation(provider: &XmtpProvider, group: &MlsGroup) {
+    provider.storage().discard_group(group.group_id());
 }
 
 /// Encrypts one application payload (a PlaintextEnvelope) as a TLS `MLSMessage`.

@@ -204,6 +204,8 @@ struct State {
     /// Other writes for the next flush: changed global entities, and the rows of a failed
     /// flush put back by [`MlsStorage::restore_dirty`].
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Groups being created ([`MlsStorage::hold_group`]): left out of flushes until released.
+    held: HashSet<Vec<u8>>,
 }
 
 impl State {
@@ -262,8 +264,14 @@ impl Group {
         }
         if name == SECRETS_NAME {
             // A small change against the stored base is written as a delta; a larger one
-            // stores a new base (the bundle) with an empty delta, in the same batch.
-            match self.base.as_deref().and_then(|b| delta::diff(b, &value)) {
+            // stores a new base (the bundle) with an empty delta, in the same batch. So does
+            // any change while the bundle waits to be written anyway (a new DM's first
+            // messages before its first flush): no delta to compute.
+            let change = match &self.base {
+                Some(b) if !self.rewrite => delta::diff(b, &value),
+                _ => None,
+            };
+            match change {
                 Some(d) => self.delta = Some(Some(d)),
                 None => {
                     self.delta = Some(Some(delta::unchanged(&value)));

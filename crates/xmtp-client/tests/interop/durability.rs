@@ -134,3 +134,87 @@ async fn h_failed_publishes_and_restarts_neither_fork_nor_duplicate() {
     sdk.shutdown().await;
     node.shutdown().await;
 }
+
+/// A store whose next write fails (the database was unreachable for one write).
+#[derive(Default)]
+struct FailNextWrite {
+    inner: xmtp_client::MemoryStore,
+    fail: std::sync::atomic::AtomicBool,
+    /// Non-empty writes that succeeded.
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Store for FailNextWrite {
+    async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, xmtp_client::storage::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, xmtp_client::storage::StoreError> {
+        self.inner.scan_prefix(prefix).await
+    }
+    async fn write_batch(
+        &self,
+        batch: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), xmtp_client::storage::StoreError> {
+        if self.fail.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(xmtp_client::storage::StoreError::Backend(
+                "injected write failure".into(),
+            ));
+        }
+        self.inner.write_batch(batch).await?;
+        if !batch.is_empty() {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// A first message writes its new DM together with the advanced ratchet, in one write; when
+/// that write fails nothing was published, the DM is not kept half-made, and the retry
+/// creates a fresh one the SDK reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_a_failed_first_write_keeps_no_dm_and_the_retry_is_read() {
+    let node = node().await;
+    let mut sdk = Sdk::start().await;
+    let (_, bob_key) = random_key();
+    let bob = sdk.create("bob", &bob_key, &node.url()).await;
+    let store = Arc::new(FailNextWrite::default());
+    let herald = Client::open(&Wallet::generate(), transport(&node), store.clone())
+        .await
+        .unwrap();
+
+    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(herald
+        .send_text(&bob.inbox_id, "hello", "k-1")
+        .await
+        .is_err());
+    assert_eq!(
+        herald.dm_group_id(&bob.inbox_id).await,
+        None,
+        "a DM whose write failed is not used"
+    );
+    assert!(store.inner.scan_prefix(b"dm/").await.unwrap().is_empty());
+
+    let before = store.writes.load(std::sync::atomic::Ordering::SeqCst);
+    herald
+        .send_text(&bob.inbox_id, "hello", "k-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.writes.load(std::sync::atomic::Ordering::SeqCst) - before,
+        1,
+        "the new DM and its first ratchet step in one write"
+    );
+    let gid = herald.dm_group_id(&bob.inbox_id).await.expect("DM ready");
+    let stored = store.inner.scan_prefix(b"dm/").await.unwrap();
+    assert_eq!(stored.len(), 1, "the retry's DM is written");
+    assert!(String::from_utf8_lossy(&stored[0].1).contains(&hex::encode(&gid)));
+    let dm = sdk.find_dm(&bob, herald.inbox_id()).await.unwrap();
+    assert_eq!(sdk.texts(&bob, &dm).await, vec!["hello".to_owned()]);
+    sdk.shutdown().await;
+    node.shutdown().await;
+}

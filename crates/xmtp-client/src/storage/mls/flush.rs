@@ -1,7 +1,8 @@
 //! Between memory and the store: [`MlsStorage::load`] seeds the cache from stored entries,
 //! [`MlsStorage::take_dirty`] drains the changes into one write batch (bundles, deltas, keys),
-//! [`MlsStorage::restore_dirty`] puts back a batch that failed to write, and
-//! [`MlsStorage::forget_group`] drops a group held in memory.
+//! [`MlsStorage::restore_dirty`] puts back a batch that failed to write,
+//! [`MlsStorage::forget_group`] drops a group held in memory, and [`MlsStorage::hold_group`]
+//! keeps a group being created out of flushes.
 
 use super::*;
 
@@ -96,9 +97,19 @@ impl MlsStorage {
             groups,
             dirty_groups,
             pending,
+            held,
             ..
         } = &mut *state;
-        for json in dirty_groups.drain() {
+        let dirty: Vec<Vec<u8>> = if held.is_empty() {
+            dirty_groups.drain().collect()
+        } else {
+            let all: Vec<Vec<u8>> = dirty_groups.drain().collect();
+            let (kept, dirty): (Vec<_>, Vec<_>) =
+                all.into_iter().partition(|json| held.contains(json));
+            dirty_groups.extend(kept);
+            dirty
+        };
+        for json in dirty {
             let Some(group) = groups.get_mut(&json) else {
                 continue;
             };
@@ -133,6 +144,31 @@ impl MlsStorage {
         let mut state = self.state.write().expect("poisoned");
         for (k, v) in batch {
             state.pending.entry(k).or_insert(v);
+        }
+    }
+
+    /// Leaves the group out of flushes until [`MlsStorage::release_group`]: a DM being
+    /// created holds only its configuration and leaf key pair until its commit is merged, and
+    /// writing that (a row per DM, rewritten by the merge) is wasted work, or an orphan if the
+    /// creation is given up. Call before the group's first write.
+    pub fn hold_group(&self, group_id: &openmls::prelude::GroupId) {
+        let json = serde_json::to_vec(group_id).expect("group ids serialize");
+        self.state.write().expect("poisoned").held.insert(json);
+    }
+
+    /// Lets the next flush write a held group (its changes so far included).
+    pub fn release_group(&self, group_id: &openmls::prelude::GroupId) {
+        let json = serde_json::to_vec(group_id).expect("group ids serialize");
+        self.state.write().expect("poisoned").held.remove(&json);
+    }
+
+    /// Drops a held group (a creation given up) from memory: nothing of it was written.
+    pub fn discard_group(&self, group_id: &openmls::prelude::GroupId) {
+        let json = serde_json::to_vec(group_id).expect("group ids serialize");
+        let mut state = self.state.write().expect("poisoned");
+        if state.held.remove(&json) {
+            state.groups.remove(&json);
+            state.dirty_groups.remove(&json);
         }
     }
 

@@ -7,7 +7,9 @@ use openmls::prelude::MlsGroup;
 use openmls_traits::OpenMlsProvider as _;
 
 use super::*;
-use crate::mls::dm::{create_dm, merge_pending, validate_key_package};
+use crate::mls::dm::{
+    create_dm, discard_creation, merge_creation, merge_pending, validate_key_package,
+};
 use crate::mls::group_ext::DmSpec;
 use crate::mls::keypackage::build_key_package;
 use crate::mls::provider::XmtpProvider;
@@ -495,4 +497,55 @@ fn a_failed_flush_is_retried_and_unflushed_groups_stay() {
         sender.storage().raw_entity(&gid, SECRETS_NAME).is_none(),
         "released once durable"
     );
+}
+
+#[test]
+fn a_dm_being_created_is_not_flushed_until_merged_and_a_discarded_one_leaves_nothing() {
+    let sender = XmtpProvider::new();
+    let peer = XmtpProvider::new();
+    let key = InstallationKey::generate();
+    let peer_key = InstallationKey::generate();
+    let (me, them) = ("a".repeat(64), "b".repeat(64));
+    let kp = build_key_package(&peer, &peer_key, &them).unwrap();
+    let kp_bytes = kp.key_package().tls_serialize_detached().unwrap();
+    let kp = validate_key_package(&sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
+    let spec = DmSpec {
+        creator_inbox_id: me.clone(),
+        peer_inbox_id: them.clone(),
+        membership: HashMap::from([(me, 1), (them, 1)]),
+        failed_installations: vec![],
+    };
+    let group_rows = |batch: &WriteBatch, group: &MlsGroup| {
+        let [prefix, delta] = group_load_prefixes(group.group_id());
+        batch
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix) || k.starts_with(&delta))
+            .count()
+    };
+
+    // Built, commit not merged: a flush (another send's) writes nothing of it.
+    let (mut kept, _) = create_dm(&sender, &key, &spec, std::slice::from_ref(&kp)).unwrap();
+    let (given_up, _) = create_dm(&sender, &key, &spec, &[kp]).unwrap();
+    let batch = sender.storage().take_dirty();
+    assert_eq!(group_rows(&batch, &kept), 0, "{batch:?}");
+    assert_eq!(group_rows(&batch, &given_up), 0);
+
+    // Merged: the next flush writes the whole group.
+    merge_creation(&sender, &mut kept).unwrap();
+    let batch = sender.storage().take_dirty();
+    assert!(group_rows(&batch, &kept) >= 1, "bundle written once merged");
+    assert_eq!(group_rows(&batch, &given_up), 0);
+
+    // Given up: it leaves memory and is never written.
+    discard_creation(&sender, &given_up);
+    let batch = sender.storage().take_dirty();
+    assert_eq!(group_rows(&batch, &given_up), 0);
+    assert!(sender
+        .storage()
+        .raw_entity(given_up.group_id(), b"join_config/null")
+        .is_none());
+    assert!(sender
+        .storage()
+        .raw_entity(kept.group_id(), b"join_config/null")
+        .is_some());
 }
