@@ -28,12 +28,6 @@ pub trait OpsStore: Send + Sync {
     async fn applied_migrations(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>>;
     /// Stores a setting, replacing any value it had.
     async fn replace_setting(&self, name: &str, value: &str) -> StoreResult<()>;
-    /// The announcements the given deliveries belong to: (id, status), by id. Cheap (no
-    /// counts): the delivery worker reads it around every settle to spot transitions.
-    async fn announcement_statuses_of_deliveries(
-        &self,
-        deliveries: &[i64],
-    ) -> StoreResult<Vec<(String, String)>>;
     /// One announcement's status and delivery counts (for the worker's "started sending" /
     /// "completed" log lines, read once per transition, not per settle).
     async fn announcement_state(&self, id: &str) -> StoreResult<Option<AnnouncementState>>;

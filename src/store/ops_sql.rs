@@ -52,29 +52,6 @@ where
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn announcement_statuses_of_deliveries(
-        &self,
-        deliveries: &[i64],
-    ) -> StoreResult<Vec<(String, String)>> {
-        if deliveries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = deliveries.iter().map(i64::to_string).collect();
-        let sql = format!(
-            "SELECT a.id, a.status FROM announcements a WHERE a.id IN (SELECT DISTINCT \
-               d.announcement_id FROM deliveries d WHERE d.id IN (SELECT CAST(value AS BIGINT) FROM {})) \
-             ORDER BY a.id",
-            <S::Db as Dialect>::text_rows(1)
-        );
-        // Audited: the only inserted fragment is the dialect's fixed list expression.
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(<S::Db as Dialect>::text_list(
-                ids.iter().map(String::as_str),
-            ))
-            .fetch_all(self.sql_pool())
-            .await?)
-    }
-
     async fn announcement_state(&self, id: &str) -> StoreResult<Option<AnnouncementState>> {
         Ok(sqlx::query_as(
             "SELECT a.id, a.status, CAST(a.total AS BIGINT) AS total, \

@@ -23,6 +23,16 @@ pub(crate) use sql::PipelineDialect;
 /// Priority rank for ordering: lower is more urgent.
 pub const RANK: &str = "CASE priority WHEN 'critical' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END";
 
+/// What [`PipelineStore::settle`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Rows settled.
+    pub rows: u64,
+    /// The settled rows' announcements, by id: (id, status before, status after), read in the
+    /// settle's own transaction.
+    pub announcements: Vec<(String, String, String)>,
+}
+
 /// A held sender lease. `token` fences writes made under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderLease {
@@ -196,13 +206,13 @@ pub trait PipelineStore: Send + Sync {
     /// Settles claimed rows in one transaction (only rows still under `lease`, and only
     /// pending ones, except that a row cancelled while its message was being published may
     /// still become `delivered`), then moves their announcements to `sending` or `completed`.
-    /// Returns rows settled.
+    /// Returns rows settled and the touched announcements' statuses before and after.
     async fn settle(
         &self,
         lease: &SenderLease,
         results: &[(i64, SettleOutcome)],
         now: DateTime<Utc>,
-    ) -> StoreResult<u64>;
+    ) -> StoreResult<Settled>;
     /// The announcement's topic and how many of its deliveries workers settled since `since`
     /// (None when it does not exist). Served by the `(announcement_id, status)` index.
     async fn announcement_pace(

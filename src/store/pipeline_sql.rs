@@ -76,6 +76,7 @@ where
     for<'r> (Vec<u8>, Vec<u8>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (Option<String>, i64): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (String, Option<String>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (String, String): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (String, Vec<u8>, Option<String>, bool): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (f64, DateTime<Utc>, Option<DateTime<Utc>>, i64):
         FromRow<'r, <S::Db as sqlx::Database>::Row>,
@@ -386,7 +387,7 @@ where
         lease: &SenderLease,
         results: &[(i64, SettleOutcome)],
         now: DateTime<Utc>,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Settled> {
         let _turn = self.write_turn().await;
         let mut tx = S::Db::begin_write(self.sql_pool()).await?;
         // The status test is spelled so that it implies no partial index over pending rows:
@@ -417,10 +418,21 @@ where
                 .await?;
             announcements.extend(touched);
         }
-        let settled = announcements.len() as u64;
+        let rows = announcements.len() as u64;
         announcements.sort_unstable();
         announcements.dedup();
+        let mut changes = Vec::new();
         if !announcements.is_empty() {
+            // Their statuses before, so the worker can log the ones that started or completed
+            // (a primary-key probe per announcement; a batch touches one or two).
+            let before_sql = format!(
+                "SELECT id, status FROM announcements WHERE id IN (SELECT value FROM {list})",
+                list = S::Db::text_rows(1),
+            );
+            let before: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(before_sql))
+                .bind(S::Db::text_list(announcements.iter().map(String::as_str)))
+                .fetch_all(&mut *tx)
+                .await?;
             // A scalar subquery (not EXISTS, which the planner may turn into a hash of every
             // pending row) probes each announcement's pending deliveries in the status index
             // (announcement, status, address). The status test is a range so that it implies
@@ -432,17 +444,28 @@ where
                    WHERE d.announcement_id = announcements.id \
                    AND d.status >= 'pending' AND d.status <= 'pending' LIMIT 1) IS NULL \
                    THEN 'completed' ELSE 'sending' END \
-                 WHERE id IN (SELECT value FROM {list})",
+                 WHERE id IN (SELECT value FROM {list}) RETURNING id, status",
                 list = S::Db::text_rows(2),
             );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
+            let after: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(now)
                 .bind(S::Db::text_list(announcements.iter().map(String::as_str)))
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
+            for (id, to) in after {
+                let from = before
+                    .iter()
+                    .find(|(b, _)| *b == id)
+                    .map_or_else(String::new, |(_, s)| s.clone());
+                changes.push((id, from, to));
+            }
+            changes.sort_unstable();
         }
         tx.commit().await?;
-        Ok(settled)
+        Ok(Settled {
+            rows,
+            announcements: changes,
+        })
     }
 
     async fn announcement_pace(

@@ -154,7 +154,14 @@ async fn a_released_delivery_is_pending_again_at_once_with_its_attempts_unchange
         (first.id, SettleOutcome::Release),
         (second.id, SettleOutcome::Delivered),
     ];
-    assert_eq!(pipeline.settle(&held, &results, now).await.unwrap(), 2);
+    let announcement = posted.body["id"].as_str().unwrap().to_owned();
+    let settled = pipeline.settle(&held, &results, now).await.unwrap();
+    assert_eq!(settled.rows, 2);
+    // The settle reports its announcement's status change (read in its own transaction).
+    assert_eq!(
+        settled.announcements,
+        [(announcement.clone(), "queued".into(), "sending".into())]
+    );
     let again = pipeline
         .claim_deliveries(&held, Utc::now(), until, 10)
         .await
@@ -162,6 +169,19 @@ async fn a_released_delivery_is_pending_again_at_once_with_its_attempts_unchange
     assert_eq!(again.len(), 1, "the released row is due at once");
     assert_eq!(again[0].id, first.id);
     assert_eq!(again[0].attempts, first.attempts, "no attempt counted");
+    let last = pipeline
+        .settle(
+            &held,
+            &[(again[0].id, SettleOutcome::Delivered)],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(last.rows, 1);
+    assert_eq!(
+        last.announcements,
+        [(announcement, "sending".into(), "completed".into())]
+    );
 }
 
 #[tokio::test]

@@ -288,16 +288,20 @@ impl Round<'_> {
     }
 
     async fn settle(&self, results: &[(i64, SettleOutcome)]) -> Result<u64, ChannelXmtpError> {
-        let ids: Vec<i64> = results.iter().map(|(id, _)| *id).collect();
-        let before = self.announcement_statuses(&ids).await;
-        let n = self
+        let settled = self
             .worker
             .store
             .pipeline()
             .settle(self.lease, results, Utc::now())
             .await?;
-        if n > 0 {
-            let after = self.announcement_statuses(&ids).await;
+        if settled.rows > 0 {
+            // The settle read its announcements' statuses before and after in its own
+            // transaction (it was two reads around it, joining every settled row).
+            let (before, after): (Vec<_>, Vec<_>) = settled
+                .announcements
+                .into_iter()
+                .map(|(id, from, to)| ((id.clone(), from), (id, to)))
+                .unzip();
             for id in transitions(&before, &after) {
                 // Counts only for the (rare) announcement that changed state: reading them on
                 // every settle cost four counts over the whole announcement per round.
@@ -320,24 +324,7 @@ impl Round<'_> {
             };
             metrics::counter!("herald_deliveries_total", "outcome" => label).increment(1);
         }
-        Ok(n)
-    }
-
-    /// The (id, status) of these deliveries' announcements (empty if the read fails: it only
-    /// feeds logs).
-    async fn announcement_statuses(&self, ids: &[i64]) -> Vec<(String, String)> {
-        match self
-            .worker
-            .store
-            .announcement_statuses_of_deliveries(ids)
-            .await
-        {
-            Ok(states) => states,
-            Err(error) => {
-                tracing::debug!(%error, "could not read announcement states for the log");
-                Vec::new()
-            }
-        }
+        Ok(settled.rows)
     }
 }
 
