@@ -55,6 +55,10 @@ pub(crate) trait Dialect: Database {
     /// parameter `$param`.
     fn int_in(column: &str, param: u8) -> String;
 
+    /// A table expression with one row per integer of the [`Dialect::IntList`] bound as
+    /// parameter `$param`, in column `value`, aliased `list`.
+    fn int_rows(param: u8) -> String;
+
     /// A boolean expression an upsert's `RETURNING` can read to tell a fresh insert from an
     /// update (Postgres: `xmax = 0`); `None` where the backend has none (SQLite), so callers
     /// insert and update in two statements instead.
@@ -144,6 +148,10 @@ impl Dialect for sqlx::Postgres {
         format!("{column} = ANY(${param})")
     }
 
+    fn int_rows(param: u8) -> String {
+        format!("unnest(CAST(${param} AS bigint[])) AS list(value)")
+    }
+
     fn upsert_inserted() -> Option<&'static str> {
         Some("xmax = 0")
     }
@@ -217,6 +225,10 @@ impl Dialect for sqlx::Sqlite {
 
     fn int_in(column: &str, param: u8) -> String {
         format!("{column} IN (SELECT value FROM json_each(${param}))")
+    }
+
+    fn int_rows(param: u8) -> String {
+        format!("json_each(${param}) AS list")
     }
 
     fn upsert_inserted() -> Option<&'static str> {

@@ -368,10 +368,14 @@ where
     }
 
     async fn claimed_pending(&self, lease: &SenderLease, ids: &[i64]) -> StoreResult<u64> {
+        // One primary-key probe per listed id, a plan whatever the table's size or statistics:
+        // as `id IN (list) AND status = 'pending'`, Postgres read every row of a small table
+        // (3-6 ms per 500-row batch in the broadcast bench, growing with the table) or,
+        // with statistics saying nothing is pending, the claim-order index.
         let sql = format!(
-            "SELECT COUNT(*) FROM deliveries WHERE {ids} AND channel_id = $2 AND lease_token = $3 \
-             AND status = 'pending'",
-            ids = S::Db::int_in("id", 1),
+            "SELECT COUNT(*) FROM {ids} WHERE (SELECT d.status FROM deliveries d \
+             WHERE d.id = list.value AND d.channel_id = $2 AND d.lease_token = $3) = 'pending'",
+            ids = S::Db::int_rows(1),
         );
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(S::Db::int_list(ids.iter().copied()))

@@ -154,9 +154,16 @@ async fn a_released_delivery_is_pending_again_at_once_with_its_attempts_unchange
         (first.id, SettleOutcome::Release),
         (second.id, SettleOutcome::Delivered),
     ];
+    let both = [first.id, second.id];
+    assert_eq!(pipeline.claimed_pending(&held, &both).await.unwrap(), 2);
     let announcement = posted.body["id"].as_str().unwrap().to_owned();
     let settled = pipeline.settle(&held, &results, now).await.unwrap();
     assert_eq!(settled.rows, 2);
+    assert_eq!(
+        pipeline.claimed_pending(&held, &[second.id]).await.unwrap(),
+        0,
+        "a delivered row is no longer pending"
+    );
     // The settle reports its announcement's status change (read in its own transaction).
     assert_eq!(
         settled.announcements,
