@@ -204,18 +204,7 @@ impl Client {
     /// written). Returns how many DMs were built.
     pub async fn prebuild_dms(&self, peers: &[String]) -> Result<usize, ClientError> {
         let now = Instant::now();
-        let wanted: Vec<String> = {
-            let ready = self.prefetch.ready.read().expect("poisoned");
-            peers
-                .iter()
-                .filter(|p| {
-                    !ready.contains(*p) && **p != self.inbox_id && !self.prebuilt.has_fresh(p, now)
-                })
-                .cloned()
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect()
-        };
+        let wanted = self.without_ready_dm(peers, |p| !self.prebuilt.has_fresh(p, now));
         if wanted.is_empty() {
             return Ok(0);
         }

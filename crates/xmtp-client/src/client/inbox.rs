@@ -147,21 +147,28 @@ impl Client {
         Ok(out)
     }
 
+    /// The distinct `inbox_ids`, other than ours, we have no ready DM with and `keep` accepts.
+    pub(super) fn without_ready_dm(
+        &self,
+        inbox_ids: &[String],
+        keep: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let ready = self.prefetch.ready.read().expect("poisoned");
+        inbox_ids
+            .iter()
+            .filter(|i| !ready.contains(*i) && **i != self.inbox_id && keep(i))
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
     /// Fetches and verifies now the identities of those `inbox_ids` we have no DM with, so
     /// the DM creation that follows within 30 s skips that step (a fifth of a first contact).
     /// Takes no lock a send holds: the delivery pipeline calls it for the next batch while the
     /// current one is sent. Returns how many states were fetched.
     pub async fn prefetch_inbox_states(&self, inbox_ids: &[String]) -> Result<usize, ClientError> {
-        let wanted: Vec<String> = {
-            let ready = self.prefetch.ready.read().expect("poisoned");
-            inbox_ids
-                .iter()
-                .filter(|i| !ready.contains(*i) && **i != self.inbox_id)
-                .cloned()
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect()
-        };
+        let wanted = self.without_ready_dm(inbox_ids, |_| true);
         if wanted.is_empty() {
             return Ok(0);
         }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use openmls::prelude::tls_codec::Serialize as _;
-use openmls::prelude::MlsGroup;
+use openmls::prelude::{KeyPackage, MlsGroup};
 use openmls_traits::OpenMlsProvider as _;
 
 use super::*;
@@ -91,14 +91,12 @@ fn a_group_written_with_field_names_still_reloads() {
     group_reloads(true);
 }
 
-/// A DM created by `sender` with a fresh peer, its creation commit merged; and the sender's
-/// installation key.
-fn new_dm(sender: &XmtpProvider) -> (MlsGroup, InstallationKey) {
-    let peer = XmtpProvider::new();
-    let key = InstallationKey::generate();
+/// The spec of a DM between inbox "a…" (ours) and "b…" (a fresh installation of `peer`),
+/// with the peer's key package as `sender` validated it.
+fn dm_spec(sender: &XmtpProvider, peer: &XmtpProvider) -> (DmSpec, KeyPackage) {
     let peer_key = InstallationKey::generate();
     let (me, them) = ("a".repeat(64), "b".repeat(64));
-    let kp = build_key_package(&peer, &peer_key, &them).unwrap();
+    let kp = build_key_package(peer, &peer_key, &them).unwrap();
     let kp_bytes = kp.key_package().tls_serialize_detached().unwrap();
     let kp = validate_key_package(sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
     let spec = DmSpec {
@@ -107,6 +105,15 @@ fn new_dm(sender: &XmtpProvider) -> (MlsGroup, InstallationKey) {
         membership: HashMap::from([(me, 1), (them, 1)]),
         failed_installations: vec![],
     };
+    (spec, kp)
+}
+
+/// A DM created by `sender` with a fresh peer, its creation commit merged; and the sender's
+/// installation key.
+fn new_dm(sender: &XmtpProvider) -> (MlsGroup, InstallationKey) {
+    let peer = XmtpProvider::new();
+    let key = InstallationKey::generate();
+    let (spec, kp) = dm_spec(sender, &peer);
     let (mut group, _) = create_dm(sender, &key, &spec, &[kp]).unwrap();
     merge_pending(sender, &mut group).unwrap();
     (group, key)
@@ -205,17 +212,7 @@ const GOLDEN_SEED: [u8; 32] = [7; 32];
 fn golden_dm() -> (MlsGroup, HashMap<Vec<u8>, Vec<u8>>) {
     let (sender, peer) = (XmtpProvider::new(), XmtpProvider::new());
     let key = InstallationKey::from_seed(&GOLDEN_SEED);
-    let peer_key = InstallationKey::generate();
-    let (me, them) = ("a".repeat(64), "b".repeat(64));
-    let kp = build_key_package(&peer, &peer_key, &them).unwrap();
-    let kp_bytes = kp.key_package().tls_serialize_detached().unwrap();
-    let kp = validate_key_package(&sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
-    let spec = DmSpec {
-        creator_inbox_id: me.clone(),
-        peer_inbox_id: them.clone(),
-        membership: HashMap::from([(me, 1), (them, 1)]),
-        failed_installations: vec![],
-    };
+    let (spec, kp) = dm_spec(&sender, &peer);
     let (mut group, _) = create_dm(&sender, &key, &spec, &[kp]).unwrap();
     merge_pending(&sender, &mut group).unwrap();
     group.create_message(&sender, &key, b"golden").unwrap();
@@ -504,17 +501,7 @@ fn a_dm_being_created_is_not_flushed_until_merged_and_a_discarded_one_leaves_not
     let sender = XmtpProvider::new();
     let peer = XmtpProvider::new();
     let key = InstallationKey::generate();
-    let peer_key = InstallationKey::generate();
-    let (me, them) = ("a".repeat(64), "b".repeat(64));
-    let kp = build_key_package(&peer, &peer_key, &them).unwrap();
-    let kp_bytes = kp.key_package().tls_serialize_detached().unwrap();
-    let kp = validate_key_package(&sender, &kp_bytes, &peer_key.public_key(), &them).unwrap();
-    let spec = DmSpec {
-        creator_inbox_id: me.clone(),
-        peer_inbox_id: them.clone(),
-        membership: HashMap::from([(me, 1), (them, 1)]),
-        failed_installations: vec![],
-    };
+    let (spec, kp) = dm_spec(&sender, &peer);
     let group_rows = |batch: &WriteBatch, group: &MlsGroup| {
         let [prefix, delta] = group_load_prefixes(group.group_id());
         batch
