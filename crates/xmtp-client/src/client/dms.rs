@@ -20,6 +20,11 @@ use crate::mls::dm::{self, CommitOutput};
 use crate::mls::group_ext::DmSpec;
 use crate::mls::welcome::wrap_welcome;
 
+mod keypackages;
+mod prebuild;
+
+pub(super) use prebuild::Prebuilt;
+
 /// libxmtp sends at most this many welcomes per SendWelcomeMessages call.
 pub const WELCOME_BATCH: usize = 50;
 /// Concurrent QueryGroupMessages calls when reading back commit cursors.
@@ -48,39 +53,6 @@ pub(super) enum Durable {
     Now,
     /// The caller writes the returned records with its next persist.
     ByCaller,
-}
-
-/// DMs built ahead of their creation ([`Client::prebuild_dms`]): peer inbox id → when it was
-/// built, and the DM. Kept apart from the DM book, whose lock a send holds throughout.
-#[derive(Default)]
-pub(super) struct Prebuilt(std::sync::Mutex<HashMap<String, (Instant, PendingDm)>>);
-
-impl Prebuilt {
-    /// Takes the still-fresh DMs built for `peers`.
-    fn take(&self, peers: &[String]) -> HashMap<String, PendingDm> {
-        let mut built = self.0.lock().expect("poisoned");
-        let now = Instant::now();
-        peers
-            .iter()
-            .filter_map(|peer| {
-                let (at, dm) = built.remove(peer)?;
-                if now.duration_since(at) < PREFETCH_FRESH {
-                    Some((peer.clone(), dm))
-                } else {
-                    built.insert(peer.clone(), (at, dm));
-                    None
-                }
-            })
-            .collect()
-    }
-
-    /// Whether a fresh DM is built for `peer`.
-    fn has_fresh(&self, peer: &str, now: Instant) -> bool {
-        let built = self.0.lock().expect("poisoned");
-        built
-            .get(peer)
-            .is_some_and(|(at, _)| now.duration_since(*at) < PREFETCH_FRESH)
-    }
 }
 
 impl Client {
@@ -192,117 +164,6 @@ impl Client {
             Some(peer_state) => self.build_dm(peer, me, peer_state, &key_packages),
             None => Err(ClientError::UnknownInbox(peer.clone())),
         }))
-    }
-
-    /// Builds now the DMs a creation with `peers` will need — identities verified, key
-    /// packages validated, commits and welcomes made — and publishes and writes nothing, so
-    /// that a [`Client::create_dms`] (or a send) with them within 30 s only publishes them.
-    /// Takes no lock a send holds: the delivery pipeline calls it for the next batch while the
-    /// current one is sealed. Skips peers with a ready DM or a fresh built one; a peer whose DM
-    /// cannot be built (unknown inbox, no key package) is left to the creation, which reports
-    /// why. A DM built but not created within 30 s is dropped (it was never published or
-    /// written). Returns how many DMs were built.
-    pub async fn prebuild_dms(&self, peers: &[String]) -> Result<usize, ClientError> {
-        let now = Instant::now();
-        let wanted = self.without_ready_dm(peers, |p| !self.prebuilt.has_fresh(p, now));
-        if wanted.is_empty() {
-            return Ok(0);
-        }
-        let built = self.build_dms(&wanted).await?;
-        let now = Instant::now();
-        let mut dropped = Vec::new();
-        let mut n = 0;
-        {
-            let mut prebuilt = self.prebuilt.0.lock().expect("poisoned");
-            let stale: Vec<String> = prebuilt
-                .iter()
-                .filter(|(_, (at, _))| now.duration_since(*at) >= PREFETCH_FRESH)
-                .map(|(peer, _)| peer.clone())
-                .collect();
-            for peer in stale {
-                dropped.extend(prebuilt.remove(&peer).map(|(_, dm)| dm));
-            }
-            for (peer, dm) in wanted.into_iter().zip(built) {
-                if let Ok(dm) = dm {
-                    n += 1;
-                    dropped.extend(prebuilt.insert(peer, (now, dm)).map(|(_, old)| old));
-                }
-            }
-        }
-        for dm in dropped {
-            dm::discard_creation(&self.provider, &dm.group);
-        }
-        Ok(n)
-    }
-
-    /// One FetchKeyPackages call for every installation of the peers and our other
-    /// installations; installation → TLS key package (missing ones omitted).
-    async fn fetch_key_packages(
-        &self,
-        peers: &[String],
-        states: &HashMap<String, InboxState>,
-    ) -> Result<HashMap<Vec<u8>, Vec<u8>>, ClientError> {
-        let mut wanted: Vec<Vec<u8>> = Vec::new();
-        let mut seen = HashSet::new();
-        let inboxes = peers.iter().chain(std::iter::once(&self.inbox_id));
-        for inbox in inboxes {
-            for inst in states
-                .get(inbox)
-                .map(|s| s.state.installations())
-                .unwrap_or_default()
-            {
-                if inst[..] != self.key.public_key() && seen.insert(inst.clone()) {
-                    wanted.push(inst);
-                }
-            }
-        }
-        self.fetch_key_packages_for(wanted).await
-    }
-
-    pub(super) async fn fetch_key_packages_for(
-        &self,
-        installations: Vec<Vec<u8>>,
-    ) -> Result<HashMap<Vec<u8>, Vec<u8>>, ClientError> {
-        if installations.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let req = FetchKeyPackagesRequest {
-            installation_keys: installations.clone(),
-        };
-        let resp = self.transport.fetch_key_packages(req).await?;
-        Ok(installations
-            .into_iter()
-            .zip(resp.key_packages)
-            .filter(|(_, kp)| !kp.key_package_tls_serialized.is_empty())
-            .map(|(i, kp)| (i, kp.key_package_tls_serialized))
-            .collect())
-    }
-
-    /// Validates key packages for every installation of `inbox_id` in `state`; returns the
-    /// usable recipients and the installations that must be listed as failed.
-    pub(super) fn recipients_for(
-        &self,
-        inbox_id: &str,
-        installations: &[Vec<u8>],
-        key_packages: &HashMap<Vec<u8>, Vec<u8>>,
-    ) -> (Vec<Recipient>, Vec<Vec<u8>>) {
-        let (mut ok, mut failed) = (Vec::new(), Vec::new());
-        for inst in installations {
-            if inst[..] == self.key.public_key() {
-                continue;
-            }
-            let kp = key_packages
-                .get(inst)
-                .and_then(|b| dm::validate_key_package(&self.provider, b, inst, inbox_id).ok());
-            match kp {
-                Some(key_package) => ok.push(Recipient {
-                    installation: inst.clone(),
-                    key_package,
-                }),
-                None => failed.push(inst.clone()),
-            }
-        }
-        (ok, failed)
     }
 
     fn build_dm(
