@@ -1,0 +1,3 @@
+-- Postgres keeps half of each deliveries page free from here on (see migrations/postgres/0022:
+-- a claim is then a heap-only update). SQLite rewrites a row in place in its b-tree: nothing to
+-- do.
