@@ -196,7 +196,9 @@ impl Round<'_> {
         if lease_lost {
             return Ok(RoundEnd::Paused(0));
         }
-        if batch.is_some() && !self.still_claimed(&sent).await? {
+        let still = batch.is_none() || self.still_claimed(&sent).await?;
+        let t_check = t0.elapsed();
+        if !still {
             // Cancelled since the claim: publish none of it. The rest of the batch is pending
             // again at once (its ciphertexts are dropped, as in `release_sealed`); cancelled
             // rows are left as they are.
@@ -217,7 +219,7 @@ impl Round<'_> {
         }
         let t_publish = t0.elapsed();
         let n = self.settle(&results).await?;
-        tracing::debug!(target: "herald::timing", n, ?t_publish, total = ?t0.elapsed(), "publish");
+        tracing::debug!(target: "herald::timing", n, ?t_check, ?t_publish, total = ?t0.elapsed(), "publish");
         Ok(if stop {
             RoundEnd::Paused(n)
         } else {
