@@ -25,6 +25,25 @@ enum Claimed {
     Waited,
 }
 
+/// Owned copies of what a round borrows, for a task of a pipelined drain (which sends without
+/// a rate governor).
+struct Owned {
+    worker: Worker,
+    client: Arc<xmtp_client::Client>,
+    lease: SenderLease,
+}
+
+impl Owned {
+    fn round(&self) -> send::Round<'_> {
+        send::Round {
+            worker: &self.worker,
+            client: &self.client,
+            lease: &self.lease,
+            governor: None,
+        }
+    }
+}
+
 impl Worker {
     /// Sends the channel's due deliveries while the lease holds; returns rows settled.
     ///
@@ -73,18 +92,19 @@ impl Worker {
                     Claimed::Empty | Claimed::LeaseLost => return Ok(settled),
                 }
             }
+            let owned = || Owned {
+                worker: self.clone(),
+                client: client.clone(),
+                lease: lease.clone(),
+            };
             let ahead_task = (more && ready.is_some() && !shutdown.is_cancelled()).then(|| {
-                let (worker, client, lease) = (self.clone(), client.clone(), lease.clone());
+                let owned = owned();
                 let mut cache = std::mem::take(cache);
                 tokio::spawn(async move {
-                    let round = send::Round {
-                        worker: &worker,
-                        client: &client,
-                        lease: &lease,
-                        governor: None,
-                    };
-                    let next = worker
-                        .claim_next(&round, &mut cache, worker.xmtp.config.batch_size)
+                    let batch = owned.worker.xmtp.config.batch_size;
+                    let next = owned
+                        .worker
+                        .claim_next(&owned.round(), &mut cache, batch)
                         .await;
                     (next, cache)
                 })
@@ -95,16 +115,8 @@ impl Worker {
             // (15-25 ms of a ~25 ms round on SQLite).
             let (publishing, sealing) = (sealed.take(), ready.take());
             let seal_task = sealing.map(|p| {
-                let (worker, client, lease) = (self.clone(), client.clone(), lease.clone());
-                tokio::spawn(async move {
-                    let round = send::Round {
-                        worker: &worker,
-                        client: &client,
-                        lease: &lease,
-                        governor: None,
-                    };
-                    round.seal(p).await
-                })
+                let owned = owned();
+                tokio::spawn(async move { owned.round().seal(p).await })
             });
             let seal_abort = seal_task
                 .as_ref()
