@@ -170,8 +170,9 @@ impl Api {
                 .call("GET", &format!("/v1/announcements/{id}"), key, None)
                 .await?;
             let done = body["status"] == "completed";
-            // Each poll counts the announcement's rows (a few ms of the database's time), so
-            // poll gently until the end is near, then closely: the finish time is what counts.
+            // Poll gently until the end is near, then closely: the finish time is what counts,
+            // and each poll is a request the process serves (one row read: the announcement
+            // keeps its counts).
             let counts = &body["counts"];
             let pending = counts["pending"].as_u64().unwrap_or(0);
             let total = counts["total"].as_u64().unwrap_or(0);

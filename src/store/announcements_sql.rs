@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::dialect::{Dialect, RowLock};
+use super::settle_sql::{self, Recount};
 use super::{
     Address, Announcement, AnnouncementId, AnnouncementStatus, Audience, CancelOutcome, Counts,
     Creation, IdempotencyCompletion, IdempotencyKey, NewAnnouncement, StoreResult, TenantId,
@@ -314,7 +315,9 @@ where
     Ok(Counts::from_groups(groups))
 }
 
-/// Sets the row's total and its initial status from the deliveries created.
+/// Sets the row's total, its kept counts and its initial status from the deliveries created.
+/// Rows settled at creation (skipped) are the pace's starting point: the pace counts only what
+/// workers settle.
 pub(super) async fn settle_totals<DB>(
     conn: &mut DB::Connection,
     new: &NewAnnouncement,
@@ -327,12 +330,19 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
-    sqlx::query("UPDATE announcements SET total = $2, status = $3 WHERE id = $1")
-        .bind(new.id.as_str())
-        .bind(counts.total)
-        .bind(initial_status(counts).as_str())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE announcements SET total = $2, status = $3, delivered_count = $4, \
+         failed_count = $5, skipped_count = $6, pace_settled = $7, mark_settled = $7 WHERE id = $1",
+    )
+    .bind(new.id.as_str())
+    .bind(counts.total)
+    .bind(initial_status(counts).as_str())
+    .bind(counts.delivered)
+    .bind(counts.failed)
+    .bind(counts.skipped)
+    .bind(counts.delivered + counts.failed + counts.skipped)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -443,6 +453,7 @@ where
     if skipped == 0 {
         return Ok(CancelOutcome::Finished);
     }
+    settle_sql::recount::<DB>(&mut tx, Recount::Announcement(id.as_str()), now).await?;
     sqlx::query(
         "UPDATE announcements SET cancelled_at = $2, status = 'completed', updated_at = $2 WHERE id = $1",
     )

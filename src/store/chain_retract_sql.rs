@@ -14,6 +14,7 @@ use sqlx::{Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 
 use super::announcements_sql::{self, FanOutDialect};
 use super::chain::chain_err;
+use super::settle_sql::{self, Recount};
 use super::types::parse_content;
 use super::*;
 use crate::chain::store::ChainStoreError;
@@ -195,9 +196,15 @@ where
     if DB::rows_affected(&cancelled) == 0 {
         return Ok(());
     }
+    settle_sql::recount::<DB>(tx, Recount::Announcement(original), now)
+        .await
+        .map_err(|e| match e.into_sqlx() {
+            Ok(e) => chain_err(e),
+            Err(other) => ChainStoreError::Corrupt(other.to_string()),
+        })?;
     sqlx::query(
-        "UPDATE announcements SET updated_at = $2, status = CASE WHEN (SELECT 1 FROM deliveries d \
-           WHERE d.announcement_id = announcements.id AND d.status = 'pending' LIMIT 1) IS NULL \
+        "UPDATE announcements SET updated_at = $2, status = CASE \
+           WHEN total <= delivered_count + failed_count + skipped_count \
            THEN 'completed' ELSE status END \
          WHERE id = $1",
     )

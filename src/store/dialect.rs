@@ -31,6 +31,11 @@ pub(crate) trait Dialect: Database {
     /// [`json_pairs`]) bound as parameter `$param`, columns `a` and `b`, aliased `alias`.
     fn pair_rows(param: u8, alias: &str) -> String;
 
+    /// A table expression with one row per `[id, delivered, failed, skipped, moved]` array
+    /// of the JSON array bound as parameter `$param` (see `tally_sql.rs`): columns `id`
+    /// (text) and `d`, `f`, `s`, `m` (integers), aliased `alias`.
+    fn tally_rows(param: u8, alias: &str) -> String;
+
     /// Moves what the database's write-ahead log holds back into its main file, if the
     /// backend needs telling (SQLite: a passive checkpoint; Postgres does it on its own).
     fn checkpoint(pool: &Pool<Self>) -> impl Future<Output = sqlx::Result<()>> + Send;
@@ -119,6 +124,15 @@ impl Dialect for sqlx::Postgres {
         )
     }
 
+    fn tally_rows(param: u8, alias: &str) -> String {
+        format!(
+            "(SELECT value->>0 AS id, CAST(value->>1 AS bigint) AS d, \
+             CAST(value->>2 AS bigint) AS f, CAST(value->>3 AS bigint) AS s, \
+             CAST(value->>4 AS bigint) AS m \
+             FROM json_array_elements(CAST(${param} AS json))) AS {alias}"
+        )
+    }
+
     async fn checkpoint(_pool: &Pool<Self>) -> sqlx::Result<()> {
         Ok(())
     }
@@ -183,6 +197,14 @@ impl Dialect for sqlx::Sqlite {
         format!(
             "(SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS b \
              FROM json_each(${param})) AS {alias}"
+        )
+    }
+
+    fn tally_rows(param: u8, alias: &str) -> String {
+        format!(
+            "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS d, \
+             json_extract(value, '$[2]') AS f, json_extract(value, '$[3]') AS s, \
+             json_extract(value, '$[4]') AS m FROM json_each(${param})) AS {alias}"
         )
     }
 

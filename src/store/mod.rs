@@ -24,6 +24,7 @@ mod postgres;
 mod sealed;
 mod selfservice;
 mod selfservice_sql;
+mod settle_sql;
 mod sqlite;
 mod store_sql;
 mod subscribers_sql;

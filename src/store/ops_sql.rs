@@ -4,10 +4,10 @@ use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
 
 use chrono::{DateTime, Utc};
 
-use super::dialect::{Dialect, SqlPool};
+use super::dialect::SqlPool;
 use super::ops::{AnnouncementState, OpsStore, TenantSummary, TenantSummaryRow};
 use super::types::{AnnouncementRow, ANNOUNCEMENT_COLUMNS};
-use super::{Announcement, Counts, Page, StoreResult};
+use super::{Announcement, Page, StoreResult};
 use crate::domain::{ChannelId, TenantId};
 
 #[async_trait::async_trait]
@@ -55,14 +55,10 @@ where
     async fn announcement_state(&self, id: &str) -> StoreResult<Option<AnnouncementState>> {
         Ok(sqlx::query_as(
             "SELECT a.id, a.status, CAST(a.total AS BIGINT) AS total, \
-             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
-               AND d.status = 'pending') AS pending, \
-             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
-               AND d.status = 'delivered') AS delivered, \
-             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
-               AND d.status = 'failed') AS failed, \
-             (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
-               AND d.status = 'skipped') AS skipped, \
+             CAST(a.total - a.delivered_count - a.failed_count - a.skipped_count AS BIGINT) AS pending, \
+             CAST(a.delivered_count AS BIGINT) AS delivered, \
+             CAST(a.failed_count AS BIGINT) AS failed, \
+             CAST(a.skipped_count AS BIGINT) AS skipped, \
              a.created_at FROM announcements a WHERE a.id = $1",
         )
         .bind(id)
@@ -102,36 +98,9 @@ where
             .bind(i64::from(page.limit))
             .fetch_all(self.sql_pool())
             .await?;
-        let ids: Vec<String> = rows.iter().map(AnnouncementRow::id).collect();
-        let groups: Vec<(String, String, i64)> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            let sql = format!(
-                "SELECT announcement_id, status, COUNT(*) FROM deliveries \
-                 WHERE announcement_id IN (SELECT value FROM {}) \
-                 GROUP BY announcement_id, status",
-                <S::Db as Dialect>::text_rows(1)
-            );
-            // Audited: the only inserted fragment is the dialect's fixed list expression.
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(<S::Db as Dialect>::text_list(
-                    ids.iter().map(String::as_str),
-                ))
-                .fetch_all(self.sql_pool())
-                .await?
-        };
         Ok(Some(
             rows.into_iter()
-                .map(|row| {
-                    let id = row.id();
-                    let counts = Counts::from_groups(
-                        groups
-                            .iter()
-                            .filter(|(a, _, _)| *a == id)
-                            .map(|(_, status, n)| (status.clone(), *n)),
-                    );
-                    row.into_announcement(counts)
-                })
+                .map(AnnouncementRow::into_announcement)
                 .collect(),
         ))
     }

@@ -106,13 +106,28 @@ impl SettleOutcome {
     }
 }
 
-/// An announcement's topic and recent pace, for its progress view (ETA).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// An announcement's topic and recent pace, for its progress view (ETA), as its row keeps
+/// them (migrations/postgres/0023).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pace {
     /// The channel topic it targets (None: every active subscriber).
     pub topic: Option<String>,
-    /// Its deliveries settled by a worker (not at creation) since the time asked about.
+    /// Start of the pace's window: the older of the two marks settle takes 30 s apart (the
+    /// window spans the last 30-60 s of sending), or the creation before the second mark.
+    pub since: DateTime<Utc>,
+    /// Its deliveries settled by a worker (not at creation) since `since`.
     pub settled_since: i64,
+    /// When a worker last settled one of its deliveries (None: never).
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// The row [`PipelineStore::announcement_pace`] reads.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PaceRow {
+    pub topic: Option<String>,
+    pub since: DateTime<Utc>,
+    pub settled_since: i64,
+    pub settled_at: Option<DateTime<Utc>>,
 }
 
 /// A stored token bucket (`xmtp_budgets`): the deployment-wide XMTP write budget.
@@ -213,13 +228,8 @@ pub trait PipelineStore: Send + Sync {
         results: &[(i64, SettleOutcome)],
         now: DateTime<Utc>,
     ) -> StoreResult<Settled>;
-    /// The announcement's topic and how many of its deliveries workers settled since `since`
-    /// (None when it does not exist). Served by the `(announcement_id, status)` index.
-    async fn announcement_pace(
-        &self,
-        id: &AnnouncementId,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Option<Pace>>;
+    /// The announcement's topic and recent pace (None when it does not exist): one row read.
+    async fn announcement_pace(&self, id: &AnnouncementId) -> StoreResult<Option<Pace>>;
     /// When the oldest pending delivery that is due at `now` became due (None: none is due).
     /// Served by the partial `deliveries_due` index (the only query that may use it);
     /// backs `herald_delivery_lag_seconds`.

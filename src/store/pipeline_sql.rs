@@ -17,6 +17,7 @@ use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use crate::domain::{Address, AnnouncementId, ChannelId};
 use crate::store::dialect::{Dialect, RowLock, SqlPool};
 use crate::store::pipeline::*;
+use crate::store::settle_sql;
 use crate::store::StoreResult;
 
 /// What only one backend does in the pipeline, implemented in `postgres/pipeline.rs` and
@@ -74,7 +75,8 @@ where
     for<'r> (Option<DateTime<Utc>>,): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (i64, Option<i64>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (Vec<u8>, Vec<u8>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
-    for<'r> (Option<String>, i64): FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> PaceRow: FromRow<'r, <S::Db as sqlx::Database>::Row>,
+    for<'r> (i64, String): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (String, Option<String>): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (String, String): FromRow<'r, <S::Db as sqlx::Database>::Row>,
     for<'r> (String, Vec<u8>, Option<String>, bool): FromRow<'r, <S::Db as sqlx::Database>::Row>,
@@ -394,101 +396,25 @@ where
     ) -> StoreResult<Settled> {
         let _turn = self.write_turn().await;
         let mut tx = S::Db::begin_write(self.sql_pool()).await?;
-        // The status test is spelled so that it implies no partial index over pending rows:
-        // a fresh database has no statistics for its first minute or so, and the planner then
-        // walked the channel's whole pending backlog in claim order (62 ms per 500-row batch
-        // at 20,000 pending in the REST bench; issue 15) instead of probing the listed ids.
-        let settle_sql = format!(
-            "UPDATE deliveries SET status = $1, reason = $2, next_attempt_at = $3, attempts = attempts + $4, \
-               lease_owner = NULL, lease_until = NULL, updated_at = $5 \
-             WHERE {ids} AND channel_id = $7 AND lease_token = $8 \
-               AND (status NOT IN ('delivered', 'failed', 'skipped') OR $1 = 'delivered') \
-             RETURNING announcement_id",
-            ids = S::Db::int_in("id", 6),
-        );
-        let mut announcements: Vec<String> = Vec::new();
-        for (outcome, ids) in group_outcomes(results) {
-            let (status, reason, next, inc) = outcome.columns(now);
-            let touched: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(settle_sql.as_str()))
-                .bind(status)
-                .bind(reason)
-                .bind(next)
-                .bind(inc)
-                .bind(now)
-                .bind(S::Db::int_list(ids))
-                .bind(lease.channel.as_str())
-                .bind(lease.token.to_string())
-                .fetch_all(&mut *tx)
-                .await?;
-            announcements.extend(touched);
-        }
-        let rows = announcements.len() as u64;
-        announcements.sort_unstable();
-        announcements.dedup();
-        let mut changes = Vec::new();
-        if !announcements.is_empty() {
-            // Their statuses before, so the worker can log the ones that started or completed
-            // (a primary-key probe per announcement; a batch touches one or two).
-            let before_sql = format!(
-                "SELECT id, status FROM announcements WHERE id IN (SELECT value FROM {list})",
-                list = S::Db::text_rows(1),
-            );
-            let before: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(before_sql))
-                .bind(S::Db::text_list(announcements.iter().map(String::as_str)))
-                .fetch_all(&mut *tx)
-                .await?;
-            // A scalar subquery (not EXISTS, which the planner may turn into a hash of every
-            // pending row) probes each announcement's pending deliveries in the status index
-            // (announcement, status, address). The status test is a range so that it implies
-            // no partial index over pending rows: with statistics saying none are pending,
-            // Postgres otherwise walked the claim-order index (every pending row of every
-            // channel) filtering on the announcement.
-            let sql = format!(
-                "UPDATE announcements SET updated_at = $1, status = CASE WHEN (SELECT 1 FROM deliveries d \
-                   WHERE d.announcement_id = announcements.id \
-                   AND d.status >= 'pending' AND d.status <= 'pending' LIMIT 1) IS NULL \
-                   THEN 'completed' ELSE 'sending' END \
-                 WHERE id IN (SELECT value FROM {list}) RETURNING id, status",
-                list = S::Db::text_rows(2),
-            );
-            let after: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(now)
-                .bind(S::Db::text_list(announcements.iter().map(String::as_str)))
-                .fetch_all(&mut *tx)
-                .await?;
-            for (id, to) in after {
-                let from = before
-                    .iter()
-                    .find(|(b, _)| *b == id)
-                    .map_or_else(String::new, |(_, s)| s.clone());
-                changes.push((id, from, to));
-            }
-            changes.sort_unstable();
-        }
+        let settled = settle_sql::settle::<S::Db>(&mut tx, lease, results, now).await?;
         tx.commit().await?;
-        Ok(Settled {
-            rows,
-            announcements: changes,
-        })
+        Ok(settled)
     }
 
-    async fn announcement_pace(
-        &self,
-        id: &AnnouncementId,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Option<Pace>> {
-        let row: Option<(Option<String>, i64)> = sqlx::query_as(
-            "SELECT a.topic, (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id \
-               AND d.status <> 'pending' AND d.updated_at > a.created_at AND d.updated_at >= $2) \
-             FROM announcements a WHERE a.id = $1",
+    async fn announcement_pace(&self, id: &AnnouncementId) -> StoreResult<Option<Pace>> {
+        let row: Option<PaceRow> = sqlx::query_as(
+            "SELECT topic, COALESCE(pace_at, created_at) AS since, \
+             CAST(delivered_count + failed_count + skipped_count - pace_settled AS BIGINT) \
+               AS settled_since, settled_at FROM announcements WHERE id = $1",
         )
         .bind(id.as_str())
-        .bind(since)
         .fetch_optional(self.sql_pool())
         .await?;
-        Ok(row.map(|(topic, settled_since)| Pace {
-            topic,
-            settled_since,
+        Ok(row.map(|r| Pace {
+            topic: r.topic,
+            since: r.since,
+            settled_since: r.settled_since,
+            settled_at: r.settled_at,
         }))
     }
 

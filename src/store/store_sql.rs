@@ -8,11 +8,12 @@
 //! functions of `subscribers_sql.rs` and `announcements_sql.rs`.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::announcements_sql::{self, FanOutDialect};
 use super::dialect::{Dialect, SqlPool};
 use super::idempotency_sql as idempotency;
+use super::settle_sql::{self, Recount};
 use super::subscribers_sql;
 use super::*;
 
@@ -23,23 +24,6 @@ const CHANNEL_COLUMNS: &str =
       AND channels.xmtp_inbox_id IS NULL) AS xmtp_registration_error";
 
 /// Delivery counts of one announcement, by status.
-async fn counts<DB>(pool: &Pool<DB>, id: &str) -> StoreResult<Counts>
-where
-    DB: Dialect,
-    DB::Arguments: IntoArguments<DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'r> (String, i64): FromRow<'r, DB::Row>,
-{
-    let groups: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT status, COUNT(*) FROM deliveries WHERE announcement_id = $1 GROUP BY status",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
-    Ok(Counts::from_groups(groups))
-}
-
 #[async_trait::async_trait]
 impl<S> Store for S
 where
@@ -246,6 +230,7 @@ where
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        settle_sql::recount::<S::Db>(&mut tx, Recount::Channel(id.as_str()), now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -299,12 +284,7 @@ where
         .bind(tenant.as_str())
         .fetch_optional(self.sql_pool())
         .await?;
-        match row {
-            Some(row) => Ok(Some(
-                row.into_announcement(counts(self.sql_pool(), id.as_str()).await?),
-            )),
-            None => Ok(None),
-        }
+        Ok(row.map(AnnouncementRow::into_announcement))
     }
 
     async fn cancel_announcement(

@@ -107,9 +107,8 @@ where
         EventSource::AnnouncementsCompleted => {
             let sql = format!(
                     "SELECT a.updated_at, a.id, a.tenant_id, a.channel_id, CAST(a.total AS BIGINT), \
-                     (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id AND d.status = 'delivered'), \
-                     (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id AND d.status = 'failed'), \
-                     (SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = a.id AND d.status = 'skipped') \
+                     CAST(a.delivered_count AS BIGINT), CAST(a.failed_count AS BIGINT), \
+                     CAST(a.skipped_count AS BIGINT) \
                      FROM announcements a WHERE a.status = 'completed' \
                      AND (a.updated_at > $1 OR (a.updated_at = $1 AND a.id > $2)) AND a.updated_at <= $3 \
                      AND {} ORDER BY a.updated_at, a.id LIMIT $4",

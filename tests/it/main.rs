@@ -14,6 +14,7 @@ mod cli;
 mod cli_tenant;
 mod config_errors;
 mod connections;
+mod counts;
 mod crash;
 mod d14n;
 mod dashboards;

@@ -213,7 +213,7 @@ pub struct AnnouncementOut {
     pub topic: Option<String>,
     pub counts: CountsOut,
     /// Estimated seconds until no delivery is pending: pending deliveries over the pace of the
-    /// last minute (capped by the channel's rate budget when the governor is on; the budget
+    /// last 30-60 seconds of sending (capped by the channel's rate budget when the governor is on; the budget
     /// alone before anything was sent). Null when completed or not yet known. Shown by
     /// `GET /v1/announcements/{id}`.
     /// Null too while the announcement is stalled: deliveries are pending but none was

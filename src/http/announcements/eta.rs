@@ -1,15 +1,12 @@
 //! An announcement's progress as `GET /v1/announcements/{id}` shows it: the topic it went to and
-//! the estimated seconds until nothing is pending, from the recent sending pace and the
-//! channel's rate budget. Kept apart from the handlers so the arithmetic is tested on its own.
+//! the estimated seconds until nothing is pending, from the recent sending pace its row keeps
+//! and the channel's rate budget. Kept apart from the handlers so the arithmetic is tested on its own.
 
 use chrono::Utc;
 
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::store::Announcement;
-
-/// Window over which an announcement's sending pace is measured for its ETA.
-const PACE_WINDOW: chrono::Duration = chrono::Duration::seconds(60);
 
 /// An announcement older than this with pending deliveries and nothing settled within it is
 /// stalled: its ETA is shown as unknown (null, `eta_stale`) instead of growing.
@@ -45,43 +42,40 @@ pub(super) struct Progress {
     pub rate_per_second: f64,
 }
 
-/// Measures `announcement`'s pace since its creation, over at most the last minute, and turns
-/// it into an ETA under the governor's budget when the governor is on.
+/// Reads `announcement`'s pace as its row keeps it (settled over the last 30-60 s of sending,
+/// see `store/settle_sql.rs`) and turns it into an ETA under the governor's budget when the
+/// governor is on.
 pub(super) async fn progress(
     state: &AppState,
     announcement: &Announcement,
 ) -> Result<Progress, ApiError> {
     let now = Utc::now();
-    let since = announcement.created_at.max(now - PACE_WINDOW);
     let pace = state
         .store
         .pipeline()
-        .announcement_pace(&announcement.id, since)
-        .await?
-        .unwrap_or_default();
+        .announcement_pace(&announcement.id)
+        .await?;
+    let (topic, settled, window, settled_at) = match pace {
+        Some(p) => (
+            p.topic,
+            p.settled_since,
+            (now - p.since).as_seconds_f64(),
+            p.settled_at,
+        ),
+        None => (None, 0, 0.0, None),
+    };
     let config = &state.xmtp.config;
     let budget = state.xmtp.governor_on().then(|| {
         f64::from(config.rate_per_minute) * f64::from(config.rate_multiplier.max(1)) / 60.0
     });
-    let window = (now - since).as_seconds_f64();
     // Stalled: pending rows made long enough ago (or due long enough ago, when scheduled)
     // and nothing settled recently.
     let due = announcement.send_at.unwrap_or(announcement.created_at);
     let stale = announcement.counts.pending > 0
         && announcement.created_at < now - STALL_WINDOW
         && due < now - STALL_WINDOW
-        && state
-            .store
-            .pipeline()
-            .announcement_pace(&announcement.id, now - STALL_WINDOW)
-            .await?
-            .is_some_and(|recent| recent.settled_since == 0);
-    let mut eta = eta_seconds(
-        announcement.counts.pending,
-        pace.settled_since,
-        window,
-        budget,
-    );
+        && settled_at.is_none_or(|at| at < now - STALL_WINDOW);
+    let mut eta = eta_seconds(announcement.counts.pending, settled, window, budget);
     // Scheduled: nothing moves before send_at, then at the budget (or an unknown pace).
     if let Some(wait) = announcement
         .send_at
@@ -91,10 +85,10 @@ pub(super) async fn progress(
         eta = Some(wait + eta.unwrap_or(0));
     }
     Ok(Progress {
-        topic: pace.topic,
+        topic,
         eta_seconds: if stale { None } else { eta },
         eta_stale: stale,
-        rate_per_second: pace.settled_since as f64 / window.max(1.0),
+        rate_per_second: settled as f64 / window.max(1.0),
     })
 }
 

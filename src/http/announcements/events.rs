@@ -36,7 +36,7 @@ pub struct ProgressEvent {
     /// `cancelled`.
     pub status: String,
     pub counts: CountsOut,
-    /// Deliveries settled per second over the last minute.
+    /// Deliveries settled per second over the last 30-60 seconds of sending.
     pub rate_per_second: f64,
     /// Seconds until nothing is pending (null when unknown or completed).
     pub eta_seconds: Option<u64>,
