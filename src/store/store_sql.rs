@@ -311,17 +311,23 @@ where
         if owned.is_none() {
             return Ok(None);
         }
-        let rows: Vec<DeliveryRow> = sqlx::query_as(
+        // The status is written as a literal (one of four fixed words) so that a listing of
+        // failed or skipped rows may use their partial indexes (`deliveries_failed`,
+        // `deliveries_skipped`, migration 0024), which a bound parameter never implies; the
+        // others walk the (announcement, address) unique index in address order.
+        let status = status.map_or_else(String::new, |s| format!("AND status = '{}'", s.as_str()));
+        let sql = format!(
             "SELECT address, status, attempts, reason, updated_at FROM deliveries \
-             WHERE announcement_id = $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
-             AND (CAST($3 AS TEXT) IS NULL OR address > $3) ORDER BY address LIMIT $4",
-        )
-        .bind(id.as_str())
-        .bind(status.map(DeliveryStatus::as_str))
-        .bind(page.cursor.as_deref())
-        .bind(i64::from(page.limit))
-        .fetch_all(self.sql_pool())
-        .await?;
+             WHERE announcement_id = $1 {status} \
+             AND (CAST($2 AS TEXT) IS NULL OR address > $2) ORDER BY address LIMIT $3"
+        );
+        // Audited: the only inserted fragment is a fixed status word.
+        let rows: Vec<DeliveryRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .bind(page.cursor.as_deref())
+            .bind(i64::from(page.limit))
+            .fetch_all(self.sql_pool())
+            .await?;
         Ok(Some(rows.into_iter().map(Into::into).collect()))
     }
 
