@@ -190,11 +190,15 @@ impl Client {
                 book.checked.insert(peer.clone(), now);
             }
         }
+        let t_checks = now.elapsed();
         let (results, ciphertexts) = self.encrypt_items(book, items, dms)?;
+        let t_encrypt = now.elapsed() - t_checks;
         // Advanced ratchets (and new DMs) are durable before any ciphertext leaves: no
         // generation reuse.
         let records = created.iter().map(Self::record_write).collect();
         self.persist(records).await?;
+        let t_persist = now.elapsed() - t_checks - t_encrypt;
+        tracing::debug!(target: "xmtp_client::timing", n = items.len(), ?t_checks, ?t_encrypt, ?t_persist, "seal parts");
         Ok((results, SealedBatch { ciphertexts }))
     }
 
