@@ -14,8 +14,8 @@ use sqlx::{Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 
 use super::announcements_sql::{self, FanOutDialect};
 use super::chain::chain_err;
+use super::rows::parse_content;
 use super::settle_sql::{self, Recount};
-use super::types::parse_content;
 use super::*;
 use crate::chain::store::ChainStoreError;
 use crate::domain::{Priority, RichContent};

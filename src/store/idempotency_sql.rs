@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::dialect::Dialect;
-use super::types::IdempotencyRow;
+use super::rows::IdempotencyRow;
 use super::{IdempotencyBegin, IdempotencyKey, StoreResult};
 
 /// Starts (or replays, or refuses) an idempotent request.

@@ -21,6 +21,7 @@ mod ops;
 mod ops_sql;
 pub mod pipeline;
 mod postgres;
+mod rows;
 mod sealed;
 mod selfservice;
 mod selfservice_sql;
@@ -49,6 +50,7 @@ pub use chain::{ChainLease, LeaseLost, NewTrigger, Trigger, TriggerPatch, Trigge
 pub use ops::{AnnouncementState, OpsStore, TenantSummary};
 pub use pipeline::PipelineStore;
 pub use postgres::PgStore;
+pub(crate) use rows::*;
 pub use sealed::{Sealed, SealedAt, SealedStore};
 pub use selfservice::*;
 pub use sqlite::SqliteStore;

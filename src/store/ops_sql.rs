@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::dialect::SqlPool;
 use super::ops::{AnnouncementState, OpsStore, TenantSummary, TenantSummaryRow};
-use super::types::{AnnouncementRow, ANNOUNCEMENT_COLUMNS};
+use super::rows::{AnnouncementRow, ANNOUNCEMENT_COLUMNS};
 use super::{Announcement, Page, StoreResult};
 use crate::domain::{ChannelId, TenantId};
 
