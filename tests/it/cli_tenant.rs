@@ -132,8 +132,12 @@ async fn announce_wait_exits_4_when_a_delivery_failed() {
     })
     .await;
     assert_eq!(failed.len(), 2);
+    // As settle does: the announcement's kept counts move with its deliveries.
     let done = update(&app, |now| {
-        format!("UPDATE announcements SET status = 'completed', updated_at = {now} WHERE id = '{id}' RETURNING id")
+        format!(
+            "UPDATE announcements SET status = 'completed', delivered_count = 1, failed_count = 1, \
+             updated_at = {now} WHERE id = '{id}' RETURNING id"
+        )
     })
     .await;
     assert_eq!(done, vec![id.clone()]);
