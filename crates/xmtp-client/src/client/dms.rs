@@ -23,6 +23,7 @@ use crate::mls::welcome::wrap_welcome;
 mod keypackages;
 mod prebuild;
 
+use keypackages::ValidKeyPackages;
 pub(super) use prebuild::Prebuilt;
 
 /// libxmtp sends at most this many welcomes per SendWelcomeMessages call.
@@ -140,8 +141,8 @@ impl Client {
     }
 
     /// Builds DMs with `peers` (none ready), publishing nothing: identities verified (from a
-    /// fresh prefetch where there is one), one FetchKeyPackages call, commits and welcomes
-    /// made in parallel. The outer error means nothing could be built; inner ones are per
+    /// fresh prefetch where there is one), one FetchKeyPackages call, key packages validated
+    /// and commits and welcomes made in parallel. The outer error means nothing could be built; inner ones are per
     /// peer, in order.
     async fn build_dms(
         &self,
@@ -171,7 +172,7 @@ impl Client {
         peer: &str,
         me: &InboxState,
         peer_state: &InboxState,
-        key_packages: &HashMap<Vec<u8>, Vec<u8>>,
+        key_packages: &ValidKeyPackages,
     ) -> Result<PendingDm, ClientError> {
         let (mut recipients, mut failed) =
             self.recipients_for(peer, &peer_state.state.installations(), key_packages);

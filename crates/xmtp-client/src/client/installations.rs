@@ -164,9 +164,10 @@ impl Client {
             // Nothing to change (e.g. a wallet was linked): the old sequence ids stay valid.
             return Ok(());
         }
-        let kps = self
+        let fetched = self
             .fetch_key_packages_for(missing.iter().map(|m| m.1.clone()).collect())
             .await?;
+        let kps = self.validate_key_packages(&missing, &fetched);
         let (mut recipients, mut failed) = (Vec::new(), Vec::new());
         // Earlier failures stay listed: an extra entry is harmless, a missing one invalid.
         failed.extend(previously_failed.iter().cloned());

@@ -7,6 +7,8 @@
 //! and Ed25519 signing) does the same RFC 7748 function in about half the time. Everything
 //! else — hashing, HKDF, AEAD, signatures, randomness — stays with RustCrypto.
 //!
+//! Ed25519 verifications can be recorded and checked later as one batch ([`deferred`]).
+//!
 //! [`AwsLcX25519`] is the HPKE backend (hpke-rs) with that one change; [`XmtpCrypto`] is the
 //! openmls crypto provider that runs its HPKE through it.
 
@@ -26,6 +28,8 @@ use openmls_traits::types::{
 };
 use tls_codec::SecretVLBytes;
 use zeroize::Zeroizing;
+
+pub mod deferred;
 
 /// hpke-rs backend: RustCrypto, except X25519 (key derivation and Diffie-Hellman) from aws-lc.
 #[derive(Debug)]
@@ -305,6 +309,9 @@ impl OpenMlsCrypto for XmtpCrypto {
         pk: &[u8],
         signature: &[u8],
     ) -> Result<(), CryptoError> {
+        if alg == SignatureScheme::ED25519 && deferred::record(data, pk, signature) {
+            return Ok(());
+        }
         self.rust.verify_signature(alg, data, pk, signature)
     }
 

@@ -13,6 +13,7 @@ use openmls::prelude::{
 };
 use openmls_traits::OpenMlsProvider;
 
+use super::crypto::deferred;
 use super::discard::CreationProvider;
 use super::group_ext::{dm_extensions, membership_extension, DmSpec};
 use super::keypackage::{
@@ -70,6 +71,43 @@ pub fn validate_key_package(
         ));
     }
     Ok(kp)
+}
+
+/// A fetched key package to validate with [`validate_key_packages`].
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPackageCheck<'a> {
+    /// The TLS-serialized key package.
+    pub bytes: &'a [u8],
+    /// The installation it was fetched for.
+    pub installation: &'a [u8],
+    /// The inbox that lists that installation.
+    pub inbox_id: &'a str,
+}
+
+/// [`validate_key_package`] for many packages, their Ed25519 signatures checked as one batch
+/// ([`deferred`](crate::mls::crypto::deferred): ~15 instead of ~36 µs a signature). If the
+/// batch fails, some signature is bad: every package is then validated again on its own.
+pub fn validate_key_packages(
+    provider: &XmtpProvider,
+    checks: &[KeyPackageCheck<'_>],
+) -> Vec<Result<KeyPackage, MlsError>> {
+    let one = |c: &KeyPackageCheck<'_>| {
+        validate_key_package(provider, c.bytes, c.installation, c.inbox_id)
+    };
+    let mut results = Vec::with_capacity(checks.len());
+    let mut signatures = Vec::new();
+    for check in checks {
+        let (result, recorded) = deferred::deferring(|| one(check));
+        if result.is_ok() {
+            signatures.extend(recorded);
+        }
+        results.push(result);
+    }
+    if deferred::verify_all(&signatures) {
+        results
+    } else {
+        checks.iter().map(one).collect()
+    }
 }
 
 /// The messages produced by a membership commit.

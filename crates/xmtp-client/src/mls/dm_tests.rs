@@ -288,3 +288,52 @@ fn a_created_dm_reloads_from_what_its_creation_wrote() {
         Incoming::Application { .. }
     ));
 }
+
+#[test]
+fn key_packages_validated_together_agree_with_one_by_one() {
+    let alice = party('a');
+    let peers: Vec<Party> = "bcdefgh".chars().map(party).collect();
+    let mut packages: Vec<Vec<u8>> = peers.iter().map(|p| published_kp(p).0).collect();
+    // Bad signature on the third package (the last byte is the key package's signature).
+    let last = packages[2].len() - 1;
+    packages[2][last] ^= 0x01;
+    let keys: Vec<Vec<u8>> = peers.iter().map(|p| p.key.public_key().to_vec()).collect();
+    let mut checks: Vec<KeyPackageCheck<'_>> = peers
+        .iter()
+        .zip(&packages)
+        .zip(&keys)
+        .map(|((p, bytes), key)| KeyPackageCheck {
+            bytes,
+            installation: key,
+            inbox_id: &p.inbox,
+        })
+        .collect();
+    // The fifth is checked for another inbox than its credential names.
+    checks[4].inbox_id = &peers[0].inbox;
+    let together = validate_key_packages(&alice.provider, &checks);
+    let alone: Vec<bool> = checks
+        .iter()
+        .map(|c| validate_key_package(&alice.provider, c.bytes, c.installation, c.inbox_id).is_ok())
+        .collect();
+    assert_eq!(alone, [true, true, false, true, false, true, true]);
+    assert_eq!(
+        together.iter().map(Result::is_ok).collect::<Vec<_>>(),
+        alone
+    );
+    // Without the bad package the batch path alone decides, with the same answers.
+    checks.remove(2);
+    let together = validate_key_packages(&alice.provider, &checks);
+    assert_eq!(
+        together.iter().map(Result::is_ok).collect::<Vec<_>>(),
+        [true, true, true, false, true, true]
+    );
+    // What it returns are the same packages.
+    let one = validate_key_package(
+        &alice.provider,
+        checks[0].bytes,
+        checks[0].installation,
+        checks[0].inbox_id,
+    )
+    .unwrap();
+    assert_eq!(together[0].as_ref().unwrap(), &one);
+}
