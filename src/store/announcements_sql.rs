@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::dialect::{Dialect, RowLock};
-use super::settle_sql::{self, Recount};
+use super::settle_sql;
 use super::{
     Address, Announcement, AnnouncementId, AnnouncementStatus, Audience, CancelOutcome, Counts,
     Creation, IdempotencyCompletion, IdempotencyKey, NewAnnouncement, StoreResult, TenantId,
@@ -453,7 +453,7 @@ where
     if skipped == 0 {
         return Ok(CancelOutcome::Finished);
     }
-    settle_sql::recount::<DB>(&mut tx, Recount::Announcement(id.as_str()), now).await?;
+    settle_sql::add_skipped::<DB>(&mut tx, id.as_str(), skipped, now).await?;
     sqlx::query(
         "UPDATE announcements SET cancelled_at = $2, status = 'completed', updated_at = $2 WHERE id = $1",
     )

@@ -15,7 +15,7 @@ use sqlx::{Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 use super::announcements_sql::{self, FanOutDialect};
 use super::chain::chain_err;
 use super::rows::parse_content;
-use super::settle_sql::{self, Recount};
+use super::settle_sql;
 use super::*;
 use crate::chain::store::ChainStoreError;
 use crate::domain::{Priority, RichContent};
@@ -193,10 +193,11 @@ where
     .execute(&mut **tx)
     .await
     .map_err(chain_err)?;
-    if DB::rows_affected(&cancelled) == 0 {
+    let skipped = DB::rows_affected(&cancelled);
+    if skipped == 0 {
         return Ok(());
     }
-    settle_sql::recount::<DB>(tx, Recount::Announcement(original), now)
+    settle_sql::add_skipped::<DB>(tx, original, skipped, now)
         .await
         .map_err(|e| match e.into_sqlx() {
             Ok(e) => chain_err(e),

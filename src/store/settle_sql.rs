@@ -5,8 +5,8 @@
 //!
 //! - [`settle`] knows each row's status before (it moves rows *from* one status per statement)
 //!   and adds what moved, per announcement, in one statement ([`Tally`]);
-//! - bulk moves (cancel, retraction, a channel deleted) [`recount`] the announcements they
-//!   touched from their rows.
+//! - cancel and reorg retraction add the pending rows they skipped ([`add_skipped`]); a
+//!   deleted channel's announcements are counted again from their rows ([`recount_channel`]).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -208,20 +208,14 @@ where
         .await?)
 }
 
-/// Which announcements [`recount`] reads again.
-pub(super) enum Recount<'a> {
-    /// This one.
-    Announcement(&'a str),
-    /// Those of this channel that still count something pending.
-    Channel(&'a str),
-}
-
-/// Sets the kept counts of the announcements `which` names from their delivery rows (after a
-/// bulk move: cancel, retraction, a channel deleted), in the caller's transaction; `now` is
-/// when their last deliveries settled.
-pub(super) async fn recount<DB>(
+/// Adds `n` rows a bulk move took from `pending` to `skipped` (cancel, reorg retraction) to
+/// the kept count of `announcement`, in the caller's transaction; `now` is when they settled.
+/// Exact: such a move takes only pending rows, and a settle of the same rows (a late
+/// `delivered`) moves them on and corrects the counts itself.
+pub(super) async fn add_skipped<DB>(
     conn: &mut DB::Connection,
-    which: Recount<'_>,
+    announcement: &str,
+    n: u64,
     now: DateTime<Utc>,
 ) -> StoreResult<()>
 where
@@ -231,13 +225,34 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
 {
-    let (filter, key) = match which {
-        Recount::Announcement(id) => ("id = $2", id),
-        Recount::Channel(id) => (
-            "channel_id = $2 AND total > delivered_count + failed_count + skipped_count",
-            id,
-        ),
-    };
+    // A count, not user input: written into the statement so callers need no integer bounds.
+    let sql = format!(
+        "UPDATE announcements SET skipped_count = skipped_count + {n}, settled_at = $1 \
+         WHERE id = $2"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .bind(announcement)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets the kept counts of the channel's announcements that still count something pending
+/// from their delivery rows (the channel was deleted: its pending rows were skipped), in the
+/// caller's transaction; `now` is when their last deliveries settled.
+pub(super) async fn recount_channel<DB>(
+    conn: &mut DB::Connection,
+    channel: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+{
     let count = |status: &str| {
         format!(
             "(SELECT COUNT(*) FROM deliveries d WHERE d.announcement_id = announcements.id \
@@ -246,14 +261,15 @@ where
     };
     let sql = format!(
         "UPDATE announcements SET delivered_count = {}, failed_count = {}, skipped_count = {}, \
-         settled_at = $1 WHERE {filter}",
+         settled_at = $1 \
+         WHERE channel_id = $2 AND total > delivered_count + failed_count + skipped_count",
         count("delivered"),
         count("failed"),
         count("skipped"),
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(now)
-        .bind(key)
+        .bind(channel)
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -13,7 +13,7 @@ use sqlx::{Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use super::announcements_sql::{self, FanOutDialect};
 use super::dialect::{Dialect, SqlPool};
 use super::idempotency_sql as idempotency;
-use super::settle_sql::{self, Recount};
+use super::settle_sql;
 use super::subscribers_sql;
 use super::*;
 
@@ -230,7 +230,7 @@ where
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        settle_sql::recount::<S::Db>(&mut tx, Recount::Channel(id.as_str()), now).await?;
+        settle_sql::recount_channel::<S::Db>(&mut tx, id.as_str(), now).await?;
         tx.commit().await?;
         Ok(true)
     }
