@@ -122,10 +122,7 @@ async fn the_subscribe_page_subscribes_a_wallet_whose_sdk_client_reads_the_annou
     .await;
     app.topic(&key, &channel, json!({"name": "governance"}))
         .await;
-    let inbox = app.get(&format!("/v1/channels/{channel}"), &key).await.body["xmtp"]["inbox_id"]
-        .as_str()
-        .expect("the channel is registered")
-        .to_owned();
+    let inbox = app.inbox_of(&key, &channel).await;
 
     // The wallet is on XMTP: the official SDK registers it first.
     let wallet_key = format!("0x{}", hex::encode(rand::random::<[u8; 32]>()));

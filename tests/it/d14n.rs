@@ -41,9 +41,7 @@ async fn herald_and_the_sdk_exchange_dms_over_d14n_across_a_restart() {
     .await;
     let key = app.tenant("acme").await;
     let channel = app.channel(&key, "alerts").await;
-    let ch = app.get(&format!("/v1/channels/{channel}"), &key).await.body;
-    assert_eq!(ch["xmtp"]["status"], "registered", "{ch}");
-    let sender = ch["xmtp"]["inbox_id"].as_str().unwrap().to_owned();
+    let sender = app.inbox_of(&key, &channel).await;
 
     let mut sdk = Sdk::start().await;
     let (_, k) = crate::sdk::driver::random_key();

@@ -174,6 +174,24 @@ impl TestApp {
         reply.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// The channel's XMTP inbox id once it is registered. Creation registers it within the
+    /// request when it can (10 s at most); on a loaded machine that can be deferred to a
+    /// delivery worker, which registers it moments later.
+    pub async fn inbox_of(&self, key: &str, channel: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let ch = self.get(&format!("/v1/channels/{channel}"), key).await.body;
+            if let Some(inbox) = ch["xmtp"]["inbox_id"].as_str() {
+                return inbox.to_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the channel was not registered within 60 s: {ch}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Creates a topic on `channel` (`body` as the API takes it: name, default, description).
     pub async fn topic(&self, key: &str, channel: &str, body: Value) {
         let reply = self

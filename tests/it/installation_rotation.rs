@@ -59,8 +59,8 @@ async fn a_rotated_installation_keeps_the_dm_and_the_old_one_is_revoked() {
     .await;
     let key = app.tenant("acme").await;
     let channel = app.channel(&key, "alerts").await;
+    let inbox = app.inbox_of(&key, &channel).await;
     let ch = app.get(&format!("/v1/channels/{channel}"), &key).await.body;
-    let inbox = ch["xmtp"]["inbox_id"].as_str().unwrap().to_owned();
     let old = ch["xmtp"]["installation_id"].as_str().unwrap().to_owned();
 
     let mut sdk = Sdk::start().await;

@@ -75,10 +75,7 @@ async fn a_kept_client_is_not_reused_after_another_writer_sent() {
     // The worker must reopen from the database now, not reuse what it kept.
     announce(&app, &key, &channel, "three").await;
 
-    let sender = app.get(&format!("/v1/channels/{channel}"), &key).await.body["xmtp"]["inbox_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sender = app.inbox_of(&key, &channel).await;
     let first: Vec<String> = received(&inboxes[0], &sender)
         .await
         .into_iter()

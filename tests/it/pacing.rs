@@ -130,11 +130,7 @@ async fn broadcast_under_the_node_rate_limit_uses_the_budget_and_fails_nothing()
 
 /// The channel's XMTP inbox id, as its API shows it.
 async fn herald_sender_inbox(app: &TestApp, key: &str, channel: &str) -> String {
-    let ch = app.get(&format!("/v1/channels/{channel}"), key).await.body;
-    ch["xmtp"]["inbox_id"]
-        .as_str()
-        .expect("registered at creation")
-        .to_owned()
+    app.inbox_of(key, channel).await
 }
 
 /// Waits until herald's write budget for the node at `url` has refilled to the burst.

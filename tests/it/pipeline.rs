@@ -61,11 +61,8 @@ async fn fifty_subscribers_sdk_and_herald_inboxes_read_the_announcement_once() {
     let app = TestApp::spawn_with(|c| c.xmtp.workers = 2).await;
     let key = app.tenant("acme").await;
     let channel = app.channel(&key, "alerts").await;
+    let sender = app.inbox_of(&key, &channel).await;
     let ch = app.get(&format!("/v1/channels/{channel}"), &key).await.body;
-    let sender = ch["xmtp"]["inbox_id"]
-        .as_str()
-        .expect("registered at creation")
-        .to_owned();
     assert!(
         ch["xmtp"]["installation_id"]
             .as_str()
@@ -171,8 +168,7 @@ async fn with_in_process_calls_off_the_sdk_reads_first_contact_and_repeat() {
     .await;
     let key = app.tenant("acme").await;
     let channel = app.channel(&key, "alerts").await;
-    let ch = app.get(&format!("/v1/channels/{channel}"), &key).await.body;
-    let sender = ch["xmtp"]["inbox_id"].as_str().unwrap().to_owned();
+    let sender = app.inbox_of(&key, &channel).await;
     let mut sdk = Sdk::start().await;
     let user = sdk.user("grpc-reader", &app.xmtp_url).await;
     app.subscribe(&key, &channel, &[user.address.to_lowercase()])

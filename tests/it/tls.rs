@@ -70,9 +70,7 @@ async fn an_announcement_travels_over_tls_to_the_official_sdk() {
     assert!(app.xmtp_url.starts_with("https://"), "{}", app.xmtp_url);
     let key = app.tenant("acme").await;
     let channel = app.channel(&key, "alerts").await;
-    let ch = app.get(&format!("/v1/channels/{channel}"), &key).await.body;
-    assert_eq!(ch["xmtp"]["status"], "registered", "{ch}");
-    let sender = ch["xmtp"]["inbox_id"].as_str().unwrap().to_owned();
+    let sender = app.inbox_of(&key, &channel).await;
 
     let ca = pki.ca.to_str().unwrap();
     let mut sdk = Sdk::start_with_env(&[("SSL_CERT_FILE", ca)]).await;
