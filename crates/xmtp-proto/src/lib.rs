@@ -13,6 +13,7 @@
 //! verification, association-state replay) shared by the node and the client.
 
 pub mod associations;
+pub mod ed25519;
 
 /// Generated code, one module per proto package (mirrors the package hierarchy).
 pub mod xmtp {

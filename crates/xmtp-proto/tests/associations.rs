@@ -7,7 +7,9 @@ use xmtp_proto::associations::sign::{
     add_installation_update, create_inbox_update, erc191_signature, installation_signature,
 };
 use xmtp_proto::associations::verify::eth_address;
-use xmtp_proto::associations::{apply_update, replay, signature_text, AssociationError, MemberId};
+use xmtp_proto::associations::{
+    apply_update, replay, replay_all, signature_text, AssociationError, MemberId,
+};
 use xmtp_proto::associations_proto::{
     identity_action::Kind, IdentityAction, IdentityUpdate, RevokeAssociation,
 };
@@ -167,4 +169,61 @@ fn recovery_address_revokes_wallet_and_its_installations() {
     let state = replay([&first, &revoke]).unwrap();
     assert!(state.addresses().is_empty());
     assert!(state.installations().is_empty());
+}
+
+/// Replaces the installation's signature of a registration's "add installation" action.
+fn with_installation_signature(update: &mut IdentityUpdate, key: &InstallationKey, text: &str) {
+    for a in &mut update.actions {
+        if let Some(Kind::Add(add)) = a.kind.as_mut() {
+            add.new_member_signature = Some(installation_signature(key, text));
+        }
+    }
+}
+
+#[test]
+fn logs_replayed_together_agree_with_logs_replayed_one_by_one() {
+    let logs: Vec<Vec<IdentityUpdate>> = (1..=12u8)
+        .map(|n| {
+            let w = wallet(n);
+            let first = create_inbox_update(&w, &installation(100 + n), 0, T);
+            let second =
+                add_installation_update(&first.inbox_id, &w, &installation(150 + n), T + 1);
+            vec![first, second]
+        })
+        .collect();
+    let one_by_one =
+        |logs: &[Vec<IdentityUpdate>]| -> Vec<Result<_, _>> { logs.iter().map(replay).collect() };
+    let together = replay_all(&refs(&logs));
+    assert!(together.iter().all(Result::is_ok));
+    assert_eq!(together, one_by_one(&logs));
+
+    // One installation signature over other text, another by the wrong key, a third whose
+    // key is no curve point: the batch fails, and every log gets its own verdict.
+    let mut bad = logs.clone();
+    with_installation_signature(&mut bad[2][0], &installation(102), "other text");
+    let text = signature_text(&bad[5][1]).unwrap();
+    with_installation_signature(&mut bad[5][1], &installation(99), &text);
+    for a in &mut bad[8][0].actions {
+        if let Some(Kind::Add(add)) = a.kind.as_mut() {
+            if let Some(sig) = add.new_member_signature.as_mut() {
+                if let Some(
+                    xmtp_proto::associations_proto::signature::Signature::InstallationKey(k),
+                ) = sig.signature.as_mut()
+                {
+                    k.public_key = vec![0xff; 32];
+                }
+            }
+        }
+    }
+    let together = replay_all(&refs(&bad));
+    assert_eq!(together, one_by_one(&bad));
+    let failed: Vec<usize> = (0..together.len())
+        .filter(|&i| together[i].is_err())
+        .collect();
+    assert_eq!(failed, vec![2, 5, 8]);
+    assert_eq!(together[2], Err(AssociationError::BadSignature));
+}
+
+fn refs(logs: &[Vec<IdentityUpdate>]) -> Vec<Vec<&IdentityUpdate>> {
+    logs.iter().map(|log| log.iter().collect()).collect()
 }

@@ -5,7 +5,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use xmtp_proto::associations::{replay, AssociationState};
+use xmtp_proto::associations::{replay_all, AssociationState};
 use xmtp_proto::associations_proto::IdentifierKind;
 use xmtp_proto::identity_api::{
     get_identity_updates_request, get_identity_updates_response, get_inbox_ids_request,
@@ -124,20 +124,30 @@ impl Client {
         let mut out = HashMap::with_capacity(inbox_ids.len());
         let requests = inbox_ids.iter().map(|id| (id, 0));
         let responses = self.identity_updates(requests).await?;
-        // Replaying a log verifies its wallet signatures (secp256k1 recovery, the costliest
-        // step of a first contact): spread it over the cores.
-        let replayed = parallel::map(&responses, |r| {
-            let last = r.updates.last()?.sequence_id;
-            let updates: Vec<_> = r.updates.iter().filter_map(|u| u.update.as_ref()).collect();
-            Some(
-                replay(updates)
-                    .map(|state| (state, last))
-                    .map_err(|source| ClientError::Identity {
-                        inbox_id: r.inbox_id.clone(),
-                        source,
-                    }),
-            )
-        });
+        // Replaying a log verifies its signatures (secp256k1 recovery for the wallet's, the
+        // costliest step of a first contact; Ed25519ph for the installations', checked as
+        // one batch per core): spread it over the cores.
+        let replayed =
+            parallel::map_chunks(&responses, |chunk| {
+                let logs: Vec<Vec<_>> = chunk
+                    .iter()
+                    .map(|r| r.updates.iter().filter_map(|u| u.update.as_ref()).collect())
+                    .collect();
+                let states = replay_all(&logs);
+                chunk
+                    .iter()
+                    .zip(states)
+                    .map(|(r, state)| {
+                        let last = r.updates.last()?.sequence_id;
+                        Some(state.map(|state| (state, last)).map_err(|source| {
+                            ClientError::Identity {
+                                inbox_id: r.inbox_id.clone(),
+                                source,
+                            }
+                        }))
+                    })
+                    .collect()
+            });
         for (r, state) in responses.iter().zip(replayed) {
             if let Some(state) = state {
                 let (state, sequence_id) = state?;

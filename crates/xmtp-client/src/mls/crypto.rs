@@ -7,7 +7,8 @@
 //! and Ed25519 signing) does the same RFC 7748 function in about half the time. Everything
 //! else — hashing, HKDF, AEAD, signatures, randomness — stays with RustCrypto.
 //!
-//! Ed25519 verifications can be recorded and checked later as one batch ([`deferred`]).
+//! Ed25519 verifications can be recorded and checked later as one batch
+//! ([`xmtp_proto::ed25519`]).
 //!
 //! [`AwsLcX25519`] is the HPKE backend (hpke-rs) with that one change; [`XmtpCrypto`] is the
 //! openmls crypto provider that runs its HPKE through it.
@@ -27,9 +28,8 @@ use openmls_traits::types::{
     HpkeConfig, HpkeKdfType, HpkeKemType, HpkeKeyPair, SignatureScheme,
 };
 use tls_codec::SecretVLBytes;
+use xmtp_proto::ed25519;
 use zeroize::Zeroizing;
-
-pub mod deferred;
 
 /// hpke-rs backend: RustCrypto, except X25519 (key derivation and Diffie-Hellman) from aws-lc.
 #[derive(Debug)]
@@ -309,7 +309,9 @@ impl OpenMlsCrypto for XmtpCrypto {
         pk: &[u8],
         signature: &[u8],
     ) -> Result<(), CryptoError> {
-        if alg == SignatureScheme::ED25519 && deferred::record(data, pk, signature) {
+        if alg == SignatureScheme::ED25519
+            && ed25519::record(|| ed25519::DeferredSignature::new(data, pk, signature))
+        {
             return Ok(());
         }
         self.rust.verify_signature(alg, data, pk, signature)

@@ -12,8 +12,8 @@ use openmls::prelude::{
     ProtocolMessage, ProtocolVersion, StagedWelcome, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
 };
 use openmls_traits::OpenMlsProvider;
+use xmtp_proto::ed25519;
 
-use super::crypto::deferred;
 use super::discard::CreationProvider;
 use super::group_ext::{dm_extensions, membership_extension, DmSpec};
 use super::keypackage::{
@@ -85,7 +85,7 @@ pub struct KeyPackageCheck<'a> {
 }
 
 /// [`validate_key_package`] for many packages, their Ed25519 signatures checked as one batch
-/// ([`deferred`](crate::mls::crypto::deferred): ~15 instead of ~36 µs a signature). If the
+/// ([`xmtp_proto::ed25519`]: ~15 instead of ~36 µs a signature). If the
 /// batch fails, some signature is bad: every package is then validated again on its own.
 pub fn validate_key_packages(
     provider: &XmtpProvider,
@@ -97,13 +97,13 @@ pub fn validate_key_packages(
     let mut results = Vec::with_capacity(checks.len());
     let mut signatures = Vec::new();
     for check in checks {
-        let (result, recorded) = deferred::deferring(|| one(check));
+        let (result, recorded) = ed25519::deferring(|| one(check));
         if result.is_ok() {
             signatures.extend(recorded);
         }
         results.push(result);
     }
-    if deferred::verify_all(&signatures) {
+    if ed25519::verify_all(&signatures) {
         results
     } else {
         checks.iter().map(one).collect()

@@ -17,5 +17,5 @@ pub mod verify;
 
 pub use error::AssociationError;
 pub use ids::{inbox_id, normalize_address, MemberId};
-pub use state::{apply_update, replay, AssociationState, MemberInfo};
+pub use state::{apply_update, replay, replay_all, AssociationState, MemberInfo};
 pub use text::signature_text;

@@ -16,6 +16,7 @@ use crate::associations_proto::{
     identity_action::Kind, AddAssociation, ChangeRecoveryAddress, CreateInbox, IdentifierKind,
     IdentityUpdate, RevokeAssociation, Signature,
 };
+use crate::ed25519;
 
 /// What is known about one member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,23 @@ pub fn replay<'a>(
         state = Some(apply_update(state, update)?);
     }
     state.ok_or(AssociationError::NotCreated)
+}
+
+/// [`replay`] of many logs, their installation (Ed25519ph) signatures checked as one batch
+/// ([`crate::ed25519`]); if the batch fails, some signature is bad and every log is replayed
+/// again on its own. Wallet signatures are checked as they come (there is no batch check for
+/// ECDSA public-key recovery).
+pub fn replay_all<'a, L>(logs: &[L]) -> Vec<Result<AssociationState, AssociationError>>
+where
+    L: AsRef<[&'a IdentityUpdate]>,
+{
+    let one = |log: &L| replay(log.as_ref().iter().copied());
+    let (results, signatures) = ed25519::deferring(|| logs.iter().map(one).collect::<Vec<_>>());
+    if ed25519::verify_all(&signatures) {
+        results
+    } else {
+        logs.iter().map(one).collect()
+    }
 }
 
 /// Verifies every signature of `update` and applies its actions to `state`.

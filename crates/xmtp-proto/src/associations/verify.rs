@@ -12,6 +12,7 @@ use sha3::Keccak256;
 
 use super::{AssociationError, MemberId};
 use crate::associations_proto::{signature, Signature};
+use crate::ed25519::DeferredSignature;
 
 /// Ed25519ph context of identity-update signatures.
 pub const INSTALLATION_SIGNATURE_CONTEXT: &[u8] = b"IDENTITY UPDATE SIGNATURE";
@@ -135,7 +136,9 @@ fn address_of_uncompressed(point: &[u8]) -> String {
     format!("0x{}", hex::encode(&hash[12..]))
 }
 
-/// Checks an Ed25519ph-with-context installation signature over `text`.
+/// Checks an Ed25519ph-with-context installation signature over `text`; inside
+/// [`deferring`](crate::ed25519::deferring) it is recorded for a batch check instead (after
+/// the length checks).
 pub fn verify_installation(
     text: &str,
     sig: &[u8],
@@ -147,11 +150,20 @@ pub fn verify_installation(
     let sig: [u8; 64] = sig.try_into().map_err(|_| {
         AssociationError::MalformedSignature("installation signature must be 64 bytes")
     })?;
+    let mut prehash = Sha512::new();
+    prehash.update(text.as_bytes());
+    // Whether the key is a curve point is left to the batch too: a batch that fails is done
+    // again one by one, which then gives the precise error.
+    let deferred = crate::ed25519::record(|| {
+        let digest = prehash.clone().finalize().into();
+        DeferredSignature::prehashed(digest, INSTALLATION_SIGNATURE_CONTEXT, public_key, &sig)
+    });
+    if deferred {
+        return Ok(());
+    }
     let key = VerifyingKey::from_bytes(&key).map_err(|_| {
         AssociationError::MalformedSignature("installation key is not a curve point")
     })?;
-    let mut prehash = Sha512::new();
-    prehash.update(text.as_bytes());
     key.verify_prehashed(
         prehash,
         Some(INSTALLATION_SIGNATURE_CONTEXT),
