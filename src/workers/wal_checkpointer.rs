@@ -8,8 +8,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
 
-/// Pause between checkpoints; one with nothing new in the log only reads its header.
-const INTERVAL: Duration = Duration::from_millis(250);
+/// Pause between checkpoints; one with nothing new in the log only reads its header. A
+/// checkpoint copies each page changed since the last one back once (and syncs the file), so
+/// the pages every send round rewrites (deliveries, their indexes) cost less the less often it
+/// runs: at 1 s instead of 250 ms a first-contact broadcast used ~3% less CPU (the log then
+/// peaks near the 64 MiB a commit would checkpoint itself at, see `SqliteStore::connect`).
+const INTERVAL: Duration = Duration::from_secs(1);
 
 /// Checkpoints until `shutdown` is cancelled.
 pub async fn run(store: Arc<dyn Store>, shutdown: CancellationToken) {
