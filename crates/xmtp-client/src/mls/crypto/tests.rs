@@ -1,6 +1,8 @@
 //! The aws-lc X25519 backend against RustCrypto's.
 
 use super::*;
+use hpke_rs::rustcrypto::HpkeRustCrypto;
+use hpke_rs_crypto::HpkeCrypto;
 use rand::RngCore;
 
 fn random_key() -> [u8; 32] {
