@@ -198,3 +198,69 @@ fn deferring_records_only_inside_and_nests() {
     assert_eq!(outer.len(), 2);
     assert!(!record(sig));
 }
+
+/// An item of [`batched`]'s test: signatures by one key over messages, some tampered.
+struct Item {
+    key: SigningKey,
+    messages: Vec<&'static [u8]>,
+    tampered: bool,
+}
+
+/// What a verifier built on [`record`] does: defers when it can, else checks now.
+fn check(item: &Item) -> Result<usize, usize> {
+    for (i, message) in item.messages.iter().enumerate() {
+        let mut sig = item.key.sign(message).to_bytes();
+        if item.tampered && i == item.messages.len() - 1 {
+            sig[5] ^= 1;
+        }
+        let public = item.key.verifying_key();
+        let recorded = record(|| DeferredSignature::new(message, public.as_bytes(), &sig));
+        if !recorded
+            && public
+                .verify_strict(message, &Signature::from_bytes(&sig))
+                .is_err()
+        {
+            return Err(i);
+        }
+    }
+    Ok(item.messages.len())
+}
+
+#[test]
+fn batched_redoes_only_the_items_whose_signatures_fail() {
+    let items: Vec<Item> = keys(9)
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| Item {
+            key,
+            messages: [&b"leaf"[..], b"package", b"update"][..i % 3].to_vec(),
+            tampered: i == 4 || i == 8,
+        })
+        .collect();
+    let calls: Vec<std::cell::Cell<usize>> = items.iter().map(|_| Default::default()).collect();
+    let counted = |item: &Item| {
+        let i = items.iter().position(|x| std::ptr::eq(x, item)).unwrap();
+        calls[i].set(calls[i].get() + 1);
+        check(item)
+    };
+    let one_by_one: Vec<_> = items.iter().map(check).collect();
+    assert_eq!(one_by_one[4], Err(0));
+    assert_eq!(one_by_one[8], Err(1));
+    // Inside an outer deferral too: the items done again verify for real, recording nothing.
+    let (together, outer) = deferring(|| batched(&items, counted));
+    assert!(outer.is_empty());
+    assert_eq!(together, one_by_one);
+    let calls: Vec<usize> = calls.iter().map(|c| c.get()).collect();
+    assert_eq!(calls, [1, 1, 1, 1, 2, 1, 1, 1, 2]);
+    // Nothing bad, nothing redone; no item at all, nothing run.
+    let good: Vec<Item> = keys(3)
+        .into_iter()
+        .map(|key| Item {
+            key,
+            messages: vec![b"m"],
+            tampered: false,
+        })
+        .collect();
+    assert_eq!(batched(&good, check), vec![Ok(1); 3]);
+    assert!(batched(&[] as &[Item], check).is_empty());
+}

@@ -84,20 +84,14 @@ pub fn replay<'a>(
 }
 
 /// [`replay`] of many logs, their installation (Ed25519ph) signatures checked as one batch
-/// ([`crate::ed25519`]); if the batch fails, some signature is bad and every log is replayed
-/// again on its own. Wallet signatures are checked as they come (there is no batch check for
-/// ECDSA public-key recovery).
+/// ([`ed25519::batched`]: only a log whose own signatures fail is replayed again). Wallet
+/// signatures are checked as they come (there is no batch check for ECDSA public-key
+/// recovery).
 pub fn replay_all<'a, L>(logs: &[L]) -> Vec<Result<AssociationState, AssociationError>>
 where
     L: AsRef<[&'a IdentityUpdate]>,
 {
-    let one = |log: &L| replay(log.as_ref().iter().copied());
-    let (results, signatures) = ed25519::deferring(|| logs.iter().map(one).collect::<Vec<_>>());
-    if ed25519::verify_all(&signatures) {
-        results
-    } else {
-        logs.iter().map(one).collect()
-    }
+    ed25519::batched(logs, |log| replay(log.as_ref().iter().copied()))
 }
 
 /// Verifies every signature of `update` and applies its actions to `state`.
