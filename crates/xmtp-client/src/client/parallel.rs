@@ -39,15 +39,17 @@ pub(super) fn map_mut<T: Send, R: Send>(items: &mut [T], f: impl Fn(&mut T) -> R
     }
     let per = items.len().div_ceil(threads);
     let f = &f;
+    let (first, rest) = items.split_at_mut(per);
     std::thread::scope(|s| {
-        let handles: Vec<_> = items
+        let handles: Vec<_> = rest
             .chunks_mut(per)
             .map(|chunk| s.spawn(move || chunk.iter_mut().map(f).collect::<Vec<R>>()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("batch worker panicked"))
-            .collect()
+        let mut out: Vec<R> = first.iter_mut().map(f).collect();
+        for h in handles {
+            out.extend(h.join().expect("batch worker panicked"));
+        }
+        out
     })
 }
 
@@ -63,15 +65,17 @@ pub(super) fn map_chunks<T: Sync, R: Send>(
     }
     let per = items.len().div_ceil(threads);
     let f = &f;
+    let (first, rest) = items.split_at(per);
     std::thread::scope(|s| {
-        let handles: Vec<_> = items
+        let handles: Vec<_> = rest
             .chunks(per)
             .map(|chunk| s.spawn(move || f(chunk)))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("batch worker panicked"))
-            .collect()
+        let mut out = f(first);
+        for h in handles {
+            out.extend(h.join().expect("batch worker panicked"));
+        }
+        out
     })
 }
 
