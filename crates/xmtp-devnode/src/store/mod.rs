@@ -117,8 +117,18 @@ impl Store {
 
     /// Applies `record` and queues it for disk; the caller holds the lock.
     fn commit(&self, inner: &mut Inner, record: Record) -> Option<u64> {
+        self.commit_digested(inner, record, None)
+    }
+
+    /// [`Store::commit`] of a message whose dedup digest the caller already computed.
+    fn commit_digested(
+        &self,
+        inner: &mut Inner,
+        record: Record,
+        digest: Option<[u8; 32]>,
+    ) -> Option<u64> {
         let ticket = self.journal.as_ref().map(|j| j.append(&record));
-        inner.apply(record, &self.groups_tx, &self.welcomes_tx);
+        inner.apply(record, digest, &self.groups_tx, &self.welcomes_tx);
         ticket
     }
 
@@ -162,7 +172,8 @@ impl Store {
         let mut inner = self.lock();
         let mut ticket = None;
         for mut m in messages {
-            if inner.group_seen.contains(&digest(&m.group_id, &m.data)) {
+            let seen = digest(&m.group_id, &m.data);
+            if inner.group_seen.contains(&seen) {
                 continue;
             }
             m.id = inner.last_group_id + 1;
@@ -171,7 +182,7 @@ impl Store {
                 version: Some(group_message::Version::V1(m)),
             });
             ticket = self
-                .commit(&mut inner, Record { kind: Some(record) })
+                .commit_digested(&mut inner, Record { kind: Some(record) }, Some(seen))
                 .or(ticket);
         }
         Ticket(ticket)
@@ -183,24 +194,24 @@ impl Store {
         let mut ticket = None;
         for mut version in messages {
             let id = inner.last_welcome_id + 1;
-            let (key, data) = match &mut version {
+            let seen = match &mut version {
                 welcome_message::Version::V1(v) => {
                     (v.id, v.created_ns) = (id, now_ns());
-                    (v.installation_key.clone(), v.data.clone())
+                    digest(&v.installation_key, &v.data)
                 }
                 welcome_message::Version::WelcomePointer(p) => {
                     (p.id, p.created_ns) = (id, now_ns());
-                    (p.installation_key.clone(), p.welcome_pointer.clone())
+                    digest(&p.installation_key, &p.welcome_pointer)
                 }
             };
-            if inner.welcome_seen.contains(&digest(&key, &data)) {
+            if inner.welcome_seen.contains(&seen) {
                 continue;
             }
             let record = RecordKind::Welcome(WelcomeMessage {
                 version: Some(version),
             });
             ticket = self
-                .commit(&mut inner, Record { kind: Some(record) })
+                .commit_digested(&mut inner, Record { kind: Some(record) }, Some(seen))
                 .or(ticket);
         }
         Ticket(ticket)
@@ -301,12 +312,14 @@ impl Inner {
     fn replay(&mut self, record: &Record) {
         let (gtx, _) = broadcast::channel(1);
         let (wtx, _) = broadcast::channel(1);
-        self.apply(record.clone(), &gtx, &wtx);
+        self.apply(record.clone(), None, &gtx, &wtx);
     }
 
+    /// Applies `record`; `digest` is a message's dedup digest if the caller computed it.
     fn apply(
         &mut self,
         record: Record,
+        digest_known: Option<[u8; 32]>,
         groups_tx: &broadcast::Sender<Arc<GroupMessage>>,
         welcomes_tx: &broadcast::Sender<Arc<WelcomeMessage>>,
     ) {
@@ -316,7 +329,8 @@ impl Inner {
                     return;
                 };
                 self.last_group_id = self.last_group_id.max(v.id);
-                self.group_seen.insert(digest(&v.group_id, &v.data));
+                self.group_seen
+                    .insert(digest_known.unwrap_or_else(|| digest(&v.group_id, &v.data)));
                 self.groups
                     .entry(v.group_id.clone())
                     .or_default()
@@ -332,7 +346,8 @@ impl Inner {
                     None => return,
                 };
                 self.last_welcome_id = self.last_welcome_id.max(id);
-                self.welcome_seen.insert(digest(key, data));
+                self.welcome_seen
+                    .insert(digest_known.unwrap_or_else(|| digest(key, data)));
                 self.welcomes
                     .entry(key.clone())
                     .or_default()
