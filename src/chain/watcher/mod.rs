@@ -7,9 +7,11 @@
 //! one [`ChainStore::commit_batch`]. Events whose trigger wants more confirmations than the
 //! cursor has are stored as pending and promoted by a later step, so a reorg drops them.
 //!
-//! This file holds the step and the loop; `scan.rs` scans ranges and handles reorgs, `sync.rs`
-//! keeps the in-memory state and the compiled triggers in step with the store.
+//! This file holds the step and the loop; `scan.rs` scans ranges and handles reorgs, `logs.rs`
+//! fetches, matches and keys a range's logs, `sync.rs` keeps the in-memory state and the
+//! compiled triggers in step with the store.
 
+mod logs;
 mod scan;
 mod sync;
 
