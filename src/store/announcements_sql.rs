@@ -7,18 +7,25 @@
 //! (atomic on its own, so the common case needs no transaction), a few small statements in the
 //! caller's transaction on SQLite. The other differences are [`Dialect`] items: the ownership
 //! check's row lock and how a bound list of addresses reads as rows.
+//!
+//! Completing the idempotency record with the creation is in `announcements_idempotency_sql.rs`
+//! and cancelling in `announcements_cancel_sql.rs`; both are re-exported here, where the
+//! backends and the store look for them.
 
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
+use super::announcements_idempotency_sql::commit_created;
 use super::dialect::{Dialect, RowLock};
-use super::settle_sql;
 use super::{
-    Address, Announcement, AnnouncementId, AnnouncementStatus, Audience, CancelOutcome, Counts,
-    Creation, IdempotencyCompletion, IdempotencyKey, NewAnnouncement, StoreResult, TenantId,
+    Address, Announcement, AnnouncementStatus, Audience, Counts, Creation, IdempotencyCompletion,
+    NewAnnouncement, StoreResult,
 };
+
+pub(super) use super::announcements_cancel_sql::cancel;
+pub(crate) use super::announcements_idempotency_sql::RecordedResponse;
 
 /// The announcement as just created: nothing delivered yet, completed at once if nobody is
 /// waiting for it.
@@ -80,55 +87,6 @@ pub(crate) trait FanOutDialect: Dialect {
         now: DateTime<Utc>,
         record: &'c RecordedResponse<'c>,
     ) -> impl Future<Output = StoreResult<Option<Creation>>> + Send + 'c;
-}
-
-/// An unclaimed idempotency key and the response to record with it, for a single statement
-/// that creates an announcement to audience "all" (or a topic) and records the key together.
-/// The response depends on how many recipients the statement finds, so it is rendered ahead
-/// as two texts: `empty` for none (the announcement completes at once), and `template` for
-/// any other number `n`, which the statement writes with every [`RecordedResponse::SENTINEL`]
-/// replaced by `n`.
-pub(crate) struct RecordedResponse<'a> {
-    pub key: &'a IdempotencyKey,
-    pub request_hash: &'a str,
-    pub status_code: u16,
-    pub empty: String,
-    pub template: String,
-}
-
-impl<'a> RecordedResponse<'a> {
-    /// Stands in for the recipient count (total and pending) in `template`.
-    pub const SENTINEL: i64 = i64::MAX;
-
-    /// The two texts, or `None` when a replaced template would not be exactly what `render`
-    /// gives: the sentinel also stands elsewhere in the response (the text quotes it, say).
-    /// Checked by rendering a second count and comparing.
-    fn render(
-        new: &NewAnnouncement,
-        now: DateTime<Utc>,
-        completion: &'a IdempotencyCompletion,
-    ) -> Option<Self> {
-        let request_hash = completion.unclaimed_hash.as_deref()?;
-        let with = |n: i64| {
-            let counts = Counts {
-                total: n,
-                pending: n,
-                ..Counts::default()
-            };
-            (completion.render)(&created(new, counts, now))
-        };
-        let (empty, template, two) = (with(0), with(Self::SENTINEL), with(2));
-        let exact = template.status_code == two.status_code
-            && empty.status_code == two.status_code
-            && template.body.replace(&Self::SENTINEL.to_string(), "2") == two.body;
-        exact.then_some(Self {
-            key: &completion.key,
-            request_hash,
-            status_code: two.status_code,
-            empty: empty.body,
-            template: template.body,
-        })
-    }
 }
 
 /// Creates an announcement and its deliveries atomically; see `Store::create_announcement`.
@@ -344,123 +302,4 @@ where
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-/// Finishes a creation: the announcement as created, with the idempotency record (if any)
-/// completed or inserted in the same transaction so a replay never sees a half-made one, then
-/// the commit. An unclaimed key found recorded rolls everything back.
-async fn commit_created<DB>(
-    mut tx: Transaction<'_, DB>,
-    new: &NewAnnouncement,
-    counts: Counts,
-    now: DateTime<Utc>,
-    idempotency: Option<IdempotencyCompletion>,
-) -> StoreResult<Creation>
-where
-    DB: Dialect,
-    DB::Arguments: IntoArguments<DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> i32: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-{
-    let announcement = created(new, counts, now);
-    if let Some(completion) = idempotency {
-        let response = (completion.render)(&announcement);
-        let key = &completion.key;
-        match &completion.unclaimed_hash {
-            None => {
-                sqlx::query(
-                    "UPDATE idempotency_keys SET state = 'done', status_code = $3, response_body = $4 \
-                     WHERE tenant_id = $1 AND key = $2",
-                )
-                .bind(key.tenant.as_str())
-                .bind(key.key.as_str())
-                .bind(i32::from(response.status_code))
-                .bind(response.body.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
-            // Inserted last, so the key's row lock is held only until the commit; a concurrent
-            // request with the same key waits here, then finds the key recorded.
-            Some(hash) => {
-                let inserted = sqlx::query(
-                    "INSERT INTO idempotency_keys \
-                       (tenant_id, key, request_hash, state, status_code, response_body, created_at) \
-                     VALUES ($1, $2, $3, 'done', $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING",
-                )
-                .bind(key.tenant.as_str())
-                .bind(key.key.as_str())
-                .bind(hash.as_str())
-                .bind(i32::from(response.status_code))
-                .bind(response.body.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                if DB::rows_affected(&inserted) == 0 {
-                    tx.rollback().await?;
-                    return Ok(Creation::KeyExists);
-                }
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(Creation::Created(announcement))
-}
-
-/// Cancels an announcement in one write transaction: every `pending` delivery (claimed by a
-/// sender or not) ends `skipped` with reason `cancelled` in one statement, and the row gets
-/// `cancelled_at` and status `completed`. What was sent stays as it is.
-///
-/// The rows keep their lease token: a sender publishing a batch at this instant still settles
-/// what it published as `delivered` (settle may turn a cancelled row into `delivered` and
-/// nothing else), and a sender about to publish sees the rows are no longer pending and gives
-/// the batch up (see `PipelineStore::claimed_pending`).
-pub(super) async fn cancel<DB>(
-    pool: &Pool<DB>,
-    tenant: &TenantId,
-    id: &AnnouncementId,
-    now: DateTime<Utc>,
-) -> StoreResult<CancelOutcome>
-where
-    DB: Dialect,
-    DB::Arguments: IntoArguments<DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    for<'r> (i32,): FromRow<'r, DB::Row>,
-{
-    let mut tx = DB::begin_write(pool).await?;
-    let owned: Option<(i32,)> =
-        sqlx::query_as("SELECT 1 FROM announcements WHERE id = $1 AND tenant_id = $2")
-            .bind(id.as_str())
-            .bind(tenant.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-    if owned.is_none() {
-        return Ok(CancelOutcome::NotFound);
-    }
-    let skipped = sqlx::query(
-        "UPDATE deliveries SET status = 'skipped', reason = 'cancelled', lease_owner = NULL, \
-           lease_until = NULL, updated_at = $2 \
-         WHERE announcement_id = $1 AND status = 'pending'",
-    )
-    .bind(id.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let skipped = DB::rows_affected(&skipped);
-    if skipped == 0 {
-        return Ok(CancelOutcome::Finished);
-    }
-    settle_sql::add_skipped::<DB>(&mut tx, id.as_str(), skipped, now).await?;
-    sqlx::query(
-        "UPDATE announcements SET cancelled_at = $2, status = 'completed', updated_at = $2 WHERE id = $1",
-    )
-    .bind(id.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(CancelOutcome::Cancelled(skipped))
 }

@@ -8,6 +8,8 @@
 
 mod access;
 mod access_sql;
+mod announcements_cancel_sql;
+mod announcements_idempotency_sql;
 mod announcements_sql;
 mod chain;
 mod chain_batch_sql;
@@ -20,6 +22,9 @@ mod inbound_sql;
 mod ops;
 mod ops_sql;
 pub mod pipeline;
+mod pipeline_budget_sql;
+mod pipeline_claim_sql;
+mod pipeline_state_sql;
 mod postgres;
 mod rows;
 mod sealed;
@@ -35,6 +40,7 @@ mod watches;
 mod watches_sql;
 mod webhooks;
 mod webhooks_capture_sql;
+mod webhooks_queue_sql;
 mod webhooks_sql;
 mod write_tx;
 

@@ -324,7 +324,8 @@ pub struct IdempotencyCompletion {
     /// with the same key waits for that transaction and then finds the record.
     pub unclaimed_hash: Option<String>,
     /// Called more than once when the response is recorded by a single statement (see
-    /// `store/announcements_sql.rs`, `RecordedResponse`); every call must render the same way.
+    /// `store/announcements_idempotency_sql.rs`, `RecordedResponse`); every call must render
+    /// the same way.
     pub render: Box<dyn Fn(&Announcement) -> StoredResponse + Send + Sync>,
 }
 
