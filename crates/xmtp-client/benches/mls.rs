@@ -12,7 +12,10 @@ use openmls_traits::signatures::{Signer, SignerError};
 use openmls_traits::types::SignatureScheme;
 use openmls_traits::OpenMlsProvider as _;
 use xmtp_client::mls::content::{encode_text, envelope};
-use xmtp_client::mls::dm::{create_dm, encrypt, merge_pending, validate_key_package};
+use xmtp_client::mls::creator_leaf::CreatorLeaf;
+use xmtp_client::mls::dm::{
+    create_dm, create_dm_sharing_leaf, encrypt, merge_pending, validate_key_package,
+};
 use xmtp_client::mls::group_ext::DmSpec;
 use xmtp_client::mls::keypackage::build_key_package;
 use xmtp_client::mls::provider::XmtpProvider;
@@ -73,11 +76,13 @@ fn spec(me: &str, peer: &str) -> DmSpec {
     }
 }
 
-fn bench_dm_creation(installations: usize, rounds: usize) {
+/// DM creation with a fresh leaf per DM, or sharing a [`CreatorLeaf`] as the client does.
+fn bench_dm_creation(installations: usize, rounds: usize, shared: bool) {
     let (me, peer) = ("a".repeat(64), "b".repeat(64));
     let provider = XmtpProvider::new();
     let key = InstallationKey::generate();
     let kps = peer_key_packages(installations, &peer);
+    let leaf = CreatorLeaf::default();
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let t = Instant::now();
@@ -85,7 +90,12 @@ fn bench_dm_creation(installations: usize, rounds: usize) {
             .iter()
             .map(|(b, i)| validate_key_package(&provider, b, i, &peer).unwrap())
             .collect();
-        let (mut group, out) = create_dm(&provider, &key, &spec(&me, &peer), &validated).unwrap();
+        let spec = spec(&me, &peer);
+        let (mut group, out) = if shared {
+            create_dm_sharing_leaf(&provider, &key, &leaf, &spec, &validated).unwrap()
+        } else {
+            create_dm(&provider, &key, &spec, &validated).unwrap()
+        };
         merge_pending(&provider, &mut group).unwrap();
         for kp in &validated {
             wrap_welcome(&out.welcome, b"\x08\x01", kp.hpke_init_key().as_slice()).unwrap();
@@ -94,7 +104,10 @@ fn bench_dm_creation(installations: usize, rounds: usize) {
         samples.push(t.elapsed());
     }
     report(
-        &format!("DM creation, {installations} installation(s): validate+commit+merge+wrap"),
+        &format!(
+            "DM creation, {installations} installation(s){}: validate+commit+merge+wrap",
+            if shared { ", shared leaf" } else { "" }
+        ),
         samples,
     );
 }
@@ -228,8 +241,9 @@ fn main() {
         &key,
         rounds,
     );
-    bench_dm_creation(1, rounds / 4);
-    bench_dm_creation(3, rounds / 8);
+    bench_dm_creation(1, rounds / 4, false);
+    bench_dm_creation(1, rounds / 4, true);
+    bench_dm_creation(3, rounds / 8, true);
     if quick {
         bench_end_to_end(10, 10);
     } else {

@@ -194,7 +194,8 @@ impl Client {
             failed_installations: failed,
         };
         let kps: Vec<KeyPackage> = recipients.iter().map(|r| r.key_package.clone()).collect();
-        let (group, output) = dm::create_dm(&self.provider, &self.key, &spec, &kps)?;
+        let (group, output) =
+            dm::create_dm_sharing_leaf(&self.provider, &self.key, &self.creator_leaf, &spec, &kps)?;
         let record = DmRecord {
             peer_inbox_id: peer.to_owned(),
             group_id: hex::encode(group.group_id().as_slice()),

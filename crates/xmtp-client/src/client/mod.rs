@@ -29,6 +29,7 @@ pub use messages::{OutgoingText, SealedBatch, SendOptions};
 pub use reading::ReceivedMessage;
 
 use crate::error::ClientError;
+use crate::mls::creator_leaf::CreatorLeaf;
 use crate::mls::provider::XmtpProvider;
 use crate::mls::signer::InstallationKey;
 use crate::storage::Store;
@@ -122,6 +123,8 @@ pub struct Client {
     prefetch: inbox::Prefetch,
     /// DMs built ahead of their creation ([`Client::prebuild_dms`]).
     prebuilt: dms::Prebuilt,
+    /// The leaf our new DMs share while it is current ([`CreatorLeaf`]).
+    creator_leaf: CreatorLeaf,
 }
 
 impl std::fmt::Debug for Client {

@@ -18,6 +18,7 @@ use crate::error::ClientError;
 use crate::identity::{
     add_installation_update, create_inbox_update, Wallet, MAX_INSTALLATIONS_PER_INBOX,
 };
+use crate::mls::creator_leaf::CreatorLeaf;
 use crate::mls::keypackage::build_key_package;
 use crate::mls::provider::XmtpProvider;
 use crate::mls::signer::InstallationKey;
@@ -96,6 +97,7 @@ impl Client {
             address: id.address,
             prefetch: inbox::Prefetch::with_peers(&book),
             prebuilt: dms::Prebuilt::default(),
+            creator_leaf: CreatorLeaf::default(),
             book: Mutex::new(book),
             sender_tag_key: None,
         })
@@ -119,6 +121,7 @@ impl Client {
             sender_tag_key: None,
             prefetch: inbox::Prefetch::default(),
             prebuilt: dms::Prebuilt::default(),
+            creator_leaf: CreatorLeaf::default(),
         };
         if let Some(Some(existing)) = client
             .resolve_inbox_ids(&[address])

@@ -1,8 +1,9 @@
 //! The crypto under openmls and the welcome wrapper: RustCrypto, with X25519 from aws-lc.
 //!
-//! A first-contact DM costs about seven X25519 operations (the commit's path key and its HPKE
-//! seal, the group secrets' HPKE seal, the welcome wrapper's HPKE context, the new leaf's
-//! encryption key). Through x25519-dalek's portable Montgomery ladder they were ~14% of a
+//! A first-contact DM costs X25519 operations in two HPKE seals (the group secrets' and the
+//! welcome wrapper's, each a key generation and an agreement); when the commit still had an
+//! update path and each DM a fresh leaf key there were about seven. Through x25519-dalek's
+//! portable Montgomery ladder they were ~14% of a
 //! first-contact broadcast's CPU (perf, 2026-12-05); aws-lc's X25519 (already linked for TLS
 //! and Ed25519 signing) does the same RFC 7748 function in about half the time. Everything
 //! else — hashing, HKDF, AEAD, signatures, randomness — stays with RustCrypto.

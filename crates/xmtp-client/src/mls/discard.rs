@@ -15,16 +15,17 @@
 
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::storage::{traits, StorageProvider, CURRENT_VERSION};
+use openmls_traits::types::HpkeKeyPair;
 use openmls_traits::OpenMlsProvider;
 
-use super::crypto::XmtpCrypto;
+use super::creator_leaf::LeafKeyCrypto;
 use super::provider::XmtpProvider;
 use crate::storage::{MlsStorage, MlsStorageError};
 
 /// Crypto and randomness of an [`XmtpProvider`], storage reduced to its key pairs.
 #[derive(Debug)]
 pub struct CreationProvider<'a> {
-    crypto: &'a XmtpCrypto,
+    crypto: LeafKeyCrypto<'a>,
     storage: KeyPairsOnly<'a>,
 }
 
@@ -32,14 +33,23 @@ impl<'a> CreationProvider<'a> {
     /// Borrows `provider`'s crypto (so randomness comes from the same source) and storage.
     pub fn new(provider: &'a XmtpProvider) -> Self {
         Self {
-            crypto: provider.crypto(),
+            crypto: LeafKeyCrypto::plain(provider.crypto()),
+            storage: KeyPairsOnly(provider.storage()),
+        }
+    }
+
+    /// [`CreationProvider::new`] whose next HPKE key pair derivation (a built group's leaf
+    /// key) returns `leaf_key` ([`CreatorLeaf`](super::creator_leaf::CreatorLeaf)).
+    pub fn with_leaf_key(provider: &'a XmtpProvider, leaf_key: HpkeKeyPair) -> Self {
+        Self {
+            crypto: LeafKeyCrypto::with_leaf_key(provider.crypto(), leaf_key),
             storage: KeyPairsOnly(provider.storage()),
         }
     }
 }
 
 impl<'a> OpenMlsProvider for CreationProvider<'a> {
-    type CryptoProvider = XmtpCrypto;
+    type CryptoProvider = LeafKeyCrypto<'a>;
     type RandProvider = RustCrypto;
     type StorageProvider = KeyPairsOnly<'a>;
 
@@ -47,12 +57,12 @@ impl<'a> OpenMlsProvider for CreationProvider<'a> {
         &self.storage
     }
 
-    fn crypto(&self) -> &XmtpCrypto {
-        self.crypto
+    fn crypto(&self) -> &LeafKeyCrypto<'a> {
+        &self.crypto
     }
 
     fn rand(&self) -> &RustCrypto {
-        self.crypto.rust()
+        self.crypto.inner().rust()
     }
 }
 

@@ -14,6 +14,7 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider;
 use xmtp_proto::ed25519;
 
+use super::creator_leaf::{CreatorLeaf, LeafSigner};
 use super::discard::CreationProvider;
 use super::group_ext::{dm_extensions, membership_extension, DmSpec};
 use super::keypackage::{
@@ -114,15 +115,40 @@ pub struct CommitOutput {
 /// could load them (see [`CreationProvider`]); the merge stores the rest. Until then the
 /// group is held out of flushes ([`MlsStorage::hold_group`](crate::storage::MlsStorage)), so a
 /// DM built ahead of its creation writes nothing, and one given up leaves nothing behind.
+///
+/// Our leaf gets a fresh key pair; [`create_dm_sharing_leaf`] gives it the client's current
+/// [`CreatorLeaf`].
 pub fn create_dm(
     provider: &XmtpProvider,
     signer: &InstallationKey,
     spec: &DmSpec,
     key_packages: &[KeyPackage],
 ) -> Result<(MlsGroup, CommitOutput), MlsError> {
+    create(provider, signer, None, spec, key_packages)
+}
+
+/// [`create_dm`] with our leaf taken from `leaf`: the key pair, lifetime and leaf signature
+/// every DM created while it is current shares (see [`CreatorLeaf`]).
+pub fn create_dm_sharing_leaf(
+    provider: &XmtpProvider,
+    signer: &InstallationKey,
+    leaf: &CreatorLeaf,
+    spec: &DmSpec,
+    key_packages: &[KeyPackage],
+) -> Result<(MlsGroup, CommitOutput), MlsError> {
+    create(provider, signer, Some(leaf), spec, key_packages)
+}
+
+fn create(
+    provider: &XmtpProvider,
+    signer: &InstallationKey,
+    leaf: Option<&CreatorLeaf>,
+    spec: &DmSpec,
+    key_packages: &[KeyPackage],
+) -> Result<(MlsGroup, CommitOutput), MlsError> {
     let group_id = GroupId::from_slice(&rand::random::<[u8; 16]>());
     provider.storage().hold_group(&group_id);
-    let built = build_dm(provider, signer, spec, key_packages, group_id.clone());
+    let built = build_dm(provider, signer, leaf, spec, key_packages, group_id.clone());
     if built.is_err() {
         provider.storage().discard_group(&group_id);
     }
@@ -132,12 +158,12 @@ pub fn create_dm(
 fn build_dm(
     provider: &XmtpProvider,
     signer: &InstallationKey,
+    leaf: Option<&CreatorLeaf>,
     spec: &DmSpec,
     key_packages: &[KeyPackage],
     group_id: GroupId,
 ) -> Result<(MlsGroup, CommitOutput), MlsError> {
-    let scratch = CreationProvider::new(provider);
-    let mut group = MlsGroup::builder()
+    let builder = MlsGroup::builder()
         .with_group_id(group_id)
         .ciphersuite(CIPHERSUITE)
         .with_wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
@@ -146,22 +172,33 @@ fn build_dm(
         .with_capabilities(leaf_capabilities())
         .with_leaf_node_extensions(leaf_extensions(&spec.creator_inbox_id))
         .map_err(mls_err)?
-        .with_group_context_extensions(dm_extensions(spec))
-        .build(
-            &scratch,
-            signer,
-            credential_for(&spec.creator_inbox_id, signer),
-        )
-        .map_err(mls_err)?;
+        .with_group_context_extensions(dm_extensions(spec));
+    let credential = credential_for(&spec.creator_inbox_id, signer);
+    let mut group = match leaf {
+        None => builder.build(&CreationProvider::new(provider), signer, credential),
+        Some(leaf) => {
+            let lease = leaf.lease(provider.crypto()).map_err(mls_err)?;
+            builder.lifetime(lease.lifetime).build(
+                &CreationProvider::with_leaf_key(provider, lease.key_pair),
+                &LeafSigner { key: signer, leaf },
+                credential,
+            )
+        }
+    }
+    .map_err(mls_err)?;
+    let scratch = CreationProvider::new(provider);
     // Only Add proposals: no update path (RFC 9420 §12.4). Our leaf was made a moment ago
-    // with a fresh encryption key, so a path would only replace it with another fresh one,
-    // at the cost of more key derivations, an HPKE encryption and a signature per DM.
+    // (a fresh key, or the current creator leaf's), so a path would only replace it with
+    // another fresh one, at the cost of more key derivations, an HPKE encryption and a
+    // signature per DM. No GroupInfo for export either (one for external joins: an external
+    // key pair and a second GroupInfo signature per DM); the welcome carries its own.
     let bundle = group
         .commit_builder()
         .propose_adds(key_packages.iter().cloned())
         .force_self_update(false)
         .load_psks(scratch.storage())
         .map_err(mls_err)?
+        .create_group_info(false)
         .build(scratch.rand(), scratch.crypto(), signer, |_| true)
         .map_err(mls_err)?
         .stage_commit(&scratch)
@@ -205,6 +242,7 @@ pub fn update_installations(
         .map_err(mls_err)?
         .load_psks(provider.storage())
         .map_err(mls_err)?
+        .create_group_info(false)
         .build(provider.rand(), provider.crypto(), signer, |_| true)
         .map_err(mls_err)?
         .stage_commit(provider)

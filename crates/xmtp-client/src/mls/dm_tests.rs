@@ -3,28 +3,8 @@
 use super::*;
 use crate::mls::content::{decode_envelope, encode_text, envelope};
 use crate::mls::group_ext::{read_membership, read_metadata};
-use crate::mls::keypackage::build_key_package;
+use crate::mls::test_support::{party, published_kp, Party};
 use crate::mls::welcome::{unwrap_welcome, wrap_welcome};
-
-struct Party {
-    provider: XmtpProvider,
-    key: InstallationKey,
-    inbox: String,
-}
-
-fn party(c: char) -> Party {
-    Party {
-        provider: XmtpProvider::new(),
-        key: InstallationKey::generate(),
-        inbox: c.to_string().repeat(64),
-    }
-}
-
-fn published_kp(p: &Party) -> (Vec<u8>, Vec<u8>) {
-    let bundle = build_key_package(&p.provider, &p.key, &p.inbox).unwrap();
-    let bytes = bundle.key_package().tls_serialize_detached().unwrap();
-    (bytes, bundle.init_private_key().to_vec())
-}
 
 #[test]
 fn dm_round_trip_with_peer_commit_and_new_installation() {
