@@ -1,4 +1,4 @@
-//! The openmls provider: [`XmtpCrypto`] (RustCrypto with aws-lc X25519) for crypto, RustCrypto
+//! The openmls provider: [`XmtpCrypto`] (RustCrypto with aws-lc X25519 and ChaCha20-Poly1305) for crypto, RustCrypto
 //! for randomness, [`MlsStorage`] for state.
 
 use openmls_rust_crypto::RustCrypto;

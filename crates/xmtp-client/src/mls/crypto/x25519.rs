@@ -1,5 +1,6 @@
 //! [`AwsLcX25519`]: the HPKE backend (hpke-rs) of the openmls provider and the welcome
-//! wrapper — RustCrypto, except X25519 from aws-lc (see the parent module for why).
+//! wrapper — RustCrypto, except X25519 and ChaCha20-Poly1305 from aws-lc (see the parent
+//! module and [`super::aead`] for why).
 
 use std::cell::RefCell;
 
@@ -10,7 +11,8 @@ use hpke_rs::rustcrypto::HpkeRustCrypto;
 use hpke_rs_crypto::{error::Error as HpkeCryptoError, HpkeCrypto};
 use zeroize::Zeroizing;
 
-/// hpke-rs backend: RustCrypto, except X25519 (key derivation and Diffie-Hellman) from aws-lc.
+/// hpke-rs backend: RustCrypto, except X25519 (key derivation and Diffie-Hellman) and
+/// ChaCha20-Poly1305 from aws-lc.
 #[derive(Debug)]
 pub struct AwsLcX25519;
 
@@ -53,7 +55,7 @@ impl HpkeCrypto for AwsLcX25519 {
     type HpkePrng = <HpkeRustCrypto as HpkeCrypto>::HpkePrng;
 
     fn name() -> String {
-        "RustCrypto with aws-lc X25519".to_owned()
+        "RustCrypto with aws-lc X25519 and ChaCha20-Poly1305".to_owned()
     }
 
     fn supports_kdf(alg: KdfAlgorithm) -> Result<(), HpkeCryptoError> {
@@ -152,7 +154,14 @@ impl HpkeCrypto for AwsLcX25519 {
         aad: &[u8],
         msg: &[u8],
     ) -> Result<Vec<u8>, HpkeCryptoError> {
-        HpkeRustCrypto::aead_seal(alg, key, nonce, aad, msg)
+        if alg != AeadAlgorithm::ChaCha20Poly1305 {
+            return HpkeRustCrypto::aead_seal(alg, key, nonce, aad, msg);
+        }
+        if nonce.len() != 12 {
+            return Err(HpkeCryptoError::AeadInvalidNonce);
+        }
+        super::aead::seal(key, nonce, aad, msg)
+            .map_err(|_| HpkeCryptoError::CryptoLibraryError("AEAD key length".to_owned()))
     }
 
     fn aead_open(
@@ -162,6 +171,15 @@ impl HpkeCrypto for AwsLcX25519 {
         aad: &[u8],
         msg: &[u8],
     ) -> Result<Vec<u8>, HpkeCryptoError> {
-        HpkeRustCrypto::aead_open(alg, key, nonce, aad, msg)
+        if alg != AeadAlgorithm::ChaCha20Poly1305 {
+            return HpkeRustCrypto::aead_open(alg, key, nonce, aad, msg);
+        }
+        if nonce.len() != 12 {
+            return Err(HpkeCryptoError::AeadInvalidNonce);
+        }
+        if msg.len() < 16 {
+            return Err(HpkeCryptoError::AeadInvalidCiphertext);
+        }
+        super::aead::open(key, nonce, aad, msg).map_err(|_| HpkeCryptoError::AeadOpenError)
     }
 }
