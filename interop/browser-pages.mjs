@@ -1,5 +1,5 @@
 // Drives herald's browser pages in headless Chromium (Debian's /usr/bin/chromium, never a
-// downloaded browser) with puppeteer-core, for the Rust test tests/it/browser.rs.
+// downloaded browser) with puppeteer-core, for the Rust test tests/it/browser/.
 //
 //   node browser-pages.mjs subscribe   env: HERALD_URL CHANNEL_ID CHANNEL_NAME WALLET_KEY TOPIC_OFF SCREENSHOT
 //   node browser-pages.mjs console     env: HERALD_URL API_KEY CSV_FILE SCREENSHOT

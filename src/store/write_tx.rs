@@ -50,7 +50,7 @@ impl BeginWrite for sqlx::SqlitePool {
 /// `BEGIN`, sqlx's Postgres driver has not counted the transaction yet, so nothing rolls it
 /// back: the connection went back to the pool inside it, every later statement on it ran in
 /// that transaction, and its row locks (a channel's sender lease row) were never released
-/// (tests/it/outage.rs `a_write_cancelled_at_any_point_leaves_no_transaction_open`).
+/// (tests/it/outage/transactions.rs `a_write_cancelled_at_any_point_leaves_no_transaction_open`).
 async fn run_to_end<DB: sqlx::Database>(
     begin: impl Future<Output = sqlx::Result<Transaction<'static, DB>>> + Send + 'static,
 ) -> sqlx::Result<Transaction<'static, DB>> {

@@ -2,7 +2,7 @@
 //! tenant isolation and chain config; the SQL `ChainStore` against the engine's contract and
 //! the watcher lease are in `triggers/store.rs`.
 //! No RPC is needed here: the configured chain points at a closed port, so its watcher never
-//! commits anything (the anvil end-to-end tests are in `triggers_chain.rs`).
+//! commits anything (the anvil end-to-end tests are in `triggers_chain/`).
 
 use herald::chain::ChainConfig;
 use reqwest::{Method, StatusCode};
