@@ -18,7 +18,12 @@
 //! key pairs (group-scoped storage), so a group whose own leaf later changes deletes only its
 //! own copy. The pair is replaced after [`ROTATE_AFTER_USES`] DMs or [`ROTATE_AFTER`], so one
 //! key serves a bounded set of DMs.
+//!
+//! openmls derives the leaf key itself, so the build runs inside [`with_next_key_pair`], whose
+//! pair [`XmtpCrypto`]'s next derivation on that thread returns, and signs through
+//! [`LeafSigner`], which answers a leaf node it signed before with the same signature.
 
+use std::cell::RefCell;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -26,11 +31,7 @@ use openmls::prelude::Lifetime;
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::random::OpenMlsRand;
 use openmls_traits::signatures::{Signer, SignerError};
-use openmls_traits::types::{
-    AeadType, Ciphersuite, CryptoError, ExporterSecret, HashType, HpkeCiphertext, HpkeConfig,
-    HpkeKeyPair, SignatureScheme,
-};
-use tls_codec::SecretVLBytes;
+use openmls_traits::types::{CryptoError, HpkeKeyPair, SignatureScheme};
 
 use super::crypto::XmtpCrypto;
 use super::keypackage::CIPHERSUITE;
@@ -154,186 +155,30 @@ impl Signer for LeafSigner<'_> {
     }
 }
 
-/// [`XmtpCrypto`] whose next HPKE key pair derivation returns a given pair (a new group's
-/// leaf key, the only derivation when a group is built); everything else passes through.
-#[derive(Debug)]
-pub struct LeafKeyCrypto<'a> {
-    crypto: &'a XmtpCrypto,
-    leaf_key: Mutex<Option<HpkeKeyPair>>,
+thread_local! {
+    /// The key pair the next HPKE key pair derivation on this thread returns
+    /// ([`with_next_key_pair`]).
+    static NEXT_KEY_PAIR: RefCell<Option<HpkeKeyPair>> = const { RefCell::new(None) };
 }
 
-impl<'a> LeafKeyCrypto<'a> {
-    /// `crypto` unchanged.
-    pub(crate) fn plain(crypto: &'a XmtpCrypto) -> Self {
-        Self {
-            crypto,
-            leaf_key: Mutex::new(None),
+/// Runs `f` with the first HPKE key pair derivation it makes on this thread through
+/// [`XmtpCrypto`] answered with `key_pair` (building a group derives exactly one: its creator's
+/// leaf key). A pair left unused is dropped when `f` returns or unwinds.
+pub(crate) fn with_next_key_pair<R>(key_pair: HpkeKeyPair, f: impl FnOnce() -> R) -> R {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            NEXT_KEY_PAIR.with(|next| next.borrow_mut().take());
         }
     }
-
-    /// `crypto`, its next key pair derivation answered with `key_pair`.
-    pub(crate) fn with_leaf_key(crypto: &'a XmtpCrypto, key_pair: HpkeKeyPair) -> Self {
-        Self {
-            crypto,
-            leaf_key: Mutex::new(Some(key_pair)),
-        }
-    }
-
-    /// The inner crypto (for its randomness).
-    pub(crate) fn inner(&self) -> &'a XmtpCrypto {
-        self.crypto
-    }
+    NEXT_KEY_PAIR.with(|next| *next.borrow_mut() = Some(key_pair));
+    let _clear = Clear;
+    f()
 }
 
-impl OpenMlsCrypto for LeafKeyCrypto<'_> {
-    fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
-        self.crypto.supports(ciphersuite)
-    }
-
-    fn supported_ciphersuites(&self) -> Vec<Ciphersuite> {
-        self.crypto.supported_ciphersuites()
-    }
-
-    fn hkdf_extract(
-        &self,
-        hash_type: HashType,
-        salt: &[u8],
-        ikm: &[u8],
-    ) -> Result<SecretVLBytes, CryptoError> {
-        self.crypto.hkdf_extract(hash_type, salt, ikm)
-    }
-
-    fn hmac(
-        &self,
-        hash_type: HashType,
-        key: &[u8],
-        message: &[u8],
-    ) -> Result<SecretVLBytes, CryptoError> {
-        self.crypto.hmac(hash_type, key, message)
-    }
-
-    fn hkdf_expand(
-        &self,
-        hash_type: HashType,
-        prk: &[u8],
-        info: &[u8],
-        okm_len: usize,
-    ) -> Result<SecretVLBytes, CryptoError> {
-        self.crypto.hkdf_expand(hash_type, prk, info, okm_len)
-    }
-
-    fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.crypto.hash(hash_type, data)
-    }
-
-    fn aead_encrypt(
-        &self,
-        alg: AeadType,
-        key: &[u8],
-        data: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        self.crypto.aead_encrypt(alg, key, data, nonce, aad)
-    }
-
-    fn aead_decrypt(
-        &self,
-        alg: AeadType,
-        key: &[u8],
-        ct_tag: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        self.crypto.aead_decrypt(alg, key, ct_tag, nonce, aad)
-    }
-
-    fn signature_key_gen(&self, alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
-        self.crypto.signature_key_gen(alg)
-    }
-
-    fn verify_signature(
-        &self,
-        alg: SignatureScheme,
-        data: &[u8],
-        pk: &[u8],
-        signature: &[u8],
-    ) -> Result<(), CryptoError> {
-        self.crypto.verify_signature(alg, data, pk, signature)
-    }
-
-    fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.crypto.sign(alg, data, key)
-    }
-
-    fn hpke_seal(
-        &self,
-        config: HpkeConfig,
-        pk_r: &[u8],
-        info: &[u8],
-        aad: &[u8],
-        ptxt: &[u8],
-    ) -> Result<HpkeCiphertext, CryptoError> {
-        self.crypto.hpke_seal(config, pk_r, info, aad, ptxt)
-    }
-
-    fn hpke_open(
-        &self,
-        config: HpkeConfig,
-        input: &HpkeCiphertext,
-        sk_r: &[u8],
-        info: &[u8],
-        aad: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        self.crypto.hpke_open(config, input, sk_r, info, aad)
-    }
-
-    fn hpke_setup_sender_and_export(
-        &self,
-        config: HpkeConfig,
-        pk_r: &[u8],
-        info: &[u8],
-        exporter_context: &[u8],
-        exporter_length: usize,
-    ) -> Result<(Vec<u8>, ExporterSecret), CryptoError> {
-        self.crypto.hpke_setup_sender_and_export(
-            config,
-            pk_r,
-            info,
-            exporter_context,
-            exporter_length,
-        )
-    }
-
-    fn hpke_setup_receiver_and_export(
-        &self,
-        config: HpkeConfig,
-        enc: &[u8],
-        sk_r: &[u8],
-        info: &[u8],
-        exporter_context: &[u8],
-        exporter_length: usize,
-    ) -> Result<ExporterSecret, CryptoError> {
-        self.crypto.hpke_setup_receiver_and_export(
-            config,
-            enc,
-            sk_r,
-            info,
-            exporter_context,
-            exporter_length,
-        )
-    }
-
-    fn derive_hpke_keypair(
-        &self,
-        config: HpkeConfig,
-        ikm: &[u8],
-    ) -> Result<HpkeKeyPair, CryptoError> {
-        match self.leaf_key.lock().expect("leaf key lock").take() {
-            Some(key_pair) => Ok(key_pair),
-            None => self.crypto.derive_hpke_keypair(config, ikm),
-        }
-    }
+/// The pair [`with_next_key_pair`] set for this thread, taken (for [`XmtpCrypto`]).
+pub(crate) fn take_next_key_pair() -> Option<HpkeKeyPair> {
+    NEXT_KEY_PAIR.with(|next| next.borrow_mut().take())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::MlsGroup;
+use openmls_traits::crypto::OpenMlsCrypto as _;
 use openmls_traits::OpenMlsProvider as _;
 
 use super::*;
@@ -15,7 +16,7 @@ use crate::mls::dm::{
 };
 use crate::mls::group_ext::DmSpec;
 use crate::mls::provider::XmtpProvider;
-use crate::mls::test_support::{party, published_kp, Party};
+use crate::mls::test_support::{party, published_kp, restarted, Party};
 use crate::mls::welcome::{unwrap_welcome, wrap_welcome};
 
 /// A DM `alice` creates with `peer` (sharing `leaf` if given), and the peer's joined copy.
@@ -121,20 +122,8 @@ fn dms_created_while_a_leaf_is_current_share_it_and_each_works_alone() {
     // Our own key update in one DM replaces (and deletes) that group's copy only.
     key_update(&alice, &mut with_bob, (&bob.provider, &mut bobs));
     assert_ne!(own_leaf(&with_bob), own_leaf(&with_carol));
-    let written: Vec<(Vec<u8>, Vec<u8>)> = alice
-        .provider
-        .storage()
-        .take_dirty()
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
-
     // The other DM, reloaded from what was written, still opens a path sent to the shared key.
-    let restarted = XmtpProvider::new();
-    restarted.storage().load(written);
-    let mut reloaded = MlsGroup::load(restarted.storage(), with_carol.group_id())
-        .unwrap()
-        .expect("group stored");
+    let (restarted, mut reloaded) = restarted(&alice, with_carol.group_id());
     key_update(&carol, &mut carols, (&restarted, &mut reloaded));
     deliver(
         (&restarted, &alice, &mut reloaded),
@@ -192,4 +181,38 @@ fn the_leaf_signer_gives_exactly_the_installation_key_signatures() {
         assert_eq!(signer.sign(payload).unwrap(), key.sign(payload).unwrap());
     }
     assert_eq!(signer.signature_scheme(), key.signature_scheme());
+}
+
+#[test]
+fn the_next_key_pair_answers_one_derivation_on_its_thread_only() {
+    let provider = XmtpProvider::new();
+    let config = || crate::mls::keypackage::CIPHERSUITE.hpke_config();
+    let derive = || {
+        provider
+            .crypto()
+            .derive_hpke_keypair(config(), &[7; 32])
+            .unwrap()
+    };
+    let preset = derive_for_test(&provider);
+    let (first, second, elsewhere) = with_next_key_pair(preset.clone(), || {
+        let elsewhere = std::thread::scope(|s| s.spawn(take_next_key_pair).join().unwrap());
+        (derive(), derive(), elsewhere)
+    });
+    assert_eq!(first.public, preset.public);
+    assert_eq!(
+        second.public,
+        derive().public,
+        "the second derivation is the real one"
+    );
+    assert!(elsewhere.is_none(), "another thread does not see it");
+    // Unused, it is gone when the closure returns (or unwinds).
+    with_next_key_pair(preset.clone(), || ());
+    assert_ne!(derive().public, preset.public);
+    let _ = std::panic::catch_unwind(|| with_next_key_pair(preset.clone(), || panic!("x")));
+    assert!(take_next_key_pair().is_none());
+}
+
+fn derive_for_test(provider: &XmtpProvider) -> HpkeKeyPair {
+    let leaf = CreatorLeaf::default();
+    leaf.lease(provider.crypto()).unwrap().key_pair
 }

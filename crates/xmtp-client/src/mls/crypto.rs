@@ -252,6 +252,10 @@ impl OpenMlsCrypto for XmtpCrypto {
         config: HpkeConfig,
         ikm: &[u8],
     ) -> Result<HpkeKeyPair, CryptoError> {
+        // A new group's creator leaf shares the client's current key pair (see creator_leaf).
+        if let Some(key_pair) = super::creator_leaf::take_next_key_pair() {
+            return Ok(key_pair);
+        }
         let (private, public) = hpke_for(config)?
             .derive_key_pair(ikm)
             .map_err(|e| match e {

@@ -15,17 +15,16 @@
 
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::storage::{traits, StorageProvider, CURRENT_VERSION};
-use openmls_traits::types::HpkeKeyPair;
 use openmls_traits::OpenMlsProvider;
 
-use super::creator_leaf::LeafKeyCrypto;
+use super::crypto::XmtpCrypto;
 use super::provider::XmtpProvider;
 use crate::storage::{MlsStorage, MlsStorageError};
 
 /// Crypto and randomness of an [`XmtpProvider`], storage reduced to its key pairs.
 #[derive(Debug)]
 pub struct CreationProvider<'a> {
-    crypto: LeafKeyCrypto<'a>,
+    crypto: &'a XmtpCrypto,
     storage: KeyPairsOnly<'a>,
 }
 
@@ -33,23 +32,14 @@ impl<'a> CreationProvider<'a> {
     /// Borrows `provider`'s crypto (so randomness comes from the same source) and storage.
     pub fn new(provider: &'a XmtpProvider) -> Self {
         Self {
-            crypto: LeafKeyCrypto::plain(provider.crypto()),
-            storage: KeyPairsOnly(provider.storage()),
-        }
-    }
-
-    /// [`CreationProvider::new`] whose next HPKE key pair derivation (a built group's leaf
-    /// key) returns `leaf_key` ([`CreatorLeaf`](super::creator_leaf::CreatorLeaf)).
-    pub fn with_leaf_key(provider: &'a XmtpProvider, leaf_key: HpkeKeyPair) -> Self {
-        Self {
-            crypto: LeafKeyCrypto::with_leaf_key(provider.crypto(), leaf_key),
+            crypto: provider.crypto(),
             storage: KeyPairsOnly(provider.storage()),
         }
     }
 }
 
 impl<'a> OpenMlsProvider for CreationProvider<'a> {
-    type CryptoProvider = LeafKeyCrypto<'a>;
+    type CryptoProvider = XmtpCrypto;
     type RandProvider = RustCrypto;
     type StorageProvider = KeyPairsOnly<'a>;
 
@@ -57,12 +47,12 @@ impl<'a> OpenMlsProvider for CreationProvider<'a> {
         &self.storage
     }
 
-    fn crypto(&self) -> &LeafKeyCrypto<'a> {
-        &self.crypto
+    fn crypto(&self) -> &XmtpCrypto {
+        self.crypto
     }
 
     fn rand(&self) -> &RustCrypto {
-        self.crypto.inner().rust()
+        self.crypto.rust()
     }
 }
 

@@ -14,7 +14,7 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider;
 use xmtp_proto::ed25519;
 
-use super::creator_leaf::{CreatorLeaf, LeafSigner};
+use super::creator_leaf::{with_next_key_pair, CreatorLeaf, LeafSigner};
 use super::discard::CreationProvider;
 use super::group_ext::{dm_extensions, membership_extension, DmSpec};
 use super::keypackage::{
@@ -174,19 +174,21 @@ fn build_dm(
         .map_err(mls_err)?
         .with_group_context_extensions(dm_extensions(spec));
     let credential = credential_for(&spec.creator_inbox_id, signer);
+    let scratch = CreationProvider::new(provider);
     let mut group = match leaf {
-        None => builder.build(&CreationProvider::new(provider), signer, credential),
+        None => builder.build(&scratch, signer, credential),
         Some(leaf) => {
             let lease = leaf.lease(provider.crypto()).map_err(mls_err)?;
-            builder.lifetime(lease.lifetime).build(
-                &CreationProvider::with_leaf_key(provider, lease.key_pair),
-                &LeafSigner { key: signer, leaf },
-                credential,
-            )
+            with_next_key_pair(lease.key_pair, || {
+                builder.lifetime(lease.lifetime).build(
+                    &scratch,
+                    &LeafSigner { key: signer, leaf },
+                    credential,
+                )
+            })
         }
     }
     .map_err(mls_err)?;
-    let scratch = CreationProvider::new(provider);
     // Only Add proposals: no update path (RFC 9420 §12.4). Our leaf was made a moment ago
     // (a fresh key, or the current creator leaf's), so a path would only replace it with
     // another fresh one, at the cost of more key derivations, an HPKE encryption and a

@@ -3,7 +3,7 @@
 use super::*;
 use crate::mls::content::{decode_envelope, encode_text, envelope};
 use crate::mls::group_ext::{read_membership, read_metadata};
-use crate::mls::test_support::{party, published_kp, Party};
+use crate::mls::test_support::{party, published_kp, restarted, Party};
 use crate::mls::welcome::{unwrap_welcome, wrap_welcome};
 
 #[test]
@@ -226,20 +226,8 @@ fn a_created_dm_reloads_from_what_its_creation_wrote() {
     )
     .unwrap();
     merge_creation(&alice.provider, &mut group).unwrap();
-    let written: Vec<(Vec<u8>, Vec<u8>)> = alice
-        .provider
-        .storage()
-        .take_dirty()
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
-
     // A restarted sender loads the group from those entries alone and sends in epoch 1.
-    let restarted = XmtpProvider::new();
-    restarted.storage().load(written);
-    let mut reloaded = MlsGroup::load(restarted.storage(), group.group_id())
-        .unwrap()
-        .expect("group stored");
+    let (restarted, mut reloaded) = restarted(&alice, group.group_id());
     assert_eq!(reloaded.epoch().as_u64(), 1);
     assert_eq!(reloaded.configuration(), group.configuration());
     let ct = encrypt(
