@@ -15,23 +15,16 @@ async fn sqlite_file_locked_mid_broadcast_answers_503_then_completes() {
     let node = DevNode::start(DevNodeConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("herald.db").display());
-    let serve = Serve::new(db.clone(), dir.path(), node.url()).with(&[
-        ("HERALD_XMTP_BATCH_SIZE", &BATCH.to_string()),
-        ("HERALD_XMTP_LEASE_SECS", "5"),
-        ("HERALD_XMTP_GOVERNOR", "on"),
-        ("HERALD_XMTP_RATE_BURST", "40"),
-        ("HERALD_XMTP_RATE_PER_MINUTE", "1200"),
-    ]);
-    let log = dir.path().join("herald.log");
-    let inboxes = inboxes(&node.url(), SUBSCRIBERS).await;
-    let mut child = serve.spawn(&log);
-    serve.wait_ready().await;
-    let http = reqwest::Client::new();
-    let b = serve.base.as_str();
-    let addrs: Vec<String> = inboxes.iter().map(|c| c.address().to_owned()).collect();
-    let cast = start_broadcast(&http, b, &addrs, "lock-proof announcement").await;
-    cast.wait_part_delivered(&http, b, 2 * BATCH as i64, SUBSCRIBERS)
-        .await;
+    let mut run = underway(
+        db.clone(),
+        dir.path(),
+        node.url(),
+        ("40", "1200"),
+        SUBSCRIBERS,
+        "lock-proof announcement",
+    )
+    .await;
+    let (http, b, cast) = (&run.http, run.base.as_str(), &run.cast);
 
     // Take the file's write lock from this process, as a stray tool or backup would.
     let mut holder = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db)
@@ -41,7 +34,7 @@ async fn sqlite_file_locked_mid_broadcast_answers_503_then_completes() {
         .execute(&mut holder)
         .await
         .expect("takes the write lock");
-    let before = counts_now(&http, b, &cast).await;
+    let before = counts_now(http, b, cast).await;
     for _ in 0..2 {
         let (status, body, took) = timed(
             http.post(format!("{b}/v1/channels"))
@@ -57,22 +50,13 @@ async fn sqlite_file_locked_mid_broadcast_answers_503_then_completes() {
         );
     }
     // Nothing settled while the lock was held: no write got through.
-    assert_eq!(counts_now(&http, b, &cast).await, before);
-    assert!(child.alive(), "herald exited while the file was locked");
+    assert_eq!(counts_now(http, b, cast).await, before);
+    assert!(run.child.alive(), "herald exited while the file was locked");
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     drop(holder);
 
-    let done = cast.wait_completed(&http, b, RECOVERY).await;
-    assert!(child.alive(), "herald was restarted or died");
-    child.kill();
-    assert_eq!(done["counts"]["delivered"], json!(SUBSCRIBERS), "{done}");
-    assert_eq!(done["counts"]["failed"], json!(0), "{done}");
-    assert!(!panicked(&log), "herald panicked; see its log");
-    let raw = assert_each_inbox_once(&inboxes, &cast.sender).await;
-    assert!(
-        raw <= SUBSCRIBERS + BATCH,
-        "{raw} publishes for {SUBSCRIBERS} deliveries"
-    );
+    let done = cast.wait_completed(http, b, RECOVERY).await;
+    run.assert_completed_once(&done).await;
     node.shutdown().await;
 }
 

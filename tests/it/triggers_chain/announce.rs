@@ -17,18 +17,7 @@ async fn a_swap_becomes_one_announcement_with_deliveries_after_confirmations() {
     app.subscribe(&key, &ch, &subscribers).await;
     watcher_started(&app).await;
 
-    let created = app
-        .post(
-            &format!("/v1/channels/{ch}/triggers"),
-            &key,
-            trigger(&chain, 3),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let path = format!(
-        "/v1/channels/{ch}/triggers/{}",
-        created.body["id"].as_str().unwrap()
-    );
+    let path = create_trigger(&app, &key, &ch, trigger(&chain, 3)).await;
 
     let (_, small_block) = chain.swap(5, -5).await; // filtered out by the condition
     let (_, block) = chain.swap(1_500_000_000_000_000_000, -2_500_000_000).await;
@@ -117,17 +106,7 @@ async fn paused_triggers_skip_events_and_edits_apply_to_later_ones() {
     let ch = app.channel(&key, "swaps").await;
     app.subscribe(&key, &ch, &addresses(9, 1)).await;
     watcher_started(&app).await;
-    let created = app
-        .post(
-            &format!("/v1/channels/{ch}/triggers"),
-            &key,
-            trigger(&chain, 1),
-        )
-        .await;
-    let path = format!(
-        "/v1/channels/{ch}/triggers/{}",
-        created.body["id"].as_str().unwrap()
-    );
+    let path = create_trigger(&app, &key, &ch, trigger(&chain, 1)).await;
     let patch = |body: Value| app.call(reqwest::Method::PATCH, &path, Some(&key), Some(body));
     assert_eq!(patch(json!({"paused": true})).await.status, StatusCode::OK);
 
@@ -183,18 +162,7 @@ async fn trigger_announcements_wait_for_the_pending_deliveries_quota() {
     assert_eq!(refused.code(), "quota_exceeded", "{}", refused.body);
     watcher_started(&app).await;
 
-    let created = app
-        .post(
-            &format!("/v1/channels/{ch}/triggers"),
-            &key,
-            trigger(&chain, 1),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let path = format!(
-        "/v1/channels/{ch}/triggers/{}",
-        created.body["id"].as_str().unwrap()
-    );
+    let path = create_trigger(&app, &key, &ch, trigger(&chain, 1)).await;
     let (_, block) = chain.swap(2_000_000_000_000_000_000, -1).await;
     chain.mine(1).await;
     scanned(&app, &key, &path, block).await;

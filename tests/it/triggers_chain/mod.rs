@@ -51,6 +51,18 @@ fn trigger(chain: &Chain, confirmations: u64) -> Value {
 }
 
 /// Texts of the channel's announcements, oldest first.
+/// Creates `body` as a trigger of channel `ch` (201 asserted); returns the trigger's path.
+async fn create_trigger(app: &TestApp, key: &str, ch: &str, body: Value) -> String {
+    let created = app
+        .post(&format!("/v1/channels/{ch}/triggers"), key, body)
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    format!(
+        "/v1/channels/{ch}/triggers/{}",
+        created.body["id"].as_str().unwrap()
+    )
+}
+
 async fn announcements(app: &TestApp, channel: &str) -> Vec<String> {
     app.raw_strings(&format!(
         "SELECT text FROM announcements WHERE channel_id = '{channel}' ORDER BY id"
